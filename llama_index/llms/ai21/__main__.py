@@ -1,0 +1,85 @@
+"""The demo: ``python -m llama_index.llms.ai21``.
+
+With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the bundled emulator in
+this process and says so. Then it shows a completion, a chat with ``preamble_override``, a
+streamed answer and a LlamaIndex query engine over a few bundled paragraphs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+
+from llama_index.core import Document, SummaryIndex
+from llama_index.core.llms import ChatMessage
+
+from llama_index.llms.ai21 import AI21
+
+PARAGRAPHS = [
+    "AI21 Labs is an Israeli artificial intelligence company founded in 2017 by Yoav Shoham, "
+    "Ori Goshen and Amnon Shashua. It builds language models for enterprises.",
+    "Jamba is AI21's family of large language models. Jamba combines Transformer layers with "
+    "Mamba state-space layers, which lets it handle a context window of 256K tokens.",
+    "Jurassic-2 was AI21's earlier model line. The j2-light, j2-mid and j2-ultra models were "
+    "retired in November 2024.",
+    "LlamaIndex is a framework for building retrieval-augmented generation applications "
+    "over your own data, with query engines, chat engines and agents.",
+]
+QUESTION = "How large is Jamba's context window?"
+
+
+def _section(title: str) -> None:
+    print(f"\n=== {title} ===", flush=True)
+
+
+@contextlib.contextmanager
+def _llm(model: str) -> Iterator[AI21]:
+    if os.environ.get("AI21_API_KEY"):
+        print(f"Using the AI21 API ({os.environ.get('AI21_API_HOST') or 'api.ai21.com'}).")
+        yield AI21(model=model)
+        return
+    from llama_index.llms.ai21.emulator import Emulator
+
+    with Emulator() as emulator:
+        print(
+            f"AI21_API_KEY is not set: using the built-in AI21 emulator at {emulator.base_url} "
+            "(deterministic canned answers, no network)."
+        )
+        yield AI21(model=model, api_key=emulator.api_key, base_url=emulator.base_url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--model", default="jamba-mini", help="model name (default: jamba-mini)")
+    args = parser.parse_args(argv)
+
+    with _llm(args.model) as llm:
+        _section("1. complete")
+        print(llm.complete("Paul Graham is "))
+
+        _section("2. chat with preamble_override")
+        messages = [
+            ChatMessage(role="user", content="hello there"),
+            ChatMessage(role="assistant", content="Arrrr, matey! How can I help ye today?"),
+            ChatMessage(role="user", content="What is your name"),
+        ]
+        print(llm.chat(messages, preamble_override="You are a pirate with a colorful personality"))
+
+        _section("3. stream_complete, token by token")
+        for chunk in llm.stream_complete("Tell me a short story about a lighthouse."):
+            print(chunk.delta, end="", flush=True)
+        print()
+
+        _section("4. a LlamaIndex query engine over bundled paragraphs")
+        index = SummaryIndex.from_documents([Document(text=text) for text in PARAGRAPHS])
+        engine = index.as_query_engine(llm=llm)
+        print(f"Q: {QUESTION}")
+        print(f"A: {engine.query(QUESTION)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,402 @@
+"""Pure conversions between LlamaIndex objects and AI21 payloads (no I/O, no mutation).
+
+Requests: :func:`to_ai21_messages` (Jamba, ai21-api.md 1.2), :func:`to_j2_chat` and
+:func:`to_j2_prompt` (Jurassic-2, section 2). Responses: :func:`chat_response_from_ai21`,
+:func:`chat_response_from_j2_chat`, :func:`completion_text_from_j2`. Every branch over roles
+or content types ends in an explicit error for what AI21 cannot represent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    MessageRole,
+    TextBlock,
+    ToolCallBlock,
+)
+
+from llama_index.llms.ai21.errors import MalformedResponseError
+
+# LlamaIndex roles that mean "the model" in other providers' vocabularies.
+_ASSISTANT_ROLES = {MessageRole.ASSISTANT, MessageRole.CHATBOT, MessageRole.MODEL}
+_SYSTEM_ROLES = {MessageRole.SYSTEM, MessageRole.DEVELOPER}
+_USER_ROLES = {MessageRole.USER}
+_TOOL_ROLES = {MessageRole.TOOL, MessageRole.FUNCTION}
+
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def _message_text(message: ChatMessage, index: int, *, allow_tool_calls: bool) -> str:
+    """Join a message's text blocks; reject any block AI21 cannot carry."""
+    parts: list[str] = []
+    for block in message.blocks:
+        if isinstance(block, TextBlock):
+            parts.append(block.text)
+        elif isinstance(block, ToolCallBlock) and allow_tool_calls:
+            continue  # carried in the message's tool_calls
+        else:
+            hint = " (pass documents=[...] for grounding)" if block.block_type == "document" else ""
+            raise ValueError(
+                f"messages[{index}] ({message.role.value}) contains a {block.block_type!r} "
+                f"content block, which the AI21 API cannot represent{hint}; "
+                "only text is supported"
+            )
+    return "\n".join(parts)
+
+
+def _tool_call_to_ai21(call: Any, index: int) -> dict[str, Any]:
+    """Normalise one tool call (a dict in AI21/OpenAI shape, or an SDK object) to AI21's shape."""
+    if isinstance(call, Mapping):
+        function = call.get("function")
+        call_id = call.get("id")
+        name = function.get("name") if isinstance(function, Mapping) else None
+        arguments = function.get("arguments") if isinstance(function, Mapping) else None
+    else:
+        function = getattr(call, "function", None)
+        call_id = getattr(call, "id", None)
+        name = getattr(function, "name", None)
+        arguments = getattr(function, "arguments", None)
+    if not isinstance(call_id, str) or not isinstance(name, str):
+        raise ValueError(
+            f"messages[{index}] has a tool call without a string 'id' and 'function.name': {call!r}"
+        )
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments if arguments is not None else {})
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _assistant_tool_calls(message: ChatMessage, index: int) -> list[dict[str, Any]]:
+    blocks = [b for b in message.blocks if isinstance(b, ToolCallBlock)]
+    if blocks:
+        calls = []
+        for block in blocks:
+            if not block.tool_call_id:
+                raise ValueError(
+                    f"messages[{index}] has a tool call to {block.tool_name!r} without an id; "
+                    "AI21 needs the id to match the tool result"
+                )
+            arguments = block.tool_kwargs
+            calls.append(
+                {
+                    "id": block.tool_call_id,
+                    "type": "function",
+                    "function": {
+                        "name": block.tool_name,
+                        "arguments": arguments
+                        if isinstance(arguments, str)
+                        else json.dumps(arguments),
+                    },
+                }
+            )
+        return calls
+    raw_calls = message.additional_kwargs.get("tool_calls") or []
+    if not isinstance(raw_calls, Sequence) or isinstance(raw_calls, str | bytes):
+        raise ValueError(f"messages[{index}].additional_kwargs['tool_calls'] must be a list")
+    return [_tool_call_to_ai21(call, index) for call in raw_calls]
+
+
+def to_ai21_message(message: ChatMessage, index: int = 0) -> dict[str, Any]:
+    """Convert one LlamaIndex message to an AI21 chat message dict."""
+    role = message.role
+    if role in _SYSTEM_ROLES:
+        return {"role": "system", "content": _message_text(message, index, allow_tool_calls=False)}
+    if role in _USER_ROLES:
+        return {"role": "user", "content": _message_text(message, index, allow_tool_calls=False)}
+    if role in _ASSISTANT_ROLES:
+        text = _message_text(message, index, allow_tool_calls=True)
+        tool_calls = _assistant_tool_calls(message, index)
+        if not tool_calls:
+            return {"role": "assistant", "content": text}
+        # The SDK itself sends null content beside tool calls (ai21-api.md 1.2).
+        return {"role": "assistant", "content": text or None, "tool_calls": tool_calls}
+    if role in _TOOL_ROLES:
+        call_id = message.additional_kwargs.get("tool_call_id")
+        if not isinstance(call_id, str) or not call_id:
+            raise ValueError(
+                f"messages[{index}] is a tool result without additional_kwargs['tool_call_id']; "
+                "AI21 needs it to match the result to the assistant's tool call"
+            )
+        return {
+            "role": "tool",
+            "content": _message_text(message, index, allow_tool_calls=False),
+            "tool_call_id": call_id,
+        }
+    raise ValueError(
+        f"messages[{index}] has role {role.value!r}, which the AI21 API does not support "
+        "(supported: system, user, assistant, tool)"
+    )
+
+
+def _with_system(
+    messages: Sequence[ChatMessage],
+    system_prompt: str | None,
+    preamble_override: str | None,
+) -> list[tuple[int, ChatMessage]]:
+    """Apply ``preamble_override`` / ``system_prompt``, keeping original indexes for errors."""
+    if not messages:
+        raise ValueError("messages must not be empty: AI21 needs at least one message")
+    indexed = list(enumerate(messages))
+    if preamble_override is not None:
+        if not isinstance(preamble_override, str):
+            raise ValueError(
+                f"preamble_override must be a string, got {type(preamble_override).__name__}"
+            )
+        # The override is *the* system message for this call: it replaces any other.
+        rest = [(i, m) for i, m in indexed if m.role not in _SYSTEM_ROLES]
+        return [(-1, ChatMessage(role=MessageRole.SYSTEM, content=preamble_override)), *rest]
+    if system_prompt and not any(m.role in _SYSTEM_ROLES for m in messages):
+        return [(-1, ChatMessage(role=MessageRole.SYSTEM, content=system_prompt)), *indexed]
+    return indexed
+
+
+def to_ai21_messages(
+    messages: Sequence[ChatMessage],
+    *,
+    system_prompt: str | None = None,
+    preamble_override: str | None = None,
+) -> list[dict[str, Any]]:
+    """Convert a LlamaIndex conversation to the ``messages`` field of a Jamba request.
+
+    ``preamble_override`` becomes the only system message; otherwise ``system_prompt`` is
+    prepended when the conversation has no system message of its own.
+    """
+    return [
+        to_ai21_message(message, index)
+        for index, message in _with_system(messages, system_prompt, preamble_override)
+    ]
+
+
+def to_j2_chat(
+    messages: Sequence[ChatMessage],
+    *,
+    system_prompt: str | None = None,
+    preamble_override: str | None = None,
+) -> tuple[str, list[dict[str, str]]]:
+    """Convert a conversation to J2 chat's ``system`` and ``messages`` (ai21-api.md 2.3)."""
+    system_parts: list[str] = []
+    converted: list[dict[str, str]] = []
+    for index, message in _with_system(messages, system_prompt, preamble_override):
+        text = _message_text(message, index, allow_tool_calls=False)
+        if message.role in _SYSTEM_ROLES:
+            system_parts.append(text)
+        elif message.role in _USER_ROLES:
+            converted.append({"role": "user", "text": text})
+        elif message.role in _ASSISTANT_ROLES:
+            converted.append({"role": "assistant", "text": text})
+        else:
+            raise ValueError(
+                f"messages[{index}] has role {message.role.value!r}; Jurassic-2 chat supports "
+                "only system, user and assistant messages (no tools)"
+            )
+    if not converted:
+        raise ValueError("Jurassic-2 chat needs at least one user or assistant message")
+    return "\n".join(system_parts), converted
+
+
+def to_j2_prompt(prompt: str, preamble_override: str | None = None) -> str:
+    """J2 ``/complete`` has no system field: a preamble is prepended to the prompt."""
+    if preamble_override is None:
+        return prompt
+    return f"{preamble_override}\n\n{prompt}"
+
+
+# -------------------------------------------------------------------------- responses
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(value, kind):
+        expected = (
+            kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        )
+        raise MalformedResponseError(
+            f"malformed AI21 response: {where} should be {expected}, got {type(value).__name__}"
+        )
+    return value
+
+
+def usage_kwargs(usage: Any) -> dict[str, int]:
+    """``prompt_tokens``/``completion_tokens``/``total_tokens`` from an AI21 ``usage`` object."""
+    if usage is None:
+        return {}
+    _expect(usage, dict, "'usage'")
+    counts: dict[str, int] = {}
+    for key in USAGE_KEYS:
+        if key in usage:
+            counts[key] = _expect(usage[key], int, f"usage.{key}")
+    return counts
+
+
+def parse_tool_calls(raw_calls: Any, where: str) -> list[dict[str, Any]]:
+    """Validate a complete ``tool_calls`` list from a response."""
+    if raw_calls is None:
+        return []
+    _expect(raw_calls, list, where)
+    calls = []
+    for i, call in enumerate(raw_calls):
+        _expect(call, dict, f"{where}[{i}]")
+        function = _expect(call.get("function"), dict, f"{where}[{i}].function")
+        calls.append(
+            {
+                "id": _expect(call.get("id"), str, f"{where}[{i}].id"),
+                "type": call.get("type") or "function",
+                "function": {
+                    "name": _expect(function.get("name"), str, f"{where}[{i}].function.name"),
+                    "arguments": _expect(
+                        function.get("arguments", ""), str, f"{where}[{i}].function.arguments"
+                    ),
+                },
+            }
+        )
+    return calls
+
+
+def assistant_message(content: str, tool_calls: Sequence[dict[str, Any]]) -> ChatMessage:
+    """Build the framework's assistant message: text plus tool calls as blocks and kwargs."""
+    blocks: list[Any] = [TextBlock(text=content)]
+    for call in tool_calls:
+        blocks.append(
+            ToolCallBlock(
+                tool_call_id=call["id"],
+                tool_name=call["function"]["name"],
+                tool_kwargs=call["function"]["arguments"],
+            )
+        )
+    additional_kwargs: dict[str, Any] = {}
+    if tool_calls:
+        additional_kwargs["tool_calls"] = [
+            {**call, "function": dict(call["function"])} for call in tool_calls
+        ]
+    return ChatMessage(
+        role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=additional_kwargs
+    )
+
+
+def chat_response_from_ai21(raw: Any) -> ChatResponse:
+    """Turn a non-streaming chat completion (ai21-api.md 1.3) into a ``ChatResponse``.
+
+    The first choice becomes the message; ``raw`` keeps all of them (``n > 1``).
+    """
+    _expect(raw, dict, "the response body")
+    choices = _expect(raw.get("choices"), list, "'choices'")
+    if not choices:
+        raise MalformedResponseError("malformed AI21 response: 'choices' is empty")
+    choice = _expect(choices[0], dict, "choices[0]")
+    message = _expect(choice.get("message"), dict, "choices[0].message")
+    content = message.get("content")
+    content = "" if content is None else _expect(content, str, "choices[0].message.content")
+    tool_calls = parse_tool_calls(message.get("tool_calls"), "choices[0].message.tool_calls")
+    finish_reason = choice.get("finish_reason")
+    return ChatResponse(
+        message=assistant_message(content, tool_calls),
+        raw=raw,
+        additional_kwargs={**usage_kwargs(raw.get("usage")), "finish_reason": finish_reason},
+    )
+
+
+def chat_response_from_j2_chat(raw: Any) -> ChatResponse:
+    """Turn a J2 ``/chat`` response (ai21-api.md 2.3) into a ``ChatResponse``."""
+    _expect(raw, dict, "the response body")
+    outputs = _expect(raw.get("outputs"), list, "'outputs'")
+    if not outputs:
+        raise MalformedResponseError("malformed AI21 response: 'outputs' is empty")
+    output = _expect(outputs[0], dict, "outputs[0]")
+    text = _expect(output.get("text"), str, "outputs[0].text")
+    return ChatResponse(
+        message=ChatMessage(role=MessageRole.ASSISTANT, content=text),
+        raw=raw,
+        additional_kwargs={"finish_reason": _j2_finish_reason(output.get("finishReason"))},
+    )
+
+
+def completion_from_j2(raw: Any) -> tuple[str, dict[str, Any]]:
+    """Text and ``additional_kwargs`` of a J2 ``/complete`` response (ai21-api.md 2.2).
+
+    J2 reports tokens, not counts: the counts are the lengths of the token lists.
+    """
+    _expect(raw, dict, "the response body")
+    completions = _expect(raw.get("completions"), list, "'completions'")
+    if not completions:
+        raise MalformedResponseError("malformed AI21 response: 'completions' is empty")
+    first = _expect(completions[0], dict, "completions[0]")
+    data = _expect(first.get("data"), dict, "completions[0].data")
+    text = _expect(data.get("text"), str, "completions[0].data.text")
+    extra: dict[str, Any] = {}
+    prompt = raw.get("prompt")
+    prompt_tokens = prompt.get("tokens") if isinstance(prompt, dict) else None
+    completion_tokens = data.get("tokens")
+    if isinstance(prompt_tokens, list) and isinstance(completion_tokens, list):
+        extra = {
+            "prompt_tokens": len(prompt_tokens),
+            "completion_tokens": len(completion_tokens),
+            "total_tokens": len(prompt_tokens) + len(completion_tokens),
+        }
+    extra["finish_reason"] = _j2_finish_reason(first.get("finishReason"))
+    return text, extra
+
+
+def _j2_finish_reason(value: Any) -> str | None:
+    if isinstance(value, dict):
+        reason = value.get("reason")
+        return reason if isinstance(reason, str) else None
+    return None
+
+
+# -------------------------------------------------------------------------- documents
+
+
+def _document_to_ai21(document: Any, index: int) -> dict[str, Any]:
+    """One grounding document: a string, a dict in the API's shape, or a LlamaIndex node."""
+    if isinstance(document, str):
+        return {"content": document}
+    if isinstance(document, Mapping):
+        content = document.get("content")
+        if not isinstance(content, str):
+            raise ValueError(f"documents[{index}] needs a string 'content'")
+        converted: dict[str, Any] = {"content": content}
+        if document.get("id") is not None:
+            converted["id"] = str(document["id"])
+        if document.get("metadata"):
+            converted["metadata"] = _string_metadata(document["metadata"], index)
+        unknown = set(document) - {"content", "id", "metadata"}
+        if unknown:
+            raise ValueError(
+                f"documents[{index}] has unknown keys {sorted(unknown)}; "
+                "AI21 documents take content, id and metadata"
+            )
+        return converted
+    get_content = getattr(document, "get_content", None)
+    if callable(get_content):  # a LlamaIndex Document, TextNode or NodeWithScore
+        node = getattr(document, "node", document)
+        converted = {"content": node.get_content(), "id": str(node.node_id)}
+        if node.metadata:
+            converted["metadata"] = _string_metadata(node.metadata, index)
+        return converted
+    raise ValueError(
+        f"documents[{index}] is a {type(document).__name__}; pass strings, "
+        "{'content': ..., 'id': ..., 'metadata': {...}} dicts, or LlamaIndex Documents/Nodes"
+    )
+
+
+def _string_metadata(metadata: Any, index: int) -> dict[str, str]:
+    if not isinstance(metadata, Mapping):
+        raise ValueError(f"documents[{index}].metadata must be a mapping")
+    # The API types metadata values as strings (ai21-api.md 1.2).
+    return {
+        str(key): value if isinstance(value, str) else json.dumps(value, default=str)
+        for key, value in metadata.items()
+    }
+
+
+def to_ai21_documents(documents: Any) -> list[dict[str, Any]]:
+    """Convert the ``documents=`` argument to the API's ``documents`` field."""
+    if isinstance(documents, str | bytes | Mapping) or not isinstance(documents, Sequence):
+        raise ValueError("documents must be a list (of strings, dicts or LlamaIndex Documents)")
+    return [_document_to_ai21(document, i) for i, document in enumerate(documents)]

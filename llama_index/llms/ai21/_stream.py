@@ -1,0 +1,167 @@
+"""Stream decoding and accumulation, with no I/O (ai21-api.md 1.4).
+
+:func:`decode_sse_line` turns one line of the ``text/event-stream`` body into an event dict
+(or :data:`DONE`, or ``None`` for lines that carry nothing). :class:`ChatStreamState` folds
+events into the growing answer: ``feed(event)`` returns the ``ChatResponse`` to hand to the
+caller, or ``None`` for events that add nothing (the role-only first event).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from llama_index.core.base.llms.types import ChatResponse
+
+from llama_index.llms.ai21._convert import assistant_message, usage_kwargs
+from llama_index.llms.ai21.errors import MalformedResponseError
+
+
+class _Done:
+    def __repr__(self) -> str:
+        return "DONE"
+
+
+DONE: Final = _Done()
+"""Sentinel returned for the ``data: [DONE]`` line that ends a stream."""
+
+# SSE fields other than ``data`` carry nothing for AI21 streams; lines starting with ":"
+# are comments (keep-alives). Both are legal SSE, so they are skipped, not rejected.
+_IGNORED_FIELDS = ("event:", "id:", "retry:", ":")
+
+
+def decode_sse_line(line: str) -> dict[str, Any] | _Done | None:
+    """Decode one SSE line; raise :class:`MalformedResponseError` naming a bad one."""
+    if not line:
+        return None
+    if line.startswith("data:"):
+        payload = line[6:] if line.startswith("data: ") else line[5:]
+        if payload.startswith("[DONE]"):
+            return DONE
+        try:
+            event = json.loads(payload)
+        except ValueError as exc:
+            raise MalformedResponseError(
+                f"malformed AI21 stream: event is not valid JSON ({exc}): {_clip(payload)}"
+            ) from exc
+        if not isinstance(event, dict):
+            raise MalformedResponseError(
+                f"malformed AI21 stream: event should be a JSON object: {_clip(payload)}"
+            )
+        return event
+    if line.startswith(_IGNORED_FIELDS):
+        return None
+    raise MalformedResponseError(
+        f"malformed AI21 stream: not a server-sent event line: {_clip(line)}"
+    )
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
+def _bad(what: str) -> MalformedResponseError:
+    return MalformedResponseError(f"malformed AI21 stream event: {what}")
+
+
+class ChatStreamState:
+    """Accumulates one streamed chat completion.
+
+    Content deltas are concatenated; tool-call fragments are merged by their ``index``
+    (the first fragment of a call carries ``id`` and ``function.name``, later ones
+    pieces of ``function.arguments``). The final event carries ``finish_reason`` and
+    ``usage``, which land in the last response's ``additional_kwargs``.
+    """
+
+    __slots__ = ("_tool_calls", "finish_reason", "text", "usage")
+
+    def __init__(self) -> None:
+        self.text = ""
+        self._tool_calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage: dict[str, int] = {}
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The tool calls merged so far, in index order."""
+        return [self._tool_calls[i] for i in sorted(self._tool_calls)]
+
+    def feed(self, event: dict[str, Any]) -> ChatResponse | None:
+        """Fold one decoded event in; return the response to yield, if any."""
+        choices = event.get("choices")
+        if not isinstance(choices, list):
+            raise _bad(f"'choices' should be a list, got {type(choices).__name__}")
+        if not choices:
+            raise _bad("'choices' is empty")
+        choice = choices[0]
+        if not isinstance(choice, dict):
+            raise _bad("choices[0] should be an object")
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            raise _bad(f"choices[0].delta should be an object, got {type(delta).__name__}")
+
+        content = delta.get("content")
+        if content is not None and not isinstance(content, str):
+            raise _bad(f"delta.content should be a string, got {type(content).__name__}")
+        tool_deltas = delta.get("tool_calls")
+        if tool_deltas is not None:
+            self._merge_tool_calls(tool_deltas)
+        finish_reason = choice.get("finish_reason")
+        if finish_reason is not None:
+            if not isinstance(finish_reason, str):
+                raise _bad("finish_reason should be a string")
+            self.finish_reason = finish_reason
+        usage = event.get("usage")
+        if usage is not None:
+            try:
+                self.usage = usage_kwargs(usage)
+            except MalformedResponseError as exc:
+                raise _bad(str(exc)) from exc
+
+        is_last = finish_reason is not None or usage is not None
+        if not content and not tool_deltas and not is_last:
+            return None  # the role-only first event: nothing for the caller
+        if content:
+            self.text += content
+        additional_kwargs: dict[str, Any] = {}
+        if is_last:
+            additional_kwargs = {**self.usage, "finish_reason": self.finish_reason}
+        return ChatResponse(
+            message=assistant_message(self.text, self.tool_calls),
+            delta=content or "",
+            raw=event,
+            additional_kwargs=additional_kwargs,
+        )
+
+    def _merge_tool_calls(self, fragments: Any) -> None:
+        if not isinstance(fragments, list):
+            raise _bad("delta.tool_calls should be a list")
+        for position, fragment in enumerate(fragments):
+            if not isinstance(fragment, dict):
+                raise _bad(f"delta.tool_calls[{position}] should be an object")
+            index = fragment.get("index", position)
+            if not isinstance(index, int):
+                raise _bad(f"delta.tool_calls[{position}].index should be an integer")
+            function = fragment.get("function") or {}
+            if not isinstance(function, dict):
+                raise _bad(f"delta.tool_calls[{position}].function should be an object")
+            call = self._tool_calls.get(index)
+            if call is None:
+                call_id = fragment.get("id")
+                name = function.get("name")
+                if not isinstance(call_id, str) or not isinstance(name, str):
+                    raise _bad(
+                        f"the first fragment of tool call {index} needs a string 'id' and "
+                        "'function.name'"
+                    )
+                call = {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": ""},
+                }
+                self._tool_calls[index] = call
+            arguments = function.get("arguments")
+            if arguments is not None:
+                if not isinstance(arguments, str):
+                    raise _bad(f"tool call {index} arguments should be a string fragment")
+                call["function"]["arguments"] += arguments

@@ -1,0 +1,78 @@
+"""Shared test setup: no test may reach a real host, and no test sees the caller's AI21 env.
+
+The emulator fixtures (``ai21_emulator``, ``ai21_emulator_server``) come from the package's
+own pytest plugin, registered as an entry point, exactly as users get them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21.emulator import Emulator
+
+_real_getaddrinfo = socket.getaddrinfo
+
+
+def _is_loopback(host: Any) -> bool:
+    if isinstance(host, bytes):
+        host = host.decode()
+    if host in (None, "localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _guarded_getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+    if not _is_loopback(host):
+        raise RuntimeError(
+            f"test tried to reach {host!r}: tests talk only to the local AI21 emulator"
+        )
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network() -> Iterator[None]:
+    """Every name lookup for a non-loopback host (api.ai21.com included) fails at once."""
+    socket.getaddrinfo = _guarded_getaddrinfo
+    try:
+        yield
+    finally:
+        socket.getaddrinfo = _real_getaddrinfo
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AI21_API_KEY", "AI21_API_HOST", "AI21_NUM_RETRIES", "AI21_TIMEOUT_SEC"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def emulator(ai21_emulator: Emulator) -> Emulator:
+    """The session's emulator, reset: no requests recorded, no faults queued."""
+    return ai21_emulator
+
+
+@pytest.fixture
+def make_llm(emulator: Emulator) -> Callable[..., AI21]:
+    """Build an ``AI21`` pointed at the emulator; keyword arguments override the defaults."""
+
+    def make(**kwargs: Any) -> AI21:
+        kwargs.setdefault("api_key", emulator.api_key)
+        kwargs.setdefault("base_url", emulator.base_url)
+        return AI21(**kwargs)
+
+    return make
+
+
+@pytest.fixture
+def llm(make_llm: Callable[..., AI21]) -> AI21:
+    # No retries by default, so a fault shows up as one request in the records.
+    return make_llm(max_retries=0)
