@@ -89,7 +89,9 @@ CASES: list[tuple[str, list[ChatMessage], dict[str, Any], list[dict[str, Any]]]]
             user("add 1"),
             ChatMessage(
                 role="assistant",
-                blocks=[ToolCallBlock(tool_call_id="call_1", tool_name="add", tool_kwargs={"a": 1})],
+                blocks=[
+                    ToolCallBlock(tool_call_id="call_1", tool_name="add", tool_kwargs={"a": 1})
+                ],
             ),
             ChatMessage(role="tool", content="2", additional_kwargs={"tool_call_id": "call_1"}),
         ],
@@ -138,7 +140,9 @@ def test_tool_call_objects_from_other_sdks_are_normalised() -> None:
         function = Function()
 
     message = ChatMessage(role="assistant", content="", additional_kwargs={"tool_calls": [Call()]})
-    assert to_ai21_messages([message]) == [{"role": "assistant", "content": None, "tool_calls": [CALL]}]
+    assert to_ai21_messages([message]) == [
+        {"role": "assistant", "content": None, "tool_calls": [CALL]}
+    ]
 
 
 ERRORS: list[tuple[str, list[ChatMessage], str]] = [
@@ -275,7 +279,9 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize(("raw", "match"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+@pytest.mark.parametrize(
+    ("raw", "match"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED]
+)
 def test_malformed_responses_name_the_problem(raw: Any, match: str) -> None:
     with pytest.raises(MalformedResponseError, match=match):
         chat_response_from_ai21(raw)
@@ -287,7 +293,10 @@ def test_j2_completion() -> None:
         "id": "u",
         "prompt": {"text": "Hi", "tokens": [token]},
         "completions": [
-            {"data": {"text": " there", "tokens": [token, token]}, "finishReason": {"reason": "endoftext"}}
+            {
+                "data": {"text": " there", "tokens": [token, token]},
+                "finishReason": {"reason": "endoftext"},
+            }
         ],
     }
     text, extra = completion_from_j2(raw)

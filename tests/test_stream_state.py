@@ -73,7 +73,9 @@ def test_tool_call_fragments_merge_by_index() -> None:
     ],
 )
 def test_decode_sse_line(line: str, expected: Any) -> None:
-    assert decode_sse_line(line) == expected if expected is not DONE else decode_sse_line(line) is DONE
+    assert (
+        decode_sse_line(line) == expected if expected is not DONE else decode_sse_line(line) is DONE
+    )
 
 
 @pytest.mark.parametrize(
@@ -96,8 +98,14 @@ def test_bad_lines_name_the_problem(line: str, match: str) -> None:
         ({"choices": []}, "'choices' is empty"),
         ({"choices": [{"delta": None}]}, "delta should be an object"),
         ({"choices": [{"delta": {"content": 3}}]}, "content should be a string"),
-        ({"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {}}]}}]}, "needs a string 'id'"),
-        ({"choices": [{"delta": {}, "finish_reason": "stop"}], "usage": {"total_tokens": "x"}}, "usage"),
+        (
+            {"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {}}]}}]},
+            "needs a string 'id'",
+        ),
+        (
+            {"choices": [{"delta": {}, "finish_reason": "stop"}], "usage": {"total_tokens": "x"}},
+            "usage",
+        ),
     ],
 )
 def test_malformed_events_name_the_problem(chunk: dict[str, Any], match: str) -> None:

@@ -119,6 +119,8 @@ class Transport:
                     http = httpx.Client(event_hooks={"response": [_record_retry_after]})
                     client = AI21Client(http_client=http, **self._sdk_kwargs())
                     self._sync, self._sync_http = client, http
+                    # Close the pool's sockets when this transport is garbage-collected.
+                    weakref.finalize(self, http.close)
         return client
 
     async def async_client(self) -> AsyncAI21Client:

@@ -6,7 +6,7 @@ import json
 import math
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 from llama_index.core.base.llms.generic_utils import (
@@ -31,6 +31,8 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, fiel
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.prompts import PromptTemplate
+from llama_index.core.types import Model, PydanticProgramMode
 
 from llama_index.llms.ai21._convert import (
     _tool_call_to_ai21,
@@ -49,6 +51,7 @@ from llama_index.llms.ai21._transport import ClientConfig, Transport
 from llama_index.llms.ai21.errors import MalformedResponseError, StreamInterruptedError
 
 if TYPE_CHECKING:
+    from llama_index.core.program.utils import FlexibleModel
     from llama_index.core.tools.types import BaseTool
 
 _T = TypeVar("_T")
@@ -510,6 +513,82 @@ class AI21(FunctionCallingLLM):
             response = await self._aj2_complete(prompt, kwargs)
             return _aiter_one(response.model_copy(update={"delta": response.text}))
         return await astream_chat_to_completion_decorator(self._astream_chat)(prompt, **kwargs)
+
+    # ------------------------------------------------------------ structured output
+
+    def _structured_llm_kwargs(self, llm_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
+        """JSON mode for the text-parsing program (``pydantic_program_mode="llm"``).
+
+        By default structured output goes through function calling. With
+        ``pydantic_program_mode=PydanticProgramMode.LLM`` LlamaIndex prompts with the JSON
+        schema and parses the text; asking AI21 for ``response_format={"type":
+        "json_object"}`` then guarantees the text is JSON.
+        """
+        if self.pydantic_program_mode != PydanticProgramMode.LLM or self._is_j2:
+            return llm_kwargs
+        return {"response_format": {"type": "json_object"}, **(llm_kwargs or {})}
+
+    def structured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """Predict a validated ``output_cls`` (function calling; JSON mode in "llm" mode)."""
+        result = super().structured_predict(
+            output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
+        )
+        return cast(Model, result)
+
+    async def astructured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Model:
+        """Async :meth:`structured_predict`."""
+        result = await super().astructured_predict(
+            output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
+        )
+        return cast(Model, result)
+
+    def stream_structured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Generator[Model | FlexibleModel, None, None]:
+        """Stream partial ``output_cls`` objects as the answer arrives."""
+        return super().stream_structured_predict(
+            output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
+        )
+
+    async def astream_structured_predict(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> AsyncGenerator[Model | FlexibleModel, None]:
+        """Async :meth:`stream_structured_predict`."""
+        return await super().astream_structured_predict(
+            output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
+        )
+
+    # ------------------------------------------------------------------ tokenizer
+
+    @property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (``encode(text) -> list[int]``), loaded lazily.
+
+        Needs the ``tokenizer`` extra (``pip install "llama-index-llms-ai21[tokenizer]"``).
+        """
+        from llama_index.llms.ai21._tokenizer import load_tokenizer
+
+        return load_tokenizer(self.model)
 
     # ------------------------------------------------------------------ tools
 
