@@ -48,7 +48,7 @@ METHOD_IDS = [m[0] for m in METHODS]
 
 def call(llm: AI21, method: str, arg: Any, **kwargs: Any) -> Outcome:
     """Call ``method`` and drain it; returns the final text and every response seen."""
-    name, is_chat, is_stream, is_async = next(m for m in METHODS if m[0] == method)
+    name, _is_chat, is_stream, is_async = next(m for m in METHODS if m[0] == method)
 
     def final_text(response: ChatResponse | CompletionResponse) -> str:
         if isinstance(response, ChatResponse):
@@ -431,5 +431,5 @@ def test_callbacks_fire_for_every_method(make_llm: Callable[..., AI21], method: 
     call(llm, method, arg_for(method))
     pairs = handler.get_event_pairs(CBEventType.LLM)
     assert len(pairs) == 1, "exactly one LLM event (completion methods do not nest a chat event)"
-    start, end = pairs[0]
+    _start, end = pairs[0]
     assert end.payload is not None
