@@ -1,0 +1,79 @@
+"""Command line for the AI21 emulator.
+
+Usage: ``python -m llama_index.llms.ai21.emulator [--host H] [--port P] [--api-key K ...] [--log]``
+
+Prints the base URL (e.g. ``http://127.0.0.1:8021/studio/v1``) as the first line on stdout, then
+serves until SIGINT/SIGTERM and exits 0. ``--port 0`` picks a free port. ``--log`` prints one line
+per API request to stderr (method, path, status, model, time); keys are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from ._emulator import DEFAULT_API_KEY, Emulator
+
+DEFAULT_PORT = 8021
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m llama_index.llms.ai21.emulator",
+        description="Serve an offline emulator of the AI21 Studio REST API on loopback.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port, 0 = any free (default: {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help=f"accepted bearer token; repeat for several (default: {DEFAULT_API_KEY!r})",
+    )
+    parser.add_argument("--log", action="store_true", help="log each request to stderr")
+    return parser
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until SIGINT/SIGTERM. Returns the exit status."""
+    args = _parser().parse_args(argv)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    emulator = Emulator(api_keys=args.api_keys, host=args.host, port=args.port)
+    if args.log:
+        emulator._state.log = _log
+    try:
+        with emulator:
+            print(emulator.base_url, flush=True)
+            if args.api_keys is None:
+                _log(f"AI21 emulator ready; use api_key={DEFAULT_API_KEY!r}. Ctrl-C to stop.")
+            else:
+                _log(f"AI21 emulator ready; accepting {len(args.api_keys)} API key(s).")
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

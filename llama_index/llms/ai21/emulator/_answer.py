@@ -1,0 +1,287 @@
+"""The emulator's answer generator: grounded answers, echo answers, tool calls, JSON mode.
+
+Pure and deterministic: the same messages, tools and documents always give the same answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import _schema, _text
+from ._validation import Message, ToolSpec
+
+# -- context blocks in LlamaIndex prompts (llama_index/core/prompts/default_prompts.py,
+#    chat_prompts.py, chat_engine/context.py, chat_engine/condense_plus_context.py) -------------
+
+# "---------------------\n{context_str}\n---------------------" (QA, tree-summarize, refine, the
+# chat-engine system prompt with 20 dashes, the refine prompt with 12).
+_DASHED_RE = re.compile(r"^-{3,}[ \t]*\n(.*?)\n[ \t]*-{3,}[ \t]*$", re.MULTILINE | re.DOTALL)
+_CONTEXT_RES = (
+    _DASHED_RE,
+    re.compile(
+        r"Here are the relevant documents for the context:[ \t]*\n(.*?)\n\s*"
+        r"(?:Instruction:|Existing Answer:)",
+        re.DOTALL,
+    ),
+    re.compile(r"New Context: (.*?)\nQuery:", re.DOTALL),
+)
+_QUERY_RES = (
+    re.compile(r"^\s*Query: (.+?)\s*$", re.MULTILINE),
+    re.compile(r"The original query is as follows: (.+?)\s*$", re.MULTILINE),
+    re.compile(r"^\s*Question: (.+?)\s*$", re.MULTILINE),
+)
+_EXISTING_ANSWER_RES = (
+    re.compile(r"We have provided an existing answer: (.*?)\nWe have the opportunity", re.DOTALL),
+    re.compile(r"Original Answer: (.*?)\n\s*New Answer:", re.DOTALL),
+    re.compile(r"Existing Answer:\s*\n(.*?)\n\s*Instruction:", re.DOTALL),
+)
+_SUMMARY_RE = re.compile(
+    r"\b(summar\w*|overview|gist|tl;?dr|main points?|key points?|what is (?:it|this) about)\b",
+    re.IGNORECASE,
+)
+
+ECHO_USER_LIMIT = 200
+PERSONA_LIMIT = 60
+TOOL_RESULT_LIMIT = 300
+_PARAGRAPH_SPLIT_RE = re.compile(r"\n[ \t]*\n")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Grounding material found in the request."""
+
+    passages: tuple[str, ...]
+    query: str
+    existing_answer: str | None = None
+
+
+def last_user_text(messages: Sequence[Message]) -> str | None:
+    """Content of the last user message, or None if there is none."""
+    for message in reversed(messages):
+        if message.role == "user":
+            return message.content
+    return None
+
+
+def find_context(messages: Sequence[Message], documents: Sequence[str]) -> Context | None:
+    """Collect ``documents`` and context blocks embedded in system/user messages."""
+    passages: list[str] = list(documents)
+    query: str | None = None
+    existing: str | None = None
+    for message in messages:
+        if message.role not in ("system", "user"):
+            continue
+        text = message.content
+        if "---" not in text and "Context" not in text and "context" not in text:
+            continue
+        for pattern in _CONTEXT_RES:
+            passages.extend(m.group(1) for m in pattern.finditer(text))
+        for pattern in _QUERY_RES:
+            found = pattern.findall(text)
+            if found:
+                query = found[-1]
+                break
+        for pattern in _EXISTING_ANSWER_RES:
+            answer = pattern.search(text)
+            if answer:
+                existing = answer.group(1).strip()
+                break
+    passages = [p for p in passages if p.strip()]
+    if not passages:
+        return None
+    if query is None:
+        user = last_user_text(messages) or ""
+        for pattern in _CONTEXT_RES:
+            user = pattern.sub(" ", user)
+        query = user
+    return Context(tuple(passages), _text.squash(query, 1000), existing)
+
+
+def grounded_answer(context: Context, variant: int = 0) -> str:
+    """One or two sentences from the context that best match the query.
+
+    Paragraphs (documents, or blank-line separated blocks of a context string) are ranked with
+    BM25; from the best one, the two best-matching sentences are returned in their original order
+    (one if only one matches). ``variant`` (the choice index when ``n > 1``) takes the next-best
+    matching paragraph instead, so choices differ slightly.
+    """
+    paragraphs: list[list[str]] = []
+    if context.existing_answer:
+        paragraphs.append(_text.split_sentences(context.existing_answer))
+    for passage in context.passages:
+        for block in _PARAGRAPH_SPLIT_RE.split(passage):
+            sentences = _text.split_sentences(block)
+            if sentences:
+                paragraphs.append(sentences)
+    if not paragraphs:
+        return _dont_know(context.query)
+    ranked = _text.rank_texts(context.query, [" ".join(p) for p in paragraphs])
+    positive = [r for r in ranked if r.score > 0]
+    if not positive:
+        if _SUMMARY_RE.search(context.query) or not _text.content_words(context.query):
+            # "Summarize ..." or a query without content words: lead with the context's start.
+            lead = paragraphs[variant % len(paragraphs)]
+            return " ".join(lead[:2])
+        return _dont_know(context.query)
+    sentences = paragraphs[positive[variant % len(positive)].position]
+    best = [r for r in _text.rank_texts(context.query, sentences) if r.score > 0][:2]
+    if not best:  # the paragraph matched only across sentence boundaries
+        return " ".join(sentences[:2])
+    best.sort(key=lambda r: r.position)
+    return " ".join(r.text for r in best)
+
+
+def _dont_know(query: str) -> str:
+    return f'I don\'t know. The provided context does not answer "{_text.squash(query, 120)}".'
+
+
+def echo_answer(model: str, messages: Sequence[Message], variant: int = 0, n: int = 1) -> str:
+    """The no-context answer: says plainly that this is the emulator and echoes the user."""
+    reply = f" (reply {variant + 1} of {n})" if n > 1 else ""
+    user = last_user_text(messages)
+    said = (
+        f"You said: {_text.squash(user, ECHO_USER_LIMIT)}"
+        if user is not None and user.strip()
+        else "There was no user message."
+    )
+    text = f"This is the AI21 emulator ({model}), not a real model{reply}. {said}"
+    system = next((m.content for m in messages if m.role == "system" and m.content.strip()), None)
+    if system is not None:
+        text = f"[system: {_text.squash(system, PERSONA_LIMIT)}] {text}"
+    return text
+
+
+def tool_result_answer(messages: Sequence[Message]) -> str | None:
+    """If the conversation ends with tool results, a text answer that reports them."""
+    results: list[Message] = []
+    for message in reversed(messages):
+        if message.role != "tool":
+            break
+        results.append(message)
+    if not results:
+        return None
+    names = {
+        call.id: call.name
+        for message in messages
+        if message.role == "assistant"
+        for call in message.tool_calls
+    }
+    sentences = []
+    for message in reversed(results):
+        value = _text.squash(message.content, TOOL_RESULT_LIMIT).rstrip(".") or "empty"
+        name = names.get(message.tool_call_id or "")
+        if name is None:
+            sentences.append(f"The tool returned {value}.")
+        else:
+            sentences.append(f"The result of {name} is {value}.")
+    return " ".join(sentences)
+
+
+# -- tools -------------------------------------------------------------------------------------
+
+_CLAUSE_SPLIT_RE = re.compile(r"(\b(?:and then|and also|then|and|also)\b|;)", re.IGNORECASE)
+
+
+def _tool_vocabulary(tool: ToolSpec) -> dict[str, float]:
+    vocab: dict[str, float] = {}
+
+    def add(words: list[str], weight: float) -> None:
+        for word in words:
+            vocab[word] = max(vocab.get(word, 0.0), weight)
+
+    add(_text.content_words(tool.name, synonyms=True), 3.0)
+    add(_text.content_words(tool.description, synonyms=True), 1.0)
+    props = tool.parameters.get("properties")
+    if isinstance(props, dict):
+        for name, spec in props.items():
+            add(_text.content_words(str(name), synonyms=True), 1.0)
+            if isinstance(spec, dict) and isinstance(spec.get("description"), str):
+                add(_text.content_words(spec["description"], synonyms=True), 0.5)
+    return vocab
+
+
+def _score(text: str, vocab: dict[str, float]) -> float:
+    return sum(vocab.get(w, 0.0) for w in set(_text.content_words(text, synonyms=True)))
+
+
+def _best(text: str, vocabs: Sequence[dict[str, float]]) -> tuple[int, float]:
+    scores = [_score(text, v) for v in vocabs]
+    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    return best, scores[best]
+
+
+def choose_tools(text: str, tools: Sequence[ToolSpec]) -> list[tuple[ToolSpec, str]]:
+    """Pick the tool call(s) a user message asks for, each with the words to fill it from.
+
+    One tool offered: always call it. Several: call the best-scoring one if it scores above zero;
+    if the message joins clauses ("and", "then", ";") and two or more clauses each pick a tool,
+    call one per such clause (parallel tool calls). Ties go to the tool listed first.
+    """
+    if not tools:
+        return []
+    if len(tools) == 1:
+        return [(tools[0], text)]
+    vocabs = [_tool_vocabulary(t) for t in tools]
+    best, score = _best(text, vocabs)
+    if score <= 0:
+        return []
+    parts = _CLAUSE_SPLIT_RE.split(text)
+    clauses = parts[0::2]
+    if len(clauses) > 1:
+        groups: list[tuple[int, str]] = []
+        pending = ""
+        for i, clause in enumerate(clauses):
+            joiner = parts[2 * i - 1] if i > 0 else ""
+            index, clause_score = _best(clause, vocabs) if clause.strip() else (0, 0.0)
+            if clause_score > 0:
+                groups.append((index, pending + clause))
+                pending = ""
+            elif groups:
+                last_index, last_text = groups[-1]
+                groups[-1] = (last_index, last_text + joiner + clause)
+            else:
+                pending += clause + (parts[2 * i + 1] if 2 * i + 1 < len(parts) else "")
+        if len(groups) >= 2:
+            return [(tools[i], clause.strip()) for i, clause in groups]
+    return [(tools[best], text)]
+
+
+def tool_arguments(tool: ToolSpec, text: str) -> dict[str, Any]:
+    """Arguments for ``tool`` that validate against its parameters schema, from ``text``."""
+    props = tool.parameters.get("properties")
+    if not isinstance(props, dict) or not props:
+        return {}
+    fallback = _text.squash(text, 300)
+    value = _schema.Filler(text, fallback).fill(tool.parameters)
+    return value if isinstance(value, dict) else {}
+
+
+# -- JSON mode ---------------------------------------------------------------------------------
+
+
+def json_answer(messages: Sequence[Message], text_answer: str, context: Context | None) -> str:
+    """JSON-mode content: fill an embedded schema from the user's words, else ``{"answer": ...}``.
+
+    The schema is looked for in user messages (last first), then system messages. With context,
+    values come from the query and the grounded answer; without, from the schema-bearing message.
+    """
+    users = [m for m in reversed(messages) if m.role == "user"]
+    systems = [m for m in messages if m.role == "system"]
+    for message in (*users, *systems):
+        schema = _schema.find_schema(message.content)
+        if schema is None:
+            continue
+        if context is not None:
+            words = f"{context.query}\n{text_answer}"
+            fallback = text_answer
+        else:
+            source = message.content if message.role == "user" else (last_user_text(messages) or "")
+            words = _schema.schema_span(source, schema)
+            fallback = _text.squash(words, 300)
+        value = _schema.Filler(words, fallback).fill(schema)
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps({"answer": text_answer}, ensure_ascii=False)

@@ -1,0 +1,549 @@
+"""FastAPI/pydantic-style request validation for the emulator (ai21-api.md 1.2, 1.5, 2.2, 2.3).
+
+Each validator returns ``(parsed, errors)``: ``errors`` is the list that goes into a 422 body
+``{"detail": [{"loc": [...], "msg": "...", "type": "..."}, ...]}``, with messages and ``type``
+codes worded like pydantic v2. All field errors are collected, as FastAPI does; the cross-field
+rule "n must be 1 when stream = True" is only checked once the fields themselves are valid (like
+a pydantic model validator). Unknown body keys are ignored (the SDK forwards ``**kwargs``).
+Explicit ``null`` for an optional field means "use the default".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _catalog
+
+Loc = tuple[str | int, ...]
+Errors = list[dict[str, Any]]
+
+MAX_TOKENS_LIMIT = 4096
+MAX_N = 16
+J2_MAX_TOKENS_LIMIT = 8191
+J2_MAX_RESULTS = 16
+J2_MAX_TOP_K_RETURN = 10
+ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class ToolCallIn:
+    """A tool call inside an assistant message of the request."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class Message:
+    """A validated chat message; ``content`` is ``""`` where the request had ``null``."""
+
+    role: str
+    content: str
+    tool_calls: tuple[ToolCallIn, ...] = ()
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A function tool offered in ``tools``."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A validated ``POST /chat/completions`` body."""
+
+    model: str
+    messages: tuple[Message, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    documents: tuple[str, ...] = ()
+    json_mode: bool = False
+    n: int = 1
+    max_tokens: int = MAX_TOKENS_LIMIT
+    stop: tuple[str, ...] = ()
+    stream: bool = False
+
+
+@dataclass(frozen=True)
+class J2Request:
+    """A validated J2 ``/{model}/complete`` or ``/{model}/chat`` body."""
+
+    model: str
+    messages: tuple[Message, ...]
+    num_results: int = 1
+    max_tokens: int = 16
+    stop: tuple[str, ...] = ()
+    top_k_return: int = 0
+    prompt: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def error(loc: Loc, msg: str, kind: str) -> dict[str, Any]:
+    """One FastAPI validation-error entry."""
+    return {"loc": list(loc), "msg": msg, "type": kind}
+
+
+def missing(loc: Loc) -> dict[str, Any]:
+    return error(loc, "Field required", "missing")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _literal_msg(options: Sequence[str]) -> str:
+    quoted = [f"'{o}'" for o in options]
+    if len(quoted) == 1:
+        return f"Input should be {quoted[0]}"
+    return f"Input should be {', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+class _Checker:
+    """Collects errors while reading typed fields out of a JSON object."""
+
+    def __init__(self) -> None:
+        self.errors: Errors = []
+
+    def string(self, obj: Mapping[str, Any], key: str, loc: Loc, *, required: bool) -> str | None:
+        if key not in obj or obj[key] is None:
+            if required:
+                self.errors.append(missing((*loc, key)))
+            return None
+        value = obj[key]
+        if not isinstance(value, str):
+            self.errors.append(error((*loc, key), "Input should be a valid string", "string_type"))
+            return None
+        return value
+
+    def integer(
+        self, obj: Mapping[str, Any], key: str, loc: Loc, default: int, low: int, high: int
+    ) -> int:
+        value = obj.get(key)
+        if value is None:
+            return default
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not _is_int(value):
+            if isinstance(value, float):
+                msg = "Input should be a valid integer, got a number with a fractional part"
+                self.errors.append(error((*loc, key), msg, "int_from_float"))
+            else:
+                self.errors.append(
+                    error((*loc, key), "Input should be a valid integer", "int_type")
+                )
+            return default
+        self._range((*loc, key), value, low=low, high=high)
+        return int(value)
+
+    def number(
+        self,
+        obj: Mapping[str, Any],
+        key: str,
+        loc: Loc,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        above: float | None = None,
+    ) -> None:
+        value = obj.get(key)
+        if value is None:
+            return
+        if not _is_number(value):
+            self.errors.append(error((*loc, key), "Input should be a valid number", "float_type"))
+            return
+        if above is not None and not value > above:
+            self.errors.append(
+                error((*loc, key), f"Input should be greater than {above:g}", "greater_than")
+            )
+            return
+        self._range((*loc, key), value, low=low, high=high)
+
+    def _range(self, loc: Loc, value: float, *, low: float | None, high: float | None) -> None:
+        if low is not None and value < low:
+            msg = f"Input should be greater than or equal to {low:g}"
+            self.errors.append(error(loc, msg, "greater_than_equal"))
+        elif high is not None and value > high:
+            msg = f"Input should be less than or equal to {high:g}"
+            self.errors.append(error(loc, msg, "less_than_equal"))
+
+    def boolean(self, obj: Mapping[str, Any], key: str, loc: Loc) -> bool:
+        value = obj.get(key)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            self.errors.append(error((*loc, key), "Input should be a valid boolean", "bool_type"))
+            return False
+        return value
+
+    def obj(self, value: Any, loc: Loc) -> Mapping[str, Any] | None:
+        if not isinstance(value, Mapping):
+            self.errors.append(error(loc, "Input should be a valid dictionary", "dict_type"))
+            return None
+        return value
+
+    def array(self, value: Any, loc: Loc) -> list[Any] | None:
+        if not isinstance(value, list):
+            self.errors.append(error(loc, "Input should be a valid list", "list_type"))
+            return None
+        return value
+
+    def stop(self, obj: Mapping[str, Any], key: str, loc: Loc) -> tuple[str, ...]:
+        value = obj.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            return (value,) if value else ()
+        if isinstance(value, list) and all(isinstance(s, str) for s in value):
+            return tuple(s for s in value if s)
+        self.errors.append(
+            error((*loc, key, "str"), "Input should be a valid string", "string_type")
+        )
+        if not isinstance(value, list):
+            self.errors.append(
+                error((*loc, key, "list[str]"), "Input should be a valid list", "list_type")
+            )
+        else:
+            for i, item in enumerate(value):
+                if not isinstance(item, str):
+                    self.errors.append(
+                        error(
+                            (*loc, key, "list[str]", i),
+                            "Input should be a valid string",
+                            "string_type",
+                        )
+                    )
+        return ()
+
+
+def body_not_object(body: Any) -> Errors:
+    """Errors for a JSON body that is not an object."""
+    return [
+        error(
+            ("body",),
+            "Input should be a valid dictionary or object to extract fields from",
+            "model_attributes_type",
+        )
+    ]
+
+
+# --- chat/completions -----------------------------------------------------------------------
+
+
+def validate_chat(body: Mapping[str, Any]) -> tuple[ChatRequest | None, Errors]:
+    """Validate a ``POST /chat/completions`` body (ai21-api.md 1.2)."""
+    c = _Checker()
+    root: Loc = ("body",)
+
+    model = c.string(body, "model", root, required=True)
+    if model is not None and model not in _catalog.JAMBA_IDS:
+        c.errors.append(error(("body", "model"), _literal_msg(_catalog.JAMBA_IDS), "enum"))
+
+    messages = _messages(c, body)
+    tools = _tools(c, body.get("tools"))
+    documents = _documents(c, body.get("documents"))
+    json_mode = _response_format(c, body.get("response_format"))
+    max_tokens = c.integer(body, "max_tokens", root, MAX_TOKENS_LIMIT, 0, MAX_TOKENS_LIMIT)
+    c.number(body, "temperature", root, low=0, high=2)
+    c.number(body, "top_p", root, above=0, high=1)
+    stop = c.stop(body, "stop", root)
+    n = c.integer(body, "n", root, 1, 1, MAX_N)
+    stream = c.boolean(body, "stream", root)
+
+    if c.errors:
+        return None, c.errors
+    if stream and n > 1:
+        return None, [error(root, "Value error, n must be 1 when stream = True", "value_error")]
+    assert model is not None
+    assert messages is not None
+    request = ChatRequest(
+        model=model,
+        messages=messages,
+        tools=tools,
+        documents=documents,
+        json_mode=json_mode,
+        n=n,
+        max_tokens=max_tokens,
+        stop=stop,
+        stream=stream,
+    )
+    return request, []
+
+
+def _messages(c: _Checker, body: Mapping[str, Any]) -> tuple[Message, ...] | None:
+    if "messages" not in body or body["messages"] is None:
+        c.errors.append(missing(("body", "messages")))
+        return None
+    items = c.array(body["messages"], ("body", "messages"))
+    if items is None:
+        return None
+    if not items:
+        c.errors.append(
+            error(
+                ("body", "messages"),
+                "List should have at least 1 item after validation, not 0",
+                "too_short",
+            )
+        )
+        return None
+    out: list[Message] = []
+    for i, raw in enumerate(items):
+        loc: Loc = ("body", "messages", i)
+        if not isinstance(raw, Mapping):
+            c.errors.append(
+                error(
+                    loc,
+                    "Input should be a valid dictionary or object to extract fields from",
+                    "model_attributes_type",
+                )
+            )
+            continue
+        role = raw.get("role")
+        if role is None:
+            c.errors.append(
+                error(
+                    loc, "Unable to extract tag using discriminator 'role'", "union_tag_not_found"
+                )
+            )
+            continue
+        if role not in ROLES:
+            tags = ", ".join(f"'{r}'" for r in ROLES)
+            c.errors.append(
+                error(
+                    loc,
+                    f"Input tag '{role}' found using 'role' does not match any of the "
+                    f"expected tags: {tags}",
+                    "union_tag_invalid",
+                )
+            )
+            continue
+        tagged: Loc = (*loc, str(role))
+        if role == "assistant":
+            content = c.string(raw, "content", tagged, required=False)
+            calls = _tool_calls_in(c, raw.get("tool_calls"), (*tagged, "tool_calls"))
+            out.append(Message("assistant", content or "", calls))
+        elif role == "tool":
+            content = c.string(raw, "content", tagged, required=True)
+            call_id = c.string(raw, "tool_call_id", tagged, required=True)
+            out.append(Message("tool", content or "", tool_call_id=call_id))
+        else:
+            content = c.string(raw, "content", tagged, required=True)
+            out.append(Message(str(role), content or ""))
+    return tuple(out)
+
+
+def _tool_calls_in(c: _Checker, value: Any, loc: Loc) -> tuple[ToolCallIn, ...]:
+    if value is None:
+        return ()
+    items = c.array(value, loc)
+    if items is None:
+        return ()
+    calls: list[ToolCallIn] = []
+    for i, raw in enumerate(items):
+        call = c.obj(raw, (*loc, i))
+        if call is None:
+            continue
+        call_id = c.string(call, "id", (*loc, i), required=True)
+        if call.get("type", "function") != "function":
+            c.errors.append(error((*loc, i, "type"), _literal_msg(["function"]), "literal_error"))
+        if "function" not in call:
+            c.errors.append(missing((*loc, i, "function")))
+            continue
+        func = c.obj(call["function"], (*loc, i, "function"))
+        if func is None:
+            continue
+        name = c.string(func, "name", (*loc, i, "function"), required=True)
+        args = c.string(func, "arguments", (*loc, i, "function"), required=True)
+        if call_id is not None and name is not None and args is not None:
+            calls.append(ToolCallIn(call_id, name, args))
+    return tuple(calls)
+
+
+def _tools(c: _Checker, value: Any) -> tuple[ToolSpec, ...]:
+    if value is None:
+        return ()
+    loc: Loc = ("body", "tools")
+    items = c.array(value, loc)
+    if items is None:
+        return ()
+    specs: list[ToolSpec] = []
+    for i, raw in enumerate(items):
+        tool = c.obj(raw, (*loc, i))
+        if tool is None:
+            continue
+        if "type" not in tool:
+            c.errors.append(missing((*loc, i, "type")))
+        elif tool["type"] != "function":
+            c.errors.append(error((*loc, i, "type"), _literal_msg(["function"]), "literal_error"))
+        if "function" not in tool:
+            c.errors.append(missing((*loc, i, "function")))
+            continue
+        floc: Loc = (*loc, i, "function")
+        func = c.obj(tool["function"], floc)
+        if func is None:
+            continue
+        name = c.string(func, "name", floc, required=True)
+        description = c.string(func, "description", floc, required=False)
+        params: Mapping[str, Any] = {"type": "object", "properties": {}}
+        if func.get("parameters") is not None:
+            ploc: Loc = (*floc, "parameters")
+            checked = c.obj(func["parameters"], ploc)
+            if checked is not None:
+                if "properties" not in checked:
+                    c.errors.append(missing((*ploc, "properties")))
+                elif not isinstance(checked["properties"], Mapping):
+                    c.errors.append(
+                        error(
+                            (*ploc, "properties"),
+                            "Input should be a valid dictionary",
+                            "dict_type",
+                        )
+                    )
+                if "type" in checked and checked["type"] != "object":
+                    c.errors.append(
+                        error((*ploc, "type"), _literal_msg(["object"]), "literal_error")
+                    )
+                required = checked.get("required")
+                if required is not None and not (
+                    isinstance(required, list) and all(isinstance(r, str) for r in required)
+                ):
+                    c.errors.append(
+                        error((*ploc, "required"), "Input should be a valid list", "list_type")
+                    )
+                params = checked
+        if name is not None:
+            specs.append(ToolSpec(name, description or "", params))
+    return tuple(specs)
+
+
+def _documents(c: _Checker, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    loc: Loc = ("body", "documents")
+    items = c.array(value, loc)
+    if items is None:
+        return ()
+    contents: list[str] = []
+    for i, raw in enumerate(items):
+        doc = c.obj(raw, (*loc, i))
+        if doc is None:
+            continue
+        content = c.string(doc, "content", (*loc, i), required=True)
+        c.string(doc, "id", (*loc, i), required=False)
+        metadata = doc.get("metadata")
+        if metadata is not None:
+            meta = c.obj(metadata, (*loc, i, "metadata"))
+            if meta is not None:
+                for key, item in meta.items():
+                    if not isinstance(item, str):
+                        c.errors.append(
+                            error(
+                                (*loc, i, "metadata", key),
+                                "Input should be a valid string",
+                                "string_type",
+                            )
+                        )
+        if content is not None:
+            contents.append(content)
+    return tuple(contents)
+
+
+def _response_format(c: _Checker, value: Any) -> bool:
+    if value is None:
+        return False
+    loc: Loc = ("body", "response_format")
+    fmt = c.obj(value, loc)
+    if fmt is None:
+        return False
+    if "type" not in fmt:
+        c.errors.append(missing((*loc, "type")))
+        return False
+    if fmt["type"] not in ("text", "json_object"):
+        c.errors.append(
+            error((*loc, "type"), _literal_msg(["text", "json_object"]), "literal_error")
+        )
+        return False
+    return bool(fmt["type"] == "json_object")
+
+
+# --- legacy J2 ------------------------------------------------------------------------------
+
+
+def _j2_common(c: _Checker, body: Mapping[str, Any], default_max_tokens: int) -> dict[str, Any]:
+    root: Loc = ("body",)
+    values: dict[str, Any] = {
+        "num_results": c.integer(body, "numResults", root, 1, 1, J2_MAX_RESULTS),
+        "max_tokens": c.integer(
+            body, "maxTokens", root, default_max_tokens, 0, J2_MAX_TOKENS_LIMIT
+        ),
+        "top_k_return": c.integer(body, "topKReturn", root, 0, 0, J2_MAX_TOP_K_RETURN),
+    }
+    c.integer(body, "minTokens", root, 0, 0, J2_MAX_TOKENS_LIMIT)
+    c.number(body, "temperature", root, low=0, high=5)
+    c.number(body, "topP", root, low=0, high=1)
+    values["stop"] = c.stop(body, "stopSequences", root)
+    for key in ("frequencyPenalty", "presencePenalty", "countPenalty"):
+        raw = body.get(key)
+        if raw is None:
+            continue
+        penalty = c.obj(raw, ("body", key))
+        if penalty is None:
+            continue
+        if "scale" not in penalty:
+            c.errors.append(missing(("body", key, "scale")))
+        else:
+            c.number(penalty, "scale", ("body", key), low=0)
+    return values
+
+
+def validate_j2_complete(model: str, body: Mapping[str, Any]) -> tuple[J2Request | None, Errors]:
+    """Validate a J2 ``/{model}/complete`` body (ai21-api.md 2.2)."""
+    c = _Checker()
+    prompt = c.string(body, "prompt", ("body",), required=True)
+    common = _j2_common(c, body, 16)
+    if c.errors or prompt is None:
+        return None, c.errors
+    return J2Request(model, (Message("user", prompt),), prompt=prompt, **common), []
+
+
+def validate_j2_chat(model: str, body: Mapping[str, Any]) -> tuple[J2Request | None, Errors]:
+    """Validate a J2 ``/{model}/chat`` body (ai21-api.md 2.3)."""
+    c = _Checker()
+    system = c.string(body, "system", ("body",), required=True)
+    messages: list[Message] = []
+    if "messages" not in body or body["messages"] is None:
+        c.errors.append(missing(("body", "messages")))
+    else:
+        items = c.array(body["messages"], ("body", "messages"))
+        for i, raw in enumerate(items or []):
+            msg = c.obj(raw, ("body", "messages", i))
+            if msg is None:
+                continue
+            role = msg.get("role")
+            if role is None:
+                c.errors.append(missing(("body", "messages", i, "role")))
+            elif role not in ("user", "assistant"):
+                c.errors.append(
+                    error(
+                        ("body", "messages", i, "role"),
+                        _literal_msg(["user", "assistant"]),
+                        "enum",
+                    )
+                )
+            text = c.string(msg, "text", ("body", "messages", i), required=True)
+            if role in ("user", "assistant") and text is not None:
+                messages.append(Message(str(role), text))
+    common = _j2_common(c, body, 300)
+    if c.errors or system is None:
+        return None, c.errors
+    prefix = (Message("system", system),) if system else ()
+    return J2Request(model, (*prefix, *messages), **common), []
