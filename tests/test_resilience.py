@@ -1,0 +1,275 @@
+"""Retries, timeouts, broken streams and event loops, over real HTTP with injected faults."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from email.utils import formatdate
+
+import ai21.errors
+import httpx
+import pytest
+from llama_index.core.base.llms.types import ChatMessage
+
+from llama_index.llms.ai21 import AI21, MalformedResponseError, StreamInterruptedError
+from llama_index.llms.ai21.emulator import Emulator, Fault
+from tests.calls import arg_for, call
+
+CHAT_METHODS = ["chat", "stream_chat", "achat", "astream_chat"]
+RETRIED = [408, 429, 500, 502, 503, 504]
+NOT_RETRIED = [400, 401, 403, 404, 422]
+
+
+# ----------------------------------------------------------------------------- retries
+
+
+@pytest.mark.parametrize("method", CHAT_METHODS)
+@pytest.mark.parametrize("status", RETRIED)
+def test_transient_statuses_are_retried(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str, status: int
+) -> None:
+    emulator.inject(Fault(status=status, count=2, retry_after="0"))
+    outcome = call(make_llm(max_retries=2), method, arg_for(method))
+    assert outcome.text
+    assert len(emulator.requests) == 3
+
+
+@pytest.mark.parametrize("method", CHAT_METHODS)
+@pytest.mark.parametrize("status", NOT_RETRIED)
+def test_client_errors_are_never_retried(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str, status: int
+) -> None:
+    emulator.inject(Fault(status=status, count=5, retry_after="0"))
+    with pytest.raises(ai21.errors.AI21APIError):
+        call(make_llm(max_retries=3), method, arg_for(method))
+    assert len(emulator.requests) == 1
+
+
+@pytest.mark.parametrize("method", CHAT_METHODS)
+def test_exhausted_retries_raise_the_sdk_exception_of_the_last_attempt(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    emulator.inject(Fault(status=429, count=10, retry_after="0"))
+    with pytest.raises(ai21.errors.TooManyRequestsError) as caught:
+        call(make_llm(max_retries=2), method, arg_for(method))
+    assert str(caught.value).startswith(
+        "Failed with http status code: 429 (TooManyRequestsError). Details: {"
+    )
+    assert len(emulator.requests) == 3, "max_retries counts retries after the first attempt"
+
+
+def test_max_retries_zero_is_one_attempt(llm: AI21, emulator: Emulator) -> None:
+    emulator.inject(Fault(status=503, count=3, retry_after="0"))
+    with pytest.raises(ai21.errors.ServiceUnavailable):
+        llm.complete("hi")
+    assert len(emulator.requests) == 1
+
+
+def test_sdk_retries_stay_off_even_when_the_environment_asks(
+    make_llm: Callable[..., AI21], emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AI21_NUM_RETRIES", "5")
+    emulator.inject(Fault(status=503, count=10, retry_after="0"))
+    with pytest.raises(ai21.errors.ServiceUnavailable):
+        make_llm(max_retries=1).complete("hi")
+    assert len(emulator.requests) == 2, "attempts never multiply"
+
+
+def test_default_max_retries_is_three(make_llm: Callable[..., AI21], emulator: Emulator) -> None:
+    llm = make_llm()
+    assert llm.max_retries == 3
+    emulator.inject(Fault(status=500, count=3, retry_after="0"))
+    assert llm.complete("hi").text
+    assert len(emulator.requests) == 4
+
+
+# ------------------------------------------------------------------------- Retry-After
+
+
+@pytest.mark.parametrize("method", ["chat", "achat"])
+def test_retry_after_seconds_is_waited_exactly(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    emulator.inject(Fault(status=429, retry_after="1"))
+    started = time.monotonic()
+    call(make_llm(max_retries=1), method, arg_for(method))
+    elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 1.6
+
+
+def test_retry_after_zero_retries_at_once(
+    make_llm: Callable[..., AI21], emulator: Emulator
+) -> None:
+    emulator.inject(Fault(status=503, count=3, retry_after="0"))
+    started = time.monotonic()
+    make_llm(max_retries=3).complete("hi")
+    assert time.monotonic() - started < 0.5
+
+
+def test_retry_after_http_date(make_llm: Callable[..., AI21], emulator: Emulator) -> None:
+    target = time.time() + 2
+    emulator.inject(Fault(status=429, retry_after=formatdate(target, usegmt=True)))
+    make_llm(max_retries=1).complete("hi")
+    # HTTP dates have whole seconds: the wait ends at the named second, not before it.
+    assert time.time() >= int(target) - 0.05
+    assert time.time() < target + 0.6
+
+
+def test_without_retry_after_backoff_is_short_and_jittered(
+    make_llm: Callable[..., AI21], emulator: Emulator
+) -> None:
+    emulator.inject(Fault(status=500))
+    started = time.monotonic()
+    make_llm(max_retries=1).complete("hi")
+    assert 0.25 <= time.monotonic() - started < 0.9  # first back-off: 0.25 to 0.5 s
+
+
+# ---------------------------------------------------------------- connections, timeouts
+
+
+def test_connection_refused_is_retried_then_raised() -> None:
+    with Emulator() as gone:
+        base_url, key = gone.base_url, gone.api_key
+    llm = AI21(api_key=key, base_url=base_url, max_retries=1)
+    started = time.monotonic()
+    with pytest.raises(httpx.ConnectError):
+        llm.complete("hi")
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("method", CHAT_METHODS)
+def test_dropped_connection_before_any_chunk_is_retried(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    expected = call(make_llm(), method, arg_for(method)).text
+    emulator.reset()
+    emulator.inject(Fault(drop_after=1))  # only the role-only event, then the socket closes
+    outcome = call(make_llm(max_retries=1), method, arg_for(method))
+    assert outcome.text == expected, "no lost and no repeated tokens"
+    assert len(emulator.requests) == 2
+
+
+@pytest.mark.parametrize("method", ["chat", "stream_chat", "achat", "astream_chat"])
+def test_timeout_bounds_each_attempt(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    emulator.inject(Fault(delay=3))
+    started = time.monotonic()
+    with pytest.raises(httpx.TimeoutException):
+        call(make_llm(timeout=0.4, max_retries=0), method, arg_for(method))
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_timed_out_attempt_is_retried(make_llm: Callable[..., AI21], emulator: Emulator) -> None:
+    emulator.inject(Fault(delay=3))
+    assert make_llm(timeout=0.4, max_retries=1).complete("hi").text
+    assert len(emulator.requests) == 2
+
+
+# ------------------------------------------------------------------------ broken streams
+
+
+def _drain_into(seen: list[str], llm: AI21, method: str, prompt: str) -> None:
+    """Consume a stream, recording each delta as it reaches the caller."""
+    messages = arg_for("chat", prompt)
+    if method == "stream_chat":
+        seen.extend(chunk.delta or "" for chunk in llm.stream_chat(messages))
+        return
+
+    async def consume() -> None:
+        async for chunk in await llm.astream_chat(messages):
+            seen.append(chunk.delta or "")
+
+    asyncio.run(consume())
+
+
+@pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
+def test_stream_dropped_after_first_chunk_raises_not_truncates(
+    llm: AI21, emulator: Emulator, method: str
+) -> None:
+    emulator.inject(Fault(drop_after=4))
+    seen: list[str] = []
+    with pytest.raises(StreamInterruptedError) as caught:
+        _drain_into(seen, llm, method, "Tell me a long story")
+    assert seen, "some chunks reached the caller before the drop"
+    assert caught.value.partial_text == "".join(seen)
+    assert "not retried" in str(caught.value)
+    assert len(emulator.requests) == 1, "never retried once the caller has tokens"
+
+
+@pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
+@pytest.mark.parametrize("after", [1, 4])
+def test_malformed_stream_event_is_a_clear_error(
+    llm: AI21, emulator: Emulator, method: str, after: int
+) -> None:
+    emulator.inject(Fault(malformed_after=after))
+    with pytest.raises(MalformedResponseError, match="not valid JSON"):
+        call(llm, method, arg_for(method, "Tell me a long story"))
+
+
+@pytest.mark.parametrize("method", ["chat", "achat"])
+def test_truncated_json_body_is_a_clear_error(llm: AI21, emulator: Emulator, method: str) -> None:
+    emulator.inject(Fault(malformed_after=0))
+    with pytest.raises(MalformedResponseError, match="not valid JSON"):
+        call(llm, method, arg_for(method))
+
+
+# ----------------------------------------------------------------- event loops, threads
+
+
+def test_one_instance_across_repeated_asyncio_run(llm: AI21) -> None:
+    async def once() -> str:
+        response = await llm.achat(arg_for("chat", "hi"))
+        chunks = [c async for c in await llm.astream_chat(arg_for("chat", "hi"))]
+        assert chunks[-1].message.content == response.message.content
+        return response.message.content or ""
+
+    answers = [asyncio.run(once()) for _ in range(3)]
+    assert len(set(answers)) == 1
+    assert answers[0]
+
+
+def test_threads_each_with_their_own_loop(llm: AI21, emulator: Emulator) -> None:
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        async def run() -> None:
+            await asyncio.gather(*(llm.acomplete(f"thread {i} task {t}") for t in range(10)))
+
+        try:
+            asyncio.run(run())
+            llm.complete(f"thread {i} sync")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(emulator.requests) == 44
+
+
+def test_hundreds_of_concurrent_tasks_with_injected_faults(
+    make_llm: Callable[..., AI21], emulator: Emulator
+) -> None:
+    """About 5% of the requests get a 429 or 503; every call still completes, right."""
+    total = 300
+    emulator.inject(
+        Fault(status=429, count=8, retry_after="0"), Fault(status=503, count=7, retry_after="0")
+    )
+    llm = make_llm(max_retries=3)
+
+    async def main() -> list[str]:
+        async def one(i: int) -> str:
+            response = await llm.achat([ChatMessage(role="user", content=f"question {i}")])
+            return response.message.content or ""
+
+        return await asyncio.gather(*(one(i) for i in range(total)))
+
+    answers = asyncio.run(main())
+    assert all(f"question {i}" in answer for i, answer in enumerate(answers))
+    assert len(emulator.requests) == total + 15, "one retry per injected fault, no more"
