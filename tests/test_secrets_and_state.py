@@ -1,0 +1,118 @@
+"""The key never leaks; instances serialize, deserialize and pickle into working copies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import pickle
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+
+import ai21.errors
+import pytest
+
+from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21.emulator import Emulator, Fault
+from tests.calls import METHOD_IDS, arg_for, call
+
+SECRET = "sk-test-4f9c2a7e1b8d-SECRET"
+
+
+@pytest.fixture
+def secret_server() -> Emulator:
+    with Emulator(api_keys=(SECRET,)) as server:
+        yield server
+
+
+@pytest.fixture
+def secret_llm(secret_server: Emulator) -> AI21:
+    return AI21(
+        api_key=SECRET, base_url=secret_server.base_url, max_retries=1, model="jamba-large"
+    )
+
+
+def test_key_is_not_in_repr_str_or_dumps(secret_llm: AI21) -> None:
+    for text in (
+        repr(secret_llm),
+        str(secret_llm),
+        str(secret_llm.model_dump()),
+        secret_llm.model_dump_json(),
+        str(secret_llm.to_dict()),
+        secret_llm.to_json(),
+        repr(secret_llm._transport.config),
+    ):
+        assert SECRET not in text
+
+
+def test_key_is_not_in_logs_at_any_level(
+    secret_llm: AI21, secret_server: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)  # root: the SDK's, httpx's and httpcore's debug logs too
+    for method in METHOD_IDS:
+        call(secret_llm, method, arg_for(method))
+    secret_server.inject(Fault(status=500, retry_after="0"), Fault(status=400))
+    with pytest.raises(ai21.errors.BadRequest):
+        secret_llm.complete("hi")
+    assert any(r.name.startswith(("httpx", "httpcore", "ai21")) for r in caplog.records)
+    for record in caplog.records:
+        assert SECRET not in record.getMessage()
+        assert SECRET not in caplog.text
+
+
+def test_key_is_not_in_error_messages_or_emulator_records(secret_server: Emulator) -> None:
+    wrong = SECRET[::-1]
+    llm = AI21(api_key=wrong, base_url=secret_server.base_url)
+    with pytest.raises(ai21.errors.Unauthorized) as caught:
+        llm.complete("hi")
+    assert wrong not in str(caught.value)
+    assert wrong not in repr(secret_server.requests)
+    assert all(wrong not in str(r) for r in secret_server.requests)
+    assert secret_server.last_request.api_key == wrong, "recorded, but only in a hidden field"
+
+
+def test_to_dict_from_dict_round_trips_all_but_the_key(
+    secret_llm: AI21, secret_server: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret_llm.temperature = 0.3
+    data = secret_llm.to_dict()
+    assert data["class_name"] == "AI21_LLM"
+    with pytest.raises(ValueError, match="AI21_API_KEY"):
+        AI21.from_dict(data)
+    monkeypatch.setenv("AI21_API_KEY", SECRET)
+    restored = AI21.from_dict(data)
+    assert restored.to_dict() == data
+    assert restored.complete("hi").text
+    assert secret_server.last_request.json["temperature"] == 0.3
+
+
+@pytest.mark.parametrize("used_before", [False, True])
+def test_pickle_round_trips_into_a_working_instance(
+    secret_llm: AI21, secret_server: Emulator, used_before: bool
+) -> None:
+    if used_before:  # clients exist (sync, and one per loop): they are not pickled
+        secret_llm.complete("warm up")
+        asyncio.run(secret_llm.acomplete("warm up"))
+    clone = pickle.loads(pickle.dumps(secret_llm))
+    assert clone.to_dict() == secret_llm.to_dict()
+    assert clone.complete("hi").text
+    assert asyncio.run(clone.acomplete("hi")).text
+    assert secret_server.last_request.api_key == SECRET
+
+
+def _complete_in_child(llm: AI21, prompt: str) -> str:
+    return llm.complete(prompt).text
+
+
+def test_instances_travel_to_worker_processes(secret_llm: AI21) -> None:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        text = pool.submit(_complete_in_child, secret_llm, "from a worker").result(timeout=120)
+    assert "from a worker" in text
+
+
+def test_clients_are_created_lazily(make_llm: Callable[..., AI21]) -> None:
+    llm = make_llm()
+    assert llm._transport._sync is None
+    llm.complete("hi")
+    assert llm._transport._sync is not None
