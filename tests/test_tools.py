@@ -1,0 +1,277 @@
+"""Tool calling over the emulator: definitions sent, calls parsed (streamed or not), resent."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    MessageRole,
+    TextBlock,
+    ToolCallBlock,
+)
+from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.tools import FunctionTool
+
+from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21.emulator import Emulator
+
+
+def multiply(a: int, b: int) -> int:
+    """Multiply two integers and return the product."""
+    return a * b
+
+
+def add(a: int, b: int) -> int:
+    """Add two integers and return the sum."""
+    return a + b
+
+
+TOOLS = [
+    FunctionTool.from_defaults(multiply, description="Multiply two integers."),
+    FunctionTool.from_defaults(add, description="Add two integers."),
+]
+MULTIPLY_SPEC = {
+    "type": "function",
+    "function": {
+        "name": "multiply",
+        "description": "Multiply two integers.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "a": {"title": "A", "type": "integer"},
+                "b": {"title": "B", "type": "integer"},
+            },
+            "required": ["a", "b"],
+        },
+    },
+}
+TWO_CALLS = "What is 3 times 4 and then add 2 plus 5?"
+METHODS = [
+    "chat_with_tools",
+    "stream_chat_with_tools",
+    "achat_with_tools",
+    "astream_chat_with_tools",
+]
+
+
+def chat_with_tools(llm: AI21, method: str, *args: Any, **kwargs: Any) -> ChatResponse:
+    """Call one of the four ``*chat_with_tools`` methods; the final response (a stream's last)."""
+
+    async def run_async() -> ChatResponse:
+        result = await getattr(llm, method)(*args, **kwargs)
+        if "stream" in method:
+            return [chunk async for chunk in result][-1]
+        return result  # type: ignore[no-any-return]
+
+    if method.startswith("a"):
+        return asyncio.run(run_async())
+    result = getattr(llm, method)(*args, **kwargs)
+    return list(result)[-1] if "stream" in method else result  # type: ignore[no-any-return]
+
+
+def calls_of(response: ChatResponse) -> list[tuple[str, str]]:
+    """(name, arguments) of each tool call, checking kwargs and blocks agree."""
+    calls = response.message.additional_kwargs["tool_calls"]
+    blocks = [b for b in response.message.blocks if isinstance(b, ToolCallBlock)]
+    assert [(b.tool_call_id, b.tool_name, b.tool_kwargs) for b in blocks] == [
+        (c["id"], c["function"]["name"], c["function"]["arguments"]) for c in calls
+    ]
+    assert all(c["id"].startswith("call_") and c["type"] == "function" for c in calls)
+    return [(c["function"]["name"], c["function"]["arguments"]) for c in calls]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tools_go_out_as_ai21_function_definitions(
+    llm: AI21, emulator: Emulator, method: str
+) -> None:
+    chat_with_tools(llm, method, TOOLS[:1], "What is 3 times 4?")
+    assert emulator.last_request.json == {
+        "model": "jamba-mini",
+        "messages": [{"role": "user", "content": "What is 3 times 4?"}],
+        "stream": "stream" in method,
+        "tools": [MULTIPLY_SPEC],
+    }
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tool_calls_arrive_whole_with_parsed_arguments(llm: AI21, method: str) -> None:
+    response = chat_with_tools(llm, method, TOOLS, "What is 3 times 4?")
+    assert calls_of(response) == [("multiply", '{"a":3,"b":4}')]
+    call_id = response.message.additional_kwargs["tool_calls"][0]["id"]
+    assert llm.get_tool_calls_from_response(response) == [
+        ToolSelection(tool_id=call_id, tool_name="multiply", tool_kwargs={"a": 3, "b": 4})
+    ]
+    assert response.additional_kwargs["finish_reason"] == "tool_calls"
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    ("parallel", "expected"),
+    [
+        (True, [("multiply", '{"a":3,"b":4}'), ("add", '{"a":2,"b":5}')]),
+        (False, [("multiply", '{"a":3,"b":4}')]),
+    ],
+)
+def test_allow_parallel_tool_calls_false_keeps_the_first_call(
+    llm: AI21, method: str, parallel: bool, expected: list[tuple[str, str]]
+) -> None:
+    response = chat_with_tools(llm, method, TOOLS, TWO_CALLS, allow_parallel_tool_calls=parallel)
+    assert calls_of(response) == expected
+    assert [s.tool_name for s in llm.get_tool_calls_from_response(response)] == [
+        name for name, _ in expected
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tool_choice", "offered"),
+    [
+        ("add", ["add"]),
+        ({"type": "function", "function": {"name": "add"}}, ["add"]),
+        ("auto", ["multiply", "add"]),
+        ("required", ["multiply", "add"]),
+        ("none", None),
+    ],
+)
+def test_tool_choice_narrows_the_tools_offered(
+    llm: AI21, emulator: Emulator, tool_choice: Any, offered: list[str] | None
+) -> None:
+    response = llm.chat_with_tools(TOOLS, "What is 3 times 4?", tool_choice=tool_choice)
+    sent = emulator.last_request.json
+    assert "tool_choice" not in sent  # AI21 has no such field (ai21-api.md 1.2)
+    if offered is None:
+        assert "tools" not in sent
+        assert llm.get_tool_calls_from_response(response, error_on_no_tool_call=False) == []
+    else:
+        assert [t["function"]["name"] for t in sent["tools"]] == offered
+        assert [name for name, _ in calls_of(response)] == offered[:1]
+
+
+def test_tool_choice_naming_an_unknown_tool_fails_before_any_request(
+    llm: AI21, emulator: Emulator
+) -> None:
+    with pytest.raises(ValueError, match="'divide', which is not among the tools"):
+        llm.chat_with_tools(TOOLS, "What is 3 times 4?", tool_choice="divide")
+    assert emulator.requests == []
+
+
+def test_tool_required_sends_the_same_request(llm: AI21, emulator: Emulator) -> None:
+    llm.chat_with_tools(TOOLS, "What is 3 times 4?")
+    plain = emulator.last_request.json
+    llm.chat_with_tools(TOOLS, "What is 3 times 4?", tool_required=True)
+    assert emulator.last_request.json == plain
+
+
+def test_chat_history_is_not_mutated(llm: AI21, emulator: Emulator) -> None:
+    history = [
+        ChatMessage(role="system", content="You are a calculator."),
+        ChatMessage(role="user", content="hi"),
+        ChatMessage(role="assistant", content="Hello! Ask me to compute something."),
+    ]
+    before = [m.model_copy(deep=True) for m in history]
+    llm.chat_with_tools(TOOLS, "What is 3 times 4?", chat_history=history)
+    assert history == before
+    assert [m["role"] for m in emulator.last_request.json["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+    ]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_tool_calls_and_results_are_resent(llm: AI21, emulator: Emulator, method: str) -> None:
+    first = chat_with_tools(llm, method, TOOLS, "What is 3 times 4?")
+    call_id = first.message.additional_kwargs["tool_calls"][0]["id"]
+    history = [
+        ChatMessage(role="user", content="What is 3 times 4?"),
+        first.message,
+        ChatMessage(role="tool", content="12", additional_kwargs={"tool_call_id": call_id}),
+    ]
+    final = chat_with_tools(llm, method, TOOLS, chat_history=history)
+    assert emulator.last_request.json["messages"] == [
+        {"role": "user", "content": "What is 3 times 4?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": "multiply", "arguments": '{"a":3,"b":4}'},
+                }
+            ],
+        },
+        {"role": "tool", "content": "12", "tool_call_id": call_id},
+    ]
+    assert final.message.content == "The result of multiply is 12."
+    assert llm.get_tool_calls_from_response(final, error_on_no_tool_call=False) == []
+
+
+def test_no_matching_tool_gives_a_text_answer(llm: AI21) -> None:
+    response = llm.chat_with_tools(TOOLS, "Tell me a story about a lighthouse.")
+    assert "lighthouse" in (response.message.content or "")
+    assert llm.get_tool_calls_from_response(response, error_on_no_tool_call=False) == []
+    with pytest.raises(ValueError, match="Expected at least one tool call"):
+        llm.get_tool_calls_from_response(response)
+
+
+def _response(arguments: str, *, as_blocks: bool) -> ChatResponse:
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "multiply", "arguments": arguments},
+    }
+    if as_blocks:
+        blocks: list[Any] = [
+            TextBlock(text=""),
+            ToolCallBlock(tool_call_id="call_1", tool_name="multiply", tool_kwargs=arguments),
+        ]
+        return ChatResponse(message=ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks))
+    message = ChatMessage(role="assistant", content="", additional_kwargs={"tool_calls": [call]})
+    return ChatResponse(message=message)
+
+
+@pytest.mark.parametrize("as_blocks", [True, False], ids=["blocks", "additional_kwargs"])
+@pytest.mark.parametrize("arguments", ['{"a": 3, "b":', "[3, 4]", "not json"])
+def test_arguments_that_are_not_a_json_object_give_a_clear_error(
+    llm: AI21, arguments: str, as_blocks: bool
+) -> None:
+    response = _response(arguments, as_blocks=as_blocks)
+    with pytest.raises(ValueError, match="'multiply' has arguments that are not a JSON object"):
+        llm.get_tool_calls_from_response(response)
+    assert llm.get_tool_calls_from_response(response, error_on_no_tool_call=False) == []
+
+
+@pytest.mark.parametrize("as_blocks", [True, False], ids=["blocks", "additional_kwargs"])
+@pytest.mark.parametrize(
+    ("arguments", "parsed"), [('{"a": 3, "b": 4}', {"a": 3, "b": 4}), ("", {})]
+)
+def test_valid_arguments_parse(
+    llm: AI21, arguments: str, parsed: dict[str, Any], as_blocks: bool
+) -> None:
+    response = _response(arguments, as_blocks=as_blocks)
+    assert llm.get_tool_calls_from_response(response) == [
+        ToolSelection(tool_id="call_1", tool_name="multiply", tool_kwargs=parsed)
+    ]
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    ("message", "parallel", "answer"),
+    [("What is 3 times 4?", False, "12"), (TWO_CALLS, True, "12\n\n7")],
+)
+def test_predict_and_call_runs_the_tools(
+    llm: AI21, is_async: bool, message: str, parallel: bool, answer: str
+) -> None:
+    kwargs = {"user_msg": message, "allow_parallel_tool_calls": parallel}
+    if is_async:
+        result = asyncio.run(llm.apredict_and_call(TOOLS, **kwargs))
+    else:
+        result = llm.predict_and_call(TOOLS, **kwargs)
+    assert result.response == answer
+    assert [s.tool_name for s in result.sources] == ["multiply", "add"][: len(result.sources)]
+    assert result.sources[0].raw_input == {"args": (), "kwargs": {"a": 3, "b": 4}}
