@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llama_index.llms.ai21._stream import DONE, ChatStreamState, decode_sse_line
+from llama_index.llms.ai21._stream import DONE, ChatStreamState, decode_sse_line, iter_lines
 from llama_index.llms.ai21.errors import MalformedResponseError
 
 
@@ -64,15 +64,15 @@ def test_tool_call_fragments_merge_by_index() -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("", None),
-        ('data: {"a": 1}', {"a": 1}),
-        ('data:{"a": 1}', {"a": 1}),
-        ("data: [DONE]", DONE),
-        (": keep-alive", None),
-        ("event: message", None),
+        (b"", None),
+        (b'data: {"a": 1}', {"a": 1}),
+        (b'data:{"a": 1}', {"a": 1}),
+        (b"data: [DONE]", DONE),
+        (b": keep-alive", None),
+        (b"event: message", None),
     ],
 )
-def test_decode_sse_line(line: str, expected: Any) -> None:
+def test_decode_sse_line(line: bytes, expected: Any) -> None:
     assert (
         decode_sse_line(line) == expected if expected is not DONE else decode_sse_line(line) is DONE
     )
@@ -81,12 +81,12 @@ def test_decode_sse_line(line: str, expected: Any) -> None:
 @pytest.mark.parametrize(
     ("line", "match"),
     [
-        ('data: {"id": "chat-1", "choi', "not valid JSON"),
-        ("data: [1, 2]", "JSON object"),
-        ("garbage", "not a server-sent event line"),
+        (b'data: {"id": "chat-1", "choi', "not valid JSON"),
+        (b"data: [1, 2]", "JSON object"),
+        (b"garbage", "not a server-sent event line"),
     ],
 )
-def test_bad_lines_name_the_problem(line: str, match: str) -> None:
+def test_bad_lines_name_the_problem(line: bytes, match: str) -> None:
     with pytest.raises(MalformedResponseError, match=match):
         decode_sse_line(line)
 
@@ -111,3 +111,16 @@ def test_bad_lines_name_the_problem(line: str, match: str) -> None:
 def test_malformed_events_name_the_problem(chunk: dict[str, Any], match: str) -> None:
     with pytest.raises(MalformedResponseError, match=match):
         ChatStreamState().feed(chunk)
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"data: 1\n\ndata: 2\n\n"],
+        [b"da", b"ta: 1\n", b"\ndata: 2", b"\n\n"],
+        [b"data: 1\r\n\r\ndata: 2\r\n\r\n"],
+        [b"data: 1\n\n", b"data: 2"],  # a last line without its newline still counts
+    ],
+)
+def test_iter_lines_splits_across_chunk_boundaries(chunks: list[bytes]) -> None:
+    assert [line for line in iter_lines(chunks) if line] == [b"data: 1", b"data: 2"]

@@ -8,15 +8,19 @@ generator, so streams are retried only until their first chunk reaches the calle
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import tenacity
 from ai21.errors import AI21APIError
+
+T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 BACKOFF_INITIAL = 0.5  # seconds before the first retry, before jitter
@@ -57,34 +61,61 @@ def backoff(retry_number: int) -> float:
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-def _wait(retry_state: tenacity.RetryCallState) -> float:
-    outcome = retry_state.outcome
-    if outcome is not None and isinstance(outcome.exception(), AI21APIError):
+def wait_seconds(exc: BaseException | None, retry_number: int) -> float:
+    """How long to wait before retry ``retry_number`` (1-based) after ``exc``.
+
+    ``Retry-After`` from the failed response wins (exactly, even ``0``); otherwise back-off.
+    """
+    if isinstance(exc, AI21APIError):
         server_says = parse_retry_after(last_retry_after.get())
         if server_says is not None:
             return server_says
-    return backoff(retry_state.attempt_number)
+    return backoff(retry_number)
 
 
-def _before(retry_state: tenacity.RetryCallState) -> None:
-    last_retry_after.set(None)
+def _policy(retries_left: int) -> dict[str, Any]:
+    """Tenacity settings for the attempts after the first one (the first failed already)."""
 
+    def wait(retry_state: tenacity.RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        return wait_seconds(exc, retry_state.attempt_number + 1)
 
-def _policy(max_retries: int) -> dict[str, Any]:
+    def before(retry_state: tenacity.RetryCallState) -> None:
+        last_retry_after.set(None)
+
     return {
-        "stop": tenacity.stop_after_attempt(max_retries + 1),
+        "stop": tenacity.stop_after_attempt(retries_left),
         "retry": tenacity.retry_if_exception(should_retry),
-        "wait": _wait,
-        "before": _before,
+        "wait": wait,
+        "before": before,
         "reraise": True,  # the caller gets the last attempt's own exception
     }
 
 
-def retrying(max_retries: int) -> tenacity.Retrying:
-    """A fresh sync retry controller: ``max_retries`` retries after the first attempt."""
-    return tenacity.Retrying(**_policy(max_retries))
+def call_with_retries(attempt: Callable[[], T], max_retries: int) -> T:
+    """Run ``attempt``; retry transient failures up to ``max_retries`` times.
+
+    The first attempt runs without tenacity (the common case costs nothing extra); a
+    retryable failure hands the remaining ``max_retries`` attempts to tenacity.
+    """
+    last_retry_after.set(None)
+    try:
+        return attempt()
+    except Exception as exc:
+        if max_retries <= 0 or not should_retry(exc):
+            raise
+        time.sleep(wait_seconds(exc, 1))
+    return tenacity.Retrying(**_policy(max_retries))(attempt)
 
 
-def async_retrying(max_retries: int) -> tenacity.AsyncRetrying:
-    """The async twin of :func:`retrying`, with the same policy."""
-    return tenacity.AsyncRetrying(**_policy(max_retries))
+async def acall_with_retries(attempt: Callable[[], Awaitable[T]], max_retries: int) -> T:
+    """The async twin of :func:`call_with_retries`, with the same policy."""
+    last_retry_after.set(None)
+    try:
+        return await attempt()
+    except Exception as exc:
+        if max_retries <= 0 or not should_retry(exc):
+            raise
+        await asyncio.sleep(wait_seconds(exc, 1))
+    return await tenacity.AsyncRetrying(**_policy(max_retries))(attempt)

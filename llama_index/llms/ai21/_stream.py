@@ -1,6 +1,7 @@
 """Stream decoding and accumulation, with no I/O (ai21-api.md 1.4).
 
-:func:`decode_sse_line` turns one line of the ``text/event-stream`` body into an event dict
+:func:`iter_lines` splits the ``text/event-stream`` body into lines and
+:func:`decode_sse_line` turns one line into an event dict
 (or :data:`DONE`, or ``None`` for lines that carry nothing). :class:`ChatStreamState` folds
 events into the growing answer: ``feed(event)`` returns the ``ChatResponse`` to hand to the
 caller, or ``None`` for events that add nothing (the role-only first event).
@@ -9,6 +10,7 @@ caller, or ``None`` for events that add nothing (the role-only first event).
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, Final
 
 from llama_index.core.base.llms.types import ChatResponse
@@ -27,16 +29,48 @@ DONE: Final = _Done()
 
 # SSE fields other than ``data`` carry nothing for AI21 streams; lines starting with ":"
 # are comments (keep-alives). Both are legal SSE, so they are skipped, not rejected.
-_IGNORED_FIELDS = ("event:", "id:", "retry:", ":")
+_IGNORED_FIELDS = (b"event:", b"id:", b"retry:", b":")
 
 
-def decode_sse_line(line: str) -> dict[str, Any] | _Done | None:
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Split a byte stream into lines (LF or CRLF), without decoding them to text.
+
+    Cheaper than ``httpx.Response.iter_lines``, which decodes every chunk to ``str``
+    first; ``json.loads`` takes the bytes directly.
+    """
+    pending = b""
+    for chunk in chunks:
+        if pending:
+            chunk = pending + chunk
+        lines = chunk.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            yield line[:-1] if line.endswith(b"\r") else line
+    if pending:
+        yield pending
+
+
+async def aiter_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    """The async twin of :func:`iter_lines`."""
+    pending = b""
+    async for chunk in chunks:
+        if pending:
+            chunk = pending + chunk
+        lines = chunk.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            yield line[:-1] if line.endswith(b"\r") else line
+    if pending:
+        yield pending
+
+
+def decode_sse_line(line: bytes) -> dict[str, Any] | _Done | None:
     """Decode one SSE line; raise :class:`MalformedResponseError` naming a bad one."""
     if not line:
         return None
-    if line.startswith("data:"):
-        payload = line[6:] if line.startswith("data: ") else line[5:]
-        if payload.startswith("[DONE]"):
+    if line.startswith(b"data:"):
+        payload = line[6:] if line.startswith(b"data: ") else line[5:]
+        if payload.startswith(b"[DONE]"):
             return DONE
         try:
             event = json.loads(payload)
@@ -56,7 +90,8 @@ def decode_sse_line(line: str) -> dict[str, Any] | _Done | None:
     )
 
 
-def _clip(text: str, limit: int = 200) -> str:
+def _clip(raw: bytes, limit: int = 200) -> str:
+    text = raw.decode("utf-8", errors="replace")
     return text if len(text) <= limit else f"{text[:limit]}..."
 
 

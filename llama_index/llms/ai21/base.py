@@ -45,8 +45,14 @@ from llama_index.llms.ai21._convert import (
     to_j2_prompt,
 )
 from llama_index.llms.ai21._models import DEFAULT_MODEL, is_j2, model_info
-from llama_index.llms.ai21._retry import async_retrying, retrying
-from llama_index.llms.ai21._stream import DONE, ChatStreamState, decode_sse_line
+from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
+from llama_index.llms.ai21._stream import (
+    DONE,
+    ChatStreamState,
+    aiter_lines,
+    decode_sse_line,
+    iter_lines,
+)
 from llama_index.llms.ai21._transport import ClientConfig, Transport
 from llama_index.llms.ai21.errors import MalformedResponseError, StreamInterruptedError
 
@@ -319,33 +325,37 @@ class AI21(FunctionCallingLLM):
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
         client = self._transport.sync_client()
-        for attempt in retrying(self.max_retries):
-            with attempt:
-                response = client.execute_http_request(method="POST", path=path, body=body)
+        response = call_with_retries(
+            lambda: client.execute_http_request(method="POST", path=path, body=body),
+            self.max_retries,
+        )
         return _json_body(response)
 
     async def _apost(self, path: str, body: dict[str, Any]) -> Any:
         client = await self._transport.async_client()
-        async for attempt in async_retrying(self.max_retries):
-            with attempt:
-                response = await client.execute_http_request(method="POST", path=path, body=body)
+        response = await acall_with_retries(
+            lambda: client.execute_http_request(method="POST", path=path, body=body),
+            self.max_retries,
+        )
         return _json_body(response)
 
     def _stream_events(self, body: dict[str, Any], single_tool_call: bool) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
         client = self._transport.sync_client()
-        for attempt in retrying(self.max_retries):
-            with attempt:
-                response = client.execute_http_request(
-                    method="POST", path=CHAT_PATH, body=body, stream=True
-                )
-                state = ChatStreamState()
-                chunks = _responses(response.iter_lines(), state, single_tool_call)
-                try:
-                    first = next(chunks, None)
-                except BaseException:
-                    response.close()
-                    raise
+
+        def open_stream() -> tuple[httpx.Response, ChatStreamState, Iterator[ChatResponse], Any]:
+            response = client.execute_http_request(
+                method="POST", path=CHAT_PATH, body=body, stream=True
+            )
+            state = ChatStreamState()
+            chunks = _responses(iter_lines(response.iter_bytes()), state, single_tool_call)
+            try:
+                return response, state, chunks, next(chunks, None)
+            except BaseException:
+                response.close()
+                raise
+
+        response, state, chunks, first = call_with_retries(open_stream, self.max_retries)
         try:
             if first is None:
                 raise _ended_early(state)
@@ -360,18 +370,22 @@ class AI21(FunctionCallingLLM):
         self, body: dict[str, Any], single_tool_call: bool
     ) -> ChatResponseAsyncGen:
         client = await self._transport.async_client()
-        async for attempt in async_retrying(self.max_retries):
-            with attempt:
-                response = await client.execute_http_request(
-                    method="POST", path=CHAT_PATH, body=body, stream=True
-                )
-                state = ChatStreamState()
-                chunks = _aresponses(response.aiter_lines(), state, single_tool_call)
-                try:
-                    first = await anext(chunks, None)
-                except BaseException:
-                    await response.aclose()
-                    raise
+
+        async def open_stream() -> tuple[
+            httpx.Response, ChatStreamState, AsyncIterator[ChatResponse], Any
+        ]:
+            response = await client.execute_http_request(
+                method="POST", path=CHAT_PATH, body=body, stream=True
+            )
+            state = ChatStreamState()
+            chunks = _aresponses(aiter_lines(response.aiter_bytes()), state, single_tool_call)
+            try:
+                return response, state, chunks, await anext(chunks, None)
+            except BaseException:
+                await response.aclose()
+                raise
+
+        response, state, chunks, first = await acall_with_retries(open_stream, self.max_retries)
         try:
             if first is None:
                 raise _ended_early(state)
@@ -682,7 +696,7 @@ def _json_body(response: httpx.Response) -> Any:
 
 
 def _responses(
-    lines: Iterator[str], state: ChatStreamState, single_tool_call: bool
+    lines: Iterator[bytes], state: ChatStreamState, single_tool_call: bool
 ) -> Iterator[ChatResponse]:
     for line in lines:
         event = decode_sse_line(line)
@@ -697,7 +711,7 @@ def _responses(
 
 
 async def _aresponses(
-    lines: AsyncIterator[str], state: ChatStreamState, single_tool_call: bool
+    lines: AsyncIterator[bytes], state: ChatStreamState, single_tool_call: bool
 ) -> AsyncIterator[ChatResponse]:
     async for line in lines:
         event = decode_sse_line(line)
