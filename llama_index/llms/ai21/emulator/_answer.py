@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import _schema, _text
@@ -263,25 +263,42 @@ def tool_arguments(tool: ToolSpec, text: str) -> dict[str, Any]:
 # -- JSON mode ---------------------------------------------------------------------------------
 
 
-def json_answer(messages: Sequence[Message], text_answer: str, context: Context | None) -> str:
-    """JSON-mode content: fill an embedded schema from the user's words, else ``{"answer": ...}``.
+def split_schema(messages: Sequence[Message]) -> tuple[dict[str, Any] | None, list[Message]]:
+    """Find a JSON schema embedded in a user message (last first), else a system message.
 
-    The schema is looked for in user messages (last first), then system messages. With context,
-    values come from the query and the grounded answer; without, from the schema-bearing message.
+    Returns the schema and the messages with the schema (and its instructions) cut out, so the
+    answer generator does not read the schema as part of the question.
     """
-    users = [m for m in reversed(messages) if m.role == "user"]
-    systems = [m for m in messages if m.role == "system"]
-    for message in (*users, *systems):
-        schema = _schema.find_schema(message.content)
-        if schema is None:
-            continue
-        if context is not None:
-            words = f"{context.query}\n{text_answer}"
-            fallback = text_answer
-        else:
-            source = message.content if message.role == "user" else (last_user_text(messages) or "")
-            words = _schema.schema_span(source, schema)
-            fallback = _text.squash(words, 300)
-        value = _schema.Filler(words, fallback).fill(schema)
-        return json.dumps(value, ensure_ascii=False)
-    return json.dumps({"answer": text_answer}, ensure_ascii=False)
+    order = [i for i in reversed(range(len(messages))) if messages[i].role == "user"]
+    order += [i for i in range(len(messages)) if messages[i].role == "system"]
+    for index in order:
+        found = _schema.split_schema(messages[index].content)
+        if found is not None:
+            schema, rest = found
+            trimmed = list(messages)
+            trimmed[index] = replace(messages[index], content=rest)
+            return schema, trimmed
+    return None, list(messages)
+
+
+def json_answer(
+    schema: dict[str, Any] | None,
+    messages: Sequence[Message],
+    text_answer: str,
+    context: Context | None,
+) -> str:
+    """JSON-mode content: fill ``schema`` from the user's words, else ``{"answer": ...}``.
+
+    ``messages`` are the ones with the schema cut out. With context, values come from the query
+    and the grounded answer; without, from the last user message.
+    """
+    if schema is None:
+        return json.dumps({"answer": text_answer}, ensure_ascii=False)
+    if context is not None:
+        words = f"{context.query}\n{text_answer}"
+        fallback = text_answer
+    else:
+        words = last_user_text(messages) or ""
+        fallback = _text.squash(words, 300)
+    value = _schema.Filler(words, fallback).fill(schema)
+    return json.dumps(value, ensure_ascii=False)

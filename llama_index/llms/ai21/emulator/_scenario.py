@@ -158,6 +158,10 @@ def _generate(
     seed: str = "",
 ) -> str | tuple[ToolCallOut, ...]:
     """The answer for one choice: text, or the tool calls to make."""
+    schema: dict[str, Any] | None = None
+    if json_mode:
+        schema, trimmed = _answer.split_schema(messages)
+        messages = trimmed
     after_tools = _answer.tool_result_answer(messages)
     context = _answer.find_context(messages, documents)
     if after_tools is None and tools and messages[-1].role == "user":
@@ -182,7 +186,7 @@ def _generate(
     else:
         text = _answer.echo_answer(model, messages, variant, n)
     if json_mode:
-        text = _answer.json_answer(messages, text, context)
+        text = _answer.json_answer(schema, messages, text, context)
     return text
 
 

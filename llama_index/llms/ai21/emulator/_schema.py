@@ -48,13 +48,33 @@ def find_schema(text: str) -> dict[str, Any] | None:
 
     Accepts the brace-doubled form (``{{ ... }}``) that an unformatted LlamaIndex template leaves.
     """
+    found = split_schema(text)
+    return None if found is None else found[0]
+
+
+def split_schema(text: str) -> tuple[dict[str, Any], str] | None:
+    """Like :func:`find_schema`, also returning ``text`` without the schema and LlamaIndex's
+    schema instructions ("Here's a JSON schema to follow:" ...)."""
     found = _scan_for_schema(text)
     if found is None and "{{" in text:
-        found = _scan_for_schema(text.replace("{{", "{").replace("}}", "}"))
-    return found
+        text = text.replace("{{", "{").replace("}}", "}")
+        found = _scan_for_schema(text)
+    if found is None:
+        return None
+    schema, start, end = found
+    rest = f"{text[:start]} {text[end:]}"
+    for boilerplate in _SCHEMA_INSTRUCTIONS:
+        rest = rest.replace(boilerplate, " ")
+    return schema, rest
 
 
-def _scan_for_schema(text: str) -> dict[str, Any] | None:
+_SCHEMA_INSTRUCTIONS = (
+    "Here's a JSON schema to follow:",
+    "Output a valid JSON object but do not repeat the schema.",
+)
+
+
+def _scan_for_schema(text: str) -> tuple[dict[str, Any], int, int] | None:
     decoder = json.JSONDecoder()
     pos = text.find("{")
     while pos != -1:
@@ -64,7 +84,7 @@ def _scan_for_schema(text: str) -> dict[str, Any] | None:
             pos = text.find("{", pos + 1)
             continue
         if isinstance(obj, dict) and _looks_like_schema(obj):
-            return obj
+            return obj, pos, end
         pos = text.find("{", end if end > pos else pos + 1)
     return None
 
@@ -73,16 +93,6 @@ def _looks_like_schema(obj: Mapping[str, Any]) -> bool:
     return isinstance(obj.get("properties"), dict) or (
         obj.get("type") == "object" and ("$defs" in obj or "definitions" in obj)
     )
-
-
-def schema_span(text: str, schema: Mapping[str, Any]) -> str:
-    """``text`` with the embedded schema (and LlamaIndex's schema instructions) removed."""
-    cut = text
-    for rendered in (json.dumps(schema), json.dumps(schema, ensure_ascii=False)):
-        cut = cut.replace(rendered, " ")
-    cut = re.sub(r"Here's a JSON schema to follow:", " ", cut)
-    cut = re.sub(r"Output a valid JSON object but do not repeat the schema\.", " ", cut)
-    return cut
 
 
 class Filler:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import threading
 import time
@@ -30,6 +31,7 @@ LISTEN_BACKLOG = 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
 SHUTDOWN_TIMEOUT = 0.5
 
+_logger = logging.getLogger(__name__)
 _STATE_KEY = web.AppKey("state", EmulatorState)
 _INVALID = object()  # marker: the body was not JSON
 
@@ -106,7 +108,15 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     exchange = _Exchange()
     if isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
         exchange.model = parsed["model"]
-    response = await _respond(request, state, exchange, raw, parsed)
+    try:
+        response = await _respond(request, state, exchange, raw, parsed)
+    except ConnectionError:  # the client went away mid-response
+        raise
+    except Exception:
+        # A bug in the emulator must not look like a transport problem: answer 500 like the
+        # real service's FastAPI would, and say why on the logger.
+        _logger.exception("AI21 emulator failed on %s %s", request.method, request.path)
+        response = _json_response(_scenario.error_reply(500))
     if state.log is not None:
         elapsed = (time.perf_counter() - started) * 1000
         state.log(

@@ -106,7 +106,7 @@ SYNONYMS: dict[str, str] = {
 
 # "3 x 4", "3 * 4", "10 / 2" ... count as arithmetic words for tool selection.
 _TIMES, _MINUS = "\u00d7", "\u2212"  # the multiplication and minus signs
-_OPERATOR_RE = re.compile(r"\d\s*([x*+/-" + _TIMES + _MINUS + r"])\s*-?\d")
+_OPERATOR_RE = re.compile(r"\d\s*([x*+/" + _TIMES + _MINUS + r"-])\s*-?\d")
 _OPERATOR_WORDS = {
     "x": "multiply",
     _TIMES: "multiply",
