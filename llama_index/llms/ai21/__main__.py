@@ -17,6 +17,7 @@ from llama_index.core import Document, SummaryIndex
 from llama_index.core.llms import ChatMessage
 
 from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21.emulator import Emulator, Fault
 
 PARAGRAPHS = [
     "AI21 Labs is an Israeli artificial intelligence company founded in 2017 by Yoav Shoham, "
@@ -36,19 +37,17 @@ def _section(title: str) -> None:
 
 
 @contextlib.contextmanager
-def _llm(model: str) -> Iterator[AI21]:
+def _llm(model: str) -> Iterator[tuple[AI21, Emulator | None]]:
     if os.environ.get("AI21_API_KEY"):
         print(f"Using the AI21 API ({os.environ.get('AI21_API_HOST') or 'api.ai21.com'}).")
-        yield AI21(model=model)
+        yield AI21(model=model), None
         return
-    from llama_index.llms.ai21.emulator import Emulator
-
     with Emulator() as emulator:
         print(
             f"AI21_API_KEY is not set: using the built-in AI21 emulator at {emulator.base_url} "
             "(deterministic canned answers, no network)."
         )
-        yield AI21(model=model, api_key=emulator.api_key, base_url=emulator.base_url)
+        yield AI21(model=model, api_key=emulator.api_key, base_url=emulator.base_url), emulator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="jamba-mini", help="model name (default: jamba-mini)")
     args = parser.parse_args(argv)
 
-    with _llm(args.model) as llm:
+    with _llm(args.model) as (llm, emulator):
         _section("1. complete")
         print(llm.complete("Paul Graham is "))
 
@@ -69,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         print(llm.chat(messages, preamble_override="You are a pirate with a colorful personality"))
 
         _section("3. stream_complete, token by token")
+        if emulator is not None:  # pace the emulator like a real model, so streaming shows
+            emulator.inject(Fault(stream_delay=0.03))
         for chunk in llm.stream_complete("Tell me a short story about a lighthouse."):
             print(chunk.delta, end="", flush=True)
         print()
