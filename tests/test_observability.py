@@ -1,0 +1,149 @@
+"""Usage and observability: callbacks and instrumentation events see AI21's own token counts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
+from llama_index.core.instrumentation import get_dispatcher
+from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+from llama_index.core.instrumentation.events import BaseEvent
+from llama_index.core.instrumentation.events.llm import (
+    LLMChatEndEvent,
+    LLMChatInProgressEvent,
+    LLMChatStartEvent,
+    LLMCompletionEndEvent,
+    LLMCompletionInProgressEvent,
+    LLMCompletionStartEvent,
+)
+from llama_index.core.tools import FunctionTool
+
+from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21.emulator import Emulator
+
+
+def multiply(a: int, b: int) -> int:
+    """Multiply two integers."""
+    return a * b
+
+
+TOOLS = [FunctionTool.from_defaults(multiply, description="Multiply two integers.")]
+METHODS = [
+    "chat",
+    "stream_chat",
+    "achat",
+    "astream_chat",
+    "complete",
+    "stream_complete",
+    "acomplete",
+    "astream_complete",
+    "chat_with_tools",
+    "stream_chat_with_tools",
+    "achat_with_tools",
+    "astream_chat_with_tools",
+]
+
+
+def run(llm: AI21, method: str) -> None:
+    """Call ``method`` with a fixed question and drain any stream."""
+    question = "What is 3 times 4?"
+    args: tuple[Any, ...] = (question,)
+    if method.endswith("_tools"):
+        args = (TOOLS, question)
+    elif "chat" in method:
+        args = ([ChatMessage(role="user", content=question)],)
+
+    async def run_async() -> None:
+        result = await getattr(llm, method)(*args)
+        if "stream" in method:
+            _ = [chunk async for chunk in result]
+
+    if method.startswith("a"):
+        asyncio.run(run_async())
+    else:
+        result = getattr(llm, method)(*args)
+        if "stream" in method:
+            list(result)
+
+
+def reported_usage(emulator: Emulator) -> dict[str, int]:
+    """The usage AI21 (the emulator) reports for the last request, asked again unstreamed."""
+    body = {**emulator.last_request.json, "stream": False}
+    response = httpx.post(
+        f"{emulator.base_url}/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {emulator.api_key}"},
+    )
+    usage: dict[str, int] = response.json()["usage"]
+    return usage
+
+
+class Recorder(BaseEventHandler):
+    events: list[BaseEvent] = []
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "Recorder"
+
+    def handle(self, event: BaseEvent, **kwargs: Any) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+def recorder() -> Iterator[Recorder]:
+    """An event handler on the root dispatcher, removed afterwards."""
+    dispatcher = get_dispatcher()
+    handler = Recorder(events=[])
+    dispatcher.add_event_handler(handler)
+    try:
+        yield handler
+    finally:
+        dispatcher.event_handlers.remove(handler)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_token_counting_handler_sees_ai21_usage(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    # A deliberately poor tokenizer, so a count that matches came from AI21, not from it.
+    counter = TokenCountingHandler(tokenizer=lambda text: [text])
+    run(make_llm(callback_manager=CallbackManager([counter])), method)
+    usage = reported_usage(emulator)
+    (event,) = counter.llm_token_counts
+    assert event.prompt_token_count == usage["prompt_tokens"] > 1
+    assert event.completion_token_count == usage["completion_tokens"] > 1
+    assert counter.total_llm_token_count == usage["total_tokens"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_instrumentation_events_carry_ai21_usage(
+    llm: AI21, emulator: Emulator, recorder: Recorder, method: str
+) -> None:
+    run(llm, method)
+    usage = reported_usage(emulator)
+    is_chat = "chat" in method
+    start, progress, end = (
+        (LLMChatStartEvent, LLMChatInProgressEvent, LLMChatEndEvent)
+        if is_chat
+        else (LLMCompletionStartEvent, LLMCompletionInProgressEvent, LLMCompletionEndEvent)
+    )
+    kinds = [type(e) for e in recorder.events if type(e).__name__.startswith("LLM")]
+    assert kinds[0] is start
+    assert kinds[-1] is end
+    assert (kinds.count(progress) > 1) is ("stream" in method)
+    final = recorder.events[-1]
+    assert isinstance(final, end)
+    response: Any = final.response
+    assert response is not None
+    counts = {k: response.additional_kwargs[k] for k in usage}
+    assert counts == usage
+    if method.endswith("_tools"):
+        assert response.message.additional_kwargs["tool_calls"][0]["function"] == {
+            "name": "multiply",
+            "arguments": '{"a":3,"b":4}',
+        }

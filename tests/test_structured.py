@@ -1,0 +1,137 @@
+"""Structured output over the emulator: function calling by default, JSON mode as an option."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from llama_index.core.bridge.pydantic import BaseModel, Field
+from llama_index.core.llms import ChatMessage
+from llama_index.core.prompts import PromptTemplate
+from llama_index.core.types import PydanticProgramMode
+
+from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21.emulator import Emulator
+
+
+class Album(BaseModel):
+    """A music album."""
+
+    title: str = Field(description="The album's title")
+    artist: str = Field(description="Who recorded it")
+    year: int = Field(description="Year of release")
+
+
+PROMPT = PromptTemplate("Extract the album from this text: {text}")
+TEXT = 'The album is called "Abbey Road", the artist is The Beatles, and the year is 1969.'
+QUESTION = f"Extract the album from this text: {TEXT}"
+ABBEY_ROAD = Album(title="Abbey Road", artist="The Beatles", year=1969)
+ALBUM_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "Album",
+        "description": "A music album.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "title": {"description": "The album's title", "title": "Title", "type": "string"},
+                "artist": {"description": "Who recorded it", "title": "Artist", "type": "string"},
+                "year": {"description": "Year of release", "title": "Year", "type": "integer"},
+            },
+            "required": ["title", "artist", "year"],
+        },
+    },
+}
+MODES = {"function": PydanticProgramMode.DEFAULT, "json": PydanticProgramMode.LLM}
+
+
+def predict(llm: AI21, method: str) -> Any:
+    """Run one structured-output entry point and return its final object."""
+    messages = [ChatMessage(role="user", content=QUESTION)]
+    structured = llm.as_structured_llm(Album)
+
+    async def run_async() -> Any:
+        if method == "astructured_predict":
+            return await llm.astructured_predict(Album, PROMPT, text=TEXT)
+        if method == "astream_structured_predict":
+            stream = await llm.astream_structured_predict(Album, PROMPT, text=TEXT)
+            return [item async for item in stream][-1]
+        return (await structured.achat(messages)).raw
+
+    if method.startswith(("a", "structured_llm.a")):
+        return asyncio.run(run_async())
+    if method == "structured_predict":
+        return llm.structured_predict(Album, PROMPT, text=TEXT)
+    if method == "stream_structured_predict":
+        return list(llm.stream_structured_predict(Album, PROMPT, text=TEXT))[-1]
+    if method == "structured_llm.chat":
+        return structured.chat(messages).raw
+    if method == "structured_llm.stream_chat":
+        return list(structured.stream_chat(messages))[-1].raw
+    return structured.complete(QUESTION).raw
+
+
+METHODS = [
+    "structured_predict",
+    "astructured_predict",
+    "stream_structured_predict",
+    "astream_structured_predict",
+    "structured_llm.chat",
+    "structured_llm.achat",
+    pytest.param(
+        "structured_llm.stream_chat",
+        # llama-index-core's StructuredLLM.stream_chat calls the deprecated BaseModel.json().
+        marks=pytest.mark.filterwarnings("ignore:The `json` method is deprecated"),
+    ),
+    "structured_llm.complete",
+]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("mode", MODES)
+def test_structured_output_returns_a_validated_object(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str, mode: str
+) -> None:
+    llm = make_llm(pydantic_program_mode=MODES[mode])
+    result = predict(llm, method)
+    assert isinstance(result, Album)
+    assert result == ABBEY_ROAD
+
+    sent = emulator.last_request.json
+    assert sent["stream"] is ("stream" in method)
+    if mode == "function":
+        assert sent["tools"] == [ALBUM_TOOL]
+        assert "response_format" not in sent
+        assert sent["messages"] == [{"role": "user", "content": QUESTION}]
+    else:
+        assert sent["response_format"] == {"type": "json_object"}
+        assert "tools" not in sent
+        (message,) = sent["messages"]
+        assert message["content"].startswith(QUESTION)
+        assert "Here's a JSON schema to follow" in message["content"]
+
+
+def test_function_calling_is_the_default(llm: AI21) -> None:
+    assert llm.pydantic_program_mode == PydanticProgramMode.DEFAULT
+
+
+def test_json_mode_leaves_an_explicit_response_format_alone(
+    make_llm: Callable[..., AI21], emulator: Emulator
+) -> None:
+    llm = make_llm(pydantic_program_mode=PydanticProgramMode.LLM)
+    with pytest.raises(ValueError, match="Could not extract json string"):
+        llm.structured_predict(
+            Album, PROMPT, llm_kwargs={"response_format": {"type": "text"}}, text="hi"
+        )
+    assert emulator.last_request.json["response_format"] == {"type": "text"}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_streamed_structured_output_ends_complete(make_llm: Callable[..., AI21], mode: str) -> None:
+    llm = make_llm(pydantic_program_mode=MODES[mode])
+    partials = list(llm.stream_structured_predict(Album, PROMPT, text=TEXT))
+    assert len(partials) > 1
+    assert partials[-1] == ABBEY_ROAD
+    assert all(set(p.model_dump()) == {"title", "artist", "year"} for p in partials)
