@@ -12,16 +12,27 @@ trap 'rm -rf "$out"' EXIT
 "$PY" -m twine check --strict "$out"/dist/*
 
 wheel="$(ls "$out"/dist/*.whl)"
-for member in llama_index/llms/ai21/py.typed llama_index/llms/ai21/emulator/__init__.py \
-              llama_index/llms/ai21/emulator/pytest_plugin.py; do
-    "$PY" -m zipfile -l "$wheel" | grep -q "$member" || { echo "wheel lacks $member"; exit 1; }
-done
-if "$PY" -m zipfile -l "$wheel" | grep -qE ' llama_index/(llms/)?__init__.py'; then
-    echo "wheel ships llama_index/__init__.py or llama_index/llms/__init__.py (namespace packages)"; exit 1
-fi
-"$PY" -m zipfile -l "$wheel" >/dev/null
-unzip -p "$wheel" '*.dist-info/entry_points.txt' | grep -q 'ai21_emulator = llama_index.llms.ai21.emulator.pytest_plugin' \
-    || { echo "wheel lacks the pytest11 entry point"; exit 1; }
+"$PY" - "$wheel" <<'PY'
+import sys
+import zipfile
+
+names = set(zipfile.ZipFile(sys.argv[1]).namelist())
+required = [
+    "llama_index/llms/ai21/__init__.py",
+    "llama_index/llms/ai21/py.typed",
+    "llama_index/llms/ai21/emulator/__init__.py",
+    "llama_index/llms/ai21/emulator/pytest_plugin.py",
+]
+missing = [name for name in required if name not in names]
+assert not missing, f"wheel lacks {missing}"
+# Namespace packages shared with every other LlamaIndex integration.
+for shared in ("llama_index/__init__.py", "llama_index/llms/__init__.py"):
+    assert shared not in names, f"wheel ships {shared}"
+entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+text = zipfile.ZipFile(sys.argv[1]).read(entry_points).decode()
+assert "ai21_emulator = llama_index.llms.ai21.emulator.pytest_plugin" in text, text
+print(f"wheel contents ok ({len(names)} files)")
+PY
 
 # A fresh virtualenv that may reuse this machine's already-downloaded dependencies.
 python3 -m venv "$out/venv"
