@@ -107,6 +107,8 @@ Tools
   names, quoted phrases, capitalised names, and the user's text for free-text fields (query,
   text, ...); booleans, arrays, nested objects, ``$ref``/``$defs``, ``anyOf`` (first non-null),
   ``allOf``, min/max bounds and date/email/uri formats are handled; all properties are present.
+  A LlamaIndex selector prompt ("(1) <summary>" choices, "most relevant to the question: '...'",
+  as RouterQueryEngine sends) selects the choice whose summary best matches the question (BM25).
 - Tool-call ids are ``call_`` + 24 hex, deterministic (hash of the request's messages and tools,
   the choice index and the call index).
 - Non-streaming: ``message.content`` is **null** with ``tool_calls`` set (ref 1.3 allows null or

@@ -250,13 +250,37 @@ def choose_tools(text: str, tools: Sequence[ToolSpec]) -> list[tuple[ToolSpec, s
     return [(tools[best], text)]
 
 
+# LlamaIndex's selector prompts (core/selectors/prompts.py, used by RouterQueryEngine) list the
+# choices as "(1) <summary>" lines and end "... most relevant to the question: '<query>'".
+_CHOICE_RE = re.compile(r"^\((\d+)\) (.+)$", re.MULTILINE)
+_SELECTOR_QUESTION_RE = re.compile(r"most relevant to the question: '(.*)'", re.DOTALL)
+
+
+def _with_selected_choice(text: str) -> str:
+    """For a selector prompt, name the choice whose summary best matches the question first.
+
+    A model would pick the fitting choice; ranking the summaries with BM25 and stating the winner
+    up front makes the selection's ``index`` (the first number) and ``reason`` (the first quoted
+    phrase) come from it. Other text is returned unchanged.
+    """
+    question = _SELECTOR_QUESTION_RE.search(text)
+    choices = _CHOICE_RE.findall(text)
+    if question is None or not choices:
+        return text
+    best = _text.rank_texts(question.group(1), [summary for _, summary in choices])[0]
+    if best.score <= 0:
+        return text
+    number, summary = choices[best.position]
+    return f'Choice {number}: "{summary.strip()}" fits the question best.\n{text}'
+
+
 def tool_arguments(tool: ToolSpec, text: str) -> dict[str, Any]:
     """Arguments for ``tool`` that validate against its parameters schema, from ``text``."""
     props = tool.parameters.get("properties")
     if not isinstance(props, dict) or not props:
         return {}
     fallback = _text.squash(text, 300)
-    value = _schema.Filler(text, fallback).fill(tool.parameters)
+    value = _schema.Filler(_with_selected_choice(text), fallback).fill(tool.parameters)
     return value if isinstance(value, dict) else {}
 
 
