@@ -7,14 +7,21 @@ own pytest plugin, registered as an entry point, exactly as users get them.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21.emulator import Emulator
+
+# CI must be reproducible: the same examples every run (locally they vary, to find more).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 _real_getaddrinfo = socket.getaddrinfo
 

@@ -295,6 +295,7 @@ BAD_CALLS = [
     ({"seed": object()}, "seed must be JSON-serializable"),
     ({"documents": "not a list"}, "documents must be a list"),
     ({"preamble_override": 3}, "preamble_override must be a string"),
+    ({"response_format": {"type": "xml"}}, "response_format must be"),
 ]
 
 

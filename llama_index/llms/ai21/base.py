@@ -136,6 +136,15 @@ def _check_params(params: dict[str, Any], *, stream: bool) -> None:
         isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
     ):
         raise ValueError(f"stop must be a string or a list of strings, got {stop!r}")
+    response_format = params.get("response_format")
+    if response_format is not None and (
+        not isinstance(response_format, dict)
+        or response_format.get("type") not in ("text", "json_object")
+    ):
+        raise ValueError(
+            'response_format must be {"type": "text"} or {"type": "json_object"}, '
+            f"got {response_format!r}"
+        )
     for name, value in params.items():
         _check_json(name, value)
 
