@@ -31,10 +31,12 @@ class Emulator:
         port: TCP port; 0 picks a free one (see ``base_url`` after ``start()``).
 
     Example:
+        >>> import httpx
         >>> from ai21 import AI21Client
         >>> from ai21.models.chat import UserMessage
-        >>> with Emulator() as emu:
-        ...     client = AI21Client(api_key=emu.api_key, api_host=emu.base_url)
+        >>> from llama_index.llms.ai21.emulator import Emulator
+        >>> with Emulator() as emu, httpx.Client() as http:
+        ...     client = AI21Client(api_key=emu.api_key, api_host=emu.base_url, http_client=http)
         ...     reply = client.chat.completions.create(
         ...         model="jamba-mini", messages=[UserMessage(content="Hi")]
         ...     )
