@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from ai21.models.chat import ChatCompletionChunk, ChatCompletionResponse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from llama_index.core.chat_engine.condense_plus_context import DEFAULT_CONTEXT_PROMPT_TEMPLATE
 from llama_index.core.chat_engine.context import DEFAULT_CONTEXT_TEMPLATE
 from llama_index.core.prompts.chat_prompts import CHAT_REFINE_PROMPT, CHAT_TEXT_QA_PROMPT
@@ -737,3 +739,65 @@ def test_j2_chat_shape() -> None:
         "j2-ultra", {"system": "s", "messages": [{"role": "system", "text": "x"}]}, "u"
     )
     assert bad.status == 422
+
+
+# -- properties -------------------------------------------------------------------------------
+
+PROPERTY_SETTINGS = settings(
+    max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+
+@PROPERTY_SETTINGS
+@given(
+    text=st.text(max_size=300),
+    max_tokens=st.integers(min_value=0, max_value=40),
+    stop=st.lists(st.text(min_size=1, max_size=3), max_size=2),
+)
+def test_any_request_streams_what_it_answers(text: str, max_tokens: int, stop: list[str]) -> None:
+    body = {"messages": user(text), "max_tokens": max_tokens, "stop": stop}
+    whole = chat(**body)
+    chunks = stream(**body)
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == content(whole)
+    assert chunks[-1]["usage"] == whole["usage"]
+    assert whole["usage"]["completion_tokens"] <= max_tokens
+    assert _text.count_tokens(content(whole)) <= max_tokens
+
+
+_SCALAR = st.sampled_from(
+    [
+        {"type": "string"},
+        {"type": "integer", "minimum": 3, "maximum": 9},
+        {"type": "number"},
+        {"type": "boolean"},
+        {"type": "string", "enum": ["red", "green"]},
+        {"type": "string", "format": "date"},
+        {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+        {"type": "string", "minLength": 4, "maxLength": 6},
+    ]
+)
+_SCHEMA = st.recursive(
+    _SCALAR,
+    lambda inner: st.one_of(
+        st.builds(lambda items: {"type": "array", "items": items, "minItems": 1}, inner),
+        st.dictionaries(st.from_regex(r"[a-z][a-z_]{0,8}", fullmatch=True), inner, max_size=4).map(
+            lambda props: {"type": "object", "properties": props, "required": sorted(props)}
+        ),
+    ),
+    max_leaves=8,
+)
+
+
+@PROPERTY_SETTINGS
+@given(
+    properties=st.dictionaries(
+        st.from_regex(r"[a-z][a-z_]{0,8}", fullmatch=True), _SCHEMA, min_size=1, max_size=4
+    ),
+    text=st.text(max_size=120),
+)
+def test_tool_arguments_always_validate(properties: dict[str, Any], text: str) -> None:
+    schema = {"type": "object", "properties": properties, "required": sorted(properties)}
+    the_tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+    [(name, args)] = calls(chat(messages=user(text or "x"), tools=[the_tool]))
+    assert name == "f"
+    assert problems(args, schema) == []
