@@ -24,9 +24,9 @@ class Album(BaseModel):
     year: int = Field(description="Year of release")
 
 
-PROMPT = PromptTemplate("Extract the album from this text: {text}")
+TEMPLATE = "Extract the album from this text: {text}"
 TEXT = 'The album is called "Abbey Road", the artist is The Beatles, and the year is 1969.'
-QUESTION = f"Extract the album from this text: {TEXT}"
+QUESTION = TEMPLATE.format(text=TEXT)
 ABBEY_ROAD = Album(title="Abbey Road", artist="The Beatles", year=1969)
 ALBUM_TOOL = {
     "type": "function",
@@ -49,23 +49,26 @@ MODES = {"function": PydanticProgramMode.DEFAULT, "json": PydanticProgramMode.LL
 
 def predict(llm: AI21, method: str) -> Any:
     """Run one structured-output entry point and return its final object."""
+    # A fresh template each time: in JSON mode llama-index-core's LLMTextCompletionProgram
+    # sets the schema-appending output parser on the template it is given.
+    prompt = PromptTemplate(TEMPLATE)
     messages = [ChatMessage(role="user", content=QUESTION)]
     structured = llm.as_structured_llm(Album)
 
     async def run_async() -> Any:
         if method == "astructured_predict":
-            return await llm.astructured_predict(Album, PROMPT, text=TEXT)
+            return await llm.astructured_predict(Album, prompt, text=TEXT)
         if method == "astream_structured_predict":
-            stream = await llm.astream_structured_predict(Album, PROMPT, text=TEXT)
+            stream = await llm.astream_structured_predict(Album, prompt, text=TEXT)
             return [item async for item in stream][-1]
         return (await structured.achat(messages)).raw
 
     if method.startswith(("a", "structured_llm.a")):
         return asyncio.run(run_async())
     if method == "structured_predict":
-        return llm.structured_predict(Album, PROMPT, text=TEXT)
+        return llm.structured_predict(Album, prompt, text=TEXT)
     if method == "stream_structured_predict":
-        return list(llm.stream_structured_predict(Album, PROMPT, text=TEXT))[-1]
+        return list(llm.stream_structured_predict(Album, prompt, text=TEXT))[-1]
     if method == "structured_llm.chat":
         return structured.chat(messages).raw
     if method == "structured_llm.stream_chat":
@@ -123,7 +126,10 @@ def test_json_mode_leaves_an_explicit_response_format_alone(
     llm = make_llm(pydantic_program_mode=PydanticProgramMode.LLM)
     with pytest.raises(ValueError, match="Could not extract json string"):
         llm.structured_predict(
-            Album, PROMPT, llm_kwargs={"response_format": {"type": "text"}}, text="hi"
+            Album,
+            PromptTemplate(TEMPLATE),
+            llm_kwargs={"response_format": {"type": "text"}},
+            text="hi",
         )
     assert emulator.last_request.json["response_format"] == {"type": "text"}
 
@@ -131,7 +137,7 @@ def test_json_mode_leaves_an_explicit_response_format_alone(
 @pytest.mark.parametrize("mode", MODES)
 def test_streamed_structured_output_ends_complete(make_llm: Callable[..., AI21], mode: str) -> None:
     llm = make_llm(pydantic_program_mode=MODES[mode])
-    partials = list(llm.stream_structured_predict(Album, PROMPT, text=TEXT))
+    partials = list(llm.stream_structured_predict(Album, PromptTemplate(TEMPLATE), text=TEXT))
     assert len(partials) > 1
     assert partials[-1] == ABBEY_ROAD
     assert all(set(p.model_dump()) == {"title", "artist", "year"} for p in partials)
