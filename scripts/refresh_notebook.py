@@ -1,0 +1,107 @@
+"""Run ``notebooks/ai21.ipynb`` top to bottom against the AI21 emulator and save its outputs.
+
+Usage::
+
+    python scripts/refresh_notebook.py           # execute, then write the outputs back
+    python scripts/refresh_notebook.py --check   # execute only; exit 1 if a cell fails
+
+The run is the one CI makes (``tests/test_notebook.py`` imports :func:`execute`): a fresh
+kernel on this interpreter, no ``AI21_*`` variables (so the notebook starts the emulator), no
+Hugging Face downloads, and a timeout per cell. Commit the notebook this script writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import AsyncKernelManager
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "ai21.ipynb"
+CELL_TIMEOUT = 120  # seconds
+
+
+class ThisInterpreterKernelManager(AsyncKernelManager):
+    """A ``python3`` kernel on ``sys.executable``, whatever kernelspecs are installed.
+
+    A user-level ``python3`` kernelspec may point at another Python; the notebook must run on
+    the interpreter (and virtualenv) that runs this script.
+    """
+
+    @property
+    def kernel_spec(self) -> KernelSpec:
+        return KernelSpec(
+            argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            display_name="Python 3 (ipykernel)",
+            language="python",
+        )
+
+
+def kernel_env() -> dict[str, str]:
+    """The caller's environment minus every AI21 setting, with this checkout importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AI21_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["HF_HUB_OFFLINE"] = "1"  # the tokenizer cell shows its offline message at once
+    return env
+
+
+def execute(notebook: Any, timeout: int = CELL_TIMEOUT) -> Any:
+    """Execute ``notebook`` (an nbformat node) in place and return it; raise on any error."""
+    client = NotebookClient(
+        notebook,
+        kernel_name="python3",
+        kernel_manager_class=ThisInterpreterKernelManager,
+        timeout=timeout,
+        allow_errors=False,
+        record_timing=False,
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    )
+    client.execute(env=kernel_env())
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = coalesce_streams(cell.outputs)
+    return notebook
+
+
+def coalesce_streams(outputs: list[Any]) -> list[Any]:
+    """Merge consecutive stdout (or stderr) outputs, as Jupyter shows them: one block each."""
+    merged: list[Any] = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and output.output_type == "stream"
+            and previous.output_type == "stream"
+            and previous.name == output.name
+        ):
+            previous.text += output.text
+        else:
+            merged.append(output)
+    return merged
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="execute only, do not write")
+    args = parser.parse_args(argv)
+
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    started = time.monotonic()
+    execute(notebook)
+    print(f"executed {NOTEBOOK.relative_to(ROOT)} in {time.monotonic() - started:.1f} s")
+    if not args.check:
+        nbformat.write(notebook, NOTEBOOK)
+        print(f"wrote the outputs to {NOTEBOOK.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Every ``examples/*.py`` runs offline with one command, exit status 0, and prints something.
+
+Each script is run as a user would run it (``python examples/<name>.py``) in a subprocess
+without ``AI21_API_KEY``, so it starts the bundled emulator itself. The scripts are found by glob,
+so new examples are picked up without touching this file. They run in parallel, one per CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+TIMEOUT = 120  # seconds, per example
+
+
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def offline_env() -> dict[str, str]:
+    """The caller's environment minus every AI21 setting, with this checkout importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AI21_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    # Nothing an example does may reach the network: no Hugging Face downloads either.
+    env["HF_HUB_OFFLINE"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def run_example(path: Path, env: dict[str, str]) -> Run:
+    try:
+        result = subprocess.run(
+            [sys.executable, str(path)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        return Run(-1, str(exc.stdout or ""), f"{exc.stderr or ''}\n[killed after {TIMEOUT} s]")
+    return Run(result.returncode, result.stdout, result.stderr)
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, Run]:
+    """Run every example, as many at a time as there are CPUs (they are CPU-bound at start)."""
+    env = offline_env()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        futures = {path.name: pool.submit(run_example, path, env) for path in EXAMPLES}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def test_there_are_examples() -> None:
+    names = {path.name for path in EXAMPLES}
+    assert {"quickstart.py", "streaming_chat.py", "offline_testing.py"} <= names
+
+
+@pytest.mark.parametrize("name", [path.name for path in EXAMPLES])
+def test_example_runs_offline(name: str, runs: dict[str, Run]) -> None:
+    run = runs[name]
+    report = f"--- stdout ---\n{run.stdout}\n--- stderr ---\n{run.stderr}"
+    assert run.returncode == 0, f"examples/{name} exited with {run.returncode}\n{report}"
+    assert run.stdout.strip(), f"examples/{name} printed nothing\n{report}"
+    assert "Traceback" not in run.stdout + run.stderr, report
+
+
+@pytest.mark.parametrize("name", [path.name for path in EXAMPLES])
+def test_example_is_documented(name: str) -> None:
+    page = (ROOT / "docs" / "notebook-and-examples.md").read_text(encoding="utf-8")
+    assert f"examples/{name}" in page, f"list examples/{name} in docs/notebook-and-examples.md"
