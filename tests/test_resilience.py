@@ -96,7 +96,7 @@ def test_retry_after_seconds_is_waited_exactly(
     started = time.monotonic()
     call(make_llm(max_retries=1), method, arg_for(method))
     elapsed = time.monotonic() - started
-    assert 1.0 <= elapsed < 1.6
+    assert 1.0 <= elapsed < 2.0, "no shorter than Retry-After, and not much longer"
 
 
 def test_retry_after_zero_retries_at_once(
