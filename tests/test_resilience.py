@@ -200,6 +200,21 @@ def test_stream_dropped_after_first_chunk_raises_not_truncates(
 
 
 @pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
+def test_stream_stalled_mid_answer_raises_within_the_timeout(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    emulator.inject(Fault(stall_after=4, stall_seconds=5))
+    seen: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(StreamInterruptedError, match="Timeout") as caught:
+        _drain_into(seen, make_llm(timeout=0.5, max_retries=2), method, "Tell me a long story")
+    assert time.monotonic() - started < 1.5, "about one timeout, not the whole stall"
+    assert seen
+    assert caught.value.partial_text == "".join(seen)
+    assert len(emulator.requests) == 1
+
+
+@pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
 @pytest.mark.parametrize("after", [1, 4])
 def test_malformed_stream_event_is_a_clear_error(
     llm: AI21, emulator: Emulator, method: str, after: int

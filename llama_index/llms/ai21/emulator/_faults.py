@@ -27,6 +27,9 @@ class Fault:
             chunked terminator. On a non-streaming request: after half the body.
         malformed_after: After this many good stream events send one truncated ``data:`` line,
             then end the stream. On a non-streaming request: a truncated JSON body.
+        stall_after: For streams: after this many events go silent, connection held open,
+            for ``stall_seconds`` (then carry on) -- a server that hangs mid-answer.
+        stall_seconds: How long a ``stall_after`` stall lasts.
         path_contains: Only requests whose path contains this string match.
 
     Example:
@@ -42,6 +45,8 @@ class Fault:
     stream_delay: float = 0.0
     drop_after: int | None = None
     malformed_after: int | None = None
+    stall_after: int | None = None
+    stall_seconds: float = 10.0
     path_contains: str | None = None
 
     def __post_init__(self) -> None:
@@ -51,11 +56,11 @@ class Fault:
             )
         if not (_is_int(self.count) and self.count >= 1):
             raise ValueError(f"Fault.count must be an integer >= 1, not {self.count!r}")
-        for name in ("delay", "stream_delay"):
+        for name in ("delay", "stream_delay", "stall_seconds"):
             value = getattr(self, name)
             if not (_is_number(value) and value >= 0 and math.isfinite(value)):
                 raise ValueError(f"Fault.{name} must be a finite number >= 0, not {value!r}")
-        for name in ("drop_after", "malformed_after"):
+        for name in ("drop_after", "malformed_after", "stall_after"):
             value = getattr(self, name)
             if value is not None and not (_is_int(value) and value >= 0):
                 raise ValueError(f"Fault.{name} must be an integer >= 0 or None, not {value!r}")

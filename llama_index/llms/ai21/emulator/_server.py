@@ -224,7 +224,10 @@ async def _stream(
     delay = fault.stream_delay if fault is not None else 0.0
     drop_after = fault.drop_after if fault is not None else None
     malformed_after = fault.malformed_after if fault is not None else None
+    stall_after = fault.stall_after if fault is not None else None
     for index, event in enumerate(events):
+        if stall_after is not None and index == stall_after and fault is not None:
+            await asyncio.sleep(fault.stall_seconds)
         if drop_after is not None and index >= drop_after:
             _abort(request)
             return response
