@@ -273,8 +273,9 @@ def test_hundreds_of_concurrent_tasks_with_injected_faults(
 ) -> None:
     """About 5% of the requests get a 429 or 503; every call still completes, right."""
     total = 300
-    emulator.inject(
-        Fault(status=429, count=8, retry_after="0"), Fault(status=503, count=7, retry_after="0")
+    emulator.inject(  # spread over the run: one request in 20 fails
+        Fault(status=429, count=8, every=20, retry_after="0"),
+        Fault(status=503, count=7, every=20, retry_after="0"),
     )
     llm = make_llm(max_retries=3)
 
