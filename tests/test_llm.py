@@ -384,3 +384,15 @@ def test_callbacks_fire_for_every_method(make_llm: Callable[..., AI21], method: 
     assert len(pairs) == 1, "exactly one LLM event (completion methods do not nest a chat event)"
     _start, end = pairs[0]
     assert end.payload is not None
+
+
+def test_settings_changed_after_creation_take_effect(
+    make_llm: Callable[..., AI21], emulator: Emulator
+) -> None:
+    llm = make_llm(max_retries=0)
+    llm.complete("before")
+    llm.default_headers = {"X-Changed": "yes"}
+    llm.temperature = 0.7
+    llm.complete("after")
+    assert emulator.last_request.headers["X-Changed"] == "yes"
+    assert emulator.last_request.json["temperature"] == 0.7

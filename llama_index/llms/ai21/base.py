@@ -232,14 +232,23 @@ class AI21(FunctionCallingLLM):
                 "No AI21 API key: pass api_key=... or set the AI21_API_KEY environment variable"
             )
         self._api_key = SecretStr(key)
-        self._transport = Transport(
-            ClientConfig(
-                api_key=key,
-                base_url=self.base_url.rstrip("/"),
-                timeout=self.timeout,
-                headers=dict(self.default_headers),
-            )
+        self._transport = Transport(self._client_config())
+
+    def _client_config(self) -> ClientConfig:
+        return ClientConfig(
+            api_key=self._api_key.get_secret_value(),
+            base_url=self.base_url.rstrip("/"),
+            timeout=self.timeout,
+            headers=dict(self.default_headers),
         )
+
+    def _clients(self) -> Transport:
+        """The clients for the current settings (rebuilt if ``base_url``, ``timeout`` or
+        ``default_headers`` were changed on the instance after it was created)."""
+        config = self._client_config()
+        if config != self._transport.config:
+            self._transport = Transport(config)
+        return self._transport
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -333,7 +342,7 @@ class AI21(FunctionCallingLLM):
     # ------------------------------------------------------------------ requests
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
-        client = self._transport.sync_client()
+        client = self._clients().sync_client()
         response = call_with_retries(
             lambda: client.execute_http_request(method="POST", path=path, body=body),
             self.max_retries,
@@ -341,7 +350,7 @@ class AI21(FunctionCallingLLM):
         return _json_body(response)
 
     async def _apost(self, path: str, body: dict[str, Any]) -> Any:
-        client = await self._transport.async_client()
+        client = await self._clients().async_client()
         response = await acall_with_retries(
             lambda: client.execute_http_request(method="POST", path=path, body=body),
             self.max_retries,
@@ -350,7 +359,7 @@ class AI21(FunctionCallingLLM):
 
     def _stream_events(self, body: dict[str, Any], single_tool_call: bool) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
-        client = self._transport.sync_client()
+        client = self._clients().sync_client()
 
         def open_stream() -> tuple[httpx.Response, ChatStreamState, Iterator[ChatResponse], Any]:
             response = client.execute_http_request(
@@ -378,7 +387,7 @@ class AI21(FunctionCallingLLM):
     async def _astream_events(
         self, body: dict[str, Any], single_tool_call: bool
     ) -> ChatResponseAsyncGen:
-        client = await self._transport.async_client()
+        client = await self._clients().async_client()
 
         async def open_stream() -> tuple[
             httpx.Response, ChatStreamState, AsyncIterator[ChatResponse], Any
