@@ -1,0 +1,151 @@
+"""``python -m benchmarks``: start the emulator, run every workload through every contender,
+write ``latest.json`` and ``latest.md`` (and ``latest.svg``) and print the Markdown."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from benchmarks import contenders, plot, report
+from benchmarks.emulator import EmulatorProcess, measure_rate
+from benchmarks.published import PublishedRunner, PublishedUnavailable, ensure_venv
+from benchmarks.runner import LocalRunner, Runner, run_workload
+from benchmarks.workloads import Plan, full_plan, smoke_plan
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+IN_PROCESS = tuple(contenders.FACTORIES)
+ALL_CONTENDERS = (*IN_PROCESS, "published")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny sizes, well under 30 s; numbers meaningless"
+    )
+    parser.add_argument(
+        "--published",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also run the published 0.8.0 in its own virtualenv (default: on, off with --smoke)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS_DIR, help=f"results directory (default: {RESULTS_DIR})"
+    )
+    parser.add_argument(
+        "--only",
+        metavar="NAME[,NAME...]",
+        default="",
+        help="workload keys or groups (call, concurrency, stream, memory) and/or contenders "
+        f"({', '.join(ALL_CONTENDERS)}); sdk always runs, being the baseline",
+    )
+    return parser
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in ("llama-index-llms-ai21", "ai21", "llama-index-core", "httpx", "httpx-aiohttp"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "source tree" if name == "llama-index-llms-ai21" else "missing"
+    return found
+
+
+def _published_runner(emulator: EmulatorProcess, meta: dict[str, Any]) -> PublishedRunner | None:
+    _say("published 0.8.0: preparing benchmarks/.venv-published (first time: a minute or two)")
+    try:
+        python = ensure_venv()
+        runner = PublishedRunner(python, emulator.base_url, emulator.api_key, emulator.max_tokens)
+    except (PublishedUnavailable, OSError) as exc:
+        _say(f"published 0.8.0 skipped: {exc}")
+        meta["reason"] = str(exc)
+        return None
+    meta["versions"] = runner.versions
+    meta["unsupported"] = runner.unsupported
+    return runner
+
+
+def run(plan: Plan, wanted: set[str], published: bool, smoke: bool) -> dict[str, Any]:
+    """Run ``plan`` against a fresh emulator; return the result document."""
+    started = time.perf_counter()
+    meta: dict[str, Any] = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "smoke": smoke,
+        "machine": f"{platform.platform()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}",
+        "versions": _versions(),
+        "published": {},
+    }
+    workloads: dict[str, Any] = {}
+    failed = False
+    with EmulatorProcess() as emulator:
+        requests = 200 if smoke else 2000
+        meta["emulator"] = {
+            "sequential": measure_rate(emulator, requests, 1).to_json(),
+            "concurrent": measure_rate(emulator, requests * 2, 64).to_json(),
+        }
+        loop = asyncio.new_event_loop()
+        local = [
+            factory(emulator.base_url, emulator.api_key)
+            for name, factory in contenders.FACTORIES.items()
+            if name in wanted
+        ]
+        runners: list[Runner] = [LocalRunner(c, loop) for c in local]
+        published_runner = None
+        if published and "published" in wanted:
+            published_runner = _published_runner(emulator, meta["published"])
+            if published_runner is not None:
+                runners.insert(-1 if "floor" in wanted else len(runners), published_runner)
+        try:
+            for workload in plan.workloads:
+                _say(f"{workload.title}: {workload.rounds} round(s)")
+                outcome = run_workload(workload, runners, _say)
+                failed |= any(name in IN_PROCESS for name in outcome.errors)
+                workloads[workload.key] = report.summarize(workload, outcome)
+                emulator.forget_requests()
+        finally:
+            if published_runner is not None:
+                published_runner.close()
+            loop.run_until_complete(contenders.aclose_all(local))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+    meta["duration_s"] = time.perf_counter() - started
+    return {
+        "meta": meta,
+        "failed": failed,
+        "targets": [target.judge(workloads) for target in report.targets(plan)],
+        "workloads": workloads,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # The SDKs' own deprecation noise (e.g. httpx's ``data=``) is not what we are here for.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    names = {n.strip() for n in args.only.split(",") if n.strip()}
+    plan = (smoke_plan() if args.smoke else full_plan()).only(names)
+    chosen = names & set(ALL_CONTENDERS)
+    wanted = (chosen | {"sdk"}) if chosen else set(ALL_CONTENDERS)
+    published = (not args.smoke) if args.published is None else args.published
+    result = run(plan, wanted, published, args.smoke)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = report.markdown(result)
+    (args.out / "latest.md").write_text(text)
+    (args.out / "latest.svg").write_text(plot.svg(result))
+    print(text)
+    return 1 if result["failed"] else 0

@@ -1,0 +1,214 @@
+"""The in-process contenders: each calls the emulator the way its kind of user would.
+
+- ``sdk``: the raw ``ai21`` SDK 4.3.0 (``AI21Client`` / ``AsyncAI21Client``), the floor we
+  compare everything with.
+- ``sdk+aiohttp``: the same async SDK client handed an ``httpx_aiohttp.HttpxAiohttpClient``
+  (the transport this package uses for async), to separate the transport's effect from ours.
+- ``httpx``: plain httpx posting the same JSON and parsing JSON / SSE lines with
+  ``json.loads``: the transport's floor.
+- ``package``: this package, ``llama_index.llms.ai21.AI21`` with ``max_retries=0``.
+- ``floor``: a do-nothing LlamaIndex LLM under the same callback decorators that returns a
+  canned answer without I/O: the framework's own floor.
+
+The published 0.8.0 contender lives in ``published_worker.py`` (another virtualenv).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+from ai21 import AI21Client, AsyncAI21Client
+from ai21.models.chat import UserMessage
+from httpx_aiohttp import HttpxAiohttpClient
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
+
+from benchmarks.floor import FloorLLM
+from benchmarks.prompts import MODEL
+from llama_index.llms.ai21 import AI21
+
+TIMEOUT = 300.0
+
+
+class RawSDK:
+    """``ai21`` SDK 4.3.0, as its README shows it."""
+
+    name = "sdk"
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.client = AI21Client(api_key=api_key, api_host=base_url)
+        self.aclient = AsyncAI21Client(api_key=api_key, api_host=base_url)
+
+    def call(self, prompt: str) -> str:
+        response = self.client.chat.completions.create(
+            model=MODEL, messages=[UserMessage(content=prompt)]
+        )
+        return response.choices[0].message.content or ""
+
+    async def acall(self, prompt: str) -> str:
+        response = await self.aclient.chat.completions.create(
+            model=MODEL, messages=[UserMessage(content=prompt)]
+        )
+        return response.choices[0].message.content or ""
+
+    def stream(self, prompt: str) -> Iterator[str]:
+        chunks = self.client.chat.completions.create(
+            model=MODEL, messages=[UserMessage(content=prompt)], stream=True
+        )
+        for chunk in chunks:
+            delta = chunk.choices[0].delta.content
+            if delta:
+                yield delta
+
+    async def astream(self, prompt: str) -> AsyncIterator[str]:
+        chunks = await self.aclient.chat.completions.create(
+            model=MODEL, messages=[UserMessage(content=prompt)], stream=True
+        )
+        async for chunk in chunks:
+            delta = chunk.choices[0].delta.content
+            if delta:
+                yield delta
+
+    async def aclose(self) -> None:
+        # The SDK has no public close; its default pool is ``_client``.
+        await self.aclient._client.aclose()
+
+
+class RawSDKAiohttp(RawSDK):
+    """The async SDK client on ``httpx_aiohttp.HttpxAiohttpClient`` (async workloads only)."""
+
+    name = "sdk+aiohttp"
+    async_only = True
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.http = HttpxAiohttpClient(timeout=TIMEOUT)
+        self.aclient = AsyncAI21Client(api_key=api_key, api_host=base_url, http_client=self.http)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def _body(prompt: str, stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": prompt}]}
+    if stream:
+        body["stream"] = True
+    return body
+
+
+def _sse_delta(line: str) -> str | None:
+    """The content of one ``data:`` line; ``None`` at ``[DONE]``, ``""`` for no content."""
+    if not line.startswith("data: "):
+        return ""
+    payload = line[6:]
+    if payload == "[DONE]":
+        return None
+    return json.loads(payload)["choices"][0]["delta"].get("content") or ""
+
+
+class RawHttpx:
+    """httpx posting the same JSON: what any client at all has to do."""
+
+    name = "httpx"
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"}
+        self.client = httpx.Client(base_url=base_url, headers=headers, timeout=TIMEOUT)
+        self.aclient = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=TIMEOUT)
+
+    def call(self, prompt: str) -> str:
+        response = self.client.post("/chat/completions", json=_body(prompt, stream=False))
+        response.raise_for_status()
+        return str(response.json()["choices"][0]["message"]["content"])
+
+    async def acall(self, prompt: str) -> str:
+        response = await self.aclient.post("/chat/completions", json=_body(prompt, stream=False))
+        response.raise_for_status()
+        return str(response.json()["choices"][0]["message"]["content"])
+
+    def stream(self, prompt: str) -> Iterator[str]:
+        body = _body(prompt, stream=True)
+        with self.client.stream("POST", "/chat/completions", json=body) as response:
+            response.raise_for_status()
+            for line in response.iter_lines():
+                delta = _sse_delta(line)
+                if delta is None:
+                    return
+                if delta:
+                    yield delta
+
+    async def astream(self, prompt: str) -> AsyncIterator[str]:
+        body = _body(prompt, stream=True)
+        async with self.aclient.stream("POST", "/chat/completions", json=body) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                delta = _sse_delta(line)
+                if delta is None:
+                    return
+                if delta:
+                    yield delta
+
+    async def aclose(self) -> None:
+        await self.aclient.aclose()
+
+
+def _user(prompt: str) -> list[ChatMessage]:
+    return [ChatMessage(role=MessageRole.USER, content=prompt)]
+
+
+class LlamaIndexLLM:
+    """Any LlamaIndex LLM, through ``complete`` / ``achat`` / ``stream_chat`` /
+    ``astream_chat``: this package, or the framework floor."""
+
+    def __init__(self, name: str, llm: Any) -> None:
+        self.name = name
+        self.llm = llm
+
+    def call(self, prompt: str) -> str:
+        return str(self.llm.complete(prompt).text)
+
+    async def acall(self, prompt: str) -> str:
+        response = await self.llm.achat(_user(prompt))
+        return str(response.message.content)
+
+    def stream(self, prompt: str) -> Iterator[str]:
+        for response in self.llm.stream_chat(_user(prompt)):
+            if response.delta:
+                yield response.delta
+
+    async def astream(self, prompt: str) -> AsyncIterator[str]:
+        async for response in await self.llm.astream_chat(_user(prompt)):
+            if response.delta:
+                yield response.delta
+
+    async def aclose(self) -> None:
+        """Async clients of this package close with their event loop."""
+
+
+def package(base_url: str, api_key: str) -> LlamaIndexLLM:
+    return LlamaIndexLLM(
+        "package", AI21(api_key=api_key, base_url=base_url, model=MODEL, max_retries=0)
+    )
+
+
+def floor(base_url: str, api_key: str) -> LlamaIndexLLM:
+    return LlamaIndexLLM("floor", FloorLLM())
+
+
+FACTORIES = {
+    "sdk": RawSDK,
+    "sdk+aiohttp": RawSDKAiohttp,
+    "httpx": RawHttpx,
+    "package": package,
+    "floor": floor,
+}
+
+
+def is_async_only(contender: object) -> bool:
+    return bool(getattr(contender, "async_only", False))
+
+
+async def aclose_all(contenders: list[Any]) -> None:
+    await asyncio.gather(*(c.aclose() for c in contenders), return_exceptions=True)

@@ -1,0 +1,65 @@
+"""``python -m benchmarks --smoke`` runs end to end and writes its results.
+
+No timing asserts: on a shared machine the numbers of a smoke run mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SYNC_CONTENDERS = {"sdk", "httpx", "package", "floor"}
+ASYNC_CONTENDERS = SYNC_CONTENDERS | {"sdk+aiohttp"}
+WORKLOADS = {
+    "complete": SYNC_CONTENDERS,
+    "achat_x1": ASYNC_CONTENDERS,
+    "achat_x8": ASYNC_CONTENDERS,
+    "stream_chat_30": SYNC_CONTENDERS,
+    "astream_chat_30": ASYNC_CONTENDERS,
+    "memory_stream_200": SYNC_CONTENDERS,
+    "memory_achat_x20": ASYNC_CONTENDERS,
+}
+
+
+def test_smoke_run_writes_json_and_markdown(tmp_path: Path) -> None:
+    # Works whether or not the package is pip-installed: the repository goes on PYTHONPATH.
+    paths = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--out", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    result = json.loads((tmp_path / "latest.json").read_text())
+    assert {"meta", "targets", "workloads"} <= result.keys()
+    assert result["meta"]["smoke"] is True
+    assert result["meta"]["emulator"]["sequential"]["per_second"] > 0
+    assert set(result["workloads"]) == set(WORKLOADS)
+    for key, contenders in WORKLOADS.items():
+        workload = result["workloads"][key]
+        assert workload["errors"] == {}, key
+        assert set(workload["contenders"]) == contenders, key
+        for name, entry in workload["contenders"].items():
+            field = "peak_bytes" if key.startswith("memory") else "cpu_us"
+            assert entry[field] > 0, (key, name)
+            if name != "sdk":
+                assert entry["ratio_sdk"] > 0, (key, name)
+    assert "published" not in result["workloads"]["complete"]["contenders"]
+    assert {t["status"] for t in result["targets"]} <= {"PASS", "MISS", "n/a"}
+    assert len(result["targets"]) == 7
+
+    markdown = (tmp_path / "latest.md").read_text()
+    assert markdown.startswith("# Benchmark results")
+    assert "## Targets" in markdown
+    assert done.stdout.strip() == markdown.strip()
+    assert (tmp_path / "latest.svg").read_text().startswith("<svg")
