@@ -58,19 +58,24 @@ METHODS = [
 ]
 
 
-def chat_with_tools(llm: AI21, method: str, *args: Any, **kwargs: Any) -> ChatResponse:
-    """Call one of the four ``*chat_with_tools`` methods; the final response (a stream's last)."""
+def responses(llm: AI21, method: str, *args: Any, **kwargs: Any) -> list[ChatResponse]:
+    """Call one of the four ``*chat_with_tools`` methods; every response (one unless streamed)."""
 
-    async def run_async() -> ChatResponse:
+    async def run_async() -> list[ChatResponse]:
         result = await getattr(llm, method)(*args, **kwargs)
         if "stream" in method:
-            return [chunk async for chunk in result][-1]
-        return result  # type: ignore[no-any-return]
+            return [chunk async for chunk in result]
+        return [result]
 
     if method.startswith("a"):
         return asyncio.run(run_async())
     result = getattr(llm, method)(*args, **kwargs)
-    return list(result)[-1] if "stream" in method else result  # type: ignore[no-any-return]
+    return list(result) if "stream" in method else [result]
+
+
+def chat_with_tools(llm: AI21, method: str, *args: Any, **kwargs: Any) -> ChatResponse:
+    """The final response of :func:`responses` (a stream's last chunk)."""
+    return responses(llm, method, *args, **kwargs)[-1]
 
 
 def calls_of(response: ChatResponse) -> list[tuple[str, str]]:
@@ -106,6 +111,18 @@ def test_tool_calls_arrive_whole_with_parsed_arguments(llm: AI21, method: str) -
         ToolSelection(tool_id=call_id, tool_name="multiply", tool_kwargs={"a": 3, "b": 4})
     ]
     assert response.additional_kwargs["finish_reason"] == "tool_calls"
+
+
+@pytest.mark.parametrize("method", ["stream_chat_with_tools", "astream_chat_with_tools"])
+def test_streamed_fragments_merge_into_growing_tool_calls(llm: AI21, method: str) -> None:
+    chunks = responses(llm, method, TOOLS, TWO_CALLS, allow_parallel_tool_calls=True)
+    final = calls_of(chunks[-1])
+    seen = [calls_of(c) for c in chunks if c.message.additional_kwargs.get("tool_calls")]
+    assert seen[0] == [("multiply", "")]  # the name arrives first, the arguments in pieces
+    for calls in seen:
+        assert [name for name, _ in calls] == [name for name, _ in final][: len(calls)]
+        assert all(final[i][1].startswith(arguments) for i, (_, arguments) in enumerate(calls))
+    assert all(c.delta == "" for c in chunks)
 
 
 @pytest.mark.parametrize("method", METHODS)
