@@ -13,7 +13,7 @@ import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, Final
 
-from llama_index.core.base.llms.types import ChatResponse
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole, TextBlock
 
 from llama_index.llms.ai21._convert import assistant_message, usage_kwargs
 from llama_index.llms.ai21.errors import MalformedResponseError
@@ -26,6 +26,8 @@ class _Done:
 
 DONE: Final = _Done()
 """Sentinel returned for the ``data: [DONE]`` line that ends a stream."""
+
+_decode_json = json.JSONDecoder().decode
 
 # SSE fields other than ``data`` carry nothing for AI21 streams; lines starting with ":"
 # are comments (keep-alives). Both are legal SSE, so they are skipped, not rejected.
@@ -73,8 +75,9 @@ def decode_sse_line(line: bytes) -> dict[str, Any] | _Done | None:
         if payload.startswith(b"[DONE]"):
             return DONE
         try:
-            event = json.loads(payload)
-        except ValueError as exc:
+            # str, not bytes: json.loads would sniff the encoding of every event
+            event = _decode_json(payload.decode())
+        except ValueError as exc:  # includes UnicodeDecodeError
             raise MalformedResponseError(
                 f"malformed AI21 stream: event is not valid JSON ({exc}): {_clip(payload)}"
             ) from exc
@@ -97,6 +100,19 @@ def _clip(raw: bytes, limit: int = 200) -> str:
 
 def _bad(what: str) -> MalformedResponseError:
     return MalformedResponseError(f"malformed AI21 stream event: {what}")
+
+
+def _diagnose(event: dict[str, Any]) -> MalformedResponseError:
+    """Name what is wrong with an event that lacks ``choices[0].delta``."""
+    choices = event.get("choices")
+    if not isinstance(choices, list):
+        return _bad(f"'choices' should be a list, got {type(choices).__name__}")
+    if not choices:
+        return _bad("'choices' is empty")
+    if not isinstance(choices[0], dict):
+        return _bad("choices[0] should be an object")
+    delta = choices[0].get("delta")
+    return _bad(f"choices[0].delta should be an object, got {type(delta).__name__}")
 
 
 class ChatStreamState:
@@ -123,50 +139,50 @@ class ChatStreamState:
 
     def feed(self, event: dict[str, Any]) -> ChatResponse | None:
         """Fold one decoded event in; return the response to yield, if any."""
-        choices = event.get("choices")
-        if not isinstance(choices, list):
-            raise _bad(f"'choices' should be a list, got {type(choices).__name__}")
-        if not choices:
-            raise _bad("'choices' is empty")
-        choice = choices[0]
-        if not isinstance(choice, dict):
-            raise _bad("choices[0] should be an object")
-        delta = choice.get("delta")
-        if not isinstance(delta, dict):
-            raise _bad(f"choices[0].delta should be an object, got {type(delta).__name__}")
-
-        content = delta.get("content")
-        if content is not None and not isinstance(content, str):
+        try:  # the shape every well-formed event has; diagnosed in detail only if not
+            choice = event["choices"][0]
+            delta = choice["delta"]
+            content = delta.get("content")
+            finish_reason = choice.get("finish_reason")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise _diagnose(event) from None
+        if content is not None and content.__class__ is not str:
             raise _bad(f"delta.content should be a string, got {type(content).__name__}")
         tool_deltas = delta.get("tool_calls")
         if tool_deltas is not None:
             self._merge_tool_calls(tool_deltas)
-        finish_reason = choice.get("finish_reason")
+        usage = event.get("usage")
+        is_last = finish_reason is not None or usage is not None
+        if is_last:
+            self._finish(finish_reason, usage)
+        elif not content and not tool_deltas:
+            return None  # the role-only first event: nothing for the caller
+
+        if content:
+            self.text += content
+        if self._tool_calls:
+            message = assistant_message(self.text, self.tool_calls)
+        else:  # the common case, kept lean: it runs once per token
+            message = ChatMessage(role=MessageRole.ASSISTANT, blocks=[TextBlock(text=self.text)])
+        if not is_last:
+            return ChatResponse(message=message, delta=content or "", raw=event)
+        return ChatResponse(
+            message=message,
+            delta=content or "",
+            raw=event,
+            additional_kwargs={**self.usage, "finish_reason": self.finish_reason},
+        )
+
+    def _finish(self, finish_reason: Any, usage: Any) -> None:
         if finish_reason is not None:
             if not isinstance(finish_reason, str):
                 raise _bad("finish_reason should be a string")
             self.finish_reason = finish_reason
-        usage = event.get("usage")
         if usage is not None:
             try:
                 self.usage = usage_kwargs(usage)
             except MalformedResponseError as exc:
                 raise _bad(str(exc)) from exc
-
-        is_last = finish_reason is not None or usage is not None
-        if not content and not tool_deltas and not is_last:
-            return None  # the role-only first event: nothing for the caller
-        if content:
-            self.text += content
-        additional_kwargs: dict[str, Any] = {}
-        if is_last:
-            additional_kwargs = {**self.usage, "finish_reason": self.finish_reason}
-        return ChatResponse(
-            message=assistant_message(self.text, self.tool_calls),
-            delta=content or "",
-            raw=event,
-            additional_kwargs=additional_kwargs,
-        )
 
     def _merge_tool_calls(self, fragments: Any) -> None:
         if not isinstance(fragments, list):

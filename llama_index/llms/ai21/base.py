@@ -421,14 +421,15 @@ class AI21(FunctionCallingLLM):
         if self._is_j2:
             return self._j2_chat(messages, kwargs)
         body, single = self._chat_payload(messages, kwargs, stream=False)
-        return _single_tool_call(chat_response_from_ai21(self._post(CHAT_PATH, body)), single)
+        response = chat_response_from_ai21(self._post(CHAT_PATH, body))
+        return _single_tool_call(response) if single else response
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         if self._is_j2:
             return await self._aj2_chat(messages, kwargs)
         body, single = self._chat_payload(messages, kwargs, stream=False)
-        raw = await self._apost(CHAT_PATH, body)
-        return _single_tool_call(chat_response_from_ai21(raw), single)
+        response = chat_response_from_ai21(await self._apost(CHAT_PATH, body))
+        return _single_tool_call(response) if single else response
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         if self._is_j2:
@@ -723,7 +724,7 @@ def _responses(
         if event is not None:
             response = state.feed(event)  # type: ignore[arg-type]
             if response is not None:
-                yield _single_tool_call(response, single_tool_call)
+                yield _single_tool_call(response) if single_tool_call else response
     if state.finish_reason is None:
         raise _ended_early(state)
 
@@ -738,7 +739,7 @@ async def _aresponses(
         if event is not None:
             response = state.feed(event)  # type: ignore[arg-type]
             if response is not None:
-                yield _single_tool_call(response, single_tool_call)
+                yield _single_tool_call(response) if single_tool_call else response
     if state.finish_reason is None:
         raise _ended_early(state)
 
@@ -759,10 +760,10 @@ def _interrupted(exc: Exception, state: ChatStreamState) -> StreamInterruptedErr
     )
 
 
-def _single_tool_call(response: ChatResponse, single: bool) -> ChatResponse:
+def _single_tool_call(response: ChatResponse) -> ChatResponse:
     """Keep only the first tool call (``allow_parallel_tool_calls=False``)."""
     calls = response.message.additional_kwargs.get("tool_calls")
-    if not single or not calls or len(calls) < 2:
+    if not calls or len(calls) < 2:
         return response
     first_id = calls[0]["id"]
     message = response.message

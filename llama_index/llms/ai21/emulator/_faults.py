@@ -38,7 +38,7 @@ class Fault:
     Example:
         >>> from llama_index.llms.ai21.emulator import Fault
         >>> Fault(status=429, count=2, retry_after="1")  # doctest: +ELLIPSIS
-        Fault(status=429, count=2, retry_after='1', delay=0.0, ...)
+        Fault(status=429, count=2, every=1, retry_after='1', delay=0.0, ...)
     """
 
     status: int | None = None
