@@ -27,9 +27,7 @@ def secret_server() -> Emulator:
 
 @pytest.fixture
 def secret_llm(secret_server: Emulator) -> AI21:
-    return AI21(
-        api_key=SECRET, base_url=secret_server.base_url, max_retries=1, model="jamba-large"
-    )
+    return AI21(api_key=SECRET, base_url=secret_server.base_url, max_retries=1, model="jamba-large")
 
 
 def test_key_is_not_in_repr_str_or_dumps(secret_llm: AI21) -> None:
