@@ -245,10 +245,15 @@ class AI21(FunctionCallingLLM):
     def _clients(self) -> Transport:
         """The clients for the current settings (rebuilt if ``base_url``, ``timeout`` or
         ``default_headers`` were changed on the instance after it was created)."""
-        config = self._client_config()
-        if config != self._transport.config:
-            self._transport = Transport(config)
-        return self._transport
+        transport = self._transport
+        config = transport.config
+        if (
+            self.base_url.rstrip("/") != config.base_url
+            or self.timeout != config.timeout
+            or self.default_headers != config.headers
+        ):
+            transport = self._transport = Transport(self._client_config())
+        return transport
 
     @field_validator("stop", mode="before")
     @classmethod
