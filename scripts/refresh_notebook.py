@@ -7,7 +7,7 @@ Usage::
 
 The run is the one CI makes (``tests/test_notebook.py`` imports :func:`execute`): a fresh
 kernel on this interpreter, no ``AI21_*`` variables (so the notebook starts the emulator), no
-Hugging Face downloads, and a timeout per cell. Commit the notebook this script writes.
+network beyond loopback, and a timeout per cell. Commit the notebook this script writes.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,37 @@ class ThisInterpreterKernelManager(AsyncKernelManager):
         )
 
 
-def kernel_env() -> dict[str, str]:
-    """The caller's environment minus every AI21 setting, with this checkout importable."""
+# Imported by the kernel at start-up (``sitecustomize``): name lookups of anything but
+# loopback fail, so the run provably talks to the emulator only.
+LOOPBACK_ONLY = """\
+import ipaddress
+import socket
+
+_getaddrinfo = socket.getaddrinfo
+
+
+def _loopback_only(host, *args, **kwargs):
+    name = host.decode() if isinstance(host, bytes) else host
+    try:
+        allowed = name in (None, "", "localhost") or ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        allowed = False
+    if not allowed:
+        raise OSError(f"network access to {name!r} is blocked: this run is offline")
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+socket.getaddrinfo = _loopback_only
+"""
+
+
+def kernel_env(guard_dir: Path) -> dict[str, str]:
+    """The caller's environment minus every AI21 setting, with this checkout importable and
+    the network guard (``sitecustomize`` in ``guard_dir``) loaded."""
+    (guard_dir / "sitecustomize.py").write_text(LOOPBACK_ONLY, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI21_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    paths = [str(guard_dir), str(ROOT), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     env["HF_HUB_OFFLINE"] = "1"  # the tokenizer cell shows its offline message at once
     return env
 
@@ -64,7 +92,8 @@ def execute(notebook: Any, timeout: int = CELL_TIMEOUT) -> Any:
         record_timing=False,
         resources={"metadata": {"path": str(NOTEBOOK.parent)}},
     )
-    client.execute(env=kernel_env())
+    with tempfile.TemporaryDirectory(prefix="ai21-notebook-") as guard_dir:
+        client.execute(env=kernel_env(Path(guard_dir)))
     for cell in notebook.cells:
         if cell.cell_type == "code":
             cell.outputs = coalesce_streams(cell.outputs)

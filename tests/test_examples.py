@@ -7,18 +7,35 @@ so new examples are picked up without touching this file. They run in parallel, 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 TIMEOUT = 120  # seconds, per example
+
+
+def _load_refresh_script() -> ModuleType:
+    """``scripts/refresh_notebook.py``, for its network guard (one definition for both runs)."""
+    spec = importlib.util.spec_from_file_location(
+        "refresh_notebook", ROOT / "scripts" / "refresh_notebook.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+refresh = _load_refresh_script()
 
 
 @dataclass(frozen=True)
@@ -28,11 +45,13 @@ class Run:
     stderr: str
 
 
-def offline_env() -> dict[str, str]:
-    """The caller's environment minus every AI21 setting, with this checkout importable."""
+def offline_env(guard_dir: Path) -> dict[str, str]:
+    """The caller's environment minus every AI21 setting, with this checkout importable and
+    name lookups limited to loopback (the notebook run's ``sitecustomize`` guard)."""
+    (guard_dir / "sitecustomize.py").write_text(refresh.LOOPBACK_ONLY, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI21_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    # Nothing an example does may reach the network: no Hugging Face downloads either.
+    paths = [str(guard_dir), str(ROOT), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     env["HF_HUB_OFFLINE"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     return env
@@ -56,9 +75,9 @@ def run_example(path: Path, env: dict[str, str]) -> Run:
 
 
 @pytest.fixture(scope="module")
-def runs() -> dict[str, Run]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     """Run every example, as many at a time as there are CPUs (they are CPU-bound at start)."""
-    env = offline_env()
+    env = offline_env(tmp_path_factory.mktemp("network-guard"))
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         futures = {path.name: pool.submit(run_example, path, env) for path in EXAMPLES}
         return {name: future.result() for name, future in futures.items()}

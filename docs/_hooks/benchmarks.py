@@ -16,13 +16,13 @@ from mkdocs.structure.files import File, Files
 MARKER = "<!-- benchmark-results -->"
 PAGE = "benchmarks.md"
 CHART = "latest.svg"
+CHART_URI = "assets/benchmarks-latest.svg"  # where the chart goes in the site
 _HEADING = re.compile(r"^(#{1,5}) ", re.MULTILINE)
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 
 MISSING = """!!! info "No results in this build"
     `benchmarks/results/latest.md` did not exist when this site was built. Produce it with
-    `./dev bench` (a few minutes; `./dev bench --smoke` for a quick check), then rebuild the
-    docs.
+    `./dev bench` (about ten minutes on two cores), then rebuild the docs.
 """
 
 
@@ -49,14 +49,14 @@ def render(page_markdown: str, directory: Path) -> str:
         return page_markdown.replace(MARKER, MISSING)
     included = demote_headings(results.read_text(encoding="utf-8"))
     if (directory / CHART).is_file():
-        included = f"![Benchmark chart]({CHART})\n\n{included}"
+        included = f"![Benchmark chart]({CHART_URI})\n\n{included}"
     return page_markdown.replace(MARKER, included)
 
 
 def on_files(files: Files, *, config: Any) -> Files:
     chart = results_dir(config) / CHART
     if chart.is_file():
-        files.append(File.generated(config, CHART, abs_src_path=str(chart)))
+        files.append(File.generated(config, CHART_URI, abs_src_path=str(chart)))
     return files
 
 
