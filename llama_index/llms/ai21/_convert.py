@@ -2,7 +2,7 @@
 
 Requests: :func:`to_ai21_messages` (Jamba, ai21-api.md 1.2), :func:`to_j2_chat` and
 :func:`to_j2_prompt` (Jurassic-2, section 2). Responses: :func:`chat_response_from_ai21`,
-:func:`chat_response_from_j2_chat`, :func:`completion_text_from_j2`. Every branch over roles
+:func:`chat_response_from_j2_chat`, :func:`completion_from_j2`. Every branch over roles
 or content types ends in an explicit error for what AI21 cannot represent.
 """
 

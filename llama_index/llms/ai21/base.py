@@ -278,6 +278,8 @@ class AI21(FunctionCallingLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
+        """Context window, output budget and capabilities of ``model`` (never fails for an
+        unknown name: see the models page)."""
         info = model_info(self.model)
         return LLMMetadata(
             context_window=info.context_window,
@@ -506,14 +508,14 @@ class AI21(FunctionCallingLLM):
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        """Async :meth:`chat`."""
+        """Async version of `chat`."""
         return await self._achat(messages, **kwargs)
 
     @llm_chat_callback()
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        """Async :meth:`stream_chat`."""
+        """Async version of `stream_chat`."""
         return await self._astream_chat(messages, **kwargs)
 
     @llm_completion_callback()
@@ -537,7 +539,7 @@ class AI21(FunctionCallingLLM):
     async def acomplete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
-        """Async :meth:`complete`."""
+        """Async version of `complete`."""
         if self._is_j2:
             return await self._aj2_complete(prompt, kwargs)
         return await achat_to_completion_decorator(self._achat)(prompt, **kwargs)
@@ -546,7 +548,7 @@ class AI21(FunctionCallingLLM):
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
-        """Async :meth:`stream_complete`."""
+        """Async version of `stream_complete`."""
         if self._is_j2:
             response = await self._aj2_complete(prompt, kwargs)
             return _aiter_one(response.model_copy(update={"delta": response.text}))
@@ -586,7 +588,7 @@ class AI21(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Model:
-        """Async :meth:`structured_predict`."""
+        """Async version of `structured_predict`."""
         result = await super().astructured_predict(
             output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
         )
@@ -611,7 +613,7 @@ class AI21(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> AsyncGenerator[Model | FlexibleModel, None]:
-        """Async :meth:`stream_structured_predict`."""
+        """Async version of `stream_structured_predict`."""
         return await super().astream_structured_predict(
             output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
         )

@@ -1,7 +1,7 @@
 """pytest fixtures for the AI21 emulator (registered as the ``ai21_emulator`` pytest11 plugin).
 
 Fixtures:
-    ``ai21_emulator_server`` (session scope): one running :class:`Emulator` for the whole session.
+    ``ai21_emulator_server`` (session scope): one running ``Emulator`` for the whole session.
     ``ai21_emulator`` (function scope): the same emulator after ``reset()``, so every test starts
     with no recorded requests and no pending faults.
 
@@ -9,21 +9,21 @@ Nothing global is changed (no environment variables, no patched clients). The mo
 only pytest at import time; the server and aiohttp load the first time a fixture is used.
 
 Example:
-    .. code-block:: python
-
-        from llama_index.llms.ai21 import AI21
-        from llama_index.llms.ai21.emulator import Fault
-
-
-        def test_answer(ai21_emulator):
-            llm = AI21(api_key=ai21_emulator.api_key, base_url=ai21_emulator.base_url)
-            assert "emulator" in llm.complete("Hello").text
-            assert ai21_emulator.last_request.json["model"]
+    ```python
+    from llama_index.llms.ai21 import AI21
+    from llama_index.llms.ai21.emulator import Fault
 
 
-        def test_rate_limited(ai21_emulator):
-            ai21_emulator.inject(Fault(status=429, retry_after="1"))
-            ...
+    def test_answer(ai21_emulator):
+        llm = AI21(api_key=ai21_emulator.api_key, base_url=ai21_emulator.base_url)
+        assert "emulator" in llm.complete("Hello").text
+        assert ai21_emulator.last_request.json["model"]
+
+
+    def test_rate_limited(ai21_emulator):
+        ai21_emulator.inject(Fault(status=429, retry_after="1"))
+        ...
+    ```
 
 If the package is not installed (so the entry point is not active), enable the plugin in a
 ``conftest.py`` with ``pytest_plugins = ["llama_index.llms.ai21.emulator.pytest_plugin"]``.
