@@ -108,6 +108,9 @@ def run(contender: Contender, spec: Spec, loop: asyncio.AbstractEventLoop) -> Sa
 
 
 def _timed(batch: Callable[[], Sample]) -> Sample:
+    # Start every batch from the same collector state: a batch then pays for the garbage it
+    # makes itself, not for a full collection that earlier contenders' garbage made due.
+    gc.collect()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     sample = batch()
     sample.cpu = time.process_time() - cpu0

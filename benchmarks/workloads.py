@@ -100,11 +100,12 @@ def _plan(
 
 def full_plan() -> Plan:
     return _plan(
-        call_rounds=10,
-        calls=20,  # 200 calls per contender
+        call_rounds=12,
+        # Batches long enough that a garbage collection landing in one is a small share of it.
+        calls=100,  # 1,200 calls per contender
         in_flight=(16, 64, 256),
         async_rounds=6,
-        stream_sizes={100: (8, 5), 1_000: (6, 2), 10_000: (5, 1)},
+        stream_sizes={100: (8, 10), 1_000: (8, 4), 10_000: (5, 1)},
         stream_tokens=1_000,
         target_in_flight=64,
         memory_tokens=10_000,

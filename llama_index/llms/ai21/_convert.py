@@ -15,6 +15,7 @@ from typing import Any
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
+    CompletionResponse,
     MessageRole,
     TextBlock,
     ToolCallBlock,
@@ -279,11 +280,9 @@ def assistant_message(content: str, tool_calls: Sequence[dict[str, Any]]) -> Cha
     )
 
 
-def chat_response_from_ai21(raw: Any) -> ChatResponse:
-    """Turn a non-streaming chat completion (ai21-api.md 1.3) into a ``ChatResponse``.
-
-    The first choice becomes the message; ``raw`` keeps all of them (``n > 1``).
-    """
+def _first_choice(raw: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """Content, tool calls and ``additional_kwargs`` (token counts, finish reason) of the
+    first choice of a non-streaming chat completion (ai21-api.md 1.3)."""
     _expect(raw, dict, "the response body")
     choices = _expect(raw.get("choices"), list, "'choices'")
     if not choices:
@@ -293,12 +292,28 @@ def chat_response_from_ai21(raw: Any) -> ChatResponse:
     content = message.get("content")
     content = "" if content is None else _expect(content, str, "choices[0].message.content")
     tool_calls = parse_tool_calls(message.get("tool_calls"), "choices[0].message.tool_calls")
-    finish_reason = choice.get("finish_reason")
+    extra = {**usage_kwargs(raw.get("usage")), "finish_reason": choice.get("finish_reason")}
+    return content, tool_calls, extra
+
+
+def chat_response_from_ai21(raw: Any) -> ChatResponse:
+    """Turn a non-streaming chat completion into a ``ChatResponse``.
+
+    The first choice becomes the message; ``raw`` keeps all of them (``n > 1``).
+    """
+    content, tool_calls, extra = _first_choice(raw)
     return ChatResponse(
-        message=assistant_message(content, tool_calls),
-        raw=raw,
-        additional_kwargs={**usage_kwargs(raw.get("usage")), "finish_reason": finish_reason},
+        message=assistant_message(content, tool_calls), raw=raw, additional_kwargs=extra
     )
+
+
+def completion_response_from_ai21(raw: Any) -> CompletionResponse:
+    """The same as :func:`chat_response_from_ai21`, for ``complete``: the text of the first
+    choice, with any tool calls in ``additional_kwargs`` as a chat response would have them."""
+    content, tool_calls, extra = _first_choice(raw)
+    if tool_calls:
+        extra["tool_calls"] = tool_calls
+    return CompletionResponse(text=content, raw=raw, additional_kwargs=extra)
 
 
 def chat_response_from_j2_chat(raw: Any) -> ChatResponse:

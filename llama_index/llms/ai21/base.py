@@ -10,9 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 from llama_index.core.base.llms.generic_utils import (
-    achat_to_completion_decorator,
     astream_chat_to_completion_decorator,
-    chat_to_completion_decorator,
     stream_chat_to_completion_decorator,
 )
 from llama_index.core.base.llms.types import (
@@ -39,6 +37,7 @@ from llama_index.llms.ai21._convert import (
     chat_response_from_ai21,
     chat_response_from_j2_chat,
     completion_from_j2,
+    completion_response_from_ai21,
     to_ai21_documents,
     to_ai21_messages,
     to_j2_chat,
@@ -523,7 +522,9 @@ class AI21(FunctionCallingLLM):
         """Complete a prompt (sent as one user message; J2 models use ``/complete``)."""
         if self._is_j2:
             return self._j2_complete(prompt, kwargs)
-        return chat_to_completion_decorator(self._chat)(prompt, **kwargs)
+        # The chat path minus the intermediate ChatResponse: this call is hot in RAG loops.
+        body, _ = self._chat_payload(_user_message(prompt), kwargs, stream=False)
+        return completion_response_from_ai21(self._post(CHAT_PATH, body))
 
     @llm_completion_callback()
     def stream_complete(
@@ -542,7 +543,8 @@ class AI21(FunctionCallingLLM):
         """Async version of `complete`."""
         if self._is_j2:
             return await self._aj2_complete(prompt, kwargs)
-        return await achat_to_completion_decorator(self._achat)(prompt, **kwargs)
+        body, _ = self._chat_payload(_user_message(prompt), kwargs, stream=False)
+        return completion_response_from_ai21(await self._apost(CHAT_PATH, body))
 
     @llm_completion_callback()
     async def astream_complete(
@@ -710,6 +712,12 @@ class AI21(FunctionCallingLLM):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _user_message(prompt: str) -> list[ChatMessage]:
+    if not isinstance(prompt, str):
+        raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
+    return [ChatMessage(role=MessageRole.USER, content=prompt)]
 
 
 def _json_body(response: httpx.Response) -> Any:
