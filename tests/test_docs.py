@@ -97,7 +97,10 @@ def page_blocks(page: Path) -> list[Block]:
     return extract_blocks(page.read_text(encoding="utf-8"), page.relative_to(ROOT).as_posix())
 
 
-RUNNABLE_PAGES = [p for p in PAGES if any(b.runnable for b in page_blocks(p))]
+# The README's samples are held to the same standard as the site's.
+RUNNABLE_PAGES = [
+    p for p in [*PAGES, ROOT / "README.md"] if any(b.runnable for b in page_blocks(p))
+]
 
 
 # ----------------------------------------------------------------------------- fixtures
