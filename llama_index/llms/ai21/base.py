@@ -761,7 +761,7 @@ async def _aresponses(
 
 def _ended_early(state: ChatStreamState) -> StreamInterruptedError:
     return StreamInterruptedError(
-        "AI21 stream ended before its final event (no finish_reason and no [DONE]); "
+        "AI21 stream ended before its final event (no finish_reason); "
         "the answer is incomplete",
         state.text,
     )
