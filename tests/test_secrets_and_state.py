@@ -114,3 +114,20 @@ def test_clients_are_created_lazily(make_llm: Callable[..., AI21]) -> None:
     assert llm._transport._sync is None
     llm.complete("hi")
     assert llm._transport._sync is not None
+
+
+def test_close_and_aclose_release_pools_and_keep_the_instance_usable(
+    make_llm: Callable[..., AI21],
+) -> None:
+    llm = make_llm()
+    llm.complete("hi")
+    llm.close()
+    assert llm._transport._sync is None
+    assert llm.complete("again").text
+
+    async def use_then_close() -> str:
+        text = (await llm.acomplete("hi")).text
+        await llm.aclose()
+        return text + (await llm.acomplete("again")).text
+
+    assert asyncio.run(use_then_close())

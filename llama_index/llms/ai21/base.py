@@ -273,6 +273,21 @@ class AI21(FunctionCallingLLM):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(api_key=state["ai21_api_key"], **state["__dict__"])  # type: ignore[misc]
 
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close the sync connection pool now.
+
+        Optional: pools also close when the instance is garbage-collected, and each event
+        loop's async pool when that loop shuts down. The instance stays usable (a new pool
+        opens on the next call).
+        """
+        self._transport.close()
+
+    async def aclose(self) -> None:
+        """Close the running event loop's async connection pool now (see `close`)."""
+        await self._transport.aclose()
+
     # ------------------------------------------------------------------ metadata
 
     @property
@@ -761,8 +776,7 @@ async def _aresponses(
 
 def _ended_early(state: ChatStreamState) -> StreamInterruptedError:
     return StreamInterruptedError(
-        "AI21 stream ended before its final event (no finish_reason); "
-        "the answer is incomplete",
+        "AI21 stream ended before its final event (no finish_reason); the answer is incomplete",
         state.text,
     )
 
