@@ -12,26 +12,11 @@ from llama_index.core.agent.workflow import (
     FunctionAgent,
     ToolCallResult,
 )
-from llama_index.core.tools import FunctionTool
 
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21.emulator import Emulator
+from tests.calculator import TOOLS
 
-
-def multiply(a: int, b: int) -> int:
-    """Multiply two integers and return the product."""
-    return a * b
-
-
-def add(a: int, b: int) -> int:
-    """Add two integers and return the sum."""
-    return a + b
-
-
-TOOLS = [
-    FunctionTool.from_defaults(multiply, description="Multiply two integers."),
-    FunctionTool.from_defaults(add, description="Add two integers."),
-]
 SYSTEM = "You are a careful calculator. Use the tools."
 
 # llama-index-workflows finds an agent's steps with inspect.getmembers, which touches every

@@ -14,6 +14,7 @@ from llama_index.core.tools import FunctionTool
 
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21.emulator import Emulator
+from tests.calls import METHOD_IDS
 
 QUESTION = "How long is the context window of Jamba?"
 DOCUMENTS: list[Any] = [
@@ -38,16 +39,6 @@ SENT = [
     {"content": "LlamaIndex builds query engines over your data.", "id": "node-1"},
     {"content": "Mamba layers are state-space layers.", "id": "node-2"},
 ]
-METHODS = [
-    "chat",
-    "stream_chat",
-    "achat",
-    "astream_chat",
-    "complete",
-    "stream_complete",
-    "acomplete",
-    "astream_complete",
-]
 
 
 def answer(llm: AI21, method: str, **kwargs: Any) -> str:
@@ -71,7 +62,7 @@ def answer(llm: AI21, method: str, **kwargs: Any) -> str:
     return text(list(result)[-1] if "stream" in method else result)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", METHOD_IDS)
 def test_documents_are_sent_and_ground_the_answer(
     llm: AI21, emulator: Emulator, method: str
 ) -> None:
