@@ -185,6 +185,13 @@ never get faults:
 - ``GET /_emulator/requests`` -- the records as JSON (``api_key`` shown as ``"<redacted>"``)
 - ``DELETE /_emulator/requests`` -> ``{"cleared": n}``
 
+Answers of a given length
+-------------------------
+A request header ``X-Emulator-Answer-Tokens: N`` (chat completions only) makes the answer N
+deterministic filler tokens, whatever the conversation says: for load, streaming and memory
+tests. N is not capped at the API's 4096 unless the body sets ``max_tokens``; a header that is
+not a whole number -> 400.
+
 Records
 -------
 Every API request (anything outside ``/_emulator/``) is recorded on arrival as a

@@ -204,8 +204,28 @@ def prompt_tokens(request: ChatRequest, tools_json: str = "") -> int:
     return total + _text.count_tokens(tools_json)
 
 
-def chat_completions(body: Any, chat_id: str) -> Reply:
-    """Answer a ``POST /chat/completions`` body (already JSON-decoded)."""
+# Words for answers of a requested length (``X-Emulator-Answer-Tokens``): one token each.
+# fmt: off
+_FILLER = (
+    "amber", "basil", "cedar", "delta", "ember", "fern", "grove", "heath", "iris", "jade", "kelp",
+    "lotus", "maple", "nectar", "olive", "pine", "quartz", "reed", "sage", "thyme", "umber",
+    "vine", "willow", "yarrow",
+)
+# fmt: on
+
+
+def filler_text(tokens: int) -> str:
+    """Deterministic text of exactly ``tokens`` tokens in this emulator's tokenization."""
+    return " ".join(_FILLER[i % len(_FILLER)] for i in range(tokens))
+
+
+def chat_completions(body: Any, chat_id: str, answer_tokens: int | None = None) -> Reply:
+    """Answer a ``POST /chat/completions`` body (already JSON-decoded).
+
+    ``answer_tokens`` (the ``X-Emulator-Answer-Tokens`` header) asks for a text answer of that
+    many tokens, whatever the conversation says, for load and memory tests; it is not capped at
+    the API's 4096 unless the body sets ``max_tokens``.
+    """
     if not isinstance(body, dict):
         return _validation_failed(body_not_object(body))
     request, errors = validate_chat(body)
@@ -219,7 +239,10 @@ def chat_completions(body: Any, chat_id: str) -> Reply:
         else ""
     )
     choices: list[Choice] = []
-    for i in range(request.n):
+    if answer_tokens is not None:
+        limit = request.max_tokens if "max_tokens" in body else answer_tokens + 1
+        choices = [finish_text(filler_text(answer_tokens), limit, request.stop)] * request.n
+    for i in range(0 if choices else request.n):
         answer = _generate(
             request.model,
             request.messages,

@@ -27,6 +27,7 @@ from ._state import EmulatorState, RecordedRequest, bearer_token, public_headers
 API_ROOT = "/studio/v1"
 CONTROL_PREFIX = "/_emulator/"
 FAULT_HEADER = "X-Emulator-Fault"
+ANSWER_TOKENS_HEADER = "X-Emulator-Answer-Tokens"
 LISTEN_BACKLOG = 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
 # In-flight requests get this long to finish, then are cancelled (aiohttp waits it twice).
@@ -165,7 +166,12 @@ async def _respond(
         assert problem is not None
         return await _send(request, exchange, problem)
     if kind == CHAT:
-        reply = _scenario.chat_completions(parsed, "chat-" + uuid.uuid4().hex)
+        length = request.headers.get(ANSWER_TOKENS_HEADER)
+        if length is not None and not (length.isdigit() and len(length) <= 7):
+            detail = f"Invalid {ANSWER_TOKENS_HEADER} header: expected a whole number of tokens"
+            return _json_response(_scenario.error_reply(400, detail))
+        answer_tokens = int(length) if length is not None else None
+        reply = _scenario.chat_completions(parsed, "chat-" + uuid.uuid4().hex, answer_tokens)
     elif kind == J2_COMPLETE:
         assert j2_model is not None
         reply = _scenario.j2_complete(j2_model, parsed, str(uuid.uuid4()))
