@@ -105,7 +105,8 @@ def test_retry_after_zero_retries_at_once(
     emulator.inject(Fault(status=503, count=3, retry_after="0"))
     started = time.monotonic()
     make_llm(max_retries=3).complete("hi")
-    assert time.monotonic() - started < 0.5
+    # Back-off alone would take at least 0.25 + 0.5 + 1 s for three retries.
+    assert time.monotonic() - started < 0.9
 
 
 def test_retry_after_http_date(make_llm: Callable[..., AI21], emulator: Emulator) -> None:
@@ -114,7 +115,7 @@ def test_retry_after_http_date(make_llm: Callable[..., AI21], emulator: Emulator
     make_llm(max_retries=1).complete("hi")
     # HTTP dates have whole seconds: the wait ends at the named second, not before it.
     assert time.time() >= int(target) - 0.05
-    assert time.time() < target + 0.6
+    assert time.time() < target + 1.0
 
 
 def test_without_retry_after_backoff_is_short_and_jittered(
@@ -123,7 +124,7 @@ def test_without_retry_after_backoff_is_short_and_jittered(
     emulator.inject(Fault(status=500))
     started = time.monotonic()
     make_llm(max_retries=1).complete("hi")
-    assert 0.25 <= time.monotonic() - started < 0.9  # first back-off: 0.25 to 0.5 s
+    assert 0.25 <= time.monotonic() - started < 1.5  # first back-off: 0.25 to 0.5 s
 
 
 # ---------------------------------------------------------------- connections, timeouts
@@ -159,7 +160,7 @@ def test_timeout_bounds_each_attempt(
     started = time.monotonic()
     with pytest.raises(httpx.TimeoutException):
         call(make_llm(timeout=0.4, max_retries=0), method, arg_for(method))
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 2.5, "the attempt ends at the timeout, not the 3 s delay"
 
 
 def test_a_timed_out_attempt_is_retried(make_llm: Callable[..., AI21], emulator: Emulator) -> None:
@@ -208,7 +209,7 @@ def test_stream_stalled_mid_answer_raises_within_the_timeout(
     started = time.monotonic()
     with pytest.raises(StreamInterruptedError, match="Timeout") as caught:
         _drain_into(seen, make_llm(timeout=0.5, max_retries=2), method, "Tell me a long story")
-    assert time.monotonic() - started < 1.5, "about one timeout, not the whole stall"
+    assert time.monotonic() - started < 3.0, "about one timeout, not the whole 5 s stall"
     assert seen
     assert caught.value.partial_text == "".join(seen)
     assert len(emulator.requests) == 1
