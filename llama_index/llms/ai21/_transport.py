@@ -66,8 +66,7 @@ async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, No
 @dataclass
 class _LoopClient:
     client: AsyncAI21Client
-    http: httpx.AsyncClient
-    closer: AsyncGenerator[None, None]
+    closer: AsyncGenerator[None, None]  # owns the httpx client; closing it closes the pool
 
 
 @dataclass
@@ -135,7 +134,7 @@ class Transport:
         with self._lock:
             existing = self._async.get(loop)
             if existing is None:
-                self._async[loop] = _LoopClient(client, http, closer)
+                self._async[loop] = _LoopClient(client, closer)
                 return client
         # Another task of this loop won the race while we awaited: use its client.
         await closer.aclose()
