@@ -53,7 +53,7 @@ from llama_index.llms.ai21._stream import (
     iter_lines,
 )
 from llama_index.llms.ai21._transport import ClientConfig, Transport
-from llama_index.llms.ai21.errors import MalformedResponseError, StreamInterruptedError
+from llama_index.llms.ai21.errors import StreamInterruptedError
 
 if TYPE_CHECKING:
     from llama_index.core.program.utils import FlexibleModel
@@ -363,29 +363,19 @@ class AI21(FunctionCallingLLM):
     # ------------------------------------------------------------------ requests
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
-        client = self._clients().sync_client()
-        response = call_with_retries(
-            lambda: client.execute_http_request(method="POST", path=path, body=body),
-            self.max_retries,
-        )
-        return _json_body(response)
+        transport = self._clients()
+        return call_with_retries(lambda: transport.post(path, body), self.max_retries)
 
     async def _apost(self, path: str, body: dict[str, Any]) -> Any:
-        client = await self._clients().async_client()
-        response = await acall_with_retries(
-            lambda: client.execute_http_request(method="POST", path=path, body=body),
-            self.max_retries,
-        )
-        return _json_body(response)
+        transport = self._clients()
+        return await acall_with_retries(lambda: transport.apost(path, body), self.max_retries)
 
     def _stream_events(self, body: dict[str, Any], single_tool_call: bool) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
-        client = self._clients().sync_client()
+        transport = self._clients()
 
         def open_stream() -> tuple[httpx.Response, ChatStreamState, Iterator[ChatResponse], Any]:
-            response = client.execute_http_request(
-                method="POST", path=CHAT_PATH, body=body, stream=True
-            )
+            response = transport.open_stream(CHAT_PATH, body)
             state = ChatStreamState()
             chunks = _responses(iter_lines(response.iter_bytes()), state, single_tool_call)
             try:
@@ -408,14 +398,12 @@ class AI21(FunctionCallingLLM):
     async def _astream_events(
         self, body: dict[str, Any], single_tool_call: bool
     ) -> ChatResponseAsyncGen:
-        client = await self._clients().async_client()
+        transport = self._clients()
 
         async def open_stream() -> tuple[
             httpx.Response, ChatStreamState, AsyncIterator[ChatResponse], Any
         ]:
-            response = await client.execute_http_request(
-                method="POST", path=CHAT_PATH, body=body, stream=True
-            )
+            response = await transport.aopen_stream(CHAT_PATH, body)
             state = ChatStreamState()
             chunks = _aresponses(aiter_lines(response.aiter_bytes()), state, single_tool_call)
             try:
@@ -733,15 +721,6 @@ def _user_message(prompt: str) -> list[ChatMessage]:
     if not isinstance(prompt, str):
         raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
     return [ChatMessage(role=MessageRole.USER, content=prompt)]
-
-
-def _json_body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise MalformedResponseError(
-            f"malformed AI21 response: body is not valid JSON ({exc}): {response.text[:200]!r}"
-        ) from exc
 
 
 def _responses(
