@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from llama_index.llms.ai21._stream import DONE, ChatStreamState, decode_sse_line, iter_lines
-from llama_index.llms.ai21.errors import MalformedResponseError
+from llama_index.llms.ai21._stream import (
+    DONE,
+    ChatStreamState,
+    aresponses,
+    decode_sse_line,
+    responses,
+)
+from llama_index.llms.ai21.errors import MalformedResponseError, StreamInterruptedError
 
 
 def event(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> dict[str, Any]:
@@ -113,14 +124,56 @@ def test_malformed_events_name_the_problem(chunk: dict[str, Any], match: str) ->
         ChatStreamState().feed(chunk)
 
 
+def _sse(*events: dict[str, Any], done: bool = True, newline: bytes = b"\n") -> bytes:
+    lines = [b"data: " + json.dumps(e).encode() for e in events]
+    if done:
+        lines.append(b"data: [DONE]")
+    return b"".join(line + newline + newline for line in lines)
+
+
+STREAM = [event({"role": "assistant"}), event({"content": "Hel"}), event({"content": "lo"})]
+STREAM.append(event({}, finish="stop", usage={"prompt_tokens": 1, "completion_tokens": 2}))
+
+
+def _deltas(chunks: Iterable[bytes]) -> list[str]:
+    """The deltas :func:`responses` and :func:`aresponses` give for ``chunks`` (both agree)."""
+    chunks = list(chunks)
+    sync = [r.delta or "" for r in responses(chunks, ChatStreamState())]
+
+    async def feed() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    async def collect() -> list[str]:
+        return [r.delta or "" async for r in aresponses(feed(), ChatStreamState())]
+
+    assert asyncio.run(collect()) == sync
+    return sync
+
+
+@given(st.data())
+def test_responses_do_not_depend_on_where_the_bytes_are_split(data: st.DataObject) -> None:
+    body = _sse(*STREAM, newline=data.draw(st.sampled_from([b"\n", b"\r\n"])))
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(body) - 1), max_size=12)))
+    chunks = [body[i:j] for i, j in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+    assert _deltas(chunks) == ["Hel", "lo", ""]
+
+
 @pytest.mark.parametrize(
-    "chunks",
+    "body",
     [
-        [b"data: 1\n\ndata: 2\n\n"],
-        [b"da", b"ta: 1\n", b"\ndata: 2", b"\n\n"],
-        [b"data: 1\r\n\r\ndata: 2\r\n\r\n"],
-        [b"data: 1\n\n", b"data: 2"],  # a last line without its newline still counts
+        _sse(*STREAM),
+        _sse(*STREAM).rstrip(b"\n"),  # a last line without its newline still counts
+        _sse(*STREAM, done=False),  # the final event is enough
+        b": keep-alive\nevent: message\nid: 7\nretry: 10\n\n" + _sse(*STREAM),
     ],
+    ids=["plain", "no-final-newline", "no-done", "other-sse-fields"],
 )
-def test_iter_lines_splits_across_chunk_boundaries(chunks: list[bytes]) -> None:
-    assert [line for line in iter_lines(chunks) if line] == [b"data: 1", b"data: 2"]
+def test_responses_read_well_formed_streams(body: bytes) -> None:
+    assert _deltas([body]) == ["Hel", "lo", ""]
+
+
+@pytest.mark.parametrize("body", [_sse(*STREAM[:3], done=False), b""], ids=["cut", "empty"])
+def test_responses_reject_streams_without_their_final_event(body: bytes) -> None:
+    with pytest.raises(StreamInterruptedError, match="ended before its final event"):
+        list(responses([body], ChatStreamState()))

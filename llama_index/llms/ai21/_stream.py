@@ -16,7 +16,7 @@ import orjson
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole, TextBlock
 
 from llama_index.llms.ai21._convert import assistant_message, usage_kwargs
-from llama_index.llms.ai21.errors import MalformedResponseError
+from llama_index.llms.ai21.errors import MalformedResponseError, StreamInterruptedError
 
 
 class _Done:
@@ -32,12 +32,18 @@ DONE: Final = _Done()
 _IGNORED_FIELDS = (b"event:", b"id:", b"retry:", b":")
 
 
-def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Split a byte stream into lines (LF or CRLF), without decoding them to text.
+def responses(chunks: Iterable[bytes], state: ChatStreamState) -> Iterator[ChatResponse]:
+    """The responses for a chat completion's byte stream, up to ``[DONE]``.
 
-    Cheaper than ``httpx.Response.iter_lines``, which decodes every chunk to ``str``
-    first; ``orjson.loads`` takes the bytes directly.
+    Splits the bytes into lines (LF or CRLF) without decoding them to text (``orjson``
+    takes bytes), decodes each with :func:`decode_sse_line` and feeds it to ``state``. After
+    ``[DONE]`` the rest of the body (normally just HTTP's end-of-body marker) is read and
+    dropped, as the SDK does, so the connection goes back to the pool. One
+    loop, skipping the blank line that ends each event: it runs once per token, and every
+    generator hop or call saved here is CPU the caller keeps. Raises
+    :class:`StreamInterruptedError` if the stream ends before AI21's final event.
     """
+    chunks = iter(chunks)
     pending = b""
     for chunk in chunks:
         if pending:
@@ -45,13 +51,33 @@ def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
         lines = chunk.split(b"\n")
         pending = lines.pop()
         for line in lines:
-            yield line[:-1] if line.endswith(b"\r") else line
-    if pending:
-        yield pending
+            if line and line != b"\r":
+                event = decode_sse_line(line[:-1] if line.endswith(b"\r") else line)
+                if event is DONE:
+                    for _ in chunks:  # read to the end, so the connection can be reused
+                        pass
+                    return
+                if event is not None:
+                    response = state.feed(event)  # type: ignore[arg-type]
+                    if response is not None:
+                        yield response
+    if pending:  # a last line without its newline
+        event = decode_sse_line(pending)
+        if event is DONE:
+            return
+        if event is not None:
+            response = state.feed(event)  # type: ignore[arg-type]
+            if response is not None:
+                yield response
+    if state.finish_reason is None:
+        raise ended_early(state)
 
 
-async def aiter_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """The async twin of :func:`iter_lines`."""
+async def aresponses(
+    chunks: AsyncIterable[bytes], state: ChatStreamState
+) -> AsyncIterator[ChatResponse]:
+    """The async twin of :func:`responses`."""
+    chunks = aiter(chunks)
     pending = b""
     async for chunk in chunks:
         if pending:
@@ -59,9 +85,33 @@ async def aiter_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
         lines = chunk.split(b"\n")
         pending = lines.pop()
         for line in lines:
-            yield line[:-1] if line.endswith(b"\r") else line
+            if line and line != b"\r":
+                event = decode_sse_line(line[:-1] if line.endswith(b"\r") else line)
+                if event is DONE:
+                    async for _ in chunks:  # read to the end, so the connection can be reused
+                        pass
+                    return
+                if event is not None:
+                    response = state.feed(event)  # type: ignore[arg-type]
+                    if response is not None:
+                        yield response
     if pending:
-        yield pending
+        event = decode_sse_line(pending)
+        if event is DONE:
+            return
+        if event is not None:
+            response = state.feed(event)  # type: ignore[arg-type]
+            if response is not None:
+                yield response
+    if state.finish_reason is None:
+        raise ended_early(state)
+
+
+def ended_early(state: ChatStreamState) -> StreamInterruptedError:
+    return StreamInterruptedError(
+        "AI21 stream ended before its final event (no finish_reason); the answer is incomplete",
+        state.text,
+    )
 
 
 def decode_sse_line(line: bytes) -> dict[str, Any] | _Done | None:

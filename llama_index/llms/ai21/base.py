@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
@@ -45,13 +45,7 @@ from llama_index.llms.ai21._convert import (
 )
 from llama_index.llms.ai21._models import DEFAULT_MODEL, is_j2, model_info
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
-from llama_index.llms.ai21._stream import (
-    DONE,
-    ChatStreamState,
-    aiter_lines,
-    decode_sse_line,
-    iter_lines,
-)
+from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
 from llama_index.llms.ai21._transport import ClientConfig, Transport
 from llama_index.llms.ai21.errors import StreamInterruptedError
 
@@ -377,7 +371,9 @@ class AI21(FunctionCallingLLM):
         def open_stream() -> tuple[httpx.Response, ChatStreamState, Iterator[ChatResponse], Any]:
             response = transport.open_stream(CHAT_PATH, body)
             state = ChatStreamState()
-            chunks = _responses(iter_lines(response.iter_bytes()), state, single_tool_call)
+            chunks = responses(response.iter_bytes(), state)
+            if single_tool_call:
+                chunks = map(_single_tool_call, chunks)
             try:
                 return response, state, chunks, next(chunks, None)
             except BaseException:
@@ -387,7 +383,7 @@ class AI21(FunctionCallingLLM):
         response, state, chunks, first = call_with_retries(open_stream, self.max_retries)
         try:
             if first is None:
-                raise _ended_early(state)
+                raise ended_early(state)
             yield first
             yield from chunks
         except httpx.TransportError as exc:
@@ -405,7 +401,9 @@ class AI21(FunctionCallingLLM):
         ]:
             response = await transport.aopen_stream(CHAT_PATH, body)
             state = ChatStreamState()
-            chunks = _aresponses(aiter_lines(response.aiter_bytes()), state, single_tool_call)
+            chunks = aresponses(response.aiter_bytes(), state)
+            if single_tool_call:
+                chunks = _amap(_single_tool_call, chunks)
             try:
                 return response, state, chunks, await anext(chunks, None)
             except BaseException:
@@ -415,7 +413,7 @@ class AI21(FunctionCallingLLM):
         response, state, chunks, first = await acall_with_retries(open_stream, self.max_retries)
         try:
             if first is None:
-                raise _ended_early(state)
+                raise ended_early(state)
             yield first
             async for chunk in chunks:
                 yield chunk
@@ -723,41 +721,11 @@ def _user_message(prompt: str) -> list[ChatMessage]:
     return [ChatMessage(role=MessageRole.USER, content=prompt)]
 
 
-def _responses(
-    lines: Iterator[bytes], state: ChatStreamState, single_tool_call: bool
-) -> Iterator[ChatResponse]:
-    for line in lines:
-        event = decode_sse_line(line)
-        if event is DONE:
-            return
-        if event is not None:
-            response = state.feed(event)  # type: ignore[arg-type]
-            if response is not None:
-                yield _single_tool_call(response) if single_tool_call else response
-    if state.finish_reason is None:
-        raise _ended_early(state)
-
-
-async def _aresponses(
-    lines: AsyncIterator[bytes], state: ChatStreamState, single_tool_call: bool
+async def _amap(
+    function: Callable[[ChatResponse], ChatResponse], items: AsyncIterator[ChatResponse]
 ) -> AsyncIterator[ChatResponse]:
-    async for line in lines:
-        event = decode_sse_line(line)
-        if event is DONE:
-            return
-        if event is not None:
-            response = state.feed(event)  # type: ignore[arg-type]
-            if response is not None:
-                yield _single_tool_call(response) if single_tool_call else response
-    if state.finish_reason is None:
-        raise _ended_early(state)
-
-
-def _ended_early(state: ChatStreamState) -> StreamInterruptedError:
-    return StreamInterruptedError(
-        "AI21 stream ended before its final event (no finish_reason); the answer is incomplete",
-        state.text,
-    )
+    async for item in items:
+        yield function(item)
 
 
 def _interrupted(exc: Exception, state: ChatStreamState) -> StreamInterruptedError:

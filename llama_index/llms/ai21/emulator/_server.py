@@ -245,7 +245,10 @@ async def _stream(
             break
         if delay and index:
             await asyncio.sleep(delay)
-        await response.write(event)
+        try:
+            await response.write(event)
+        except ConnectionResetError:  # aiohttp's ClientConnectionResetError included
+            return response  # the client stopped reading and closed: normal, not an error
     await response.write_eof()
     return response
 
