@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -58,6 +59,25 @@ def test_exhausted_retries_raise_the_sdk_exception_of_the_last_attempt(
         "Failed with http status code: 429 (TooManyRequestsError). Details: {"
     )
     assert len(emulator.requests) == 3, "max_retries counts retries after the first attempt"
+
+
+@pytest.mark.parametrize("method", ["complete", "acomplete", "stream_chat", "astream_chat"])
+def test_each_retry_is_logged_once_at_info_and_nothing_at_error(
+    make_llm: Callable[..., AI21],
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+) -> None:
+    caplog.set_level(logging.INFO)
+    emulator.inject(Fault(status=503, count=2, retry_after="0"))
+    call(make_llm(max_retries=3), method, arg_for(method))
+    retries = [r for r in caplog.records if r.name == "llama_index.llms.ai21"]
+    assert [r.getMessage() for r in retries] == [
+        "AI21 request failed (HTTP 503); retry 1 of 3 in 0.00 s",
+        "AI21 request failed (HTTP 503); retry 2 of 3 in 0.00 s",
+    ]
+    assert all(r.levelno == logging.INFO for r in retries)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "a success is no error"
 
 
 def test_max_retries_zero_is_one_attempt(llm: AI21, emulator: Emulator) -> None:

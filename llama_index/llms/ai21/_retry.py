@@ -9,6 +9,7 @@ generator, so streams are retried only until their first chunk reaches the calle
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,8 @@ import tenacity
 from ai21.errors import AI21APIError
 
 T = TypeVar("T")
+
+logger = logging.getLogger("llama_index.llms.ai21")
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 BACKOFF_INITIAL = 0.5  # seconds before the first retry, before jitter
@@ -73,22 +76,37 @@ def wait_seconds(exc: BaseException | None, retry_number: int) -> float:
     return backoff(retry_number)
 
 
-def _policy(retries_left: int) -> dict[str, Any]:
-    """Tenacity settings for the attempts after the first one (the first failed already)."""
+def _log_retry(exc: BaseException, retry_number: int, max_retries: int, wait: float) -> None:
+    """One ``INFO`` line per retry (the caller sees only the final outcome)."""
+    reason = f"HTTP {exc.status_code}" if isinstance(exc, AI21APIError) else type(exc).__name__
+    message = "AI21 request failed (%s); retry %d of %d in %.2f s"
+    logger.info(message, reason, retry_number, max_retries, wait)
+
+
+def _policy(max_retries: int) -> dict[str, Any]:
+    """Tenacity settings for the retries: the first attempt already failed, so tenacity's
+    attempt n is retry n."""
 
     def wait(retry_state: tenacity.RetryCallState) -> float:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
         return wait_seconds(exc, retry_state.attempt_number + 1)
 
+    def before_sleep(retry_state: tenacity.RetryCallState) -> None:  # only if retrying
+        outcome, action = retry_state.outcome, retry_state.next_action
+        exc = outcome.exception() if outcome is not None else None
+        if exc is not None and action is not None:
+            _log_retry(exc, retry_state.attempt_number + 1, max_retries, action.sleep)
+
     def before(retry_state: tenacity.RetryCallState) -> None:
         last_retry_after.set(None)
 
     return {
-        "stop": tenacity.stop_after_attempt(retries_left),
+        "stop": tenacity.stop_after_attempt(max_retries),
         "retry": tenacity.retry_if_exception(should_retry),
         "wait": wait,
         "before": before,
+        "before_sleep": before_sleep,
         "reraise": True,  # the caller gets the last attempt's own exception
     }
 
@@ -105,7 +123,9 @@ def call_with_retries(attempt: Callable[[], T], max_retries: int) -> T:
     except Exception as exc:
         if max_retries <= 0 or not should_retry(exc):
             raise
-        time.sleep(wait_seconds(exc, 1))
+        seconds = wait_seconds(exc, 1)
+        _log_retry(exc, 1, max_retries, seconds)
+        time.sleep(seconds)
     return tenacity.Retrying(**_policy(max_retries))(attempt)
 
 
@@ -117,5 +137,7 @@ async def acall_with_retries(attempt: Callable[[], Awaitable[T]], max_retries: i
     except Exception as exc:
         if max_retries <= 0 or not should_retry(exc):
             raise
-        await asyncio.sleep(wait_seconds(exc, 1))
+        seconds = wait_seconds(exc, 1)
+        _log_retry(exc, 1, max_retries, seconds)
+        await asyncio.sleep(seconds)
     return await tenacity.AsyncRetrying(**_policy(max_retries))(attempt)

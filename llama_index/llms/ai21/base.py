@@ -145,11 +145,10 @@ def _check_params(params: dict[str, Any], *, stream: bool) -> None:
 class AI21(FunctionCallingLLM):
     """AI21 Labs models (Jamba, and the legacy Jurassic-2 line) as a LlamaIndex LLM.
 
-    Chat, completion, streaming, async, tool calling and structured output, over the
-    official ``ai21`` SDK. Errors from the SDK (``ai21.errors.Unauthorized``,
-    ``TooManyRequestsError``, ...) reach you unchanged; transient ones (408, 429, 500,
-    502, 503, 504, timeouts, dropped connections) are retried first, honouring
-    ``Retry-After``.
+    Chat, completion, streaming, async, tool calling and structured output. HTTP errors are
+    the ``ai21`` SDK's exceptions (``ai21.errors.Unauthorized``, ``TooManyRequestsError``,
+    ...), exactly as the SDK raises them; transient ones (408, 429, 500, 502, 503, 504,
+    timeouts, dropped connections) are retried first, honouring ``Retry-After``.
 
     Example:
         ```python
