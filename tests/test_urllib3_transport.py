@@ -14,7 +14,7 @@ import urllib3.util.connection
 from urllib3 import exceptions as u3
 
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21._urllib3 import Urllib3Transport, _as_httpx_errors
+from llama_index.llms.ai21._urllib3 import Urllib3Client, Urllib3Transport, _as_httpx_errors
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1:9/studio/v1/chat/completions")
 
@@ -128,3 +128,13 @@ def test_content_encoding_is_decoded_once_by_httpx(gzip_server: str) -> None:
         response = client.get(gzip_server)
     assert response.json() == {"ok": True}
     assert response.headers["content-encoding"] == "gzip"
+
+
+def test_proxies_from_the_environment_still_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    with Urllib3Client() as client:
+        proxied = client._transport_for_url(httpx.URL("https://api.ai21.com/studio/v1"))
+        direct = client._transport_for_url(httpx.URL("http://127.0.0.1:8000/studio/v1"))
+    assert isinstance(proxied, httpx.HTTPTransport), "httpx's proxy transport, as without us"
+    assert isinstance(direct, Urllib3Transport)

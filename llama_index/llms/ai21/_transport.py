@@ -39,7 +39,7 @@ from ai21.version import VERSION as SDK_VERSION
 from httpx_aiohttp import HttpxAiohttpClient
 
 from llama_index.llms.ai21._retry import last_retry_after
-from llama_index.llms.ai21._urllib3 import Urllib3Transport
+from llama_index.llms.ai21._urllib3 import Urllib3Client
 from llama_index.llms.ai21.errors import MalformedResponseError
 
 VIA = "llama-index"
@@ -206,8 +206,7 @@ class Transport:
             with self._lock:
                 client = self._sync
                 if client is None:
-                    client = self._sync = httpx.Client(
-                        transport=Urllib3Transport(),
+                    client = self._sync = Urllib3Client(
                         headers=request_headers(self.config),
                         cookies=_NoCookies(),
                     )

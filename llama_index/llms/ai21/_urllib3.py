@@ -6,8 +6,12 @@ of that (``benchmarks/README.md`` has the measurements). The client in front sta
 ``httpx.Client``, so requests, responses and errors are httpx's: urllib3's exceptions become
 the httpx exceptions httpcore would raise for the same failure (``httpx.ConnectError``,
 ``httpx.ReadTimeout``, ``httpx.RemoteProtocolError``, ...), and callers and the retry policy
-see no difference. Proxies from the environment still go through httpx's own proxy
-transports, which ``httpx.Client`` mounts in front of this one.
+see no difference.
+
+:class:`Urllib3Client` is an ``httpx.Client`` whose default transport is this one (the
+pattern ``httpx-aiohttp`` uses for its async client). Proxies from the environment
+(``HTTPS_PROXY``, ``NO_PROXY``, ...) keep working: httpx mounts its own proxy transports for
+them, which passing ``transport=`` to ``httpx.Client`` would switch off.
 
 The same idea as the urllib3 transport that once shipped with httpx (kept as a gist by its
 author, Florimond Manca).
@@ -127,3 +131,19 @@ class Urllib3Transport(httpx.BaseTransport):
 
     def close(self) -> None:
         self._pools.clear()
+
+
+class Urllib3Client(httpx.Client):
+    """An ``httpx.Client`` on :class:`Urllib3Transport`, with httpx's proxy handling intact."""
+
+    def _init_transport(  # type: ignore[override]
+        self,
+        verify: ssl.SSLContext | str | bool = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        transport: httpx.BaseTransport | None = None,
+        **kwargs: Any,
+    ) -> httpx.BaseTransport:
+        if transport is not None:
+            return transport
+        return Urllib3Transport(httpx.create_ssl_context(verify, cert, trust_env))
