@@ -30,8 +30,8 @@ BACKOFF_INITIAL = 0.5  # seconds before the first retry, before jitter
 BACKOFF_MAX = 8.0  # cap on one back-off wait
 
 # The ``Retry-After`` header of the latest error response seen in this context. The SDK's
-# exceptions carry the body but not the headers, so an httpx response hook records it here
-# (hooks run in the caller's thread or task, so the context is the caller's own).
+# exceptions carry the body but not the headers, so the transport records it here just before
+# raising (in the caller's thread or task, so the context is the caller's own).
 last_retry_after: ContextVar[str | None] = ContextVar("ai21_last_retry_after", default=None)
 
 

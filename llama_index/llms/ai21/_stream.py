@@ -1,6 +1,6 @@
 """Stream decoding and accumulation, with no I/O (ai21-api.md 1.4).
 
-:func:`iter_lines` splits the ``text/event-stream`` body into lines and
+:func:`responses` (and :func:`aresponses`) split the ``text/event-stream`` body into lines;
 :func:`decode_sse_line` turns one line into an event dict
 (or :data:`DONE`, or ``None`` for lines that carry nothing). :class:`ChatStreamState` folds
 events into the growing answer: ``feed(event)`` returns the ``ChatResponse`` to hand to the
@@ -32,18 +32,9 @@ DONE: Final = _Done()
 _IGNORED_FIELDS = (b"event:", b"id:", b"retry:", b":")
 
 
-def responses(chunks: Iterable[bytes], state: ChatStreamState) -> Iterator[ChatResponse]:
-    """The responses for a chat completion's byte stream, up to ``[DONE]``.
-
-    Splits the bytes into lines (LF or CRLF) without decoding them to text (``orjson``
-    takes bytes), decodes each with :func:`decode_sse_line` and feeds it to ``state``. After
-    ``[DONE]`` the rest of the body (normally just HTTP's end-of-body marker) is read and
-    dropped, as the SDK does, so the connection goes back to the pool. One
-    loop, skipping the blank line that ends each event: it runs once per token, and every
-    generator hop or call saved here is CPU the caller keeps. Raises
-    :class:`StreamInterruptedError` if the stream ends before AI21's final event.
-    """
-    chunks = iter(chunks)
+def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The non-blank lines (LF or CRLF) of a byte stream, as bytes: ``orjson`` takes bytes,
+    so nothing is decoded to text first (``httpx.Response.iter_lines`` would)."""
     pending = b""
     for chunk in chunks:
         if pending:
@@ -52,23 +43,50 @@ def responses(chunks: Iterable[bytes], state: ChatStreamState) -> Iterator[ChatR
         pending = lines.pop()
         for line in lines:
             if line and line != b"\r":
-                event = decode_sse_line(line[:-1] if line.endswith(b"\r") else line)
-                if event is DONE:
-                    for _ in chunks:  # read to the end, so the connection can be reused
-                        pass
-                    return
-                if event is not None:
-                    response = state.feed(event)  # type: ignore[arg-type]
-                    if response is not None:
-                        yield response
+                yield line.removesuffix(b"\r")
     if pending:  # a last line without its newline
-        event = decode_sse_line(pending)
-        if event is DONE:
+        yield pending
+
+
+async def _alines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The async twin of :func:`_lines`."""
+    pending = b""
+    async for chunk in chunks:
+        if pending:
+            chunk = pending + chunk
+        lines = chunk.split(b"\n")
+        pending = lines.pop()
+        for line in lines:
+            if line and line != b"\r":
+                yield line.removesuffix(b"\r")
+    if pending:
+        yield pending
+
+
+def _fold(line: bytes, state: ChatStreamState) -> ChatResponse | _Done | None:
+    """Decode one line and feed it to ``state``: the response to yield, ``DONE`` or nothing."""
+    event = decode_sse_line(line)
+    if event is None or event is DONE:
+        return event
+    return state.feed(event)  # type: ignore[arg-type]
+
+
+def responses(chunks: Iterable[bytes], state: ChatStreamState) -> Iterator[ChatResponse]:
+    """The responses for a chat completion's byte stream, up to ``[DONE]``.
+
+    After ``[DONE]`` the rest of the body (normally just HTTP's end-of-body marker) is read
+    and dropped, as the SDK does, so the connection goes back to the pool. Raises
+    :class:`StreamInterruptedError` if the stream ends before AI21's final event.
+    """
+    chunks = iter(chunks)
+    for line in _lines(chunks):
+        result = _fold(line, state)
+        if isinstance(result, ChatResponse):
+            yield result
+        elif result is DONE:
+            for _ in chunks:  # read to the end, so the connection can be reused
+                pass
             return
-        if event is not None:
-            response = state.feed(event)  # type: ignore[arg-type]
-            if response is not None:
-                yield response
     if state.finish_reason is None:
         raise ended_early(state)
 
@@ -78,31 +96,14 @@ async def aresponses(
 ) -> AsyncIterator[ChatResponse]:
     """The async twin of :func:`responses`."""
     chunks = aiter(chunks)
-    pending = b""
-    async for chunk in chunks:
-        if pending:
-            chunk = pending + chunk
-        lines = chunk.split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            if line and line != b"\r":
-                event = decode_sse_line(line[:-1] if line.endswith(b"\r") else line)
-                if event is DONE:
-                    async for _ in chunks:  # read to the end, so the connection can be reused
-                        pass
-                    return
-                if event is not None:
-                    response = state.feed(event)  # type: ignore[arg-type]
-                    if response is not None:
-                        yield response
-    if pending:
-        event = decode_sse_line(pending)
-        if event is DONE:
+    async for line in _alines(chunks):
+        result = _fold(line, state)
+        if isinstance(result, ChatResponse):
+            yield result
+        elif result is DONE:
+            async for _ in chunks:  # read to the end, so the connection can be reused
+                pass
             return
-        if event is not None:
-            response = state.feed(event)  # type: ignore[arg-type]
-            if response is not None:
-                yield response
     if state.finish_reason is None:
         raise ended_early(state)
 

@@ -127,7 +127,7 @@ class Transport:
 
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
-        # Read by both transports: httpcore (sync) and httpx-aiohttp (async).
+        # Read by both transports: urllib3 (sync) and httpx-aiohttp (async).
         self._timeouts = {"timeout": httpx.Timeout(config.timeout).as_dict()}
         self._urls: dict[str, httpx.URL] = {}
         self._lock = threading.Lock()
