@@ -47,12 +47,22 @@ VIA = "llama-index"
 
 @dataclass
 class ClientConfig:
-    """Everything needed to build the clients; this, not the clients, is what pickles."""
+    """Everything needed to build the clients; this, not the clients, is what pickles.
 
-    api_key: str = field(repr=False)
+    ``headers`` are every header a request carries, authentication included: the deployment
+    (``_deployments``) builds them, so they are kept out of ``repr``.
+    """
+
     base_url: str
     timeout: float
-    headers: dict[str, str]
+    headers: dict[str, str] = field(repr=False)
+    # TLS: httpx's ``verify`` (True, False, a CA bundle path or an ``ssl.SSLContext``) and
+    # ``cert`` (a client certificate for mTLS), for the clients this package builds.
+    verify: Any = True
+    cert: Any = None
+    # The user's own clients (the llama-index-llms-openai convention): used as given.
+    http_client: httpx.Client | None = field(default=None, repr=False)
+    async_http_client: httpx.AsyncClient | None = field(default=None, repr=False)
 
 
 def user_agent() -> str:
@@ -61,16 +71,6 @@ def user_agent() -> str:
         f"AI21 studio SDK {SDK_VERSION} Python {platform.python_version()} "
         f"Operating System {platform.platform()} via: {VIA}"
     )
-
-
-def request_headers(config: ClientConfig) -> dict[str, str]:
-    """The SDK's headers, then the user's ``default_headers`` (on top of httpx's defaults)."""
-    return {
-        "Content-Type": "application/json",
-        "User-Agent": user_agent(),
-        "Authorization": f"Bearer {config.api_key}",
-        **config.headers,
-    }
 
 
 # Bodies are written by the stdlib (compact, ASCII-only, as the SDK sends them), not orjson:
@@ -153,10 +153,10 @@ class Transport:
         if url is None:
             url = self._urls[path] = httpx.URL(self.config.base_url + path)
         return httpx.Request(
-            "POST",
+            "GET" if body is None else "POST",
             url,
             headers=client.headers,
-            content=_encode_json(body).encode(),
+            content=None if body is None else _encode_json(body).encode(),
             extensions=self._timeouts,
         )
 
@@ -164,6 +164,15 @@ class Transport:
         """POST ``body``; the decoded JSON answer, or the SDK's exception for its status."""
         client = self.sync_client()
         response = client.send(self._request(client, path, body))
+        if response.status_code != 200:
+            _raise_for_status(response)
+        return decode_json(response)
+
+    def get(self, path: str) -> Any:
+        """GET ``path`` (e.g. a server's model list); the decoded JSON answer."""
+        client = self.sync_client()
+        request = self._request(client, path, None)
+        response = client.send(request)
         if response.status_code != 200:
             _raise_for_status(response)
         return decode_json(response)
@@ -207,7 +216,7 @@ class Transport:
                 client = self._sync
                 if client is None:
                     client = self._sync = Urllib3Client(
-                        headers=request_headers(self.config),
+                        headers=self.config.headers,
                         cookies=_NoCookies(),
                     )
                     # Close the pool's sockets when this transport is garbage-collected.
@@ -219,7 +228,7 @@ class Transport:
         entry = self._async.get(loop)
         if entry is not None:
             return entry.client
-        client = HttpxAiohttpClient(headers=request_headers(self.config), cookies=_NoCookies())
+        client = HttpxAiohttpClient(headers=self.config.headers, cookies=_NoCookies())
         closer = _close_with_loop(client)
         await closer.asend(None)  # registers it with this loop's async-generator tracking
         with self._lock:

@@ -46,7 +46,7 @@ from llama_index.llms.ai21._convert import (
 from llama_index.llms.ai21._models import DEFAULT_MODEL, is_j2, model_info
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
-from llama_index.llms.ai21._transport import ClientConfig, Transport
+from llama_index.llms.ai21._transport import ClientConfig, Transport, user_agent
 from llama_index.llms.ai21.errors import StreamInterruptedError
 
 if TYPE_CHECKING:
@@ -228,10 +228,14 @@ class AI21(FunctionCallingLLM):
 
     def _client_config(self) -> ClientConfig:
         return ClientConfig(
-            api_key=self._api_key.get_secret_value(),
             base_url=self.base_url.rstrip("/"),
             timeout=self.timeout,
-            headers=dict(self.default_headers),
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": user_agent(),
+                "Authorization": f"Bearer {self._api_key.get_secret_value()}",
+                **self.default_headers,
+            },
         )
 
     def _clients(self) -> Transport:
@@ -242,7 +246,7 @@ class AI21(FunctionCallingLLM):
         if (
             self.base_url.rstrip("/") != config.base_url
             or self.timeout != config.timeout
-            or self.default_headers != config.headers
+            or self._client_config().headers != config.headers
         ):
             transport = self._transport = Transport(self._client_config())
         return transport
