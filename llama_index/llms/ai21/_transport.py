@@ -2,18 +2,23 @@
 
 - One ``httpx.Client`` for synchronous calls, on urllib3's pools (``_urllib3``: the same
   httpx client and errors, a third of httpcore's CPU per streamed chunk).
-- One aiohttp-backed ``httpx.AsyncClient`` (``httpx-aiohttp``) per running event loop: an
-  async connection pool is bound to the loop that opened it, so a client made in one
-  ``asyncio.run(...)`` fails in the next ("Event loop is closed"). Each loop gets its own,
-  closed when that loop shuts down its async generators (which ``asyncio.run`` always does)
-  or when the loop is garbage-collected.
+- One aiohttp-backed ``httpx.AsyncClient`` (``_aiohttp``) per running event loop: an async
+  connection pool is bound to the loop that opened it, so a client made in one
+  ``asyncio.run(...)`` fails in the next ("Event loop is closed"). Each loop's client is
+  closed, and forgotten, when that loop shuts down its async generators (``asyncio.run``
+  always does); a loop closed without that is forgotten the next time a new loop asks for a
+  client, so no closed loop is kept alive by an instance.
+- A process forked from one that made calls (a ``multiprocessing`` pool) starts with no
+  pools: it never reads or writes its parent's sockets.
+- A user's own ``http_client``/``async_http_client`` is used as given (any loop, its own
+  pool and TLS settings) and never closed here; requests on it still carry this package's
+  headers and timeouts.
 
 Requests are sent here, not through the SDK's ``execute_http_request``, and the SDK still
 decides the errors: a status other than 200 goes to the SDK's own
 ``handle_non_success_response``, so callers get exactly the ``ai21.errors`` class and
-``details`` the SDK would raise. The headers are the SDK's (JSON content type, bearer key,
-its user agent with ``via: llama-index``). Skipping the SDK's request path saves about a fifth
-of the CPU of a call: it runs every request through a tenacity retrier even with retries off,
+``details`` the SDK would raise. Skipping the SDK's request path saves about a fifth of the
+CPU of a call: it runs every request through a tenacity retrier even with retries off,
 formats a debug line of the whole body, and logs every error status at ``ERROR``, including
 the ones we then retry successfully. Retries are ``_retry``'s job alone.
 
@@ -24,20 +29,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import platform
+import ssl
 import threading
 import weakref
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Coroutine
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
 from typing import Any, NoReturn
 
+import certifi
 import httpx
 import orjson
 from ai21.http_client.base_http_client import handle_non_success_response
 from ai21.version import VERSION as SDK_VERSION
-from httpx_aiohttp import HttpxAiohttpClient
 
+from llama_index.llms.ai21._aiohttp import AiohttpClient
 from llama_index.llms.ai21._retry import last_retry_after
 from llama_index.llms.ai21._urllib3 import Urllib3Client
 from llama_index.llms.ai21.errors import MalformedResponseError
@@ -63,6 +71,45 @@ class ClientConfig:
     # The user's own clients (the llama-index-llms-openai convention): used as given.
     http_client: httpx.Client | None = field(default=None, repr=False)
     async_http_client: httpx.AsyncClient | None = field(default=None, repr=False)
+
+
+def ssl_context(verify: Any = True, cert: Any = None) -> ssl.SSLContext:
+    """httpx's ``verify``/``cert`` settings as one ``ssl.SSLContext``, built the same way on
+    every httpx version (0.27 and 0.28 differ in ``create_ssl_context``'s parameters and
+    deprecate different forms of these settings).
+
+    ``verify``: True (certifi's CAs, or ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when set, as httpx
+    does), False (no checks), a CA bundle file or directory, or a ready ``ssl.SSLContext``.
+    ``cert``: a PEM file with the client certificate and key, or ``(cert, key)`` or
+    ``(cert, key, password)``, for mutual TLS.
+    """
+    if isinstance(verify, ssl.SSLContext):
+        context = verify
+    elif verify is True:
+        if os.environ.get("SSL_CERT_FILE"):
+            context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+        elif os.environ.get("SSL_CERT_DIR"):
+            context = ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+        else:
+            context = ssl.create_default_context(cafile=certifi.where())
+    elif verify is False:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif isinstance(verify, str | os.PathLike):
+        path = os.fspath(verify)
+        if os.path.isdir(path):
+            context = ssl.create_default_context(capath=path)
+        else:
+            context = ssl.create_default_context(cafile=path)
+    else:
+        raise TypeError(f"verify must be a bool, a CA bundle path or an ssl.SSLContext: {verify!r}")
+    if cert:
+        if isinstance(cert, str | os.PathLike):
+            context.load_cert_chain(cert)
+        else:
+            context.load_cert_chain(*cert)
+    return context
 
 
 def user_agent() -> str:
@@ -107,19 +154,57 @@ class _NoCookies(CookieJar):
         return None
 
 
-async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
-    """Suspended for the loop's lifetime; the loop's ``shutdown_asyncgens`` (run by
-    ``asyncio.run``) resumes it into ``finally``, which closes the client on that loop."""
+def _run_without_loop(coroutine: Coroutine[Any, Any, Any]) -> None:
+    """Run a closing coroutine that has nothing left to wait for (its loop is closed, so
+    aiohttp closes nothing on it) to its end, without a loop."""
     try:
-        yield
-    finally:
-        await client.aclose()
+        coroutine.send(None)
+    except StopIteration:
+        return
+    except Exception:  # pragma: no cover - closing what is already unusable
+        return
+    coroutine.close()  # pragma: no cover - it wanted to wait: give up on it
 
 
-@dataclass
 class _LoopClient:
-    client: httpx.AsyncClient
-    closer: AsyncGenerator[None, None]  # closing it closes the client's pool
+    """One event loop's client, and the parked async generator that closes it with the loop."""
+
+    def __init__(self, client: httpx.AsyncClient, forget: Any) -> None:
+        self.client = client
+        self.loop_closed = False
+        self.closer = self._close_with_loop(forget)
+
+    async def _close_with_loop(self, forget: Any) -> AsyncGenerator[None, None]:
+        """Suspended for the loop's lifetime; the loop's ``shutdown_asyncgens`` (run by
+        ``asyncio.run``) resumes it into ``finally``, which closes the client on that loop
+        and drops it from the transport's map."""
+        try:
+            yield
+        finally:
+            forget(self)
+            if self.loop_closed:
+                _run_without_loop(self.client.aclose())
+            else:
+                await self.client.aclose()
+
+    def abandon(self) -> None:
+        """For a loop closed without ``shutdown_asyncgens``: finish the closer without the
+        loop, so neither it nor the client keeps the loop (or a socket) referenced from here."""
+        self.loop_closed = True
+        _run_without_loop(self.closer.aclose())
+
+
+# Every live Transport, so that a forked child can drop its parent's pools (see _after_fork).
+_TRANSPORTS: weakref.WeakSet[Transport] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for transport in list(_TRANSPORTS):
+        transport._forget_pools()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Transport:
@@ -127,20 +212,29 @@ class Transport:
 
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
-        # Read by both transports: urllib3 (sync) and httpx-aiohttp (async).
+        # Read by both transports: urllib3 (sync) and aiohttp (async).
         self._timeouts = {"timeout": httpx.Timeout(config.timeout).as_dict()}
         self._urls: dict[str, httpx.URL] = {}
         self._lock = threading.Lock()
         self._sync: httpx.Client | None = None
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._ssl: ssl.SSLContext | None = None
+        # Strong references, removed when each loop shuts down (or is found closed).
+        self._async: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        self._headers: dict[int, httpx.Headers] = {}  # for the user's own clients
+        _TRANSPORTS.add(self)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"config": self.config}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["config"])  # type: ignore[misc]
+
+    def _forget_pools(self) -> None:
+        """In a forked child: the pools' sockets are the parent's. Drop them unclosed (closing
+        a TLS connection could write to the parent's stream) and start afresh."""
+        self._lock = threading.Lock()
+        self._sync = None
+        self._async = {}
 
     # ------------------------------------------------------------------ requests
 
@@ -152,10 +246,13 @@ class Transport:
         url = self._urls.get(path)
         if url is None:
             url = self._urls[path] = httpx.URL(self.config.base_url + path)
+        headers = client.headers
+        if client is self.config.http_client or client is self.config.async_http_client:
+            headers = self._headers.get(id(client)) or self._user_headers(client)
         return httpx.Request(
             "GET" if body is None else "POST",
             url,
-            headers=client.headers,
+            headers=headers,
             content=None if body is None else _encode_json(body).encode(),
             extensions=self._timeouts,
         )
@@ -209,7 +306,21 @@ class Transport:
 
     # ------------------------------------------------------------------ clients
 
+    def _user_headers(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Headers:
+        """The user's client's own headers with ours on top (ours win)."""
+        headers = httpx.Headers(client.headers)
+        headers.update(self.config.headers)
+        self._headers[id(client)] = headers
+        return headers
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl_context(self.config.verify, self.config.cert)
+        return self._ssl
+
     def sync_client(self) -> httpx.Client:
+        if self.config.http_client is not None:
+            return self.config.http_client
         client = self._sync
         if client is None:
             with self._lock:
@@ -218,37 +329,59 @@ class Transport:
                     client = self._sync = Urllib3Client(
                         headers=self.config.headers,
                         cookies=_NoCookies(),
+                        verify=self._tls(),
                     )
                     # Close the pool's sockets when this transport is garbage-collected.
                     weakref.finalize(self, client.close)
         return client
 
     async def async_client(self) -> httpx.AsyncClient:
+        if self.config.async_http_client is not None:
+            return self.config.async_http_client
         loop = asyncio.get_running_loop()
         entry = self._async.get(loop)
         if entry is not None:
             return entry.client
-        client = HttpxAiohttpClient(headers=self.config.headers, cookies=_NoCookies())
-        closer = _close_with_loop(client)
-        await closer.asend(None)  # registers it with this loop's async-generator tracking
+        self._forget_closed_loops()
+        client = AiohttpClient(
+            headers=self.config.headers, cookies=_NoCookies(), verify=self._tls()
+        )
+        entry = _LoopClient(client, self._forget)
+        await entry.closer.asend(None)  # registers it with this loop's async-generator tracking
         with self._lock:
             existing = self._async.get(loop)
             if existing is None:
-                self._async[loop] = _LoopClient(client, closer)
+                self._async[loop] = entry
                 return client
         # Another task of this loop won the race while we awaited: use its client.
-        await closer.aclose()
+        await entry.closer.aclose()
         return existing.client
 
+    def _forget(self, entry: _LoopClient) -> None:
+        with self._lock:
+            for loop, known in list(self._async.items()):
+                if known is entry:
+                    del self._async[loop]
+
+    def _forget_closed_loops(self) -> None:
+        """Drop the clients of loops closed without ``shutdown_asyncgens``."""
+        with self._lock:
+            closed = [loop for loop in self._async if loop.is_closed()]
+            entries = [self._async.pop(loop) for loop in closed]
+        for entry in entries:
+            entry.abandon()
+
     def close(self) -> None:
-        """Close the sync client (async ones close with their loops, or via :meth:`aclose`)."""
+        """Close the sync client (async ones close with their loops, or via :meth:`aclose`).
+        A user's own client is left open: it is theirs."""
         with self._lock:
             client, self._sync = self._sync, None
         if client is not None:
             client.close()
+        self._forget_closed_loops()
 
     async def aclose(self) -> None:
-        """Close the client of the running loop."""
+        """Close the client of the running loop (not a user's own client)."""
         with self._lock:
             entry = self._async.pop(asyncio.get_running_loop(), None)
         if entry is not None:

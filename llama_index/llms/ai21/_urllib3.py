@@ -20,16 +20,30 @@ author, Florimond Manca).
 from __future__ import annotations
 
 import contextlib
+import http.client
 import ssl
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Generator, Iterator
+from typing import Any, cast
 
 import httpx
 import urllib3
 from urllib3 import exceptions as u3
 
-KEEPALIVE_PER_HOST = 20  # idle connections kept per host; httpx keeps 20 in all
+MAX_CONNECTIONS = 100  # per host; httpx's default ``max_connections``; more requests wait
 READ_SIZE = 65_536
+# Response headers: httpx (h11 under httpcore) bounds the header block at 100 KiB and does not
+# count the headers; http.client and aiohttp stop at 100 and 128 headers and 8 KiB per line.
+# These are raised to what httpx accepts in practice.
+MAX_HEADER_BYTES = 100 * 1024
+MAX_HEADERS = 1024
+# http.client has no per-connection setting for the count, only this module-level limit; it
+# is only ever raised here, never lowered, for every user of http.client in the process.
+http.client._MAXHEADERS = max(http.client._MAXHEADERS, MAX_HEADERS)  # type: ignore[attr-defined]
+# A stream closed before its body's end (the adapter stops at ``[DONE]``) waits at most this
+# long per read for the end-of-body marker, so that its connection can be reused.
+DRAIN_SECONDS = 0.05
+
+_VERSIONS = {10: b"HTTP/1.0", 11: b"HTTP/1.1"}
 
 
 @contextlib.contextmanager
@@ -37,6 +51,8 @@ def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
     """Re-raise urllib3's exceptions as the httpx ones httpcore raises for the same failure."""
     try:
         yield
+    except u3.EmptyPoolError as exc:  # every connection busy for the pool timeout
+        raise httpx.PoolTimeout(str(exc), request=request) from exc
     except u3.NewConnectionError as exc:  # before ConnectTimeoutError: it is a subclass
         raise httpx.ConnectError(str(exc), request=request) from exc
     except u3.ConnectTimeoutError as exc:
@@ -48,32 +64,67 @@ def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
     except u3.ProxyError as exc:
         raise httpx.ProxyError(str(exc), request=request) from exc
     except u3.ProtocolError as exc:
-        # A reset or broken socket is a network error; a peer that closed the connection
-        # early or sent something that is not HTTP is a protocol error (as in httpcore).
-        if isinstance(exc.__context__, OSError) or any(
-            isinstance(arg, OSError) for arg in exc.args
-        ):
-            raise httpx.ReadError(str(exc), request=request) from exc
-        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+        raise _protocol_error(exc, request) from exc
     except u3.HTTPError as exc:
         raise httpx.TransportError(str(exc), request=request) from exc
+
+
+def _protocol_error(exc: u3.ProtocolError, request: httpx.Request) -> httpx.TransportError:
+    """urllib3's catch-all for a failed exchange, by what failed (as httpcore tells them)."""
+    reason = next((arg for arg in exc.args if isinstance(arg, BaseException)), exc.__context__)
+    message = str(exc)
+    if isinstance(reason, http.client.RemoteDisconnected):
+        # Closed before any answer: also a ConnectionResetError, but httpcore calls it a
+        # protocol error ("Server disconnected without sending a response.").
+        return httpx.RemoteProtocolError(message, request=request)
+    if isinstance(reason, TimeoutError):
+        # urllib3 turns a timeout while waiting for the answer into ReadTimeoutError; a bare
+        # socket timeout here happened while sending the request.
+        return httpx.WriteTimeout(message, request=request)
+    if isinstance(reason, OSError):  # reset, broken pipe
+        return httpx.ReadError(message, request=request)
+    # Not HTTP, bad chunked framing, a body shorter than its Content-Length, ...
+    return httpx.RemoteProtocolError(message, request=request)
 
 
 class _ResponseStream(httpx.SyncByteStream):
     def __init__(self, response: urllib3.BaseHTTPResponse, request: httpx.Request) -> None:
         self._response = response
         self._request = request
+        self._chunks: Generator[bytes, None, None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
-        # Undecoded: httpx decodes Content-Encoding itself, as with its own transport.
+        # Undecoded: httpx decodes Content-Encoding itself, as with its own transport. The
+        # reader is kept, not delegated to with ``yield from``: when the caller stops early,
+        # closing it would make urllib3 drop the connection before ``close`` can look at
+        # what is left.
+        chunks = self._chunks = cast(  # urllib3 types it as an Iterator; it is a generator
+            Generator[bytes, None, None], self._response.stream(READ_SIZE, decode_content=False)
+        )
         with _as_httpx_errors(self._request):
-            yield from self._response.stream(READ_SIZE, decode_content=False)
+            for chunk in chunks:  # noqa: UP028 - see above: not ``yield from``
+                yield chunk
 
     def close(self) -> None:
+        """Reuse the connection if only the body's end was left unread; never raises, and
+        waits at most ``DRAIN_SECONDS`` per read for a peer that holds the connection."""
         response = self._response
-        if response.connection is not None:
-            # Not read to the end (urllib3 releases a fully read connection itself): the
-            # rest of the body is still on the socket, so the connection cannot be reused.
+        connection = response.connection
+        if connection is None:
+            return  # read to the end: urllib3 has put the connection back in its pool
+        try:
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                sock.settimeout(DRAIN_SECONDS)
+            chunks = self._chunks or response.stream(READ_SIZE, decode_content=False)
+            # Body data still to come means the caller left mid-answer: drop the connection
+            # rather than read an answer nobody wants. Only the end-of-body marker is read.
+            next(chunks, None)
+        except Exception:  # timed out, reset, ...: the connection is dropped below
+            pass
+        if self._chunks is not None:
+            self._chunks.close()
+        if response.connection is not None:  # not at the end: the connection is discarded
             response.close()
             response.release_conn()
 
@@ -88,11 +139,17 @@ def _headers(request: httpx.Request) -> urllib3.HTTPHeaderDict:
 
 class Urllib3Transport(httpx.BaseTransport):
     """Sends httpx requests through a ``urllib3.PoolManager``: keep-alive pools per host, no
-    redirects and no retries of its own (``_retry`` decides), httpx's TLS defaults."""
+    redirects and no retries of its own (``_retry`` decides), httpx's TLS defaults.
+
+    At most ``MAX_CONNECTIONS`` connections per host; further requests wait for one for up
+    to the pool timeout, as with httpx (so urllib3 never has more connections than it keeps,
+    and never logs "Connection pool is full").
+    """
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self._pools = urllib3.PoolManager(
-            maxsize=KEEPALIVE_PER_HOST,
+            maxsize=MAX_CONNECTIONS,
+            block=True,
             retries=False,
             ssl_context=ssl_context or httpx.create_ssl_context(),
         )
@@ -121,12 +178,18 @@ class Urllib3Transport(httpx.BaseTransport):
                 preload_content=False,
                 decode_content=False,
                 timeout=self._timeout(request),
+                pool_timeout=request.extensions.get("timeout", {}).get("pool"),
             )
         return httpx.Response(
             response.status,
             headers=list(response.headers.items()),
             stream=_ResponseStream(response, request),
-            extensions={"http_version": b"HTTP/1.1"},
+            extensions={
+                "http_version": _VERSIONS.get(response.version, b"HTTP/1.1"),
+                "reason_phrase": response.reason.encode("latin-1", "replace")
+                if response.reason
+                else b"",
+            },
         )
 
     def close(self) -> None:
@@ -146,4 +209,8 @@ class Urllib3Client(httpx.Client):
     ) -> httpx.BaseTransport:
         if transport is not None:
             return transport
-        return Urllib3Transport(httpx.create_ssl_context(verify, cert, trust_env))
+        if not isinstance(verify, ssl.SSLContext):
+            # By keyword: before httpx 0.28 the first parameter was ``cert``, and
+            # ``verify`` passed by position switched certificate checks off.
+            verify = httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+        return Urllib3Transport(verify)

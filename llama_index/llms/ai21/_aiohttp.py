@@ -1,0 +1,267 @@
+"""An asynchronous ``httpx`` transport on aiohttp's connection pool.
+
+httpx's own async transport (httpcore on anyio) manages about 200 requests a second at 64 in
+flight on this machine; aiohttp's pool is several times cheaper per request
+(``benchmarks/README.md``). The client in front stays an ``httpx.AsyncClient``, so requests,
+responses and errors are httpx's: every aiohttp failure becomes the httpx exception httpcore
+raises for the same failure, chosen by what failed (connecting, a certificate, a name that does
+not resolve, a reply that is not HTTP, a timeout of one phase), and no aiohttp exception reaches
+the caller. The tests in ``tests/transport/`` hold both to plain ``httpx.AsyncClient`` on the same
+misbehaving servers.
+
+Written for this package rather than taken from ``httpx-aiohttp``, which maps a refused
+connection and a certificate failure to ``ConnectTimeout``, lets aiohttp's parser errors through
+(their ``repr`` shows the request's headers, the bearer key among them) and has no write timeout.
+
+:class:`AiohttpClient` is an ``httpx.AsyncClient`` whose default transport is this one, so
+httpx's proxy handling (``HTTPS_PROXY``, ``NO_PROXY``, ...) keeps working, as in ``_urllib3``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import ssl
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import httpx
+
+from llama_index.llms.ai21._urllib3 import MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_HEADERS
+
+KEEPALIVE_SECONDS = 5.0  # httpx's keepalive_expiry
+WRITE_CHUNK = 65_536  # bodies are written in pieces this size, each within the write timeout
+
+_SESSION_LIMITS: dict[str, int] = {
+    "max_line_size": MAX_HEADER_BYTES,
+    "max_field_size": MAX_HEADER_BYTES,
+}
+if "max_headers" in inspect.signature(aiohttp.ClientSession).parameters:  # aiohttp >= 3.13
+    _SESSION_LIMITS["max_headers"] = MAX_HEADERS
+
+_CONNECT_ERRORS = (aiohttp.ClientConnectorError, aiohttp.ClientSSLError)
+
+
+def _httpx_error(exc: BaseException, request: httpx.Request, writing: bool) -> Exception | None:
+    """The httpx exception httpcore raises for the failure behind ``exc`` (None: not ours).
+
+    The original is kept as ``__cause__``, except for aiohttp's ``ClientResponseError``, whose
+    ``repr`` includes the request's headers: there the parser's own error is kept instead.
+    """
+    cause: BaseException | None = exc
+    mapped: type[httpx.TransportError]
+    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
+        mapped = httpx.ProxyError
+    elif isinstance(exc, _CONNECT_ERRORS):
+        # Refused, unreachable, a name that does not resolve, a certificate that fails
+        # verification: httpcore raises ConnectError for each.
+        mapped = httpx.ConnectError
+    elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+        mapped = httpx.ConnectTimeout
+    elif isinstance(exc, asyncio.TimeoutError):  # SocketTimeoutError included
+        mapped = httpx.WriteTimeout if writing else httpx.ReadTimeout
+    elif isinstance(exc, aiohttp.ClientResponseError):
+        # The status line or headers could not be parsed (not HTTP, a line too long, ...).
+        mapped, cause = httpx.RemoteProtocolError, exc.__cause__
+    elif isinstance(exc, aiohttp.ClientPayloadError):
+        # Bad chunked framing, a body shorter than its Content-Length, or a reset mid-body.
+        reset = isinstance(exc.__cause__, OSError)
+        mapped = httpx.ReadError if reset else httpx.RemoteProtocolError
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        mapped = httpx.RemoteProtocolError  # httpcore: "Server disconnected without ..."
+    elif isinstance(exc, OSError):  # aiohttp.ClientOSError, ClientConnectionResetError
+        mapped = httpx.WriteError if writing else httpx.ReadError
+    elif isinstance(
+        exc, aiohttp.NonHttpUrlClientError if hasattr(aiohttp, "NonHttpUrlClientError") else ()
+    ):
+        mapped = httpx.UnsupportedProtocol
+    elif isinstance(exc, aiohttp.ClientError):
+        mapped = httpx.TransportError
+    else:
+        return None
+    error = mapped(str(exc) or type(exc).__name__, request=request)
+    error.__cause__ = cause
+    return error
+
+
+class _WriteWatch:
+    """Bounds each piece of a request body's write by the write timeout.
+
+    aiohttp has no write timeout: a peer that stops reading a large body would hold the
+    request until it closes the connection. The body is handed to aiohttp in pieces; a timer
+    started with each piece fires if aiohttp has not come back for the next one in time, and
+    cancels the request, which then fails with ``httpx.WriteTimeout`` (httpcore's behaviour).
+    """
+
+    def __init__(self, body: bytes, timeout: float | None) -> None:
+        self.body = body
+        self.timeout = timeout
+        self.expired = False
+        self.writing = False
+        self._task = asyncio.current_task()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _expire(self) -> None:
+        self.expired = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        self.writing = True
+        try:
+            for start in range(0, len(self.body), WRITE_CHUNK):
+                if self.timeout is not None:
+                    self._timer = loop.call_later(self.timeout, self._expire)
+                yield self.body[start : start + WRITE_CHUNK]
+                self.stop_timer()
+        finally:
+            self.stop_timer()
+            self.writing = False
+
+    def stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        content = self._response.content
+        while True:
+            error: Exception | None = None
+            try:
+                chunk = await content.readany()
+            except Exception as exc:
+                error = _httpx_error(exc, self._request, writing=False)
+                if error is None:
+                    raise
+            if error is not None:
+                raise error  # outside the except block: no aiohttp exception as context
+            if not chunk:
+                return
+            yield chunk
+
+    async def aclose(self) -> None:
+        # Back to the pool if the whole body has arrived (aiohttp parses what the socket
+        # delivers as it comes, so a stream left after its last event is usually complete);
+        # otherwise aiohttp closes the connection. Either way nothing is awaited from the peer.
+        try:
+            self._response.release()
+        except Exception:  # pragma: no cover - closing must never fail the caller
+            self._response.close()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """Sends httpx requests through one ``aiohttp.ClientSession`` (made on first use, on the
+    running loop): keep-alive pool, no redirects, no retries, no cookies, no decompression
+    (httpx decodes ``Content-Encoding`` itself)."""
+
+    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+        self._ssl = ssl_context
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            ssl=self._ssl,
+            limit=MAX_CONNECTIONS,
+            keepalive_timeout=KEEPALIVE_SECONDS,
+            # getaddrinfo, as httpx does: the same answers and the same failures (aiodns,
+            # when installed, would otherwise become aiohttp's default).
+            resolver=aiohttp.ThreadedResolver(),
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            # httpx has set these on the request; aiohttp must not add its own.
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            **_SESSION_LIMITS,  # type: ignore[arg-type]
+        )
+
+    def _timeout(self, request: httpx.Request) -> tuple[aiohttp.ClientTimeout, float | None]:
+        settings = request.extensions.get("timeout", {})
+        key = (settings.get("connect"), settings.get("read"), settings.get("pool"))
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, connect=key[2], sock_connect=key[0], sock_read=key[1]
+            )
+        return timeout, settings.get("write")
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._session
+        if session is None:
+            session = self._session = self._open_session()
+        timeout, write_timeout = self._timeout(request)
+        body = request.content
+        watch = _WriteWatch(body, write_timeout) if len(body) > WRITE_CHUNK else None
+        error: Exception | None = None
+        try:
+            response = await session.request(
+                request.method,
+                str(request.url),
+                headers=request.headers.multi_items(),
+                data=(watch.pieces() if watch is not None else body) or None,
+                allow_redirects=False,
+                timeout=timeout,
+            )
+        except asyncio.CancelledError:
+            if watch is None or not watch.expired:
+                raise
+            if sys.version_info >= (3, 11):
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+            error = httpx.WriteTimeout("timed out writing the request body", request=request)
+        except Exception as exc:
+            error = _httpx_error(exc, request, writing=watch is not None and watch.writing)
+            if error is None:
+                raise
+        finally:
+            if watch is not None:
+                watch.stop_timer()
+        if error is not None:
+            raise error  # outside the except block: no aiohttp exception as context
+        version = response.version
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=_ResponseStream(response, request),
+            extensions={
+                "http_version": f"HTTP/{version.major}.{version.minor}".encode()
+                if version is not None
+                else b"HTTP/1.1",
+                "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
+            },
+        )
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+
+class AiohttpClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` on :class:`AiohttpTransport`, httpx's proxy handling intact."""
+
+    def _init_transport(  # type: ignore[override]
+        self,
+        verify: ssl.SSLContext | str | bool = True,
+        cert: Any = None,
+        trust_env: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **kwargs: Any,
+    ) -> httpx.AsyncBaseTransport:
+        if transport is not None:
+            return transport
+        if not isinstance(verify, ssl.SSLContext):
+            verify = httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+        return AiohttpTransport(verify)
