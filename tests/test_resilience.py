@@ -14,7 +14,7 @@ import httpx
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
 
-from llama_index.llms.ai21 import AI21, MalformedResponseError, StreamInterruptedError
+from llama_index.llms.ai21 import AI21, MalformedResponseError, StreamInterruptedError, _retry
 from llama_index.llms.ai21.emulator import Emulator, Fault
 from tests.calls import arg_for, call
 
@@ -108,43 +108,96 @@ def test_default_max_retries_is_three(make_llm: Callable[..., AI21], emulator: E
 # ------------------------------------------------------------------------- Retry-After
 
 
-@pytest.mark.parametrize("method", ["chat", "achat"])
-def test_retry_after_seconds_is_waited_exactly(
-    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every wait between attempts, recorded instead of slept (sync and async)."""
+    recorded: list[float] = []
+
+    async def record(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr(_retry, "sleep", recorded.append)
+    monkeypatch.setattr(_retry, "async_sleep", record)
+    return recorded
+
+
+def _retry_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "llama_index.llms.ai21"]
+
+
+@pytest.mark.parametrize("method", ["chat", "achat", "stream_chat", "astream_chat"])
+@pytest.mark.parametrize(
+    ("retry_after", "wait"),
+    [
+        ("1", 1.0),  # honoured exactly
+        ("0", 0.0),
+        ("119", 119.0),
+        ("500", 120.0),  # capped at two minutes
+        ("inf", None),  # ignored: back-off (0.25 to 0.5 s for the first retry)
+        ("nan", None),
+        ("-1", None),
+        ("1e12", None),
+        ("soon", None),
+    ],
+)
+def test_retry_after_is_honoured_up_to_two_minutes(
+    make_llm: Callable[..., AI21],
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+    waits: list[float],
+    method: str,
+    retry_after: str,
+    wait: float | None,
 ) -> None:
-    emulator.inject(Fault(status=429, retry_after="1"))
-    started = time.monotonic()
-    call(make_llm(max_retries=1), method, arg_for(method))
-    elapsed = time.monotonic() - started
-    assert 1.0 <= elapsed < 2.0, "no shorter than Retry-After, and not much longer"
+    caplog.set_level(logging.INFO)
+    emulator.inject(Fault(status=429, retry_after=retry_after))
+    assert call(make_llm(max_retries=1), method, arg_for(method)).text
+    assert len(emulator.requests) == 2
+    assert len(waits) == 1
+    if wait is None:
+        assert 0.25 <= waits[0] <= 0.5
+    else:
+        assert waits == [wait]
+    assert _retry_lines(caplog) == [
+        f"AI21 request failed (HTTP 429); retry 1 of 1 in {waits[0]:.2f} s"
+    ]
 
 
 def test_retry_after_zero_retries_at_once(
-    make_llm: Callable[..., AI21], emulator: Emulator
+    make_llm: Callable[..., AI21], emulator: Emulator, waits: list[float]
 ) -> None:
     emulator.inject(Fault(status=503, count=3, retry_after="0"))
-    started = time.monotonic()
     make_llm(max_retries=3).complete("hi")
-    # Back-off alone would take at least 0.25 + 0.5 + 1 s for three retries.
-    assert time.monotonic() - started < 0.9
+    assert waits == [0.0, 0.0, 0.0], "back-off alone would wait 0.25 + 0.5 + 1 s at least"
 
 
-def test_retry_after_http_date(make_llm: Callable[..., AI21], emulator: Emulator) -> None:
-    target = time.time() + 2
+def test_retry_after_http_date(
+    make_llm: Callable[..., AI21], emulator: Emulator, waits: list[float]
+) -> None:
+    target = time.time() + 30
     emulator.inject(Fault(status=429, retry_after=formatdate(target, usegmt=True)))
     make_llm(max_retries=1).complete("hi")
-    # HTTP dates have whole seconds: the wait ends at the named second, not before it.
-    assert time.time() >= int(target) - 0.05
-    assert time.time() < target + 1.0
+    # HTTP dates have whole seconds: the wait ends at the named second.
+    assert waits == [pytest.approx(int(target) - time.time(), abs=1.5)]
 
 
 def test_without_retry_after_backoff_is_short_and_jittered(
-    make_llm: Callable[..., AI21], emulator: Emulator
+    make_llm: Callable[..., AI21], emulator: Emulator, waits: list[float]
 ) -> None:
-    emulator.inject(Fault(status=500))
+    emulator.inject(Fault(status=500, count=3))
+    make_llm(max_retries=3).complete("hi")
+    assert len(waits) == 3
+    assert 0.25 <= waits[0] <= 0.5
+    assert 0.5 <= waits[1] <= 1.0
+    assert 1.0 <= waits[2] <= 2.0
+
+
+def test_a_real_wait_is_slept(make_llm: Callable[..., AI21], emulator: Emulator) -> None:
+    """The one test that sleeps for real: the default wait is time.sleep."""
+    emulator.inject(Fault(status=429, retry_after="1"))
     started = time.monotonic()
     make_llm(max_retries=1).complete("hi")
-    assert 0.25 <= time.monotonic() - started < 1.5  # first back-off: 0.25 to 0.5 s
+    assert time.monotonic() - started >= 1.0
 
 
 # ---------------------------------------------------------------- connections, timeouts

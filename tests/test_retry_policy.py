@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 from email.utils import formatdate
 
@@ -9,7 +11,22 @@ import httpx
 import pytest
 from ai21 import errors
 
-from llama_index.llms.ai21._retry import BACKOFF_MAX, backoff, parse_retry_after, should_retry
+from llama_index.llms.ai21._retry import (
+    BACKOFF_MAX,
+    RETRY_AFTER_MAX,
+    backoff,
+    parse_retry_after,
+    should_retry,
+)
+
+
+def _chained(outer: BaseException, *causes: BaseException) -> BaseException:
+    """``outer`` raised from the first cause, itself from the next, ... (as libraries chain)."""
+    current = outer
+    for cause in causes:
+        current.__cause__ = cause
+        current = cause
+    return outer
 
 
 @pytest.mark.parametrize(
@@ -31,6 +48,22 @@ from llama_index.llms.ai21._retry import BACKOFF_MAX, backoff, parse_retry_after
         (errors.UnprocessableEntity("x"), False),
         (errors.AI21APIError(424, "x"), False),
         (ValueError("x"), False),
+        # Permanent connection failures: the next attempt would meet them again.
+        (_chained(httpx.ConnectError("x"), ssl.SSLCertVerificationError("bad cert")), False),
+        (
+            _chained(
+                httpx.ConnectError("x"),
+                OSError("lookup failed"),
+                socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+            ),
+            False,
+        ),
+        # ... but not a temporary lookup failure, nor a refused connection.
+        (
+            _chained(httpx.ConnectError("x"), socket.gaierror(socket.EAI_AGAIN, "try again")),
+            True,
+        ),
+        (_chained(httpx.ConnectError("x"), ConnectionRefusedError(111, "refused")), True),
     ],
 )
 def test_should_retry(exc: BaseException, retried: bool) -> None:
@@ -41,11 +74,34 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("0") == 0.0
     assert parse_retry_after(" 2.5 ") == 2.5
-    assert parse_retry_after("-3") == 0.0
     assert parse_retry_after("soon") is None
     now = time.time()
     assert parse_retry_after(formatdate(now + 30, usegmt=True), now=now) == pytest.approx(30, abs=1)
-    assert parse_retry_after(formatdate(now - 30, usegmt=True), now=now) == 0.0
+    assert parse_retry_after(formatdate(now - 30, usegmt=True), now=now) == 0.0, "past: now"
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("119.5", 119.5),
+        ("121", RETRY_AFTER_MAX),  # capped at two minutes
+        ("3600", RETRY_AFTER_MAX),
+        ("-3", None),  # ignored: back-off instead
+        ("inf", None),
+        ("-inf", None),
+        ("nan", None),
+        ("1e308", None),  # absurd (more than a day)
+        ("1e999", None),  # float() gives inf
+        ("1764547200", None),  # a Unix time sent as seconds
+    ],
+)
+def test_retry_after_is_capped_and_nonsense_is_ignored(value: str, seconds: float | None) -> None:
+    assert parse_retry_after(value) == seconds
+
+
+def test_retry_after_http_date_far_ahead_is_capped() -> None:
+    now = time.time()
+    assert parse_retry_after(formatdate(now + 600, usegmt=True), now=now) == RETRY_AFTER_MAX
 
 
 def test_backoff_grows_with_jitter_and_a_cap() -> None:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
@@ -28,6 +31,18 @@ logger = logging.getLogger("llama_index.llms.ai21")
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 BACKOFF_INITIAL = 0.5  # seconds before the first retry, before jitter
 BACKOFF_MAX = 8.0  # cap on one back-off wait
+# The longest wait a server's Retry-After gets (openai-python and llama-index-llms-openai cap
+# it the same way); a value past a day is nonsense (a timestamp sent as seconds?) and ignored,
+# as are negative and non-finite ones.
+RETRY_AFTER_MAX = 120.0
+RETRY_AFTER_ABSURD = 86_400.0
+# getaddrinfo answers that mean the name does not exist (EAI_AGAIN, a temporary failure, is
+# retried like any connection error).
+_NO_SUCH_NAME = {
+    code
+    for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
+    if code is not None
+}
 
 # The ``Retry-After`` header of the latest error response seen in this context. The SDK's
 # exceptions carry the body but not the headers, so the transport records it here just before
@@ -36,26 +51,52 @@ last_retry_after: ContextVar[str | None] = ContextVar("ai21_last_retry_after", d
 
 
 def should_retry(exc: BaseException) -> bool:
-    """Transient failures: 408/429/5xx-gateway statuses, timeouts and broken connections."""
+    """Transient failures: 408/429/5xx-gateway statuses, timeouts and broken connections;
+    not a certificate that fails verification or a host name that does not exist, which
+    the next attempt would meet again."""
     if isinstance(exc, AI21APIError):
         return exc.status_code in RETRY_STATUSES
+    if isinstance(exc, httpx.ConnectError) and is_permanent(exc):
+        return False
     return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
 
 
+def is_permanent(exc: BaseException) -> bool:
+    """Whether a connection failure comes from a certificate check or a missing host name,
+    found in the exception's chain (httpx, httpcore, urllib3 and aiohttp all chain the cause)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        if isinstance(current, socket.gaierror) and current.errno in _NO_SUCH_NAME:
+            return True
+        reasons = [arg for arg in current.args if isinstance(arg, BaseException)]
+        if any(is_permanent(reason) for reason in reasons if id(reason) not in seen):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delay-seconds or an HTTP date)."""
+    """Seconds to wait from a ``Retry-After`` value (delay-seconds or an HTTP date), capped at
+    ``RETRY_AFTER_MAX``; None for a value to ignore (negative, not finite, absurd, unreadable)."""
     if value is None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError, IndexError):
+        try:
+            when = parsedate_to_datetime(value).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        # A date in the past means "now".
+        seconds = max(0.0, when - (time.time() if now is None else now))
+    if not math.isfinite(seconds) or seconds < 0 or seconds > RETRY_AFTER_ABSURD:
         return None
-    return max(0.0, when - (time.time() if now is None else now))
+    return min(seconds, RETRY_AFTER_MAX)
 
 
 def backoff(retry_number: int) -> float:
@@ -67,7 +108,8 @@ def backoff(retry_number: int) -> float:
 def wait_seconds(exc: BaseException | None, retry_number: int) -> float:
     """How long to wait before retry ``retry_number`` (1-based) after ``exc``.
 
-    ``Retry-After`` from the failed response wins (exactly, even ``0``); otherwise back-off.
+    ``Retry-After`` from the failed response wins (exactly, even ``0``, up to two minutes);
+    otherwise back-off.
     """
     if isinstance(exc, AI21APIError):
         server_says = parse_retry_after(last_retry_after.get())
@@ -84,25 +126,26 @@ def _log_retry(exc: BaseException, retry_number: int, max_retries: int, wait: fl
 
 
 def _policy(max_retries: int) -> dict[str, Any]:
-    """Tenacity settings for the retries: the first attempt already failed, so tenacity's
-    attempt n is retry n."""
+    """Tenacity settings: ``max_retries`` retries after the first attempt (attempt n + 1 is
+    retry n). Tenacity runs every attempt, the first included: measured on ``complete()``
+    (``benchmarks``), its cost per call is lost in the noise."""
 
     def wait(retry_state: tenacity.RetryCallState) -> float:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
-        return wait_seconds(exc, retry_state.attempt_number + 1)
+        return wait_seconds(exc, retry_state.attempt_number)
 
     def before_sleep(retry_state: tenacity.RetryCallState) -> None:  # only if retrying
         outcome, action = retry_state.outcome, retry_state.next_action
         exc = outcome.exception() if outcome is not None else None
         if exc is not None and action is not None:
-            _log_retry(exc, retry_state.attempt_number + 1, max_retries, action.sleep)
+            _log_retry(exc, retry_state.attempt_number, max_retries, action.sleep)
 
     def before(retry_state: tenacity.RetryCallState) -> None:
         last_retry_after.set(None)
 
     return {
-        "stop": tenacity.stop_after_attempt(max_retries),
+        "stop": tenacity.stop_after_attempt(max_retries + 1),
         "retry": tenacity.retry_if_exception(should_retry),
         "wait": wait,
         "before": before,
@@ -111,33 +154,16 @@ def _policy(max_retries: int) -> dict[str, Any]:
     }
 
 
-def call_with_retries(attempt: Callable[[], T], max_retries: int) -> T:
-    """Run ``attempt``; retry transient failures up to ``max_retries`` times.
+# The waits between attempts (module attributes, so tests can record them instead of waiting).
+sleep: Callable[[float], None] = time.sleep
+async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
-    The first attempt runs without tenacity (the common case costs nothing extra); a
-    retryable failure hands the remaining ``max_retries`` attempts to tenacity.
-    """
-    last_retry_after.set(None)
-    try:
-        return attempt()
-    except Exception as exc:
-        if max_retries <= 0 or not should_retry(exc):
-            raise
-        seconds = wait_seconds(exc, 1)
-        _log_retry(exc, 1, max_retries, seconds)
-        time.sleep(seconds)
-    return tenacity.Retrying(**_policy(max_retries))(attempt)
+
+def call_with_retries(attempt: Callable[[], T], max_retries: int) -> T:
+    """Run ``attempt``; retry transient failures up to ``max_retries`` times."""
+    return tenacity.Retrying(sleep=sleep, **_policy(max_retries))(attempt)
 
 
 async def acall_with_retries(attempt: Callable[[], Awaitable[T]], max_retries: int) -> T:
     """The async twin of :func:`call_with_retries`, with the same policy."""
-    last_retry_after.set(None)
-    try:
-        return await attempt()
-    except Exception as exc:
-        if max_retries <= 0 or not should_retry(exc):
-            raise
-        seconds = wait_seconds(exc, 1)
-        _log_retry(exc, 1, max_retries, seconds)
-        await asyncio.sleep(seconds)
-    return await tenacity.AsyncRetrying(**_policy(max_retries))(attempt)
+    return await tenacity.AsyncRetrying(sleep=async_sleep, **_policy(max_retries))(attempt)
