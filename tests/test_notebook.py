@@ -2,16 +2,22 @@
 the outputs of such a run.
 
 The run is exactly what ``scripts/refresh_notebook.py`` does (it is imported from there): a fresh
-``python3`` kernel on this interpreter, no ``AI21_*`` variables (so the notebook's deciding cell
-starts the emulator), a timeout per cell, and any error fails the test. The saved outputs are then
-compared with the fresh ones, so the notebook on GitHub and Colab cannot drift from the code.
+``python3`` kernel, no ``AI21_*`` variables (so the notebook's deciding cell starts the emulator),
+a timeout per cell, and any error fails the test. It happens twice: on this checkout's
+interpreter, and (slow) as Colab would after the release, in a brand-new virtualenv that has
+nothing but ipykernel, where the notebook's install cell installs the freshly built wheel. The
+saved outputs, stderr included, are compared with both runs, so the notebook on GitHub and Colab
+cannot drift from the code.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import importlib.util
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -26,6 +32,7 @@ REFRESH = "python scripts/refresh_notebook.py"
 # Cell tag for outputs that legitimately differ between runs: the tokenizer cell (depends on
 # cached files) and the agent (its parallel tool calls finish in either order).
 VARIES = "output-varies"
+FRESH_VENV_TIMEOUT = 300  # seconds, for each of: building the wheel, creating the venv
 
 # What legitimately differs between two runs: the emulator's port, log timestamps, response ids.
 _VOLATILE = [
@@ -64,8 +71,7 @@ def _text(output: Any) -> str:
 
 
 def _outputs(notebook: Any) -> list[tuple[int, str, dict[str, str]]]:
-    """Per code cell: its normalised stdout and results. stderr carries only log lines (the
-    ai21 SDK logs failed calls), which the kernel may flush into the next cell; it is left out."""
+    """Per code cell: its normalised stdout, stderr and results."""
     cells = []
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code" or VARIES in cell.metadata.get("tags", []):
@@ -73,10 +79,19 @@ def _outputs(notebook: Any) -> list[tuple[int, str, dict[str, str]]]:
         kinds: dict[str, str] = {}
         for output in cell.outputs:
             kind = output.get("name", output.output_type)
-            if kind != "stderr":
-                kinds[kind] = kinds.get(kind, "") + _text(output)
+            kinds[kind] = kinds.get(kind, "") + _text(output)
         cells.append((index, cell.source, kinds))
     return cells
+
+
+def _assert_same_outputs(committed: Any, executed: Any, where: str) -> None:
+    for (index, source, saved), (_, _, fresh) in zip(
+        _outputs(committed), _outputs(executed), strict=True
+    ):
+        assert saved == fresh, (
+            f"cell {index} of notebooks/ai21.ipynb has outputs that a fresh run {where} no "
+            f"longer gives; run `{REFRESH}` and commit the notebook.\n--- cell ---\n{source}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -108,23 +123,85 @@ def test_committed_notebook_holds_the_outputs_of_a_run(committed: Any, executed:
     assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), (
         f"notebooks/ai21.ipynb was not saved from one top-to-bottom run; run `{REFRESH}`"
     )
-    for (index, source, saved), (_, _, fresh) in zip(
-        _outputs(committed), _outputs(executed), strict=True
-    ):
-        assert saved == fresh, (
-            f"cell {index} of notebooks/ai21.ipynb has outputs that a fresh run no longer "
-            f"gives; run `{REFRESH}` and commit the notebook.\n--- cell ---\n{source}"
-        )
+    _assert_same_outputs(committed, executed, "on this checkout")
 
 
 def test_notebook_is_valid_and_ready_for_colab(committed: Any) -> None:
     nbformat.validate(committed)
     first = committed.cells[0]
     assert first.cell_type == "markdown"
-    assert "colab-badge.svg" in first.source
+    assert "colab-badge.svg" in first.source  # where it points: tests/test_llms_ai21.py
     install = committed.cells[2]
-    assert "%pip install" in install.source
-    assert "find_spec" in install.source, "the install cell must be a no-op where installed"
+    # No import, no find_spec: the cell must work where nothing of LlamaIndex is installed,
+    # and must bring a version that has the emulator.
+    assert install.source == '%pip install --quiet "llama-index-llms-ai21[tokenizer]>=0.9"'
     assert committed.metadata.kernelspec.name == "python3"
     deciding = [c for c in committed.cells if "Emulator().start()" in c.source]
     assert len(deciding) == 1, "exactly one cell decides between AI21 and the emulator"
+    assert 'os.environ.setdefault("HF_HUB_OFFLINE", "1")' in deciding[0].source
+
+
+# ------------------------------------------------- as Colab would: a new venv and the wheel
+
+
+def _run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=FRESH_VENV_TIMEOUT,
+        check=False,
+        **kwargs,
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="session")
+def wheel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding the wheel of this checkout, built once per session."""
+    dist = tmp_path_factory.mktemp("dist")
+    _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)])
+    assert len(list(dist.glob("llama_index_llms_ai21-*.whl"))) == 1
+    return dist
+
+
+@pytest.fixture(scope="module")
+def bare_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A brand-new virtualenv with ipykernel and nothing of LlamaIndex."""
+    venv = tmp_path_factory.mktemp("notebook-venv") / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)])
+    python = venv / "bin" / "python"
+    _run([str(python), "-m", "pip", "install", "--quiet", "ipykernel"])
+    missing = subprocess.run(
+        [str(python), "-c", "import llama_index"], cwd=venv, capture_output=True, check=False
+    )
+    assert missing.returncode != 0, "the new venv must start without llama_index"
+    return python
+
+
+@pytest.mark.slow
+def test_notebook_runs_in_a_fresh_venv_from_the_wheel(
+    committed: Any, wheel_dir: Path, bare_venv: Path
+) -> None:
+    find_links = [str(wheel_dir), os.environ.get("PIP_FIND_LINKS", "")]
+    env = {
+        # pip finds the unreleased version here, as Colab will find it on the index.
+        "PIP_FIND_LINKS": " ".join(filter(None, find_links)),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        # Colab has no pip configuration files; this machine's would add their own warnings.
+        "PIP_CONFIG_FILE": os.devnull,
+    }
+    executed = refresh.execute(copy.deepcopy(committed), python=str(bare_venv), env=env)
+    where = _run(
+        [
+            str(bare_venv),
+            "-c",
+            "import importlib.metadata as m, llama_index.llms.ai21 as p;"
+            "print(m.version('llama-index-llms-ai21'), p.__file__)",
+        ],
+        cwd=bare_venv.parents[1],
+    ).stdout.split()
+    assert where[0] == importlib.metadata.version("llama-index-llms-ai21")
+    assert Path(where[1]).is_relative_to(bare_venv.parents[1]), "installed from the wheel"
+    _assert_same_outputs(committed, executed, "in a new venv from the wheel")

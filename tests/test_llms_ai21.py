@@ -1,0 +1,81 @@
+"""LlamaIndex's conventions for an integration package, as the monorepo checks them.
+
+Every integration in the LlamaIndex repository has a ``tests/test_<package>.py`` that checks its
+class is one of the framework's LLMs, and a ``[tool.llamahub]`` table that LlamaHub reads to
+list it. The metadata that points users somewhere (the project URLs, the notebook's Colab badge)
+must agree.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from llama_index.core.base.llms.base import BaseLLM
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+
+from llama_index.llms.ai21 import AI21
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+REPOSITORY = PYPROJECT["project"]["urls"]["Repository"]
+
+
+def test_ai21_is_a_function_calling_llm() -> None:
+    names_of_base_classes = [b.__name__ for b in AI21.__mro__]
+    assert BaseLLM.__name__ in names_of_base_classes
+    assert FunctionCallingLLM.__name__ in names_of_base_classes
+    assert issubclass(AI21, FunctionCallingLLM)
+
+
+def test_llamahub_table_names_the_importable_classes() -> None:
+    llamahub = PYPROJECT["tool"]["llamahub"]
+    module = importlib.import_module(llamahub["import_path"])
+    assert set(llamahub["class_authors"]) == {"AI21"}
+    for name in llamahub["class_authors"]:
+        assert name in module.__all__
+        assert getattr(module, name) is AI21
+
+
+def test_development_tools_are_a_dependency_group_not_an_extra() -> None:
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert set(extras) == {"tokenizer"}, "only user-facing extras are published"
+    dev = " ".join(PYPROJECT["dependency-groups"]["dev"])
+    for tool in ("pytest", "ruff", "mypy", "mkdocs", "nbclient", "ai21-tokenizer"):
+        assert tool in dev, tool
+
+
+def test_project_urls_and_colab_badge_name_one_repository() -> None:
+    urls = PYPROJECT["project"]["urls"]
+    assert urls["Homepage"] == REPOSITORY
+    assert REPOSITORY.startswith("https://github.com/")
+    for name in ("Documentation", "Changelog"):
+        assert urls[name].replace("/blob/", "/tree/").startswith(REPOSITORY + "/"), name
+    # A URL into the repository must name a path that exists in this checkout.
+    for name in ("Documentation", "Changelog"):
+        relative = urls[name].replace("/blob/", "/tree/").removeprefix(REPOSITORY + "/")
+        assert (ROOT / relative).exists(), f"{name} points at {relative}, which is not here"
+
+    github = REPOSITORY.removeprefix("https://github.com/")
+    owner_repo, _, rest = github.partition("/tree/")
+    branch, _, subdir = rest.partition("/")
+    badge = (
+        f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/"
+        f"{subdir}/notebooks/ai21.ipynb"
+    )
+    notebook = json.loads((ROOT / "notebooks" / "ai21.ipynb").read_text(encoding="utf-8"))
+    first = "".join(notebook["cells"][0]["source"])
+    assert f'href="{badge}"' in first, "the Colab badge opens this notebook in that repository"
+
+
+def test_docs_site_links_the_same_repository() -> None:
+    mkdocs = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert f"\nrepo_url: {REPOSITORY}\n" in mkdocs
