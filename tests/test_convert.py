@@ -20,12 +20,10 @@ from llama_index.core.schema import Document, NodeWithScore, TextNode
 
 from llama_index.llms.ai21._convert import (
     chat_response_from_ai21,
-    completion_from_j2,
     to_ai21_documents,
     to_ai21_messages,
-    to_j2_chat,
-    to_j2_prompt,
 )
+from llama_index.llms.ai21._j2 import completion_from_j2, to_j2_chat, to_j2_prompt
 from llama_index.llms.ai21.errors import MalformedResponseError
 
 CALL = {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1}'}}

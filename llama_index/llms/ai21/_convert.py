@@ -1,9 +1,11 @@
 """Pure conversions between LlamaIndex objects and AI21 payloads (no I/O, no mutation).
 
-Requests: :func:`to_ai21_messages` (Jamba, ai21-api.md 1.2), :func:`to_j2_chat` and
-:func:`to_j2_prompt` (Jurassic-2, section 2). Responses: :func:`chat_response_from_ai21`,
-:func:`chat_response_from_j2_chat`, :func:`completion_from_j2`. Every branch over roles
-or content types ends in an explicit error for what AI21 cannot represent.
+Requests: :func:`to_ai21_messages` (Jamba chat, AI21's Jamba API reference; OpenAI-compatible
+servers take the same shape). Responses: :func:`chat_response_from_ai21`,
+:func:`completion_response_from_ai21`. Documents: :func:`to_ai21_documents` (AI21's shape) and
+:func:`to_flat_documents` (strings only, for Jamba's chat template on vLLM). Legacy
+Jurassic-2 lives in ``_j2``. Every branch over roles or content types ends in an explicit
+error for what the API cannot represent.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponse,
     MessageRole,
     TextBlock,
+    ThinkingBlock,
     ToolCallBlock,
 )
 
@@ -43,6 +46,10 @@ def _message_text(message: ChatMessage, index: int, *, allow_tool_calls: bool) -
             parts.append(block.text)
         elif isinstance(block, ToolCallBlock) and allow_tool_calls:
             continue  # carried in the message's tool_calls
+        elif isinstance(block, ThinkingBlock) and allow_tool_calls:
+            # An earlier answer's reasoning: models are not given their own reasoning back
+            # (vLLM's reasoning outputs docs; OpenAI's conventions alike).
+            continue
         else:
             hint = " (pass documents=[...] for grounding)" if block.block_type == "document" else ""
             raise ValueError(
@@ -70,8 +77,18 @@ def _tool_call_to_ai21(call: Any, index: int) -> dict[str, Any]:
             f"messages[{index}] has a tool call without a string 'id' and 'function.name': {call!r}"
         )
     if not isinstance(arguments, str):
-        arguments = json.dumps(arguments if arguments is not None else {})
+        arguments = _arguments_json(arguments if arguments is not None else {}, index, name)
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _arguments_json(arguments: Any, index: int, name: str) -> str:
+    try:
+        return json.dumps(arguments)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(
+            f"messages[{index}] has a tool call to {name!r} whose arguments are not "
+            f"JSON-serializable ({exc})"
+        ) from None
 
 
 def _assistant_tool_calls(message: ChatMessage, index: int) -> list[dict[str, Any]]:
@@ -93,7 +110,7 @@ def _assistant_tool_calls(message: ChatMessage, index: int) -> list[dict[str, An
                         "name": block.tool_name,
                         "arguments": arguments
                         if isinstance(arguments, str)
-                        else json.dumps(arguments),
+                        else _arguments_json(arguments, index, block.tool_name),
                     },
                 }
             )
@@ -116,7 +133,7 @@ def to_ai21_message(message: ChatMessage, index: int = 0) -> dict[str, Any]:
         tool_calls = _assistant_tool_calls(message, index)
         if not tool_calls:
             return {"role": "assistant", "content": text}
-        # The SDK itself sends null content beside tool calls (ai21-api.md 1.2).
+        # The ai21 SDK itself sends null content beside tool calls (ChatMessage.model_dump).
         return {"role": "assistant", "content": text or None, "tool_calls": tool_calls}
     if role in _TOOL_ROLES:
         call_id = message.additional_kwargs.get("tool_call_id")
@@ -142,8 +159,20 @@ def _with_system(
     preamble_override: str | None,
 ) -> list[tuple[int, ChatMessage]]:
     """Apply ``preamble_override`` / ``system_prompt``, keeping original indexes for errors."""
+    if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence):
+        raise ValueError(f"messages must be a list of ChatMessage, got {type(messages).__name__}")
     if not messages:
         raise ValueError("messages must not be empty: AI21 needs at least one message")
+    for index, message in enumerate(messages):
+        if not isinstance(message, ChatMessage):
+            hint = (
+                " (build it with ChatMessage(role=..., content=...))"
+                if isinstance(message, Mapping)
+                else ""
+            )
+            raise ValueError(
+                f"messages[{index}] is a {type(message).__name__}, not a ChatMessage{hint}"
+            )
     indexed = list(enumerate(messages))
     if preamble_override is not None:
         if not isinstance(preamble_override, str):
@@ -173,40 +202,6 @@ def to_ai21_messages(
         to_ai21_message(message, index)
         for index, message in _with_system(messages, system_prompt, preamble_override)
     ]
-
-
-def to_j2_chat(
-    messages: Sequence[ChatMessage],
-    *,
-    system_prompt: str | None = None,
-    preamble_override: str | None = None,
-) -> tuple[str, list[dict[str, str]]]:
-    """Convert a conversation to J2 chat's ``system`` and ``messages`` (ai21-api.md 2.3)."""
-    system_parts: list[str] = []
-    converted: list[dict[str, str]] = []
-    for index, message in _with_system(messages, system_prompt, preamble_override):
-        text = _message_text(message, index, allow_tool_calls=False)
-        if message.role in _SYSTEM_ROLES:
-            system_parts.append(text)
-        elif message.role in _USER_ROLES:
-            converted.append({"role": "user", "text": text})
-        elif message.role in _ASSISTANT_ROLES:
-            converted.append({"role": "assistant", "text": text})
-        else:
-            raise ValueError(
-                f"messages[{index}] has role {message.role.value!r}; Jurassic-2 chat supports "
-                "only system, user and assistant messages (no tools)"
-            )
-    if not converted:
-        raise ValueError("Jurassic-2 chat needs at least one user or assistant message")
-    return "\n".join(system_parts), converted
-
-
-def to_j2_prompt(prompt: str, preamble_override: str | None = None) -> str:
-    """J2 ``/complete`` has no system field: a preamble is prepended to the prompt."""
-    if preamble_override is None:
-        return prompt
-    return f"{preamble_override}\n\n{prompt}"
 
 
 # -------------------------------------------------------------------------- responses
@@ -259,9 +254,14 @@ def parse_tool_calls(raw_calls: Any, where: str) -> list[dict[str, Any]]:
     return calls
 
 
-def assistant_message(content: str, tool_calls: Sequence[dict[str, Any]]) -> ChatMessage:
-    """Build the framework's assistant message: text plus tool calls as blocks and kwargs."""
+def assistant_message(
+    content: str, tool_calls: Sequence[dict[str, Any]], reasoning: str | None = None
+) -> ChatMessage:
+    """Build the framework's assistant message: reasoning (a ``ThinkingBlock``), text, and
+    tool calls as blocks and kwargs."""
     blocks: list[Any] = [TextBlock(text=content)]
+    if reasoning is not None:
+        blocks.insert(0, ThinkingBlock(content=reasoning))
     for call in tool_calls:
         blocks.append(
             ToolCallBlock(
@@ -280,9 +280,9 @@ def assistant_message(content: str, tool_calls: Sequence[dict[str, Any]]) -> Cha
     )
 
 
-def _first_choice(raw: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+def _first_choice(raw: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any], str | None]:
     """Content, tool calls and ``additional_kwargs`` (token counts, finish reason) of the
-    first choice of a non-streaming chat completion (ai21-api.md 1.3)."""
+    first choice of a non-streaming chat completion (AI21's Jamba API reference)."""
     _expect(raw, dict, "the response body")
     choices = _expect(raw.get("choices"), list, "'choices'")
     if not choices:
@@ -293,7 +293,11 @@ def _first_choice(raw: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
     content = "" if content is None else _expect(content, str, "choices[0].message.content")
     tool_calls = parse_tool_calls(message.get("tool_calls"), "choices[0].message.tool_calls")
     extra = {**usage_kwargs(raw.get("usage")), "finish_reason": choice.get("finish_reason")}
-    return content, tool_calls, extra
+    # AI21's 2026 spec names it reasoning_content; vLLM's reasoning parsers, reasoning.
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if reasoning is not None:
+        _expect(reasoning, str, "choices[0].message.reasoning")
+    return content, tool_calls, extra, reasoning
 
 
 def chat_response_from_ai21(raw: Any) -> ChatResponse:
@@ -301,67 +305,23 @@ def chat_response_from_ai21(raw: Any) -> ChatResponse:
 
     The first choice becomes the message; ``raw`` keeps all of them (``n > 1``).
     """
-    content, tool_calls, extra = _first_choice(raw)
+    content, tool_calls, extra, reasoning = _first_choice(raw)
     return ChatResponse(
-        message=assistant_message(content, tool_calls), raw=raw, additional_kwargs=extra
+        message=assistant_message(content, tool_calls, reasoning),
+        raw=raw,
+        additional_kwargs=extra,
     )
 
 
 def completion_response_from_ai21(raw: Any) -> CompletionResponse:
     """The same as :func:`chat_response_from_ai21`, for ``complete``: the text of the first
     choice, with any tool calls in ``additional_kwargs`` as a chat response would have them."""
-    content, tool_calls, extra = _first_choice(raw)
+    content, tool_calls, extra, reasoning = _first_choice(raw)
     if tool_calls:
         extra["tool_calls"] = tool_calls
+    if reasoning is not None:
+        extra["reasoning"] = reasoning
     return CompletionResponse(text=content, raw=raw, additional_kwargs=extra)
-
-
-def chat_response_from_j2_chat(raw: Any) -> ChatResponse:
-    """Turn a J2 ``/chat`` response (ai21-api.md 2.3) into a ``ChatResponse``."""
-    _expect(raw, dict, "the response body")
-    outputs = _expect(raw.get("outputs"), list, "'outputs'")
-    if not outputs:
-        raise MalformedResponseError("malformed AI21 response: 'outputs' is empty")
-    output = _expect(outputs[0], dict, "outputs[0]")
-    text = _expect(output.get("text"), str, "outputs[0].text")
-    return ChatResponse(
-        message=ChatMessage(role=MessageRole.ASSISTANT, content=text),
-        raw=raw,
-        additional_kwargs={"finish_reason": _j2_finish_reason(output.get("finishReason"))},
-    )
-
-
-def completion_from_j2(raw: Any) -> tuple[str, dict[str, Any]]:
-    """Text and ``additional_kwargs`` of a J2 ``/complete`` response (ai21-api.md 2.2).
-
-    J2 reports tokens, not counts: the counts are the lengths of the token lists.
-    """
-    _expect(raw, dict, "the response body")
-    completions = _expect(raw.get("completions"), list, "'completions'")
-    if not completions:
-        raise MalformedResponseError("malformed AI21 response: 'completions' is empty")
-    first = _expect(completions[0], dict, "completions[0]")
-    data = _expect(first.get("data"), dict, "completions[0].data")
-    text = _expect(data.get("text"), str, "completions[0].data.text")
-    extra: dict[str, Any] = {}
-    prompt = raw.get("prompt")
-    prompt_tokens = prompt.get("tokens") if isinstance(prompt, dict) else None
-    completion_tokens = data.get("tokens")
-    if isinstance(prompt_tokens, list) and isinstance(completion_tokens, list):
-        extra = {
-            "prompt_tokens": len(prompt_tokens),
-            "completion_tokens": len(completion_tokens),
-            "total_tokens": len(prompt_tokens) + len(completion_tokens),
-        }
-    extra["finish_reason"] = _j2_finish_reason(first.get("finishReason"))
-    return text, extra
-
-
-def _j2_finish_reason(value: Any) -> str | None:
-    if isinstance(value, dict):
-        reason = value.get("reason")
-        return reason if isinstance(reason, str) else None
-    return None
 
 
 # -------------------------------------------------------------------------- documents
@@ -403,7 +363,7 @@ def _document_to_ai21(document: Any, index: int) -> dict[str, Any]:
 def _string_metadata(metadata: Any, index: int) -> dict[str, str]:
     if not isinstance(metadata, Mapping):
         raise ValueError(f"documents[{index}].metadata must be a mapping")
-    # The API types metadata values as strings (ai21-api.md 1.2).
+    # The API types metadata values as strings (AI21's Jamba API reference, documents).
     return {
         str(key): value if isinstance(value, str) else json.dumps(value, default=str)
         for key, value in metadata.items()
@@ -415,3 +375,54 @@ def to_ai21_documents(documents: Any) -> list[dict[str, Any]]:
     if isinstance(documents, str | bytes | Mapping) or not isinstance(documents, Sequence):
         raise ValueError("documents must be a list (of strings, dicts or LlamaIndex Documents)")
     return [_document_to_ai21(document, i) for i, document in enumerate(documents)]
+
+
+def _flat_strings(values: Mapping[Any, Any]) -> dict[str, str]:
+    return {
+        str(key): value if isinstance(value, str) else json.dumps(value, default=str)
+        for key, value in values.items()
+        if value is not None
+    }
+
+
+def _document_to_flat(document: Any, index: int) -> dict[str, str]:
+    """One document as a dict of strings: ``text``, an optional ``title``, flattened metadata."""
+    if isinstance(document, str):
+        return {"text": document}
+    if isinstance(document, Mapping):
+        if "content" in document and "text" not in document:  # AI21's shape: convert it
+            ai21 = _document_to_ai21(document, index)
+            flat = _flat_strings(ai21.get("metadata", {}))
+            if "id" in ai21:
+                flat.setdefault("id", ai21["id"])
+            return {"text": ai21["content"], **{k: v for k, v in flat.items() if k != "text"}}
+        text = document.get("text")
+        if not isinstance(text, str):
+            raise ValueError(f"documents[{index}] needs a string 'text' (or 'content')")
+        nested = [k for k, v in document.items() if isinstance(v, Mapping)]
+        if "metadata" in nested:
+            rest = {k: v for k, v in document.items() if k != "metadata"}
+            return _flat_strings({**document["metadata"], **rest})
+        return _flat_strings(document)
+    get_content = getattr(document, "get_content", None)
+    if callable(get_content):  # a LlamaIndex Document, TextNode or NodeWithScore
+        node = getattr(document, "node", document)
+        metadata = _flat_strings(node.metadata or {})
+        metadata.pop("text", None)
+        return {"text": node.get_content(), **metadata}
+    raise ValueError(
+        f"documents[{index}] is a {type(document).__name__}; pass strings, "
+        "{'text': ..., 'title': ...} dicts, or LlamaIndex Documents/Nodes"
+    )
+
+
+def to_flat_documents(documents: Any) -> list[dict[str, str]]:
+    """The ``documents`` field for Jamba's chat template on a self-hosted server.
+
+    vLLM hands ``documents`` to the model's chat template, which reads ``text`` and an
+    optional ``title``, and accepts only string values (vLLM's OpenAI-compatible server docs;
+    the Jamba model cards' RAG example). Metadata is flattened beside them, as strings.
+    """
+    if isinstance(documents, str | bytes | Mapping) or not isinstance(documents, Sequence):
+        raise ValueError("documents must be a list (of strings, dicts or LlamaIndex Documents)")
+    return [_document_to_flat(document, i) for i, document in enumerate(documents)]

@@ -1,23 +1,24 @@
-"""The model table: what each AI21 model name can do (ai21-api.md 1.7 and 2.1).
+"""The model table: what each AI21 model name can do (docs/models.md).
+
+Hosted names follow AI21's Jamba API reference; the open-weight models are listed by their
+Hugging Face ids (``ai21labs/...``, the model cards give 256K context and tool use), as a
+self-hosted server such as vLLM serves them by default.
 
 A name that is not in the table never fails: AI21 adds models faster than packages are
 released (the published 0.8.0 raised on ``jamba-large``). Names that look like Jamba get
-Jamba's figures, anything else a conservative default; either way one warning is logged.
+Jamba's figures, anything else a conservative default; :func:`is_known` tells the caller
+whether to warn.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from dataclasses import dataclass
 from typing import Literal
-
-logger = logging.getLogger(__name__)
 
 Family = Literal["jamba", "j2"]
 
 JAMBA_CONTEXT_WINDOW = 256_000
-JAMBA_MAX_OUTPUT = 4096  # the API's cap on max_tokens (ai21-api.md 1.2)
+JAMBA_MAX_OUTPUT = 4096  # the hosted API's cap on max_tokens (AI21's Jamba API reference)
 J2_CONTEXT_WINDOW = 8192
 
 
@@ -59,7 +60,7 @@ _J2_NAMES = (
     "j2-light",
     "j2-mid",
     "j2-ultra",
-    # older aliases still routed by the J2 endpoints (ai21-api.md 2.2)
+    # older aliases once routed by the J2 endpoints (AI21's J2 API reference)
     "j2-large",
     "j2-grande",
     "j2-jumbo",
@@ -67,42 +68,56 @@ _J2_NAMES = (
     "j2-jumbo-instruct",
 )
 
+# AI21's open-weight models (Apache-2.0) by their Hugging Face ids.
+OPEN_MODELS = (
+    "ai21labs/AI21-Jamba2-Mini",
+    "ai21labs/AI21-Jamba2-3B",
+    "ai21labs/AI21-Jamba-Reasoning-3B",
+    "ai21labs/AI21-Jamba-Mini-1.7",
+    "ai21labs/AI21-Jamba-Large-1.7",
+    "ai21labs/AI21-Jamba-Mini-1.6",
+    "ai21labs/AI21-Jamba-Large-1.6",
+    "ai21labs/AI21-Jamba-1.5-Mini",
+    "ai21labs/AI21-Jamba-1.5-Large",
+)
+
 MODELS: dict[str, ModelInfo] = {
     **dict.fromkeys(_JAMBA_NAMES, _JAMBA),
     **dict.fromkeys(_J2_NAMES, _J2),
+    **dict.fromkeys(OPEN_MODELS, _JAMBA),
 }
+# Served names are often a local path or a lower-cased id: match on the last path part.
+_BY_BASENAME = {name.rsplit("/", 1)[-1].lower(): info for name, info in MODELS.items()}
 DEFAULT_MODEL = "jamba-mini"
 
-_warned: set[str] = set()
-_warned_lock = threading.Lock()
+
+def _lookup(model: str) -> ModelInfo | None:
+    return MODELS.get(model) or _BY_BASENAME.get(model.rstrip("/").rsplit("/", 1)[-1].lower())
+
+
+def is_known(model: str) -> bool:
+    """Whether ``model`` is in the table (by name, Hugging Face id or its last part)."""
+    return _lookup(model) is not None
 
 
 def model_info(model: str) -> ModelInfo:
     """Return the facts for ``model``; never raises for an unknown name."""
-    info = MODELS.get(model)
+    info = _lookup(model)
     if info is not None:
         return info
-    lowered = model.lower()
-    if lowered.startswith("jamba"):
-        info = _JAMBA
-    elif lowered.startswith("j2-"):
-        info = _J2
-    else:
-        info = _UNKNOWN
-    with _warned_lock:
-        first_time = model not in _warned
-        _warned.add(model)
-    if first_time:
-        logger.warning(
-            "Model %r is not in llama-index-llms-ai21's model table; assuming %s figures "
-            "(context window %d). Pass the right values via a newer package if this is wrong.",
-            model,
-            "Jamba"
-            if info is _JAMBA
-            else ("Jurassic-2" if info is _J2 else "conservative default"),
-            info.context_window,
-        )
-    return info
+    basename = model.rstrip("/").rsplit("/", 1)[-1].lower()
+    if "jamba" in basename:
+        return _JAMBA
+    if basename.startswith("j2-"):
+        return _J2
+    return _UNKNOWN
+
+
+def describe_guess(model: str) -> str:
+    """What :func:`model_info` assumes for a name not in the table, for a warning."""
+    info = model_info(model)
+    kind = "Jamba" if info is _JAMBA else "Jurassic-2" if info is _J2 else "conservative default"
+    return f"{kind} figures (context window {info.context_window})"
 
 
 def is_j2(model: str) -> bool:

@@ -1,10 +1,22 @@
-"""Stream decoding and accumulation, with no I/O (ai21-api.md 1.4).
+"""Stream decoding and accumulation, with no I/O (docs/streaming.md).
 
 :func:`responses` (and :func:`aresponses`) split the ``text/event-stream`` body into lines;
 :func:`decode_sse_line` turns one line into an event dict
 (or :data:`DONE`, or ``None`` for lines that carry nothing). :class:`ChatStreamState` folds
 events into the growing answer: ``feed(event)`` returns the ``ChatResponse`` to hand to the
-caller, or ``None`` for events that add nothing (the role-only first event).
+caller, or ``None`` for events that add nothing (the role-only first event, a usage-only
+event).
+
+Both AI21's hosted API and OpenAI-compatible servers (vLLM) stream chat completion chunks;
+what differs is handled here once, for both:
+
+- usage arrives on the final chunk (AI21), or in a chunk of its own with empty ``choices``
+  after it (``stream_options.include_usage``, vLLM), or on every chunk
+  (``continuous_usage_stats``). The final response carries the last usage seen.
+- an ``{"error": {...}}`` event (vLLM reports an engine failure inside a 200 stream) raises
+  the ``ai21`` SDK's exception for its ``code``, as an error status would.
+- ``reasoning`` / ``reasoning_content`` deltas become a ``ThinkingBlock`` and
+  ``additional_kwargs["thinking_delta"]``, never answer text.
 """
 
 from __future__ import annotations
@@ -13,6 +25,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, Final
 
 import orjson
+from ai21.http_client.base_http_client import handle_non_success_response
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole, TextBlock
 
 from llama_index.llms.ai21._convert import assistant_message, usage_kwargs
@@ -63,49 +76,76 @@ async def _alines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         yield pending
 
 
-def _fold(line: bytes, state: ChatStreamState) -> ChatResponse | _Done | None:
-    """Decode one line and feed it to ``state``: the response to yield, ``DONE`` or nothing."""
-    event = decode_sse_line(line)
-    if event is None or event is DONE:
-        return event
-    return state.feed(event)  # type: ignore[arg-type]
+class _Folder:
+    """Lines in, responses out: the logic both :func:`responses` loops share (no I/O).
+
+    A final event without usage is held back until ``[DONE]`` or the end of the body, so that
+    a usage-only event after it (``stream_options.include_usage``) lands in the final response.
+    """
+
+    __slots__ = ("held", "state")
+
+    def __init__(self, state: ChatStreamState) -> None:
+        self.state = state
+        self.held: ChatResponse | None = None
+
+    def step(self, line: bytes) -> tuple[ChatResponse, ...] | _Done:
+        event = decode_sse_line(line)
+        if event is None:
+            return ()
+        if event is DONE:
+            return DONE
+        state = self.state
+        result = state.feed(event)  # type: ignore[arg-type]
+        if result is None:
+            return ()
+        released: tuple[ChatResponse, ...] = ()
+        if self.held is not None:  # more answer after a final event: hand that one over
+            released, self.held = (self.held,), None
+        if state.finish_reason is not None and not state.usage:
+            self.held = result
+            return released
+        return (*released, result) if released else (result,)
+
+    def end(self) -> tuple[ChatResponse, ...]:
+        """What is left at ``[DONE]`` or the end of the body."""
+        if self.state.finish_reason is None:
+            raise ended_early(self.state)
+        if self.held is None:
+            return ()
+        return (self.state.with_usage(self.held),)
 
 
 def responses(chunks: Iterable[bytes], state: ChatStreamState) -> Iterator[ChatResponse]:
     """The responses for a chat completion's byte stream, up to ``[DONE]``.
 
-    After ``[DONE]`` the rest of the body (normally just HTTP's end-of-body marker) is read
-    and dropped, as the SDK does, so the connection goes back to the pool. Raises
-    :class:`StreamInterruptedError` if the stream ends before AI21's final event.
+    Reading stops at ``[DONE]``: whatever follows is the transport's to discard when the
+    response is closed, so a finished answer never waits on, or fails because of, the
+    connection. Raises :class:`StreamInterruptedError` if the stream ends before its final
+    event.
     """
-    chunks = iter(chunks)
-    for line in _lines(chunks):
-        result = _fold(line, state)
-        if isinstance(result, ChatResponse):
-            yield result
-        elif result is DONE:
-            for _ in chunks:  # read to the end, so the connection can be reused
-                pass
-            return
-    if state.finish_reason is None:
-        raise ended_early(state)
+    folder = _Folder(state)
+    for line in _lines(iter(chunks)):
+        out = folder.step(line)
+        if out is DONE:
+            break
+        yield from out  # type: ignore[misc]
+    yield from folder.end()
 
 
 async def aresponses(
     chunks: AsyncIterable[bytes], state: ChatStreamState
 ) -> AsyncIterator[ChatResponse]:
     """The async twin of :func:`responses`."""
-    chunks = aiter(chunks)
-    async for line in _alines(chunks):
-        result = _fold(line, state)
-        if isinstance(result, ChatResponse):
-            yield result
-        elif result is DONE:
-            async for _ in chunks:  # read to the end, so the connection can be reused
-                pass
-            return
-    if state.finish_reason is None:
-        raise ended_early(state)
+    folder = _Folder(state)
+    async for line in _alines(aiter(chunks)):
+        out = folder.step(line)
+        if out is DONE:
+            break
+        for response in out:  # type: ignore[union-attr]
+            yield response
+    for response in folder.end():
+        yield response
 
 
 def ended_early(state: ChatStreamState) -> StreamInterruptedError:
@@ -163,19 +203,38 @@ def _diagnose(event: dict[str, Any]) -> MalformedResponseError:
     return _bad(f"choices[0].delta should be an object, got {type(delta).__name__}")
 
 
+def raise_error_event(event: dict[str, Any]) -> None:
+    """Raise the ``ai21`` SDK's exception for an ``{"error": ...}`` event, by its ``code``.
+
+    vLLM reports a failure inside a stream that has already answered 200 this way (vLLM's
+    OpenAI-compatible server: an ``ErrorResponse`` event, then ``[DONE]``). It is the same
+    failure an error status would have been, so it gets the same class, with the server's
+    message in ``details``, and the same retry decision.
+    """
+    error = event["error"]
+    code = error.get("code") if isinstance(error, dict) else None
+    if isinstance(code, str) and code.isdigit():
+        code = int(code)
+    status = code if isinstance(code, int) and 400 <= code <= 599 else 500
+    handle_non_success_response(status, orjson.dumps(event).decode())
+    raise AssertionError("unreachable: the SDK raises for every status")  # pragma: no cover
+
+
 class ChatStreamState:
     """Accumulates one streamed chat completion.
 
     Content deltas are concatenated; tool-call fragments are merged by their ``index``
     (the first fragment of a call carries ``id`` and ``function.name``, later ones
-    pieces of ``function.arguments``). The final event carries ``finish_reason`` and
-    ``usage``, which land in the last response's ``additional_kwargs``.
+    pieces of ``function.arguments``); reasoning deltas are kept apart from the answer.
+    The final event carries ``finish_reason``; ``usage`` comes with it or in an event of its
+    own, and lands in the final response's ``additional_kwargs``.
     """
 
-    __slots__ = ("_tool_calls", "finish_reason", "text", "usage")
+    __slots__ = ("_tool_calls", "finish_reason", "reasoning", "text", "usage")
 
     def __init__(self) -> None:
         self.text = ""
+        self.reasoning = ""
         self._tool_calls: dict[int, dict[str, Any]] = {}
         self.finish_reason: str | None = None
         self.usage: dict[str, int] = {}
@@ -193,26 +252,45 @@ class ChatStreamState:
             content = delta.get("content")
             finish_reason = choice.get("finish_reason")
         except (KeyError, IndexError, TypeError, AttributeError):
-            raise _diagnose(event) from None
+            self._feed_other(event)
+            return None
         if content is not None and content.__class__ is not str:
             raise _bad(f"delta.content should be a string, got {type(content).__name__}")
+        thinking = None
+        if not content:  # reasoning arrives in deltas of its own, before the answer
+            thinking = delta.get("reasoning_content") or delta.get("reasoning")
+            if thinking is not None:
+                if not isinstance(thinking, str):
+                    raise _bad("delta.reasoning should be a string")
+                self.reasoning += thinking
         tool_deltas = delta.get("tool_calls")
         if tool_deltas is not None:
             self._merge_tool_calls(tool_deltas)
         usage = event.get("usage")
-        is_last = finish_reason is not None or usage is not None
+        if usage is not None:
+            self._set_usage(usage)
+        is_last = finish_reason is not None
         if is_last:
-            self._finish(finish_reason, usage)
-        elif not content and not tool_deltas:
+            if not isinstance(finish_reason, str):
+                raise _bad("finish_reason should be a string")
+            self.finish_reason = finish_reason
+        elif not content and not tool_deltas and not thinking:
             return None  # the role-only first event: nothing for the caller
 
         if content:
             self.text += content
-        if self._tool_calls:
-            message = assistant_message(self.text, self.tool_calls)
+        if self._tool_calls or self.reasoning:
+            message = assistant_message(self.text, self.tool_calls, self.reasoning or None)
         else:  # the common case, kept lean: it runs once per token
             message = ChatMessage(role=MessageRole.ASSISTANT, blocks=[TextBlock(text=self.text)])
         if not is_last:
+            if thinking:
+                return ChatResponse(
+                    message=message,
+                    delta="",
+                    raw=event,
+                    additional_kwargs={"thinking_delta": thinking},
+                )
             return ChatResponse(message=message, delta=content or "", raw=event)
         return ChatResponse(
             message=message,
@@ -221,16 +299,25 @@ class ChatStreamState:
             additional_kwargs={**self.usage, "finish_reason": self.finish_reason},
         )
 
-    def _finish(self, finish_reason: Any, usage: Any) -> None:
-        if finish_reason is not None:
-            if not isinstance(finish_reason, str):
-                raise _bad("finish_reason should be a string")
-            self.finish_reason = finish_reason
-        if usage is not None:
-            try:
-                self.usage = usage_kwargs(usage)
-            except MalformedResponseError as exc:
-                raise _bad(str(exc)) from exc
+    def _feed_other(self, event: dict[str, Any]) -> None:
+        """An event without ``choices[0].delta``: an error, usage alone, or malformed."""
+        if "error" in event and "choices" not in event:
+            raise_error_event(event)
+        if event.get("choices") == [] and event.get("usage") is not None:
+            self._set_usage(event["usage"])  # include_usage / continuous_usage_stats
+            return None
+        raise _diagnose(event)
+
+    def with_usage(self, response: ChatResponse) -> ChatResponse:
+        """``response`` (the final one) with the usage that arrived after it."""
+        response.additional_kwargs = {**self.usage, "finish_reason": self.finish_reason}
+        return response
+
+    def _set_usage(self, usage: Any) -> None:
+        try:
+            self.usage = usage_kwargs(usage)
+        except MalformedResponseError as exc:
+            raise _bad(str(exc)) from exc
 
     def _merge_tool_calls(self, fragments: Any) -> None:
         if not isinstance(fragments, list):

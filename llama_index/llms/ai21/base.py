@@ -1,14 +1,21 @@
-"""The ``AI21`` LLM: AI21 Labs models (Jamba, legacy Jurassic-2) for LlamaIndex."""
+"""The ``AI21`` LLM: AI21 Labs models (Jamba, legacy Jurassic-2) for LlamaIndex.
+
+Where the requests go and in which dialect is the deployment's business (``_deployments``:
+AI21's hosted API, or a self-hosted OpenAI-compatible server such as vLLM); this class only
+builds calls through the deployment's dialect, sends them with retries, and hands back
+LlamaIndex responses.
+"""
 
 from __future__ import annotations
 
 import json
-import math
+import logging
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
+import llama_index.core.instrumentation as instrument
 from llama_index.core.base.llms.generic_utils import (
     astream_chat_to_completion_decorator,
     stream_chat_to_completion_decorator,
@@ -25,28 +32,30 @@ from llama_index.core.base.llms.types import (
     MessageRole,
     ToolCallBlock,
 )
-from llama_index.core.bridge.pydantic import Field, PrivateAttr, SecretStr, field_validator
+from llama_index.core.bridge.pydantic import (
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+)
+from llama_index.core.instrumentation.events.llm import (
+    LLMStructuredPredictEndEvent,
+    LLMStructuredPredictStartEvent,
+)
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import Model, PydanticProgramMode
 
-from llama_index.llms.ai21._convert import (
-    _tool_call_to_ai21,
-    chat_response_from_ai21,
-    chat_response_from_j2_chat,
-    completion_from_j2,
-    completion_response_from_ai21,
-    to_ai21_documents,
-    to_ai21_messages,
-    to_j2_chat,
-    to_j2_prompt,
-)
-from llama_index.llms.ai21._models import DEFAULT_MODEL, is_j2, model_info
+from llama_index.llms.ai21._convert import _tool_call_to_ai21
+from llama_index.llms.ai21._deployments import Deployment, choose, parse_base_url
+from llama_index.llms.ai21._dialect import Call, Dialect
+from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_known
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
-from llama_index.llms.ai21._transport import ClientConfig, Transport, user_agent
+from llama_index.llms.ai21._transport import ClientConfig, Transport
 from llama_index.llms.ai21.errors import StreamInterruptedError
 
 if TYPE_CHECKING:
@@ -55,100 +64,24 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
+logger = logging.getLogger("llama_index.llms.ai21")
+dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]
+
 DEFAULT_BASE_URL = "https://api.ai21.com/studio/v1"
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_MAX_RETRIES = 3
-J2_DEFAULT_MAX_TOKENS = 512  # the J2 API's own default is 16 tokens, too short to be useful
-CHAT_PATH = "/chat/completions"
-
-# Keywords that steer this adapter and never go into the payload as-is.
-_CONTROL_KWARGS = ("preamble_override", "documents", "parallel_tool_calls")
-
-# Per-call keywords with documented ranges (ai21-api.md 1.2), checked before any request.
-_NUMERIC_RANGES: dict[str, tuple[float, float, bool]] = {
-    # name: (low, high, low_is_exclusive)
-    "temperature": (0.0, 2.0, False),
-    "top_p": (0.0, 1.0, True),
-    "max_tokens": (0, 4096, False),
-    "n": (1, 16, False),
-}
-_INTEGER_PARAMS = {"max_tokens", "n"}
-
-# J2 speaks camelCase (ai21-api.md 2.2); snake_case per-call keywords are translated.
-_J2_NAMES = {
-    "max_tokens": "maxTokens",
-    "min_tokens": "minTokens",
-    "top_p": "topP",
-    "stop": "stopSequences",
-    "n": "numResults",
-    "top_k_return": "topKReturn",
-    "frequency_penalty": "frequencyPenalty",
-    "presence_penalty": "presencePenalty",
-    "count_penalty": "countPenalty",
-}
-
-
-def _check_json(name: str, value: Any) -> None:
-    """Fail early, naming the keyword, for values that cannot go into a JSON payload."""
-    if value is None or isinstance(value, str | bool | int):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value}")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"{name} has a non-string key {key!r}; JSON keys are strings")
-            _check_json(f"{name}[{key!r}]", item)
-        return
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            _check_json(f"{name}[{i}]", item)
-        return
-    raise ValueError(f"{name} must be JSON-serializable, got a {type(value).__name__}")
-
-
-def _check_params(params: dict[str, Any], *, stream: bool) -> None:
-    for name, (low, high, exclusive) in _NUMERIC_RANGES.items():
-        value = params.get(name)
-        if value is None:
-            continue
-        integer = name in _INTEGER_PARAMS
-        if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
-            kind = "an integer" if integer else "a number"
-            raise ValueError(f"{name} must be {kind}, got {value!r}")
-        too_low = value <= low if exclusive else value < low
-        if too_low or value > high or (isinstance(value, float) and math.isnan(value)):
-            bracket = "(" if exclusive else "["
-            raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value!r}")
-    if stream and (params.get("n") or 1) > 1:
-        raise ValueError("n must be 1 when streaming (AI21 streams a single answer)")
-    stop = params.get("stop")
-    if stop is not None and not (
-        isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
-    ):
-        raise ValueError(f"stop must be a string or a list of strings, got {stop!r}")
-    response_format = params.get("response_format")
-    if response_format is not None and (
-        not isinstance(response_format, dict)
-        or response_format.get("type") not in ("text", "json_object")
-    ):
-        raise ValueError(
-            'response_format must be {"type": "text"} or {"type": "json_object"}, '
-            f"got {response_format!r}"
-        )
-    for name, value in params.items():
-        _check_json(name, value)
 
 
 class AI21(FunctionCallingLLM):
     """AI21 Labs models (Jamba, and the legacy Jurassic-2 line) as a LlamaIndex LLM.
 
-    Chat, completion, streaming, async, tool calling and structured output. HTTP errors are
-    the ``ai21`` SDK's exceptions (``ai21.errors.Unauthorized``, ``TooManyRequestsError``,
-    ...), exactly as the SDK raises them; transient ones (408, 429, 500, 502, 503, 504,
-    timeouts, dropped connections) are retried first, honouring ``Retry-After``.
+    Chat, completion, streaming, async, tool calling, structured output and grounded
+    generation, on AI21's hosted API (the default) or on a self-hosted OpenAI-compatible
+    server such as vLLM serving Jamba's open weights (``deployment="openai-compatible"``,
+    inferred from a ``.../v1`` ``base_url``). HTTP errors are the ``ai21`` SDK's exceptions
+    (``ai21.errors.Unauthorized``, ``TooManyRequestsError``, ...), exactly as the SDK raises
+    them; transient ones (408, 429, 500, 502, 503, 504, timeouts, dropped connections) are
+    retried first, honouring ``Retry-After``.
 
     Example:
         ```python
@@ -159,28 +92,48 @@ class AI21(FunctionCallingLLM):
         print(llm.complete("Paul Graham is "))
         print(llm.chat([ChatMessage(role="user", content="What is your name?")],
                        preamble_override="You are a pirate with a colorful personality"))
+
+        # Jamba's open weights on your own vLLM server:
+        local = AI21(model="ai21labs/AI21-Jamba-Mini-1.7", base_url="http://localhost:8000/v1")
         ```
     """
 
+    model_config = ConfigDict(extra="forbid")
+
     model: str = Field(
         default=DEFAULT_MODEL,
-        description="AI21 model name: jamba-mini, jamba-large, a versioned name, or j2-*.",
+        description=(
+            "Model name: jamba-mini, jamba-large, a versioned name or j2-* on AI21's API; the "
+            "served name (e.g. ai21labs/AI21-Jamba-Mini-1.7) on a self-hosted server."
+        ),
+    )
+    deployment: str = Field(
+        default="ai21",
+        description=(
+            'Where the model runs: "ai21" (AI21\'s hosted API) or "openai-compatible" (alias '
+            '"vllm": a self-hosted server). Inferred from base_url when not given.'
+        ),
     )
     base_url: str = Field(
         default=DEFAULT_BASE_URL,
-        description="API base URL; default: AI21_API_HOST, else AI21's own host.",
+        description=(
+            "API base URL; default: AI21_API_HOST, else AI21's host. A self-hosted server's "
+            "is its /v1 URL, e.g. http://localhost:8000/v1."
+        ),
     )
     max_tokens: int | None = Field(
         default=None,
         ge=0,
-        le=4096,
-        description="Maximum tokens to generate; None uses the API default (4096 for Jamba).",
+        description=(
+            "Maximum tokens to generate; None uses the server's default. AI21's API allows "
+            "up to 4096; a self-hosted server, up to its max_model_len."
+        ),
     )
     temperature: float | None = Field(
         default=None,
         ge=0.0,
         le=2.0,
-        description="Sampling temperature (0 to 2); None: API default.",
+        description="Sampling temperature (0 to 2); None: the server's default.",
     )
     top_p: float | None = Field(
         default=None, gt=0.0, le=1.0, description="Nucleus sampling mass (0 < top_p <= 1)."
@@ -191,7 +144,8 @@ class AI21(FunctionCallingLLM):
     timeout: float = Field(
         default=DEFAULT_TIMEOUT,
         gt=0,
-        description="Seconds allowed for each attempt's connect and each read.",
+        allow_inf_nan=False,
+        description="Seconds allowed for each attempt's connect, each read and each write.",
     )
     max_retries: int = Field(
         default=DEFAULT_MAX_RETRIES,
@@ -205,47 +159,130 @@ class AI21(FunctionCallingLLM):
         default_factory=dict,
         description="Extra API fields sent with every request (per-call keywords win).",
     )
+    context_window: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Override the model's context window (default: the model table; on a self-hosted "
+            "server, its max_model_len from GET /v1/models, read once when first needed)."
+        ),
+    )
+    num_output: int | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Override the output budget LlamaIndex reserves (default: max_tokens, else 4096)."
+        ),
+    )
+    is_function_calling_model: bool | None = Field(
+        default=None,
+        description="Override whether the model can call tools (default: the model table).",
+    )
+    verify: bool | str = Field(
+        default=True,
+        description=(
+            "TLS verification: True (system CAs via certifi), False (never for production), or "
+            "the path of a CA bundle. Ignored when http_client/async_http_client are given."
+        ),
+    )
+    cert: str | tuple[str, str] | None = Field(
+        default=None,
+        description="Client certificate for mutual TLS: a PEM path, or (cert path, key path).",
+    )
+    http_client: httpx.Client | None = Field(
+        default=None,
+        exclude=True,
+        description=(
+            "Your own httpx.Client for sync calls (proxies, TLS, tracing); never closed here."
+        ),
+    )
+    async_http_client: httpx.AsyncClient | None = Field(
+        default=None,
+        exclude=True,
+        description="Your own httpx.AsyncClient for async calls; not closed by us.",
+    )
 
-    _api_key: SecretStr = PrivateAttr()
+    _api_key: SecretStr | None = PrivateAttr(default=None)
+    _deployment: Deployment = PrivateAttr()
     _transport: Transport = PrivateAttr()
+    _served_context_window: int | None = PrivateAttr(default=None)
+    _asked_server: bool = PrivateAttr(default=False)
 
     def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
-        """Create the LLM; ``api_key`` falls back to the ``AI21_API_KEY`` environment variable.
+        """Create the LLM.
+
+        Args:
+            api_key: the key; for AI21's API it falls back to ``AI21_API_KEY``. A self-hosted
+                server needs one only if it was started with ``--api-key``.
+            **kwargs: the fields above.
 
         Raises:
-            ValueError: no key was given and ``AI21_API_KEY`` is not set.
+            ValueError: a field is invalid or unknown, the deployment is unknown or does not
+                fit the model or URL, or AI21's API is used with no key.
         """
         if kwargs.get("base_url") is None:
-            kwargs["base_url"] = os.environ.get("AI21_API_HOST") or DEFAULT_BASE_URL
+            kwargs.pop("base_url", None)
+            if os.environ.get("AI21_API_HOST"):
+                kwargs["base_url"] = os.environ["AI21_API_HOST"]
+        kind = choose(kwargs.get("deployment"), kwargs.get("base_url"))
+        kwargs["deployment"] = kind.kind
+        if kwargs.get("base_url") is None:
+            if kind.default_base_url is None:
+                raise ValueError(
+                    f'deployment="{kind.kind}" needs base_url=..., the server\'s /v1 URL '
+                    "(e.g. http://localhost:8000/v1)"
+                )
+            kwargs["base_url"] = kind.default_base_url
+        if kind.model_required and "model" not in kwargs:
+            raise ValueError(
+                f'deployment="{kind.kind}" needs model=..., the name the server serves '
+                "(GET {base_url}/models lists them)"
+            )
         super().__init__(**kwargs)
-        key = api_key if api_key is not None else os.environ.get("AI21_API_KEY")
-        if not key:
+        parse_base_url(self.base_url)
+        self._deployment = kind(self.base_url.rstrip("/"))
+        self._deployment.check(self.model)
+        key = api_key
+        if key is None and kind.api_key_env is not None:
+            key = os.environ.get(kind.api_key_env)
+        if not key and kind.api_key_required:
             raise ValueError(
                 "No AI21 API key: pass api_key=... or set the AI21_API_KEY environment variable"
             )
-        self._api_key = SecretStr(key)
+        self._api_key = SecretStr(key) if key else None
+        if not is_known(self.model):
+            logger.warning(
+                "Model %r is not in llama-index-llms-ai21's model table; assuming %s. Pass "
+                "context_window=..., is_function_calling_model=... to set them.",
+                self.model,
+                describe_guess(self.model),
+            )
         self._transport = Transport(self._client_config())
 
     def _client_config(self) -> ClientConfig:
+        key = self._api_key.get_secret_value() if self._api_key is not None else None
         return ClientConfig(
             base_url=self.base_url.rstrip("/"),
             timeout=self.timeout,
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": user_agent(),
-                "Authorization": f"Bearer {self._api_key.get_secret_value()}",
-                **self.default_headers,
-            },
+            headers=self._deployment.headers(key, self.default_headers),
+            verify=self.verify,
+            cert=self.cert,
+            http_client=self.http_client,
+            async_http_client=self.async_http_client,
         )
 
     def _clients(self) -> Transport:
-        """The clients for the current settings (rebuilt if ``base_url``, ``timeout`` or
-        ``default_headers`` were changed on the instance after it was created)."""
+        """The clients for the current settings (rebuilt if ``base_url``, ``timeout``,
+        ``default_headers`` or the TLS settings were changed on the instance after creation)."""
         transport = self._transport
         config = transport.config
         if (
             self.base_url.rstrip("/") != config.base_url
             or self.timeout != config.timeout
+            or self.verify != config.verify
+            or self.cert != config.cert
+            or self.http_client is not config.http_client
+            or self.async_http_client is not config.async_http_client
             or self._client_config().headers != config.headers
         ):
             transport = self._transport = Transport(self._client_config())
@@ -264,7 +301,9 @@ class AI21(FunctionCallingLLM):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state["ai21_api_key"] = self._api_key.get_secret_value()
+        state["ai21_api_key"] = (
+            self._api_key.get_secret_value() if self._api_key is not None else None
+        )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -277,7 +316,7 @@ class AI21(FunctionCallingLLM):
 
         Optional: pools also close when the instance is garbage-collected, and each event
         loop's async pool when that loop shuts down. The instance stays usable (a new pool
-        opens on the next call).
+        opens on the next call). Clients you passed in are never closed.
         """
         self._transport.close()
 
@@ -289,21 +328,60 @@ class AI21(FunctionCallingLLM):
 
     @property
     def metadata(self) -> LLMMetadata:
-        """Context window, output budget and capabilities of ``model`` (never fails for an
-        unknown name: see the models page)."""
-        info = model_info(self.model)
+        """Context window, output budget and capabilities of ``model``.
+
+        Never fails for an unknown name (see the models page). On a self-hosted server the
+        context window is the server's ``max_model_len``, read once from ``GET /models``.
+        """
+        info = self._deployment.model_info(self.model)
+        context_window = self.context_window or self._server_context_window()
+        function_calling = self.is_function_calling_model
         return LLMMetadata(
-            context_window=info.context_window,
-            num_output=self.max_tokens or info.max_output,
+            context_window=context_window or info.context_window,
+            num_output=self.num_output or self.max_tokens or info.max_output,
             is_chat_model=info.is_chat_model,
-            is_function_calling_model=info.is_function_calling_model,
+            is_function_calling_model=(
+                info.is_function_calling_model if function_calling is None else function_calling
+            ),
             model_name=self.model,
             system_role=MessageRole.SYSTEM,
         )
 
+    def _server_context_window(self) -> int | None:
+        """The served model's ``max_model_len``, asked once (``None`` if not known)."""
+        if not self._deployment.lists_models or self._asked_server:
+            return self._served_context_window
+        self._asked_server = True
+        try:
+            listing = self._clients().get("/models")
+            entries = listing["data"] if isinstance(listing, dict) else None
+            served = [e for e in entries or [] if isinstance(e, dict)]
+            for entry in served:
+                length = entry.get("max_model_len")
+                if entry.get("id") == self.model and isinstance(length, int) and length > 0:
+                    self._served_context_window = length
+                    return length
+            names = [e.get("id") for e in served]
+            logger.warning(
+                "The server at %s does not list model %r with a max_model_len (it serves %s); "
+                "using the model table's context window",
+                self.base_url,
+                self.model,
+                names,
+            )
+        except Exception as exc:  # metadata must not fail: fall back to the table
+            logger.warning(
+                "Could not read the context window from %s/models (%s: %s); using the model "
+                "table's. Pass context_window=... to set it.",
+                self.base_url,
+                type(exc).__name__,
+                exc,
+            )
+        return None
+
     @property
-    def _is_j2(self) -> bool:
-        return is_j2(self.model)
+    def _dialect(self) -> Dialect:
+        return self._deployment.dialect(self.model)
 
     # ------------------------------------------------------------------ payloads
 
@@ -319,63 +397,44 @@ class AI21(FunctionCallingLLM):
         params.update(call_kwargs)
         return params
 
-    def _chat_payload(
+    def _chat_call(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, stream: bool
-    ) -> tuple[dict[str, Any], bool]:
-        """Build and check the Jamba request body; return it and whether to keep one tool call."""
-        if self._is_j2:
-            raise AssertionError("J2 models use _j2_* payloads")  # pragma: no cover
-        kwargs = dict(kwargs)
-        preamble = kwargs.pop("preamble_override", None)
-        documents = kwargs.pop("documents", None)
-        single_tool_call = kwargs.pop("parallel_tool_calls", True) is False
-        params = self._params(kwargs)
-        params.pop("stream", None)
-        _check_params(params, stream=stream)
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "messages": to_ai21_messages(
-                messages, system_prompt=self.system_prompt, preamble_override=preamble
-            ),
-            **params,
-            "stream": stream,
-        }
-        if documents is not None:
-            payload["documents"] = to_ai21_documents(documents)
-        return payload, single_tool_call
-
-    def _j2_params(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if kwargs.get("documents") is not None or kwargs.get("tools"):
-            raise ValueError(f"{self.model} (Jurassic-2) supports neither documents nor tools")
-        params = self._params(
-            {k: v for k, v in kwargs.items() if k not in _CONTROL_KWARGS and k != "tools"}
+    ) -> Call:
+        return self._dialect.chat(
+            self.model,
+            messages,
+            self._params(kwargs),
+            system_prompt=self.system_prompt,
+            stream=stream,
         )
-        _check_params(params, stream=False)
-        params.setdefault("max_tokens", J2_DEFAULT_MAX_TOKENS)
-        stop = params.get("stop")
-        if isinstance(stop, str):
-            params["stop"] = [stop]
-        return {_J2_NAMES.get(k, k): v for k, v in params.items()}
+
+    def _complete_call(self, prompt: str, kwargs: dict[str, Any]) -> Call:
+        return self._dialect.complete(
+            self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
+        )
 
     # ------------------------------------------------------------------ requests
 
-    def _post(self, path: str, body: dict[str, Any]) -> Any:
+    def _post(self, call: Call) -> Any:
         transport = self._clients()
-        return call_with_retries(lambda: transport.post(path, body), self.max_retries)
+        return call_with_retries(lambda: transport.post(call.path, call.body), self.max_retries)
 
-    async def _apost(self, path: str, body: dict[str, Any]) -> Any:
+    async def _apost(self, call: Call) -> Any:
         transport = self._clients()
-        return await acall_with_retries(lambda: transport.apost(path, body), self.max_retries)
+        return await acall_with_retries(
+            lambda: transport.apost(call.path, call.body), self.max_retries
+        )
 
-    def _stream_events(self, body: dict[str, Any], single_tool_call: bool) -> ChatResponseGen:
+    def _stream_events(self, call: Call) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
         transport = self._clients()
+        dialect = self._dialect
 
         def open_stream() -> tuple[httpx.Response, ChatStreamState, Iterator[ChatResponse], Any]:
-            response = transport.open_stream(CHAT_PATH, body)
-            state = ChatStreamState()
+            response = transport.open_stream(call.path, call.body)
+            state = dialect.stream_state()
             chunks = responses(response.iter_bytes(), state)
-            if single_tool_call:
+            if call.single_tool_call:
                 chunks = map(_single_tool_call, chunks)
             try:
                 return response, state, chunks, next(chunks, None)
@@ -394,18 +453,17 @@ class AI21(FunctionCallingLLM):
         finally:
             response.close()
 
-    async def _astream_events(
-        self, body: dict[str, Any], single_tool_call: bool
-    ) -> ChatResponseAsyncGen:
+    async def _astream_events(self, call: Call) -> ChatResponseAsyncGen:
         transport = self._clients()
+        dialect = self._dialect
 
         async def open_stream() -> tuple[
             httpx.Response, ChatStreamState, AsyncIterator[ChatResponse], Any
         ]:
-            response = await transport.aopen_stream(CHAT_PATH, body)
-            state = ChatStreamState()
+            response = await transport.aopen_stream(call.path, call.body)
+            state = dialect.stream_state()
             chunks = aresponses(response.aiter_bytes(), state)
-            if single_tool_call:
+            if call.single_tool_call:
                 chunks = _amap(_single_tool_call, chunks)
             try:
                 return response, state, chunks, await anext(chunks, None)
@@ -428,70 +486,26 @@ class AI21(FunctionCallingLLM):
     # ------------------------------------------------------------------ chat (private)
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        if self._is_j2:
-            return self._j2_chat(messages, kwargs)
-        body, single = self._chat_payload(messages, kwargs, stream=False)
-        response = chat_response_from_ai21(self._post(CHAT_PATH, body))
-        return _single_tool_call(response) if single else response
+        call = self._chat_call(messages, kwargs, stream=False)
+        response = self._dialect.chat_response(self._post(call))
+        return _single_tool_call(response) if call.single_tool_call else response
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        if self._is_j2:
-            return await self._aj2_chat(messages, kwargs)
-        body, single = self._chat_payload(messages, kwargs, stream=False)
-        response = chat_response_from_ai21(await self._apost(CHAT_PATH, body))
-        return _single_tool_call(response) if single else response
+        call = self._chat_call(messages, kwargs, stream=False)
+        response = self._dialect.chat_response(await self._apost(call))
+        return _single_tool_call(response) if call.single_tool_call else response
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        if self._is_j2:
-            return _iter_one(_as_single_chunk(self._j2_chat(messages, kwargs)))
-        body, single = self._chat_payload(messages, kwargs, stream=True)
-        return self._stream_events(body, single)
+        if not self._dialect.streams:  # the whole answer, as one chunk
+            return _iter_one(_as_single_chunk(self._chat(messages, **kwargs)))
+        return self._stream_events(self._chat_call(messages, kwargs, stream=True))
 
     async def _astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        if self._is_j2:
-            response = await self._aj2_chat(messages, kwargs)
-            return _aiter_one(_as_single_chunk(response))
-        body, single = self._chat_payload(messages, kwargs, stream=True)
-        return self._astream_events(body, single)
-
-    # ------------------------------------------------------------------ legacy J2
-
-    def _j2_chat_body(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> Any:
-        system, j2_messages = to_j2_chat(
-            messages,
-            system_prompt=self.system_prompt,
-            preamble_override=kwargs.get("preamble_override"),
-        )
-        return {"system": system, "messages": j2_messages, **self._j2_params(kwargs)}
-
-    def _j2_chat(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> ChatResponse:
-        body = self._j2_chat_body(messages, kwargs)
-        return chat_response_from_j2_chat(self._post(f"/{self.model}/chat", body))
-
-    async def _aj2_chat(
-        self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]
-    ) -> ChatResponse:
-        body = self._j2_chat_body(messages, kwargs)
-        return chat_response_from_j2_chat(await self._apost(f"/{self.model}/chat", body))
-
-    def _j2_complete_body(self, prompt: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(prompt, str):
-            raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
-        text = to_j2_prompt(prompt, kwargs.get("preamble_override"))
-        return {"prompt": text, **self._j2_params(kwargs)}
-
-    def _j2_complete(self, prompt: str, kwargs: dict[str, Any]) -> CompletionResponse:
-        raw = self._post(f"/{self.model}/complete", self._j2_complete_body(prompt, kwargs))
-        text, extra = completion_from_j2(raw)
-        return CompletionResponse(text=text, raw=raw, additional_kwargs=extra)
-
-    async def _aj2_complete(self, prompt: str, kwargs: dict[str, Any]) -> CompletionResponse:
-        body = self._j2_complete_body(prompt, kwargs)
-        raw = await self._apost(f"/{self.model}/complete", body)
-        text, extra = completion_from_j2(raw)
-        return CompletionResponse(text=text, raw=raw, additional_kwargs=extra)
+        if not self._dialect.streams:
+            return _aiter_one(_as_single_chunk(await self._achat(messages, **kwargs)))
+        return self._astream_events(self._chat_call(messages, kwargs, stream=True))
 
     # ------------------------------------------------------------------ public API
 
@@ -524,19 +538,19 @@ class AI21(FunctionCallingLLM):
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
         """Complete a prompt (sent as one user message; J2 models use ``/complete``)."""
-        if self._is_j2:
-            return self._j2_complete(prompt, kwargs)
-        # The chat path minus the intermediate ChatResponse: this call is hot in RAG loops.
-        body, _ = self._chat_payload(_user_message(prompt), kwargs, stream=False)
-        return completion_response_from_ai21(self._post(CHAT_PATH, body))
+        # Straight to a CompletionResponse, without a ChatResponse in between: this call is
+        # hot in RAG loops.
+        call = self._complete_call(prompt, kwargs)
+        return self._dialect.completion_response(self._post(call))
 
     @llm_completion_callback()
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
         """Stream a completion (J2: the whole answer as one chunk)."""
-        if self._is_j2:
-            response = self._j2_complete(prompt, kwargs)
+        call = self._complete_call(prompt, kwargs)  # checks everything before any request
+        if not self._dialect.streams:
+            response = self._dialect.completion_response(self._post(call))
             return _iter_one(response.model_copy(update={"delta": response.text}))
         return stream_chat_to_completion_decorator(self._stream_chat)(prompt, **kwargs)
 
@@ -545,18 +559,17 @@ class AI21(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
         """Async version of `complete`."""
-        if self._is_j2:
-            return await self._aj2_complete(prompt, kwargs)
-        body, _ = self._chat_payload(_user_message(prompt), kwargs, stream=False)
-        return completion_response_from_ai21(await self._apost(CHAT_PATH, body))
+        call = self._complete_call(prompt, kwargs)
+        return self._dialect.completion_response(await self._apost(call))
 
     @llm_completion_callback()
     async def astream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         """Async version of `stream_complete`."""
-        if self._is_j2:
-            response = await self._aj2_complete(prompt, kwargs)
+        call = self._complete_call(prompt, kwargs)
+        if not self._dialect.streams:
+            response = self._dialect.completion_response(await self._apost(call))
             return _aiter_one(response.model_copy(update={"delta": response.text}))
         return await astream_chat_to_completion_decorator(self._astream_chat)(prompt, **kwargs)
 
@@ -567,13 +580,33 @@ class AI21(FunctionCallingLLM):
 
         By default structured output goes through function calling. With
         ``pydantic_program_mode=PydanticProgramMode.LLM`` LlamaIndex prompts with the JSON
-        schema and parses the text; asking AI21 for ``response_format={"type":
-        "json_object"}`` then guarantees the text is JSON.
+        schema and parses the text; asking for ``response_format={"type": "json_object"}``
+        then guarantees the text is JSON.
         """
-        if self.pydantic_program_mode != PydanticProgramMode.LLM or self._is_j2:
+        formats = self._deployment.limits.response_formats
+        if self.pydantic_program_mode != PydanticProgramMode.LLM or "json_object" not in formats:
             return llm_kwargs
         return {"response_format": {"type": "json_object"}, **(llm_kwargs or {})}
 
+    def _uses_json_schema(self) -> bool:
+        """Guided decoding: the server constrains the answer to the output class's schema."""
+        return (
+            self.pydantic_program_mode == PydanticProgramMode.DEFAULT
+            and "json_schema" in self._deployment.limits.response_formats
+        )
+
+    def _schema_messages(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None,
+        prompt_args: dict[str, Any],
+    ) -> tuple[list[ChatMessage], dict[str, Any]]:
+        messages = self._extend_messages(prompt.format_messages(llm=self, **prompt_args))
+        kwargs = {"response_format": json_schema_format(output_cls), **(llm_kwargs or {})}
+        return messages, kwargs
+
+    @dispatcher.span
     def structured_predict(
         self,
         output_cls: type[Model],
@@ -581,12 +614,31 @@ class AI21(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Model:
-        """Predict a validated ``output_cls`` (function calling; JSON mode in "llm" mode)."""
-        result = super().structured_predict(
-            output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
-        )
-        return cast(Model, result)
+        """Predict a validated ``output_cls``.
 
+        On a server with guided decoding (a self-hosted OpenAI-compatible one) the answer is
+        constrained to the class's JSON schema (``response_format`` ``json_schema``);
+        elsewhere structured output goes through function calling (JSON mode in "llm" mode).
+        """
+        if not self._uses_json_schema():
+            result = super().structured_predict(
+                output_cls,
+                prompt,
+                llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
+                **prompt_args,
+            )
+            return cast(Model, result)
+        dispatcher.event(
+            LLMStructuredPredictStartEvent(
+                output_cls=output_cls, template=prompt, template_args=prompt_args
+            )
+        )
+        messages, kwargs = self._schema_messages(output_cls, prompt, llm_kwargs, prompt_args)
+        output = parse_structured(output_cls, self.chat(messages, **kwargs))
+        dispatcher.event(LLMStructuredPredictEndEvent(output=output))
+        return output
+
+    @dispatcher.span
     async def astructured_predict(
         self,
         output_cls: type[Model],
@@ -595,10 +647,23 @@ class AI21(FunctionCallingLLM):
         **prompt_args: Any,
     ) -> Model:
         """Async version of `structured_predict`."""
-        result = await super().astructured_predict(
-            output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
+        if not self._uses_json_schema():
+            result = await super().astructured_predict(
+                output_cls,
+                prompt,
+                llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
+                **prompt_args,
+            )
+            return cast(Model, result)
+        dispatcher.event(
+            LLMStructuredPredictStartEvent(
+                output_cls=output_cls, template=prompt, template_args=prompt_args
+            )
         )
-        return cast(Model, result)
+        messages, kwargs = self._schema_messages(output_cls, prompt, llm_kwargs, prompt_args)
+        output = parse_structured(output_cls, await self.achat(messages, **kwargs))
+        dispatcher.event(LLMStructuredPredictEndEvent(output=output))
+        return output
 
     def stream_structured_predict(
         self,
@@ -607,7 +672,7 @@ class AI21(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Generator[Model | FlexibleModel, None, None]:
-        """Stream partial ``output_cls`` objects as the answer arrives."""
+        """Stream partial ``output_cls`` objects as the answer arrives (function calling)."""
         return super().stream_structured_predict(
             output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
         )
@@ -718,10 +783,23 @@ class AI21(FunctionCallingLLM):
 # ---------------------------------------------------------------------- helpers
 
 
-def _user_message(prompt: str) -> list[ChatMessage]:
-    if not isinstance(prompt, str):
-        raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
-    return [ChatMessage(role=MessageRole.USER, content=prompt)]
+def json_schema_format(output_cls: type[Any]) -> dict[str, Any]:
+    """``response_format`` asking for JSON that validates against ``output_cls``'s schema."""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": output_cls.__name__, "schema": output_cls.model_json_schema()},
+    }
+
+
+def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
+    """The answer's JSON as ``output_cls``; a ``ValueError`` quoting the text if it is not."""
+    text = response.message.content or ""
+    try:
+        return output_cls.model_validate_json(text)
+    except ValueError as exc:
+        raise ValueError(
+            f"the answer is not a valid {output_cls.__name__} ({exc}): {text[:200]!r}"
+        ) from exc
 
 
 async def _amap(

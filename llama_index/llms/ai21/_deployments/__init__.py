@@ -1,0 +1,147 @@
+"""Where Jamba runs: one module per deployment kind, behind one small interface.
+
+A :class:`Deployment` knows its URL layout (default base URL, paths), how it authenticates,
+which request dialect a model speaks there (:meth:`Deployment.dialect`), what it adds to
+streamed requests, the shape of grounding documents, its client-side limits, and what it can
+tell about a model. ``base.py`` never branches on the kind: it asks the deployment.
+
+Kinds today (``docs/deployments.md``):
+
+- ``"ai21"`` (:mod:`.ai21`): AI21's hosted API, the default.
+- ``"openai-compatible"`` (:mod:`.openai_compatible`, alias ``"vllm"``): a self-hosted
+  OpenAI-compatible server such as vLLM serving Jamba's open weights.
+
+A new kind is one new module in this package that defines a :class:`Deployment` subclass and
+names it ``DEPLOYMENT``; it is found by :func:`kinds` without touching anything else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
+
+from llama_index.llms.ai21._models import ModelInfo, model_info
+from llama_index.llms.ai21._params import Limits
+from llama_index.llms.ai21._transport import user_agent
+
+if TYPE_CHECKING:
+    from llama_index.llms.ai21._dialect import Dialect
+
+CHAT_PATH = "/chat/completions"
+
+
+class Deployment:
+    """One deployment kind; subclasses set the class attributes and override what differs."""
+
+    kind: ClassVar[str]
+    """The name users pass as ``deployment=``."""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    default_base_url: ClassVar[str | None] = None
+    """Used when neither ``base_url`` nor ``AI21_API_HOST`` is given (``None``: required)."""
+    api_key_env: ClassVar[str | None] = None
+    """Environment variable read when no ``api_key`` is passed (``None``: none is read)."""
+    api_key_required: ClassVar[bool] = False
+    model_required: ClassVar[bool] = False
+    """Whether ``model`` must be given (a server of your own has no default model)."""
+    limits: ClassVar[Limits]
+    lists_models: ClassVar[bool] = False
+    """Whether ``GET {base_url}/models`` reports each model's ``max_model_len``."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+    # ------------------------------------------------------------------ choosing one
+
+    @classmethod
+    def claims(cls, url: httpx.URL) -> bool:
+        """Whether ``url`` is unmistakably this kind's (used when ``deployment`` is not given)."""
+        return False
+
+    def check(self, model: str) -> None:
+        """Raise ``ValueError`` for a model this deployment cannot serve."""
+
+    # ------------------------------------------------------------------ requests
+
+    def headers(self, api_key: str | None, extra: Mapping[str, str]) -> dict[str, str]:
+        """Every request header: JSON, our user agent, the bearer key (if any), then ``extra``."""
+        headers = {"Content-Type": "application/json", "User-Agent": user_agent()}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        headers.update(extra)
+        return headers
+
+    def dialect(self, model: str) -> Dialect:
+        """How requests for ``model`` are written and answers read."""
+        from llama_index.llms.ai21._dialect import JambaChat
+
+        return JambaChat(self)
+
+    def stream_fields(self) -> dict[str, Any]:
+        """Fields added to every streamed chat request (the caller's own keywords win)."""
+        return {}
+
+    def documents(self, documents: Sequence[Any]) -> list[dict[str, Any]]:
+        """The request's ``documents`` field for the ``documents=`` argument."""
+        raise NotImplementedError
+
+    def model_info(self, model: str) -> ModelInfo:
+        """Static facts about ``model`` (never raises for an unknown name)."""
+        return model_info(model)
+
+
+@cache
+def kinds() -> dict[str, type[Deployment]]:
+    """Every deployment kind in this package, by name and alias."""
+    found: dict[str, type[Deployment]] = {}
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        cls = getattr(module, "DEPLOYMENT", None)
+        if isinstance(cls, type) and issubclass(cls, Deployment):
+            for name in (cls.kind, *cls.aliases):
+                found[name] = cls
+    return found
+
+
+DEFAULT_KIND = "ai21"
+
+
+def choose(kind: str | None, base_url: str | None) -> type[Deployment]:
+    """The deployment class for ``kind``, or the one whose URL ``base_url`` is.
+
+    Without ``kind``: the kind that claims the URL (AI21's host or a ``/studio/v1`` path is
+    AI21's; a path ending in ``/v1`` is an OpenAI-compatible server's), else AI21's hosted API.
+    """
+    available = kinds()
+    if kind is not None:
+        cls = available.get(kind)
+        if cls is None:
+            names = ", ".join(repr(k) for k in sorted(available))
+            raise ValueError(f"deployment={kind!r} is not a known deployment kind ({names})")
+        return cls
+    if base_url is not None:
+        url = parse_base_url(base_url)
+        for cls in dict.fromkeys(available.values()):
+            if cls.claims(url):
+                return cls
+    return available[DEFAULT_KIND]
+
+
+def parse_base_url(base_url: str) -> httpx.URL:
+    """``base_url`` as a URL, or a ``ValueError`` that says what is wrong with it."""
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ValueError(f"base_url {base_url!r} is not a valid URL: {exc}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(
+            f"base_url {base_url!r} must be an http:// or https:// URL with a host, "
+            "e.g. https://api.ai21.com/studio/v1 or http://localhost:8000/v1"
+        )
+    if url.query or url.fragment:
+        raise ValueError(f"base_url {base_url!r} must not have a query or fragment")
+    return url

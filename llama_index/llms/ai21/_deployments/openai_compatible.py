@@ -1,0 +1,63 @@
+"""A self-hosted OpenAI-compatible server, such as vLLM serving Jamba's open weights.
+
+AI21 recommends vLLM for its open models (AI21's docs, "vLLM"; ``vllm serve
+ai21labs/AI21-Jamba-Mini-1.7 --enable-auto-tool-choice --tool-call-parser jamba``). What
+differs from AI21's hosted API, from vLLM's OpenAI-compatible server documentation:
+
+- ``base_url`` is the server's ``/v1`` (no default); the key is optional: without one, no
+  ``Authorization`` header is sent (the server's ``--api-key`` decides whether it needs one).
+  ``AI21_API_KEY`` is never sent to a server of your own.
+- Streams report usage only when asked (``stream_options.include_usage``), which is asked.
+- ``documents`` go to the chat template, which takes dicts of strings (``text``, ``title``).
+- No client-side ``max_tokens`` cap (the server's ``max_model_len`` answers);
+  ``response_format`` may be ``json_schema`` (guided decoding); any extra sampling field
+  (``top_k``, ``seed``, ``repetition_penalty``, ...) is passed through.
+- ``GET /v1/models`` reports each served model's ``max_model_len``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from llama_index.llms.ai21._convert import to_flat_documents
+from llama_index.llms.ai21._deployments import Deployment
+from llama_index.llms.ai21._models import is_j2
+from llama_index.llms.ai21._params import Limits
+
+
+class OpenAICompatible(Deployment):
+    kind = "openai-compatible"
+    aliases = ("vllm",)
+    limits = Limits(
+        max_tokens=None,
+        response_formats=frozenset({"text", "json_object", "json_schema"}),
+        n_max=None,
+        n_with_stream=True,
+    )
+    lists_models = True
+    model_required = True
+
+    @classmethod
+    def claims(cls, url: httpx.URL) -> bool:
+        return url.path.rstrip("/").endswith("/v1") and not url.path.rstrip("/").endswith(
+            "/studio/v1"
+        )
+
+    def check(self, model: str) -> None:
+        if is_j2(model):
+            raise ValueError(
+                f"model {model!r} is a Jurassic-2 model, which only AI21's hosted API served; "
+                "an OpenAI-compatible server speaks Jamba chat"
+            )
+
+    def stream_fields(self) -> dict[str, Any]:
+        return {"stream_options": {"include_usage": True}}
+
+    def documents(self, documents: Sequence[Any]) -> list[dict[str, Any]]:
+        return list(to_flat_documents(documents))
+
+
+DEPLOYMENT = OpenAICompatible
