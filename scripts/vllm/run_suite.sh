@@ -41,7 +41,7 @@ elif [ "$status" -ne 0 ]; then
     exit "$status"
 fi
 
-digest="$(cat "$HERE/build_model.py" | sha256sum | cut -c1-16)"
+digest="$(sha256sum <"$HERE/build_model.py" | cut -c1-16)"
 MODEL_DIR="$CACHE_ROOT/models/tiny-jamba-$digest"
 if [ ! -f "$MODEL_DIR/chains.json" ]; then
     say "building the tiny model in $MODEL_DIR"
@@ -52,6 +52,9 @@ if [ ! -f "$MODEL_DIR/chains.json" ]; then
     }
     rm -rf "$MODEL_DIR"
     mv "$MODEL_DIR.tmp" "$MODEL_DIR"
+    # Models built by older versions of the builder are never used again.
+    find "$CACHE_ROOT/models" -mindepth 1 -maxdepth 1 -name 'tiny-jamba-*' \
+        ! -name "tiny-jamba-$digest" -exec rm -rf {} +
 fi
 
 RUN_DIR="$(mktemp -d)"

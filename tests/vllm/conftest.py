@@ -42,12 +42,19 @@ class Servers:
     url: str  # base URL (.../v1) of the server started with --api-key
     key: str
     open_url: str  # base URL of the server started without --api-key
-    chains: dict[str, str]  # mode token -> the text the model answers in that mode
+    chains: dict[str, list[str]]  # mode token -> the pieces (one token each) it answers
+
+    def text(self, mode: str) -> str:
+        return "".join(self.chains[mode])
+
+    @property
+    def answer_pieces(self) -> list[str]:
+        """The default answer (no tools, no marker), token by token."""
+        return self.chains["<|assistant|>"]
 
     @property
     def answer(self) -> str:
-        """The default answer (no tools, no marker)."""
-        return self.chains["<|assistant|>"]
+        return self.text("<|assistant|>")
 
 
 @pytest.fixture(scope="session")

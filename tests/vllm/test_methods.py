@@ -1,0 +1,66 @@
+"""Every public text method against the real server: the answer, stream deltas, token counts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from llama_index.core.base.llms.types import ChatMessage
+
+from llama_index.llms.ai21 import AI21
+from tests.calls import METHOD_IDS, METHODS, arg_for, call
+from tests.vllm.conftest import MODEL, Servers
+
+STREAMING = [m[0] for m in METHODS if m[2]]
+USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+@pytest.mark.parametrize("method", METHOD_IDS)
+def test_every_method_gets_the_answer(
+    make_llm: Callable[..., AI21], servers: Servers, method: str
+) -> None:
+    outcome = call(make_llm(), method, arg_for(method, "Hi"))
+    assert outcome.text == servers.answer
+    assert outcome.responses[-1].additional_kwargs["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("method", STREAMING)
+def test_stream_deltas_add_up_and_usage_matches_a_plain_call(
+    make_llm: Callable[..., AI21], servers: Servers, method: str
+) -> None:
+    llm = make_llm()
+    plain = call(llm, method.replace("stream_", ""), arg_for(method, "Hi"))
+    streamed = call(llm, method, arg_for(method, "Hi"))
+    deltas = [chunk.delta for chunk in streamed.responses]
+    assert len(deltas) >= 5, "one chunk per token of the answer"
+    assert "".join(d or "" for d in deltas) == streamed.text == servers.answer
+    final = streamed.responses[-1].additional_kwargs
+    expected = plain.responses[-1].additional_kwargs
+    # The answer's tokens plus the end-of-sequence token.
+    assert expected["completion_tokens"] == len(servers.answer_pieces) + 1
+    assert {k: final[k] for k in USAGE_KEYS} == {k: expected[k] for k in USAGE_KEYS}
+    assert final["total_tokens"] == final["prompt_tokens"] + final["completion_tokens"]
+
+
+@pytest.mark.parametrize("method", ["chat", "astream_chat"])
+def test_max_tokens_cuts_the_answer(
+    make_llm: Callable[..., AI21], servers: Servers, method: str
+) -> None:
+    outcome = call(make_llm(max_tokens=2), method, arg_for(method, "Hi"))
+    assert outcome.text == "".join(servers.answer_pieces[:2])
+    assert outcome.responses[-1].additional_kwargs["finish_reason"] == "length"
+
+
+def test_conversation_history_reaches_the_prompt(make_llm: Callable[..., AI21]) -> None:
+    llm = make_llm()
+    one = llm.chat([ChatMessage(role="user", content="Hi")])
+    three = llm.chat(
+        [
+            ChatMessage(role="system", content="Be brief."),
+            ChatMessage(role="user", content="Hi"),
+            ChatMessage(role="assistant", content="Hello."),
+            ChatMessage(role="user", content="Hi"),
+        ]
+    )
+    assert three.additional_kwargs["prompt_tokens"] > one.additional_kwargs["prompt_tokens"]
+    assert three.raw["model"] == MODEL

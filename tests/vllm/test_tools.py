@@ -1,0 +1,117 @@
+"""Tool calls through vLLM's jamba tool parser, and a FunctionAgent run to its final answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from llama_index.core.agent.workflow import FunctionAgent, ToolCall, ToolCallResult
+from llama_index.core.base.llms.types import ChatResponse
+
+from llama_index.llms.ai21 import AI21
+from tests.calculator import TOOLS
+from tests.vllm.conftest import Servers
+
+QUESTION = "What is 3 times 4? Use multiply."  # "multiply" makes the model call the tool
+METHODS = [
+    "chat_with_tools",
+    "stream_chat_with_tools",
+    "achat_with_tools",
+    "astream_chat_with_tools",
+]
+
+# llama-index-workflows finds an agent's steps with inspect.getmembers, which touches every
+# deprecated pydantic attribute of the agent (warnings from their code, not ours).
+agent_warnings = pytest.mark.filterwarnings(
+    "ignore::pydantic.warnings.PydanticDeprecatedSince20",
+    "ignore::pydantic.warnings.PydanticDeprecatedSince211",
+)
+
+
+def responses(llm: AI21, method: str, *args: Any, **kwargs: Any) -> list[ChatResponse]:
+    """Every response of one ``*chat_with_tools`` call (one unless streamed)."""
+
+    async def run_async() -> list[ChatResponse]:
+        result = await getattr(llm, method)(*args, **kwargs)
+        return [c async for c in result] if "stream" in method else [result]
+
+    if method.startswith("a"):
+        return asyncio.run(run_async())
+    result = getattr(llm, method)(*args, **kwargs)
+    return list(result) if "stream" in method else [result]
+
+
+def raw_calls(response: ChatResponse) -> list[dict[str, Any]]:
+    return list(response.message.additional_kwargs.get("tool_calls") or [])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_the_parsed_tool_call_is_exact(make_llm: Callable[..., AI21], method: str) -> None:
+    llm = make_llm()
+    response = responses(llm, method, TOOLS, QUESTION)[-1]
+    [selection] = llm.get_tool_calls_from_response(response)
+    assert (selection.tool_name, selection.tool_kwargs) == ("multiply", {"a": 3, "b": 4})
+    [call] = raw_calls(response)
+    assert call["id"] == selection.tool_id
+    assert call["id"].startswith("chatcmpl-tool-")  # vLLM's id, kept as the server gave it
+    assert json.loads(call["function"]["arguments"]) == {"a": 3, "b": 4}
+    assert not response.message.content
+    assert response.additional_kwargs["finish_reason"] == "tool_calls"
+
+
+@pytest.mark.parametrize("method", ["stream_chat_with_tools", "astream_chat_with_tools"])
+def test_streamed_arguments_arrive_in_fragments_and_merge(
+    make_llm: Callable[..., AI21], method: str
+) -> None:
+    chunks = responses(make_llm(), method, TOOLS, QUESTION)
+    seen = [raw_calls(c)[0]["function"]["arguments"] for c in chunks if raw_calls(c)]
+    final = seen[-1]
+    assert json.loads(final) == {"a": 3, "b": 4}
+    assert seen[0] == "", "the name arrives before any argument"
+    growing = sorted(set(seen), key=len)
+    assert len(growing) >= 3, f"arguments in fragments, got {growing}"
+    assert all(final.startswith(prefix) for prefix in growing)
+    assert {raw_calls(c)[0]["function"]["name"] for c in chunks if raw_calls(c)} == {"multiply"}
+    final_kwargs = chunks[-1].additional_kwargs
+    assert final_kwargs["finish_reason"] == "tool_calls"
+    assert final_kwargs["completion_tokens"] == 8  # <tool_calls>, 6 pieces, EOS
+
+
+@pytest.mark.parametrize("method", ["chat_with_tools", "astream_chat_with_tools"])
+def test_without_the_marker_the_model_answers_in_text(
+    make_llm: Callable[..., AI21], servers: Servers, method: str
+) -> None:
+    response = responses(make_llm(), method, TOOLS, "Hi")[-1]
+    assert raw_calls(response) == []
+    assert response.message.content == servers.answer
+
+
+def test_tools_reach_the_prompt(make_llm: Callable[..., AI21]) -> None:
+    llm = make_llm()
+    bare = llm.chat_with_tools([], "Hi").additional_kwargs["prompt_tokens"]
+    one = llm.chat_with_tools(TOOLS[:1], "Hi").additional_kwargs["prompt_tokens"]
+    two = llm.chat_with_tools(TOOLS, "Hi").additional_kwargs["prompt_tokens"]
+    assert bare < one < two
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "non-streaming"])
+@agent_warnings
+async def test_function_agent_calls_the_tool_once_then_answers(
+    make_llm: Callable[..., AI21], servers: Servers, streaming: bool
+) -> None:
+    agent = FunctionAgent(tools=TOOLS, llm=make_llm(), streaming=streaming)
+    handler = agent.run(QUESTION)
+    calls, results = [], []
+    async for event in handler.stream_events():
+        if isinstance(event, ToolCallResult):
+            results.append((event.tool_name, event.tool_kwargs, event.tool_output.raw_output))
+        elif isinstance(event, ToolCall):
+            calls.append(event.tool_name)
+    output = await handler
+    assert results == [("multiply", {"a": 3, "b": 4}, 12)]
+    assert calls == ["multiply"]
+    assert str(output.response.content) == servers.text("<|answer_mode|>")
+    assert [c.tool_name for c in output.tool_calls] == ["multiply"]
