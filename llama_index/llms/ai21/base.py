@@ -53,6 +53,7 @@ from llama_index.llms.ai21._convert import _tool_call_to_ai21
 from llama_index.llms.ai21._deployments import Deployment, choose, parse_base_url
 from llama_index.llms.ai21._dialect import Call, Dialect
 from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_known
+from llama_index.llms.ai21._params import check_json
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
 from llama_index.llms.ai21._transport import ClientConfig, Transport
@@ -292,6 +293,12 @@ class AI21(FunctionCallingLLM):
     @classmethod
     def _stop_as_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("additional_kwargs")
+    @classmethod
+    def _json_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_json("additional_kwargs", value)
+        return value
 
     @classmethod
     def class_name(cls) -> str:
