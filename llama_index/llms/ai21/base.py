@@ -208,6 +208,8 @@ class AI21(FunctionCallingLLM):
     _transport: Transport = PrivateAttr()
     _served_context_window: int | None = PrivateAttr(default=None)
     _asked_server: bool = PrivateAttr(default=False)
+    _built_from: tuple[Any, ...] = PrivateAttr(default=())
+    _dialect_of: tuple[str, Dialect] | None = PrivateAttr(default=None)
 
     def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
         """Create the LLM.
@@ -241,7 +243,7 @@ class AI21(FunctionCallingLLM):
             )
         super().__init__(**kwargs)
         parse_base_url(self.base_url)
-        self._deployment = kind(self.base_url.rstrip("/"))
+        self._deployment = kind()
         self._deployment.check(self.model)
         key = api_key
         if key is None and kind.api_key_env is not None:
@@ -259,6 +261,7 @@ class AI21(FunctionCallingLLM):
                 describe_guess(self.model),
             )
         self._transport = Transport(self._client_config())
+        self._built_from = self._settings()
 
     def _client_config(self) -> ClientConfig:
         key = self._api_key.get_secret_value() if self._api_key is not None else None
@@ -272,22 +275,26 @@ class AI21(FunctionCallingLLM):
             async_http_client=self.async_http_client,
         )
 
+    def _settings(self) -> tuple[Any, ...]:
+        """What the clients are built from (compared on every call: kept cheap)."""
+        return (
+            self.base_url,
+            self.timeout,
+            self.verify,
+            self.cert,
+            id(self.http_client),
+            id(self.async_http_client),
+            tuple(self.default_headers.items()),
+        )
+
     def _clients(self) -> Transport:
         """The clients for the current settings (rebuilt if ``base_url``, ``timeout``,
         ``default_headers`` or the TLS settings were changed on the instance after creation)."""
-        transport = self._transport
-        config = transport.config
-        if (
-            self.base_url.rstrip("/") != config.base_url
-            or self.timeout != config.timeout
-            or self.verify != config.verify
-            or self.cert != config.cert
-            or self.http_client is not config.http_client
-            or self.async_http_client is not config.async_http_client
-            or self._client_config().headers != config.headers
-        ):
-            transport = self._transport = Transport(self._client_config())
-        return transport
+        settings = self._settings()
+        if settings != self._built_from:
+            self._transport = Transport(self._client_config())
+            self._built_from = settings
+        return self._transport
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -388,7 +395,10 @@ class AI21(FunctionCallingLLM):
 
     @property
     def _dialect(self) -> Dialect:
-        return self._deployment.dialect(self.model)
+        cached = self._dialect_of
+        if cached is None or cached[0] != self.model:
+            cached = self._dialect_of = (self.model, self._deployment.dialect(self.model))
+        return cached[1]
 
     # ------------------------------------------------------------------ payloads
 

@@ -52,9 +52,6 @@ class Deployment:
     lists_models: ClassVar[bool] = False
     """Whether ``GET {base_url}/models`` reports each model's ``max_model_len``."""
 
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
     # ------------------------------------------------------------------ choosing one
 
     @classmethod
