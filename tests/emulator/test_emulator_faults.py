@@ -196,8 +196,8 @@ def test_fault_header_applies_to_one_request(emu: Emulator) -> None:
 def test_fault_header_streaming(emu: Emulator, http: httpx.Client) -> None:
     headers = {**auth(emu), "X-Emulator-Fault": json.dumps({"malformed_after": 1})}
     response = http.post(CHAT, json={**BODY, "stream": True}, headers=headers)
-    lines = response.text.split("\n\n")
-    assert lines[0].startswith('data: {"id": "chat-')
+    lines = response.text.split("\r\n\r\n")
+    assert lines[0].startswith('data: {"id": "chatcmpl-')
     assert lines[1].endswith('"choi')
     assert lines[2:] == [""]
 

@@ -33,7 +33,14 @@ def env() -> dict[str, str]:
 def test_public_names() -> None:
     import llama_index.llms.ai21.emulator as package
 
-    assert package.__all__ == ["DEFAULT_API_KEY", "Emulator", "Fault", "RecordedRequest"]
+    assert package.__all__ == [
+        "DEFAULT_API_KEY",
+        "Emulator",
+        "Fault",
+        "RecordedRequest",
+        "Reply",
+        "ToolCall",
+    ]
     assert DEFAULT_API_KEY == "emulator-key"
 
 

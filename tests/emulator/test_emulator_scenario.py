@@ -16,10 +16,17 @@ from llama_index.core.prompts.default_prompts import DEFAULT_REFINE_PROMPT, DEFA
 from pydantic import BaseModel, Field
 from schema_check import problems
 
-from llama_index.llms.ai21.emulator import _scenario, _text
+from llama_index.llms.ai21.emulator import _flavour_ai21, _scenario, _text
+from llama_index.llms.ai21.emulator._flavour import ChatContext
 from llama_index.llms.ai21.emulator._schema import find_schema
 
-CHAT_ID = "chat-" + "0" * 32
+CHAT_ID = "chatcmpl-" + "00000000-0000-4000-8000-000000000000"
+HOSTED = _flavour_ai21.AI21Flavour()
+
+
+def chat_completions(body: Any, chat_id: str = CHAT_ID) -> _scenario.Response:
+    return HOSTED.chat(body, ChatContext(chat_id))
+
 
 DOCS = [
     {"content": "The Eiffel Tower is in Paris. It was completed in 1889.", "id": "a"},
@@ -31,7 +38,7 @@ CONTEXT = "\n\n".join(d["content"] for d in DOCS)
 
 def chat(**body: Any) -> dict[str, Any]:
     body.setdefault("model", "jamba-mini")
-    reply = _scenario.chat_completions(body, CHAT_ID)
+    reply = chat_completions(body, CHAT_ID)
     assert reply.events is None
     data: dict[str, Any] = json.loads(reply.body)
     assert reply.status == 200, data
@@ -41,13 +48,13 @@ def chat(**body: Any) -> dict[str, Any]:
 
 def stream(**body: Any) -> list[dict[str, Any]]:
     body.setdefault("model", "jamba-mini")
-    reply = _scenario.chat_completions({**body, "stream": True}, CHAT_ID)
+    reply = chat_completions({**body, "stream": True}, CHAT_ID)
     assert reply.events is not None
-    assert reply.events[-1] == b"data: [DONE]\n\n"
+    assert reply.events[-1] == b"data: [DONE]\r\n\r\n"
     chunks = []
     for event in reply.events[:-1]:
         assert event.startswith(b"data: ")
-        assert event.endswith(b"\n\n")
+        assert event.endswith(b"\r\n\r\n")  # CRLF CRLF, as the live API frames events
         assert event.count(b"\n") == 2
         chunk = json.loads(event[len(b"data: ") :])
         ChatCompletionChunk.model_validate(chunk)
@@ -261,9 +268,9 @@ def test_usage_sums_and_counts_prompt_tokens() -> None:
 
 
 def test_stream_chunks_use_default_json_spacing_and_body_is_compact() -> None:
-    reply = _scenario.chat_completions({"model": "jamba-mini", "messages": user("Hi")}, CHAT_ID)
+    reply = chat_completions({"model": "jamba-mini", "messages": user("Hi")}, CHAT_ID)
     assert b'": ' not in reply.body
-    events = _scenario.chat_completions(
+    events = chat_completions(
         {"model": "jamba-mini", "messages": user("Hi"), "stream": True}, CHAT_ID
     ).events
     assert events is not None
@@ -494,7 +501,7 @@ def test_streamed_tool_calls_match_the_non_streamed_ones() -> None:
 
 
 def errors_for(body: Any) -> list[dict[str, Any]]:
-    reply = _scenario.chat_completions(body, CHAT_ID)
+    reply = chat_completions(body, CHAT_ID)
     assert reply.status == 422
     detail: list[dict[str, Any]] = json.loads(reply.body)["detail"]
     for entry in detail:
@@ -624,7 +631,7 @@ def test_lenient_inputs_are_accepted() -> None:
 
 
 def test_bad_json_body() -> None:
-    _, problem = _scenario.parse_body(b'{"model": ')
+    _, problem = _flavour_ai21.parse_body(b'{"model": ')
     assert problem is not None
     assert problem.status == 422
     [entry] = json.loads(problem.body)["detail"]

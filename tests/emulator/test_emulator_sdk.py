@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -64,8 +65,10 @@ async def test_chat_roundtrip_and_recorded_request(create: Create, emu: Emulator
         "[system: Be brief.] "
         "This is the AI21 emulator (jamba-mini), not a real model. You said: Hello"
     )
-    assert reply.id.startswith("chat-")
-    assert len(reply.id) == 37
+    # chatcmpl-<uuid4 with dashes>, as the live API answered in 2025
+    assert re.fullmatch(
+        r"chatcmpl-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", reply.id
+    )
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
     record = emu.last_request
     assert record.method == "POST"

@@ -209,6 +209,7 @@ waits at most 0.5 s for in-flight requests, then closes the loop; it is idempote
 
 from ._emulator import DEFAULT_API_KEY, Emulator
 from ._faults import Fault
+from ._script import Reply, ToolCall
 from ._state import RecordedRequest
 
-__all__ = ["DEFAULT_API_KEY", "Emulator", "Fault", "RecordedRequest"]
+__all__ = ["DEFAULT_API_KEY", "Emulator", "Fault", "RecordedRequest", "Reply", "ToolCall"]

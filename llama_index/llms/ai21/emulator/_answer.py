@@ -326,3 +326,10 @@ def json_answer(
         fallback = _text.squash(words, 300)
     value = _schema.Filler(words, fallback).fill(schema)
     return json.dumps(value, ensure_ascii=False)
+
+
+def reasoning_text(messages: Sequence[Message]) -> str:
+    """What a reasoning model "thinks" before answering: deterministic, names the question."""
+    user = last_user_text(messages)
+    asked = _text.squash(user, 120) if user and user.strip() else "nothing"
+    return f"The user asked: {asked}. I answer from what the conversation gives me."

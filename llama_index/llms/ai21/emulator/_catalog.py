@@ -82,3 +82,21 @@ J2_IDS: frozenset[str] = frozenset(m.id for m in MODELS if m.family == "j2")
 MODELS_BODY: bytes = json.dumps(
     {"data": [m.to_json() for m in MODELS]}, separators=(",", ":")
 ).encode()
+
+
+# -- vLLM flavour ------------------------------------------------------------------------------
+# AI21's open-weight models by their Hugging Face ids, as ``vllm serve <id>`` names them
+# (AI21's vLLM guide, docs.ai21.com/docs/vllm); 256K context (the model cards).
+VLLM_JAMBA2_MINI = "ai21labs/AI21-Jamba2-Mini"
+VLLM_JAMBA2_3B = "ai21labs/AI21-Jamba2-3B"
+VLLM_JAMBA_REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"
+VLLM_JAMBA_MINI_17 = "ai21labs/AI21-Jamba-Mini-1.7"
+VLLM_JAMBA_LARGE_17 = "ai21labs/AI21-Jamba-Large-1.7"
+VLLM_MODELS: tuple[str, ...] = (
+    VLLM_JAMBA2_MINI,
+    VLLM_JAMBA2_3B,
+    VLLM_JAMBA_REASONING_3B,
+    VLLM_JAMBA_MINI_17,
+    VLLM_JAMBA_LARGE_17,
+)
+DEFAULT_MAX_MODEL_LEN = 262_144

@@ -7,28 +7,45 @@ plugin) stays cheap.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ._catalog import DEFAULT_MAX_MODEL_LEN
 from ._faults import Fault
+from ._script import Handler, Reply, Script, ToolCall
 from ._state import EmulatorState, RecordedRequest
 
 if TYPE_CHECKING:
+    from ._flavour import Flavour
     from ._server import ServerThread
 
 DEFAULT_API_KEY = "emulator-key"
-API_ROOT = "/studio/v1"
+FLAVOURS = ("ai21", "vllm")
 
 
 class Emulator:
-    """An offline AI21 Studio API on loopback, for the unmodified ``ai21`` SDK.
+    """An offline AI21 Studio API (or a vLLM server serving Jamba) on loopback.
 
     Args:
-        api_keys: Bearer tokens to accept (default: ``(DEFAULT_API_KEY,)``). A single string is
-            taken as one key.
+        api_keys: Bearer tokens to accept. A single string is taken as one key. Default: for
+            ``"ai21"`` only ``DEFAULT_API_KEY``; for ``"vllm"`` none, so no key is needed (a
+            server started without ``--api-key``).
         host: Interface to listen on.
         port: TCP port; 0 picks a free one (see ``base_url`` after ``start()``).
+        flavour: ``"ai21"`` (AI21's hosted API, ``/studio/v1``) or ``"vllm"`` (vLLM's
+            OpenAI-compatible server, ``/v1``); see docs/emulator.md.
+        handler: Called with the JSON body of every valid chat request that has no queued
+            :meth:`script` reply; returns the :class:`Reply` to send, or None to answer as usual.
+        models: vLLM only: the served model names (default: AI21's open models by Hugging Face
+            id, e.g. ``ai21labs/AI21-Jamba2-Mini``).
+        max_model_len: vLLM only: the context length in ``/v1/models`` and for the
+            ``max_tokens`` check (default 262144).
+        reasoning: vLLM only: True makes every model reason, False none; None (default): only
+            ``ai21labs/AI21-Jamba-Reasoning-3B``.
+        reasoning_field: vLLM only: ``"reasoning"`` (default) or ``"reasoning_content"``.
+        force_include_usage: vLLM only: every stream ends with a usage chunk, asked for or not
+            (the server flag ``--enable-force-include-usage``).
 
     Example:
         >>> import httpx
@@ -49,22 +66,66 @@ class Emulator:
         api_keys: Iterable[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        *,
+        flavour: str = "ai21",
+        handler: Handler | None = None,
+        models: Sequence[str] | None = None,
+        max_model_len: int = DEFAULT_MAX_MODEL_LEN,
+        reasoning: bool | None = None,
+        reasoning_field: str = "reasoning",
+        force_include_usage: bool = False,
     ) -> None:
-        keys = (
-            (DEFAULT_API_KEY,)
-            if api_keys is None
-            else (api_keys,)
-            if isinstance(api_keys, str)
-            else tuple(api_keys)
-        )
-        if not keys or not all(isinstance(k, str) and k for k in keys):
-            raise ValueError("api_keys must hold at least one non-empty string")
+        if flavour not in FLAVOURS:
+            raise ValueError(f"flavour must be one of {FLAVOURS}, not {flavour!r}")
+        vllm_options = {
+            "models": models is not None,
+            "max_model_len": max_model_len != DEFAULT_MAX_MODEL_LEN,
+            "reasoning": reasoning is not None,
+            "reasoning_field": reasoning_field != "reasoning",
+            "force_include_usage": force_include_usage,
+        }
+        if flavour != "vllm" and any(vllm_options.values()):
+            named = ", ".join(name for name, given in vllm_options.items() if given)
+            raise ValueError(f"{named}: only for flavour='vllm'")
+        if handler is not None and not callable(handler):
+            raise TypeError("handler must be callable")
+        if api_keys is None:
+            keys: tuple[str, ...] = (DEFAULT_API_KEY,) if flavour == "ai21" else ()
+        else:
+            keys = (api_keys,) if isinstance(api_keys, str) else tuple(api_keys)
+            if not all(isinstance(k, str) and k for k in keys):
+                raise ValueError("api_keys must hold non-empty strings")
+            if not keys and flavour == "ai21":
+                raise ValueError("api_keys must hold at least one non-empty string")
+        # The flavours (and the answer generator) load here, not at import: the pytest plugin
+        # imports this module in every test session of every user.
+        chosen: Flavour
+        if flavour == "vllm":
+            from ._flavour_vllm import VllmFlavour
+
+            chosen = VllmFlavour(
+                models=models,
+                max_model_len=max_model_len,
+                reasoning=reasoning,
+                reasoning_field=reasoning_field,
+                force_include_usage=force_include_usage,
+            )
+        else:
+            from ._flavour_ai21 import AI21Flavour
+
+            chosen = AI21Flavour()
         self._keys = keys
         self._host = host
         self._port = port
-        self._state = EmulatorState(keys)
+        self._handler = handler
+        self._state = EmulatorState(keys, chosen, Script(handler))
         self._server: ServerThread | None = None
         self._lifecycle = threading.Lock()
+
+    @property
+    def flavour(self) -> str:
+        """``"ai21"`` or ``"vllm"``."""
+        return self._state.flavour.name
 
     def __repr__(self) -> str:
         where = self.base_url if self._server is not None else "stopped"
@@ -123,13 +184,14 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
-        """``http://HOST:PORT/studio/v1``: pass it as ``AI21Client(api_host=...)``."""
-        return self.url + API_ROOT
+        """The API's base URL: ``http://HOST:PORT/studio/v1`` (pass it as
+        ``AI21Client(api_host=...)``), or ``http://HOST:PORT/v1`` for vLLM."""
+        return self.url + self._state.flavour.api_root
 
     @property
-    def api_key(self) -> str:
-        """The first accepted API key."""
-        return self._keys[0]
+    def api_key(self) -> str | None:
+        """The first accepted API key; None when no key is needed (vLLM without keys)."""
+        return self._keys[0] if self._keys else None
 
     def _running_server(self) -> ServerThread:
         server = self._server
@@ -159,7 +221,68 @@ class Emulator:
                 raise TypeError(f"expected Fault, got {type(fault).__name__}")
         self._state.faults.push(faults)
 
+    def script(self, *replies: Reply) -> None:
+        """Queue exact answers: each valid chat request takes the next one, in order.
+
+        Faults apply first (a request answered with an injected status takes no reply), and a
+        request that fails validation takes none either. See :class:`Reply`.
+        """
+        for reply in replies:
+            if not isinstance(reply, Reply):
+                raise TypeError(f"expected Reply, got {type(reply).__name__}")
+        self._state.script.push(replies)
+
+    def reply_next(
+        self,
+        content: str | None = None,
+        *,
+        tool_calls: Sequence[ToolCall | Mapping[str, Any]] = (),
+        reasoning: str | None = None,
+        finish_reason: str | None = None,
+        usage: Mapping[str, int] | None = None,
+    ) -> Reply:
+        """Queue one exact answer (``script(Reply(...))`` in one call) and return it.
+
+        ``tool_calls`` may hold :class:`ToolCall` objects or ``{"name", "arguments", "id"}``
+        mappings.
+
+        Example:
+            >>> from llama_index.llms.ai21.emulator import Emulator
+            >>> emu = Emulator()
+            >>> emu.reply_next(tool_calls=[{"name": "multiply", "arguments": {"a": 6, "b": 7}}])
+            ... # doctest: +ELLIPSIS
+            Reply(content=None, tool_calls=(ToolCall(name='multiply', ...),), ...)
+        """
+        calls = [
+            call
+            if isinstance(call, ToolCall)
+            else ToolCall(call["name"], call.get("arguments", {}), call.get("id"))
+            for call in tool_calls
+        ]
+        reply = Reply(content, calls, reasoning, finish_reason, usage)
+        self.script(reply)
+        return reply
+
+    @property
+    def handler(self) -> Handler | None:
+        """The reply handler (see the constructor); settable, restored by :meth:`reset`."""
+        return self._state.script.handler
+
+    @handler.setter
+    def handler(self, handler: Handler | None) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError("handler must be callable")
+        self._state.script.handler = handler
+
+    @property
+    def pending_replies(self) -> int:
+        """How many scripted replies are still queued."""
+        return self._state.script.pending()
+
     def reset(self) -> None:
-        """Forget recorded requests and drop pending faults."""
+        """Forget recorded requests, drop pending faults and scripted replies, and restore the
+        constructor's handler."""
         self._state.clear_records()
         self._state.faults.clear()
+        self._state.script.clear()
+        self._state.script.handler = self._handler

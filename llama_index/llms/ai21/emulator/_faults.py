@@ -33,6 +33,14 @@ class Fault:
         stall_after: For streams: after this many events go silent, connection held open,
             for ``stall_seconds`` (then carry on) -- a server that hangs mid-answer.
         stall_seconds: How long a ``stall_after`` stall lasts.
+        stream_error_after: For streams: after the first event and this many more (0: right
+            after the role event), send an error event ``data: {"error": {"message": ...,
+            "type": ..., "code": ...}}`` and then ``data: [DONE]``, on HTTP 200: how vLLM reports
+            an engine failure mid-stream (docs/emulator.md). Non-streaming requests are not
+            affected.
+        stream_error_code: The ``code`` of that error event (400-599); its ``type`` is the
+            status phrase in CamelCase + ``Error`` (500: ``InternalServerError``).
+        stream_error_message: The ``message`` of that error event.
         path_contains: Only requests whose path contains this string match.
 
     Example:
@@ -51,6 +59,9 @@ class Fault:
     malformed_after: int | None = None
     stall_after: int | None = None
     stall_seconds: float = 10.0
+    stream_error_after: int | None = None
+    stream_error_code: int = 500
+    stream_error_message: str = "The engine failed while generating (injected fault)."
     path_contains: str | None = None
 
     def __post_init__(self) -> None:
@@ -66,10 +77,17 @@ class Fault:
             value = getattr(self, name)
             if not (_is_number(value) and value >= 0 and math.isfinite(value)):
                 raise ValueError(f"Fault.{name} must be a finite number >= 0, not {value!r}")
-        for name in ("drop_after", "malformed_after", "stall_after"):
+        if not (_is_int(self.stream_error_code) and 400 <= self.stream_error_code <= 599):
+            raise ValueError(
+                "Fault.stream_error_code must be an HTTP error status 400-599, "
+                f"not {self.stream_error_code!r}"
+            )
+        for name in ("drop_after", "malformed_after", "stall_after", "stream_error_after"):
             value = getattr(self, name)
             if value is not None and not (_is_int(value) and value >= 0):
                 raise ValueError(f"Fault.{name} must be an integer >= 0 or None, not {value!r}")
+        if not isinstance(self.stream_error_message, str):
+            raise ValueError("Fault.stream_error_message must be a string")
         for name in ("retry_after", "path_contains"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):

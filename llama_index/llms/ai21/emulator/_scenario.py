@@ -1,7 +1,10 @@
 """The emulator's scenario core: request JSON in, response bytes / SSE events out. No I/O.
 
-The HTTP server (``_server.py``) only routes, authenticates, applies faults and writes what these
-functions return; everything about what AI21 would answer lives here and in ``_answer.py``.
+What every flavour shares lives here: the :class:`Response` a flavour returns, the answer
+generator (text, grounded text, tool calls, JSON) and token counting, and the legacy J2 routes of
+AI21's host. How a reply is rendered on the wire (ids, field names, stream framing, error bodies)
+is the flavour's (``_flavour_ai21.py``, ``_flavour_vllm.py``); routing, auth and faults are the
+pipeline's (``_core.py``). The HTTP server (``_server.py``) only writes what these return.
 """
 
 from __future__ import annotations
@@ -9,19 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from http import HTTPStatus
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import _answer, _catalog, _text
+from . import _answer, _text
+from ._script import Reply
 from ._validation import (
     ChatRequest,
     J2Request,
     Message,
+    ToolSpec,
     body_not_object,
-    error,
-    validate_chat,
     validate_j2_chat,
     validate_j2_complete,
 )
@@ -29,17 +31,20 @@ from ._validation import (
 # Prompt tokens = tokens of every message's content (plus tool-call names and arguments) + this
 # fixed per-message templating overhead, + tokens of document contents and of the tools' JSON.
 PER_MESSAGE_OVERHEAD = 4
-UNAUTHORIZED_DETAIL = "Forbidden: Bad or missing API token."
 
 
 @dataclass(frozen=True)
-class Reply:
-    """What to send: a status and JSON body, or (``events`` set) a 200 SSE stream."""
+class Response:
+    """What to send: a status and JSON body, or (``events`` set) a 200 SSE stream.
+
+    ``headers`` are extra response headers (e.g. AI21's ``request-id``).
+    """
 
     status: int
     body: bytes = b""
     events: tuple[bytes, ...] | None = None
     model: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 def json_bytes(obj: Any) -> bytes:
@@ -47,45 +52,8 @@ def json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def error_reply(status: int, detail: Any = None, model: str | None = None) -> Reply:
-    """``{"detail": ...}`` error; the detail defaults to FastAPI's (the HTTP reason phrase)."""
-    if detail is None:
-        if status == 401:
-            detail = UNAUTHORIZED_DETAIL
-        elif status == 422:
-            detail = [error(("body",), "Emulated validation error (injected fault)", "value_error")]
-        else:
-            try:
-                detail = HTTPStatus(status).phrase
-            except ValueError:
-                detail = "Error"
-    return Reply(status, json_bytes({"detail": detail}), model=model)
-
-
-UNAUTHORIZED = error_reply(401)
-NOT_FOUND = error_reply(404)
-METHOD_NOT_ALLOWED = error_reply(405)
-MODELS = Reply(200, _catalog.MODELS_BODY)
-
-
-def parse_body(raw: bytes) -> tuple[Any, Reply | None]:
-    """Parse a JSON request body the way FastAPI reports problems (422)."""
-    if not raw.strip():
-        return None, Reply(
-            422, json_bytes({"detail": [error(("body",), "Field required", "missing")]})
-        )
-    try:
-        return json.loads(raw), None
-    except (ValueError, UnicodeDecodeError) as exc:
-        pos = exc.pos if isinstance(exc, json.JSONDecodeError) else 0
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "Invalid UTF-8"
-        entry = error(("body", pos), "JSON decode error", "json_invalid")
-        entry["ctx"] = {"error": reason}
-        return None, Reply(422, json_bytes({"detail": [entry]}))
-
-
-def _validation_failed(errors: list[dict[str, Any]], model: str | None = None) -> Reply:
-    return Reply(422, json_bytes({"detail": errors}), model=model)
+def _validation_failed(errors: list[dict[str, Any]], model: str | None = None) -> Response:
+    return Response(422, json_bytes({"detail": errors}), model=model)
 
 
 # -- generation shared by every route ----------------------------------------------------------
@@ -109,17 +77,31 @@ _ARG_PIECE_RE = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]|[^{}\[\],:"]+')
 
 @dataclass(frozen=True)
 class Choice:
-    """One generated choice: text tokens, or tool calls."""
+    """One generated choice: text tokens and/or tool calls, and optional reasoning tokens."""
 
     tokens: tuple[str, ...]
     finish_reason: str
     completion_tokens: int
     tool_calls: tuple[ToolCallOut, ...] = ()
     stop_sequence: str | None = None
+    reasoning: tuple[str, ...] | None = None
 
     @property
-    def content(self) -> str:
+    def text(self) -> str:
+        """The text tokens joined."""
         return "".join(self.tokens)
+
+    @property
+    def content(self) -> str | None:
+        """The text; None for a tool-call answer without text (sent as ``null``)."""
+        if self.tool_calls and not self.tokens:
+            return None
+        return "".join(self.tokens)
+
+    @property
+    def reasoning_text(self) -> str | None:
+        """The reasoning, or None if the answer has none."""
+        return None if self.reasoning is None else "".join(self.reasoning)
 
 
 def finish_text(text: str, max_tokens: int, stop: Sequence[str]) -> Choice:
@@ -141,9 +123,17 @@ def finish_text(text: str, max_tokens: int, stop: Sequence[str]) -> Choice:
     return Choice(tuple(tokens), "stop", len(tokens) + 1, stop_sequence=hit)
 
 
-def _tool_call_id(seed: str, choice: int, index: int) -> str:
-    digest = hashlib.sha256(f"{seed}|{choice}|{index}".encode()).hexdigest()
-    return "call_" + digest[:24]
+ToolCallId = Callable[[str, int, int], str]
+"""A flavour's tool-call id: ``(seed, choice index, call index) -> id``, deterministic."""
+
+
+def digest(seed: str, choice: int, index: int) -> str:
+    """A hex digest for deterministic ids."""
+    return hashlib.sha256(f"{seed}|{choice}|{index}".encode()).hexdigest()
+
+
+def _hosted_tool_call_id(seed: str, choice: int, index: int) -> str:
+    return "call_" + digest(seed, choice, index)[:24]
 
 
 def _generate(
@@ -151,17 +141,21 @@ def _generate(
     messages: Sequence[Message],
     *,
     documents: Sequence[str] = (),
-    tools: Sequence[Any] = (),
+    tools: Sequence[ToolSpec] = (),
     json_mode: bool = False,
+    json_schema: Mapping[str, Any] | None = None,
     variant: int = 0,
     n: int = 1,
     seed: str = "",
+    tool_call_id: ToolCallId = _hosted_tool_call_id,
 ) -> str | tuple[ToolCallOut, ...]:
     """The answer for one choice: text, or the tool calls to make."""
     schema: dict[str, Any] | None = None
     if json_mode:
         schema, trimmed = _answer.split_schema(messages)
         messages = trimmed
+        if json_schema is not None:
+            schema = dict(json_schema)  # given by the request (vLLM's guided decoding)
     after_tools = _answer.tool_result_answer(messages)
     context = _answer.find_context(messages, documents)
     if after_tools is None and tools and messages[-1].role == "user":
@@ -169,7 +163,7 @@ def _generate(
         if picks:
             return tuple(
                 ToolCallOut(
-                    _tool_call_id(seed, variant, k),
+                    tool_call_id(seed, variant, k),
                     tool.name,
                     json.dumps(
                         _answer.tool_arguments(tool, words),
@@ -190,9 +184,6 @@ def _generate(
     return text
 
 
-# -- POST /chat/completions --------------------------------------------------------------------
-
-
 def prompt_tokens(request: ChatRequest, tools_json: str = "") -> int:
     """Prompt token count (see ``PER_MESSAGE_OVERHEAD``)."""
     total = 0
@@ -202,6 +193,11 @@ def prompt_tokens(request: ChatRequest, tools_json: str = "") -> int:
             total += _text.count_tokens(call.name) + _text.count_tokens(call.arguments)
     total += sum(_text.count_tokens(doc) for doc in request.documents)
     return total + _text.count_tokens(tools_json)
+
+
+def request_prompt_tokens(request: ChatRequest, body: Mapping[str, Any]) -> int:
+    """:func:`prompt_tokens` of a validated body (the tools counted as their JSON)."""
+    return prompt_tokens(request, json.dumps(body["tools"]) if request.tools else "")
 
 
 # Words for answers of a requested length (``X-Emulator-Answer-Tokens``): one token each.
@@ -219,28 +215,63 @@ def filler_text(tokens: int) -> str:
     return " ".join(_FILLER[i % len(_FILLER)] for i in range(tokens))
 
 
-def chat_completions(body: Any, chat_id: str, answer_tokens: int | None = None) -> Reply:
-    """Answer a ``POST /chat/completions`` body (already JSON-decoded).
+def _tool_tokens(calls: Sequence[ToolCallOut]) -> int:
+    """Completion tokens of tool calls: per call 1 + its argument fragments."""
+    return sum(1 + len(call.fragments()) for call in calls)
 
-    ``answer_tokens`` (the ``X-Emulator-Answer-Tokens`` header) asks for a text answer of that
-    many tokens, whatever the conversation says, for load and memory tests; it is not capped at
-    the API's 4096 unless the body sets ``max_tokens``.
+
+def scripted_choice(reply: Reply, seed: str, tool_call_id: ToolCallId) -> Choice:
+    """A scripted :class:`Reply` as a choice, sent exactly as written."""
+    calls = tuple(
+        ToolCallOut(call.id or tool_call_id(seed, 0, k), call.name, call.arguments_json())
+        for k, call in enumerate(reply.tool_calls)
+    )
+    tokens = tuple(_text.tokenize(reply.content or ""))
+    reasoning = None if reply.reasoning is None else tuple(_text.tokenize(reply.reasoning))
+    used = len(tokens) + len(reasoning or ()) + _tool_tokens(calls) + 1
+    finish = reply.finish_reason or ("tool_calls" if calls else "stop")
+    return Choice(tokens, finish, used, tool_calls=calls, reasoning=reasoning)
+
+
+@dataclass(frozen=True)
+class ChatPlan:
+    """The choices of one chat answer and its usage (``prompt``/``completion``/``total``)."""
+
+    choices: tuple[Choice, ...]
+    usage: dict[str, int]
+
+
+def plan_chat(
+    request: ChatRequest,
+    body: Mapping[str, Any],
+    *,
+    max_tokens: int,
+    answer_tokens: int | None = None,
+    scripted: Reply | None = None,
+    tool_call_id: ToolCallId = _hosted_tool_call_id,
+    reasoning: bool = False,
+) -> ChatPlan:
+    """Generate every choice of a validated chat request.
+
+    ``max_tokens`` is the request's (or the flavour's default). ``answer_tokens`` (the
+    ``X-Emulator-Answer-Tokens`` header) asks for a text answer of that many tokens whatever the
+    conversation says, for load and memory tests; it is not capped unless the body sets
+    ``max_tokens``. ``scripted`` is sent as written, for every choice. ``reasoning`` adds a short
+    reasoning text to generated answers (a reasoning model behind vLLM's reasoning parser).
     """
-    if not isinstance(body, dict):
-        return _validation_failed(body_not_object(body))
-    request, errors = validate_chat(body)
-    if request is None:
-        model = body.get("model")
-        return _validation_failed(errors, model if isinstance(model, str) else None)
-    tools_json = json.dumps(body["tools"]) if request.tools else ""
     seed = (
         json.dumps([body.get("messages"), body.get("tools")], sort_keys=True)
-        if request.tools
+        if request.tools or scripted is not None
         else ""
     )
+    prompt = request_prompt_tokens(request, body)
+    if scripted is not None:
+        choice = scripted_choice(scripted, seed, tool_call_id)
+        completion = choice.completion_tokens * request.n
+        return ChatPlan((choice,) * request.n, scripted.usage_json(prompt, completion))
     choices: list[Choice] = []
     if answer_tokens is not None:
-        limit = request.max_tokens if "max_tokens" in body else answer_tokens + 1
+        limit = request.max_tokens if request.max_tokens is not None else answer_tokens + 1
         choices = [finish_text(filler_text(answer_tokens), limit, request.stop)] * request.n
     for i in range(0 if choices else request.n):
         answer = _generate(
@@ -249,107 +280,31 @@ def chat_completions(body: Any, chat_id: str, answer_tokens: int | None = None) 
             documents=request.documents,
             tools=request.tools,
             json_mode=request.json_mode,
+            json_schema=request.json_schema,
             variant=i,
             n=request.n,
             seed=seed,
+            tool_call_id=tool_call_id,
         )
         if isinstance(answer, str):
-            choices.append(finish_text(answer, request.max_tokens, request.stop))
+            choice = finish_text(answer, max_tokens, request.stop)
         else:
-            used = sum(1 + len(call.fragments()) for call in answer) + 1
-            choices.append(Choice((), "tool_calls", used, tool_calls=answer))
-    usage_prompt = prompt_tokens(request, tools_json)
-    usage_completion = sum(c.completion_tokens for c in choices)
+            choice = Choice((), "tool_calls", _tool_tokens(answer) + 1, tool_calls=answer)
+        if reasoning:
+            thought = tuple(_text.tokenize(_answer.reasoning_text(request.messages)))
+            choice = replace(
+                choice,
+                completion_tokens=choice.completion_tokens + len(thought),
+                reasoning=thought,
+            )
+        choices.append(choice)
+    completion = sum(c.completion_tokens for c in choices)
     usage = {
-        "prompt_tokens": usage_prompt,
-        "completion_tokens": usage_completion,
-        "total_tokens": usage_prompt + usage_completion,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
     }
-    if request.stream:
-        return Reply(
-            200, events=tuple(_stream_events(chat_id, choices[0], usage)), model=request.model
-        )
-    return Reply(200, json_bytes(_completion_body(chat_id, choices, usage)), model=request.model)
-
-
-def _tool_calls_json(calls: Sequence[ToolCallOut]) -> list[dict[str, Any]]:
-    return [
-        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-        for c in calls
-    ]
-
-
-def _completion_body(
-    chat_id: str, choices: Sequence[Choice], usage: dict[str, int]
-) -> dict[str, Any]:
-    return {
-        "id": chat_id,
-        "choices": [
-            {
-                "index": i,
-                "message": {
-                    "role": "assistant",
-                    "content": None if choice.tool_calls else choice.content,
-                    "tool_calls": _tool_calls_json(choice.tool_calls)
-                    if choice.tool_calls
-                    else None,
-                },
-                "logprobs": None,
-                "finish_reason": choice.finish_reason,
-            }
-            for i, choice in enumerate(choices)
-        ],
-        "usage": usage,
-    }
-
-
-DONE_EVENT = b"data: [DONE]\n\n"
-
-
-def _stream_events(chat_id: str, choice: Choice, usage: dict[str, int]) -> list[bytes]:
-    """SSE events for one choice (ai21-api.md 1.4): role, one per token, final + usage, [DONE].
-
-    Chunks use ``json.dumps`` default separators, as the live stream did.
-    """
-    head = '{"id": ' + json.dumps(chat_id) + ', "choices": [{"index": 0, "delta": '
-    tail = ', "logprobs": null, "finish_reason": null}]}'
-
-    def event(delta: dict[str, Any]) -> bytes:
-        return ("data: " + head + json.dumps(delta) + tail + "\n\n").encode()
-
-    events = [event({"role": "assistant"})]
-    if choice.tool_calls:
-        for index, call in enumerate(choice.tool_calls):
-            start = {
-                "index": index,
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name},
-            }
-            events.append(event({"tool_calls": [start]}))
-            for piece in call.fragments():
-                events.append(
-                    event({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-                )
-        final_delta: dict[str, Any] = {}
-    else:
-        events.extend(event({"content": token}) for token in choice.tokens)
-        final_delta = {"content": ""}
-    final = {
-        "id": chat_id,
-        "choices": [
-            {
-                "index": 0,
-                "delta": final_delta,
-                "logprobs": None,
-                "finish_reason": choice.finish_reason,
-            }
-        ],
-        "usage": usage,
-    }
-    events.append(("data: " + json.dumps(final) + "\n\n").encode())
-    events.append(DONE_EVENT)
-    return events
+    return ChatPlan(tuple(choices), usage)
 
 
 # -- legacy J2 ---------------------------------------------------------------------------------
@@ -431,7 +386,7 @@ def _j2_choices(request: J2Request) -> list[Choice]:
     return choices
 
 
-def j2_complete(model: str, body: Any, completion_id: str) -> Reply:
+def j2_complete(model: str, body: Any, completion_id: str) -> Response:
     """Answer ``POST /{j2-model}/complete`` (ai21-api.md 2.2)."""
     if not isinstance(body, dict):
         return _validation_failed(body_not_object(body), model)
@@ -444,8 +399,8 @@ def j2_complete(model: str, body: Any, completion_id: str) -> Reply:
         completions.append(
             {
                 "data": {
-                    "text": choice.content,
-                    "tokens": _j2_tokens(choice.content, request.top_k_return, endoftext=natural),
+                    "text": choice.text,
+                    "tokens": _j2_tokens(choice.text, request.top_k_return, endoftext=natural),
                 },
                 "finishReason": _j2_finish(choice, request.max_tokens, chat=False),
             }
@@ -458,10 +413,10 @@ def j2_complete(model: str, body: Any, completion_id: str) -> Reply:
         },
         "completions": completions,
     }
-    return Reply(200, json_bytes(response), model=model)
+    return Response(200, json_bytes(response), model=model)
 
 
-def j2_chat(model: str, body: Any, response_id: str) -> Reply:
+def j2_chat(model: str, body: Any, response_id: str) -> Response:
     """Answer ``POST /{j2-model}/chat`` (ai21-api.md 2.3)."""
     if not isinstance(body, dict):
         return _validation_failed(body_not_object(body), model)
@@ -470,10 +425,10 @@ def j2_chat(model: str, body: Any, response_id: str) -> Reply:
         return _validation_failed(errors, model)
     outputs = [
         {
-            "text": choice.content,
+            "text": choice.text,
             "role": "assistant",
             "finishReason": _j2_finish(choice, request.max_tokens, chat=True),
         }
         for choice in _j2_choices(request)
     ]
-    return Reply(200, json_bytes({"id": response_id, "outputs": outputs}), model=model)
+    return Response(200, json_bytes({"id": response_id, "outputs": outputs}), model=model)

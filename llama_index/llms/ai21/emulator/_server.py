@@ -1,208 +1,92 @@
 """The emulator's HTTP front door: an aiohttp app, run on its own event loop in a daemon thread.
 
-Routing order mirrors FastAPI: unknown route -> 404, wrong method -> 405 (both before auth), then
-``Authorization: Bearer`` auth -> 401, then body validation -> 422. Injected faults are applied
-before all of that, to every API request (anything outside ``/_emulator/``).
+It reads a request, hands it to the pipeline (``_core.handle``: recording, faults, the flavour's
+routing, auth and answer) and writes the :class:`~._scenario.Response`, applying the timing part
+of a fault (``delay``, ``stream_delay``, ``stall_after``, ``drop_after``, ``Retry-After``).
+The control endpoints under ``/_emulator/`` are served here, with no auth.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
-from . import _catalog, _scenario
+from . import _core
 from ._faults import Fault, fault_from_json, fault_to_json
-from ._state import EmulatorState, RecordedRequest, bearer_token, public_headers
+from ._scenario import Response, json_bytes
+from ._script import reply_from_json
+from ._state import EmulatorState
 
-API_ROOT = "/studio/v1"
 CONTROL_PREFIX = "/_emulator/"
-FAULT_HEADER = "X-Emulator-Fault"
-ANSWER_TOKENS_HEADER = "X-Emulator-Answer-Tokens"
 LISTEN_BACKLOG = 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
 # In-flight requests get this long to finish, then are cancelled (aiohttp waits it twice).
 SHUTDOWN_TIMEOUT = 0.25
 
-_logger = logging.getLogger(__name__)
 _STATE_KEY = web.AppKey("state", EmulatorState)
-_INVALID = object()  # marker: the body was not JSON
-
-# Route kinds returned by :func:`route`.
-CHAT, MODELS, J2_COMPLETE, J2_CHAT = "chat", "models", "j2-complete", "j2-chat"
 
 
-def route(method: str, path: str) -> tuple[str, str | None] | int:
-    """Resolve an API request to ``(kind, j2_model)``, or to the error status 404/405.
-
-    Routes are served under ``/studio/v1`` and, for SDKs that drop the prefix, without it.
-    J2 routes exist only for J2 models: ``/jamba-mini/complete`` is an unknown route (404).
-    """
-    if path.startswith(API_ROOT + "/"):
-        path = path[len(API_ROOT) :]
-    if path == "/chat/completions":
-        return (CHAT, None) if method == "POST" else 405
-    if path == "/models":
-        return (MODELS, None) if method == "GET" else 405
-    parts = path.split("/")
-    if len(parts) == 3 and parts[0] == "" and parts[2] in ("complete", "chat"):
-        if parts[1] not in _catalog.J2_IDS:
-            return 404
-        if method != "POST":
-            return 405
-        return (J2_COMPLETE if parts[2] == "complete" else J2_CHAT), parts[1]
-    return 404
+def _headers(response: Response, fault: Fault | None) -> dict[str, str]:
+    headers = dict(response.headers)
+    if fault is not None and fault.retry_after:
+        headers["Retry-After"] = fault.retry_after
+    return headers
 
 
-@dataclass
-class _Exchange:
-    """What one request carries from the front of the pipeline to the response writer."""
-
-    fault: Fault | None = None
-    model: str | None = None
-
-
-def _json_response(reply: _scenario.Reply, fault: Fault | None = None) -> web.Response:
-    headers = {"Retry-After": fault.retry_after} if fault and fault.retry_after else None
+def _json_response(response: Response, fault: Fault | None = None) -> web.Response:
     return web.Response(
-        status=reply.status, body=reply.body, content_type="application/json", headers=headers
+        status=response.status,
+        body=response.body,
+        content_type="application/json",
+        headers=_headers(response, fault),
     )
 
 
 def _control_json(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        status=status, body=_scenario.json_bytes(obj), content_type="application/json"
-    )
+    return web.Response(status=status, body=json_bytes(obj), content_type="application/json")
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
-    """The one aiohttp handler: control endpoints, or record -> fault -> route -> answer."""
+    """The one aiohttp handler: control endpoints, or the pipeline then the writer."""
     if request.path.startswith(CONTROL_PREFIX):
         return await _control(request)
     state = request.app[_STATE_KEY]
     started = time.perf_counter()
-    raw = await request.read()
-    parsed: Any = _INVALID
-    if raw:
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            parsed = _INVALID
-    state.record(
-        RecordedRequest(
-            method=request.method,
-            path=request.path,
-            headers=public_headers(request.headers),
-            api_key=bearer_token(request.headers.get("Authorization")),
-            json=None if parsed is _INVALID else parsed,
-            raw_body=raw,
-        )
-    )
-    exchange = _Exchange()
-    if isinstance(parsed, dict) and isinstance(parsed.get("model"), str):
-        exchange.model = parsed["model"]
-    try:
-        response = await _respond(request, state, exchange, raw, parsed)
-    except ConnectionError:  # the client went away mid-response
-        raise
-    except Exception:
-        # A bug in the emulator must not look like a transport problem: answer 500 like the
-        # real service's FastAPI would, and say why on the logger.
-        _logger.exception("AI21 emulator failed on %s %s", request.method, request.path)
-        response = _json_response(_scenario.error_reply(500))
+    incoming = _core.Incoming(request.method, request.path, request.headers, await request.read())
+    outcome = _core.handle(state, incoming)
+    fault = outcome.fault
+    if fault is not None and fault.delay:
+        await asyncio.sleep(fault.delay)
+    response = await _send(request, outcome.response, fault)
     if state.log is not None:
         elapsed = (time.perf_counter() - started) * 1000
         state.log(
             f"{request.method} {request.path} {response.status} "
-            f"model={exchange.model or '-'} {elapsed:.1f}ms"
+            f"model={outcome.model or '-'} {elapsed:.1f}ms"
         )
     return response
 
 
-async def _respond(
-    request: web.Request, state: EmulatorState, exchange: _Exchange, raw: bytes, parsed: Any
-) -> web.StreamResponse:
-    header = request.headers.get(FAULT_HEADER)
-    if header is not None:
-        try:
-            data = json.loads(header)
-            if not isinstance(data, dict):
-                raise ValueError("the header must hold one JSON object")
-            exchange.fault = fault_from_json(data)[0]
-        except ValueError as exc:
-            detail = f"Invalid {FAULT_HEADER} header: {exc}"
-            return _json_response(_scenario.error_reply(400, detail))
-    else:
-        exchange.fault = state.faults.take(request.path)
-    fault = exchange.fault
-    if fault is not None and fault.delay:
-        await asyncio.sleep(fault.delay)
-    if fault is not None and fault.status is not None:
-        return _json_response(_scenario.error_reply(fault.status), fault)
-
-    target = route(request.method, request.path)
-    if isinstance(target, int):
-        reply = _scenario.NOT_FOUND if target == 404 else _scenario.METHOD_NOT_ALLOWED
-        return await _send(request, exchange, reply)
-    kind, j2_model = target
-    if j2_model is not None:
-        exchange.model = j2_model
-    token = bearer_token(request.headers.get("Authorization"))
-    if token is None or token not in state.api_keys:
-        return await _send(request, exchange, _scenario.UNAUTHORIZED)
-    if kind == MODELS:
-        return await _send(request, exchange, _scenario.MODELS)
-    if parsed is _INVALID:
-        _, problem = _scenario.parse_body(raw)
-        assert problem is not None
-        return await _send(request, exchange, problem)
-    if kind == CHAT:
-        length = request.headers.get(ANSWER_TOKENS_HEADER)
-        if length is not None and not (length.isdigit() and len(length) <= 7):
-            detail = f"Invalid {ANSWER_TOKENS_HEADER} header: expected a whole number of tokens"
-            return _json_response(_scenario.error_reply(400, detail))
-        answer_tokens = int(length) if length is not None else None
-        reply = _scenario.chat_completions(parsed, "chat-" + uuid.uuid4().hex, answer_tokens)
-    elif kind == J2_COMPLETE:
-        assert j2_model is not None
-        reply = _scenario.j2_complete(j2_model, parsed, str(uuid.uuid4()))
-    else:
-        assert j2_model is not None
-        reply = _scenario.j2_chat(j2_model, parsed, str(uuid.uuid4()))
-    return await _send(request, exchange, reply)
-
-
 async def _send(
-    request: web.Request, exchange: _Exchange, reply: _scenario.Reply
+    request: web.Request, response: Response, fault: Fault | None
 ) -> web.StreamResponse:
-    fault = exchange.fault
-    if reply.events is None:
-        if fault is not None and fault.malformed_after is not None:
-            truncated = reply.body[: max(1, len(reply.body) // 2)]
-            return _json_response(_scenario.Reply(reply.status, truncated), fault)
-        if fault is not None and fault.drop_after is not None:
-            return await _drop_body(request, reply, fault)
-        return _json_response(reply, fault)
-    return await _stream(request, reply.events, fault)
+    if response.events is not None:
+        return await _stream(request, response, fault)
+    if fault is not None and fault.drop_after is not None:
+        return await _drop_body(request, response, fault)
+    return _json_response(response, fault)
 
 
-async def _drop_body(
-    request: web.Request, reply: _scenario.Reply, fault: Fault
-) -> web.StreamResponse:
-    response = web.StreamResponse(status=reply.status)
+async def _drop_body(request: web.Request, reply: Response, fault: Fault) -> web.StreamResponse:
+    response = web.StreamResponse(status=reply.status, headers=_headers(reply, fault))
     response.content_type = "application/json"
     response.content_length = len(reply.body)
-    if fault.retry_after:
-        response.headers["Retry-After"] = fault.retry_after
     await response.prepare(request)
     await response.write(reply.body[: len(reply.body) // 2])
     _abort(request)
@@ -216,33 +100,25 @@ def _abort(request: web.Request) -> None:
         transport.close()
 
 
-async def _stream(
-    request: web.Request, events: tuple[bytes, ...], fault: Fault | None
-) -> web.StreamResponse:
-    response = web.StreamResponse(
-        status=200,
-        headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"},
-    )
-    if fault is not None and fault.retry_after:
-        response.headers["Retry-After"] = fault.retry_after
+async def _stream(request: web.Request, reply: Response, fault: Fault | None) -> web.StreamResponse:
+    assert reply.events is not None
+    headers = {
+        "Content-Type": "text/event-stream; charset=utf-8",
+        "Cache-Control": "no-cache",
+        **_headers(reply, fault),
+    }
+    response = web.StreamResponse(status=reply.status, headers=headers)
     response.enable_chunked_encoding()
     await response.prepare(request)
     delay = fault.stream_delay if fault is not None else 0.0
     drop_after = fault.drop_after if fault is not None else None
-    malformed_after = fault.malformed_after if fault is not None else None
     stall_after = fault.stall_after if fault is not None else None
-    for index, event in enumerate(events):
+    for index, event in enumerate(reply.events):
         if stall_after is not None and index == stall_after and fault is not None:
             await asyncio.sleep(fault.stall_seconds)
         if drop_after is not None and index >= drop_after:
             _abort(request)
             return response
-        if malformed_after is not None and index >= malformed_after:
-            # e.g. 'data: {"id": "chat-…", "choi' -- then the stream ends normally.
-            cut = event.find(b'"choices"')
-            broken = event[: cut + 5] if cut > 0 else event[: max(7, len(event) // 2)]
-            await response.write(broken.rstrip(b"\n") + b"\n\n")
-            break
         if delay and index:
             await asyncio.sleep(delay)
         try:
@@ -282,7 +158,29 @@ async def _clear_requests(request: web.Request) -> web.Response:
     return _control_json({"cleared": request.app[_STATE_KEY].clear_records()})
 
 
-_CONTROL_ROUTES: dict[tuple[str, str], Callable[[web.Request], Awaitable[web.Response]]] = {}
+async def _queue_replies(request: web.Request) -> web.Response:
+    try:
+        data = await request.json()
+        replies = [reply_from_json(item) for item in (data if isinstance(data, list) else [data])]
+    except ValueError as exc:
+        return _control_json({"detail": f"Invalid reply: {exc}"}, status=400)
+    request.app[_STATE_KEY].script.push(replies)
+    return _control_json({"queued": len(replies)})
+
+
+async def _clear_replies(request: web.Request) -> web.Response:
+    return _control_json({"cleared": request.app[_STATE_KEY].script.clear()})
+
+
+_CONTROL_ROUTES: Mapping[tuple[str, str], Callable[[web.Request], Awaitable[web.Response]]] = {
+    ("POST", "faults"): _queue_faults,
+    ("GET", "faults"): _list_faults,
+    ("DELETE", "faults"): _clear_faults,
+    ("GET", "requests"): _list_requests,
+    ("DELETE", "requests"): _clear_requests,
+    ("POST", "replies"): _queue_replies,
+    ("DELETE", "replies"): _clear_replies,
+}
 
 
 async def _control(request: web.Request) -> web.StreamResponse:
@@ -290,19 +188,9 @@ async def _control(request: web.Request) -> web.StreamResponse:
     handler = _CONTROL_ROUTES.get((request.method, name))
     if handler is None:
         known = any(key[1] == name for key in _CONTROL_ROUTES)
-        return _json_response(_scenario.error_reply(405 if known else 404))
+        status = 405 if known else 404
+        return _control_json({"detail": "Method Not Allowed" if known else "Not Found"}, status)
     return await handler(request)
-
-
-_CONTROL_ROUTES.update(
-    {
-        ("POST", "faults"): _queue_faults,
-        ("GET", "faults"): _list_faults,
-        ("DELETE", "faults"): _clear_faults,
-        ("GET", "requests"): _list_requests,
-        ("DELETE", "requests"): _clear_requests,
-    }
-)
 
 
 def build_app(state: EmulatorState) -> web.Application:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._faults import FaultQueue
+from ._script import Script
+
+if TYPE_CHECKING:
+    from ._flavour import Flavour
 
 # Headers that can carry a credential; never recorded (Azure-style clients send ``api-key``).
 SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key"})
@@ -62,10 +66,13 @@ def public_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 class EmulatorState:
-    """Accepted keys, recorded requests, pending faults and the optional request logger."""
+    """The flavour, accepted keys (none: no auth, vLLM only), recorded requests, pending faults,
+    scripted replies and the optional request logger."""
 
-    def __init__(self, api_keys: Iterable[str]) -> None:
+    def __init__(self, api_keys: Iterable[str], flavour: Flavour, script: Script) -> None:
         self.api_keys: frozenset[str] = frozenset(api_keys)
+        self.flavour = flavour
+        self.script = script
         self.faults = FaultQueue()
         self.log: Callable[[str], None] | None = None
         self._lock = threading.Lock()

@@ -56,18 +56,60 @@ class ToolSpec:
 
 
 @dataclass(frozen=True)
+class ChatLimits:
+    """What a flavour's chat route accepts (ai21-api.md 1.2 for AI21's host, 7 for vLLM).
+
+    Attributes:
+        models: Accepted model names; None accepts any string (vLLM answers an unknown model
+            with a 404 after validation, not with a field error).
+        max_tokens: Upper bound of ``max_tokens``; None: no bound here (vLLM checks it against
+            ``max_model_len`` once the prompt is counted).
+        min_max_tokens: Lower bound of ``max_tokens``.
+        temperature_max: Upper bound of ``temperature``; None: no bound.
+        documents: ``"ai21"`` (``{content, id?, metadata?: {str: str}}``) or ``"vllm"`` (dicts
+            of strings; the chat template reads ``text`` and ``title``).
+        response_formats: Accepted ``response_format.type`` values.
+        stream_options: Whether ``stream_options`` is a known field (it needs ``stream: true``).
+        single_choice_streams: Whether ``stream: true`` needs ``n == 1`` (AI21's host).
+    """
+
+    models: tuple[str, ...] | None
+    max_tokens: int | None
+    min_max_tokens: int = 0
+    temperature_max: float | None = 2
+    documents: str = "ai21"
+    response_formats: tuple[str, ...] = ("text", "json_object")
+    stream_options: bool = False
+    single_choice_streams: bool = True
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """``stream_options`` of an OpenAI-compatible request (vLLM)."""
+
+    include_usage: bool = False
+    continuous_usage_stats: bool = False
+
+
+@dataclass(frozen=True)
 class ChatRequest:
-    """A validated ``POST /chat/completions`` body."""
+    """A validated ``POST /chat/completions`` body.
+
+    ``max_tokens`` is None when the body does not set it (the flavour picks the default);
+    ``json_schema`` is the schema of a ``json_schema`` response format.
+    """
 
     model: str
     messages: tuple[Message, ...]
     tools: tuple[ToolSpec, ...] = ()
     documents: tuple[str, ...] = ()
     json_mode: bool = False
+    json_schema: Mapping[str, Any] | None = None
     n: int = 1
-    max_tokens: int = MAX_TOKENS_LIMIT
+    max_tokens: int | None = None
     stop: tuple[str, ...] = ()
     stream: bool = False
+    stream_options: StreamOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +168,7 @@ class _Checker:
         return value
 
     def integer(
-        self, obj: Mapping[str, Any], key: str, loc: Loc, default: int, low: int, high: int
+        self, obj: Mapping[str, Any], key: str, loc: Loc, default: int, low: int, high: int | None
     ) -> int:
         value = obj.get(key)
         if value is None:
@@ -239,30 +281,57 @@ def body_not_object(body: Any) -> Errors:
 # --- chat/completions -----------------------------------------------------------------------
 
 
-def validate_chat(body: Mapping[str, Any]) -> tuple[ChatRequest | None, Errors]:
-    """Validate a ``POST /chat/completions`` body (ai21-api.md 1.2)."""
+def hosted_limits() -> ChatLimits:
+    """AI21's hosted chat route (ai21-api.md 1.2); read at call time, so a process may raise
+    ``MAX_TOKENS_LIMIT`` for long answers (the benchmarks do)."""
+    return ChatLimits(models=_catalog.JAMBA_IDS, max_tokens=MAX_TOKENS_LIMIT)
+
+
+def validate_chat(
+    body: Mapping[str, Any], limits: ChatLimits | None = None
+) -> tuple[ChatRequest | None, Errors]:
+    """Validate a ``POST /chat/completions`` body (ai21-api.md 1.2; section 7 for vLLM)."""
+    limits = limits or hosted_limits()
     c = _Checker()
     root: Loc = ("body",)
 
     model = c.string(body, "model", root, required=True)
-    if model is not None and model not in _catalog.JAMBA_IDS:
-        c.errors.append(error(("body", "model"), _literal_msg(_catalog.JAMBA_IDS), "enum"))
+    if model is not None and limits.models is not None and model not in limits.models:
+        c.errors.append(error(("body", "model"), _literal_msg(limits.models), "enum"))
 
     messages = _messages(c, body)
     tools = _tools(c, body.get("tools"))
-    documents = _documents(c, body.get("documents"))
-    json_mode = _response_format(c, body.get("response_format"))
-    max_tokens = c.integer(body, "max_tokens", root, MAX_TOKENS_LIMIT, 0, MAX_TOKENS_LIMIT)
-    c.number(body, "temperature", root, low=0, high=2)
+    if limits.documents == "vllm":
+        documents = _string_documents(c, body.get("documents"))
+    else:
+        documents = _documents(c, body.get("documents"))
+    json_mode, json_schema = _response_format(c, body.get("response_format"), limits)
+    max_tokens: int | None = None
+    if body.get("max_tokens") is not None:
+        max_tokens = c.integer(
+            body, "max_tokens", root, 0, limits.min_max_tokens, limits.max_tokens
+        )
+    elif limits.stream_options and body.get("max_completion_tokens") is not None:
+        max_tokens = c.integer(
+            body, "max_completion_tokens", root, 0, limits.min_max_tokens, limits.max_tokens
+        )
+    c.number(body, "temperature", root, low=0, high=limits.temperature_max)
     c.number(body, "top_p", root, above=0, high=1)
     stop = c.stop(body, "stop", root)
     n = c.integer(body, "n", root, 1, 1, MAX_N)
     stream = c.boolean(body, "stream", root)
+    stream_options = (
+        _stream_options(c, body.get("stream_options")) if limits.stream_options else None
+    )
 
     if c.errors:
         return None, c.errors
-    if stream and n > 1:
+    if stream and n > 1 and limits.single_choice_streams:
         return None, [error(root, "Value error, n must be 1 when stream = True", "value_error")]
+    if stream_options is not None and not stream:
+        # vLLM's request model rejects it (ai21-api.md 7).
+        msg = "Value error, Stream options can only be defined when `stream=True`."
+        return None, [error(root, msg, "value_error")]
     assert model is not None
     assert messages is not None
     request = ChatRequest(
@@ -271,12 +340,27 @@ def validate_chat(body: Mapping[str, Any]) -> tuple[ChatRequest | None, Errors]:
         tools=tools,
         documents=documents,
         json_mode=json_mode,
+        json_schema=json_schema,
         n=n,
         max_tokens=max_tokens,
         stop=stop,
         stream=stream,
+        stream_options=stream_options,
     )
     return request, []
+
+
+def _stream_options(c: _Checker, value: Any) -> StreamOptions | None:
+    if value is None:
+        return None
+    loc: Loc = ("body", "stream_options")
+    options = c.obj(value, loc)
+    if options is None:
+        return None
+    return StreamOptions(
+        include_usage=c.boolean(options, "include_usage", loc),
+        continuous_usage_stats=c.boolean(options, "continuous_usage_stats", loc),
+    )
 
 
 def _messages(c: _Checker, body: Mapping[str, Any]) -> tuple[Message, ...] | None:
@@ -457,22 +541,59 @@ def _documents(c: _Checker, value: Any) -> tuple[str, ...]:
     return tuple(contents)
 
 
-def _response_format(c: _Checker, value: Any) -> bool:
+def _string_documents(c: _Checker, value: Any) -> tuple[str, ...]:
+    """vLLM's ``documents``: a list of dicts of strings; the text is ``text``, else ``title``."""
     if value is None:
-        return False
+        return ()
+    loc: Loc = ("body", "documents")
+    items = c.array(value, loc)
+    if items is None:
+        return ()
+    contents: list[str] = []
+    for i, raw in enumerate(items):
+        doc = c.obj(raw, (*loc, i))
+        if doc is None:
+            continue
+        for key, item in doc.items():
+            if not isinstance(item, str):
+                c.errors.append(
+                    error((*loc, i, key), "Input should be a valid string", "string_type")
+                )
+        text = doc.get("text") if isinstance(doc.get("text"), str) else doc.get("title")
+        if isinstance(text, str):
+            contents.append(text)
+    return tuple(contents)
+
+
+def _response_format(
+    c: _Checker, value: Any, limits: ChatLimits
+) -> tuple[bool, Mapping[str, Any] | None]:
+    """Whether JSON mode is on, and the ``json_schema`` schema if one was given."""
+    if value is None:
+        return False, None
     loc: Loc = ("body", "response_format")
     fmt = c.obj(value, loc)
     if fmt is None:
-        return False
+        return False, None
     if "type" not in fmt:
         c.errors.append(missing((*loc, "type")))
-        return False
-    if fmt["type"] not in ("text", "json_object"):
+        return False, None
+    if fmt["type"] not in limits.response_formats:
         c.errors.append(
-            error((*loc, "type"), _literal_msg(["text", "json_object"]), "literal_error")
+            error((*loc, "type"), _literal_msg(limits.response_formats), "literal_error")
         )
-        return False
-    return bool(fmt["type"] == "json_object")
+        return False, None
+    if fmt["type"] != "json_schema":
+        return fmt["type"] == "json_object", None
+    spec = c.obj(fmt.get("json_schema"), (*loc, "json_schema"))
+    if spec is None:
+        return False, None
+    c.string(spec, "name", (*loc, "json_schema"), required=True)
+    schema = spec.get("schema")
+    if schema is None:
+        return True, None
+    checked = c.obj(schema, (*loc, "json_schema", "schema"))
+    return True, checked
 
 
 # --- legacy J2 ------------------------------------------------------------------------------
