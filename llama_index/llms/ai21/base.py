@@ -347,8 +347,18 @@ class AI21(FunctionCallingLLM):
         Never fails for an unknown name (see the models page). On a self-hosted server the
         context window is the server's ``max_model_len``, read once from ``GET /models``.
         """
+        return self._metadata(ask_server=True)
+
+    def to_payload(self) -> dict[str, Any]:
+        """What observability events carry about this LLM (LlamaIndex calls it on every
+        call): the metadata, without asking the server for its context window."""
+        return {"class_name": self.class_name(), **self._metadata(ask_server=False).model_dump()}
+
+    def _metadata(self, *, ask_server: bool) -> LLMMetadata:
         info = self._deployment.model_info(self.model)
-        context_window = self.context_window or self._server_context_window()
+        context_window = self.context_window or (
+            self._server_context_window() if ask_server else self._served_context_window
+        )
         function_calling = self.is_function_calling_model
         return LLMMetadata(
             context_window=context_window or info.context_window,
