@@ -154,3 +154,36 @@ def test_self_hosted_limits_are_the_servers(method: str, emulator: Emulator) -> 
     sent = emulator.last_request.json
     assert sent["max_tokens"] == 100_000
     assert sent["top_k"] == 5
+
+
+def test_a_new_deployment_kind_is_one_module(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, emulator: Emulator
+) -> None:
+    """A module in the deployments package that names a ``DEPLOYMENT`` is a kind: nothing
+    else changes. This one is a host that takes its key in a header of its own."""
+    import llama_index.llms.ai21._deployments as deployments
+
+    (tmp_path / "keyheader.py").write_text(
+        "from llama_index.llms.ai21._deployments import Deployment\n"
+        "from llama_index.llms.ai21._deployments.ai21 import AI21Studio\n"
+        "class KeyHeader(AI21Studio):\n"
+        "    kind = 'key-header'\n"
+        "    api_key_env = None\n"
+        "    def headers(self, api_key, extra):\n"
+        "        headers = super().headers(None, extra)\n"
+        "        headers['X-Service-Key'] = api_key\n"
+        "        return headers\n"
+        "DEPLOYMENT = KeyHeader\n"
+    )
+    monkeypatch.setattr(deployments, "__path__", [*deployments.__path__, str(tmp_path)])
+    deployments.kinds.cache_clear()
+    try:
+        llm = AI21(
+            api_key="k-123", deployment="key-header", base_url=emulator.base_url, max_retries=0
+        )
+        with pytest.raises(ai21.errors.Unauthorized):  # the emulator wants a bearer key
+            llm.complete("hi")
+        assert emulator.last_request.headers["X-Service-Key"] == "k-123"
+        assert emulator.last_request.api_key is None
+    finally:
+        deployments.kinds.cache_clear()
