@@ -196,6 +196,37 @@ def test_cli_stops_on_sigterm() -> None:
     assert "emulator-key" in err  # the default key is announced so people can use it
 
 
+def test_cli_vllm_flavour() -> None:
+    args = ("--port", "0", "--flavour", "vllm", "--served-model-name", "tiny", "--log")
+    with cli(*args, "--max-model-len", "4096", "--enable-force-include-usage") as (
+        process,
+        base_url,
+    ):
+        assert base_url.endswith("/v1")
+        [model] = httpx.get(f"{base_url}/models", timeout=10).json()["data"]
+        assert (model["id"], model["max_model_len"]) == ("tiny", 4096)
+        body = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+        streamed = httpx.post(f"{base_url}/chat/completions", json=body, timeout=10)
+        assert b'"choices":[],"usage"' in streamed.content  # usage forced on
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "no API key needed" in err
+    assert "POST /v1/chat/completions 200 model=tiny" in err
+
+
+def test_cli_refuses_vllm_options_for_the_hosted_flavour() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "llama_index.llms.ai21.emulator", "--max-model-len", "10"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "need --flavour vllm" in result.stderr
+
+
 def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
     (tmp_path / "test_inner.py").write_text(
         textwrap.dedent(
@@ -203,6 +234,7 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
             import sys
 
             import httpx
+            import pytest
             from llama_index.llms.ai21.emulator import Emulator, Fault
 
             BODY = {"model": "jamba-mini", "messages": [{"role": "user", "content": "Hi"}]}
@@ -229,6 +261,32 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
             def test_second_starts_clean(ai21_emulator):
                 assert ai21_emulator.requests == []
                 assert post(ai21_emulator).status_code == 200
+
+            @pytest.mark.parametrize("ai21_emulator", ["ai21", "vllm"], indirect=True)
+            def test_either_flavour(ai21_emulator, ai21_emulator_vllm_server):
+                ai21_emulator.reply_next("scripted")
+                model = "jamba-mini" if ai21_emulator.flavour == "ai21" else (
+                    "ai21labs/AI21-Jamba2-Mini"
+                )
+                headers = (
+                    {"Authorization": "Bearer " + ai21_emulator.api_key}
+                    if ai21_emulator.api_key else {}
+                )
+                reply = httpx.post(
+                    ai21_emulator.base_url + "/chat/completions",
+                    json={**BODY, "model": model},
+                    headers=headers,
+                )
+                assert reply.json()["choices"][0]["message"]["content"] == "scripted"
+                assert (ai21_emulator is ai21_emulator_vllm_server) == (
+                    ai21_emulator.flavour == "vllm"
+                )
+
+            def test_vllm_fixture_is_reset(ai21_emulator_vllm):
+                assert ai21_emulator_vllm.flavour == "vllm"
+                assert ai21_emulator_vllm.requests == []
+                assert ai21_emulator_vllm.pending_replies == 0
+                assert ai21_emulator_vllm.base_url.endswith("/v1")
             """
         )
     )
@@ -259,4 +317,4 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert "6 passed" in result.stdout
