@@ -189,9 +189,11 @@ def test_structured_predict_says_what_was_wrong_with_invalid_output(
         local.structured_predict(City, PromptTemplate("Capital of Peru?"))
 
 
-def test_as_structured_llm_uses_json_schema_against_the_emulators_own_answer(local: AI21) -> None:
+def test_as_structured_llm_uses_json_schema(local: AI21, vllm: Emulator) -> None:
+    vllm.reply_next(json.dumps({"name": "Lima", "country": "Peru"}))
     reply = local.as_structured_llm(City).complete("Lima is the capital of Peru.")
-    assert isinstance(City.model_validate_json(reply.text), City)
+    assert City.model_validate_json(reply.text) == City(name="Lima", country="Peru")
+    assert vllm.last_request.json["response_format"]["type"] == "json_schema"
 
 
 # ------------------------------------------------------------------------------- reasoning

@@ -9,8 +9,7 @@ vLLM speak too) and legacy Jurassic-2 (:mod:`._j2`). Both are pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -34,9 +33,9 @@ if TYPE_CHECKING:
 CONTROL_KWARGS = ("preamble_override", "documents", "parallel_tool_calls")
 
 
-@dataclass(frozen=True)
-class Call:
-    """One request to send: where, what, and how to treat the answer."""
+class Call(NamedTuple):
+    """One request to send: where, what, and how to treat the answer (a tuple: built on
+    every call, so kept cheap)."""
 
     path: str
     body: dict[str, Any]
