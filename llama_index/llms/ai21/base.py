@@ -239,7 +239,7 @@ class AI21(FunctionCallingLLM):
         if kind.model_required and "model" not in kwargs:
             raise ValueError(
                 f'deployment="{kind.kind}" needs model=..., the name the server serves '
-                "(GET {base_url}/models lists them)"
+                "(GET <base_url>/models lists them)"
             )
         super().__init__(**kwargs)
         parse_base_url(self.base_url)
