@@ -1,10 +1,12 @@
-"""``python -m benchmarks``: start the emulator, run every workload through every contender,
-write ``latest.json`` and ``latest.md`` (and ``latest.svg``) and print the Markdown."""
+"""``python -m benchmarks``: start the emulator (AI21's flavour, and vLLM's for the self-hosted
+workloads), run every workload through every contender of its server, write ``latest.json`` and
+``latest.md`` (and ``latest.svg``) and print the Markdown."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -20,11 +22,13 @@ from benchmarks import contenders, plot, report
 from benchmarks.emulator import EmulatorProcess, measure_rate
 from benchmarks.published import PublishedRunner, PublishedUnavailable, ensure_venv
 from benchmarks.runner import LocalRunner, Runner, run_workload
-from benchmarks.workloads import Plan, full_plan, smoke_plan
+from benchmarks.workloads import BASELINE, SERVERS, Plan, full_plan, smoke_plan
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-IN_PROCESS = tuple(contenders.FACTORIES)
+FACTORIES = {"ai21": contenders.FACTORIES, "vllm": contenders.VLLM_FACTORIES}
+IN_PROCESS = tuple(dict.fromkeys(name for f in FACTORIES.values() for name in f))
 ALL_CONTENDERS = (*IN_PROCESS, "published")
+META_KEYS = {"ai21": "emulator", "vllm": "emulator_vllm"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,8 +49,9 @@ def _parser() -> argparse.ArgumentParser:
         "--only",
         metavar="NAME[,NAME...]",
         default="",
-        help="workload keys or groups (call, concurrency, stream, memory) and/or contenders "
-        f"({', '.join(ALL_CONTENDERS)}); sdk always runs, being the baseline",
+        help="workload keys, groups (call, concurrency, stream, memory), servers (ai21, vllm) "
+        f"and/or contenders ({', '.join(ALL_CONTENDERS)}); the baselines (sdk, openai-like) "
+        "always run",
     )
     return parser
 
@@ -57,7 +62,8 @@ def _say(message: str) -> None:
 
 def _versions() -> dict[str, str]:
     found = {}
-    for name in ("llama-index-llms-ai21", "ai21", "llama-index-core", "httpx", "httpx-aiohttp"):
+    names = ("llama-index-llms-ai21", "ai21", "llama-index-core", "httpx", "httpx-aiohttp")
+    for name in (*names, "llama-index-llms-openai-like", "openai"):
         try:
             found[name] = version(name)
         except PackageNotFoundError:
@@ -92,31 +98,39 @@ def run(plan: Plan, wanted: set[str], published: bool, smoke: bool) -> dict[str,
     }
     workloads: dict[str, Any] = {}
     failed = False
-    with EmulatorProcess() as emulator:
+    servers = [s for s in SERVERS if any(w.server == s for w in plan.workloads)]
+    with contextlib.ExitStack() as stack:
+        emulators = {s: stack.enter_context(EmulatorProcess(flavour=s)) for s in servers}
         requests = 200 if smoke else 2000
-        meta["emulator"] = {
-            "sequential": measure_rate(emulator, requests, 1).to_json(),
-            "concurrent": measure_rate(emulator, requests * 2, 64).to_json(),
-        }
+        for server, emulator in emulators.items():
+            meta[META_KEYS[server]] = {
+                "sequential": measure_rate(emulator, requests, 1).to_json(),
+                "concurrent": measure_rate(emulator, requests * 2, 64).to_json(),
+            }
         loop = asyncio.new_event_loop()
-        local = [
-            factory(emulator.base_url, emulator.api_key)
-            for name, factory in contenders.FACTORIES.items()
-            if name in wanted
-        ]
-        runners: list[Runner] = [LocalRunner(c, loop) for c in local]
+        local = []
+        runners: dict[str, list[Runner]] = {}
+        for server, emulator in emulators.items():
+            made = [
+                factory(emulator.base_url, emulator.api_key)
+                for name, factory in FACTORIES[server].items()
+                if name in wanted or name == BASELINE[server]
+            ]
+            local += made
+            runners[server] = [LocalRunner(c, loop) for c in made]
         published_runner = None
-        if published and "published" in wanted:
-            published_runner = _published_runner(emulator, meta["published"])
+        if published and "published" in wanted and "ai21" in emulators:
+            published_runner = _published_runner(emulators["ai21"], meta["published"])
             if published_runner is not None:
-                runners.insert(-1 if "floor" in wanted else len(runners), published_runner)
+                ai21 = runners["ai21"]
+                ai21.insert(-1 if "floor" in wanted else len(ai21), published_runner)
         try:
             for workload in plan.workloads:
                 _say(f"{workload.title}: {workload.rounds} round(s)")
-                outcome = run_workload(workload, runners, _say)
+                outcome = run_workload(workload, runners[workload.server], _say)
                 failed |= any(name in IN_PROCESS for name in outcome.errors)
                 workloads[workload.key] = report.summarize(workload, outcome)
-                emulator.forget_requests()
+                emulators[workload.server].forget_requests()
         finally:
             if published_runner is not None:
                 published_runner.close()
@@ -139,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     names = {n.strip() for n in args.only.split(",") if n.strip()}
     plan = (smoke_plan() if args.smoke else full_plan()).only(names)
     chosen = names & set(ALL_CONTENDERS)
-    wanted = (chosen | {"sdk"}) if chosen else set(ALL_CONTENDERS)
+    wanted = (chosen | set(BASELINE.values())) if chosen else set(ALL_CONTENDERS)
     published = (not args.smoke) if args.published is None else args.published
     result = run(plan, wanted, published, args.smoke)
     args.out.mkdir(parents=True, exist_ok=True)

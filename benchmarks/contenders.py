@@ -10,6 +10,13 @@
 - ``floor``: a do-nothing LlamaIndex LLM under the same callback decorators that returns a
   canned answer without I/O: the framework's own floor.
 
+On the emulator's vLLM flavour (a self-hosted OpenAI-compatible server, ``VLLM_FACTORIES``):
+
+- ``openai-like``: LlamaIndex's ``OpenAILike`` (llama-index-llms-openai-like, on the ``openai``
+  SDK), which self-hosting users pick today: the baseline there.
+- ``package``: this package with ``deployment="openai-compatible"``.
+- ``httpx``: plain httpx again, the transport's floor on that server.
+
 The published 0.8.0 contender lives in ``published_worker.py`` (another virtualenv).
 """
 
@@ -17,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -25,9 +32,10 @@ from ai21 import AI21Client, AsyncAI21Client
 from ai21.models.chat import UserMessage
 from httpx_aiohttp import HttpxAiohttpClient
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from llama_index.llms.openai_like import OpenAILike  # type: ignore[import-untyped]
 
 from benchmarks.floor import FloorLLM
-from benchmarks.prompts import MODEL
+from benchmarks.prompts import MODEL, VLLM_MODEL
 from llama_index.llms.ai21 import AI21
 
 TIMEOUT = 300.0
@@ -91,8 +99,8 @@ class RawSDKAiohttp(RawSDK):
         await self.http.aclose()
 
 
-def _body(prompt: str, stream: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": MODEL, "messages": [{"role": "user", "content": prompt}]}
+def _body(model: str, prompt: str, stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": prompt}]}
     if stream:
         body["stream"] = True
     return body
@@ -113,23 +121,28 @@ class RawHttpx:
 
     name = "httpx"
 
-    def __init__(self, base_url: str, api_key: str) -> None:
+    def __init__(self, base_url: str, api_key: str, model: str = MODEL) -> None:
+        self.model = model
         headers = {"Authorization": f"Bearer {api_key}"}
         self.client = httpx.Client(base_url=base_url, headers=headers, timeout=TIMEOUT)
         self.aclient = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=TIMEOUT)
 
     def call(self, prompt: str) -> str:
-        response = self.client.post("/chat/completions", json=_body(prompt, stream=False))
+        response = self.client.post(
+            "/chat/completions", json=_body(self.model, prompt, stream=False)
+        )
         response.raise_for_status()
         return str(response.json()["choices"][0]["message"]["content"])
 
     async def acall(self, prompt: str) -> str:
-        response = await self.aclient.post("/chat/completions", json=_body(prompt, stream=False))
+        response = await self.aclient.post(
+            "/chat/completions", json=_body(self.model, prompt, stream=False)
+        )
         response.raise_for_status()
         return str(response.json()["choices"][0]["message"]["content"])
 
     def stream(self, prompt: str) -> Iterator[str]:
-        body = _body(prompt, stream=True)
+        body = _body(self.model, prompt, stream=True)
         with self.client.stream("POST", "/chat/completions", json=body) as response:
             response.raise_for_status()
             for line in response.iter_lines():
@@ -140,7 +153,7 @@ class RawHttpx:
                     yield delta
 
     async def astream(self, prompt: str) -> AsyncIterator[str]:
-        body = _body(prompt, stream=True)
+        body = _body(self.model, prompt, stream=True)
         async with self.aclient.stream("POST", "/chat/completions", json=body) as response:
             response.raise_for_status()
             async for line in response.aiter_lines():
@@ -184,7 +197,12 @@ class LlamaIndexLLM:
                 yield response.delta
 
     async def aclose(self) -> None:
-        """Async clients of this package close with their event loop."""
+        """Release the async connection pool, where the LLM has one to release."""
+        if isinstance(self.llm, AI21):
+            await self.llm.aclose()
+        elif isinstance(self.llm, OpenAILike) and self.llm._aclient is not None:
+            # OpenAILike has no close of its own; its reused ``AsyncOpenAI`` client does.
+            await self.llm._aclient.close()
 
 
 def package(base_url: str, api_key: str) -> LlamaIndexLLM:
@@ -197,13 +215,51 @@ def floor(base_url: str, api_key: str) -> LlamaIndexLLM:
     return LlamaIndexLLM("floor", FloorLLM())
 
 
-FACTORIES = {
+def package_vllm(base_url: str, api_key: str) -> LlamaIndexLLM:
+    llm = AI21(
+        deployment="openai-compatible",
+        api_key=api_key,
+        base_url=base_url,
+        model=VLLM_MODEL,
+        max_retries=0,
+    )
+    return LlamaIndexLLM("package", llm)
+
+
+def openai_like(base_url: str, api_key: str) -> LlamaIndexLLM:
+    """``OpenAILike`` as its README configures it for a vLLM server (one client reused)."""
+    llm = OpenAILike(
+        model=VLLM_MODEL,
+        api_base=base_url,
+        api_key=api_key or "none",
+        is_chat_model=True,
+        max_retries=0,
+        timeout=TIMEOUT,
+    )
+    return LlamaIndexLLM("openai-like", llm)
+
+
+def httpx_vllm(base_url: str, api_key: str) -> RawHttpx:
+    return RawHttpx(base_url, api_key, model=VLLM_MODEL)
+
+
+Factory = Callable[[str, str], Any]  # (base_url, api_key) -> a contender
+
+FACTORIES: dict[str, Factory] = {
     "sdk": RawSDK,
     "sdk+aiohttp": RawSDKAiohttp,
     "httpx": RawHttpx,
     "package": package,
     "floor": floor,
 }
+"""Contenders on the AI21-flavoured emulator (``.../studio/v1``)."""
+
+VLLM_FACTORIES: dict[str, Factory] = {
+    "httpx": httpx_vllm,
+    "package": package_vllm,
+    "openai-like": openai_like,
+}
+"""Contenders on the vLLM-flavoured emulator (``.../v1``)."""
 
 
 def is_async_only(contender: object) -> bool:

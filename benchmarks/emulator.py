@@ -19,23 +19,29 @@ import aiohttp
 import httpx
 
 from benchmarks.emulator_main import LONG_ANSWER_LIMIT
-from benchmarks.prompts import MODEL, SHORT_PROMPT
+from benchmarks.prompts import MODEL, SHORT_PROMPT, VLLM_MODEL
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "benchmark-key"
 START_TIMEOUT = 30.0
+# Per flavour: the API root the base URL ends with, and the model every contender asks for.
+API_ROOTS = {"ai21": "/studio/v1", "vllm": "/v1"}
+MODELS = {"ai21": MODEL, "vllm": VLLM_MODEL}
 
 
 class EmulatorProcess:
     """``python -m benchmarks.emulator_main`` (the package's emulator CLI) as a child process.
 
-    Use as a context manager; ``base_url`` is ``http://127.0.0.1:PORT/studio/v1``.
+    Use as a context manager; ``base_url`` is ``http://127.0.0.1:PORT/studio/v1``, or
+    ``http://127.0.0.1:PORT/v1`` with ``flavour="vllm"`` (vLLM's OpenAI-compatible server).
     """
 
     max_tokens = LONG_ANSWER_LIMIT
 
-    def __init__(self, api_key: str = API_KEY) -> None:
+    def __init__(self, api_key: str = API_KEY, flavour: str = "ai21") -> None:
         self.api_key = api_key
+        self.flavour = flavour
+        self.model = MODELS[flavour]
         self.base_url = ""
         self._proc: subprocess.Popen[str] | None = None
         self._log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed in __exit__)
@@ -47,12 +53,13 @@ class EmulatorProcess:
 
     @property
     def root_url(self) -> str:
-        return self.base_url.removesuffix("/studio/v1")
+        return self.base_url.removesuffix(API_ROOTS[self.flavour])
 
     def __enter__(self) -> EmulatorProcess:
         env = {**os.environ, "PYTHONPATH": _pythonpath()}
         command = [sys.executable, "-m", "benchmarks.emulator_main"]
         command += ["--host", "127.0.0.1", "--port", "0", "--api-key", self.api_key]
+        command += ["--flavour", self.flavour]
         self._proc = subprocess.Popen(
             command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True
         )
@@ -62,7 +69,7 @@ class EmulatorProcess:
         if not line.startswith("http"):
             self.__exit__(None, None, None)
             self._log.seek(0)
-            raise RuntimeError(f"the emulator did not start:\n{self._log.read()}")
+            raise RuntimeError(f"the {self.flavour} emulator did not start:\n{self._log.read()}")
         self.base_url = line
         return self
 
@@ -123,8 +130,8 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def _body() -> dict[str, Any]:
-    return {"model": MODEL, "messages": [{"role": "user", "content": SHORT_PROMPT}]}
+def _body(model: str) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": SHORT_PROMPT}]}
 
 
 def measure_rate(emulator: EmulatorProcess, requests: int, in_flight: int) -> Rate:
@@ -135,7 +142,7 @@ def measure_rate(emulator: EmulatorProcess, requests: int, in_flight: int) -> Ra
     if in_flight == 1:
         with httpx.Client(base_url=emulator.base_url, headers=headers) as client:
             for _ in range(requests):
-                client.post("/chat/completions", json=_body()).raise_for_status()
+                client.post("/chat/completions", json=_body(emulator.model)).raise_for_status()
     else:
         asyncio.run(_concurrent(emulator, headers, requests, in_flight))
     elapsed = time.perf_counter() - start
@@ -155,7 +162,7 @@ async def _concurrent(
 
         async def worker(count: int) -> None:
             for _ in range(count):
-                async with session.post(url, json=_body()) as response:
+                async with session.post(url, json=_body(emulator.model)) as response:
                     response.raise_for_status()
                     await response.read()
 

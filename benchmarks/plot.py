@@ -1,4 +1,5 @@
-"""A dependency-free SVG chart: each contender's client CPU as a multiple of the raw SDK's."""
+"""A dependency-free SVG chart: each contender's client CPU as a multiple of its workload's
+baseline (the raw SDK on AI21's API; ``OpenAILike`` on the vLLM flavour)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ COLOURS = {
     "package": "#dd8452",
     "published": "#c44e52",
     "floor": "#937860",
+    "openai-like": "#64b5cd",
 }
 BAR, GAP, LABEL_W, CHART_W, MAX_RATIO = 9, 10, 230, 520, 4.0
 
@@ -30,7 +32,8 @@ def svg(result: dict[str, Any]) -> str:
         parts.append(_text(LABEL_W - 8, y + height / 2 + 4, workload["title"], "end"))
         for name in present:
             entry = workload["contenders"][name]
-            ratio = 1.0 if name == "sdk" else entry.get("ratio_sdk", 0.0)
+            base = workload.get("baseline", "sdk")
+            ratio = 1.0 if name == base else entry.get(f"ratio_{base}", 0.0)
             width = min(ratio, MAX_RATIO) / MAX_RATIO * CHART_W
             parts.append(
                 f'<rect x="{LABEL_W}" y="{y}" width="{width:.1f}" height="{BAR - 1}" '
@@ -45,11 +48,14 @@ def svg(result: dict[str, Any]) -> str:
         f'<line x1="{one}" y1="30" x2="{one}" y2="{y}" stroke="#333" stroke-dasharray="3"/>'
     )
     legend = [
-        f'<rect x="{LABEL_W + i * 90}" y="{y + 8}" width="10" height="10" fill="{COLOURS[n]}"/>'
-        + _text(LABEL_W + i * 90 + 14, y + 17, n)
+        f'<rect x="{10 + i * 100}" y="{y + 8}" width="10" height="10" fill="{COLOURS[n]}"/>'
+        + _text(10 + i * 100 + 14, y + 17, n)
         for i, n in enumerate(names)
     ]
-    title = "Client CPU as a multiple of the raw ai21 SDK (1.0 = dashed line; lower is better)"
+    title = (
+        "Client CPU as a multiple of the raw ai21 SDK (vLLM rows: of OpenAILike); "
+        "1.0 = dashed line, lower is better"
+    )
     width, height = LABEL_W + CHART_W + 60, y + 30
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '

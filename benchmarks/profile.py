@@ -3,6 +3,10 @@
     python -m benchmarks.profile package call --calls 500
     python -m benchmarks.profile package stream --tokens 10000 --calls 3 --sort tottime
     python -m benchmarks.profile sdk acall --calls 1024 --in-flight 64
+    python -m benchmarks.profile openai-like stream --server vllm --tokens 1000 --calls 5
+
+``--server vllm`` runs the emulator's vLLM flavour and takes its contenders (``package`` with
+``deployment="openai-compatible"``, ``openai-like``, ``httpx``).
 
 Warms up first, then profiles one batch and prints the top functions.
 """
@@ -23,18 +27,23 @@ from benchmarks.runner import warmup_spec
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
-    parser.add_argument("contender", choices=sorted(contenders.FACTORIES))
+    names = {*contenders.FACTORIES, *contenders.VLLM_FACTORIES}
+    parser.add_argument("contender", choices=sorted(names))
     parser.add_argument("kind", choices=["call", "acall", "stream", "astream"])
+    parser.add_argument("--server", choices=["ai21", "vllm"], default="ai21")
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--in-flight", type=int, default=1)
     parser.add_argument("--tokens", type=int, default=0)
     parser.add_argument("--sort", default="cumulative", choices=["cumulative", "tottime"])
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
+    factories = contenders.FACTORIES if args.server == "ai21" else contenders.VLLM_FACTORIES
+    if args.contender not in factories:
+        parser.error(f"{args.contender} does not run against --server {args.server}")
     warnings.simplefilter("ignore", DeprecationWarning)
     spec = measure.Spec(args.kind, calls=args.calls, in_flight=args.in_flight, tokens=args.tokens)
-    with EmulatorProcess() as emulator:
-        contender = contenders.FACTORIES[args.contender](emulator.base_url, emulator.api_key)
+    with EmulatorProcess(flavour=args.server) as emulator:
+        contender = factories[args.contender](emulator.base_url, emulator.api_key)
         loop = asyncio.new_event_loop()
         measure.run(contender, warmup_spec(spec), loop)
         profiler = cProfile.Profile(time.process_time)  # CPU, not time spent waiting

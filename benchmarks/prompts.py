@@ -15,6 +15,8 @@ from __future__ import annotations
 from functools import cache
 
 MODEL = "jamba-1.5-mini"  # the one model name that 0.8.0, SDK 4.3 and the emulator all know
+# On the vLLM flavour: a served name as AI21's vLLM guide (docs.ai21.com/docs/vllm) serves it.
+VLLM_MODEL = "ai21labs/AI21-Jamba-Mini-1.7"
 SHORT_PROMPT = "Say hello to the benchmark."
 
 # Words of 3-8 letters, like real subword tokens on average; none stems to "summar*".

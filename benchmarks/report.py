@@ -1,4 +1,5 @@
-"""From samples to numbers: medians, ratios to the raw SDK, targets, and the Markdown table."""
+"""From samples to numbers: medians, ratios to the baselines (the raw SDK on AI21's API,
+``OpenAILike`` on vLLM), targets, and the Markdown tables."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from benchmarks.measure import Sample
 from benchmarks.runner import Outcome
 from benchmarks.workloads import Plan, Workload
 
-BASELINES = ("sdk", "published")
-CONTENDER_ORDER = ("sdk", "sdk+aiohttp", "httpx", "package", "published", "floor")
+BASELINES = ("sdk", "published", "openai-like")  # ratio_<name> wherever <name> ran too
+CONTENDER_ORDER = ("sdk", "sdk+aiohttp", "httpx", "package", "published", "floor", "openai-like")
 SMALL_MULTIPLE = 8.0  # "a small multiple of the text": peak memory / answer size
 
 
@@ -25,7 +26,8 @@ def _per_unit(workload: Workload, sample: Sample) -> float:
 
 
 def summarize(workload: Workload, outcome: Outcome) -> dict[str, Any]:
-    """Per contender: the median per round, and medians of per-round ratios to baselines."""
+    """Per contender: the median per round, and medians of per-round ratios to baselines
+    (time to first token: added over the workload's own baseline)."""
     values = {
         name: [_per_unit(workload, s) for s in samples]
         for name, samples in outcome.samples.items()
@@ -48,11 +50,13 @@ def summarize(workload: Workload, outcome: Outcome) -> dict[str, Any]:
                 pairs = zip(mine, values[base], strict=False)
                 entry[f"ratio_{base}"] = median(a / b for a, b in pairs)
         if workload.unit == "chunk" and workload.group == "stream":
-            entry.update(_ttft(outcome.samples[name], outcome.samples.get("sdk")))
+            entry.update(_ttft(outcome.samples[name], outcome.samples.get(workload.baseline)))
         contenders[name] = entry
     return {
         "title": workload.title,
         "group": workload.group,
+        "server": workload.server,
+        "baseline": workload.baseline,
         "unit": workload.unit,
         "spec": {
             "kind": workload.spec.kind,
@@ -78,13 +82,13 @@ def _memory(workload: Workload, samples: list[Sample]) -> dict[str, Any]:
     return entry
 
 
-def _ttft(samples: list[Sample], sdk: list[Sample] | None) -> dict[str, Any]:
+def _ttft(samples: list[Sample], base: list[Sample] | None) -> dict[str, Any]:
     entry = {
         "ttft_ms": median(t for s in samples for t in s.ttft) * 1e3,
         "ttft_cpu_ms": median(t for s in samples for t in s.ttft_cpu) * 1e3,
     }
-    if sdk:
-        rounds = list(zip(samples, sdk, strict=False))
+    if base:
+        rounds = list(zip(samples, base, strict=False))
         added = median(median(a.ttft) - median(b.ttft) for a, b in rounds)
         added_cpu = median(median(a.ttft_cpu) - median(b.ttft_cpu) for a, b in rounds)
         entry["ttft_added_ms"] = added * 1e3
@@ -120,6 +124,7 @@ class Target:
 
 
 def targets(plan: Plan) -> list[Target]:
+    """The raw SDK's targets (AI21's API), then OpenAILike's (vLLM's server)."""
     tokens, in_flight = plan.stream_tokens, plan.target_in_flight
     per_chunk = [
         Target(
@@ -146,6 +151,26 @@ def targets(plan: Plan) -> list[Target]:
             f"memory_stream_{plan.memory_tokens}",
             "peak_per_text",
             SMALL_MULTIPLE,
+        ),
+        *_vllm_targets(tokens, in_flight),
+    ]
+
+
+def _vllm_targets(tokens: int, in_flight: int) -> list[Target]:
+    field = "ratio_openai-like"
+    return [
+        Target("complete() CPU per call, vLLM <= 0.5x openai-like", "vllm_complete", field, 0.5),
+        Target(
+            f"stream_chat() CPU per chunk ({tokens:,} tokens), vLLM <= 0.2x openai-like",
+            f"vllm_stream_chat_{tokens}",
+            field,
+            0.2,
+        ),
+        Target(
+            f"achat() CPU per request at {in_flight} in flight, vLLM <= 0.2x openai-like",
+            f"vllm_achat_x{in_flight}",
+            field,
+            0.2,
         ),
     ]
 
@@ -174,16 +199,22 @@ def _ratio(entry: dict[str, Any], base: str = "sdk") -> str:
     return "" if ratio is None else f" ({ratio:.2f}x)"
 
 
-def _cpu_cell(entry: dict[str, Any] | None, throughput: bool = False) -> str:
+def _server(data: dict[str, Any]) -> str:
+    return str(data.get("server", "ai21"))  # results from before the vLLM leg have none
+
+
+def _cpu_cell(entry: dict[str, Any] | None, throughput: bool = False, base: str = "sdk") -> str:
     if entry is None:
         return "—"
-    cell = _fmt_us(entry["cpu_us"]) + _ratio(entry)
+    cell = _fmt_us(entry["cpu_us"]) + _ratio(entry, base)
     if throughput:
         cell += f" · {entry['per_second']:,.0f}/s"
     return cell
 
 
 def _in_table(data: dict[str, Any], group: str) -> bool:
+    if _server(data) != "ai21":
+        return False
     if group == "concurrency":  # achat() one at a time is the first row of this table too
         return data["spec"]["kind"] == "acall"
     return bool(data["group"] == group)
@@ -204,7 +235,7 @@ def _group_table(
 def markdown(result: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     meta, workloads = result["meta"], result["workloads"]
-    names = _order({n for w in workloads.values() for n in w["contenders"]})
+    names = _order({n for w in workloads.values() if _server(w) == "ai21" for n in w["contenders"]})
     mode = "smoke run: sizes too small to mean anything" if meta["smoke"] else "full run"
     out = [f"# Benchmark results ({mode})", ""]
     out += _meta_lines(meta)
@@ -225,6 +256,7 @@ def markdown(result: dict[str, Any]) -> str:
     out += _ttft_table(workloads, names)
     out += ["", "## Peak memory (tracemalloc, in-process)", ""]
     out += _memory_table(workloads, names)
+    out += _vllm_table(workloads)
     problems = [
         f"- {data['title']}: {name}: {error}"
         for data in workloads.values()
@@ -239,18 +271,28 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _emulator_line(label: str, rates: dict[str, Any]) -> str:
+    seq, conc = rates["sequential"], rates["concurrent"]
+    return (
+        f"- {label} (separate process): {seq['per_second']:,.0f} requests/s one at a time "
+        f"(httpx), {conc['per_second']:,.0f}/s at {conc['in_flight']} in flight (aiohttp); "
+        f"its own CPU {conc['emulator_cpu_per_request_us'] or 0:.0f} µs per request"
+    )
+
+
 def _meta_lines(meta: dict[str, Any]) -> list[str]:
-    emulator = meta["emulator"]
-    seq, conc = emulator["sequential"], emulator["concurrent"]
     lines = [
         f"- When: {meta['created']}; took {meta['duration_s']:.0f} s; {meta['machine']}",
         f"- Versions: {', '.join(f'{k} {v}' for k, v in meta['versions'].items())}",
-        f"- Emulator (separate process): {seq['per_second']:,.0f} requests/s one at a time "
-        f"(httpx), {conc['per_second']:,.0f}/s at {conc['in_flight']} in flight (aiohttp); "
-        f"its own CPU {conc['emulator_cpu_per_request_us'] or 0:.0f} µs per request",
-        "- CPU is the client process's `time.process_time()`; each number is the median over "
-        "interleaved rounds, each ratio the median of per-round ratios.",
     ]
+    if "emulator" in meta:
+        lines.append(_emulator_line("Emulator", meta["emulator"]))
+    if "emulator_vllm" in meta:
+        lines.append(_emulator_line("Emulator, vLLM flavour", meta["emulator_vllm"]))
+    lines.append(
+        "- CPU is the client process's `time.process_time()`; each number is the median over "
+        "interleaved rounds, each ratio the median of per-round ratios."
+    )
     published = meta.get("published", {})
     if published.get("versions"):
         versions = ", ".join(f"{k} {v}" for k, v in published["versions"].items())
@@ -276,7 +318,7 @@ def _ttft_table(workloads: dict[str, Any], names: list[str]) -> list[str]:
     rows = []
     smallest: dict[str, dict[str, Any]] = {}
     for data in workloads.values():
-        if data["group"] == "stream":
+        if data["group"] == "stream" and _server(data) == "ai21":
             kind = data["spec"]["kind"]
             if kind not in smallest or data["spec"]["tokens"] < smallest[kind]["spec"]["tokens"]:
                 smallest[kind] = data
@@ -317,3 +359,29 @@ def _memory_table(workloads: dict[str, Any], names: list[str]) -> list[str]:
             title += f" (answer: {text / 1024:,.0f} KiB)"
         rows.append([title, *cells])
     return _table(["workload", *names], rows)
+
+
+def _vllm_table(workloads: dict[str, Any]) -> list[str]:
+    rows = [data for data in workloads.values() if _server(data) == "vllm"]
+    if not rows:
+        return []
+    names = _order(sorted({n for data in rows for n in data["contenders"]}))
+    cells = [
+        [
+            data["title"],
+            *(
+                _cpu_cell(
+                    data["contenders"].get(n), data["spec"]["kind"] == "acall", data["baseline"]
+                )
+                for n in names
+            ),
+        ]
+        for data in rows
+    ]
+    title = "## Self-hosted (vLLM-flavoured emulator): client CPU (ratio to openai-like)"
+    note = (
+        "Per call, per request (with requests per wall second) or per streamed chunk; "
+        '`package` is `AI21(deployment="openai-compatible")`, `openai-like` is LlamaIndex\'s '
+        "`OpenAILike`, both on the same server."
+    )
+    return ["", title, "", note, "", *_table(["workload", *names], cells)]

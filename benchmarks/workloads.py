@@ -8,17 +8,26 @@ from dataclasses import dataclass
 from benchmarks.measure import Spec
 
 SYNC_KINDS = frozenset({"call", "stream", "mem_stream"})
+SERVERS = ("ai21", "vllm")  # the emulator flavour a workload runs against
+BASELINE = {"ai21": "sdk", "vllm": "openai-like"}  # what each server's ratios are to
 
 
 @dataclass(frozen=True)
 class Workload:
-    """One row of the results: a batch ``spec`` run ``rounds`` times by every contender."""
+    """One row of the results: a batch ``spec`` run ``rounds`` times by every contender of
+    its ``server``."""
 
-    key: str  # stable name in the JSON, e.g. "stream_chat_1000"
+    key: str  # stable name in the JSON, e.g. "stream_chat_1000", "vllm_complete"
     title: str  # what the row says, e.g. "stream_chat, 1,000 tokens"
     group: str  # "call", "concurrency", "stream" or "memory"
     spec: Spec
     rounds: int
+    server: str = "ai21"  # "ai21" (AI21's API) or "vllm" (vLLM's OpenAI-compatible server)
+
+    @property
+    def baseline(self) -> str:
+        """The contender this workload's ratios are to."""
+        return BASELINE[self.server]
 
     @property
     def is_async(self) -> bool:
@@ -41,8 +50,8 @@ class Plan:
     memory_in_flight: int
 
     def only(self, names: set[str]) -> Plan:
-        """Keep the workloads whose key or group is in ``names`` (all if none is)."""
-        picked = tuple(w for w in self.workloads if w.key in names or w.group in names)
+        """Keep the workloads whose key, group or server is in ``names`` (all if none is)."""
+        picked = tuple(w for w in self.workloads if names & {w.key, w.group, w.server})
         if not picked:
             return self
         return dataclasses.replace(self, workloads=picked)
@@ -60,6 +69,7 @@ def _plan(
     memory_tokens: int,
     memory_in_flight: int,
     memory_rounds: int,
+    vllm_rounds: dict[str, int],  # group -> rounds on the vLLM flavour
 ) -> Plan:
     workloads = [
         Workload("complete", "complete()", "call", Spec("call", calls=calls), call_rounds),
@@ -95,7 +105,32 @@ def _plan(
             1,
         )
     )
+    workloads += _vllm_workloads(
+        vllm_rounds, calls, target_in_flight, stream_tokens, stream_sizes[stream_tokens][1]
+    )
     return Plan(tuple(workloads), stream_tokens, target_in_flight, memory_tokens, memory_in_flight)
+
+
+def _vllm_workloads(
+    rounds: dict[str, int], calls: int, in_flight: int, tokens: int, streams: int
+) -> list[Workload]:
+    """The workloads the vLLM targets are judged on, against the vLLM-flavoured emulator:
+    ``package`` (``deployment="openai-compatible"``) next to ``OpenAILike``."""
+    batch = max(calls, 2 * in_flight)
+    rows = [
+        ("complete", "complete()", "call", Spec("call", calls=calls)),
+        ("achat_x1", "achat()", "call", Spec("acall", calls=calls)),
+        (f"achat_x{in_flight}", f"achat(), {in_flight} in flight", "concurrency",
+         Spec("acall", calls=batch, in_flight=in_flight)),
+        (f"stream_chat_{tokens}", f"stream_chat(), {tokens:,} tokens", "stream",
+         Spec("stream", calls=streams, tokens=tokens)),
+        (f"astream_chat_{tokens}", f"astream_chat(), {tokens:,} tokens", "stream",
+         Spec("astream", calls=streams, tokens=tokens)),
+    ]  # fmt: skip
+    return [
+        Workload(f"vllm_{key}", f"{title} · vLLM", group, spec, rounds[group], server="vllm")
+        for key, title, group, spec in rows
+    ]
 
 
 def full_plan() -> Plan:
@@ -111,6 +146,7 @@ def full_plan() -> Plan:
         memory_tokens=10_000,
         memory_in_flight=1_000,
         memory_rounds=2,
+        vllm_rounds={"call": 12, "concurrency": 6, "stream": 8},
     )
 
 
@@ -127,4 +163,6 @@ def smoke_plan() -> Plan:
         memory_tokens=200,
         memory_in_flight=20,
         memory_rounds=1,
+        # the vLLM leg: each workload type once (after its warm-up)
+        vllm_rounds={"call": 1, "concurrency": 1, "stream": 1},
     )

@@ -1,4 +1,5 @@
-"""``python -m benchmarks --smoke`` runs end to end and writes its results.
+"""``python -m benchmarks --smoke`` runs end to end and writes its results: every contender
+on the AI21-flavoured emulator, and ``package`` next to ``OpenAILike`` on the vLLM-flavoured one.
 
 No timing asserts: on a shared machine the numbers of a smoke run mean nothing.
 """
@@ -23,6 +24,13 @@ WORKLOADS = {
     "memory_stream_200": SYNC_CONTENDERS,
     "memory_achat_x20": ASYNC_CONTENDERS,
 }
+VLLM_CONTENDERS = {"httpx", "package", "openai-like"}
+VLLM_WORKLOADS = {
+    f"vllm_{key}": VLLM_CONTENDERS
+    for key in ("complete", "achat_x1", "achat_x8", "stream_chat_30", "astream_chat_30")
+}
+BASELINES = {"ai21": "sdk", "vllm": "openai-like"}
+VLLM_TARGETS = {"vllm_complete", "vllm_stream_chat_30", "vllm_achat_x8"}
 
 
 def test_smoke_run_writes_json_and_markdown(tmp_path: Path) -> None:
@@ -43,23 +51,32 @@ def test_smoke_run_writes_json_and_markdown(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "latest.json").read_text())
     assert {"meta", "targets", "workloads"} <= result.keys()
     assert result["meta"]["smoke"] is True
-    assert result["meta"]["emulator"]["sequential"]["per_second"] > 0
-    assert set(result["workloads"]) == set(WORKLOADS)
-    for key, contenders in WORKLOADS.items():
+    for emulator in ("emulator", "emulator_vllm"):
+        assert result["meta"][emulator]["sequential"]["per_second"] > 0, emulator
+    assert result["meta"]["versions"]["llama-index-llms-openai-like"] != "missing"
+    assert set(result["workloads"]) == set(WORKLOADS) | set(VLLM_WORKLOADS)
+    for key, contenders in (WORKLOADS | VLLM_WORKLOADS).items():
         workload = result["workloads"][key]
         assert workload["errors"] == {}, key
         assert set(workload["contenders"]) == contenders, key
+        base = BASELINES[workload["server"]]
+        assert workload["baseline"] == base, key
         for name, entry in workload["contenders"].items():
             field = "peak_bytes" if key.startswith("memory") else "cpu_us"
             assert entry[field] > 0, (key, name)
-            if name != "sdk":
-                assert entry["ratio_sdk"] > 0, (key, name)
+            if name != base:
+                assert entry[f"ratio_{base}"] > 0, (key, name)
     assert "published" not in result["workloads"]["complete"]["contenders"]
     assert {t["status"] for t in result["targets"]} <= {"PASS", "MISS", "n/a"}
-    assert len(result["targets"]) == 7
+    assert len(result["targets"]) == 10
+    vllm_targets = [t for t in result["targets"] if t["workload"].startswith("vllm_")]
+    assert {t["workload"] for t in vllm_targets} == VLLM_TARGETS
+    assert all(t["field"] == "ratio_openai-like" for t in vllm_targets)
+    assert {t["status"] for t in vllm_targets} <= {"PASS", "MISS"}  # measured, never n/a
 
     markdown = (tmp_path / "latest.md").read_text()
     assert markdown.startswith("# Benchmark results")
     assert "## Targets" in markdown
+    assert "## Self-hosted (vLLM-flavoured emulator)" in markdown
     assert done.stdout.strip() == markdown.strip()
     assert (tmp_path / "latest.svg").read_text().startswith("<svg")
