@@ -97,6 +97,7 @@ def test_api_keys() -> None:
         Emulator(api_keys=[])
 
 
+@pytest.mark.slow  # a subprocess or a load test
 def test_requests_from_many_threads(emu: Emulator) -> None:
     errors: list[BaseException] = []
 
@@ -123,6 +124,7 @@ def test_requests_from_many_threads(emu: Emulator) -> None:
     assert len(emu.requests) == 160
 
 
+@pytest.mark.slow  # a subprocess or a load test
 async def test_many_concurrent_async_requests(emu: Emulator) -> None:
     limits = httpx.Limits(max_connections=64)
     async with httpx.AsyncClient(base_url=emu.base_url, limits=limits) as http:
@@ -159,6 +161,7 @@ def cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
             process.communicate()
 
 
+@pytest.mark.slow  # a subprocess or a load test
 def test_cli_prints_the_base_url_first_and_logs_without_the_key() -> None:
     with cli("--port", "0", "--api-key", SECRET, "--log") as (process, base_url):
         assert base_url.startswith("http://127.0.0.1:")
@@ -187,6 +190,7 @@ def test_cli_prints_the_base_url_first_and_logs_without_the_key() -> None:
     assert "nope" not in err
 
 
+@pytest.mark.slow  # a subprocess or a load test
 def test_cli_stops_on_sigterm() -> None:
     with cli("--port", "0") as (process, base_url):
         assert base_url.startswith("http://")
@@ -196,6 +200,7 @@ def test_cli_stops_on_sigterm() -> None:
     assert "emulator-key" in err  # the default key is announced so people can use it
 
 
+@pytest.mark.slow  # a subprocess or a load test
 def test_cli_vllm_flavour() -> None:
     args = ("--port", "0", "--flavour", "vllm", "--served-model-name", "tiny", "--log")
     with cli(*args, "--max-model-len", "4096", "--enable-force-include-usage") as (
@@ -215,6 +220,7 @@ def test_cli_vllm_flavour() -> None:
     assert "POST /v1/chat/completions 200 model=tiny" in err
 
 
+@pytest.mark.slow  # a subprocess or a load test
 def test_cli_refuses_vllm_options_for_the_hosted_flavour() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "llama_index.llms.ai21.emulator", "--max-model-len", "10"],
@@ -227,6 +233,7 @@ def test_cli_refuses_vllm_options_for_the_hosted_flavour() -> None:
     assert "need --flavour vllm" in result.stderr
 
 
+@pytest.mark.slow  # a subprocess or a load test
 def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
     (tmp_path / "test_inner.py").write_text(
         textwrap.dedent(
