@@ -11,6 +11,24 @@ trap 'rm -rf "$out"' EXIT
 "$PY" -m build --outdir "$out/dist" . >"$out/build.log" 2>&1 || { cat "$out/build.log"; exit 1; }
 "$PY" -m twine check --strict "$out"/dist/*
 
+sdist="$(ls "$out"/dist/*.tar.gz)"
+"$PY" - "$sdist" <<'PY'
+import sys
+import tarfile
+
+# The sdist is the package's source and nothing else: no tests, since they need the docs,
+# examples, notebook and scripts of the repository (see pyproject.toml).
+with tarfile.open(sys.argv[1]) as archive:
+    names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+top = {name.split("/", 1)[0] for name in names}
+# hatchling always adds .gitignore
+allowed = {"llama_index", "README.md", "CHANGELOG.md", "LICENSE", "pyproject.toml", "PKG-INFO", ".gitignore"}
+assert top <= allowed, f"sdist has {sorted(top - allowed)}"
+for required in ("llama_index/llms/ai21/__init__.py", "llama_index/llms/ai21/py.typed", "LICENSE"):
+    assert required in names, f"sdist lacks {required}"
+print(f"sdist contents ok ({len(names)} entries, no tests)")
+PY
+
 wheel="$(ls "$out"/dist/*.whl)"
 "$PY" - "$wheel" <<'PY'
 import sys

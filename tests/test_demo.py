@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from importlib import metadata
 
 
 def test_demo_runs_offline_and_labels_each_part() -> None:
@@ -24,3 +26,25 @@ def test_demo_runs_offline_and_labels_each_part() -> None:
         assert any(label in line for line in lines), label
     assert "[system: You are a pirate" in result.stdout
     assert "256K tokens" in result.stdout, "the query engine answers from the bundled text"
+
+
+def test_help_reads_as_plain_text() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "llama_index.llms.ai21", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert text.startswith("usage: python -m llama_index.llms.ai21 ")
+    assert "AI21_API_KEY" in text
+    assert "emulator" in text
+    assert "--model" in text
+    for markup in ("``", ":class:", ":func:"):
+        assert markup not in text, f"--help shows reST markup {markup!r}"
+    assert not re.search(r"^\s*\.\. ", text, re.MULTILINE), "--help shows a reST directive"
+    documentation = metadata.metadata("llama-index-llms-ai21").get_all("Project-URL") or []
+    url = next(u.split(", ", 1)[1] for u in documentation if u.startswith("Documentation, "))
+    assert f"docs: {url}" in text

@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import doctest
 import gc
+import html
 import importlib
 import importlib.util
 import inspect
@@ -36,6 +37,7 @@ from llama_index.core import Settings
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._models import MODELS
 from llama_index.llms.ai21.emulator import Emulator, Fault
+from tests import browser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -159,10 +161,13 @@ def run_sample_tests(block: Block, namespace: dict[str, Any], emulator: Emulator
 # --------------------------------------------------------------------------------- tests
 
 
-def test_site_builds_strict(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The docs site, built once with ``mkdocs build --strict``."""
+    out = tmp_path_factory.mktemp("docs") / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -171,7 +176,11 @@ def test_site_builds_strict(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, f"mkdocs build --strict failed:\n{result.stdout}{result.stderr}"
-    assert (tmp_path / "site" / "reference" / "index.html").is_file()
+    return out
+
+
+def test_site_builds_strict(site: Path) -> None:
+    assert (site / "reference" / "index.html").is_file()
 
 
 # llama-index-workflows inspects agent instances with inspect.getmembers, which touches
@@ -401,3 +410,102 @@ def test_benchmarks_page_includes_the_latest_results(tmp_path: Path) -> None:
     )
     (tmp_path / "latest.svg").write_text("<svg/>")
     assert f"![Benchmark chart]({hook.CHART_URI})" in hook.render(page, tmp_path)
+
+
+# ------------------------------------------------------------------ the reference, as built
+
+
+def _reference_html(site: Path) -> str:
+    return (site / "reference" / "index.html").read_text(encoding="utf-8")
+
+
+def _html_text(fragment: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", fragment))
+
+
+def test_reference_lists_every_constructor_argument_with_its_default(site: Path) -> None:
+    page = _reference_html(site)
+    rows = {}
+    for row in re.findall(r"<tr>(.*?)</tr>", page, re.DOTALL):
+        cells = [_html_text(c).strip() for c in re.findall(r"<td>(.*?)</td>", row, re.DOTALL)]
+        if len(cells) == 4:
+            rows[cells[0]] = cells[1:]
+    assert "AI21_API_KEY" in rows["api_key"][2]
+    for name, field in AI21.model_fields.items():
+        assert name in rows, f"the reference page does not list AI21's {name!r}"
+        _type, default, description = rows[name]
+        if field.default_factory is None and type(field.default) in (str, int, float):
+            assert default == repr(field.default), name
+        if field.default_factory is dict:
+            assert default == "{}", name
+        if field.description:
+            assert " ".join(field.description.split()) in description, name
+
+
+def test_reference_docstring_examples_render_as_code(site: Path) -> None:
+    page = _reference_html(site)
+    assert "<blockquote>" not in page, "a docstring example rendered as a quotation"
+    for name in ("Emulator", "Fault"):
+        start = page.index(f'id="llama_index.llms.ai21.emulator.{name}"')
+        section = page[start : page.find('class="doc doc-object doc-class"', start + 1)]
+        assert '<span class="gp">&gt;&gt;&gt; </span>' in section, f"{name}: no code example"
+
+
+# -------------------------------------------------------------- diagrams without a network
+
+MERMAID = DOCS / "assets" / "javascripts" / "mermaid.min.js"
+DIAGRAM_PAGES = {
+    page.stem: count
+    for page in PAGES
+    if (count := sum(b.lang == "mermaid" for b in page_blocks(page)))
+}
+
+
+def test_diagrams_use_the_sites_own_mermaid(site: Path) -> None:
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    pinned = re.search(r"dist/mermaid\.min\.js of mermaid (\d+\.\d+\.\d+)", config)
+    assert pinned is not None, "mkdocs.yml says which mermaid it vendors"
+    assert f'version:"{pinned[1]}"' in MERMAID.read_text(encoding="utf-8")
+    assert (site / "assets" / "javascripts" / "mermaid.min.js").is_file()
+    assert DIAGRAM_PAGES, "no page has a diagram"
+    for page in DIAGRAM_PAGES:
+        built = (site / page / "index.html").read_text(encoding="utf-8")
+        assert re.search(r'<script src="[./]*assets/javascripts/mermaid\.min\.js">', built), page
+
+
+@pytest.mark.slow
+def test_diagrams_render_offline_in_a_browser(site: Path) -> None:
+    """Each diagram is drawn as an SVG by a browser that can reach nothing but the loopback
+    server of the built site."""
+    executable = browser.find_browser()
+    if executable is None:
+        pytest.skip("no headless Chromium here (apt-get install chromium-headless-shell)")
+
+    async def look(endpoint: str, base_url: str) -> dict[str, tuple[int, list[int], list[str]]]:
+        seen = {}
+        async with browser.open_page(endpoint) as page:
+            for name, expected in DIAGRAM_PAGES.items():
+                page.events.clear()
+                await page.call("Page.navigate", url=f"{base_url}/{name}/")
+                for _ in range(150):  # until every diagram is drawn, or 30 s
+                    await asyncio.sleep(0.2)
+                    diagrams = browser.rendered_diagrams(await page.document())
+                    if len(diagrams) >= expected:
+                        break
+                sizes = [browser.count_nodes(d) for d in diagrams]
+                seen[name] = (len(diagrams), sizes, page.requested_urls())
+        return seen
+
+    with browser.serve(site) as base_url, browser.launch(executable) as endpoint:
+        seen = asyncio.run(look(endpoint, base_url))
+    for name, (drawn, sizes, urls) in seen.items():
+        assert drawn == DIAGRAM_PAGES[name], f"{name}: {drawn} of {DIAGRAM_PAGES[name]} drawn"
+        assert all(size > 20 for size in sizes), f"{name}: an empty diagram ({sizes})"
+        # The theme asks GitHub for the repository's star count; nothing else leaves loopback.
+        off_site = [
+            url
+            for url in urls
+            if not url.startswith((base_url, "data:"))
+            and not url.startswith("https://api.github.com/repos/")
+        ]
+        assert not off_site, f"{name} needed the network: {off_site}"

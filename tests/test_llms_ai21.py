@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +30,7 @@ else:  # pragma: no cover - Python 3.10
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 REPOSITORY = PYPROJECT["project"]["urls"]["Repository"]
+THIS = Path(__file__).relative_to(ROOT).as_posix()
 
 
 def test_ai21_is_a_function_calling_llm() -> None:
@@ -79,3 +83,43 @@ def test_project_urls_and_colab_badge_name_one_repository() -> None:
 def test_docs_site_links_the_same_repository() -> None:
     mkdocs = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     assert f"\nrepo_url: {REPOSITORY}\n" in mkdocs
+
+
+def _git(*args: str, cwd: Path = ROOT) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+
+
+@pytest.mark.slow
+def test_uv_run_pytest_works_from_a_fresh_clone(tmp_path: Path) -> None:
+    """What every integration in the LlamaIndex repository runs: ``uv run -- pytest``, here on
+    a clone of the last commit, with nothing installed beforehand (uv makes the environment
+    from ``pyproject.toml``: the package and its ``dev`` group). One test file, so that the
+    suite does not run itself again (and its fast tests only, not this one)."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout of the project")
+    uv = pytest.importorskip("uv", reason="uv is in the dev group").find_uv_bin()
+    clone = tmp_path / "clone"
+    _git("clone", "--quiet", "--no-hardlinks", str(ROOT), str(clone))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("UV_", "VIRTUAL_ENV", "PYTEST_", "AI21_"))
+    }
+    env["UV_PYTHON"] = sys.executable  # this Python; never download one
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    result = subprocess.run(
+        [uv, "run", "--", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", THIS],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " passed" in result.stdout
+    assert (clone / ".venv").is_dir()
+    # uv's lock file and environment are ignored: the clone stays clean.
+    assert _git("status", "--porcelain", cwd=clone) == ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import os
 import sys
 from collections.abc import Iterator
@@ -50,10 +51,47 @@ def _llm(model: str) -> Iterator[tuple[AI21, Emulator | None]]:
         yield AI21(model=model, api_key=emulator.api_key, base_url=emulator.base_url), emulator
 
 
+DESCRIPTION = """\
+A tour of llama-index-llms-ai21: a completion, a chat with preamble_override, a streamed
+answer, and a LlamaIndex query engine over a few bundled paragraphs.
+
+With AI21_API_KEY set it talks to AI21 (AI21_API_HOST changes the host). Without it, it
+starts the bundled AI21 emulator on loopback and says so: canned, deterministic answers, no
+key and no network needed."""
+
+EPILOG = """\
+examples:
+  python -m llama_index.llms.ai21                      # the emulator, no key needed
+  AI21_API_KEY=... python -m llama_index.llms.ai21 --model jamba-large
+  python -m llama_index.llms.ai21.emulator --port 8021 # just the emulator, for your own code"""
+
+
+def _documentation_url() -> str | None:
+    try:
+        urls = importlib.metadata.metadata("llama-index-llms-ai21").get_all("Project-URL") or []
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return None
+    return next((u.split(", ", 1)[1] for u in urls if u.startswith("Documentation, ")), None)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m llama_index.llms.ai21``."""
+    result = argparse.ArgumentParser(
+        prog="python -m llama_index.llms.ai21",
+        description=DESCRIPTION,
+        epilog=EPILOG + (f"\n\ndocs: {url}" if (url := _documentation_url()) else ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    result.add_argument(
+        "--model",
+        default="jamba-mini",
+        help="the AI21 model to use: jamba-mini (default), jamba-large or a versioned name",
+    )
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--model", default="jamba-mini", help="model name (default: jamba-mini)")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
 
     with _llm(args.model) as (llm, emulator):
         _section("1. complete")
