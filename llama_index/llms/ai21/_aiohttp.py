@@ -20,9 +20,9 @@ httpx's proxy handling (``HTTPS_PROXY``, ``NO_PROXY``, ...) keeps working, as in
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import ssl
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -72,7 +72,8 @@ def _httpx_error(exc: BaseException, request: httpx.Request, writing: bool) -> E
     elif isinstance(exc, aiohttp.ServerDisconnectedError):
         mapped = httpx.RemoteProtocolError  # httpcore: "Server disconnected without ..."
     elif isinstance(exc, OSError):  # aiohttp.ClientOSError, ClientConnectionResetError
-        mapped = httpx.WriteError if writing else httpx.ReadError
+        # Also while writing: httpcore then reads the answer, and reports the read's error.
+        mapped = httpx.ReadError
     elif isinstance(
         exc, aiohttp.NonHttpUrlClientError if hasattr(aiohttp, "NonHttpUrlClientError") else ()
     ):
@@ -92,7 +93,8 @@ class _WriteWatch:
     aiohttp has no write timeout: a peer that stops reading a large body would hold the
     request until it closes the connection. The body is handed to aiohttp in pieces; a timer
     started with each piece fires if aiohttp has not come back for the next one in time, and
-    cancels the request, which then fails with ``httpx.WriteTimeout`` (httpcore's behaviour).
+    aborts the connection (a close would wait for the unsent data to drain), so the request
+    fails and is reported as ``httpx.WriteTimeout`` (httpcore's behaviour).
     """
 
     def __init__(self, body: bytes, timeout: float | None) -> None:
@@ -100,13 +102,14 @@ class _WriteWatch:
         self.timeout = timeout
         self.expired = False
         self.writing = False
-        self._task = asyncio.current_task()
+        self.connection: aiohttp.connector.Connection | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     def _expire(self) -> None:
         self.expired = True
-        if self._task is not None:
-            self._task.cancel()
+        transport = self.connection.transport if self.connection is not None else None
+        if transport is not None:
+            transport.abort()
 
     async def pieces(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
@@ -125,6 +128,21 @@ class _WriteWatch:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+_watch: contextvars.ContextVar[_WriteWatch | None] = contextvars.ContextVar(
+    "ai21_write_watch", default=None
+)
+
+
+class _Request(aiohttp.ClientRequest):
+    """aiohttp's request, telling the running request's :class:`_WriteWatch` its connection."""
+
+    async def send(self, conn: aiohttp.connector.Connection) -> aiohttp.ClientResponse:
+        watch = _watch.get()
+        if watch is not None:
+            watch.connection = conn
+        return await super().send(conn)
 
 
 class _ResponseStream(httpx.AsyncByteStream):
@@ -180,6 +198,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         return aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
+            request_class=_Request,
             auto_decompress=False,
             # httpx has set these on the request; aiohttp must not add its own.
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
@@ -202,7 +221,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             session = self._session = self._open_session()
         timeout, write_timeout = self._timeout(request)
         body = request.content
-        watch = _WriteWatch(body, write_timeout) if len(body) > WRITE_CHUNK else None
+        watch = None
+        if len(body) > WRITE_CHUNK:
+            watch = _WriteWatch(body, write_timeout)
+            _watch.set(watch)
         error: Exception | None = None
         try:
             response = await session.request(
@@ -213,21 +235,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=timeout,
             )
-        except asyncio.CancelledError:
-            if watch is None or not watch.expired:
-                raise
-            if sys.version_info >= (3, 11):
-                current = asyncio.current_task()
-                if current is not None:
-                    current.uncancel()
-            error = httpx.WriteTimeout("timed out writing the request body", request=request)
         except Exception as exc:
-            error = _httpx_error(exc, request, writing=watch is not None and watch.writing)
-            if error is None:
-                raise
+            if watch is not None and watch.expired:
+                error = httpx.WriteTimeout("timed out writing the request body", request=request)
+            else:
+                error = _httpx_error(exc, request, writing=watch is not None and watch.writing)
+                if error is None:
+                    raise
         finally:
             if watch is not None:
                 watch.stop_timer()
+                _watch.set(None)
         if error is not None:
             raise error  # outside the except block: no aiohttp exception as context
         version = response.version

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import ssl
+import traceback
 from collections.abc import Generator, Iterator
 from typing import Any, cast
 
@@ -60,13 +61,28 @@ def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
     except u3.ReadTimeoutError as exc:
         raise httpx.ReadTimeout(str(exc), request=request) from exc
     except u3.SSLError as exc:
-        raise httpx.ConnectError(str(exc), request=request) from exc
+        raise _tls_error(exc, request) from exc
     except u3.ProxyError as exc:
         raise httpx.ProxyError(str(exc), request=request) from exc
     except u3.ProtocolError as exc:
         raise _protocol_error(exc, request) from exc
     except u3.HTTPError as exc:
         raise httpx.TransportError(str(exc), request=request) from exc
+
+
+def _tls_error(exc: u3.SSLError, request: httpx.Request) -> httpx.TransportError:
+    """A TLS failure during the handshake is a ConnectError (a certificate that fails
+    verification, ...); after it, a ReadError (with TLS 1.3 a server that wants a client
+    certificate says so after the handshake), as in httpcore, which also reads the answer
+    after a failed write and so reports a ReadError there too. urllib3 raises the same class
+    for all of them, so the phase is read from where the ``ssl`` error was raised."""
+    reason = next((arg for arg in exc.args if isinstance(arg, BaseException)), exc.__context__)
+    frames = set()
+    if reason is not None:
+        frames = {frame.f_code.co_name for frame, _ in traceback.walk_tb(reason.__traceback__)}
+    if "do_handshake" in frames or not frames:
+        return httpx.ConnectError(str(exc), request=request)
+    return httpx.ReadError(str(exc), request=request)
 
 
 def _protocol_error(exc: u3.ProtocolError, request: httpx.Request) -> httpx.TransportError:
@@ -154,6 +170,9 @@ class Urllib3Transport(httpx.BaseTransport):
             ssl_context=ssl_context or httpx.create_ssl_context(),
         )
         self._timeouts: dict[tuple[Any, Any], urllib3.Timeout] = {}
+        # The pools in use, by host: closed by ``close`` (``PoolManager.clear`` only forgets
+        # them in recent urllib3, leaving their sockets open).
+        self._hosts: dict[tuple[str, str, int | None], urllib3.HTTPConnectionPool] = {}
 
     def _timeout(self, request: httpx.Request) -> urllib3.Timeout:
         settings = request.extensions.get("timeout", {})
@@ -166,7 +185,11 @@ class Urllib3Transport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         with _as_httpx_errors(request):
-            pool = self._pools.connection_from_host(url.host, url.port, url.scheme)
+            pool = self._hosts.get((url.scheme, url.host, url.port))
+            if pool is None:
+                pool = self._hosts[url.scheme, url.host, url.port] = (
+                    self._pools.connection_from_host(url.host, url.port, url.scheme)
+                )
             response = pool.urlopen(
                 request.method,
                 url.raw_path.decode("ascii"),
@@ -193,6 +216,9 @@ class Urllib3Transport(httpx.BaseTransport):
         )
 
     def close(self) -> None:
+        pools, self._hosts = list(self._hosts.values()), {}
+        for pool in pools:
+            pool.close()
         self._pools.clear()
 
 

@@ -1,0 +1,465 @@
+"""Our transports against plain httpx on the same misbehaving servers.
+
+Every scenario runs through our sync and async paths (``Transport``: urllib3 and aiohttp under
+httpx) and through plain ``httpx.Client``/``httpx.AsyncClient`` (httpcore), the oracle. They
+must agree: the same answer, or the same httpx exception class and so the same retry decision.
+No urllib3 or aiohttp exception may reach the caller, and the key is in no exception's text,
+chained ones included. Error scenarios also run through the public ``AI21`` methods, counting
+attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import brotli
+import httpx
+import pytest
+import trustme
+
+from llama_index.llms.ai21 import AI21, _retry
+from llama_index.llms.ai21._retry import should_retry
+from llama_index.llms.ai21._transport import ClientConfig, Transport
+from tests.transport.conftest import UNKNOWN_HOST
+from tests.transport.servers import JSON, Peer, Server, closed_port, response
+
+KEY = "sk-SECRET-KEY"
+HEADERS = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+PATH = "/studio/v1/chat/completions"
+SMALL = {"model": "jamba-mini", "messages": [{"role": "user", "content": "hi"}]}
+# Larger than loopback's socket buffers, so a peer that reads nothing blocks the write.
+LARGE = {"model": "jamba-mini", "messages": [{"role": "user", "content": "x" * 8_000_000}]}
+
+
+# ----------------------------------------------------------------------------- servers
+
+
+def answer_ok(peer: Peer) -> None:
+    while peer.read_request() is not None:
+        peer.send(response())
+
+
+def disconnect_before_answer(peer: Peer) -> None:
+    peer.read_request()
+
+
+def reset_before_answer(peer: Peer) -> None:
+    peer.read_request()
+    peer.reset()
+
+
+def not_http(peer: Peer) -> None:
+    peer.read_request()
+    peer.send(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+
+def bad_chunking(peer: Peer) -> None:
+    peer.read_request()
+    head = response(length=False, headers=[("Transfer-Encoding", "chunked")], body=b"")
+    peer.send(head + b"5\r\nhello\r\nzz\r\nnot a chunk\r\n")
+
+
+def short_body(peer: Peer) -> None:
+    peer.read_request()
+    peer.send(response(body=b"x" * 100)[:-50])
+
+
+def long_header(peer: Peer) -> None:
+    while peer.read_request() is not None:
+        peer.send(response(headers=[("X-Long", "v" * 10_240)]))
+
+
+def many_headers(peer: Peer) -> None:
+    while peer.read_request() is not None:
+        peer.send(response(headers=[(f"X-Header-{i}", str(i)) for i in range(120)]))
+
+
+def http_10(peer: Peer) -> None:
+    peer.read_request()
+    peer.send(response(version="HTTP/1.0", length=False))  # the body ends when we close
+
+
+def slow_headers(peer: Peer) -> None:
+    peer.read_request()
+    peer.send(b"HTTP/1.1 200 OK\r\n")
+    peer.hold(3)
+
+
+def slow_body(peer: Peer) -> None:
+    peer.read_request()
+    peer.send(response(body=b"x" * 100)[:-50])
+    peer.hold(3)
+
+
+def stops_reading(peer: Peer) -> None:
+    peer.hold()
+
+
+def stale_keepalive(peer: Peer) -> None:
+    """Answers one request on a kept-alive connection, then closes it while idle."""
+    if peer.read_request() is not None:
+        peer.send(response())
+        time.sleep(0.05)
+
+
+def gzipped(peer: Peer) -> None:
+    while peer.read_request() is not None:
+        peer.send(response(body=gzip.compress(JSON), headers=[("Content-Encoding", "gzip")]))
+
+
+def brotli_body(peer: Peer) -> None:
+    while peer.read_request() is not None:
+        peer.send(response(body=brotli.compress(JSON), headers=[("Content-Encoding", "br")]))
+
+
+def redirect(peer: Peer) -> None:
+    while peer.read_request() is not None:
+        peer.send(response(307, body=b"", headers=[("Location", "/elsewhere")]))
+
+
+@dataclass
+class Scenario:
+    name: str
+    handler: Callable[[Peer], None] | None  # None: nothing listens
+    tls: str | None = None  # "untrusted", "mismatched", "trusted", "mtls"
+    host: str = "127.0.0.1"
+    timeout: float = 5.0
+    body: dict[str, Any] = field(default_factory=lambda: SMALL)
+    pause: float | None = None  # send a second request after this long (keep-alive)
+    client_cert: bool = False
+
+
+SCENARIOS = [
+    Scenario("ok", answer_ok),
+    Scenario("refused", None),
+    Scenario("unknown host", None, host=UNKNOWN_HOST),
+    Scenario("untrusted certificate", answer_ok, tls="untrusted"),
+    Scenario("mismatched certificate", answer_ok, tls="mismatched"),
+    Scenario("trusted certificate", answer_ok, tls="trusted"),
+    Scenario("client certificate missing", answer_ok, tls="mtls"),
+    Scenario("client certificate given", answer_ok, tls="mtls", client_cert=True),
+    Scenario("disconnect before the answer", disconnect_before_answer),
+    Scenario("reset before the answer", reset_before_answer),
+    Scenario("not HTTP", not_http),
+    Scenario("bad chunking", bad_chunking),
+    Scenario("short body", short_body),
+    Scenario("10 KB header", long_header),
+    Scenario("120 headers", many_headers),
+    Scenario("HTTP/1.0", http_10),
+    Scenario("slow headers", slow_headers, timeout=0.5),
+    Scenario("slow body", slow_body, timeout=0.5),
+    Scenario("peer stops reading a large body", stops_reading, timeout=0.5, body=LARGE),
+    Scenario("stale keep-alive", stale_keepalive, pause=0.3),
+    Scenario("gzip body", gzipped),
+    Scenario("br body", brotli_body),
+    Scenario("redirect", redirect),
+]
+ERRORS = [
+    s.name
+    for s in SCENARIOS
+    if s.name
+    not in {
+        "ok",
+        "trusted certificate",
+        "client certificate given",
+        "10 KB header",
+        "120 headers",
+        "HTTP/1.0",
+        "stale keep-alive",
+        "gzip body",
+        "br body",
+        "redirect",
+    }
+]
+
+
+@dataclass
+class Setup:
+    """One scenario's server and the TLS settings for both kinds of client."""
+
+    scenario: Scenario
+    base_url: str
+    server: Server | None
+    oracle_verify: Any = True  # httpx.Client(verify=...): an SSLContext (no deprecations)
+    our_verify: Any = True  # ClientConfig(verify=...): a CA bundle path, as users pass it
+    our_cert: Any = None
+
+
+@pytest.fixture
+def setup(
+    request: pytest.FixtureRequest,
+    ca: trustme.CA,
+    ca_file: Path,
+    tmp_path: Path,
+    unknown_host: list[str],
+) -> Iterator[Setup]:
+    scenario: Scenario = request.param
+    if scenario.handler is None:
+        yield Setup(scenario, f"http://{scenario.host}:{closed_port()}", None)
+        return
+    server_tls = None
+    oracle_verify: Any = True
+    our_verify: Any = True
+    our_cert = None
+    if scenario.tls is not None:
+        issuer = trustme.CA() if scenario.tls == "untrusted" else ca
+        names = ["other.example"] if scenario.tls == "mismatched" else ["127.0.0.1"]
+        server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        issuer.issue_cert(*names).configure_cert(server_tls)
+        if scenario.tls != "untrusted":
+            oracle_verify = ssl.create_default_context(cafile=str(ca_file))
+            our_verify = str(ca_file)
+        if scenario.tls == "mtls":
+            server_tls.verify_mode = ssl.CERT_REQUIRED
+            # TLS 1.2: a missing client certificate then fails the handshake itself. With
+            # TLS 1.3 the client learns it on its first read or write, whichever comes first,
+            # so the outcome would depend on timing (for plain httpx too).
+            server_tls.maximum_version = ssl.TLSVersion.TLSv1_2
+            ca.configure_trust(server_tls)
+            if scenario.client_cert:
+                client = ca.issue_cert("client@example.org")
+                pem = tmp_path / "client.pem"
+                pem.write_bytes(client.private_key_and_cert_chain_pem.bytes())
+                client.configure_cert(oracle_verify)
+                our_cert = str(pem)
+    with Server(scenario.handler, tls=server_tls) as server:
+        url = server.url(scenario.host)
+        yield Setup(scenario, url, server, oracle_verify, our_verify, our_cert)
+
+
+# ----------------------------------------------------------------------------- outcomes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    error: type[BaseException] | None = None
+    status: int | None = None
+    http_version: str | None = None
+    content: bytes | None = None
+    headers: int | None = None
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> Outcome:
+        return cls(
+            status=response.status_code,
+            http_version=response.http_version,
+            content=response.content,
+            headers=len(response.headers.multi_items()),
+        )
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything chained to it (causes, contexts, exceptions in ``args``)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += [e for e in (current.__cause__, current.__context__) if e is not None]
+        todo += [a for a in current.args if isinstance(a, BaseException)]
+
+
+def assert_clean(exc: BaseException) -> None:
+    assert type(exc).__module__.split(".")[0] in {"httpx", "ai21", "llama_index"}, (
+        f"{type(exc)} reached the caller"
+    )
+    for linked in _chain(exc):
+        assert KEY not in str(linked), f"key in str() of {type(linked)}"
+        assert KEY not in repr(linked), f"key in repr() of {type(linked)}"
+
+
+def _oracle_sync(setup: Setup, raised: list[BaseException] | None = None) -> Outcome:
+    scenario = setup.scenario
+    content = json.dumps(scenario.body, separators=(",", ":")).encode()
+    with httpx.Client(timeout=scenario.timeout, verify=setup.oracle_verify) as client:
+        for attempt in range(2 if scenario.pause is not None else 1):
+            if attempt:
+                time.sleep(scenario.pause or 0)
+            try:
+                response = client.post(setup.base_url + PATH, content=content, headers=HEADERS)
+            except httpx.TransportError as exc:
+                if raised is not None:
+                    raised.append(exc)
+                return Outcome(type(exc))
+    return Outcome.of(response)
+
+
+async def _oracle_async(setup: Setup, raised: list[BaseException] | None = None) -> Outcome:
+    scenario = setup.scenario
+    content = json.dumps(scenario.body, separators=(",", ":")).encode()
+    async with httpx.AsyncClient(timeout=scenario.timeout, verify=setup.oracle_verify) as client:
+        for attempt in range(2 if scenario.pause is not None else 1):
+            if attempt:
+                await asyncio.sleep(scenario.pause or 0)
+            try:
+                response = await client.post(
+                    setup.base_url + PATH, content=content, headers=HEADERS
+                )
+            except httpx.TransportError as exc:
+                if raised is not None:
+                    raised.append(exc)
+                return Outcome(type(exc))
+    return Outcome.of(response)
+
+
+def _transport(setup: Setup) -> Transport:
+    return Transport(
+        ClientConfig(
+            base_url=setup.base_url,
+            timeout=setup.scenario.timeout,
+            headers=HEADERS,
+            verify=setup.our_verify,
+            cert=setup.our_cert,
+        )
+    )
+
+
+def _ours_sync(setup: Setup, raised: list[BaseException]) -> Outcome:
+    transport = _transport(setup)
+    client = transport.sync_client()
+    try:
+        for attempt in range(2 if setup.scenario.pause is not None else 1):
+            if attempt:
+                time.sleep(setup.scenario.pause or 0)
+            try:
+                response = client.send(transport._request(client, PATH, setup.scenario.body))
+            except Exception as exc:
+                raised.append(exc)
+                return Outcome(type(exc))
+        return Outcome.of(response)
+    finally:
+        transport.close()
+
+
+async def _ours_async(setup: Setup, raised: list[BaseException]) -> Outcome:
+    transport = _transport(setup)
+    client = await transport.async_client()
+    try:
+        for attempt in range(2 if setup.scenario.pause is not None else 1):
+            if attempt:
+                await asyncio.sleep(setup.scenario.pause or 0)
+            try:
+                response = await client.send(transport._request(client, PATH, setup.scenario.body))
+            except Exception as exc:
+                raised.append(exc)
+                return Outcome(type(exc))
+        return Outcome.of(response)
+    finally:
+        await transport.aclose()
+
+
+def _ids(scenarios: list[Scenario]) -> list[str]:
+    return [s.name for s in scenarios]
+
+
+# ----------------------------------------------------------------------------- the suite
+
+
+@pytest.mark.parametrize("setup", SCENARIOS, ids=_ids(SCENARIOS), indirect=True)
+def test_sync_transport_behaves_like_httpx(setup: Setup) -> None:
+    oracle: list[BaseException] = []
+    expected = _oracle_sync(setup, oracle)
+    raised: list[BaseException] = []
+    assert _ours_sync(setup, raised) == expected
+    for exc in raised:
+        assert_clean(exc)
+    assert [should_retry(e) for e in raised] == [should_retry(e) for e in oracle]
+
+
+@pytest.mark.parametrize("setup", SCENARIOS, ids=_ids(SCENARIOS), indirect=True)
+def test_async_transport_behaves_like_httpx(setup: Setup) -> None:
+    oracle: list[BaseException] = []
+    expected = asyncio.run(_oracle_async(setup, oracle))
+    raised: list[BaseException] = []
+    assert asyncio.run(_ours_async(setup, raised)) == expected
+    for exc in raised:
+        assert_clean(exc)
+    assert [should_retry(e) for e in raised] == [should_retry(e) for e in oracle]
+
+
+def test_the_catalogue_covers_the_expected_outcomes() -> None:
+    """A guard against a scenario that silently stopped doing what its name says."""
+    assert {s.name for s in SCENARIOS} >= {"refused", "unknown host", "not HTTP", "br body"}
+
+
+# --------------------------------------------------------------- through the public API
+
+METHODS = ["complete", "astream_complete"]  # sync call and async stream: both paths, both shapes
+MAX_RETRIES = 1
+
+
+def _call(llm: AI21, method: str, prompt: str) -> None:
+    if method == "complete":
+        llm.complete(prompt)
+    elif method == "stream_complete":
+        for _ in llm.stream_complete(prompt):
+            pass
+    else:
+
+        async def run() -> None:
+            if method == "acomplete":
+                await llm.acomplete(prompt)
+            else:
+                async for _ in await llm.astream_complete(prompt):
+                    pass
+
+        asyncio.run(run())
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    recorded: list[float] = []
+
+    async def record(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr(_retry, "sleep", recorded.append)
+    monkeypatch.setattr(_retry, "async_sleep", record)
+    return recorded
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    "setup", [s for s in SCENARIOS if s.name in ERRORS], ids=ERRORS, indirect=True
+)
+def test_public_api_raises_what_httpx_raises_and_retries_only_transient_failures(
+    setup: Setup,
+    method: str,
+    waits: list[float],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    is_async = method.startswith("a")
+    oracle: list[BaseException] = []
+    if is_async:
+        expected = asyncio.run(_oracle_async(setup, oracle))
+    else:
+        expected = _oracle_sync(setup, oracle)
+    assert expected.error is not None
+    llm = AI21(
+        api_key=KEY,
+        base_url=setup.base_url + "/studio/v1",
+        max_retries=MAX_RETRIES,
+        timeout=setup.scenario.timeout,
+        verify=setup.our_verify,
+        cert=setup.our_cert,
+    )
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the class is checked below
+        _call(llm, method, setup.scenario.body["messages"][0]["content"])
+    assert type(caught.value) is expected.error
+    assert_clean(caught.value)
+    retries = [r for r in caplog.records if r.name == "llama_index.llms.ai21"]
+    assert len(retries) == (MAX_RETRIES if should_retry(oracle[0]) else 0)
+    assert len(waits) == len(retries)
