@@ -3,6 +3,9 @@
 It is a real HTTP server on loopback (aiohttp, on its own event loop in a daemon thread) that the
 unmodified ``ai21`` SDK talks to as if it were ``https://api.ai21.com/studio/v1``. Nothing leaves
 the machine. The protocol follows ``ai21-api.md`` (sections cited below as "ref 1.3" etc.).
+``Emulator(flavour="vllm")`` answers instead like vLLM's OpenAI-compatible server serving AI21's
+open models (``_flavour_vllm``; docs/emulator.md lists it field by field). This docstring
+describes the default flavour, ``"ai21"``; the answers (below) are the same in both.
 
 Quick start::
 
@@ -19,9 +22,11 @@ Quick start::
         emu.last_request.json                  # what the SDK sent (the key is never shown)
 
 Front doors: :class:`Emulator` (in-process), ``python -m llama_index.llms.ai21.emulator`` (CLI,
-see ``__main__``) and the pytest fixtures ``ai21_emulator`` / ``ai21_emulator_server`` (see
-``pytest_plugin``). All of them share one pure scenario core (``_scenario``, ``_answer``,
-``_validation``, ``_schema``, ``_text``).
+see ``__main__``) and the pytest fixtures ``ai21_emulator`` / ``ai21_emulator_server`` /
+``ai21_emulator_vllm`` (see ``pytest_plugin``). All of them share one pure core: the pipeline
+(``_core``: records, faults, scripted replies), the flavours (``_flavour_ai21``,
+``_flavour_vllm``: routes, auth, ids, errors, framing) and the answer generator (``_scenario``,
+``_answer``, ``_validation``, ``_schema``, ``_text``). ``_server`` only writes bytes.
 
 Routes
 ------
@@ -44,11 +49,16 @@ Every API route needs ``Authorization: Bearer <accepted key>`` (scheme case-inse
 Responses
 ---------
 - Non-streaming bodies are compact JSON; stream chunks use ``json.dumps`` default spacing (as
-  the live capture, ref 1.3/1.4). Streams are ``data: `` lines only, each followed by a blank
-  line: the role delta, one event per token, a final event (finish_reason + ``usage``; ``usage``
-  is absent on every other chunk), then ``data: [DONE]``.
-- ``id`` is ``chat-`` + 32 lowercase hex, **random** per request (uuid4), shared by all chunks of
-  a stream. Everything else is deterministic: the same request gives the same answer.
+  the live capture, ref 1.3/1.4). Streams are ``data: `` lines only, each ended by CRLF CRLF
+  (``\r\n\r\n``, as recordings of the live API show, ``[DONE]`` included): the role delta, one
+  event per token, a final event (finish_reason + ``usage``; ``usage`` is absent on every other
+  chunk), then ``data: [DONE]``.
+- ``id`` is ``chatcmpl-`` + a uuid4 with dashes, **random** per request, shared by all chunks
+  of a stream; the ``request-id`` response header holds the uuid (docs/emulator.md).
+  Everything else is deterministic: the same request gives the same answer.
+- A scripted reply (:meth:`Emulator.script`, :meth:`Emulator.reply_next`, or the ``handler``)
+  replaces the generated answer of the next valid chat request; an assistant ``reasoning``
+  goes out as ``reasoning_content`` (the 2026 spec's name), streamed before the content.
 - ``logprobs`` is always null; no ``model``/``meta`` keys are added (ref 1.3, live capture).
 
 Answers
@@ -168,9 +178,11 @@ FastAPI's ``HTTPException`` gives, except 401's live text and 422's FastAPI list
 headers), ``stream_delay`` (between stream events), ``drop_after`` (close the connection after N
 stream events, no chunked terminator -> ``httpx.RemoteProtocolError``; on a non-streaming
 request the connection closes after half the body), ``malformed_after`` (after N good events one
-truncated line ``data: {"id": "chat-…", "choi`` then a normal end -> ``StreamingDecodeError``;
-non-streaming: a truncated JSON body), ``path_contains``. Events are counted from the role
-event; ``[DONE]`` is an event too. Faults are consumed in FIFO order by every API request that
+truncated line ``data: {"id": "chatcmpl-…", "choi`` then a normal end -> ``StreamingDecodeError``;
+non-streaming: a truncated JSON body), ``stream_error_after`` / ``stream_error_code`` /
+``stream_error_message`` (after the role event and N more, ``data: {"error": {"message",
+"type", "code"}}`` then ``[DONE]``, on HTTP 200), ``path_contains``. Events are counted from the
+role event; ``[DONE]`` is an event too. Faults are consumed in FIFO order by every API request that
 matches, **before** routing and auth (like a gateway in front of the service), including 404s
 and 401s.
 
@@ -184,6 +196,9 @@ never get faults:
 - ``DELETE /_emulator/faults`` -> ``{"cleared": n}``
 - ``GET /_emulator/requests`` -- the records as JSON (``api_key`` shown as ``"<redacted>"``)
 - ``DELETE /_emulator/requests`` -> ``{"cleared": n}``
+- ``POST /_emulator/replies`` -- a scripted reply object (``{"content", "tool_calls": [{"name",
+  "arguments", "id"}], "reasoning", "finish_reason", "usage"}``) or a list -> ``{"queued": n}``
+- ``DELETE /_emulator/replies`` -> ``{"cleared": n}``
 
 Answers of a given length
 -------------------------

@@ -94,8 +94,8 @@ def _tool_calls_json(calls: Sequence[ToolCallOut]) -> list[dict[str, Any]]:
 def completion_body(
     chat_id: str, choices: Sequence[Choice], usage: dict[str, int]
 ) -> dict[str, Any]:
-    """The non-streaming body (ai21-api.md 1.3); ``reasoning_content`` only when there is one
-    (the 2026 spec's optional assistant field)."""
+    """The non-streaming body (AI21's chat completions reference); ``reasoning_content`` only
+    when there is one (the 2026 spec's optional assistant field)."""
     out = []
     for i, choice in enumerate(choices):
         message: dict[str, Any] = {
@@ -185,8 +185,8 @@ class AI21Flavour(Flavour):
     def _stream_events(
         self, chat_id: str, choice: Choice, usage: dict[str, int]
     ) -> tuple[bytes, ...]:
-        """SSE events for one choice (ai21-api.md 1.4): role, one per token, final + usage,
-        [DONE]. Chunks use ``json.dumps`` default separators, as the live stream did."""
+        """SSE events for one choice (AI21's streaming reference): role, one per token, final +
+        usage, [DONE]. Chunks use ``json.dumps`` default separators, as the live stream did."""
         head = b'data: {"id": ' + json.dumps(chat_id).encode() + b', "choices": [{"index": 0, '
         tail = b', "logprobs": null, "finish_reason": null}]}' + self.event_end
 

@@ -57,7 +57,8 @@ class ToolSpec:
 
 @dataclass(frozen=True)
 class ChatLimits:
-    """What a flavour's chat route accepts (ai21-api.md 1.2 for AI21's host, 7 for vLLM).
+    """What a flavour's chat route accepts (AI21's API reference; vLLM's OpenAI-compatible
+    server docs for vLLM; docs/emulator.md lists both).
 
     Attributes:
         models: Accepted model names; None accepts any string (vLLM answers an unknown model
@@ -282,7 +283,7 @@ def body_not_object(body: Any) -> Errors:
 
 
 def hosted_limits() -> ChatLimits:
-    """AI21's hosted chat route (ai21-api.md 1.2); read at call time, so a process may raise
+    """AI21's hosted chat route (AI21's API reference); read at call time, so a process may raise
     ``MAX_TOKENS_LIMIT`` for long answers (the benchmarks do)."""
     return ChatLimits(models=_catalog.JAMBA_IDS, max_tokens=MAX_TOKENS_LIMIT)
 
@@ -290,7 +291,7 @@ def hosted_limits() -> ChatLimits:
 def validate_chat(
     body: Mapping[str, Any], limits: ChatLimits | None = None
 ) -> tuple[ChatRequest | None, Errors]:
-    """Validate a ``POST /chat/completions`` body (ai21-api.md 1.2; section 7 for vLLM)."""
+    """Validate a ``POST /chat/completions`` body against a flavour's limits."""
     limits = limits or hosted_limits()
     c = _Checker()
     root: Loc = ("body",)
@@ -329,7 +330,7 @@ def validate_chat(
     if stream and n > 1 and limits.single_choice_streams:
         return None, [error(root, "Value error, n must be 1 when stream = True", "value_error")]
     if stream_options is not None and not stream:
-        # vLLM's request model rejects it (ai21-api.md 7).
+        # vLLM's request model rejects it (docs/emulator.md, "vLLM flavour").
         msg = "Value error, Stream options can only be defined when `stream=True`."
         return None, [error(root, msg, "value_error")]
     assert model is not None
