@@ -509,3 +509,26 @@ def test_diagrams_render_offline_in_a_browser(site: Path) -> None:
             and not url.startswith("https://api.github.com/repos/")
         ]
         assert not off_site, f"{name} needed the network: {off_site}"
+
+
+# What ``llama_index.llms.ai21.utils`` exported in the published 0.8.0.
+UTILS_0_8 = (
+    "JAMBA_MODELS",
+    "ai21_model_to_context_size",
+    "is_function_calling_model",
+    "message_to_ai21_message",
+    "message_to_ai21_j2_message",
+    "from_ai21_message_to_chat_message",
+)
+
+
+def test_migration_page_names_a_replacement_for_each_0_8_helper() -> None:
+    assert importlib.util.find_spec("llama_index.llms.ai21.utils") is None, (
+        "a utils module exists again: document it instead of the table"
+    )
+    rows = {
+        name.split("(")[0]: cells for name, cells in _table_rows("migration.md", "0.8 name").items()
+    }
+    assert set(rows) == set(UTILS_0_8)
+    for name, cells in rows.items():
+        assert cells[2].strip(), f"docs/migration.md: no replacement for {name}"
