@@ -7,6 +7,7 @@ plugin) stays cheap.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -109,6 +110,7 @@ class Emulator:
                 reasoning=reasoning,
                 reasoning_field=reasoning_field,
                 force_include_usage=force_include_usage,
+                created=int(time.time()),
             )
         else:
             from ._flavour_ai21 import AI21Flavour

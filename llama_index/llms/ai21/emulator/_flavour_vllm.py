@@ -109,6 +109,7 @@ class VllmFlavour(Flavour):
             response_formats=("text", "json_object", "json_schema"),
             stream_options=True,
             single_choice_streams=False,
+            content_parts=True,
         )
         self._models_body = json_bytes(
             {

@@ -72,6 +72,7 @@ class ChatLimits:
         response_formats: Accepted ``response_format.type`` values.
         stream_options: Whether ``stream_options`` is a known field (it needs ``stream: true``).
         single_choice_streams: Whether ``stream: true`` needs ``n == 1`` (AI21's host).
+        content_parts: Whether message ``content`` may be a list of text parts (OpenAI style).
     """
 
     models: tuple[str, ...] | None
@@ -82,6 +83,7 @@ class ChatLimits:
     response_formats: tuple[str, ...] = ("text", "json_object")
     stream_options: bool = False
     single_choice_streams: bool = True
+    content_parts: bool = False
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,7 @@ def validate_chat(
     if model is not None and limits.models is not None and model not in limits.models:
         c.errors.append(error(("body", "model"), _literal_msg(limits.models), "enum"))
 
-    messages = _messages(c, body)
+    messages = _messages(c, body, content_parts=limits.content_parts)
     tools = _tools(c, body.get("tools"))
     if limits.documents == "vllm":
         documents = _string_documents(c, body.get("documents"))
@@ -364,7 +366,9 @@ def _stream_options(c: _Checker, value: Any) -> StreamOptions | None:
     )
 
 
-def _messages(c: _Checker, body: Mapping[str, Any]) -> tuple[Message, ...] | None:
+def _messages(
+    c: _Checker, body: Mapping[str, Any], *, content_parts: bool = False
+) -> tuple[Message, ...] | None:
     if "messages" not in body or body["messages"] is None:
         c.errors.append(missing(("body", "messages")))
         return None
@@ -412,6 +416,8 @@ def _messages(c: _Checker, body: Mapping[str, Any]) -> tuple[Message, ...] | Non
             )
             continue
         tagged: Loc = (*loc, str(role))
+        if content_parts and isinstance(raw.get("content"), list):
+            raw = {**raw, "content": _joined_parts(c, raw["content"], (*tagged, "content"))}
         if role == "assistant":
             content = c.string(raw, "content", tagged, required=False)
             calls = _tool_calls_in(c, raw.get("tool_calls"), (*tagged, "tool_calls"))
@@ -424,6 +430,23 @@ def _messages(c: _Checker, body: Mapping[str, Any]) -> tuple[Message, ...] | Non
             content = c.string(raw, "content", tagged, required=True)
             out.append(Message(str(role), content or ""))
     return tuple(out)
+
+
+def _joined_parts(c: _Checker, parts: list[Any], loc: Loc) -> str | None:
+    """OpenAI-style content parts ``[{"type": "text", "text": ...}]`` as one string."""
+    texts: list[str] = []
+    for i, part in enumerate(parts):
+        if not (
+            isinstance(part, Mapping)
+            and part.get("type") == "text"
+            and isinstance(part.get("text"), str)
+        ):
+            c.errors.append(
+                error((*loc, i), "Only text content parts are supported", "value_error")
+            )
+            return None
+        texts.append(part["text"])
+    return "\n".join(texts)
 
 
 def _tool_calls_in(c: _Checker, value: Any, loc: Loc) -> tuple[ToolCallIn, ...]:
