@@ -24,6 +24,7 @@ class Peer:
     def __init__(self, sock: socket.socket, server: Server) -> None:
         self.sock = sock
         self.server = server
+        self.last_body = b""
         self._buffer = b""
 
     def read_request(self) -> bytes | None:
@@ -44,7 +45,7 @@ class Peer:
             if not data:
                 return None
             rest += data
-        self._buffer = rest[length:]
+        self.last_body, self._buffer = rest[:length], rest[length:]
         self.server.requests += 1
         return head
 

@@ -29,7 +29,12 @@ from typing import Any
 import aiohttp
 import httpx
 
-from llama_index.llms.ai21._urllib3 import MAX_CONNECTIONS, MAX_HEADER_BYTES, MAX_HEADERS
+from llama_index.llms.ai21._urllib3 import (
+    DRAIN_SECONDS,
+    MAX_CONNECTIONS,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+)
 
 KEEPALIVE_SECONDS = 5.0  # httpx's keepalive_expiry
 WRITE_CHUNK = 65_536  # bodies are written in pieces this size, each within the write timeout
@@ -167,13 +172,19 @@ class _ResponseStream(httpx.AsyncByteStream):
             yield chunk
 
     async def aclose(self) -> None:
-        # Back to the pool if the whole body has arrived (aiohttp parses what the socket
-        # delivers as it comes, so a stream left after its last event is usually complete);
-        # otherwise aiohttp closes the connection. Either way nothing is awaited from the peer.
+        """Reuse the connection if only the body's end was left unread; never raises, and
+        waits at most ``DRAIN_SECONDS`` for a peer that holds the connection open."""
+        response = self._response
         try:
-            self._response.release()
-        except Exception:  # pragma: no cover - closing must never fail the caller
-            self._response.close()
+            content = response.content
+            # aiohttp parses what arrives as it comes; the end-of-body marker may be a
+            # moment behind the last event. Body data instead means the caller left
+            # mid-answer: the connection is then closed, not read to its end.
+            if not content.is_eof() and await asyncio.wait_for(content.readany(), DRAIN_SECONDS):
+                response.close()
+            response.release()  # back to the pool if the body has ended, else closed
+        except Exception:  # timed out, reset, ...: drop the connection
+            response.close()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):

@@ -1,0 +1,230 @@
+"""What happens around requests: a stream's end, event loops coming and going, forked workers."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import multiprocessing
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from llama_index.core.base.llms.types import ChatMessage
+
+from llama_index.llms.ai21 import AI21
+from tests.transport.servers import Peer, Server
+
+KEY = "sk-SECRET-KEY"
+
+
+# ------------------------------------------------------------- a stream's last event
+
+
+def _event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    data = json.dumps({"id": "chat-1", "choices": [choice], **extra}).encode()
+    return b"data: " + data + b"\n\n"
+
+
+EVENTS = [
+    _event({"role": "assistant", "content": ""}),
+    _event({"content": "Hello"}),
+    _event(
+        {"content": " world"},
+        "stop",
+        usage={"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+    ),
+    b"data: [DONE]\n\n",
+]
+
+
+def _chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def _stream_then(after_done: str) -> Callable[[Peer], None]:
+    """An AI21 stream whose connection, after ``[DONE]``, is reset, held open or ended."""
+
+    def handler(peer: Peer) -> None:
+        while peer.read_request() is not None:
+            head = (
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n"
+            )
+            peer.send(head.encode() + b"".join(_chunk(event) for event in EVENTS))
+            if after_done == "reset":
+                time.sleep(0.05)  # the events first, then the reset
+                peer.reset()
+                return
+            if after_done == "hold":
+                peer.hold()
+                return
+            peer.send(b"0\r\n\r\n")  # the body's end: the connection can be reused
+
+    return handler
+
+
+def _stream(llm: AI21, method: str) -> list[str]:
+    messages = [ChatMessage(role="user", content="hi")]
+    if method == "stream_chat":
+        return [chunk.delta or "" for chunk in llm.stream_chat(messages)]
+
+    async def run() -> list[str]:
+        return [chunk.delta or "" async for chunk in await llm.astream_chat(messages)]
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
+@pytest.mark.parametrize("after_done", ["reset", "hold"])
+def test_a_stream_that_has_its_final_event_returns_at_once(method: str, after_done: str) -> None:
+    with Server(_stream_then(after_done)) as server:
+        llm = AI21(api_key=KEY, base_url=server.url() + "/studio/v1", timeout=30, max_retries=0)
+        started = time.monotonic()
+        assert _stream(llm, method) == ["Hello", " world"]
+        # Not the 30 s timeout: at most a bounded look for the body's end.
+        assert time.monotonic() - started < 5
+        llm.close()
+
+
+@pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
+def test_finished_streams_reuse_their_connection(method: str) -> None:
+    with Server(_stream_then("end")) as server:
+        llm = AI21(api_key=KEY, base_url=server.url() + "/studio/v1", max_retries=0)
+
+        async def several() -> None:
+            messages = [ChatMessage(role="user", content="hi")]
+            for _ in range(3):
+                assert [c.delta async for c in await llm.astream_chat(messages)][-1] == " world"
+
+        if method == "stream_chat":
+            for _ in range(3):
+                assert _stream(llm, method)[-1] == " world"
+        else:
+            asyncio.run(several())
+        llm.close()
+        assert server.requests == 3
+        assert server.connections == 1
+
+
+# ------------------------------------------------------------------ event loops
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")  # pragma: no cover
+
+
+def _runs_on_one_instance(llm: AI21, runs: int) -> tuple[float, list[weakref.ref[Any]]]:
+    """``runs`` times ``asyncio.run`` of one call; the RSS growth (MiB) and the loops."""
+    loops: list[weakref.ref[Any]] = []
+
+    async def once() -> str:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        return (await llm.acomplete("hi")).text
+
+    for _ in range(10):  # warm-up: pools, imports, caches
+        asyncio.run(once())
+    gc.collect()
+    before = _rss_mib()
+    for _ in range(runs):
+        assert asyncio.run(once())
+    gc.collect()
+    return _rss_mib() - before, loops
+
+
+def test_two_thousand_asyncio_runs_keep_no_loop_and_stay_within_40_mib(
+    make_llm: Callable[..., AI21],
+) -> None:
+    growth, loops = _runs_on_one_instance(make_llm(max_retries=0), 2000)
+    assert [ref for ref in loops if ref() is not None] == [], "every finished loop is collectable"
+    assert growth < 40.0, f"RSS grew {growth:.1f} MiB over 2,000 runs"
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_loops_closed_without_shutting_down_generators_are_not_kept(
+    make_llm: Callable[..., AI21],
+) -> None:
+    """A loop closed without ``shutdown_asyncgens`` never resumes our closer; the next new
+    loop's first call forgets it. (Its sockets then close when the loop is collected, with
+    asyncio's own ResourceWarning: that loop was not shut down.)"""
+    llm = make_llm(max_retries=0)
+    loops = []
+    for _ in range(5):
+        loop = asyncio.new_event_loop()
+        assert loop.run_until_complete(llm.acomplete("hi")).text
+        loops.append(weakref.ref(loop))
+        loop.close()
+        del loop
+    assert asyncio.run(llm.acomplete("hi")).text
+    gc.collect()
+    assert [ref for ref in loops if ref() is not None] == []
+
+
+# ----------------------------------------------------------------------- forking
+
+
+def _echo_port(peer: Peer) -> None:
+    """A chat completion whose answer names the question and the client's port."""
+    port = peer.sock.getpeername()[1]
+    while (head := peer.read_request()) is not None:
+        del head
+        body = json.loads(peer.last_body)
+        question = body["messages"][-1]["content"]
+        answer = {
+            "id": "chat-1",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": f"{question} @ {port}"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+        data = json.dumps(answer).encode()
+        peer.send(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
+
+
+_forked_llm: AI21 | None = None
+
+
+def _ask_in_child(i: int) -> str:
+    assert _forked_llm is not None
+    return _forked_llm.complete(f"question {i}").text
+
+
+@pytest.fixture
+def echo_server() -> Iterator[Server]:
+    with Server(_echo_port) as server:
+        yield server
+
+
+def test_forked_workers_never_use_the_parents_connections(echo_server: Server) -> None:
+    global _forked_llm
+    llm = AI21(api_key=KEY, base_url=echo_server.url() + "/studio/v1", max_retries=0)
+    parent_answer = llm.complete("parent").text  # leaves a pooled connection behind
+    parent_port = parent_answer.rsplit("@ ", 1)[1]
+    _forked_llm = llm
+    try:
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            answers = pool.map(_ask_in_child, range(6))
+    finally:
+        _forked_llm = None
+    for i, answer in enumerate(answers):
+        question, port = answer.rsplit(" @ ", 1)
+        assert question == f"question {i}", "each child gets its own answer"
+        assert port != parent_port, "a child never writes to its parent's socket"
+    assert llm.complete("parent again").text.endswith(f"@ {parent_port}"), "parent keeps its own"
+    llm.close()
