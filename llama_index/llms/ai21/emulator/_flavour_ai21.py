@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from . import _catalog, _scenario, _validation
 from ._flavour import CHAT, J2_CHAT, J2_COMPLETE, MODELS, ChatContext, Flavour, Route, json_default
-from ._scenario import Choice, Response, ToolCallOut, json_bytes
+from ._scenario import Choice, Response, json_bytes
 from ._state import bearer_token
 from ._validation import body_not_object, error, hosted_limits, validate_chat
 
@@ -84,13 +84,6 @@ METHOD_NOT_ALLOWED = error_reply(405)
 MODELS_REPLY = Response(200, _catalog.MODELS_BODY)
 
 
-def _tool_calls_json(calls: Sequence[ToolCallOut]) -> list[dict[str, Any]]:
-    return [
-        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-        for c in calls
-    ]
-
-
 def completion_body(
     chat_id: str, choices: Sequence[Choice], usage: dict[str, int]
 ) -> dict[str, Any]:
@@ -101,7 +94,7 @@ def completion_body(
         message: dict[str, Any] = {
             "role": "assistant",
             "content": choice.content,
-            "tool_calls": _tool_calls_json(choice.tool_calls) if choice.tool_calls else None,
+            "tool_calls": [c.to_json() for c in choice.tool_calls] if choice.tool_calls else None,
         }
         if choice.reasoning is not None:
             message["reasoning_content"] = choice.reasoning_text
@@ -197,17 +190,8 @@ class AI21Flavour(Flavour):
         events.extend(event({"reasoning_content": token}) for token in choice.reasoning or ())
         events.extend(event({"content": token}) for token in choice.tokens)
         for index, call in enumerate(choice.tool_calls):
-            start = {
-                "index": index,
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name},
-            }
-            events.append(event({"tool_calls": [start]}))
-            for piece in call.fragments():
-                events.append(
-                    event({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-                )
+            events.append(event(call.start_delta(index)))
+            events.extend(event(call.fragment_delta(index, p)) for p in call.fragments())
         final = {
             "id": chat_id,
             "choices": [

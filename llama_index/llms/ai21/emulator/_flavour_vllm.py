@@ -19,13 +19,13 @@ Compatible Server"); docs/emulator.md lists them field by field:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from . import _scenario
 from ._catalog import DEFAULT_MAX_MODEL_LEN, VLLM_JAMBA_REASONING_3B, VLLM_MODELS
 from ._flavour import CHAT, HEALTH, MODELS, ChatContext, Flavour, Route, error_type
-from ._scenario import ChatPlan, Choice, Response, ToolCallOut, json_bytes
+from ._scenario import ChatPlan, Choice, Response, json_bytes
 from ._validation import ChatLimits, ChatRequest, Errors, StreamOptions, body_not_object
 from ._validation import validate_chat as _validate
 
@@ -229,17 +229,6 @@ class VllmFlavour(Flavour):
 
     # -- rendering -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _tool_calls_json(calls: Sequence[ToolCallOut]) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": c.id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments},
-            }
-            for c in calls
-        ]
-
     def _body(self, request: ChatRequest, plan: ChatPlan, context: ChatContext) -> dict[str, Any]:
         choices = []
         for i, choice in enumerate(plan.choices):
@@ -247,7 +236,7 @@ class VllmFlavour(Flavour):
                 "role": "assistant",
                 "content": choice.content,
                 **_NULL_MESSAGE_FIELDS,
-                "tool_calls": self._tool_calls_json(choice.tool_calls),
+                "tool_calls": [call.to_json() for call in choice.tool_calls],
                 self.reasoning_field: choice.reasoning_text,
             }
             choices.append(
@@ -331,23 +320,13 @@ class VllmFlavour(Flavour):
                 last = cut and k == len(choice.tokens) - 1
                 emit(index, {"content": token}, choice if last else None)
             for number, call in enumerate(choice.tool_calls):
-                start = {
-                    "index": number,
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name},
-                }
                 sent += 1
-                emit(index, {"tool_calls": [start]})
+                emit(index, call.start_delta(number))
                 pieces = call.fragments()
                 for k, fragment in enumerate(pieces):
                     sent += 1
                     last = number == len(choice.tool_calls) - 1 and k == len(pieces) - 1
-                    emit(
-                        index,
-                        {"tool_calls": [{"index": number, "function": {"arguments": fragment}}]},
-                        choice if last else None,
-                    )
+                    emit(index, call.fragment_delta(number, fragment), choice if last else None)
             if not choice.tool_calls and not (cut and choice.tokens):
                 sent += 1
                 emit(index, {}, choice)

@@ -71,6 +71,24 @@ class ToolCallOut:
         """The argument string split the way the stream sends it (one JSON token per piece)."""
         return _ARG_PIECE_RE.findall(self.arguments) or [self.arguments]
 
+    def to_json(self) -> dict[str, Any]:
+        """The call in a message's ``tool_calls``."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+    def start_delta(self, index: int) -> dict[str, Any]:
+        """The stream delta that opens call ``index``: no ``arguments`` yet."""
+        start = {"index": index, "id": self.id, "type": "function", "function": {"name": self.name}}
+        return {"tool_calls": [start]}
+
+    @staticmethod
+    def fragment_delta(index: int, piece: str) -> dict[str, Any]:
+        """A stream delta with one fragment of call ``index``'s arguments."""
+        return {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
+
 
 _ARG_PIECE_RE = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]|[^{}\[\],:"]+')
 

@@ -10,7 +10,7 @@ Explicit ``null`` for an optional field means "use the default".
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,6 +241,15 @@ class _Checker:
             self.errors.append(error(loc, "Input should be a valid list", "list_type"))
             return None
         return value
+
+    def objects(self, value: Any, loc: Loc) -> Iterator[tuple[int, Mapping[str, Any]]]:
+        """``(index, object)`` for each item of an optional list of objects, noting errors."""
+        if value is None:
+            return
+        for i, raw in enumerate(self.array(value, loc) or ()):
+            item = self.obj(raw, (*loc, i))
+            if item is not None:
+                yield i, item
 
     def stop(self, obj: Mapping[str, Any], key: str, loc: Loc) -> tuple[str, ...]:
         value = obj.get(key)
@@ -534,17 +543,9 @@ def _tools(c: _Checker, value: Any) -> tuple[ToolSpec, ...]:
 
 
 def _documents(c: _Checker, value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
     loc: Loc = ("body", "documents")
-    items = c.array(value, loc)
-    if items is None:
-        return ()
     contents: list[str] = []
-    for i, raw in enumerate(items):
-        doc = c.obj(raw, (*loc, i))
-        if doc is None:
-            continue
+    for i, doc in c.objects(value, loc):
         content = c.string(doc, "content", (*loc, i), required=True)
         c.string(doc, "id", (*loc, i), required=False)
         metadata = doc.get("metadata")
@@ -567,17 +568,9 @@ def _documents(c: _Checker, value: Any) -> tuple[str, ...]:
 
 def _string_documents(c: _Checker, value: Any) -> tuple[str, ...]:
     """vLLM's ``documents``: a list of dicts of strings; the text is ``text``, else ``title``."""
-    if value is None:
-        return ()
     loc: Loc = ("body", "documents")
-    items = c.array(value, loc)
-    if items is None:
-        return ()
     contents: list[str] = []
-    for i, raw in enumerate(items):
-        doc = c.obj(raw, (*loc, i))
-        if doc is None:
-            continue
+    for i, doc in c.objects(value, loc):
         for key, item in doc.items():
             if not isinstance(item, str):
                 c.errors.append(
