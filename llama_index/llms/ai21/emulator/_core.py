@@ -47,14 +47,6 @@ class Outcome:
     model: str | None
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lowered = name.lower()
-    return next((v for k, v in headers.items() if k.lower() == lowered), None)
-
-
 def handle(state: EmulatorState, incoming: Incoming) -> Outcome:
     """Record the request, then answer it as the state's flavour would, faults applied."""
     parsed: Any = _INVALID
@@ -63,7 +55,8 @@ def handle(state: EmulatorState, incoming: Incoming) -> Outcome:
             parsed = json.loads(incoming.body)
         except ValueError:
             parsed = _INVALID
-    authorization = _header(incoming.headers, "Authorization")
+    headers = {k.lower(): v for k, v in incoming.headers.items()}  # one pass, then O(1) lookups
+    authorization = headers.get("authorization")
     state.record(
         RecordedRequest(
             method=incoming.method,
@@ -79,7 +72,7 @@ def handle(state: EmulatorState, incoming: Incoming) -> Outcome:
     flavour = state.flavour
     fault: Fault | None = None
     try:
-        header = _header(incoming.headers, FAULT_HEADER)
+        header = headers.get(FAULT_HEADER.lower())
         if header is not None:
             try:
                 data = json.loads(header)
@@ -97,7 +90,7 @@ def handle(state: EmulatorState, incoming: Incoming) -> Outcome:
         target = flavour.gate(incoming.method, incoming.path, authorization, state.api_keys)
         if isinstance(target, Route) and target.model is not None:
             model = target.model
-        response = _answer(state, incoming, target, parsed)
+        response = _answer(state, incoming, headers, target, parsed)
     except Exception:
         # A bug in the emulator (or in a test's handler) must not look like a transport problem:
         # answer 500 as the real service would, and say why on the logger.
@@ -107,22 +100,26 @@ def handle(state: EmulatorState, incoming: Incoming) -> Outcome:
 
 
 def _answer(
-    state: EmulatorState, incoming: Incoming, target: Route | Response, parsed: Any
+    state: EmulatorState,
+    incoming: Incoming,
+    headers: Mapping[str, str],
+    target: Route | Response,
+    parsed: Any,
 ) -> Response:
     flavour = state.flavour
     if isinstance(target, Response):
         return target
     if target.needs_body and parsed is _INVALID:
         return flavour.unparsable(incoming.body)
-    context = ChatContext(reply_id=flavour.new_id(), created=int(time.time()))
     if target.kind != CHAT:
-        return flavour.serve(target, parsed, context)
-    length = _header(incoming.headers, ANSWER_TOKENS_HEADER)
+        return flavour.serve(target, parsed, ChatContext(reply_id=""))
+    length = headers.get(ANSWER_TOKENS_HEADER.lower())
     if length is not None and not (length.isdigit() and len(length) <= 7):
         detail = f"Invalid {ANSWER_TOKENS_HEADER} header: expected a whole number of tokens"
         return flavour.error(400, detail)
-    context = replace(
-        context,
+    context = ChatContext(
+        reply_id=flavour.new_id(),
+        created=int(time.time()),
         answer_tokens=None if length is None else int(length),
         take_script=state.script.take,
     )
