@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -78,6 +79,11 @@ def test_project_urls_and_colab_badge_name_one_repository() -> None:
     notebook = json.loads((ROOT / "notebooks" / "ai21.ipynb").read_text(encoding="utf-8"))
     first = "".join(notebook["cells"][0]["source"])
     assert f'href="{badge}"' in first, "the Colab badge opens this notebook in that repository"
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for link in re.findall(
+            r"https://colab\.research\.google\.com/github/[^)\s\"]+", page.read_text()
+        ):
+            assert link == badge, f"{page.name} links the notebook elsewhere: {link}"
 
 
 def test_docs_site_links_the_same_repository() -> None:
