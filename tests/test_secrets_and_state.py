@@ -10,6 +10,8 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import ai21.errors
+import httpx
+import psutil
 import pytest
 
 from llama_index.llms.ai21 import AI21
@@ -102,6 +104,7 @@ def _complete_in_child(llm: AI21, prompt: str) -> str:
     return llm.complete(prompt).text
 
 
+@pytest.mark.slow  # spawns a worker process (a fresh interpreter)
 def test_instances_travel_to_worker_processes(secret_llm: AI21) -> None:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
@@ -116,18 +119,43 @@ def test_clients_are_created_lazily(make_llm: Callable[..., AI21]) -> None:
     assert llm._transport._sync is not None
 
 
-def test_close_and_aclose_release_pools_and_keep_the_instance_usable(
-    make_llm: Callable[..., AI21],
+def _open_connections(server: Emulator) -> int:
+    """This process's established TCP connections to ``server`` (the client ends)."""
+    port = httpx.URL(server.base_url).port
+    return sum(
+        1
+        for conn in psutil.Process().net_connections("tcp")
+        if conn.raddr and conn.raddr.port == port and conn.status == psutil.CONN_ESTABLISHED
+    )
+
+
+def test_close_closes_the_pools_sockets_and_the_next_call_opens_a_new_one(
+    secret_llm: AI21, secret_server: Emulator
 ) -> None:
-    llm = make_llm()
-    llm.complete("hi")
-    llm.close()
-    assert llm._transport._sync is None
-    assert llm.complete("again").text
+    secret_llm.complete("hi")
+    assert _open_connections(secret_server) == 1, "the pool keeps its connection alive"
+    secret_llm.close()
+    assert _open_connections(secret_server) == 0
+    assert secret_llm._transport._sync is None
+    secret_server.reply_next("Again.")
+    assert secret_llm.complete("again").text == "Again."
+    assert _open_connections(secret_server) == 1
 
-    async def use_then_close() -> str:
-        text = (await llm.acomplete("hi")).text
-        await llm.aclose()
-        return text + (await llm.acomplete("again")).text
 
-    assert asyncio.run(use_then_close())
+def test_aclose_closes_the_loops_sockets_and_the_next_call_opens_a_new_one(
+    secret_llm: AI21, secret_server: Emulator
+) -> None:
+    async def use_close_use() -> list[int]:
+        counts = []
+        await secret_llm.acomplete("hi")
+        counts.append(_open_connections(secret_server))
+        await secret_llm.aclose()
+        counts.append(_open_connections(secret_server))
+        secret_server.reply_next("Again.")
+        text = (await secret_llm.acomplete("again")).text
+        counts.append(_open_connections(secret_server))
+        assert text == "Again."
+        return counts
+
+    assert asyncio.run(use_close_use()) == [1, 0, 1]
+    assert secret_server.requests[-1].json["messages"] == [{"role": "user", "content": "again"}]
