@@ -205,3 +205,24 @@ def test_notebook_runs_in_a_fresh_venv_from_the_wheel(
     assert where[0] == importlib.metadata.version("llama-index-llms-ai21")
     assert Path(where[1]).is_relative_to(bare_venv.parents[1]), "installed from the wheel"
     _assert_same_outputs(committed, executed, "in a new venv from the wheel")
+
+
+def test_the_kernel_cannot_reach_other_hosts() -> None:
+    """The guard that makes the run provably offline is in place in the kernel."""
+    probe = nbformat.v4.new_notebook()
+    probe.metadata.kernelspec = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    probe.cells = [
+        nbformat.v4.new_code_cell(
+            "import socket\n"
+            "try:\n"
+            "    socket.getaddrinfo('api.ai21.com', 443)\n"
+            "except OSError as exc:\n"
+            "    print(exc)"
+        )
+    ]
+    refresh.execute(probe)
+    assert "blocked: this run is offline" in probe.cells[0].outputs[0].text
