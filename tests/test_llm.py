@@ -11,11 +11,13 @@ from typing import Any
 import ai21.errors
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
-from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
+from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload, LlamaDebugHandler
 
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21.emulator import Emulator, Fault
 from tests.calls import METHOD_IDS, arg_for, call
+from tests.statuses import IDS as STATUS_IDS
+from tests.statuses import STATUSES, Status
 
 PIRATE = "You are a pirate with a colorful personality"
 SEED_MESSAGES = [
@@ -31,6 +33,7 @@ UNAUTHORIZED_BODY = '{"detail":"Forbidden: Bad or missing API token."}'
 
 @pytest.mark.parametrize("method", METHOD_IDS)
 def test_every_method_sends_the_exact_payload(llm: AI21, emulator: Emulator, method: str) -> None:
+    emulator.reply_next("an essayist and investor.")
     outcome = call(llm, method, arg_for(method), temperature=0.5, max_tokens=64)
     request = emulator.last_request
     assert request.method == "POST"
@@ -43,30 +46,38 @@ def test_every_method_sends_the_exact_payload(llm: AI21, emulator: Emulator, met
         "stream": method.startswith(("stream", "astream")),
     }
     assert request.api_key == emulator.api_key
-    assert "llama-index" in request.headers["User-Agent"]
-    assert outcome.text
+    assert request.headers["User-Agent"].endswith("via: llama-index")
+    assert outcome.text == "an essayist and investor."
 
 
 @pytest.mark.parametrize("method", METHOD_IDS)
 def test_responses_carry_raw_dict_and_ai21_token_counts(
     llm: AI21, emulator: Emulator, method: str
 ) -> None:
+    emulator.reply_next(
+        "Four tokens, as counted.", usage={"prompt_tokens": 11, "completion_tokens": 4}
+    )
     outcome = call(llm, method, arg_for(method))
     last = outcome.responses[-1]
-    assert isinstance(last.raw, dict)
-    usage = last.raw["usage"]
-    assert last.additional_kwargs["prompt_tokens"] == usage["prompt_tokens"] > 0
-    assert last.additional_kwargs["completion_tokens"] == usage["completion_tokens"] > 0
-    assert last.additional_kwargs["total_tokens"] == usage["total_tokens"]
-    assert last.additional_kwargs["finish_reason"] == "stop"
+    assert last.raw["usage"] == {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
+    assert last.additional_kwargs == {
+        "prompt_tokens": 11,
+        "completion_tokens": 4,
+        "total_tokens": 15,
+        "finish_reason": "stop",
+    }
 
 
 @pytest.mark.parametrize("method", [m for m in METHOD_IDS if "stream" in m])
-def test_stream_deltas_concatenate_to_the_final_text(llm: AI21, method: str) -> None:
+def test_stream_deltas_concatenate_to_the_final_text(
+    llm: AI21, emulator: Emulator, method: str
+) -> None:
+    story = "The keeper lit the lamp at dusk and watched the ships."
+    emulator.reply_next(story)
     outcome = call(llm, method, arg_for(method, "Tell me a story about a lighthouse keeper."))
     deltas = [chunk.delta for chunk in outcome.responses]
     assert None not in deltas, "the role-only first event must not yield a None delta"
-    assert "".join(deltas) == outcome.text
+    assert "".join(deltas) == outcome.text == story
     assert len(outcome.responses) > 3, "one chunk per token"
     assert all("finish_reason" not in c.additional_kwargs for c in outcome.responses[:-1])
 
@@ -115,8 +126,9 @@ def test_configured_fields_and_call_keywords_reach_the_payload(
 
 
 def test_seed_complete(emulator: Emulator) -> None:
+    emulator.reply_next("an essayist.")
     resp = AI21(api_key=emulator.api_key, base_url=emulator.base_url).complete("Paul Graham is ")
-    assert str(resp)
+    assert str(resp) == "an essayist."
     assert emulator.last_request.json["messages"] == [
         {"role": "user", "content": "Paul Graham is "}
     ]
@@ -125,6 +137,7 @@ def test_seed_complete(emulator: Emulator) -> None:
 @pytest.mark.parametrize("method", ["chat", "stream_chat", "achat", "astream_chat"])
 def test_seed_chat_with_preamble_override(emulator: Emulator, method: str) -> None:
     llm = AI21(api_key=emulator.api_key, base_url=emulator.base_url, system_prompt="ignored")
+    emulator.reply_next("Cap'n Jamba, at yer service!")
     outcome = call(llm, method, SEED_MESSAGES, preamble_override=PIRATE)
     body = emulator.last_request.json
     assert body["messages"] == [
@@ -134,7 +147,7 @@ def test_seed_chat_with_preamble_override(emulator: Emulator, method: str) -> No
         {"role": "user", "content": "What is your name"},
     ]
     assert "preamble_override" not in body
-    assert outcome.text
+    assert outcome.text == "Cap'n Jamba, at yer service!"
 
 
 def test_preamble_override_on_complete(llm: AI21, emulator: Emulator) -> None:
@@ -145,7 +158,7 @@ def test_preamble_override_on_complete(llm: AI21, emulator: Emulator) -> None:
 def test_seed_j2_mid_complete(emulator: Emulator) -> None:
     llm = AI21(model="j2-mid", api_key=emulator.api_key, base_url=emulator.base_url)
     resp = llm.complete("Paul Graham is ")
-    assert resp.text
+    assert resp.text == J2_ECHO.format(model="j2-mid")
     request = emulator.last_request
     assert request.path == "/studio/v1/j2-mid/complete"
     assert request.json == {"prompt": "Paul Graham is ", "maxTokens": 512}
@@ -167,28 +180,42 @@ def test_seed_per_instance_keys_bad_key_is_unauthorized(emulator: Emulator) -> N
 # --------------------------------------------------------------------------- legacy J2
 
 
+J2_COMMON = {"temperature": 0.3, "maxTokens": 40, "stopSequences": ["##"], "topP": 0.8}
+J2_CHAT = (
+    "/studio/v1/j2-ultra/chat",
+    {"system": "", "messages": [{"role": "user", "text": "Paul Graham is "}], **J2_COMMON},
+)
+J2_COMPLETE = ("/studio/v1/j2-ultra/complete", {"prompt": "Paul Graham is ", **J2_COMMON})
+# The emulator's documented echo (docs/emulator.md, "How it answers"): J2 routes take no
+# scripted replies.
+J2_ECHO = "This is the AI21 emulator ({model}), not a real model. You said: Paul Graham is"
+J2_ROUTES = {
+    "chat": J2_CHAT,
+    "stream_chat": J2_CHAT,
+    "achat": J2_CHAT,
+    "astream_chat": J2_CHAT,
+    "complete": J2_COMPLETE,
+    "stream_complete": J2_COMPLETE,
+    "acomplete": J2_COMPLETE,
+    "astream_complete": J2_COMPLETE,
+}
+
+
 @pytest.mark.parametrize("method", METHOD_IDS)
-def test_j2_routes_and_streams_as_one_chunk(
+def test_j2_routes_and_payloads(
     make_llm: Callable[..., AI21], emulator: Emulator, method: str
 ) -> None:
     llm = make_llm(model="j2-ultra", max_tokens=40, temperature=0.3, stop=["##"])
     outcome = call(llm, method, arg_for(method), top_p=0.8)
     request = emulator.last_request
-    common = {"temperature": 0.3, "maxTokens": 40, "stopSequences": ["##"], "topP": 0.8}
-    if method.lstrip("a").startswith(("chat", "stream_chat")):
-        assert request.path == "/studio/v1/j2-ultra/chat"
-        assert request.json == {
-            "system": "",
-            "messages": [{"role": "user", "text": "Paul Graham is "}],
-            **common,
-        }
-    else:
-        assert request.path == "/studio/v1/j2-ultra/complete"
-        assert request.json == {"prompt": "Paul Graham is ", **common}
-    assert outcome.text
-    if "stream" in method:
-        assert len(outcome.responses) == 1
-        assert outcome.responses[0].delta == outcome.text
+    assert (request.path, request.json) == J2_ROUTES[method]
+    assert outcome.text == J2_ECHO.format(model="j2-ultra")
+
+
+@pytest.mark.parametrize("method", [m for m in METHOD_IDS if "stream" in m])
+def test_j2_streams_as_one_chunk(make_llm: Callable[..., AI21], method: str) -> None:
+    outcome = call(make_llm(model="j2-ultra"), method, arg_for(method))
+    assert [chunk.delta for chunk in outcome.responses] == [J2_ECHO.format(model="j2-ultra")]
 
 
 def test_j2_rejects_tools_and_documents(make_llm: Callable[..., AI21], emulator: Emulator) -> None:
@@ -202,70 +229,106 @@ def test_j2_rejects_tools_and_documents(make_llm: Callable[..., AI21], emulator:
 
 
 @pytest.mark.parametrize(
-    ("model", "context_window", "is_chat", "is_tools"),
+    ("model", "context_window", "num_output", "is_chat", "is_tools"),
     [
-        ("jamba-mini", 256_000, True, True),
-        ("jamba-large", 256_000, True, True),
-        ("jamba-large-1.7-2025-07", 256_000, True, True),
-        ("jamba-mini-2-2026-01", 256_000, True, True),
-        ("j2-light", 8192, False, False),
-        ("j2-mid", 8192, False, False),
-        ("j2-ultra", 8192, False, False),
+        ("jamba-mini", 256_000, 4096, True, True),
+        ("jamba-large", 256_000, 4096, True, True),
+        ("jamba-large-1.7-2025-07", 256_000, 4096, True, True),
+        ("jamba-mini-2-2026-01", 256_000, 4096, True, True),
+        ("j2-light", 8192, 2048, False, False),
+        ("j2-mid", 8192, 2048, False, False),
+        ("j2-ultra", 8192, 2048, False, False),
     ],
 )
-def test_model_table(model: str, context_window: int, is_chat: bool, is_tools: bool) -> None:
+def test_model_table(
+    model: str, context_window: int, num_output: int, is_chat: bool, is_tools: bool
+) -> None:
     metadata = AI21(model=model, api_key="k").metadata
     assert metadata.context_window == context_window
+    assert metadata.num_output == num_output
     assert metadata.is_chat_model is is_chat
     assert metadata.is_function_calling_model is is_tools
     assert metadata.model_name == model
-    assert metadata.num_output > 0
 
 
-def test_unknown_models_never_fail_and_warn_once(
+def _model_warnings(caplog: pytest.LogCaptureFixture, model: str) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "llama_index.llms.ai21"
+        and r.levelno == logging.WARNING
+        and model in r.getMessage()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("model", "guess", "context_window", "num_output", "is_tools"),
+    [
+        ("jamba-3-ultra-2027", "Jamba figures (context window 256000)", 256_000, 4096, True),
+        ("j2-colossal", "Jurassic-2 figures (context window 8192)", 8192, 2048, False),
+        ("mystery-model", "conservative default figures (context window 8192)", 8192, 1024, False),
+    ],
+)
+def test_unknown_models_never_fail_and_warn_once_per_instance_at_construction(
+    make_llm: Callable[..., AI21],
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+    model: str,
+    guess: str,
+    context_window: int,
+    num_output: int,
+    is_tools: bool,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    llm = make_llm(model=model)
+    assert _model_warnings(caplog, model) == [
+        f"Model {model!r} is not in llama-index-llms-ai21's model table; assuming {guess}. "
+        "Pass context_window=..., is_function_calling_model=... to set them."
+    ]
+    for _ in range(2):  # using the instance does not warn again
+        assert llm.metadata.context_window == context_window
+        assert llm.metadata.num_output == num_output
+        assert llm.metadata.is_function_calling_model is is_tools
+    assert len(_model_warnings(caplog, model)) == 1
+    make_llm(model=model)  # per instance, not once per process: no state between tests
+    assert len(_model_warnings(caplog, model)) == 2
+
+
+def test_known_models_do_not_warn(
     make_llm: Callable[..., AI21], caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="llama_index.llms.ai21._models"):
-        future = AI21(model="jamba-3-ultra-2027", api_key="k")
-        assert future.metadata.context_window == 256_000
-        assert future.metadata.is_function_calling_model
-        assert future.metadata.context_window == 256_000
-        other = AI21(model="mystery-model", api_key="k").metadata
-    assert other.context_window > 0
-    warnings = [r for r in caplog.records if "jamba-3-ultra-2027" in r.getMessage()]
-    assert len(warnings) == 1
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    for model in ("jamba-mini", "j2-ultra", "ai21labs/AI21-Jamba-Mini-1.7"):
+        make_llm(model=model)
+    assert caplog.records == []
 
 
 # --------------------------------------------------------------------------- errors
 
-STATUS_ERRORS = [
-    (400, ai21.errors.BadRequest),
-    (401, ai21.errors.Unauthorized),
-    (403, ai21.errors.AI21APIError),
-    (404, ai21.errors.AI21APIError),
-    (422, ai21.errors.UnprocessableEntity),
-    (424, ai21.errors.AI21APIError),
-    (429, ai21.errors.TooManyRequestsError),
-    (500, ai21.errors.AI21ServerError),
-    (502, ai21.errors.AI21APIError),
-    (503, ai21.errors.ServiceUnavailable),
-    (504, ai21.errors.AI21APIError),
-]
-
 
 @pytest.mark.parametrize("method", ["chat", "stream_chat", "achat", "astream_chat"])
-@pytest.mark.parametrize(("status", "error"), STATUS_ERRORS, ids=[str(s) for s, _ in STATUS_ERRORS])
+@pytest.mark.parametrize("status", STATUSES, ids=STATUS_IDS)
 def test_sdk_errors_reach_the_caller_unchanged(
-    llm: AI21, emulator: Emulator, method: str, status: int, error: type[Exception]
+    llm: AI21, emulator: Emulator, method: str, status: Status
 ) -> None:
-    emulator.inject(Fault(status=status))
-    with pytest.raises(error) as caught:
+    emulator.inject(Fault(status=status.code))
+    with pytest.raises(status.error) as caught:
         call(llm, method, arg_for(method))
-    assert type(caught.value) is error
-    assert caught.value.status_code == status  # type: ignore[attr-defined]
+    assert type(caught.value) is status.error
+    assert caught.value.status_code == status.code  # type: ignore[attr-defined]
     # The real error body, also on async streams (where the bare SDK loses it).
     assert caught.value.details.startswith('{"detail"')  # type: ignore[attr-defined]
     assert len(emulator.requests) == 1
+
+
+@pytest.mark.parametrize("status", STATUSES, ids=STATUS_IDS)
+def test_each_status_is_retried_or_not_as_the_table_says(
+    make_llm: Callable[..., AI21], emulator: Emulator, status: Status
+) -> None:
+    emulator.inject(Fault(status=status.code, count=2, retry_after="0"))
+    with pytest.raises(status.error):
+        make_llm(max_retries=1).complete("hi")
+    assert len(emulator.requests) == (2 if status.retried else 1)
 
 
 def test_missing_key_names_the_environment_variable() -> None:
@@ -376,14 +439,22 @@ async def _astream_text(llm: AI21, prompt: str) -> str:
 
 
 @pytest.mark.parametrize("method", METHOD_IDS)
-def test_callbacks_fire_for_every_method(make_llm: Callable[..., AI21], method: str) -> None:
+def test_callbacks_fire_for_every_method(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
     handler = LlamaDebugHandler()
     llm = make_llm(callback_manager=CallbackManager([handler]))
+    emulator.reply_next("Reported to the callback.")
     call(llm, method, arg_for(method))
     pairs = handler.get_event_pairs(CBEventType.LLM)
     assert len(pairs) == 1, "exactly one LLM event (completion methods do not nest a chat event)"
-    _start, end = pairs[0]
-    assert end.payload is not None
+    start, end = pairs[0]
+    if method.lstrip("a").startswith(("chat", "stream_chat")):
+        assert start.payload[EventPayload.MESSAGES] == arg_for(method)
+        assert end.payload[EventPayload.RESPONSE].message.content == "Reported to the callback."
+    else:
+        assert start.payload[EventPayload.PROMPT] == "Paul Graham is "
+        assert end.payload[EventPayload.COMPLETION].text == "Reported to the callback."
 
 
 def test_settings_changed_after_creation_take_effect(
