@@ -190,14 +190,28 @@ THIRD_PARTY_WARNINGS = pytest.mark.filterwarnings(
 )
 
 
+# Samples written for a self-hosted server at its usual address talk to the emulator's vLLM
+# flavour instead.
+LOCAL_SERVER = "http://localhost:8000/v1"
+
+
+@pytest.fixture(scope="module")
+def docs_vllm_emulator() -> Iterator[Emulator]:
+    with Emulator(flavour="vllm") as emulator:
+        yield emulator
+
+
 @THIRD_PARTY_WARNINGS
 @pytest.mark.parametrize("page", RUNNABLE_PAGES, ids=[p.name for p in RUNNABLE_PAGES])
-def test_page_samples_run(page: Path, emulator_env: Emulator) -> None:
+def test_page_samples_run(page: Path, emulator_env: Emulator, docs_vllm_emulator: Emulator) -> None:
     saved_llm = Settings._llm  # samples may set Settings.llm, as users do
     namespace: dict[str, Any] = {"__name__": "__main__"}
     try:
         for block in page_blocks(page):
             if block.runnable:
+                if LOCAL_SERVER in block.code:
+                    code = block.code.replace(LOCAL_SERVER, docs_vllm_emulator.base_url)
+                    block = dataclasses.replace(block, code=code)
                 run_sample(block, namespace)
                 run_sample_tests(block, namespace, emulator_env)
     finally:
