@@ -213,7 +213,7 @@ def echo_server() -> Iterator[Server]:
 
 def test_forked_workers_never_use_the_parents_connections(echo_server: Server) -> None:
     global _forked_llm
-    llm = AI21(api_key=KEY, base_url=echo_server.url() + "/studio/v1", max_retries=0)
+    llm = AI21(api_key=KEY, base_url=echo_server.url() + "/studio/v1", max_retries=0, timeout=5)
     parent_answer = llm.complete("parent").text  # leaves a pooled connection behind
     parent_port = parent_answer.rsplit("@ ", 1)[1]
     _forked_llm = llm
