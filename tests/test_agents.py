@@ -39,6 +39,12 @@ def make_agent(kind: str, llm: AI21, streaming: bool) -> FunctionAgent | AgentWo
     return agent if kind == "function_agent" else AgentWorkflow(agents=[agent])
 
 
+def script(emulator: Emulator, calls: list[tuple[str, str, str]], answer: str) -> None:
+    """The model's two turns, scripted: the tool calls, then (after the results) the answer."""
+    emulator.reply_next(tool_calls=[{"name": n, "arguments": a} for n, a, _ in calls])
+    emulator.reply_next(answer)
+
+
 def call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
     return {
         "id": call_id,
@@ -55,12 +61,12 @@ def call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
         (
             "What is 3 times 4?",
             [("multiply", '{"a":3,"b":4}', "12")],
-            "The result of multiply is 12.",
+            "3 times 4 is 12.",
         ),
         (
             "What is 3 times 4 and then add 2 plus 5?",
             [("multiply", '{"a":3,"b":4}', "12"), ("add", '{"a":2,"b":5}', "7")],
-            "The result of multiply is 12. The result of add is 7.",
+            "3 times 4 is 12, and 2 plus 5 is 7.",
         ),
     ],
     ids=["one-call", "parallel-calls"],
@@ -74,6 +80,7 @@ async def test_agent_loop_sends_tool_calls_and_results_back(
     calls: list[tuple[str, str, str]],
     answer: str,
 ) -> None:
+    script(emulator, calls, answer)
     handler = make_agent(kind, llm, streaming).run(question)
     events = [event async for event in handler.stream_events()]
     result = await handler
@@ -109,8 +116,9 @@ async def test_agent_loop_sends_tool_calls_and_results_back(
 
 @pytest.mark.parametrize("kind", ["function_agent", "agent_workflow"])
 async def test_streamed_agent_events_carry_the_tool_call_and_the_answer(
-    llm: AI21, kind: str
+    llm: AI21, emulator: Emulator, kind: str
 ) -> None:
+    script(emulator, [("multiply", '{"a":3,"b":4}', "12")], "3 times 4 is 12.")
     handler = make_agent(kind, llm, streaming=True).run("What is 3 times 4?")
     events = [event async for event in handler.stream_events()]
     await handler
@@ -118,15 +126,16 @@ async def test_streamed_agent_events_carry_the_tool_call_and_the_answer(
     assert [(c.tool_name, c.tool_kwargs) for c in first.tool_calls] == [
         ("multiply", {"a": 3, "b": 4})
     ]
-    assert last.response.content == "The result of multiply is 12."
+    assert last.response.content == "3 times 4 is 12."
     answer_stream = events[events.index(first) :]
     deltas = [e.delta for e in answer_stream if isinstance(e, AgentStream)]
-    assert "".join(deltas) == "The result of multiply is 12."
+    assert "".join(deltas) == "3 times 4 is 12."
 
 
 async def test_initial_tool_choice_offers_only_that_tool(llm: AI21, emulator: Emulator) -> None:
     agent = FunctionAgent(tools=TOOLS, llm=llm, initial_tool_choice="add")
-    await agent.run("What is 3 times 4?")
+    script(emulator, [("add", '{"a":3,"b":4}', "7")], "It is 7.")
+    assert str(await agent.run("What is 3 times 4?")) == "It is 7."
     first, second = emulator.requests
     assert [t["function"]["name"] for t in first.json["tools"]] == ["add"]
     assert [t["function"]["name"] for t in second.json["tools"]] == ["multiply", "add"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,16 @@ ALBUM_TOOL = {
     },
 }
 MODES = {"function": PydanticProgramMode.DEFAULT, "json": PydanticProgramMode.LLM}
+ABBEY_ROAD_ARGS = {"title": "Abbey Road", "artist": "The Beatles", "year": 1969}
+
+
+def script(emulator: Emulator, mode: str) -> None:
+    """The model's answer, scripted: a call of the Album tool, or a JSON object as text (the
+    emulator's own schema filling has its tests in tests/emulator)."""
+    if mode == "function":
+        emulator.reply_next(tool_calls=[{"name": "Album", "arguments": ABBEY_ROAD_ARGS}])
+    else:
+        emulator.reply_next(json.dumps(ABBEY_ROAD_ARGS))
 
 
 def predict(llm: AI21, method: str) -> Any:
@@ -98,6 +109,7 @@ def test_structured_output_returns_a_validated_object(
     make_llm: Callable[..., AI21], emulator: Emulator, method: str, mode: str
 ) -> None:
     llm = make_llm(pydantic_program_mode=MODES[mode])
+    script(emulator, mode)
     result = predict(llm, method)
     assert isinstance(result, Album)
     assert result == ABBEY_ROAD
@@ -124,6 +136,7 @@ def test_json_mode_leaves_an_explicit_response_format_alone(
     make_llm: Callable[..., AI21], emulator: Emulator
 ) -> None:
     llm = make_llm(pydantic_program_mode=PydanticProgramMode.LLM)
+    emulator.reply_next("Abbey Road, by The Beatles (1969).")
     with pytest.raises(ValueError, match="Could not extract json string"):
         llm.structured_predict(
             Album,
@@ -135,8 +148,11 @@ def test_json_mode_leaves_an_explicit_response_format_alone(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_streamed_structured_output_ends_complete(make_llm: Callable[..., AI21], mode: str) -> None:
+def test_streamed_structured_output_ends_complete(
+    make_llm: Callable[..., AI21], emulator: Emulator, mode: str
+) -> None:
     llm = make_llm(pydantic_program_mode=MODES[mode])
+    script(emulator, mode)
     partials = list(llm.stream_structured_predict(Album, PromptTemplate(TEMPLATE), text=TEXT))
     assert len(partials) > 1
     assert partials[-1] == ABBEY_ROAD

@@ -35,6 +35,9 @@ MULTIPLY_SPEC = {
     },
 }
 TWO_CALLS = "What is 3 times 4 and then add 2 plus 5?"
+# Scripted answers (the emulator's own tool-call guessing has its tests in tests/emulator).
+MULTIPLY_3_4 = {"name": "multiply", "arguments": {"a": 3, "b": 4}}
+ADD_2_5 = {"name": "add", "arguments": {"a": 2, "b": 5}}
 METHODS = [
     "chat_with_tools",
     "stream_chat_with_tools",
@@ -88,7 +91,10 @@ def test_tools_go_out_as_ai21_function_definitions(
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_tool_calls_arrive_whole_with_parsed_arguments(llm: AI21, method: str) -> None:
+def test_tool_calls_arrive_whole_with_parsed_arguments(
+    llm: AI21, emulator: Emulator, method: str
+) -> None:
+    emulator.reply_next(tool_calls=[MULTIPLY_3_4])
     response = chat_with_tools(llm, method, TOOLS, "What is 3 times 4?")
     assert calls_of(response) == [("multiply", '{"a":3,"b":4}')]
     call_id = response.message.additional_kwargs["tool_calls"][0]["id"]
@@ -99,11 +105,16 @@ def test_tool_calls_arrive_whole_with_parsed_arguments(llm: AI21, method: str) -
 
 
 @pytest.mark.parametrize("method", ["stream_chat_with_tools", "astream_chat_with_tools"])
-def test_streamed_fragments_merge_into_growing_tool_calls(llm: AI21, method: str) -> None:
+def test_streamed_fragments_merge_into_growing_tool_calls(
+    llm: AI21, emulator: Emulator, method: str
+) -> None:
+    emulator.reply_next(tool_calls=[MULTIPLY_3_4, ADD_2_5])
     chunks = responses(llm, method, TOOLS, TWO_CALLS, allow_parallel_tool_calls=True)
     final = calls_of(chunks[-1])
+    assert final == [("multiply", '{"a":3,"b":4}'), ("add", '{"a":2,"b":5}')]
     seen = [calls_of(c) for c in chunks if c.message.additional_kwargs.get("tool_calls")]
     assert seen[0] == [("multiply", "")]  # the name arrives first, the arguments in pieces
+    assert len(seen) > len('{"a":3,"b":4}{"a":2,"b":5}') / 2, "fragments, not whole calls"
     for calls in seen:
         assert [name for name, _ in calls] == [name for name, _ in final][: len(calls)]
         assert all(final[i][1].startswith(arguments) for i, (_, arguments) in enumerate(calls))
@@ -119,8 +130,9 @@ def test_streamed_fragments_merge_into_growing_tool_calls(llm: AI21, method: str
     ],
 )
 def test_allow_parallel_tool_calls_false_keeps_the_first_call(
-    llm: AI21, method: str, parallel: bool, expected: list[tuple[str, str]]
+    llm: AI21, emulator: Emulator, method: str, parallel: bool, expected: list[tuple[str, str]]
 ) -> None:
+    emulator.reply_next(tool_calls=[MULTIPLY_3_4, ADD_2_5])
     response = chat_with_tools(llm, method, TOOLS, TWO_CALLS, allow_parallel_tool_calls=parallel)
     assert calls_of(response) == expected
     assert [s.tool_name for s in llm.get_tool_calls_from_response(response)] == [
@@ -141,11 +153,16 @@ def test_allow_parallel_tool_calls_false_keeps_the_first_call(
 def test_tool_choice_narrows_the_tools_offered(
     llm: AI21, emulator: Emulator, tool_choice: Any, offered: list[str] | None
 ) -> None:
+    if offered is None:
+        emulator.reply_next("Twelve.")
+    else:
+        emulator.reply_next(tool_calls=[{"name": offered[0], "arguments": {"a": 3, "b": 4}}])
     response = llm.chat_with_tools(TOOLS, "What is 3 times 4?", tool_choice=tool_choice)
     sent = emulator.last_request.json
     assert "tool_choice" not in sent  # AI21 has no such field (ai21-api.md 1.2)
     if offered is None:
         assert "tools" not in sent
+        assert response.message.content == "Twelve."
         assert llm.get_tool_calls_from_response(response, error_on_no_tool_call=False) == []
     else:
         assert [t["function"]["name"] for t in sent["tools"]] == offered
@@ -186,6 +203,8 @@ def test_chat_history_is_not_mutated(llm: AI21, emulator: Emulator) -> None:
 
 @pytest.mark.parametrize("method", METHODS)
 def test_tool_calls_and_results_are_resent(llm: AI21, emulator: Emulator, method: str) -> None:
+    emulator.reply_next(tool_calls=[MULTIPLY_3_4])
+    emulator.reply_next("3 times 4 is 12.")
     first = chat_with_tools(llm, method, TOOLS, "What is 3 times 4?")
     call_id = first.message.additional_kwargs["tool_calls"][0]["id"]
     history = [
@@ -209,13 +228,16 @@ def test_tool_calls_and_results_are_resent(llm: AI21, emulator: Emulator, method
         },
         {"role": "tool", "content": "12", "tool_call_id": call_id},
     ]
-    assert final.message.content == "The result of multiply is 12."
+    assert final.message.content == "3 times 4 is 12."
     assert llm.get_tool_calls_from_response(final, error_on_no_tool_call=False) == []
 
 
-def test_no_matching_tool_gives_a_text_answer(llm: AI21) -> None:
+def test_a_text_answer_has_no_tool_calls(llm: AI21, emulator: Emulator) -> None:
+    emulator.reply_next("Once upon a time, a lighthouse keeper...")
     response = llm.chat_with_tools(TOOLS, "Tell me a story about a lighthouse.")
-    assert "lighthouse" in (response.message.content or "")
+    assert response.message.content == "Once upon a time, a lighthouse keeper..."
+    assert response.message.additional_kwargs == {}
+    assert [type(b) for b in response.message.blocks] == [TextBlock]
     assert llm.get_tool_calls_from_response(response, error_on_no_tool_call=False) == []
     with pytest.raises(ValueError, match="Expected at least one tool call"):
         llm.get_tool_calls_from_response(response)
@@ -267,8 +289,9 @@ def test_valid_arguments_parse(
     [("What is 3 times 4?", False, "12"), (TWO_CALLS, True, "12\n\n7")],
 )
 def test_predict_and_call_runs_the_tools(
-    llm: AI21, is_async: bool, message: str, parallel: bool, answer: str
+    llm: AI21, emulator: Emulator, is_async: bool, message: str, parallel: bool, answer: str
 ) -> None:
+    emulator.reply_next(tool_calls=[MULTIPLY_3_4, ADD_2_5][: 2 if parallel else 1])
     kwargs = {"user_msg": message, "allow_parallel_tool_calls": parallel}
     if is_async:
         result = asyncio.run(llm.apredict_and_call(TOOLS, **kwargs))
