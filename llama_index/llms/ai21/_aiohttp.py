@@ -180,8 +180,10 @@ class _ResponseStream(httpx.AsyncByteStream):
             # aiohttp parses what arrives as it comes; the end-of-body marker may be a
             # moment behind the last event. Body data instead means the caller left
             # mid-answer: the connection is then closed, not read to its end.
-            if not content.is_eof() and await asyncio.wait_for(content.readany(), DRAIN_SECONDS):
-                response.close()
+            if not content.is_eof():
+                rest: bytes = await asyncio.wait_for(content.readany(), DRAIN_SECONDS)
+                if rest:
+                    response.close()
             response.release()  # back to the pool if the body has ended, else closed
         except Exception:  # timed out, reset, ...: drop the connection
             response.close()
