@@ -101,7 +101,7 @@ def test_base_url_models_and_health(vllm: Emulator, http: httpx.Client) -> None:
 
 def test_served_names_and_context_length_are_configurable() -> None:
     with (
-        Emulator(flavour="vllm", models=["tiny-jamba"], max_model_len=2048) as emu,
+        Emulator(flavour="vllm", models="tiny-jamba", max_model_len=2048) as emu,
         httpx.Client(base_url=emu.base_url) as http,
     ):
         [model] = http.get("/models").json()["data"]

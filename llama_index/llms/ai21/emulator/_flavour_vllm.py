@@ -88,7 +88,10 @@ class VllmFlavour(Flavour):
         force_include_usage: bool = False,
         created: int = 0,
     ) -> None:
-        served = VLLM_MODELS if models is None else tuple(models)
+        if models is None:
+            served = VLLM_MODELS
+        else:
+            served = (models,) if isinstance(models, str) else tuple(models)
         if not served or not all(isinstance(m, str) and m for m in served):
             raise ValueError("models must hold at least one non-empty string")
         if not (isinstance(max_model_len, int) and max_model_len >= 1):
