@@ -13,8 +13,9 @@ tool result), and each mode token starts one chain:
 - ``<|tool_mode|>`` (tools given and ``multiply`` in the last user message):
   ``<tool_calls>[{"name": "multiply", "arguments": {"a": 3, "b": 4}}]</tool_calls>``,
   the format vLLM's ``jamba`` tool parser reads (vllm/tool_parsers/jamba_tool_parser.py).
-  The pieces are cut so that its streaming parser sends the name first, then the arguments
-  in fragments (it drops a fragment that arrives in the same token as the name).
+  The arguments are one piece: that parser loses argument fragments that reach it in the
+  same delta as the name, and the server merges tokens into one delta when the client lags.
+  Whole arguments it sends at the end, wherever the deltas fall.
 - ``<|answer_mode|>`` (the last message is a tool result): ``The product is 12.``
 - ``<|json_mode|>`` (``#json`` in the last user message): ``{"name": "pen", "count": 3}``
 
@@ -51,11 +52,9 @@ CHAINS: dict[str, list[str]] = {
     "<|assistant|>": ["Hello", " from", " a", " tiny", " Jamba", "."],
     "<|tool_mode|>": [
         TOOL_START,
-        '[{"name": "multiply"',
-        ', "arguments": ',
-        '{"a": 3',
-        ', "b": 4',
-        "}}]",
+        '[{"name": "multiply", ',
+        '"arguments": {"a": 3, "b": 4}',
+        "}]",
         TOOL_END,
     ],
     "<|answer_mode|>": ["The product", " is", " 12", "!"],

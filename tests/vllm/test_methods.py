@@ -32,7 +32,8 @@ def test_stream_deltas_add_up_and_usage_matches_a_plain_call(
     plain = call(llm, method.replace("stream_", ""), arg_for(method, "Hi"))
     streamed = call(llm, method, arg_for(method, "Hi"))
     deltas = [chunk.delta for chunk in streamed.responses]
-    assert len(deltas) >= 5, "one chunk per token of the answer"
+    # Chunks, not one answer (how many: the server merges tokens when the reader lags).
+    assert {chunk.raw["object"] for chunk in streamed.responses} == {"chat.completion.chunk"}
     assert "".join(d or "" for d in deltas) == streamed.text == servers.answer
     final = streamed.responses[-1].additional_kwargs
     expected = plain.responses[-1].additional_kwargs

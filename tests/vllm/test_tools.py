@@ -63,21 +63,18 @@ def test_the_parsed_tool_call_is_exact(make_llm: Callable[..., AI21], method: st
 
 
 @pytest.mark.parametrize("method", ["stream_chat_with_tools", "astream_chat_with_tools"])
-def test_streamed_arguments_arrive_in_fragments_and_merge(
-    make_llm: Callable[..., AI21], method: str
+def test_a_streamed_call_names_the_tool_first_and_ends_whole(
+    make_llm: Callable[..., AI21], servers: Servers, method: str
 ) -> None:
     chunks = responses(make_llm(), method, TOOLS, QUESTION)
-    seen = [raw_calls(c)[0]["function"]["arguments"] for c in chunks if raw_calls(c)]
-    final = seen[-1]
-    assert json.loads(final) == {"a": 3, "b": 4}
-    assert seen[0] == "", "the name arrives before any argument"
-    growing = sorted(set(seen), key=len)
-    assert len(growing) >= 3, f"arguments in fragments, got {growing}"
-    assert all(final.startswith(prefix) for prefix in growing)
-    assert {raw_calls(c)[0]["function"]["name"] for c in chunks if raw_calls(c)} == {"multiply"}
-    final_kwargs = chunks[-1].additional_kwargs
-    assert final_kwargs["finish_reason"] == "tool_calls"
-    assert final_kwargs["completion_tokens"] == 8  # <tool_calls>, 6 pieces, EOS
+    seen = [raw_calls(c) for c in chunks if raw_calls(c)]
+    assert [len(calls) for calls in seen] == [1] * len(seen)
+    assert seen[0][0]["function"] == {"name": "multiply", "arguments": ""}
+    assert json.loads(seen[-1][0]["function"]["arguments"]) == {"a": 3, "b": 4}
+    assert all(c.delta == "" for c in chunks)
+    final = chunks[-1].additional_kwargs
+    assert final["finish_reason"] == "tool_calls"
+    assert final["completion_tokens"] == len(servers.chains["<|tool_mode|>"]) + 1  # + EOS
 
 
 @pytest.mark.parametrize("method", ["chat_with_tools", "astream_chat_with_tools"])
