@@ -38,6 +38,8 @@ def _shown(value: Any) -> str:
 
 
 def _default(field: Any) -> str:
+    if field.is_required():
+        return "required"
     if field.default_factory is not None:
         return _shown(field.default_factory())
     return _shown(field.default)
@@ -76,11 +78,16 @@ def _init_arguments(cls: type) -> list[tuple[str, str, str, str]]:
 def table(cls: type) -> str:
     """The Markdown table of ``cls``'s constructor arguments."""
     fields = cls.model_fields  # type: ignore[attr-defined]
-    own = set(vars(cls).get("__annotations__", {}))
+    framework = {
+        name
+        for base in cls.__mro__
+        if base.__module__.startswith("llama_index.core.")
+        for name in vars(base).get("__annotations__", {})
+    }
     rows = _init_arguments(cls)
     for inherited in (False, True):
         for name, field in fields.items():
-            if (name not in own) != inherited:
+            if (name in framework) != inherited:
                 continue
             description = field.description or ""
             if inherited:
