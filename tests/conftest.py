@@ -35,16 +35,26 @@ SLOW_MODULES = {
     "test_demo.py": "the demo in a subprocess",
     "test_examples.py": "each example script in a subprocess",
     "test_notebook.py": "the notebook, once in a fresh venv from the built wheel",
+    "test_differential.py": "our transports beside plain httpx on misbehaving servers (real waits)",
 }
 # Docs tests that build the site (the ``site`` fixture) or run the pages' samples.
 SLOW_FIXTURES = {"site", "emulator_env", "docs_vllm_emulator"}
+# Load tests (thousands of calls) in modules that are otherwise quick.
+SLOW_TESTS = {
+    "test_two_thousand_asyncio_runs_keep_no_loop_and_stay_within_40_mib",
+    "test_hundreds_of_concurrent_tasks_with_injected_faults",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = item.path.name
         fixtures = set(getattr(item, "fixturenames", ()))
-        if module in SLOW_MODULES or (module == "test_docs.py" and fixtures & SLOW_FIXTURES):
+        if (
+            module in SLOW_MODULES
+            or (module == "test_docs.py" and fixtures & SLOW_FIXTURES)
+            or getattr(item, "originalname", item.name) in SLOW_TESTS
+        ):
             item.add_marker(pytest.mark.slow)
 
 
