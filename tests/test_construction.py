@@ -187,3 +187,15 @@ def test_a_new_deployment_kind_is_one_module(
         assert emulator.last_request.api_key is None
     finally:
         deployments.kinds.cache_clear()
+
+
+def test_a_pickled_copy_builds_its_own_clients(emulator: Emulator) -> None:
+    import pickle
+
+    import httpx
+
+    with httpx.Client() as mine:
+        llm = AI21(api_key=emulator.api_key, base_url=emulator.base_url, http_client=mine)
+        copy = pickle.loads(pickle.dumps(llm))
+    assert copy.http_client is None
+    assert copy.complete("hi").text  # its own pool, not the closed client of the original

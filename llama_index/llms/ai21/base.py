@@ -314,7 +314,13 @@ class AI21(FunctionCallingLLM):
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self) -> dict[str, Any]:
+        """The fields and the key; not the connection pools, and not clients you passed in
+        (a copy in another process cannot share their sockets: it builds its own, with the
+        same ``verify``/``cert`` settings)."""
         state = super().__getstate__()
+        fields = dict(state["__dict__"])
+        fields["http_client"] = fields["async_http_client"] = None
+        state["__dict__"] = fields
         state["ai21_api_key"] = (
             self._api_key.get_secret_value() if self._api_key is not None else None
         )
