@@ -87,7 +87,9 @@ start_server() {
     shift 2
     local auth=()
     [ $# -gt 0 ] && auth=(--api-key "$1")
+    # Loopback only, a small KV cache, no hub lookups, no usage reports off the machine.
     VLLM_HOST_IP=127.0.0.1 VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 \
+        VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 \
         setsid "$VLLM_PY" -m vllm.entrypoints.openai.api_server \
         --model "$MODEL_DIR" --served-model-name "$SERVED_MODEL" \
         --host 127.0.0.1 --port "$port" "${auth[@]}" \

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from llama_index.llms.ai21 import AI21
@@ -55,6 +56,20 @@ class Servers:
     @property
     def answer(self) -> str:
         return self.text("<|assistant|>")
+
+    def requests_seen(self, handler: str, status: str = "2xx") -> int:
+        """How many requests the keyed server has answered on ``handler`` with ``status``
+        (its Prometheus ``http_requests_total`` counter at ``/metrics``)."""
+        response = httpx.get(
+            self.url.removesuffix("/v1") + "/metrics",
+            headers={"Authorization": f"Bearer {self.key}"},
+        )
+        response.raise_for_status()
+        labels = f'handler="{handler}",method="{"GET" if handler == "/v1/models" else "POST"}"'
+        for line in response.text.splitlines():
+            if line.startswith(f'http_requests_total{{{labels},status="{status}"}}'):
+                return int(float(line.rsplit(" ", 1)[1]))
+        return 0
 
 
 @pytest.fixture(scope="session")

@@ -20,11 +20,13 @@ CHAT_METHODS = ["chat", "stream_chat", "achat", "astream_chat"]
 
 @pytest.mark.parametrize("method", CHAT_METHODS)
 def test_max_tokens_above_4096_goes_to_the_server_which_refuses_it(
-    make_llm: Callable[..., AI21], method: str
+    make_llm: Callable[..., AI21], servers: Servers, method: str
 ) -> None:
+    refused = servers.requests_seen("/v1/chat/completions", "4xx")
     with pytest.raises(ai21.errors.BadRequest) as raised:
         call(make_llm(), method, arg_for(method, "Hi"), max_tokens=5000)
     assert "max_tokens=5000 cannot be greater than max_model_len=2048" in str(raised.value)
+    assert servers.requests_seen("/v1/chat/completions", "4xx") == refused + 1  # no retry
 
 
 def test_max_tokens_above_4096_is_accepted_as_a_field(make_llm: Callable[..., AI21]) -> None:
@@ -71,9 +73,15 @@ def test_seed_and_top_k_steer_sampling(make_llm: Callable[..., AI21], servers: S
 # --------------------------------------------------------------------------- metadata
 
 
-def test_metadata_reads_the_served_context_window(make_llm: Callable[..., AI21]) -> None:
-    metadata = make_llm().metadata
-    assert metadata.context_window == MAX_MODEL_LEN
+def test_metadata_reads_the_served_context_window_once_when_asked(
+    make_llm: Callable[..., AI21], servers: Servers
+) -> None:
+    before = servers.requests_seen("/v1/models")
+    llm = make_llm()
+    assert servers.requests_seen("/v1/models") == before  # nothing asked at construction
+    metadata = llm.metadata
+    assert llm.metadata.context_window == metadata.context_window == MAX_MODEL_LEN
+    assert servers.requests_seen("/v1/models") == before + 1
     assert metadata.is_function_calling_model
     assert metadata.is_chat_model
     assert metadata.model_name == MODEL
@@ -120,9 +128,11 @@ def test_a_bad_or_missing_key_is_unauthorized(
 
 @pytest.mark.parametrize("method", CHAT_METHODS)
 def test_an_unknown_model_is_a_404_with_the_servers_message(
-    make_llm: Callable[..., AI21], method: str
+    make_llm: Callable[..., AI21], servers: Servers, method: str
 ) -> None:
+    refused = servers.requests_seen("/v1/chat/completions", "4xx")
     with pytest.raises(ai21.errors.AI21APIError) as raised:
         call(make_llm(model="ai21labs/AI21-Jamba2-Mini"), method, arg_for(method, "Hi"))
     assert raised.value.status_code == 404
     assert "The model `ai21labs/AI21-Jamba2-Mini` does not exist" in str(raised.value)
+    assert servers.requests_seen("/v1/chat/completions", "4xx") == refused + 1  # no retry
