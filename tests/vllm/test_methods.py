@@ -9,7 +9,9 @@ from llama_index.core.base.llms.types import ChatMessage
 
 from llama_index.llms.ai21 import AI21
 from tests.calls import METHOD_IDS, METHODS, arg_for, call
-from tests.vllm.conftest import MODEL, Servers
+from tests.vllm.conftest import MODEL, Servers, require_servers
+
+require_servers()
 
 STREAMING = [m[0] for m in METHODS if m[2]]
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")

@@ -10,7 +10,9 @@ from llama_index.core.base.llms.types import ChatMessage
 
 from llama_index.llms.ai21 import AI21
 from tests.calls import arg_for, call
-from tests.vllm.conftest import MAX_MODEL_LEN, MODEL, Servers
+from tests.vllm.conftest import MAX_MODEL_LEN, MODEL, Servers, require_servers
+
+require_servers()
 
 CHAT_METHODS = ["chat", "stream_chat", "achat", "astream_chat"]
 

@@ -11,6 +11,9 @@ from llama_index.core.prompts import PromptTemplate
 from pydantic import BaseModel
 
 from llama_index.llms.ai21 import AI21
+from tests.vllm.conftest import require_servers
+
+require_servers()
 
 PROMPT = PromptTemplate("#json Name a {thing} and how many.")  # "#json": the model answers JSON
 

@@ -13,7 +13,9 @@ from llama_index.core.base.llms.types import ChatResponse
 
 from llama_index.llms.ai21 import AI21
 from tests.calculator import TOOLS
-from tests.vllm.conftest import Servers
+from tests.vllm.conftest import Servers, require_servers
+
+require_servers()
 
 QUESTION = "What is 3 times 4? Use multiply."  # "multiply" makes the model call the tool
 METHODS = [
