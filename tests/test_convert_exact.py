@@ -3,12 +3,14 @@ both shapes (AI21's and the flat one for a server of one's own). Pure: no server
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Any
 
 import pytest
 from llama_index.core.base.llms.types import (
     ChatMessage,
+    DocumentBlock,
     ImageBlock,
     MessageRole,
     TextBlock,
@@ -220,6 +222,44 @@ def test_reasoning_blocks_only_on_assistant_messages(role: str) -> None:
         ),
     ):
         to_ai21_message(message)
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (
+            ChatMessage(role="assistant", blocks=[ImageBlock(url="http://example.invalid/x.png")]),
+            "messages[2] (assistant) contains a 'image' content block, which the AI21 API "
+            "cannot represent; only text is supported",
+        ),
+        (
+            ChatMessage(role="user", blocks=[ToolCallBlock(tool_call_id="c", tool_name="f")]),
+            "messages[2] (user) contains a 'tool_call' content block, which the AI21 API "
+            "cannot represent; only text is supported",
+        ),
+        (
+            ChatMessage(role="user", blocks=[DocumentBlock(data=b"%PDF-1.4", title="x")]),
+            "messages[2] (user) contains a 'document' content block, which the AI21 API "
+            "cannot represent (pass documents=[...] for grounding); only text is supported",
+        ),
+    ],
+)
+def test_blocks_only_assistant_messages_may_carry_are_refused_elsewhere(
+    message: ChatMessage, error: str
+) -> None:
+    with pytest.raises(ValueError, match=exact(error)):
+        to_ai21_message(message, 2)
+
+
+def test_text_after_a_tool_call_block_is_kept() -> None:
+    message = ChatMessage(
+        role="assistant",
+        blocks=[
+            ToolCallBlock(tool_call_id="c", tool_name="f", tool_kwargs="{}"),
+            TextBlock(text="after the call"),
+        ],
+    )
+    assert to_ai21_message(message)["content"] == "after the call"
 
 
 def test_a_content_block_error_names_index_role_and_kind() -> None:
@@ -460,6 +500,18 @@ def test_ai21_documents_in_every_shape() -> None:
         {"content": "node", "id": "n1", "metadata": {"page": "3", "tags": '["a"]'}},
     ]
     assert to_ai21_documents(()) == []
+
+
+def test_metadata_values_json_cannot_write_are_strings() -> None:
+    day = datetime.date(2024, 1, 2)
+    assert to_ai21_documents([{"content": "c", "metadata": {"day": day}}]) == [
+        {"content": "c", "metadata": {"day": '"2024-01-02"'}}
+    ]
+    assert to_flat_documents([{"text": "t", "day": day}]) == [{"text": "t", "day": '"2024-01-02"'}]
+
+
+def test_a_flat_document_with_text_and_content_keeps_both() -> None:
+    assert to_flat_documents([{"text": "t", "content": "c"}]) == [{"text": "t", "content": "c"}]
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from llama_index.llms.ai21._deployments import choose, parse_base_url
+from llama_index.llms.ai21._deployments import Deployment, choose, parse_base_url
 from llama_index.llms.ai21._deployments.ai21 import AI21Studio
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
 from llama_index.llms.ai21._dialect import JambaChat
@@ -86,6 +86,30 @@ def test_parse_base_url_chains_the_parse_error(base_url: Any) -> None:
     with pytest.raises(ValueError, match=r"^base_url .* is not a valid URL: ") as caught:
         parse_base_url(base_url)
     assert isinstance(caught.value.__cause__, httpx.InvalidURL | TypeError)
+
+
+@pytest.mark.parametrize(
+    ("path", "hosted", "self_hosted"),
+    [
+        ("/studio/v1", True, False),
+        ("/studio/v1/", True, False),
+        ("/studio", True, False),
+        ("/v1", False, True),
+        ("/v1X", False, False),
+        ("/gw/studio/v1", True, False),
+    ],
+)
+def test_which_kind_claims_a_path(path: str, hosted: bool, self_hosted: bool) -> None:
+    url = httpx.URL(f"http://127.0.0.1:9{path}")
+    assert AI21Studio.claims(url) is hosted
+    assert OpenAICompatible.claims(url) is self_hosted
+
+
+def test_a_kind_claims_no_url_unless_it_says_so() -> None:
+    class Plain(Deployment):
+        kind = "plain"
+
+    assert Plain.claims(httpx.URL("https://api.ai21.com/studio/v1")) is False
 
 
 def test_parse_base_url_returns_the_url() -> None:
@@ -178,6 +202,9 @@ def test_a_server_of_ones_own_refuses_jurassic_2_only() -> None:
         ("serving/My-JAMBA", False, "jamba", 256_000, 4096, True),
         ("gpt-4o", False, "jamba", 8192, 1024, False),
         ("xj2-thing", False, "jamba", 8192, 1024, False),
+        ("org/team/j2-custom", False, "j2", 8192, 2048, False),  # the last part counts
+        ("org/j2-custom/", False, "j2", 8192, 2048, False),  # a trailing slash too
+        ("/srv/my-jamba/", False, "jamba", 256_000, 4096, True),
     ],
 )
 def test_model_info(

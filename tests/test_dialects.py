@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from llama_index.core.base.llms.types import ChatMessage, MessageRole
+from llama_index.core.base.llms.types import ChatMessage, MessageRole, ThinkingBlock
 
 from llama_index.llms.ai21._deployments.ai21 import AI21Studio
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
@@ -35,11 +35,11 @@ def test_jamba_chat_body_in_order_with_control_keywords_taken_out() -> None:
         "jamba-mini",
         HI,
         {
+            "stream": True,  # the method decides, not a keyword (and not the key order)
             "temperature": 0.1,
             "preamble_override": "Be brief.",
             "documents": ["Jamba is fast."],
             "parallel_tool_calls": True,
-            "stream": True,  # the method decides, not a keyword
         },
         system_prompt="ignored: the preamble wins",
         stream=False,
@@ -222,6 +222,31 @@ def test_j2_checks_fields_and_prompt() -> None:
     J2().complete("j2-mid", "Q", {"max_tokens": 8000}, system_prompt=None)  # no 4096 cap
     with pytest.raises(ValueError, match=exact("prompt must be a string, got int")):
         J2().complete("j2-mid", 3, {}, system_prompt=None)  # type: ignore[arg-type]
+
+
+def test_j2_does_not_stream() -> None:
+    with pytest.raises(NotImplementedError, match=exact("Jurassic-2 does not stream")):
+        J2().stream_state()
+
+
+def test_j2_chat_joins_system_messages_and_refuses_other_blocks() -> None:
+    system, _ = to_j2_chat(
+        [
+            ChatMessage(role="system", content="S1"),
+            ChatMessage(role="developer", content="S2"),
+            ChatMessage(role="user", content="U"),
+        ]
+    )
+    assert system == "S1\nS2"
+    assistant = ChatMessage(role="assistant", blocks=[ThinkingBlock(content="t")])
+    with pytest.raises(
+        ValueError,
+        match=exact(
+            "messages[1] (assistant) contains a 'thinking' content block, which the AI21 API "
+            "cannot represent; only text is supported"
+        ),
+    ):
+        to_j2_chat([ChatMessage(role="user", content="U"), assistant])
 
 
 def test_j2_chat_conversions_refuse_what_j2_cannot_say() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import ai21.errors
 import pytest
-from llama_index.core.base.llms.types import ChatResponse, TextBlock, ThinkingBlock
+from llama_index.core.base.llms.types import ChatResponse, MessageRole, TextBlock, ThinkingBlock
 
 from llama_index.llms.ai21._stream import (
     DONE,
@@ -201,11 +201,14 @@ def test_an_error_beside_choices_is_not_an_error_event() -> None:
 
 def test_reasoning_deltas_then_answer() -> None:
     state = ChatStreamState()
-    first = state.feed(event({"reasoning_content": "Think"}))
+    thought = event({"reasoning_content": "Think"})
+    first = state.feed(thought)
     second = state.feed(event({"content": None, "reasoning": "ing."}))
     assert isinstance(first, ChatResponse)
     assert isinstance(second, ChatResponse)
     assert (first.delta, first.additional_kwargs) == ("", {"thinking_delta": "Think"})
+    assert first.raw is thought
+    assert first.message.role == MessageRole.ASSISTANT
     assert second.additional_kwargs == {"thinking_delta": "ing."}
     answer = state.feed(event({"content": "Hi", "reasoning": "ignored beside content"}))
     assert answer is not None
@@ -223,6 +226,7 @@ def test_what_each_response_carries() -> None:
     first = state.feed(raw)
     assert first is not None
     assert (first.delta, first.raw, first.additional_kwargs) == ("A", raw, {})
+    assert first.message.role == MessageRole.ASSISTANT
     assert first.message.blocks == [TextBlock(text="A")]
     assert first.message.additional_kwargs == {}
     assert state.feed(event({"role": "assistant", "content": ""})) is None
@@ -305,6 +309,41 @@ def test_more_answer_after_a_final_event_releases_it_first(use_async: bool) -> N
     out = fold(sse(FINAL, more, "[DONE]"), use_async)
     assert [r.delta for r in out] == ["!", "?"]
     assert out[-1].message.content == "!?"
+
+
+@both
+def test_a_final_event_with_usage_after_a_held_one_comes_right_after_it(use_async: bool) -> None:
+    with_usage = (
+        '{"choices":[{"delta":{"content":"?"},"finish_reason":"stop"}],'
+        '"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}'
+    )
+    out = fold(sse(FINAL, with_usage, "[DONE]"), use_async)
+    assert [r.delta for r in out] == ["!", "?"]
+    assert out[-1].additional_kwargs["total_tokens"] == 3
+
+
+def test_each_delta_is_handed_over_when_its_event_arrives() -> None:
+    """Not held back until the next event: a stream is only as fast as its slowest hold."""
+    read: list[int] = []
+
+    def chunks() -> Iterator[bytes]:
+        for i, chunk in enumerate(
+            sse(
+                '{"choices":[{"delta":{"content":"A"}}]}',
+                '{"choices":[{"delta":{"content":"B"}}]}',
+                FINAL,
+                USAGE_ONLY,
+                "[DONE]",
+            )
+        ):
+            read.append(i)
+            yield chunk
+
+    seen = []
+    for response in responses(chunks(), ChatStreamState()):
+        seen.append((response.delta, len(read)))
+    # "A" after one event read, "B" after two; the final one waits for its usage event.
+    assert seen == [("A", 1), ("B", 2), ("!", 5)]
 
 
 @both
