@@ -13,11 +13,14 @@ import functools
 import http.server
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -115,6 +118,9 @@ def launch(executable: str) -> Iterator[str]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            # Debian's command is a shell script that runs the browser as its child: stop the
+            # whole process group, or the browser outlives the test.
+            start_new_session=True,
         )
         try:
             assert process.stderr is not None
@@ -126,14 +132,31 @@ def launch(executable: str) -> Iterator[str]:
             assert endpoint, "the browser did not report its DevTools endpoint"
             yield endpoint
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stderr is not None:
-                process.stderr.close()
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[str]) -> None:
+    """Stop every process of the browser's group; fail if one survives."""
+
+    def gone() -> bool:
+        process.poll()  # reap the wrapper script
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        deadline = time.monotonic() + 5
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if gone():
+            break
+    if process.stderr is not None:
+        process.stderr.close()
+    assert gone(), "the browser outlived the test"
 
 
 @contextlib.asynccontextmanager
