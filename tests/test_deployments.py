@@ -205,6 +205,7 @@ def test_a_server_of_ones_own_refuses_jurassic_2_only() -> None:
         ("org/team/j2-custom", False, "j2", 8192, 2048, False),  # the last part counts
         ("org/j2-custom/", False, "j2", 8192, 2048, False),  # a trailing slash too
         ("/srv/my-jamba/", False, "jamba", 256_000, 4096, True),
+        ("ai21labs/AI21-Jamba-Mini-1.7X", False, "jamba", 256_000, 4096, True),  # a near miss
     ],
 )
 def test_model_info(
