@@ -628,16 +628,28 @@ class AI21(FunctionCallingLLM):
             and "json_schema" in self._deployment.limits.response_formats
         )
 
-    def _schema_messages(
+    def _schema_call(
         self,
         output_cls: type[Model],
         prompt: PromptTemplate,
         llm_kwargs: dict[str, Any] | None,
         prompt_args: dict[str, Any],
     ) -> tuple[list[ChatMessage], dict[str, Any]]:
+        """The messages and keywords of a guided-decoding call (announced as LlamaIndex's own
+        structured predictions are)."""
+        dispatcher.event(
+            LLMStructuredPredictStartEvent(
+                output_cls=output_cls, template=prompt, template_args=prompt_args
+            )
+        )
         messages = self._extend_messages(prompt.format_messages(llm=self, **prompt_args))
         kwargs = {"response_format": json_schema_format(output_cls), **(llm_kwargs or {})}
         return messages, kwargs
+
+    def _schema_result(self, output_cls: type[Model], response: ChatResponse) -> Model:
+        output = parse_structured(output_cls, response)
+        dispatcher.event(LLMStructuredPredictEndEvent(output=output))
+        return output
 
     @dispatcher.span
     def structured_predict(
@@ -661,15 +673,8 @@ class AI21(FunctionCallingLLM):
                 **prompt_args,
             )
             return cast(Model, result)
-        dispatcher.event(
-            LLMStructuredPredictStartEvent(
-                output_cls=output_cls, template=prompt, template_args=prompt_args
-            )
-        )
-        messages, kwargs = self._schema_messages(output_cls, prompt, llm_kwargs, prompt_args)
-        output = parse_structured(output_cls, self.chat(messages, **kwargs))
-        dispatcher.event(LLMStructuredPredictEndEvent(output=output))
-        return output
+        messages, kwargs = self._schema_call(output_cls, prompt, llm_kwargs, prompt_args)
+        return self._schema_result(output_cls, self.chat(messages, **kwargs))
 
     @dispatcher.span
     async def astructured_predict(
@@ -688,15 +693,8 @@ class AI21(FunctionCallingLLM):
                 **prompt_args,
             )
             return cast(Model, result)
-        dispatcher.event(
-            LLMStructuredPredictStartEvent(
-                output_cls=output_cls, template=prompt, template_args=prompt_args
-            )
-        )
-        messages, kwargs = self._schema_messages(output_cls, prompt, llm_kwargs, prompt_args)
-        output = parse_structured(output_cls, await self.achat(messages, **kwargs))
-        dispatcher.event(LLMStructuredPredictEndEvent(output=output))
-        return output
+        messages, kwargs = self._schema_call(output_cls, prompt, llm_kwargs, prompt_args)
+        return self._schema_result(output_cls, await self.achat(messages, **kwargs))
 
     def stream_structured_predict(
         self,
