@@ -38,6 +38,7 @@ from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._models import MODELS
 from llama_index.llms.ai21.emulator import Emulator, Fault
 from tests import browser
+from tests.statuses import STATUSES
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -391,6 +392,18 @@ def test_models_page_matches_the_model_table() -> None:
 def test_emulator_page_lists_every_fault_field() -> None:
     rows = _table_rows("emulator.md", "field")
     assert set(rows) == {f.name for f in dataclasses.fields(Fault)}, "docs/emulator.md Fault table"
+
+
+def test_error_table_is_the_tests_status_table() -> None:
+    """docs/errors-and-retries.md and tests/statuses.py (what the tests check) agree."""
+    rows = {k: v for k, v in _table_rows("errors-and-retries.md", "status").items() if k.isdigit()}
+    documented = {
+        int(code): (cells[1].strip("`"), cells[2].lower().startswith("yes"))
+        for code, cells in rows.items()
+    }
+    assert documented == {
+        s.code: (f"{s.error.__module__}.{s.error.__name__}", s.retried) for s in STATUSES
+    }
 
 
 def test_error_table_matches_behaviour(emulator_env: Emulator) -> None:
