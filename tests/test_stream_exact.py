@@ -23,6 +23,7 @@ from llama_index.llms.ai21._stream import (
     responses,
 )
 from llama_index.llms.ai21.errors import MalformedResponseError, StreamInterruptedError
+from tests.statuses import STATUSES
 
 
 def exact(message: str) -> str:
@@ -166,12 +167,8 @@ def test_malformed_events_are_named(bad: dict[str, Any], message: str) -> None:
 @pytest.mark.parametrize(
     ("code", "error"),
     [
-        (400, ai21.errors.BadRequest),
-        ("401", ai21.errors.Unauthorized),
-        (422, ai21.errors.UnprocessableEntity),
-        (429, ai21.errors.TooManyRequestsError),
-        (503, ai21.errors.ServiceUnavailable),
-        (599, ai21.errors.AI21APIError),
+        *((s.code, s.error) for s in STATUSES),  # an error status's class (tests/statuses.py)
+        ("401", ai21.errors.Unauthorized),  # a code sent as a string
         (600, ai21.errors.AI21ServerError),  # not an HTTP error status: a server error
         (399, ai21.errors.AI21ServerError),
         ("4x", ai21.errors.AI21ServerError),
