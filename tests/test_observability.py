@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
@@ -71,16 +70,17 @@ def run(llm: AI21, method: str) -> None:
             list(result)
 
 
-def reported_usage(emulator: Emulator) -> dict[str, int]:
-    """The usage AI21 (the emulator) reports for the last request, asked again unstreamed."""
-    body = {**emulator.last_request.json, "stream": False}
-    response = httpx.post(
-        f"{emulator.base_url}/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {emulator.api_key}"},
-    )
-    usage: dict[str, int] = response.json()["usage"]
-    return usage
+USAGE = {"prompt_tokens": 17, "completion_tokens": 5, "total_tokens": 22}
+CALL = {"name": "multiply", "arguments": '{"a":3,"b":4}'}
+
+
+def script(emulator: Emulator, method: str) -> None:
+    """The answer, scripted with its usage: a tool call for the ``*_with_tools`` methods."""
+    usage = {k: USAGE[k] for k in ("prompt_tokens", "completion_tokens")}
+    if method.endswith("_tools"):
+        emulator.reply_next(tool_calls=[CALL], usage=usage)
+    else:
+        emulator.reply_next("12.", usage=usage)
 
 
 class Recorder(BaseEventHandler):
@@ -112,20 +112,20 @@ def test_token_counting_handler_sees_ai21_usage(
 ) -> None:
     # A deliberately poor tokenizer, so a count that matches came from AI21, not from it.
     counter = TokenCountingHandler(tokenizer=lambda text: [text])
+    script(emulator, method)
     run(make_llm(callback_manager=CallbackManager([counter])), method)
-    usage = reported_usage(emulator)
     (event,) = counter.llm_token_counts
-    assert event.prompt_token_count == usage["prompt_tokens"] > 1
-    assert event.completion_token_count == usage["completion_tokens"] > 1
-    assert counter.total_llm_token_count == usage["total_tokens"]
+    assert event.prompt_token_count == 17
+    assert event.completion_token_count == 5
+    assert counter.total_llm_token_count == 22
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_instrumentation_events_carry_ai21_usage(
     llm: AI21, emulator: Emulator, recorder: Recorder, method: str
 ) -> None:
+    script(emulator, method)
     run(llm, method)
-    usage = reported_usage(emulator)
     is_chat = "chat" in method
     start, progress, end = (
         (LLMChatStartEvent, LLMChatInProgressEvent, LLMChatEndEvent)
@@ -139,11 +139,10 @@ def test_instrumentation_events_carry_ai21_usage(
     final = recorder.events[-1]
     assert isinstance(final, end)
     response: Any = final.response
-    assert response is not None
-    counts = {k: response.additional_kwargs[k] for k in usage}
-    assert counts == usage
+    assert {k: response.additional_kwargs[k] for k in USAGE} == USAGE
     if method.endswith("_tools"):
-        assert response.message.additional_kwargs["tool_calls"][0]["function"] == {
-            "name": "multiply",
-            "arguments": '{"a":3,"b":4}',
-        }
+        assert response.message.additional_kwargs["tool_calls"][0]["function"] == CALL
+    elif is_chat:
+        assert response.message.content == "12."
+    else:
+        assert response.text == "12."
