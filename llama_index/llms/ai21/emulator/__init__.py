@@ -2,7 +2,9 @@
 
 It is a real HTTP server on loopback (aiohttp, on its own event loop in a daemon thread) that the
 unmodified ``ai21`` SDK talks to as if it were ``https://api.ai21.com/studio/v1``. Nothing leaves
-the machine. The protocol follows ``ai21-api.md`` (sections cited below as "ref 1.3" etc.).
+the machine. The protocol follows AI21's public API reference (docs.ai21.com: the Jamba chat
+completions reference, cited below as "chat ref"; the Jurassic-2 references, "J2 ref"; the
+error codes page) and real recorded responses.
 ``Emulator(flavour="vllm")`` answers instead like vLLM's OpenAI-compatible server serving AI21's
 open models (``_flavour_vllm``; docs/emulator.md lists it field by field). This docstring
 describes the default flavour, ``"ai21"``; the answers (below) are the same in both.
@@ -32,9 +34,9 @@ Routes
 ------
 Served under ``/studio/v1`` and, for clients that drop the prefix, without it:
 
-- ``POST /chat/completions`` -- Jamba chat (ref 1.2-1.4), streaming and not.
+- ``POST /chat/completions`` -- Jamba chat (chat ref), streaming and not.
 - ``GET /models`` -- every served model in the OAS-2026 ``ModelsInfoResponse`` shape.
-- ``POST /{j2-model}/complete`` and ``POST /{j2-model}/chat`` -- legacy Jurassic-2 (ref 2.2, 2.3),
+- ``POST /{j2-model}/complete`` and ``POST /{j2-model}/chat`` -- legacy Jurassic-2 (J2 ref),
   for ``j2-light``, ``j2-mid``, ``j2-ultra`` only.
 
 Models: jamba-mini, jamba-large, jamba-mini-2(-2026-01), jamba-large-1.7(-2025-07),
@@ -44,12 +46,12 @@ jamba-instruct; j2-light, j2-mid, j2-ultra.
 Order of checks (FastAPI's): unknown route -> 404 ``{"detail":"Not Found"}``; wrong method -> 405
 ``{"detail":"Method Not Allowed"}`` (both before auth); then auth; then body validation (422).
 Every API route needs ``Authorization: Bearer <accepted key>`` (scheme case-insensitive), else
-401 with exactly ``{"detail":"Forbidden: Bad or missing API token."}`` (ref 3.1).
+401 with exactly ``{"detail":"Forbidden: Bad or missing API token."}`` (AI21's error codes).
 
 Responses
 ---------
 - Non-streaming bodies are compact JSON; stream chunks use ``json.dumps`` default spacing (as
-  the live capture, ref 1.3/1.4). Streams are ``data: `` lines only, each ended by CRLF CRLF
+  the live capture, chat ref). Streams are ``data: `` lines only, each ended by CRLF CRLF
   (``\r\n\r\n``, as recordings of the live API show, ``[DONE]`` included): the role delta, one
   event per token, a final event (finish_reason + ``usage``; ``usage`` is absent on every other
   chunk), then ``data: [DONE]``.
@@ -59,7 +61,7 @@ Responses
 - A scripted reply (:meth:`Emulator.script`, :meth:`Emulator.reply_next`, or the ``handler``)
   replaces the generated answer of the next valid chat request; an assistant ``reasoning``
   goes out as ``reasoning_content`` (the 2026 spec's name), streamed before the content.
-- ``logprobs`` is always null; no ``model``/``meta`` keys are added (ref 1.3, live capture).
+- ``logprobs`` is always null; no ``model``/``meta`` keys are added (chat ref, live capture).
 
 Answers
 -------
@@ -121,10 +123,10 @@ Tools
   as RouterQueryEngine sends) selects the choice whose summary best matches the question (BM25).
 - Tool-call ids are ``call_`` + 24 hex, deterministic (hash of the request's messages and tools,
   the choice index and the call index).
-- Non-streaming: ``message.content`` is **null** with ``tool_calls`` set (ref 1.3 allows null or
-  empty), finish_reason **"tool_calls"** (unknown in the reference; the ai21-python test mocks use
-  it). Streaming (ref 1.4, OAS ``ToolCallDeltaStart``/``ToolCallDelta``): the role delta, then per
-  call ``{"tool_calls":[{"index":i,"id":...,"type":"function","function":{"name":...}}]}`` (no
+- Non-streaming: ``message.content`` is **null** with ``tool_calls`` set (the chat ref allows
+  null or empty), finish_reason **"tool_calls"** (unknown in the reference; the ai21-python
+  test mocks use it). Streaming (chat ref, OAS ``ToolCallDeltaStart``/``ToolCallDelta``): the
+  role delta, then per call ``{"tool_calls":[{"index":i,"id":...,"type":"function","function":{"name":...}}]}`` (no
   ``arguments`` key), then one event per JSON token of the arguments
   ``{"tool_calls":[{"index":i,"function":{"arguments":"..."}}]}``, then the final event whose
   delta is ``{}`` (no content) with finish_reason ``"tool_calls"`` and usage. ``stop`` and

@@ -1,6 +1,6 @@
 """The models the emulator serves, and the precomputed ``GET /models`` body.
 
-Context lengths follow ai21-api.md 1.7 (256K for Jamba, written 256_000 as in the
+Context lengths follow the model cards and AI21's docs (256K for Jamba, written 256_000 as in the
 llama-index-llms-ai21 model table; 8_192 for J2). ``updated``, ``quantization`` and ``pricing``
 values are illustrative: the reference lists them as unknown. Prices are USD per token, as strings,
 matching the OAS-2026 ``ModelPricing`` shape ``{"prompt": str, "completion": str}``.

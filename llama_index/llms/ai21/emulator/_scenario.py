@@ -48,7 +48,7 @@ class Response:
 
 
 def json_bytes(obj: Any) -> bytes:
-    """Compact JSON, as the live non-streaming responses are (ai21-api.md 1.3)."""
+    """Compact JSON, as recorded live non-streaming responses are."""
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -126,7 +126,7 @@ def finish_text(text: str, max_tokens: int, stop: Sequence[str]) -> Choice:
     """Apply stop sequences, then ``max_tokens``; count completion tokens.
 
     A natural end costs one extra (end-of-sequence) token, as in the live capture where the final
-    empty chunk was counted (ai21-api.md 1.4). If that token does not fit in ``max_tokens`` the
+    empty chunk was counted (recorded streams). If that token does not fit in ``max_tokens`` the
     answer is cut to ``max_tokens`` tokens with finish_reason "length".
     """
     hit: str | None = None
@@ -405,7 +405,7 @@ def _j2_choices(request: J2Request) -> list[Choice]:
 
 
 def j2_complete(model: str, body: Any, completion_id: str) -> Response:
-    """Answer ``POST /{j2-model}/complete`` (ai21-api.md 2.2)."""
+    """Answer ``POST /{j2-model}/complete`` (AI21's J2 complete reference)."""
     if not isinstance(body, dict):
         return _validation_failed(body_not_object(body), model)
     request, errors = validate_j2_complete(model, body)
@@ -435,7 +435,7 @@ def j2_complete(model: str, body: Any, completion_id: str) -> Response:
 
 
 def j2_chat(model: str, body: Any, response_id: str) -> Response:
-    """Answer ``POST /{j2-model}/chat`` (ai21-api.md 2.3)."""
+    """Answer ``POST /{j2-model}/chat`` (AI21's J2 chat reference)."""
     if not isinstance(body, dict):
         return _validation_failed(body_not_object(body), model)
     request, errors = validate_j2_chat(model, body)

@@ -1,4 +1,4 @@
-"""FastAPI/pydantic-style request validation for the emulator (ai21-api.md 1.2, 1.5, 2.2, 2.3).
+"""FastAPI/pydantic-style request validation for the emulator (AI21's API references).
 
 Each validator returns ``(parsed, errors)``: ``errors`` is the list that goes into a 422 body
 ``{"detail": [{"loc": [...], "msg": "...", "type": "..."}, ...]}``, with messages and ``type``
@@ -644,7 +644,7 @@ def _j2_common(c: _Checker, body: Mapping[str, Any], default_max_tokens: int) ->
 
 
 def validate_j2_complete(model: str, body: Mapping[str, Any]) -> tuple[J2Request | None, Errors]:
-    """Validate a J2 ``/{model}/complete`` body (ai21-api.md 2.2)."""
+    """Validate a J2 ``/{model}/complete`` body (AI21's J2 complete reference)."""
     c = _Checker()
     prompt = c.string(body, "prompt", ("body",), required=True)
     common = _j2_common(c, body, 16)
@@ -654,7 +654,7 @@ def validate_j2_complete(model: str, body: Mapping[str, Any]) -> tuple[J2Request
 
 
 def validate_j2_chat(model: str, body: Mapping[str, Any]) -> tuple[J2Request | None, Errors]:
-    """Validate a J2 ``/{model}/chat`` body (ai21-api.md 2.3)."""
+    """Validate a J2 ``/{model}/chat`` body (AI21's J2 chat reference)."""
     c = _Checker()
     system = c.string(body, "system", ("body",), required=True)
     messages: list[Message] = []
