@@ -126,7 +126,8 @@ Tools
 - Non-streaming: ``message.content`` is **null** with ``tool_calls`` set (the chat ref allows
   null or empty), finish_reason **"tool_calls"** (unknown in the reference; the ai21-python
   test mocks use it). Streaming (chat ref, OAS ``ToolCallDeltaStart``/``ToolCallDelta``): the
-  role delta, then per call ``{"tool_calls":[{"index":i,"id":...,"type":"function","function":{"name":...}}]}`` (no
+  role delta, then per call
+  ``{"tool_calls":[{"index":i,"id":...,"type":"function","function":{"name":...}}]}`` (no
   ``arguments`` key), then one event per JSON token of the arguments
   ``{"tool_calls":[{"index":i,"function":{"arguments":"..."}}]}``, then the final event whose
   delta is ``{}`` (no content) with finish_reason ``"tool_calls"`` and usage. ``stop`` and
