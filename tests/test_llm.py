@@ -167,14 +167,16 @@ def test_seed_j2_mid_complete(emulator: Emulator) -> None:
 def test_seed_per_instance_keys_bad_key_is_unauthorized(emulator: Emulator) -> None:
     llm_good = AI21(api_key=emulator.api_key, base_url=emulator.base_url)
     llm_bad = AI21(model="j2-mid", api_key="BAD_KEY", base_url=emulator.base_url)
-    assert llm_good.complete("Paul Graham is ").text
+    emulator.reply_next("an essayist.")
+    assert llm_good.complete("Paul Graham is ").text == "an essayist."
     with pytest.raises(ai21.errors.Unauthorized) as caught:
         llm_bad.complete("Paul Graham is ")
     assert str(caught.value).endswith(UNAUTHORIZED_BODY)
     assert str(caught.value) == (
         f"Failed with http status code: 401 (Unauthorized). Details: {UNAUTHORIZED_BODY}"
     )
-    assert llm_good.complete("Paul Graham is ").text, "the good instance keeps working"
+    emulator.reply_next("still an essayist.")
+    assert llm_good.complete("Paul Graham is ").text == "still an essayist.", "still working"
 
 
 # --------------------------------------------------------------------------- legacy J2
@@ -343,7 +345,8 @@ def test_key_and_host_from_the_environment(
     monkeypatch.setenv("AI21_API_HOST", emulator.base_url)
     llm = AI21()
     assert llm.base_url == emulator.base_url
-    assert llm.complete("hi").text
+    emulator.reply_next("Hello from the environment.")
+    assert llm.complete("hi").text == "Hello from the environment."
     assert emulator.last_request.api_key == emulator.api_key
 
 

@@ -82,7 +82,8 @@ def test_to_dict_from_dict_round_trips_all_but_the_key(
     monkeypatch.setenv("AI21_API_KEY", SECRET)
     restored = AI21.from_dict(data)
     assert restored.to_dict() == data
-    assert restored.complete("hi").text
+    secret_server.reply_next("Restored.")
+    assert restored.complete("hi").text == "Restored."
     assert secret_server.last_request.json["temperature"] == 0.3
 
 
@@ -95,8 +96,10 @@ def test_pickle_round_trips_into_a_working_instance(
         asyncio.run(secret_llm.acomplete("warm up"))
     clone = pickle.loads(pickle.dumps(secret_llm))
     assert clone.to_dict() == secret_llm.to_dict()
-    assert clone.complete("hi").text
-    assert asyncio.run(clone.acomplete("hi")).text
+    secret_server.reply_next("Cloned.")
+    secret_server.reply_next("Cloned, async.")
+    assert clone.complete("hi").text == "Cloned."
+    assert asyncio.run(clone.acomplete("hi")).text == "Cloned, async."
     assert secret_server.last_request.api_key == SECRET
 
 
