@@ -1,7 +1,7 @@
 """Entry point for the emulator process: the package's emulator CLI, long answers allowed.
 
 The emulator caps an answer at ``max_tokens``, whose default and maximum are the API's 4096
-(ai21-api.md 1.2). A 10,000-token stream needs more, and no request field or flag raises the
+(AI21's Jamba API reference). A 10,000-token stream needs more, and no request field or flag raises the
 cap yet, so this process raises the validator's limit before handing over to the CLI. It runs
 in its own process, so nothing in the benchmark's process is patched.
 """

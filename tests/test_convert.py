@@ -1,4 +1,4 @@
-"""Message conversion, table-driven (ai21-api.md 1.2 and 2.3). Pure functions: no server."""
+"""Message conversion, table-driven. Pure functions: no server."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stream decoding and accumulation (ai21-api.md 1.4). Pure: no server."""
+"""Stream decoding and accumulation (docs/streaming.md). Pure: no server."""
 
 from __future__ import annotations
 

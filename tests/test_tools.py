@@ -159,7 +159,7 @@ def test_tool_choice_narrows_the_tools_offered(
         emulator.reply_next(tool_calls=[{"name": offered[0], "arguments": {"a": 3, "b": 4}}])
     response = llm.chat_with_tools(TOOLS, "What is 3 times 4?", tool_choice=tool_choice)
     sent = emulator.last_request.json
-    assert "tool_choice" not in sent  # AI21 has no such field (ai21-api.md 1.2)
+    assert "tool_choice" not in sent  # AI21 has no such field (AI21's Jamba API reference)
     if offered is None:
         assert "tools" not in sent
         assert response.message.content == "Twelve."
