@@ -7,6 +7,7 @@ import asyncio
 import logging
 import random
 import ssl
+import time
 from collections.abc import Callable
 from email.utils import formatdate
 
@@ -112,6 +113,38 @@ def test_permanent_failures_and_no_retries_mean_one_attempt(
         run(is_async, attempt, max_retries=max_retries)
     assert attempts == [1]
     assert waits == []
+
+
+@both
+def test_the_servers_retry_after_is_the_wait(is_async: bool, waits: list[float]) -> None:
+    """The transport records each error response's Retry-After where the policy reads it."""
+
+    def overloaded() -> Exception:
+        _retry.last_retry_after.set("3")
+        return errors.ServiceUnavailable("busy")
+
+    attempts, attempt = failing(2, overloaded)
+    assert run(is_async, attempt, max_retries=2) == "done"
+    assert attempts == [1, 2, 3]
+    assert waits == [3.0, 3.0]
+
+
+@both
+def test_retry_after_applies_only_to_the_response_it_came_with(
+    is_async: bool, waits: list[float]
+) -> None:
+    def refused() -> Exception:  # no response, so no Retry-After: back-off
+        _retry.last_retry_after.set("3")
+        return httpx.ConnectError("refused")
+
+    _, attempt = failing(1, refused)
+    run(is_async, attempt, max_retries=1)
+    assert waits == [0.5]
+
+
+def test_retry_after_dates_count_from_now_by_default() -> None:
+    seconds = parse_retry_after(formatdate(time.time() + 30, usegmt=True))
+    assert seconds == pytest.approx(30, abs=1.5)  # HTTP dates have whole seconds
 
 
 def test_backoff_reaches_its_ceiling_and_its_cap(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -169,6 +169,7 @@ def test_malformed_events_are_named(bad: dict[str, Any], message: str) -> None:
     [
         *((s.code, s.error) for s in STATUSES),  # an error status's class (tests/statuses.py)
         ("401", ai21.errors.Unauthorized),  # a code sent as a string
+        (599, ai21.errors.AI21APIError),  # the top of the error range keeps its own code
         (600, ai21.errors.AI21ServerError),  # not an HTTP error status: a server error
         (399, ai21.errors.AI21ServerError),
         ("4x", ai21.errors.AI21ServerError),
