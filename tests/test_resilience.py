@@ -17,10 +17,9 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.llms.ai21 import AI21, MalformedResponseError, StreamInterruptedError, _retry
 from llama_index.llms.ai21.emulator import Emulator, Fault
 from tests.calls import arg_for, call
+from tests.statuses import BY_CODE, NOT_RETRIED, RETRIED
 
 CHAT_METHODS = ["chat", "stream_chat", "achat", "astream_chat"]
-RETRIED = [408, 429, 500, 502, 503, 504]
-NOT_RETRIED = [400, 401, 403, 404, 422]
 
 
 # ----------------------------------------------------------------------------- retries
@@ -43,8 +42,9 @@ def test_client_errors_are_never_retried(
     make_llm: Callable[..., AI21], emulator: Emulator, method: str, status: int
 ) -> None:
     emulator.inject(Fault(status=status, count=5, retry_after="0"))
-    with pytest.raises(ai21.errors.AI21APIError):
+    with pytest.raises(BY_CODE[status].error) as caught:
         call(make_llm(max_retries=3), method, arg_for(method))
+    assert type(caught.value) is BY_CODE[status].error
     assert len(emulator.requests) == 1
 
 
@@ -203,14 +203,19 @@ def test_a_real_wait_is_slept(make_llm: Callable[..., AI21], emulator: Emulator)
 # ---------------------------------------------------------------- connections, timeouts
 
 
-def test_connection_refused_is_retried_then_raised() -> None:
+def test_connection_refused_is_retried_then_raised(
+    waits: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     with Emulator() as gone:
         base_url, key = gone.base_url, gone.api_key
-    llm = AI21(api_key=key, base_url=base_url, max_retries=1)
-    started = time.monotonic()
+    llm = AI21(api_key=key, base_url=base_url, max_retries=2)
     with pytest.raises(httpx.ConnectError):
         llm.complete("hi")
-    assert time.monotonic() - started < 2
+    assert len(waits) == 2, "two retries, then the third failure is raised"
+    assert [line.split(";")[0] for line in _retry_lines(caplog)] == [
+        "AI21 request failed (ConnectError)"
+    ] * 2
 
 
 @pytest.mark.parametrize("method", CHAT_METHODS)

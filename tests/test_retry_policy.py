@@ -18,6 +18,7 @@ from llama_index.llms.ai21._retry import (
     parse_retry_after,
     should_retry,
 )
+from tests.statuses import STATUSES
 
 
 def _chained(outer: BaseException, *causes: BaseException) -> BaseException:
@@ -32,21 +33,17 @@ def _chained(outer: BaseException, *causes: BaseException) -> BaseException:
 @pytest.mark.parametrize(
     ("exc", "retried"),
     [
-        (errors.TooManyRequestsError("x"), True),
-        (errors.AI21ServerError("x"), True),
-        (errors.ServiceUnavailable("x"), True),
-        (errors.AI21APIError(408, "x"), True),
-        (errors.AI21APIError(502, "x"), True),
-        (errors.AI21APIError(504, "x"), True),
+        # Every status of tests/statuses.py, as the SDK raises it.
+        *(
+            (
+                s.error(s.code, "x") if s.error is errors.AI21APIError else s.error("x"),
+                s.retried,
+            )
+            for s in STATUSES
+        ),
         (httpx.ReadTimeout("x"), True),
         (httpx.ConnectError("x"), True),
         (httpx.RemoteProtocolError("x"), True),
-        (errors.BadRequest("x"), False),
-        (errors.Unauthorized("x"), False),
-        (errors.AI21APIError(403, "x"), False),
-        (errors.AI21APIError(404, "x"), False),
-        (errors.UnprocessableEntity("x"), False),
-        (errors.AI21APIError(424, "x"), False),
         (ValueError("x"), False),
         # Permanent connection failures: the next attempt would meet them again.
         (_chained(httpx.ConnectError("x"), ssl.SSLCertVerificationError("bad cert")), False),
