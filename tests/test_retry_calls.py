@@ -173,6 +173,11 @@ def test_a_cyclic_cause_chain_ends() -> None:
     itself = OSError("c")
     itself.args = (itself,)  # an exception among its own args
     assert is_permanent(itself) is False
+    one, other = OSError(), OSError()
+    one.args, other.args = (other,), (one,)  # each among the other's args
+    assert is_permanent(one) is False
+    other.__cause__ = ssl.SSLCertVerificationError("bad cert")
+    assert is_permanent(one) is True, "found past the cycle"
 
 
 @pytest.mark.parametrize(

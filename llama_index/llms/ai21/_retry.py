@@ -66,17 +66,20 @@ def is_permanent(exc: BaseException) -> bool:
     """Whether a connection failure comes from a certificate check or a missing host name,
     found in the exception's chain (httpx, httpcore, urllib3 and aiohttp all chain the cause)."""
     seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    pending: list[BaseException] = [exc]  # one walk over causes and exceptions held in args
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
             return True
         if isinstance(current, socket.gaierror) and current.errno in _NO_SUCH_NAME:
             return True
-        reasons = [arg for arg in current.args if isinstance(arg, BaseException)]
-        if any(is_permanent(reason) for reason in reasons if id(reason) not in seen):
-            return True
-        current = current.__cause__ or current.__context__
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        cause = current.__cause__ or current.__context__
+        if cause is not None:
+            pending.append(cause)
     return False
 
 
