@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21 import AI21, _retry
 from llama_index.llms.ai21.emulator import Emulator
 
 # Hypothesis's 200 ms deadline per example is a wall-clock bound: on a loaded two-core machine
@@ -118,3 +118,16 @@ def make_llm(emulator: Emulator) -> Callable[..., AI21]:
 def llm(make_llm: Callable[..., AI21]) -> AI21:
     # No retries by default, so a fault shows up as one request in the records.
     return make_llm(max_retries=0)
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every wait between attempts, recorded instead of slept (sync and async)."""
+    recorded: list[float] = []
+
+    async def record(seconds: float) -> None:
+        recorded.append(seconds)
+
+    monkeypatch.setattr(_retry, "sleep", recorded.append)
+    monkeypatch.setattr(_retry, "async_sleep", record)
+    return recorded

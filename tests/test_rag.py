@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,37 +15,14 @@ from llama_index.core.tools import QueryEngineTool
 
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21.emulator import Emulator
+from tests.rag_corpus import (  # noqa: F401 - the fixture is autouse
+    COMPANY,
+    CONTEXT_WINDOW,
+    JAMBA,
+    _close_the_loop_llama_index_leaves_open,
+)
 
-JAMBA = [
-    "Jamba is AI21's family of large language models. Jamba combines Transformer layers "
-    "with Mamba state-space layers.",
-    "Jamba models handle a context window of 256K tokens.",
-]
-COMPANY = [
-    "AI21 Labs is an Israeli company founded in 2017 by Yoav Shoham, Ori Goshen and Amnon Shashua.",
-    "AI21 Labs has its headquarters in Tel Aviv.",
-]
-CONTEXT_WINDOW = "How long is Jamba's context window?"
 ANSWER = "256K tokens, says the context."
-
-
-@pytest.fixture(autouse=True)
-def _close_the_loop_llama_index_leaves_open() -> Iterator[None]:
-    """Close the event loop llama-index-core's ``asyncio_run`` leaves behind.
-
-    Sync queries estimate tokens through ``asyncio_run``, which makes the thread's event loop
-    with ``asyncio.get_event_loop()`` and never closes it; the next ``asyncio.run`` drops it,
-    and its garbage collection is a ResourceWarning (an error in this test run).
-    """
-    yield
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            loop = asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:  # none is set: nothing was left open
-        return
-    loop.close()
-    asyncio.set_event_loop(None)
 
 
 def make_index(texts: list[str]) -> VectorStoreIndex:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
 
-from llama_index.llms.ai21 import AI21, MalformedResponseError, StreamInterruptedError, _retry
+from llama_index.llms.ai21 import AI21, MalformedResponseError, StreamInterruptedError
 from llama_index.llms.ai21.emulator import Emulator, Fault
 from tests.calls import arg_for, call
 from tests.statuses import BY_CODE, NOT_RETRIED, RETRIED
@@ -106,19 +106,6 @@ def test_default_max_retries_is_three(make_llm: Callable[..., AI21], emulator: E
 
 
 # ------------------------------------------------------------------------- Retry-After
-
-
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Every wait between attempts, recorded instead of slept (sync and async)."""
-    recorded: list[float] = []
-
-    async def record(seconds: float) -> None:
-        recorded.append(seconds)
-
-    monkeypatch.setattr(_retry, "sleep", recorded.append)
-    monkeypatch.setattr(_retry, "async_sleep", record)
-    return recorded
 
 
 def _retry_lines(caplog: pytest.LogCaptureFixture) -> list[str]:

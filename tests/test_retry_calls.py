@@ -28,18 +28,11 @@ from llama_index.llms.ai21._retry import (
 
 
 @pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The waits between attempts, recorded instead of slept (sync and async)."""
-    recorded: list[float] = []
-
-    async def async_sleep(seconds: float) -> None:
-        recorded.append(seconds)
-
-    monkeypatch.setattr(_retry, "sleep", recorded.append)
-    monkeypatch.setattr(_retry, "async_sleep", async_sleep)
-    # Jitter at its top: each back-off wait is its ceiling, 0.5 s, 1 s, 2 s, ...
+def waits(waits: list[float], monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The recorded waits (conftest), with jitter at its top: each back-off wait is its
+    ceiling, 0.5 s, 1 s, 2 s, ..."""
     monkeypatch.setattr(random, "uniform", lambda low, high: high)
-    return recorded
+    return waits
 
 
 def failing(times: int, error: Callable[[], Exception]) -> tuple[list[int], Callable[[], str]]:

@@ -9,10 +9,6 @@ schema in the prompt, and answers grounded on ``documents``.
 
 from __future__ import annotations
 
-import asyncio
-import warnings
-from collections.abc import Iterator
-
 import pytest
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
@@ -27,32 +23,14 @@ from llama_index.core.types import PydanticProgramMode
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21.emulator import Emulator
 from tests.calculator import TOOLS
+from tests.rag_corpus import (  # noqa: F401 - the fixture is autouse
+    COMPANY,
+    CONTEXT_WINDOW,
+    JAMBA,
+    _close_the_loop_llama_index_leaves_open,
+)
 
-JAMBA = [
-    "Jamba is AI21's family of large language models. Jamba combines Transformer layers "
-    "with Mamba state-space layers.",
-    "Jamba models handle a context window of 256K tokens.",
-]
-COMPANY = [
-    "AI21 Labs is an Israeli company founded in 2017 by Yoav Shoham, Ori Goshen and Amnon Shashua.",
-    "AI21 Labs has its headquarters in Tel Aviv.",
-]
-CONTEXT_WINDOW = "How long is Jamba's context window?"
 TWO_CALLS = "What is 3 times 4 and then add 2 plus 5?"
-
-
-@pytest.fixture(autouse=True)
-def _close_the_loop_llama_index_leaves_open() -> Iterator[None]:
-    """llama-index-core's sync ``asyncio_run`` leaves an event loop open (see test_rag.py)."""
-    yield
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            loop = asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        return
-    loop.close()
-    asyncio.set_event_loop(None)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import httpx
 import pytest
 import trustme
 
-from llama_index.llms.ai21 import AI21, _retry
+from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._retry import should_retry
 from llama_index.llms.ai21._transport import ClientConfig, Transport
 from tests.transport.conftest import UNKNOWN_HOST
@@ -416,18 +416,6 @@ def _call(llm: AI21, method: str, prompt: str) -> None:
                     pass
 
         asyncio.run(run())
-
-
-@pytest.fixture
-def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    recorded: list[float] = []
-
-    async def record(seconds: float) -> None:
-        recorded.append(seconds)
-
-    monkeypatch.setattr(_retry, "sleep", recorded.append)
-    monkeypatch.setattr(_retry, "async_sleep", record)
-    return recorded
 
 
 @pytest.mark.parametrize("method", METHODS)
