@@ -38,7 +38,7 @@ FRESH_VENV_TIMEOUT = 300  # seconds, for each of: building the wheel, creating t
 _VOLATILE = [
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),
     (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"), "TIMESTAMP"),
-    (re.compile(r"chat-[0-9a-f]{32}"), "chat-ID"),
+    (re.compile(r"chatcmpl-[0-9a-f-]+"), "chatcmpl-ID"),
     (re.compile(r" at 0x[0-9a-f]+"), " at 0xADDRESS"),
 ]
 

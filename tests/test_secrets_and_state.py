@@ -162,3 +162,15 @@ def test_aclose_closes_the_loops_sockets_and_the_next_call_opens_a_new_one(
 
     assert asyncio.run(use_close_use()) == [1, 0, 1]
     assert secret_server.requests[-1].json["messages"] == [{"role": "user", "content": "again"}]
+
+
+def test_closing_an_unused_instance_is_harmless(secret_llm: AI21, secret_server: Emulator) -> None:
+    secret_llm.close()
+
+    async def aclose_then_use() -> str:
+        await secret_llm.aclose()  # nothing open on this loop yet
+        return (await secret_llm.acomplete("hi")).text
+
+    secret_server.reply_next("Still works.")
+    assert asyncio.run(aclose_then_use()) == "Still works."
+    assert len(secret_server.requests) == 1

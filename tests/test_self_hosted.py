@@ -292,6 +292,18 @@ def test_observability_payloads_never_ask_the_server(local: AI21, vllm: Emulator
     assert [r.path for r in vllm.requests] == ["/v1/chat/completions"]
 
 
+def test_a_refused_model_listing_is_logged_as_the_sdk_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    with Emulator(flavour="vllm", api_keys=["right"], models=[MODEL]) as server:
+        llm = AI21(model=MODEL, base_url=server.base_url, api_key="wrong", max_retries=0)
+        assert llm.metadata.context_window == 256_000  # the model table's
+        assert [r.path for r in server.requests] == ["/v1/models"]
+    assert "Could not read the context window" in caplog.text
+    assert "(Unauthorized: " in caplog.text
+
+
 def test_an_unreachable_server_does_not_break_metadata(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
     llm = AI21(model=MODEL, base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=2)

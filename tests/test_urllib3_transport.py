@@ -27,7 +27,6 @@ REQUEST = httpx.Request("POST", "http://127.0.0.1:9/studio/v1/chat/completions")
         (u3.ConnectTimeoutError("connect timed out"), httpx.ConnectTimeout),
         (u3.ReadTimeoutError(None, "/x", "Read timed out."), httpx.ReadTimeout),
         (u3.SSLError("certificate verify failed"), httpx.ConnectError),
-        (u3.ProxyError("proxy said no", OSError()), httpx.ProxyError),
         (
             u3.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset")),
             httpx.ReadError,

@@ -47,6 +47,7 @@ class Peer:
             rest += data
         self.last_body, self._buffer = rest[:length], rest[length:]
         self.server.requests += 1
+        self.server.heads.append(head)
         return head
 
     def _recv(self) -> bytes:
@@ -96,6 +97,7 @@ class Server:
         self.tls = tls
         self.connections = 0
         self.requests = 0
+        self.heads: list[bytes] = []  # of every request read, in order
         self.stopped = threading.Event()
         self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
         self._listener.settimeout(0.05)

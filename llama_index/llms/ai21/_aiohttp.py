@@ -20,10 +20,11 @@ httpx's proxy handling (``HTTPS_PROXY``, ``NO_PROXY``, ...) keeps working, as in
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextvars
 import inspect
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -57,9 +58,8 @@ def _httpx_error(exc: BaseException, request: httpx.Request, writing: bool) -> E
     """
     cause: BaseException | None = exc
     mapped: type[httpx.TransportError]
-    if isinstance(exc, aiohttp.ClientProxyConnectionError | aiohttp.ClientHttpProxyError):
-        mapped = httpx.ProxyError
-    elif isinstance(exc, _CONNECT_ERRORS):
+    # No proxy errors: httpx sends proxied requests through its own transport, never here.
+    if isinstance(exc, _CONNECT_ERRORS):
         # Refused, unreachable, a name that does not resolve, a certificate that fails
         # verification: httpcore raises ConnectError for each.
         mapped = httpx.ConnectError
@@ -72,8 +72,7 @@ def _httpx_error(exc: BaseException, request: httpx.Request, writing: bool) -> E
         mapped, cause = httpx.RemoteProtocolError, exc.__cause__
     elif isinstance(exc, aiohttp.ClientPayloadError):
         # Bad chunked framing, a body shorter than its Content-Length, or a reset mid-body.
-        reset = isinstance(exc.__cause__, OSError)
-        mapped = httpx.ReadError if reset else httpx.RemoteProtocolError
+        mapped = httpx.ReadError if _lost_to_os_error(exc) else httpx.RemoteProtocolError
     elif isinstance(exc, aiohttp.ServerDisconnectedError):
         mapped = httpx.RemoteProtocolError  # httpcore: "Server disconnected without ..."
     elif isinstance(exc, OSError):  # aiohttp.ClientOSError, ClientConnectionResetError
@@ -90,6 +89,15 @@ def _httpx_error(exc: BaseException, request: httpx.Request, writing: bool) -> E
     error = mapped(str(exc) or type(exc).__name__, request=request)
     error.__cause__ = cause
     return error
+
+
+def _lost_to_os_error(exc: aiohttp.ClientPayloadError) -> bool:
+    """Whether the connection under an unfinished body failed (a reset, ...) rather than
+    closed. aiohttp says so only in the message, which then ends with the error's ``repr``:
+    ``Response payload is not completed: <...>. ConnectionResetError(104, '...')``."""
+    name = str(exc).rpartition(". ")[2].partition("(")[0]
+    error = getattr(builtins, name, None)
+    return isinstance(error, type) and issubclass(error, OSError)
 
 
 class _WriteWatch:
@@ -116,18 +124,25 @@ class _WriteWatch:
         if transport is not None:
             transport.abort()
 
-    async def pieces(self) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
+    # A shell around the methods below, kept out of mutation testing (scripts/mutation.sh).
+    async def pieces(self) -> AsyncIterator[bytes]:  # pragma: no mutate block
         self.writing = True
         try:
-            for start in range(0, len(self.body), WRITE_CHUNK):
-                if self.timeout is not None:
-                    self._timer = loop.call_later(self.timeout, self._expire)
-                yield self.body[start : start + WRITE_CHUNK]
+            for piece in self._split():
+                self._start_timer()
+                yield piece
                 self.stop_timer()
         finally:
             self.stop_timer()
             self.writing = False
+
+    def _split(self) -> Iterator[bytes]:
+        for start in range(0, len(self.body), WRITE_CHUNK):
+            yield self.body[start : start + WRITE_CHUNK]
+
+    def _start_timer(self) -> None:
+        if self.timeout is not None:
+            self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expire)
 
     def stop_timer(self) -> None:
         if self._timer is not None:
@@ -155,21 +170,21 @@ class _ResponseStream(httpx.AsyncByteStream):
         self._response = response
         self._request = request
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        content = self._response.content
-        while True:
-            error: Exception | None = None
-            try:
-                chunk = await content.readany()
-            except Exception as exc:
-                error = _httpx_error(exc, self._request, writing=False)
-                if error is None:
-                    raise
-            if error is not None:
-                raise error  # outside the except block: no aiohttp exception as context
-            if not chunk:
-                return
+    # A shell around _read, kept out of mutation testing (scripts/mutation.sh).
+    async def __aiter__(self) -> AsyncIterator[bytes]:  # pragma: no mutate block
+        while chunk := await self._read():
             yield chunk
+
+    async def _read(self) -> bytes:
+        """The next piece of the body (empty at its end), failures as httpx's exceptions."""
+        error: Exception | None = None
+        try:
+            return await self._response.content.readany()
+        except Exception as exc:
+            error = _httpx_error(exc, self._request, writing=False)
+            if error is None:
+                raise
+        raise error  # outside the except block: no aiohttp exception as context
 
     async def aclose(self) -> None:
         """Reuse the connection if only the body's end was left unread; never raises, and

@@ -24,7 +24,7 @@ import http.client
 import ssl
 import traceback
 from collections.abc import Generator, Iterator
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import urllib3
@@ -62,11 +62,9 @@ def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
         raise httpx.ReadTimeout(str(exc), request=request) from exc
     except u3.SSLError as exc:
         raise _tls_error(exc, request) from exc
-    except u3.ProxyError as exc:
-        raise httpx.ProxyError(str(exc), request=request) from exc
     except u3.ProtocolError as exc:
         raise _protocol_error(exc, request) from exc
-    except u3.HTTPError as exc:
+    except u3.HTTPError as exc:  # no ProxyError: httpx proxies through its own transport
         raise httpx.TransportError(str(exc), request=request) from exc
 
 
@@ -110,13 +108,10 @@ class _ResponseStream(httpx.SyncByteStream):
         self._chunks: Generator[bytes, None, None] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
-        # Undecoded: httpx decodes Content-Encoding itself, as with its own transport. The
-        # reader is kept, not delegated to with ``yield from``: when the caller stops early,
-        # closing it would make urllib3 drop the connection before ``close`` can look at
-        # what is left.
-        chunks = self._chunks = cast(  # urllib3 types it as an Iterator; it is a generator
-            Generator[bytes, None, None], self._response.stream(READ_SIZE, decode_content=False)
-        )
+        # The reader is kept, not delegated to with ``yield from``: when the caller stops
+        # early, closing it would make urllib3 drop the connection before ``close`` can look
+        # at what is left.
+        chunks = self._chunks = _pieces(self._response)
         with _as_httpx_errors(self._request):
             for chunk in chunks:  # noqa: UP028 - see above: not ``yield from``
                 yield chunk
@@ -128,21 +123,32 @@ class _ResponseStream(httpx.SyncByteStream):
         connection = response.connection
         if connection is None:
             return  # read to the end: urllib3 has put the connection back in its pool
-        try:
-            sock = getattr(connection, "sock", None)
-            if sock is not None:
-                sock.settimeout(DRAIN_SECONDS)
-            chunks = self._chunks or response.stream(READ_SIZE, decode_content=False)
+        chunks = self._chunks
+        # No socket: the server closes the connection after this answer (http.client has
+        # handed it to the response), so there is nothing to keep.
+        sock = getattr(connection, "sock", None)
+        if chunks is not None and sock is not None:
             # Body data still to come means the caller left mid-answer: drop the connection
             # rather than read an answer nobody wants. Only the end-of-body marker is read.
-            next(chunks, None)
-        except Exception:  # timed out, reset, ...: the connection is dropped below
-            pass
-        if self._chunks is not None:
-            self._chunks.close()
+            with contextlib.suppress(Exception):  # timed out, reset, ...: dropped below
+                sock.settimeout(DRAIN_SECONDS)
+                next(chunks, None)  # pragma: no mutate (StopIteration would be caught too)
+        if chunks is not None:
+            chunks.close()
         if response.connection is not None:  # not at the end: the connection is discarded
             response.close()
             response.release_conn()
+
+
+def _pieces(response: urllib3.BaseHTTPResponse) -> Generator[bytes, None, None]:
+    """The body as it arrives, undecoded (httpx decodes ``Content-Encoding`` itself, as with
+    its own transport). Not ``response.stream()``: outside chunked framing, each of its pieces
+    waits for ``READ_SIZE`` bytes or the body's end, which would hold back a stream's events."""
+    if response.chunked:
+        yield from response.read_chunked(READ_SIZE, decode_content=False)
+        return
+    while piece := response.read1(READ_SIZE, decode_content=False):
+        yield piece
 
 
 def _headers(request: httpx.Request) -> urllib3.HTTPHeaderDict:

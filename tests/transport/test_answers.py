@@ -1,0 +1,126 @@
+"""What the transports hand the adapter, on scripted servers: stream pieces as they come
+whatever the body's framing, a broken answer quoted but cut, and no socket left behind by
+a stream the caller abandons."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import httpx
+import psutil
+import pytest
+
+from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21.errors import MalformedResponseError
+from tests.transport.servers import Peer, Server, response
+
+
+def _event(content: str, finish: str | None = None) -> bytes:
+    chunk = {
+        "id": "chatcmpl-1",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}],
+    }
+    if finish is not None:
+        chunk["usage"] = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    return b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n"
+
+
+class _Pausing:
+    """Sends the first event, then waits for the caller to have it before the rest."""
+
+    def __init__(self, framing: str) -> None:
+        self.framing = framing
+        self.first_seen = threading.Event()
+        self.waited_for_nothing = False
+
+    def __call__(self, peer: Peer) -> None:
+        peer.read_request()
+        first, rest = _event("Hello"), _event(" there", "stop") + b"data: [DONE]\r\n\r\n"
+        if self.framing == "chunked":
+            head = response(length=False, headers=[("Transfer-Encoding", "chunked")], body=b"")
+            peer.send(head + b"%x\r\n%s\r\n" % (len(first), first))
+            self.waited_for_nothing = not self.first_seen.wait(5)
+            peer.send(b"%x\r\n%s\r\n0\r\n\r\n" % (len(rest), rest))
+        else:  # the body ends when the server closes the connection
+            head = response(length=False, headers=[("Connection", "close")], body=b"")
+            peer.send(head + first)
+            self.waited_for_nothing = not self.first_seen.wait(5)
+            peer.send(rest)
+
+
+@pytest.mark.parametrize("framing", ["chunked", "until close"])
+@pytest.mark.parametrize("method", ["stream_complete", "astream_complete"])
+def test_stream_pieces_reach_the_caller_as_they_arrive(framing: str, method: str) -> None:
+    server_side = _Pausing(framing)
+    with Server(server_side) as server:
+        llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=0)
+        deltas: list[str] = []
+
+        def seen(delta: str) -> None:
+            deltas.append(delta)
+            server_side.first_seen.set()
+
+        if method == "stream_complete":
+            for chunk in llm.stream_complete("hi"):
+                seen(chunk.delta)
+        else:
+
+            async def run() -> None:
+                async for chunk in await llm.astream_complete("hi"):
+                    seen(chunk.delta)
+
+            asyncio.run(run())
+    assert "".join(deltas) == "Hello there"
+    assert not server_side.waited_for_nothing, "the first piece was held back until the rest"
+
+
+@pytest.mark.parametrize("method", ["complete", "acomplete"])
+def test_a_body_that_is_not_json_is_quoted_cut_to_200_characters(method: str) -> None:
+    page = "<html>" + "x" * 1000 + "</html>"
+
+    def html_page(peer: Peer) -> None:
+        peer.read_request()
+        peer.send(response(body=page.encode(), headers=[("Connection", "close")]))
+
+    with Server(html_page) as server:
+        llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=0)
+        call = llm.complete if method == "complete" else lambda p: asyncio.run(llm.acomplete(p))
+        with pytest.raises(MalformedResponseError) as caught:
+            call("hi")
+    assert str(caught.value).endswith(f": {page[:200]!r}")
+
+
+def _connections_to(port: int) -> int:
+    return sum(
+        1
+        for conn in psutil.Process().net_connections("tcp")
+        if conn.raddr and conn.raddr.port == port and conn.status == psutil.CONN_ESTABLISHED
+    )
+
+
+@pytest.mark.parametrize("framing", ["chunked", "until close"])
+def test_streams_left_mid_answer_leave_no_connection_open(framing: str) -> None:
+    def endless(peer: Peer) -> None:
+        peer.read_request()
+        event = _event("more ")
+        if framing == "chunked":
+            head = response(length=False, headers=[("Transfer-Encoding", "chunked")], body=b"")
+            peer.send(head + b"%x\r\n%s\r\n" % (len(event), event) * 50)
+        else:
+            peer.send(response(length=False, headers=[("Connection", "close")], body=b""))
+            peer.send(event * 50)
+        peer.hold(5)
+
+    with Server(endless) as server:
+        llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=0)
+        streams = []
+        for _ in range(3):
+            stream = llm.stream_complete("hi")
+            assert next(stream).delta == "more "
+            stream.close()
+            streams.append(stream)  # still referenced: closing must not wait for the GC
+        assert server.connections == 3
+        assert _connections_to(server.port) == 0
+        assert isinstance(llm._transport.sync_client(), httpx.Client)

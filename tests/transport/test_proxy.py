@@ -1,0 +1,50 @@
+"""httpx's proxy settings (``HTTP_PROXY``, ``NO_PROXY``, ...) hold for both of our clients:
+httpx mounts its own proxy transports in front of ours."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from llama_index.llms.ai21 import AI21
+from tests.transport.servers import Peer, Server, response
+
+ANSWER = {
+    "id": "chatcmpl-1",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "via the proxy"},
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4},
+}
+
+
+def proxy(peer: Peer) -> None:
+    """A forward proxy that answers for the origin itself."""
+    while peer.read_request() is not None:
+        peer.send(response(body=json.dumps(ANSWER).encode()))
+
+
+@pytest.mark.parametrize("method", ["complete", "acomplete"])
+def test_requests_go_through_the_proxy_from_the_environment(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Server(proxy) as server:
+        monkeypatch.setenv("HTTP_PROXY", server.url())
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        # A name only the proxy would resolve: the client must not look it up itself.
+        llm = AI21(api_key="k", base_url="http://ai21.example/studio/v1", max_retries=0)
+        if method == "complete":
+            text = llm.complete("hi").text
+        else:
+            text = asyncio.run(llm.acomplete("hi")).text
+        assert text == "via the proxy"
+        # The absolute form of the request line is what a client sends to a proxy.
+        request_lines = [head.split(b"\r\n", 1)[0] for head in server.heads]
+        assert request_lines == [b"POST http://ai21.example/studio/v1/chat/completions HTTP/1.1"]
