@@ -228,3 +228,18 @@ def test_forked_workers_never_use_the_parents_connections(echo_server: Server) -
         assert port != parent_port, "a child never writes to its parent's socket"
     assert llm.complete("parent again").text.endswith(f"@ {parent_port}"), "parent keeps its own"
     llm.close()
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_the_next_loop_closes_the_client_of_a_loop_closed_without_shutdown(
+    make_llm: Callable[..., AI21],
+) -> None:
+    llm = make_llm(max_retries=0)
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(llm.acomplete("hi"))
+    entry = llm._transport._async[loop]
+    loop.close()
+    asyncio.run(llm.acomplete("hi"))
+    assert loop not in llm._transport._async
+    assert entry.client.is_closed
+    assert entry.closer.ag_frame is None, "the closer ran to its end"

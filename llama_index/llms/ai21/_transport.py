@@ -163,7 +163,7 @@ def _run_without_loop(coroutine: Coroutine[Any, Any, Any]) -> None:
         return
     except Exception:  # pragma: no cover - closing what is already unusable
         return
-    coroutine.close()  # pragma: no cover - it wanted to wait: give up on it
+    coroutine.close()  # it wanted to wait (on the closed loop): give up on it
 
 
 class _LoopClient:
@@ -171,6 +171,7 @@ class _LoopClient:
 
     def __init__(self, client: httpx.AsyncClient, forget: Any) -> None:
         self.client = client
+        self.loop_closed = False
         self.closer = self._close_with_loop(forget)
 
     # The async generators in this package are shells around ordinary methods, kept out of
@@ -188,11 +189,17 @@ class _LoopClient:
 
     async def _close(self, forget: Any) -> None:
         forget(self)
-        await self.client.aclose()
+        if self.loop_closed:
+            # Run apart: where closing would wait on the dead loop, only that is given up
+            # and the closer still ends (awaited, it would stay suspended in ``finally``).
+            _run_without_loop(self.client.aclose())
+        else:
+            await self.client.aclose()
 
     def abandon(self) -> None:
         """For a loop closed without ``shutdown_asyncgens``: finish the closer without the
         loop, so neither it nor the client keeps the loop (or a socket) referenced from here."""
+        self.loop_closed = True
         _run_without_loop(self.closer.aclose())
 
 

@@ -74,7 +74,7 @@ def _tls_error(exc: u3.SSLError, request: httpx.Request) -> httpx.TransportError
     certificate says so after the handshake), as in httpcore, which also reads the answer
     after a failed write and so reports a ReadError there too. urllib3 raises the same class
     for all of them, so the phase is read from where the ``ssl`` error was raised."""
-    reason = next((arg for arg in exc.args if isinstance(arg, BaseException)), exc.__context__)
+    reason = next((arg for arg in exc.args if isinstance(arg, BaseException)), None)
     frames = set()
     if reason is not None:
         frames = {frame.f_code.co_name for frame, _ in traceback.walk_tb(reason.__traceback__)}
@@ -85,7 +85,7 @@ def _tls_error(exc: u3.SSLError, request: httpx.Request) -> httpx.TransportError
 
 def _protocol_error(exc: u3.ProtocolError, request: httpx.Request) -> httpx.TransportError:
     """urllib3's catch-all for a failed exchange, by what failed (as httpcore tells them)."""
-    reason = next((arg for arg in exc.args if isinstance(arg, BaseException)), exc.__context__)
+    reason = next((arg for arg in exc.args if isinstance(arg, BaseException)), None)
     message = str(exc)
     if isinstance(reason, http.client.RemoteDisconnected):
         # Closed before any answer: also a ConnectionResetError, but httpcore calls it a

@@ -1,0 +1,56 @@
+"""A user's own httpx clients (``http_client=``, ``async_http_client=``): requests go through
+them with their headers and hooks, ours (the key among them) win where both set one, and they
+stay the user's: closing the LLM leaves them open."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21._transport import user_agent
+from llama_index.llms.ai21.emulator import Emulator
+
+THEIR_HEADERS = {"X-Team": "search", "Authorization": "Bearer not-the-key", "User-Agent": "theirs"}
+
+
+def test_a_sync_client_of_the_users_carries_the_calls(emulator: Emulator) -> None:
+    sent: list[str] = []
+    hooks = {"request": [lambda request: sent.append(request.url.path)]}
+    with httpx.Client(headers=THEIR_HEADERS, event_hooks=hooks) as mine:
+        llm = AI21(api_key=emulator.api_key, base_url=emulator.base_url, http_client=mine)
+        emulator.reply_next("Through your client.")
+        assert llm.complete("hi").text == "Through your client."
+        emulator.reply_next("Streamed through it.")
+        assert "".join(c.delta for c in llm.stream_complete("hi")) == "Streamed through it."
+        llm.close()
+        assert not mine.is_closed
+    assert sent == ["/studio/v1/chat/completions"] * 2
+    for request in emulator.requests:
+        assert request.api_key == emulator.api_key
+        assert request.headers["X-Team"] == "search"
+        assert request.headers["User-Agent"] == user_agent()  # ours win
+
+
+def test_an_async_client_of_the_users_carries_the_calls(emulator: Emulator) -> None:
+    sent: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        sent.append(request.url.path)
+
+    async def run() -> str:
+        async with httpx.AsyncClient(
+            headers=THEIR_HEADERS, event_hooks={"request": [hook]}
+        ) as mine:
+            llm = AI21(api_key=emulator.api_key, base_url=emulator.base_url, async_http_client=mine)
+            text = (await llm.acomplete("hi")).text
+            await llm.aclose()
+            assert not mine.is_closed
+            return text
+
+    emulator.reply_next("Through your async client.")
+    assert asyncio.run(run()) == "Through your async client."
+    assert sent == ["/studio/v1/chat/completions"]
+    assert emulator.last_request.api_key == emulator.api_key
+    assert emulator.last_request.headers["X-Team"] == "search"
