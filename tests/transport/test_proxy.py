@@ -44,6 +44,7 @@ def test_requests_go_through_the_proxy_from_the_environment(
             text = llm.complete("hi").text
         else:
             text = asyncio.run(llm.acomplete("hi")).text
+        llm.close()  # its kept-alive connection would hold the proxy's thread
         assert text == "via the proxy"
         # The absolute form of the request line is what a client sends to a proxy.
         request_lines = [head.split(b"\r\n", 1)[0] for head in server.heads]
