@@ -7,14 +7,26 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Iterator
 
 import httpx
 import psutil
 import pytest
 
 from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21._urllib3 import Urllib3Transport
 from llama_index.llms.ai21.errors import MalformedResponseError
 from tests.transport.servers import Peer, Server, response
+
+
+@pytest.fixture
+def echo() -> Iterator[Server]:
+    def answer(peer: Peer) -> None:
+        while peer.read_request() is not None:
+            peer.send(response())
+
+    with Server(answer) as server:
+        yield server
 
 
 def _event(content: str, finish: str | None = None) -> bytes:
@@ -124,3 +136,51 @@ def test_streams_left_mid_answer_leave_no_connection_open(framing: str) -> None:
         assert server.connections == 3
         assert _connections_to(server.port) == 0
         assert isinstance(llm._transport.sync_client(), httpx.Client)
+
+
+@pytest.mark.parametrize("method", ["complete", "acomplete"])
+def test_cookies_the_server_sets_are_not_sent_back(method: str) -> None:
+    """The API authenticates by key: a cookie (a load balancer's, say) is not kept."""
+
+    def sets_a_cookie(peer: Peer) -> None:
+        while peer.read_request() is not None:
+            body = json.dumps(
+                {
+                    "id": "chatcmpl-1",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "ok"},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                }
+            ).encode()
+            peer.send(response(body=body, headers=[("Set-Cookie", "lb=node-7; Path=/")]))
+
+    with Server(sets_a_cookie) as server:
+        # A name, not an address: aiohttp's own jar would keep no cookie of an IP address.
+        llm = AI21(api_key="k", base_url=server.url("localhost") + "/studio/v1", max_retries=0)
+        if method == "complete":
+            for _ in range(2):
+                llm.complete("hi")
+        else:
+
+            async def twice() -> None:
+                for _ in range(2):
+                    await llm.acomplete("hi")
+
+            asyncio.run(twice())
+        llm.close()
+    assert len(server.heads) == 2
+    assert all(b"\r\ncookie:" not in head.lower() for head in server.heads)
+
+
+def test_a_response_closed_unread_drops_its_connection(echo: Server) -> None:
+    transport = Urllib3Transport()
+    with httpx.Client(transport=transport) as client:
+        with client.stream("POST", echo.url() + "/x", content=b"{}") as unread:
+            assert unread.status_code == 200
+        assert client.post(echo.url() + "/x", content=b"{}").content == b'{"ok":true}'
+    assert echo.connections == 2  # the unread answer's connection was not reused

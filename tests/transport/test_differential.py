@@ -121,6 +121,17 @@ def gzipped(peer: Peer) -> None:
         peer.send(response(body=gzip.compress(JSON), headers=[("Content-Encoding", "gzip")]))
 
 
+def gzipped_chunks(peer: Peer) -> None:
+    body = gzip.compress(JSON)
+    head = response(
+        length=False,
+        headers=[("Transfer-Encoding", "chunked"), ("Content-Encoding", "gzip")],
+        body=b"",
+    )
+    while peer.read_request() is not None:
+        peer.send(head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+
+
 def brotli_body(peer: Peer) -> None:
     while peer.read_request() is not None:
         peer.send(response(body=brotli.compress(JSON), headers=[("Content-Encoding", "br")]))
@@ -177,6 +188,7 @@ class Scenario:
 SCENARIOS = [
     Scenario("ok", answer_ok),
     Scenario("refused", None),
+    Scenario("refused, with a large body", None, body=LARGE),
     Scenario("unknown host", None, host=UNKNOWN_HOST),
     Scenario("untrusted certificate", answer_ok, tls="untrusted"),
     Scenario("mismatched certificate", answer_ok, tls="mismatched"),
@@ -196,6 +208,7 @@ SCENARIOS = [
     Scenario("peer stops reading a large body", stops_reading, timeout=0.25, body=LARGE),
     Scenario("stale keep-alive", stale_keepalive, pause=0.3),
     Scenario("gzip body", gzipped),
+    Scenario("gzip body in chunks", gzipped_chunks),
     Scenario("br body", brotli_body),
     Scenario("redirect", redirect),
     Scenario("connect timeout", None, timeout=0.3, backlog_full=True),
@@ -210,6 +223,7 @@ SCENARIOS = [
 # a scenario cannot silently stop doing what its name says.
 EXPECTED: dict[str, type[httpx.TransportError]] = {
     "refused": httpx.ConnectError,
+    "refused, with a large body": httpx.ConnectError,
     "unknown host": httpx.ConnectError,
     "untrusted certificate": httpx.ConnectError,
     "mismatched certificate": httpx.ConnectError,

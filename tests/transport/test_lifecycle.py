@@ -246,3 +246,21 @@ def test_the_next_loop_closes_the_client_of_a_loop_closed_without_shutdown(
     assert entry.closer.ag_frame is None, "the closer ran to its end"
     del entry, loop
     gc.collect()  # the dead loop's sockets warn now (see above), not in a later test
+
+
+def test_a_shut_down_loop_takes_its_client_only(make_llm: Callable[..., AI21]) -> None:
+    """``asyncio.run`` closes its loop's client and drops it from the map at once; a loop
+    still running elsewhere keeps its own."""
+    llm = make_llm(max_retries=0)
+    alive = asyncio.new_event_loop()
+    try:
+        alive.run_until_complete(llm.acomplete("hi"))
+        kept = llm._transport._async[alive]
+        asyncio.run(llm.acomplete("hi"))
+        assert llm._transport._async == {alive: kept}
+        assert not kept.client.is_closed
+    finally:
+        alive.run_until_complete(alive.shutdown_asyncgens())
+        alive.close()
+    assert llm._transport._async == {}
+    assert kept.client.is_closed

@@ -337,7 +337,7 @@ class Transport:
                 if client is None:
                     client = self._sync = Urllib3Client(
                         headers=self.config.headers,
-                        cookies=_NoCookies(),
+                        cookies=_NoCookies(),  # pragma: no mutate (CPU only: see above)
                         verify=self._tls(),
                     )
                     # Close the pool's sockets when this transport is garbage-collected.
@@ -353,18 +353,17 @@ class Transport:
             return entry.client
         self._forget_closed_loops()
         client = AiohttpClient(
-            headers=self.config.headers, cookies=_NoCookies(), verify=self._tls()
+            headers=self.config.headers,
+            cookies=_NoCookies(),  # pragma: no mutate (CPU only: see above)
+            verify=self._tls(),
         )
         entry = _LoopClient(client, self._forget)
-        await entry.closer.asend(None)  # registers it with this loop's async-generator tracking
-        with self._lock:
-            existing = self._async.get(loop)
-            if existing is None:
-                self._async[loop] = entry
-                return client
-        # Another task of this loop won the race while we awaited: use its client.
-        await entry.closer.aclose()
-        return existing.client
+        # Registers it with this loop's async-generator tracking. It runs to the closer's
+        # first ``yield`` without suspending, so no other task of this loop gets in between.
+        await entry.closer.asend(None)
+        with self._lock:  # other threads' loops change the map as they shut down
+            self._async[loop] = entry
+        return client
 
     def _forget(self, entry: _LoopClient) -> None:
         with self._lock:

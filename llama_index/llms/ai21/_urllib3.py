@@ -126,7 +126,7 @@ class _ResponseStream(httpx.SyncByteStream):
         chunks = self._chunks
         # No socket: the server closes the connection after this answer (http.client has
         # handed it to the response), so there is nothing to keep.
-        sock = getattr(connection, "sock", None)
+        sock = getattr(connection, "sock", None)  # pragma: no mutate (it always has one)
         if chunks is not None and sock is not None:
             # Body data still to come means the caller left mid-answer: drop the connection
             # rather than read an answer nobody wants. Only the end-of-body marker is read.
