@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import pickle
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
@@ -174,3 +176,19 @@ def test_closing_an_unused_instance_is_harmless(secret_llm: AI21, secret_server:
     secret_server.reply_next("Still works.")
     assert asyncio.run(aclose_then_use()) == "Still works."
     assert len(secret_server.requests) == 1
+
+
+def test_a_collected_instance_closes_its_sockets(
+    make_llm: Callable[..., AI21], emulator: Emulator
+) -> None:
+    llm = make_llm()
+    emulator.reply_next("Then gone.")
+    assert llm.complete("hi").text == "Then gone."
+    assert _open_connections(emulator) == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del llm
+        gc.collect()
+    assert _open_connections(emulator) == 0
+    # Closed by the instance's finalizer, not left to the garbage collector to find open.
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

@@ -89,3 +89,13 @@ def test_a_transport_given_is_used_as_is(kind: str, make: Callable[..., Any]) ->
 def _no_ssl_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_ssl_cert_file_is_honoured_as_by_httpx(
+    kind: str, ca: trustme.CA, ca_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A company CA given the usual way, in the environment, with no ``verify=``."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    with _tls_server(ca) as server:
+        assert _post(kind, server.url()) == 200

@@ -335,13 +335,13 @@ class Transport:
             with self._lock:
                 client = self._sync
                 if client is None:
+                    # Its sockets close when it is collected: urllib3's pools (>= 2.0) have
+                    # a finalizer of their own.
                     client = self._sync = Urllib3Client(
                         headers=self.config.headers,
                         cookies=_NoCookies(),  # pragma: no mutate (CPU only: see above)
                         verify=self._tls(),
                     )
-                    # Close the pool's sockets when this transport is garbage-collected.
-                    weakref.finalize(self, client.close)
         return client
 
     async def async_client(self) -> httpx.AsyncClient:
