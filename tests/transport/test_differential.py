@@ -121,6 +121,14 @@ def gzipped(peer: Peer) -> None:
         peer.send(response(body=gzip.compress(JSON), headers=[("Content-Encoding", "gzip")]))
 
 
+def reason_phrase(phrase: bytes) -> Callable[[Peer], None]:
+    def answer(peer: Peer) -> None:
+        while peer.read_request() is not None:
+            peer.send(response().replace(b" 200 OK\r\n", b" 200 " + phrase + b"\r\n", 1))
+
+    return answer
+
+
 def gzipped_chunks(peer: Peer) -> None:
     body = gzip.compress(JSON)
     head = response(
@@ -207,6 +215,8 @@ SCENARIOS = [
     Scenario("slow body", slow_body, timeout=0.25),
     Scenario("peer stops reading a large body", stops_reading, timeout=0.25, body=LARGE),
     Scenario("stale keep-alive", stale_keepalive, pause=0.3),
+    Scenario("no reason phrase", reason_phrase(b"")),
+    Scenario("a Latin-1 reason phrase", reason_phrase("Très bien".encode("latin-1"))),
     Scenario("gzip body", gzipped),
     Scenario("gzip body in chunks", gzipped_chunks),
     Scenario("br body", brotli_body),
@@ -334,11 +344,13 @@ class Outcome:
     http_version: str | None = None
     content: bytes | None = None
     headers: int | None = None
+    reason: str | None = None
 
     @classmethod
     def of(cls, response: httpx.Response) -> Outcome:
         return cls(
             status=response.status_code,
+            reason=response.reason_phrase,
             http_version=response.http_version,
             content=response.content,
             headers=len(response.headers.multi_items()),

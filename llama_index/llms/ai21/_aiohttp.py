@@ -285,7 +285,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 "http_version": f"HTTP/{version.major}.{version.minor}".encode()
                 if version is not None
                 else b"HTTP/1.1",
-                "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
+                # httpx keeps the ASCII of the raw phrase; aiohttp has decoded it already,
+                # replacing what is not UTF-8, which is dropped here (as httpx would drop it).
+                "reason_phrase": (response.reason or "").encode("latin-1", "ignore"),
             },
         )
 
