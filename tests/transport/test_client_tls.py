@@ -5,7 +5,9 @@ clients and must not turn verification off for anyone who builds one without it.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import ssl
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,10 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+import urllib3
 
 from llama_index.llms.ai21._aiohttp import AiohttpClient
+from llama_index.llms.ai21._transport import ClientConfig, Transport, ssl_context
 from llama_index.llms.ai21._urllib3 import Urllib3Client
 from tests.transport.servers import Peer, Server, response
 
@@ -99,3 +103,79 @@ def test_ssl_cert_file_is_honoured_as_by_httpx(
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
     with _tls_server(ca) as server:
         assert _post(kind, server.url()) == 200
+
+
+# ----------------------------------------------------- the package's own TLS settings
+
+
+def _status_through_transport(url: str, verify: Any = True) -> int | type[BaseException]:
+    """What ``AI21(verify=...)`` builds: a Transport whose clients share one SSL context."""
+    transport = Transport(ClientConfig(base_url=url, timeout=5, headers={}, verify=verify))
+    try:
+        client = transport.sync_client()
+        return client.send(transport._request(client, "/x", {})).status_code
+    except httpx.TransportError as exc:
+        return type(exc)
+    finally:
+        transport.close()
+
+
+def _hashed_ca_dir(ca: trustme.CA, tmp_path: Path) -> Path:
+    """A CA directory as OpenSSL looks it up (``<subject hash>.0``), for ``SSL_CERT_DIR``."""
+    directory = tmp_path / "cas"
+    directory.mkdir()
+    pem = directory / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(pem)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (directory / f"{subject_hash}.0").symlink_to(pem)
+    return directory
+
+
+def test_the_default_trusts_the_public_authorities_only() -> None:
+    with _tls_server(trustme.CA()) as server:
+        assert _status_through_transport(server.url()) is httpx.ConnectError
+
+
+@pytest.mark.parametrize("variable", ["SSL_CERT_FILE", "SSL_CERT_DIR"])
+def test_the_default_reads_the_ca_from_the_environment_as_httpx_does(
+    variable: str,
+    ca: trustme.CA,
+    ca_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if shutil.which("openssl") is None and variable == "SSL_CERT_DIR":
+        pytest.skip("needs the openssl command to hash the CA directory")
+    where = ca_file if variable == "SSL_CERT_FILE" else _hashed_ca_dir(ca, tmp_path)
+    monkeypatch.setenv(variable, str(where))
+    with _tls_server(ca) as server:
+        assert _status_through_transport(server.url()) == 200
+
+
+@pytest.mark.parametrize("kind", ["file", "directory"])
+def test_verify_takes_a_ca_file_or_directory(
+    kind: str, ca: trustme.CA, ca_file: Path, tmp_path: Path
+) -> None:
+    if shutil.which("openssl") is None and kind == "directory":
+        pytest.skip("needs the openssl command to hash the CA directory")
+    where = ca_file if kind == "file" else _hashed_ca_dir(ca, tmp_path)
+    with _tls_server(ca) as server:
+        assert _status_through_transport(server.url(), verify=str(where)) == 200
+
+
+def test_verify_false_accepts_any_certificate_with_urllib3s_warning() -> None:
+    with (
+        _tls_server(trustme.CA()) as server,  # an authority nobody trusts
+        pytest.warns(urllib3.exceptions.InsecureRequestWarning),
+    ):
+        assert _status_through_transport(server.url(), verify=False) == 200
+
+
+def test_verify_of_another_type_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match=r"verify must be .*: 1$"):
+        ssl_context(verify=1)
