@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The TLS and transport tests on the lowest versions pyproject.toml allows for the direct
 # dependencies (each ">=X" floor pinned to "==X"), in a venv of their own that is kept between
-# runs (rebuilt when pyproject.toml changes). Usage: scripts/test_lowest.sh [pytest args]
+# runs (rebuilt when pyproject.toml or this script changes). Usage: scripts/test_lowest.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/llama-index-llms-ai21"
@@ -13,7 +13,7 @@ if [ ! -x "$PY" ]; then
     echo "==> creating $VENV" >&2
     python3 -m venv "$VENV"
 fi
-if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
+if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ scripts/test_lowest.sh -nt "$STAMP" ]; then
     CONSTRAINTS="$VENV/constraints.txt"
     # Every direct runtime dependency at its floor.
     python3 - "$CONSTRAINTS" <<'PY'
@@ -30,7 +30,8 @@ PY
     echo "==> installing the package at its dependencies' floors into $VENV" >&2
     "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
     "$PY" -m pip install --quiet --disable-pip-version-check -c "$CONSTRAINTS" -e . \
-        "pytest>=8" "pytest-asyncio>=0.24" "hypothesis>=6.100" "trustme>=1.1" "brotli>=1.1"
+        "pytest>=8" "pytest-asyncio>=0.24" "hypothesis>=6.100" "trustme>=1.1" "brotli>=1.1" \
+        "psutil>=5.9"
     touch "$STAMP"
 fi
 "$PY" -m pip list --disable-pip-version-check 2>/dev/null \
