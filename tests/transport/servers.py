@@ -8,6 +8,7 @@ needs: answer, answer wrongly, stall, reset, or never read. Certificates come fr
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import ssl
 import struct
@@ -84,6 +85,23 @@ def response(
         all_headers.append(("Content-Length", str(len(body))))
     lines += [f"{name}: {value}" for name, value in all_headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def chat_answer(content: str) -> bytes:
+    """The JSON body of a one-choice chat completion saying ``content``."""
+    return json.dumps(
+        {
+            "id": "chatcmpl-1",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+    ).encode()
 
 
 Handler = Callable[[Peer], None]

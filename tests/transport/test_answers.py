@@ -16,7 +16,7 @@ import pytest
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._urllib3 import Urllib3Transport
 from llama_index.llms.ai21.errors import MalformedResponseError
-from tests.transport.servers import Peer, Server, response
+from tests.transport.servers import Peer, Server, chat_answer, response
 
 
 @pytest.fixture
@@ -144,19 +144,7 @@ def test_cookies_the_server_sets_are_not_sent_back(method: str) -> None:
 
     def sets_a_cookie(peer: Peer) -> None:
         while peer.read_request() is not None:
-            body = json.dumps(
-                {
-                    "id": "chatcmpl-1",
-                    "choices": [
-                        {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": "ok"},
-                            "finish_reason": "stop",
-                        }
-                    ],
-                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                }
-            ).encode()
+            body = chat_answer("ok")
             peer.send(response(body=body, headers=[("Set-Cookie", "lb=node-7; Path=/")]))
 
     with Server(sets_a_cookie) as server:

@@ -4,30 +4,17 @@ httpx mounts its own proxy transports in front of ours."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 
 from llama_index.llms.ai21 import AI21
-from tests.transport.servers import Peer, Server, response
-
-ANSWER = {
-    "id": "chatcmpl-1",
-    "choices": [
-        {
-            "index": 0,
-            "message": {"role": "assistant", "content": "via the proxy"},
-            "finish_reason": "stop",
-        }
-    ],
-    "usage": {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4},
-}
+from tests.transport.servers import Peer, Server, chat_answer, response
 
 
 def proxy(peer: Peer) -> None:
     """A forward proxy that answers for the origin itself."""
     while peer.read_request() is not None:
-        peer.send(response(body=json.dumps(ANSWER).encode()))
+        peer.send(response(body=chat_answer("via the proxy")))
 
 
 @pytest.mark.parametrize("method", ["complete", "acomplete"])
