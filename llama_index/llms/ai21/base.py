@@ -11,7 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
@@ -249,9 +257,7 @@ class AI21(FunctionCallingLLM):
         if key is None and kind.api_key_env is not None:
             key = os.environ.get(kind.api_key_env)
         if not key and kind.api_key_required:
-            raise ValueError(
-                "No AI21 API key: pass api_key=... or set the AI21_API_KEY environment variable"
-            )
+            raise ValueError(kind.missing_key_message)
         self._api_key = SecretStr(key) if key else None
         if not is_known(self.model):
             logger.warning(
@@ -448,15 +454,34 @@ class AI21(FunctionCallingLLM):
 
     # ------------------------------------------------------------------ requests
 
+    def _with_retries(self, attempt: Callable[[], _T]) -> _T:
+        """``attempt()`` under the retry policy; a failure as the deployment words it (AI21's
+        retired API: a 410 that says so). Every request goes through here or its twin."""
+        try:
+            return call_with_retries(attempt, self.max_retries)
+        except Exception as exc:
+            mapped = self._deployment.error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    async def _awith_retries(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """The async twin of :meth:`_with_retries`."""
+        try:
+            return await acall_with_retries(attempt, self.max_retries)
+        except Exception as exc:
+            mapped = self._deployment.error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
     def _post(self, call: Call) -> Any:
         transport = self._clients()
-        return call_with_retries(lambda: transport.post(call.path, call.body), self.max_retries)
+        return self._with_retries(lambda: transport.post(call.path, call.body))
 
     async def _apost(self, call: Call) -> Any:
         transport = self._clients()
-        return await acall_with_retries(
-            lambda: transport.apost(call.path, call.body), self.max_retries
-        )
+        return await self._awith_retries(lambda: transport.apost(call.path, call.body))
 
     def _stream_events(self, call: Call) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
@@ -475,7 +500,7 @@ class AI21(FunctionCallingLLM):
                 response.close()
                 raise
 
-        response, state, chunks, first = call_with_retries(open_stream, self.max_retries)
+        response, state, chunks, first = self._with_retries(open_stream)
         try:
             if first is None:
                 raise ended_early(state)
@@ -504,7 +529,7 @@ class AI21(FunctionCallingLLM):
                 await response.aclose()
                 raise
 
-        response, state, chunks, first = await acall_with_retries(open_stream, self.max_retries)
+        response, state, chunks, first = await self._awith_retries(open_stream)
         try:
             if first is None:
                 raise ended_early(state)
