@@ -204,6 +204,58 @@ def to_ai21_messages(
     ]
 
 
+# ------------------------------------------------------------------------ tool choice
+
+ToolChoice = str | dict[str, Any]
+
+
+def normalize_tool_choice(tool_choice: Any) -> ToolChoice:
+    """``tool_choice`` in OpenAI's shape: ``"auto"``, ``"none"``, ``"required"`` (also for
+    ``"any"``) or ``{"type": "function", "function": {"name": ...}}`` (from a tool's name, or a
+    dict that names one)."""
+    if isinstance(tool_choice, str):
+        if tool_choice in ("auto", "none", "required"):
+            return tool_choice
+        if tool_choice == "any":  # Anthropic's word for "required"
+            return "required"
+        if not tool_choice:
+            raise ValueError("tool_choice must not be an empty string")
+        return {"type": "function", "function": {"name": tool_choice}}
+    if isinstance(tool_choice, Mapping):
+        function = tool_choice.get("function")
+        name = function.get("name") if isinstance(function, Mapping) else tool_choice.get("name")
+        if isinstance(name, str) and name:
+            return {"type": "function", "function": {"name": name}}
+    raise ValueError(
+        f"tool_choice must be 'auto', 'none', 'required', a tool's name or "
+        f'{{"type": "function", "function": {{"name": ...}}}}, got {tool_choice!r}'
+    )
+
+
+def chosen_tool(tool_choice: ToolChoice) -> str | None:
+    """The name a normalized ``tool_choice`` names, if it names one."""
+    return tool_choice["function"]["name"] if isinstance(tool_choice, dict) else None
+
+
+def tool_names(tools: Any) -> list[str]:
+    """The names of the tools in a request's ``tools`` field."""
+    if tools is None:
+        return []
+    if not isinstance(tools, list | tuple):
+        raise ValueError(f"tools must be a list of function definitions, got {tools!r}")
+    names = []
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, Mapping) else None
+        name = function.get("name") if isinstance(function, Mapping) else None
+        if not isinstance(name, str):
+            raise ValueError(
+                f"tools[{i}] must be a function definition with a string function.name, "
+                f"got {tool!r}"
+            )
+        names.append(name)
+    return names
+
+
 # -------------------------------------------------------------------------- responses
 
 

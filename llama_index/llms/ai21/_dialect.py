@@ -8,6 +8,7 @@ vLLM speak too) and legacy Jurassic-2 (:mod:`._j2`). Both are pure: no I/O.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -20,8 +21,11 @@ from llama_index.core.base.llms.types import (
 
 from llama_index.llms.ai21._convert import (
     chat_response_from_ai21,
+    chosen_tool,
     completion_response_from_ai21,
+    normalize_tool_choice,
     to_ai21_messages,
+    tool_names,
 )
 from llama_index.llms.ai21._params import check_params
 from llama_index.llms.ai21._stream import ChatStreamState
@@ -29,8 +33,10 @@ from llama_index.llms.ai21._stream import ChatStreamState
 if TYPE_CHECKING:
     from llama_index.llms.ai21._deployments import Deployment
 
+logger = logging.getLogger("llama_index.llms.ai21")
+
 # Keywords that steer this adapter and never go into the payload as-is.
-CONTROL_KWARGS = ("preamble_override", "documents", "parallel_tool_calls")
+CONTROL_KWARGS = ("preamble_override", "documents", "parallel_tool_calls", "tool_choice")
 
 
 class Call(NamedTuple):
@@ -80,6 +86,48 @@ class JambaChat:
 
     def __init__(self, deployment: Deployment) -> None:
         self.deployment = deployment
+        self._warned_unenforceable = False
+
+    def _tool_choice(self, params: dict[str, Any]) -> None:
+        """Apply ``tool_choice`` the way the deployment's server honours it (in place).
+
+        ``"native"``: sent as given, every tool offered. ``"required_only"``: a named tool is
+        offered alone with ``"required"``. ``"ignored"`` and ``"emulated"``: never sent; a named
+        tool is offered alone, ``"none"`` offers no tools, and a required or named call that
+        cannot be enforced is logged once (WARNING), never dropped silently.
+        """
+        raw = params.pop("tool_choice", None)
+        if raw is None:
+            return
+        choice = normalize_tool_choice(raw)
+        offered = tool_names(params.get("tools"))
+        name = chosen_tool(choice)
+        if name is not None and name not in offered:
+            raise ValueError(
+                f"tool_choice names {name!r}, which is not among the tools offered {offered}"
+            )
+        if not offered:
+            if choice == "required":
+                raise ValueError("tool_choice='required' (tool_required=True) but no tools")
+            return  # "auto" or "none" with nothing to choose from
+        support = self.deployment.tool_choice_support
+        if name is not None and support != "native":
+            params["tools"] = [t for t in params["tools"] if t["function"]["name"] == name]
+        if support == "native":
+            params["tool_choice"] = choice
+        elif support == "required_only":
+            params["tool_choice"] = "required" if name is not None else choice
+        elif choice == "none":
+            params.pop("tools")
+        elif choice != "auto" and not self._warned_unenforceable:
+            self._warned_unenforceable = True
+            logger.warning(
+                "tool_required/tool_choice=%r cannot be enforced on this server (deployment %r "
+                "has no tool_choice it honours)%s; the model may answer without calling a tool",
+                raw,
+                self.deployment.kind,
+                f": only {name!r} is offered" if name is not None else "",
+            )
 
     def chat(
         self,
@@ -97,6 +145,7 @@ class JambaChat:
         documents = params.pop("documents", None)
         single_tool_call = params.pop("parallel_tool_calls", True) is False
         params.pop("stream", None)
+        self._tool_choice(params)
         check_params(params, self.deployment.limits, stream=stream)
         body: dict[str, Any] = {
             "model": model,

@@ -770,21 +770,17 @@ class AI21(FunctionCallingLLM):
         tool_choice: str | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Offer ``tools`` as AI21 function definitions, without touching ``chat_history``.
+        """Offer ``tools`` as function definitions, without touching ``chat_history``.
 
-        AI21 has no ``tool_choice`` field. ``tool_choice`` naming a tool offers only that
-        tool, ``"none"`` offers none; ``tool_required`` cannot be enforced by the API and
-        adds nothing to the request. ``allow_parallel_tool_calls=False`` keeps only the
-        first tool call of each answer (streamed or not).
+        ``tool_choice`` (``"auto"``, ``"none"``, ``"required"``, a tool's name or
+        ``{"type": "function", "function": {"name": ...}}``) and ``tool_required=True`` (the same
+        as ``"required"`` when no tool is named) reach the server as it honours them: vLLM and
+        other OpenAI-compatible servers get the field itself, every tool offered; AI21's API
+        has no such field, so a named tool is offered alone, ``"none"`` offers none, and a
+        required call is logged once as not enforceable (docs/tools-and-agents.md).
+        ``allow_parallel_tool_calls=False`` keeps only the first tool call of each answer.
         """
         specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
-        chosen = _chosen_tool_name(tool_choice)
-        if chosen == "none":
-            specs = []
-        elif chosen is not None:
-            specs = [s for s in specs if s["function"]["name"] == chosen]
-            if not specs:
-                raise ValueError(f"tool_choice names {chosen!r}, which is not among the tools")
         messages = list(chat_history or [])
         if user_msg is not None:
             if isinstance(user_msg, str):
@@ -794,6 +790,10 @@ class AI21(FunctionCallingLLM):
         if specs:
             prepared["tools"] = specs
             prepared["parallel_tool_calls"] = allow_parallel_tool_calls
+        if tool_choice is None and tool_required and specs:
+            tool_choice = "required"
+        if tool_choice is not None:
+            prepared["tool_choice"] = tool_choice
         return prepared
 
     def get_tool_calls_from_response(
@@ -897,18 +897,6 @@ def _iter_one(item: _T) -> Generator[_T, None, None]:
 
 async def _aiter_one(item: _T) -> AsyncGenerator[_T, None]:
     yield item
-
-
-def _chosen_tool_name(tool_choice: str | dict[str, Any] | None) -> str | None:
-    if tool_choice is None or tool_choice in ("auto", "required", "any"):
-        return None
-    if isinstance(tool_choice, dict):
-        function = tool_choice.get("function")
-        name = function.get("name") if isinstance(function, dict) else tool_choice.get("name")
-        if not isinstance(name, str):
-            raise ValueError(f"tool_choice {tool_choice!r} does not name a tool")
-        return name
-    return tool_choice
 
 
 def _parse_arguments(arguments: dict[str, Any] | str) -> dict[str, Any] | None:
