@@ -38,6 +38,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
     MessageRole,
+    ThinkingBlock,
     ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import (
@@ -59,7 +60,8 @@ from llama_index.core.types import Model, PydanticProgramMode
 
 from llama_index.llms.ai21._convert import _tool_call_to_ai21
 from llama_index.llms.ai21._deployments import Deployment, choose, parse_base_url
-from llama_index.llms.ai21._dialect import Call, Dialect
+from llama_index.llms.ai21._dialect import Call, Dialect, check_template_kwargs
+from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted
 from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_known
 from llama_index.llms.ai21._params import check_json
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
@@ -167,6 +169,14 @@ class AI21(FunctionCallingLLM):
     additional_kwargs: dict[str, Any] = Field(
         default_factory=dict,
         description="Extra API fields sent with every request (per-call keywords win).",
+    )
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Variables for the model's chat template on a self-hosted server (vLLM, llama.cpp), "
+            'e.g. {"thinking_prefix": "..."} for Jamba Reasoning 3B; sent as the request\'s '
+            "chat_template_kwargs. A per-call chat_template_kwargs= adds to these (its keys win)."
+        ),
     )
     context_window: int | None = Field(
         default=None,
@@ -313,6 +323,14 @@ class AI21(FunctionCallingLLM):
         check_json("additional_kwargs", value)
         return value
 
+    @field_validator("chat_template_kwargs", mode="before")
+    @classmethod
+    def _template_kwargs(cls, value: Any) -> Any:
+        if value is not None:
+            check_template_kwargs(value)
+            check_json("chat_template_kwargs", value)
+        return value
+
     @classmethod
     def class_name(cls) -> str:
         return "AI21_LLM"
@@ -433,6 +451,12 @@ class AI21(FunctionCallingLLM):
         }
         params = {k: v for k, v in params.items() if v is not None}
         params.update(self.additional_kwargs)
+        if self.chat_template_kwargs is not None:
+            params["chat_template_kwargs"] = self.chat_template_kwargs
+            per_call = call_kwargs.get("chat_template_kwargs")
+            if isinstance(per_call, dict):  # anything else is refused by name in the dialect
+                merged = {**self.chat_template_kwargs, **per_call}
+                call_kwargs = {**call_kwargs, "chat_template_kwargs": merged}
         params.update(call_kwargs)
         return params
 
@@ -490,7 +514,7 @@ class AI21(FunctionCallingLLM):
 
         def open_stream() -> tuple[httpx.Response, ChatStreamState, Iterator[ChatResponse], Any]:
             response = transport.open_stream(call.path, call.body)
-            state = dialect.stream_state()
+            state = dialect.stream_state(call)
             chunks = responses(response.iter_bytes(), state)
             if call.single_tool_call:
                 chunks = map(_single_tool_call, chunks)
@@ -519,7 +543,7 @@ class AI21(FunctionCallingLLM):
             httpx.Response, ChatStreamState, AsyncIterator[ChatResponse], Any
         ]:
             response = await transport.aopen_stream(call.path, call.body)
-            state = dialect.stream_state()
+            state = dialect.stream_state(call)
             chunks = aresponses(response.aiter_bytes(), state)
             if call.single_tool_call:
                 chunks = _amap(_single_tool_call, chunks)
@@ -545,12 +569,12 @@ class AI21(FunctionCallingLLM):
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._chat_call(messages, kwargs, stream=False)
-        response = self._dialect.chat_response(self._post(call))
+        response = self._dialect.chat_response(self._post(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._chat_call(messages, kwargs, stream=False)
-        response = self._dialect.chat_response(await self._apost(call))
+        response = self._dialect.chat_response(await self._apost(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -599,7 +623,7 @@ class AI21(FunctionCallingLLM):
         # Straight to a CompletionResponse, without a ChatResponse in between: this call is
         # hot in RAG loops.
         call = self._complete_call(prompt, kwargs)
-        return self._dialect.completion_response(self._post(call))
+        return self._dialect.completion_response(self._post(call), call)
 
     @llm_completion_callback()
     def stream_complete(
@@ -608,7 +632,7 @@ class AI21(FunctionCallingLLM):
         """Stream a completion (J2: the whole answer as one chunk)."""
         call = self._complete_call(prompt, kwargs)  # checks everything before any request
         if not self._dialect.streams:
-            response = self._dialect.completion_response(self._post(call))
+            response = self._dialect.completion_response(self._post(call), call)
             return _iter_one(response.model_copy(update={"delta": response.text}))
         return stream_chat_to_completion_decorator(self._stream_chat)(prompt, **kwargs)
 
@@ -618,7 +642,7 @@ class AI21(FunctionCallingLLM):
     ) -> CompletionResponse:
         """Async version of `complete`."""
         call = self._complete_call(prompt, kwargs)
-        return self._dialect.completion_response(await self._apost(call))
+        return self._dialect.completion_response(await self._apost(call), call)
 
     @llm_completion_callback()
     async def astream_complete(
@@ -627,7 +651,7 @@ class AI21(FunctionCallingLLM):
         """Async version of `stream_complete`."""
         call = self._complete_call(prompt, kwargs)
         if not self._dialect.streams:
-            response = self._dialect.completion_response(await self._apost(call))
+            response = self._dialect.completion_response(await self._apost(call), call)
             return _aiter_one(response.model_copy(update={"delta": response.text}))
         return await astream_chat_to_completion_decorator(self._astream_chat)(prompt, **kwargs)
 
@@ -853,6 +877,12 @@ def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
     try:
         return output_cls.model_validate_json(text)
     except ValueError as exc:
+        reasoning = "".join(
+            b.content or "" for b in response.message.blocks if isinstance(b, ThinkingBlock)
+        )
+        finish_reason = response.additional_kwargs.get("finish_reason")
+        if reasoning_exhausted(finish_reason, text, reasoning):
+            raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
         raise ValueError(
             f"the answer is not a valid {output_cls.__name__} ({exc}): {text[:200]!r}"
         ) from exc
@@ -867,9 +897,10 @@ async def _amap(
 
 def _interrupted(exc: Exception, state: ChatStreamState) -> StreamInterruptedError:
     return StreamInterruptedError(
-        f"AI21 stream broke after {len(state.text)} characters of the answer had arrived "
-        f"({type(exc).__name__}: {exc}); not retried, since the caller already has part of it",
+        f"AI21 stream broke{state.arrived()} ({type(exc).__name__}: {exc}); not retried, since "
+        "the caller already has part of it",
         state.text,
+        state.reasoning,
     )
 
 

@@ -8,6 +8,8 @@ and a stream that broke after part of the answer had already been delivered.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ai21.errors import AI21APIError
 
 
@@ -27,12 +29,17 @@ class StreamInterruptedError(AI21ResponseError):
 
     Raised instead of silently ending a truncated answer; nothing is retried at that
     point, because a retry would repeat tokens the caller already has. ``partial_text``
-    holds what had arrived.
+    holds the answer that had arrived, ``partial_reasoning`` the reasoning (a reasoning model's
+    stream may break before its answer starts).
     """
 
-    def __init__(self, message: str, partial_text: str = "") -> None:
+    def __init__(self, message: str, partial_text: str = "", partial_reasoning: str = "") -> None:
         super().__init__(message)
         self.partial_text = partial_text
+        self.partial_reasoning = partial_reasoning
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.args[0], self.partial_text, self.partial_reasoning))
 
 
 class HostedAPIRetiredError(AI21APIError):
