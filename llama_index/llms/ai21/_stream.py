@@ -353,6 +353,7 @@ class ChatStreamState:
         if self._tool_text is not None:
             rest, calls = hermes_tool_calls(self._tool_text)
             self._tool_text = None
+            self.text = self.text.rstrip()  # as the whole answer is read (hermes_tool_calls)
             released += rest
             first = self._order[-1] + 1 if self._order else 0
             self._merge_tool_calls([{"index": first + n, **call} for n, call in enumerate(calls)])
