@@ -341,15 +341,19 @@ class ChatStreamState:
 
     def _finish_markup(self, finish_reason: str) -> str:
         """What the end of the answer releases: held text, and the hermes calls it held."""
-        released = self._hermes_tail
-        self._hermes_tail = ""
+        released = ""
         if self._splitter is not None:
             reasoning, answer = self._splitter.end(finish_reason)
             self._splitter = None
             self.reasoning = reasoning
             if answer:  # no </think> after all: it was the answer
-                released = answer + released
+                released = answer
                 self.text = ""
+        released += self._hermes_tail
+        self._hermes_tail = ""
+        if self.markup.hermes and self._tool_text is None and TOOL_CALL_OPEN in released:
+            start = released.index(TOOL_CALL_OPEN)
+            released, self._tool_text = released[:start].rstrip(), released[start:]
         if self._tool_text is not None:
             rest, calls = hermes_tool_calls(self._tool_text)
             self._tool_text = None
