@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator
+from ai21_emulator import Emulator
 
 BAD = ["j2-ultra?x=1", "../../../admin/j2-ultra", "j2-mid#frag", "j2-mid%2F.."]
 
