@@ -45,7 +45,10 @@ def test_a_streamed_call_names_the_tool_first_and_ends_whole(
     chunks = responses(make_llm(), method, TOOLS, QUESTION)
     seen = [raw_calls(c) for c in chunks if raw_calls(c)]
     assert [len(calls) for calls in seen] == [1] * len(seen)
-    assert seen[0][0]["function"] == {"name": "multiply", "arguments": ""}
+    # The name comes first. vLLM sends the arguments in a later delta, unless the client lags
+    # and the server merges the tokens of several steps into one delta: then they come with it.
+    assert seen[0][0]["function"]["name"] == "multiply"
+    assert seen[0][0]["function"]["arguments"] in ("", seen[-1][0]["function"]["arguments"])
     assert json.loads(seen[-1][0]["function"]["arguments"]) == {"a": 3, "b": 4}
     assert all(c.delta == "" for c in chunks)
     final = chunks[-1].additional_kwargs
