@@ -55,8 +55,19 @@ SERVERS = pytest.mark.parametrize("server", ["parser", "plain"])
 # --------------------------------------------------------------------------- the split
 
 
+# LlamaIndex's stream_chat -> stream_complete adapter keeps the message's additional_kwargs,
+# and the reasoning is a ThinkingBlock there: complete() has it, stream_complete() loses it.
+LOSES_REASONING = pytest.mark.xfail(
+    strict=True, reason="stream_complete drops the reasoning that complete returns"
+)
+COMPLETE_METHODS = [
+    pytest.param(m, marks=LOSES_REASONING) if m.endswith("stream_complete") else m
+    for m in METHOD_IDS
+]
+
+
 @SERVERS
-@pytest.mark.parametrize("method", METHOD_IDS)
+@pytest.mark.parametrize("method", COMPLETE_METHODS)
 def test_the_answer_never_holds_the_reasoning(
     make_r3b: Callable[..., AI21], r3b: Reasoning3B, server: str, method: str
 ) -> None:
@@ -110,9 +121,10 @@ def test_only_the_tool_loops_reasoning_goes_back_and_the_model_sees_it(
     # The greeting was before the last user message: its reasoning stays out.
     assert "reasoning" not in sent[1]
     assert "reasoning_content" not in sent[1]
-    # The tool call is after it: its reasoning goes back, in the field vLLM reads.
+    # The tool call is after it: its reasoning goes back in the field vLLM reads (and, to a
+    # server the client does not know to be vLLM, in reasoning_content as well).
     assert sent[3]["reasoning"] == r3b.reasoning("tool")
-    assert "reasoning_content" not in sent[3]
+    assert sent[3].get("reasoning_content", r3b.reasoning("tool")) == r3b.reasoning("tool")
     # What the model saw: the request exactly as rendered by Reasoning 3B's template.
     tools = recorder.chats[-1]["tools"]
     assert final.additional_kwargs["prompt_tokens"] == r3b.prompt_tokens(sent, tools=tools)
