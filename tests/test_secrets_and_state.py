@@ -16,8 +16,8 @@ import httpx
 import psutil
 import pytest
 
+from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator, Fault
 from tests.calls import METHOD_IDS, arg_for, call
 
 SECRET = "sk-test-4f9c2a7e1b8d-SECRET"

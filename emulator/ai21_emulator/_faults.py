@@ -44,7 +44,7 @@ class Fault:
         path_contains: Only requests whose path contains this string match.
 
     Example:
-        >>> from llama_index.llms.ai21.emulator import Fault
+        >>> from ai21_emulator import Fault
         >>> Fault(status=429, count=2, retry_after="1")  # doctest: +ELLIPSIS
         Fault(status=429, count=2, every=1, retry_after='1', delay=0.0, ...)
     """

@@ -1,6 +1,6 @@
 """Command line for the AI21 emulator.
 
-Usage: ``python -m llama_index.llms.ai21.emulator [--host H] [--port P] [--api-key K ...] [--log]
+Usage: ``python -m ai21_emulator [--host H] [--port P] [--api-key K ...] [--log]
 [--flavour ai21|vllm] [--served-model-name NAME ...] [--max-model-len N]
 [--enable-force-include-usage]``
 
@@ -27,7 +27,7 @@ DEFAULT_PORT = 8021
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m llama_index.llms.ai21.emulator",
+        prog="python -m ai21_emulator",
         description="Serve an offline emulator of the AI21 Studio REST API on loopback.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")

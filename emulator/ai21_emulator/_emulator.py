@@ -52,7 +52,7 @@ class Emulator:
         >>> import httpx
         >>> from ai21 import AI21Client
         >>> from ai21.models.chat import UserMessage
-        >>> from llama_index.llms.ai21.emulator import Emulator
+        >>> from ai21_emulator import Emulator
         >>> with Emulator() as emu, httpx.Client() as http:
         ...     client = AI21Client(api_key=emu.api_key, api_host=emu.base_url, http_client=http)
         ...     reply = client.chat.completions.create(
@@ -249,7 +249,7 @@ class Emulator:
         mappings.
 
         Example:
-            >>> from llama_index.llms.ai21.emulator import Emulator
+            >>> from ai21_emulator import Emulator
             >>> emu = Emulator()
             >>> emu.reply_next(tool_calls=[{"name": "multiply", "arguments": {"a": 6, "b": 7}}])
             ... # doctest: +ELLIPSIS
