@@ -16,7 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from llama_index.core.base.llms.types import ChatMessage, ThinkingBlock
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    CitableBlock,
+    DocumentBlock,
+    TextBlock,
+    ThinkingBlock,
+)
 from pydantic import BaseModel
 
 from llama_index.llms.ai21 import AI21
@@ -267,3 +273,21 @@ def test_documents_reach_a_template_without_a_documents_variable(
     assert "alpha beta gamma" in str(body["messages"])
     assert seen == r3b.prompt_tokens(body["messages"])  # the model saw what was sent
     assert grounded.text == r3b.answer()
+
+
+def test_document_blocks_in_a_message_reach_the_prompt(
+    r3b: Reasoning3B, recorder: Recorder
+) -> None:
+    llm = AI21(model=REASONING_MODEL, base_url=recorder.url, max_tokens=32)
+    bare = llm.chat([ChatMessage(role="user", content="Hi")]).additional_kwargs["prompt_tokens"]
+    card = CitableBlock(content=[TextBlock(text="alpha beta gamma")], title="Greek", source="x")
+    note = DocumentBlock(data=b"delta epsilon", document_mimetype="text/plain")
+    message = ChatMessage(role="user", blocks=[card, note, TextBlock(text="Hi")])
+    response = llm.chat([message])
+    seen = response.additional_kwargs["prompt_tokens"]
+    [sent] = recorder.chats[-1]["messages"]
+    assert seen > bare
+    assert "alpha beta gamma" in sent["content"]
+    assert "delta epsilon" in sent["content"]
+    assert seen == r3b.prompt_tokens([sent])
+    assert response.message.content == r3b.answer()
