@@ -52,11 +52,11 @@ from llama_index.core.types import Model, PydanticProgramMode
 from llama_index.llms.ai21._convert import _tool_call_to_ai21
 from llama_index.llms.ai21._deployments import Deployment, choose, parse_base_url
 from llama_index.llms.ai21._dialect import Call, Dialect
+from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
 from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_known
 from llama_index.llms.ai21._params import check_json
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
-from llama_index.llms.ai21._transport import ClientConfig, Transport
 from llama_index.llms.ai21.errors import StreamInterruptedError
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ class AI21(FunctionCallingLLM):
 
     _api_key: SecretStr | None = PrivateAttr(default=None)
     _deployment: Deployment = PrivateAttr()
-    _transport: Transport = PrivateAttr()
+    _http: HTTPClients = PrivateAttr()
     _served_context_window: int | None = PrivateAttr(default=None)
     _asked_server: bool = PrivateAttr(default=False)
     _built_from: tuple[Any, ...] = PrivateAttr(default=())
@@ -260,13 +260,17 @@ class AI21(FunctionCallingLLM):
                 self.model,
                 describe_guess(self.model),
             )
-        self._transport = Transport(self._client_config())
+        self._http = HTTPClients(self._client_config())
         self._built_from = self._settings()
 
-    def _client_config(self) -> ClientConfig:
+    def _client_config(self) -> HTTPConfig:
         key = self._api_key.get_secret_value() if self._api_key is not None else None
-        return ClientConfig(
-            base_url=self.base_url.rstrip("/"),
+        # Credentials in the URL are sent as httpx sends them (Basic auth), kept out of the URL.
+        url = httpx.URL(self.base_url)
+        auth = (url.username, url.password) if url.username or url.password else None
+        return HTTPConfig(
+            base_url=str(url.copy_with(username=None, password=None)).rstrip("/"),
+            auth=auth,
             timeout=self.timeout,
             headers=self._deployment.headers(key, self.default_headers),
             verify=self.verify,
@@ -287,14 +291,14 @@ class AI21(FunctionCallingLLM):
             tuple(self.default_headers.items()),
         )
 
-    def _clients(self) -> Transport:
+    def _clients(self) -> HTTPClients:
         """The clients for the current settings (rebuilt if ``base_url``, ``timeout``,
         ``default_headers`` or the TLS settings were changed on the instance after creation)."""
         settings = self._settings()
         if settings != self._built_from:
-            self._transport = Transport(self._client_config())
+            self._http = HTTPClients(self._client_config())
             self._built_from = settings
-        return self._transport
+        return self._http
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -338,11 +342,11 @@ class AI21(FunctionCallingLLM):
         loop's async pool when that loop shuts down. The instance stays usable (a new pool
         opens on the next call). Clients you passed in are never closed.
         """
-        self._transport.close()
+        self._http.close()
 
     async def aclose(self) -> None:
         """Close the running event loop's async connection pool now (see `close`)."""
-        await self._transport.aclose()
+        await self._http.aclose()
 
     # ------------------------------------------------------------------ metadata
 
@@ -463,7 +467,7 @@ class AI21(FunctionCallingLLM):
         transport = self._clients()
         dialect = self._dialect
 
-        def open_stream() -> tuple[httpx.Response, ChatStreamState, Iterator[ChatResponse], Any]:
+        def open_stream() -> tuple[Stream, ChatStreamState, Iterator[ChatResponse], Any]:
             response = transport.open_stream(call.path, call.body)
             state = dialect.stream_state()
             chunks = responses(response.iter_bytes(), state)
@@ -491,7 +495,7 @@ class AI21(FunctionCallingLLM):
         dialect = self._dialect
 
         async def open_stream() -> tuple[
-            httpx.Response, ChatStreamState, AsyncIterator[ChatResponse], Any
+            AsyncStream, ChatStreamState, AsyncIterator[ChatResponse], Any
         ]:
             response = await transport.aopen_stream(call.path, call.body)
             state = dialect.stream_state()
