@@ -4,12 +4,15 @@
 :class:`Call` objects and parses answers through it. Two dialects exist: Jamba chat
 (:class:`JambaChat`, here: AI21's chat completions, which OpenAI-compatible servers such as
 vLLM speak too) and legacy Jurassic-2 (:mod:`._j2`). Both are pure: no I/O.
+
+Imports point one way: deployments import their dialects, never the reverse. A dialect is
+handed what it needs to know about the server (:class:`Server`; a deployment is one).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -23,12 +26,10 @@ from llama_index.llms.ai21._convert import (
     completion_response_from_ai21,
     to_ai21_messages,
 )
-from llama_index.llms.ai21._params import check_params
+from llama_index.llms.ai21._params import Limits, check_params
 from llama_index.llms.ai21._stream import ChatStreamState
 
-if TYPE_CHECKING:
-    from llama_index.llms.ai21._deployments import Deployment
-
+CHAT_PATH = "/chat/completions"
 # Keywords that steer this adapter and never go into the payload as-is.
 CONTROL_KWARGS = ("preamble_override", "documents", "parallel_tool_calls")
 
@@ -67,6 +68,17 @@ class Dialect(Protocol):
     def stream_state(self) -> ChatStreamState: ...
 
 
+class Server(Protocol):
+    """What Jamba chat needs to know about the server it writes for (a ``Deployment``)."""
+
+    @property
+    def limits(self) -> Limits: ...
+
+    def stream_fields(self) -> dict[str, Any]: ...
+
+    def documents(self, documents: Sequence[Any]) -> list[dict[str, Any]]: ...
+
+
 def user_message(prompt: str) -> list[ChatMessage]:
     if not isinstance(prompt, str):
         raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
@@ -78,7 +90,7 @@ class JambaChat:
 
     streams = True
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: Server) -> None:
         self.deployment = deployment
 
     def chat(
@@ -90,8 +102,6 @@ class JambaChat:
         system_prompt: str | None,
         stream: bool,
     ) -> Call:
-        from llama_index.llms.ai21._deployments import CHAT_PATH
-
         params = dict(params)
         preamble = params.pop("preamble_override", None)
         documents = params.pop("documents", None)

@@ -56,6 +56,7 @@ from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_know
 from llama_index.llms.ai21._params import check_json
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
+from llama_index.llms.ai21._tokenizer import load_tokenizer
 from llama_index.llms.ai21._transport import ClientConfig, Transport
 from llama_index.llms.ai21.errors import StreamInterruptedError
 
@@ -728,8 +729,6 @@ class AI21(FunctionCallingLLM):
 
         Needs the ``tokenizer`` extra (``pip install "llama-index-llms-ai21[tokenizer]"``).
         """
-        from llama_index.llms.ai21._tokenizer import load_tokenizer
-
         return load_tokenizer(self.model)
 
     # ------------------------------------------------------------------ tools

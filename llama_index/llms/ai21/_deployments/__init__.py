@@ -21,18 +21,14 @@ import importlib
 import pkgutil
 from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import httpx
 
+from llama_index.llms.ai21._dialect import Dialect, JambaChat
 from llama_index.llms.ai21._models import ModelInfo, model_info
 from llama_index.llms.ai21._params import Limits
 from llama_index.llms.ai21._transport import user_agent
-
-if TYPE_CHECKING:
-    from llama_index.llms.ai21._dialect import Dialect
-
-CHAT_PATH = "/chat/completions"
 
 
 class Deployment:
@@ -74,8 +70,6 @@ class Deployment:
 
     def dialect(self, model: str) -> Dialect:
         """How requests for ``model`` are written and answers read."""
-        from llama_index.llms.ai21._dialect import JambaChat
-
         return JambaChat(self)
 
     def stream_fields(self) -> dict[str, Any]:

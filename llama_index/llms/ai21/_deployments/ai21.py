@@ -10,17 +10,16 @@ AI21 announced the sunset of this API on 2026-08-09 (docs/models.md).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
 from llama_index.llms.ai21._convert import to_ai21_documents
 from llama_index.llms.ai21._deployments import Deployment
+from llama_index.llms.ai21._dialect import Dialect
+from llama_index.llms.ai21._j2 import J2
 from llama_index.llms.ai21._models import is_j2
 from llama_index.llms.ai21._params import Limits
-
-if TYPE_CHECKING:
-    from llama_index.llms.ai21._dialect import Dialect
 
 
 class AI21Studio(Deployment):
@@ -37,8 +36,6 @@ class AI21Studio(Deployment):
 
     def dialect(self, model: str) -> Dialect:
         if is_j2(model):
-            from llama_index.llms.ai21._j2 import J2
-
             return J2()
         return super().dialect(model)
 
