@@ -17,10 +17,10 @@ from llama_index.core.base.llms.types import (
     TextBlock,
 )
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
 from llama_index.llms.ai21._dialect import JambaChat
-from llama_index.llms.ai21.emulator import Emulator
 from tests.calls import METHOD_IDS, arg_for, call
 
 REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, ThinkingBlock
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21, MalformedResponseError
-from llama_index.llms.ai21.emulator import Emulator
 from tests.calculator import TOOLS
 
 REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"

@@ -20,11 +20,11 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.prompts import PromptTemplate
 from pydantic import BaseModel
 
+from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21, StreamInterruptedError
 from llama_index.llms.ai21._convert import usage_kwargs
 from llama_index.llms.ai21._markup import Markup, split_think
 from llama_index.llms.ai21._stream import ChatStreamState, responses
-from llama_index.llms.ai21.emulator import Emulator, Fault
 from tests.calls import METHOD_IDS, arg_for, call
 
 REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"

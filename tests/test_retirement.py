@@ -9,8 +9,8 @@ from typing import Any
 import ai21.errors
 import pytest
 
+from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator, Fault
 from llama_index.llms.ai21.errors import HostedAPIRetiredError
 from tests.calls import METHOD_IDS, arg_for, call
 

@@ -15,10 +15,10 @@ import pytest
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage
 
+from ai21_emulator import Emulator, Reply, ToolCall
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
 from llama_index.llms.ai21._dialect import JambaChat
-from llama_index.llms.ai21.emulator import Emulator, Reply, ToolCall
 from tests.calculator import TOOLS
 
 QUESTION = "What is 3 times 4?"

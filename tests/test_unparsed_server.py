@@ -10,8 +10,8 @@ import httpx
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, ThinkingBlock
 
+from ai21_emulator import Emulator, Reply, ToolCall
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator, Reply, ToolCall
 from tests.calculator import TOOLS
 from tests.calls import METHOD_IDS, arg_for, call
 
