@@ -11,7 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
@@ -30,6 +38,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
     MessageRole,
+    ThinkingBlock,
     ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import (
@@ -50,7 +59,8 @@ from llama_index.core.types import Model, PydanticProgramMode
 
 from llama_index.llms.ai21._convert import _tool_call_to_ai21
 from llama_index.llms.ai21._deployments import Deployment, choose, parse_base_url
-from llama_index.llms.ai21._dialect import Call, Dialect
+from llama_index.llms.ai21._dialect import Call, Dialect, check_template_kwargs
+from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted
 from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_known
 from llama_index.llms.ai21._params import check_json
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
@@ -167,6 +177,14 @@ class AI21(FunctionCallingLLM):
         default_factory=dict,
         description="Extra API fields sent with every request (per-call keywords win).",
     )
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Variables for the model's chat template on a self-hosted server (vLLM, llama.cpp), "
+            'e.g. {"thinking_prefix": "..."} for Jamba Reasoning 3B; sent as the request\'s '
+            "chat_template_kwargs. A per-call chat_template_kwargs= adds to these (its keys win)."
+        ),
+    )
     context_window: int | None = Field(
         default=None,
         gt=0,
@@ -258,9 +276,7 @@ class AI21(FunctionCallingLLM):
         if key is None and kind.api_key_env is not None:
             key, source = os.environ.get(kind.api_key_env), kind.api_key_env
         if not key and kind.api_key_required:
-            raise ValueError(
-                "No AI21 API key: pass api_key=... or set the AI21_API_KEY environment variable"
-            )
+            raise ValueError(kind.missing_key_message)
         self._secrets = Secrets(check_api_key(key, source) if key else None, credentials)
         if not is_known(self.model):
             logger.warning(
@@ -329,6 +345,14 @@ class AI21(FunctionCallingLLM):
     @classmethod
     def _json_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
         check_json("additional_kwargs", value)
+        return value
+
+    @field_validator("chat_template_kwargs", mode="before")
+    @classmethod
+    def _template_kwargs(cls, value: Any) -> Any:
+        if value is not None:
+            check_template_kwargs(value)
+            check_json("chat_template_kwargs", value)
         return value
 
     @classmethod
@@ -478,6 +502,12 @@ class AI21(FunctionCallingLLM):
         }
         params = {k: v for k, v in params.items() if v is not None}
         params.update(self.additional_kwargs)
+        if self.chat_template_kwargs is not None:
+            params["chat_template_kwargs"] = self.chat_template_kwargs
+            per_call = call_kwargs.get("chat_template_kwargs")
+            if isinstance(per_call, dict):  # anything else is refused by name in the dialect
+                merged = {**self.chat_template_kwargs, **per_call}
+                call_kwargs = {**call_kwargs, "chat_template_kwargs": merged}
         params.update(call_kwargs)
         return params
 
@@ -499,15 +529,34 @@ class AI21(FunctionCallingLLM):
 
     # ------------------------------------------------------------------ requests
 
+    def _with_retries(self, attempt: Callable[[], _T]) -> _T:
+        """``attempt()`` under the retry policy; a failure as the deployment words it (AI21's
+        retired API: a 410 that says so). Every request goes through here or its twin."""
+        try:
+            return call_with_retries(attempt, self.max_retries)
+        except Exception as exc:
+            mapped = self._deployment.error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    async def _awith_retries(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """The async twin of :meth:`_with_retries`."""
+        try:
+            return await acall_with_retries(attempt, self.max_retries)
+        except Exception as exc:
+            mapped = self._deployment.error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
     def _post(self, call: Call) -> Any:
         transport = self._clients()
-        return call_with_retries(lambda: transport.post(call.path, call.body), self.max_retries)
+        return self._with_retries(lambda: transport.post(call.path, call.body))
 
     async def _apost(self, call: Call) -> Any:
         transport = self._clients()
-        return await acall_with_retries(
-            lambda: transport.apost(call.path, call.body), self.max_retries
-        )
+        return await self._awith_retries(lambda: transport.apost(call.path, call.body))
 
     def _stream_events(self, call: Call) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
@@ -516,7 +565,7 @@ class AI21(FunctionCallingLLM):
 
         def open_stream() -> tuple[httpx.Response, ChatStreamState, Iterator[ChatResponse], Any]:
             response = transport.open_stream(call.path, call.body)
-            state = dialect.stream_state()
+            state = dialect.stream_state(call)
             chunks = responses(response.iter_bytes(), state)
             if call.single_tool_call:
                 chunks = map(_single_tool_call, chunks)
@@ -526,7 +575,7 @@ class AI21(FunctionCallingLLM):
                 response.close()
                 raise
 
-        response, state, chunks, first = call_with_retries(open_stream, self.max_retries)
+        response, state, chunks, first = self._with_retries(open_stream)
         try:
             if first is None:
                 raise ended_early(state)
@@ -545,7 +594,7 @@ class AI21(FunctionCallingLLM):
             httpx.Response, ChatStreamState, AsyncIterator[ChatResponse], Any
         ]:
             response = await transport.aopen_stream(call.path, call.body)
-            state = dialect.stream_state()
+            state = dialect.stream_state(call)
             chunks = aresponses(response.aiter_bytes(), state)
             if call.single_tool_call:
                 chunks = _amap(_single_tool_call, chunks)
@@ -555,7 +604,7 @@ class AI21(FunctionCallingLLM):
                 await response.aclose()
                 raise
 
-        response, state, chunks, first = await acall_with_retries(open_stream, self.max_retries)
+        response, state, chunks, first = await self._awith_retries(open_stream)
         try:
             if first is None:
                 raise ended_early(state)
@@ -571,12 +620,12 @@ class AI21(FunctionCallingLLM):
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._chat_call(messages, kwargs, stream=False)
-        response = self._dialect.chat_response(self._post(call))
+        response = self._dialect.chat_response(self._post(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._chat_call(messages, kwargs, stream=False)
-        response = self._dialect.chat_response(await self._apost(call))
+        response = self._dialect.chat_response(await self._apost(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -625,7 +674,7 @@ class AI21(FunctionCallingLLM):
         # Straight to a CompletionResponse, without a ChatResponse in between: this call is
         # hot in RAG loops.
         call = self._complete_call(prompt, kwargs)
-        return self._dialect.completion_response(self._post(call))
+        return self._dialect.completion_response(self._post(call), call)
 
     @llm_completion_callback()
     def stream_complete(
@@ -634,7 +683,7 @@ class AI21(FunctionCallingLLM):
         """Stream a completion (J2: the whole answer as one chunk)."""
         call = self._complete_call(prompt, kwargs)  # checks everything before any request
         if not self._dialect.streams:
-            response = self._dialect.completion_response(self._post(call))
+            response = self._dialect.completion_response(self._post(call), call)
             return _iter_one(response.model_copy(update={"delta": response.text}))
         return stream_chat_to_completion_decorator(self._stream_chat)(prompt, **kwargs)
 
@@ -644,7 +693,7 @@ class AI21(FunctionCallingLLM):
     ) -> CompletionResponse:
         """Async version of `complete`."""
         call = self._complete_call(prompt, kwargs)
-        return self._dialect.completion_response(await self._apost(call))
+        return self._dialect.completion_response(await self._apost(call), call)
 
     @llm_completion_callback()
     async def astream_complete(
@@ -653,7 +702,7 @@ class AI21(FunctionCallingLLM):
         """Async version of `stream_complete`."""
         call = self._complete_call(prompt, kwargs)
         if not self._dialect.streams:
-            response = self._dialect.completion_response(await self._apost(call))
+            response = self._dialect.completion_response(await self._apost(call), call)
             return _aiter_one(response.model_copy(update={"delta": response.text}))
         return await astream_chat_to_completion_decorator(self._astream_chat)(prompt, **kwargs)
 
@@ -796,21 +845,17 @@ class AI21(FunctionCallingLLM):
         tool_choice: str | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Offer ``tools`` as AI21 function definitions, without touching ``chat_history``.
+        """Offer ``tools`` as function definitions, without touching ``chat_history``.
 
-        AI21 has no ``tool_choice`` field. ``tool_choice`` naming a tool offers only that
-        tool, ``"none"`` offers none; ``tool_required`` cannot be enforced by the API and
-        adds nothing to the request. ``allow_parallel_tool_calls=False`` keeps only the
-        first tool call of each answer (streamed or not).
+        ``tool_choice`` (``"auto"``, ``"none"``, ``"required"``, a tool's name or
+        ``{"type": "function", "function": {"name": ...}}``) and ``tool_required=True`` (the same
+        as ``"required"`` when no tool is named) reach the server as it honours them: vLLM and
+        other OpenAI-compatible servers get the field itself, every tool offered; AI21's API
+        has no such field, so a named tool is offered alone, ``"none"`` offers none, and a
+        required call is logged once as not enforceable (docs/tools-and-agents.md).
+        ``allow_parallel_tool_calls=False`` keeps only the first tool call of each answer.
         """
         specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
-        chosen = _chosen_tool_name(tool_choice)
-        if chosen == "none":
-            specs = []
-        elif chosen is not None:
-            specs = [s for s in specs if s["function"]["name"] == chosen]
-            if not specs:
-                raise ValueError(f"tool_choice names {chosen!r}, which is not among the tools")
         messages = list(chat_history or [])
         if user_msg is not None:
             if isinstance(user_msg, str):
@@ -820,6 +865,10 @@ class AI21(FunctionCallingLLM):
         if specs:
             prepared["tools"] = specs
             prepared["parallel_tool_calls"] = allow_parallel_tool_calls
+        if tool_choice is None and tool_required and specs:
+            tool_choice = "required"
+        if tool_choice is not None:
+            prepared["tool_choice"] = tool_choice
         return prepared
 
     def get_tool_calls_from_response(
@@ -879,6 +928,12 @@ def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
     try:
         return output_cls.model_validate_json(text)
     except ValueError as exc:
+        reasoning = "".join(
+            b.content or "" for b in response.message.blocks if isinstance(b, ThinkingBlock)
+        )
+        finish_reason = response.additional_kwargs.get("finish_reason")
+        if reasoning_exhausted(finish_reason, text, reasoning):
+            raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
         raise ValueError(
             f"the answer is not a valid {output_cls.__name__} ({exc}): {text[:200]!r}"
         ) from exc
@@ -893,9 +948,10 @@ async def _amap(
 
 def _interrupted(exc: Exception, state: ChatStreamState) -> StreamInterruptedError:
     return StreamInterruptedError(
-        f"AI21 stream broke after {len(state.text)} characters of the answer had arrived "
-        f"({type(exc).__name__}: {exc}); not retried, since the caller already has part of it",
+        f"AI21 stream broke{state.arrived()} ({type(exc).__name__}: {exc}); not retried, since "
+        "the caller already has part of it",
         state.text,
+        state.reasoning,
     )
 
 
@@ -923,18 +979,6 @@ def _iter_one(item: _T) -> Generator[_T, None, None]:
 
 async def _aiter_one(item: _T) -> AsyncGenerator[_T, None]:
     yield item
-
-
-def _chosen_tool_name(tool_choice: str | dict[str, Any] | None) -> str | None:
-    if tool_choice is None or tool_choice in ("auto", "required", "any"):
-        return None
-    if isinstance(tool_choice, dict):
-        function = tool_choice.get("function")
-        name = function.get("name") if isinstance(function, dict) else tool_choice.get("name")
-        if not isinstance(name, str):
-            raise ValueError(f"tool_choice {tool_choice!r} does not name a tool")
-        return name
-    return tool_choice
 
 
 def _parse_arguments(arguments: dict[str, Any] | str) -> dict[str, Any] | None:
