@@ -12,6 +12,7 @@ from llama_index.llms.ai21._deployments import Deployment, choose, parse_base_ur
 from llama_index.llms.ai21._deployments.ai21 import AI21Studio
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
 from llama_index.llms.ai21._dialect import JambaChat
+from llama_index.llms.ai21._http import user_agent
 from llama_index.llms.ai21._j2 import J2
 from llama_index.llms.ai21._models import (
     JAMBA_CONTEXT_WINDOW,
@@ -20,7 +21,6 @@ from llama_index.llms.ai21._models import (
     is_known,
     model_info,
 )
-from llama_index.llms.ai21._transport import user_agent
 
 # ------------------------------------------------------------------------- choosing one
 

@@ -60,6 +60,7 @@ from llama_index.core.types import Model, PydanticProgramMode
 from llama_index.llms.ai21._convert import _tool_call_to_ai21
 from llama_index.llms.ai21._deployments import Deployment, choose, parse_base_url
 from llama_index.llms.ai21._dialect import Call, Dialect, check_template_kwargs
+from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
 from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted
 from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_known
 from llama_index.llms.ai21._params import check_json
@@ -73,7 +74,6 @@ from llama_index.llms.ai21._secrets import (
     split_credentials,
 )
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
-from llama_index.llms.ai21._transport import ClientConfig, Transport
 from llama_index.llms.ai21.errors import StreamInterruptedError
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ class AI21(FunctionCallingLLM):
 
     _secrets: Secrets = PrivateAttr()
     _deployment: Deployment = PrivateAttr()
-    _transport: Transport = PrivateAttr()
+    _http: HTTPClients = PrivateAttr()
     _served_context_window: int | None = PrivateAttr(default=None)
     _asked_server: bool = PrivateAttr(default=False)
     _built_from: tuple[Any, ...] = PrivateAttr(default=())
@@ -285,7 +285,7 @@ class AI21(FunctionCallingLLM):
                 self.model,
                 describe_guess(self.model),
             )
-        self._transport = Transport(self._client_config())
+        self._http = HTTPClients(self._client_config())
         self._built_from = self._settings()
 
     def _server_url(self) -> str:
@@ -301,15 +301,15 @@ class AI21(FunctionCallingLLM):
             url = url.copy_with(username=None, password=None)
         return str(url).rstrip("/")
 
-    def _client_config(self) -> ClientConfig:
+    def _client_config(self) -> HTTPConfig:
         base_url = self._server_url()
-        headers = self._deployment.headers(self._secrets.api_key, self.default_headers)
-        if self._secrets.credentials is not None:  # URL credentials win, as in httpx
-            headers["Authorization"] = self._secrets.credentials.header()
-        return ClientConfig(
+        credentials = self._secrets.credentials
+        return HTTPConfig(
             base_url=base_url,
+            # Sent as httpx sends a URL's credentials: Basic auth, on every path.
+            auth=None if credentials is None else (credentials.username, credentials.password),
             timeout=self.timeout,
-            headers=headers,
+            headers=self._deployment.headers(self._secrets.api_key, self.default_headers),
             verify=self.verify,
             cert=self.cert,
             http_client=self.http_client,
@@ -328,13 +328,13 @@ class AI21(FunctionCallingLLM):
             tuple(self.default_headers.items()),
         )
 
-    def _clients(self) -> Transport:
+    def _clients(self) -> HTTPClients:
         """The clients for the current settings (rebuilt if ``base_url``, ``timeout``,
         ``default_headers`` or the TLS settings were changed on the instance after creation)."""
         if self._settings() != self._built_from:
-            self._transport = Transport(self._client_config())
+            self._http = HTTPClients(self._client_config())
             self._built_from = self._settings()  # after: the config masks a new password
-        return self._transport
+        return self._http
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -413,11 +413,11 @@ class AI21(FunctionCallingLLM):
         loop's async pool when that loop shuts down. The instance stays usable (a new pool
         opens on the next call). Clients you passed in are never closed.
         """
-        self._transport.close()
+        self._http.close()
 
     async def aclose(self) -> None:
         """Close the running event loop's async connection pool now (see `close`)."""
-        await self._transport.aclose()
+        await self._http.aclose()
 
     # ------------------------------------------------------------------ metadata
 
@@ -563,7 +563,7 @@ class AI21(FunctionCallingLLM):
         transport = self._clients()
         dialect = self._dialect
 
-        def open_stream() -> tuple[httpx.Response, ChatStreamState, Iterator[ChatResponse], Any]:
+        def open_stream() -> tuple[Stream, ChatStreamState, Iterator[ChatResponse], Any]:
             response = transport.open_stream(call.path, call.body)
             state = dialect.stream_state(call)
             chunks = responses(response.iter_bytes(), state)
@@ -591,7 +591,7 @@ class AI21(FunctionCallingLLM):
         dialect = self._dialect
 
         async def open_stream() -> tuple[
-            httpx.Response, ChatStreamState, AsyncIterator[ChatResponse], Any
+            AsyncStream, ChatStreamState, AsyncIterator[ChatResponse], Any
         ]:
             response = await transport.aopen_stream(call.path, call.body)
             state = dialect.stream_state(call)

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import httpx
 
+from llama_index.llms.ai21._http import user_agent
 from llama_index.llms.ai21._models import ModelInfo, model_info
 from llama_index.llms.ai21._params import Limits
-from llama_index.llms.ai21._transport import user_agent
 
 if TYPE_CHECKING:
     from llama_index.llms.ai21._dialect import Dialect
