@@ -1,4 +1,12 @@
-"""A self-hosted OpenAI-compatible server, such as vLLM serving Jamba's open weights.
+"""A self-hosted OpenAI-compatible server: the generic kind, and the base of every server's own.
+
+A ``.../v1`` ``base_url`` selects this kind. On first need it asks the server what it is
+(``GET /models``: vLLM's entries say ``owned_by: "vllm"``, SGLang's ``"sglang"``, llama.cpp's
+``"llamacpp"``, LM Studio's ``"organization_owner"``; Ollama answers ``GET /api/version``) and
+becomes that server's kind (:mod:`.vllm`, :mod:`.sglang`, :mod:`.llamacpp`, :mod:`.lmstudio`,
+:mod:`.ollama`). A server it does not recognise is served as below, with the defaults that
+work on any of them (earlier reasoning sent back in both ``reasoning`` and
+``reasoning_content``).
 
 AI21 recommends vLLM for its open models (AI21's docs, "vLLM"; ``vllm serve
 ai21labs/AI21-Jamba-Mini-1.7 --enable-auto-tool-choice --tool-call-parser jamba``). What
@@ -18,7 +26,7 @@ differs from AI21's hosted API, from vLLM's OpenAI-compatible server documentati
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import httpx
 
@@ -30,7 +38,6 @@ from llama_index.llms.ai21._params import Limits
 
 class OpenAICompatible(Deployment):
     kind = "openai-compatible"
-    aliases = ("vllm",)
     limits = Limits(
         max_tokens=None,
         response_formats=frozenset({"text", "json_object", "json_schema"}),
@@ -38,12 +45,24 @@ class OpenAICompatible(Deployment):
         n_with_stream=True,
     )
     lists_models = True
-    model_required = True
+    adopts_recognised_server = True
+    # An unrecognised server: reasoning sent back in both fields, tool_choice as sent, and
+    # documents in the prompt (a server that ignored the field would lose them silently).
+    reasoning_fields: ClassVar[tuple[str, ...]] = ("reasoning", "reasoning_content")
+    tool_choice_support: ClassVar[Literal["native", "required_only", "ignored", "emulated"]] = (
+        "native"
+    )
+    reads_documents: ClassVar[bool] = False
 
     @classmethod
     def claims(cls, url: httpx.URL) -> bool:
-        return url.path.rstrip("/").endswith("/v1") and not url.path.rstrip("/").endswith(
-            "/studio/v1"
+        # Only the generic kind claims a URL: a server's own kind is chosen by name or
+        # recognised from the server's answers, never guessed from a port.
+        path = url.path.rstrip("/")
+        return (
+            cls.adopts_recognised_server
+            and path.endswith("/v1")
+            and not path.endswith("/studio/v1")
         )
 
     def check(self, model: str) -> None:
