@@ -377,7 +377,7 @@ class AI21(FunctionCallingLLM):
         needed = (
             not self.model
             or self.context_window is None
-            or (self.is_function_calling_model is None and not is_known(self.model))
+            or (self.is_function_calling_model is None and not self._deployment.knows(self.model))
         )
         served = self._know_server() if ask_server and needed else self._served
         info = self._deployment.model_info(self.model)
@@ -387,7 +387,11 @@ class AI21(FunctionCallingLLM):
             or info.context_window
         )
         function_calling = self.is_function_calling_model
-        if function_calling is None and served is not None and not is_known(self.model):
+        if (
+            function_calling is None
+            and served is not None
+            and not self._deployment.knows(self.model)
+        ):
             function_calling = served.function_calling  # the server's word on a name we lack
         return LLMMetadata(
             context_window=context_window,
@@ -465,7 +469,7 @@ class AI21(FunctionCallingLLM):
         elif served.notes:
             logger.warning("The server at %s (%s): %s", where, served.kind, "; ".join(served.notes))
         reported = served.models if served is not None else ()
-        if self.model and self.model not in reported and not is_known(self.model):
+        if self.model and self.model not in reported and not self._deployment.knows(self.model):
             _warn_unknown_model(self.model)
 
     def _ready_for_request(self) -> None:

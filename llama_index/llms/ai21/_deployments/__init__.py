@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 
 from llama_index.llms.ai21._discovery import Ask, Served, entries, names, positive_int
-from llama_index.llms.ai21._models import ModelInfo, model_info
+from llama_index.llms.ai21._models import ModelInfo, is_known, model_info
 from llama_index.llms.ai21._params import Limits
 from llama_index.llms.ai21._transport import user_agent
 
@@ -98,6 +98,10 @@ class Deployment:
     def model_info(self, model: str) -> ModelInfo:
         """Static facts about ``model`` (never raises for an unknown name)."""
         return model_info(model)
+
+    def knows(self, model: str) -> bool:
+        """Whether the model table has ``model`` (as this deployment's servers name it)."""
+        return is_known(model)
 
     # ------------------------------------------------------------------ knowing the server
 

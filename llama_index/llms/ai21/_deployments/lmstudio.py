@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llama_index.llms.ai21._deployments._local_names import local_model_info
+from llama_index.llms.ai21._deployments._local_names import is_known_locally, local_model_info
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
 from llama_index.llms.ai21._discovery import Ask, Served, entries, names, positive_int
 from llama_index.llms.ai21._models import ModelInfo
@@ -40,6 +40,9 @@ class LMStudio(OpenAICompatible):
 
     def model_info(self, model: str) -> ModelInfo:
         return local_model_info(model)
+
+    def knows(self, model: str) -> bool:
+        return is_known_locally(model)
 
     def learn(self, ask: Ask, model: str | None, listed: list[dict[str, Any]]) -> Served:
         listed_names = names(listed, "id")
