@@ -187,15 +187,19 @@ def test_several_models_and_no_model_is_a_clear_error_before_any_chat() -> None:
         assert llm.complete("hi").text
 
 
-def test_without_a_model_a_server_that_was_down_is_asked_again() -> None:
-    llm = AI21(base_url="http://127.0.0.1:9/v1", timeout=2, max_retries=0)
-    for _ in range(2):
+def test_without_a_model_a_server_that_did_not_answer_is_asked_again() -> None:
+    server = ls.ScriptedServer(ls.llamacpp())  # listening, not answering yet
+    try:
+        llm = AI21(base_url=server.base_url, timeout=0.3, max_retries=0)
         with pytest.raises(ValueError, match="did not say which one model"):
             llm.complete("hi")
-    with ls.serving(ls.llamacpp()) as server:
-        llm.base_url = server.base_url
+        server.thread.start()
         assert llm.complete("hi").text
         assert llm.model == ls.GGUF
+    finally:
+        if server.thread.is_alive():
+            server.httpd.shutdown()
+        server.httpd.server_close()
 
 
 def test_a_changed_base_url_is_asked_again() -> None:
@@ -214,6 +218,9 @@ def test_a_copy_keeps_what_was_learned() -> None:
         for twin in (pickle.loads(pickle.dumps(llm)), copy.deepcopy(llm)):
             assert (twin.deployment, twin.model) == ("llamacpp", ls.GGUF)
             assert twin.complete("hi").text
+        unasked = AI21(base_url=server.base_url)
+        for twin in (pickle.loads(pickle.dumps(unasked)), copy.deepcopy(unasked)):
+            assert twin.metadata.context_window == 4096  # each copy asks on its own
 
 
 # ------------------------------------------------------------------------ what each says
@@ -244,9 +251,11 @@ def test_ollama_not_loaded_reads_a_modelfile_num_ctx_or_assumes_the_smallest_def
         assert AI21(base_url=server.base_url).metadata.context_window == 2048
 
 
-def test_ollama_tools_and_thinking_from_capabilities() -> None:
-    with ls.serving(ls.ollama(models=("mymodel:latest",), capabilities=("completion",))) as server:
-        assert AI21(base_url=server.base_url).metadata.is_function_calling_model is False
+@pytest.mark.parametrize("tools", [True, False])
+def test_ollama_tool_support_from_its_capabilities(tools: bool) -> None:
+    capabilities = ("completion", "tools") if tools else ("completion",)
+    with ls.serving(ls.ollama(models=("mymodel:latest",), capabilities=capabilities)) as server:
+        assert AI21(base_url=server.base_url).metadata.is_function_calling_model is tools
 
 
 def test_ollama_warns_before_sending_a_prompt_it_would_cut(
@@ -266,24 +275,32 @@ def test_ollama_warns_before_sending_a_prompt_it_would_cut(
 # ------------------------------------------------------------------------ never fails
 
 
-def test_lmstudio_error_bodies_on_200_are_never_answers() -> None:
+def test_lmstudio_error_bodies_on_200_are_never_answers(
+    warnings: pytest.LogCaptureFixture,
+) -> None:
     with ls.serving(ls.lmstudio_03()) as server:
         llm = AI21(base_url=server.base_url)
         assert llm.metadata.context_window == 4096  # from /api/v0, after /api/v1's error body
+    oldest = ls.lmstudio_03()
+    del oldest.routes[("GET", "/api/v0/models")]  # before 0.3.6: neither REST API
+    with ls.serving(oldest) as server:
+        assert AI21(base_url=server.base_url).metadata.context_window == 256_000
+    assert "/api/v1/models: HTTP 200 with an error body: 'Unexpected endpoint" in warnings.text
 
 
-def test_a_slow_answer_is_given_up_and_the_rest_still_read(
-    warnings: pytest.LogCaptureFixture,
-) -> None:
-    script = ls.llamacpp(n_ctx=3072)
+PROPS_9999 = {"default_generation_settings": {"n_ctx": 9999}}
+
+
+def test_a_slow_answer_is_given_up_and_the_rest_still_read() -> None:
+    script = ls.llamacpp(n_ctx=3072, props=(200, PROPS_9999))
     script.delays["/props"] = 2.0
     with ls.serving(script) as server:
         llm = AI21(base_url=server.base_url, timeout=0.5)
-        assert llm.metadata.context_window == 3072  # /v1/models meta.n_ctx
+        assert llm.metadata.context_window == 3072  # /v1/models meta.n_ctx, not /props
 
 
-def test_an_oversized_answer_is_not_read(warnings: pytest.LogCaptureFixture) -> None:
-    huge = (200, {"chat_template": "x" * MAX_ANSWER_BYTES})
+def test_an_oversized_answer_is_not_read() -> None:
+    huge = (200, {**PROPS_9999, "chat_template": "x" * MAX_ANSWER_BYTES})
     with ls.serving(ls.llamacpp(n_ctx=3072, props=huge)) as server:
         assert AI21(base_url=server.base_url).metadata.context_window == 3072
 
@@ -356,4 +373,5 @@ def test_lmstudio_refuses_json_object_before_sending() -> None:
 def test_local_names_get_the_table_facts_of_the_model_they_package(
     deployment: OpenAICompatible, name: str
 ) -> None:
+    assert deployment.knows(name)
     assert deployment.model_info(name) == REASONING_3B

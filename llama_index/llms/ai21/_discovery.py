@@ -168,8 +168,5 @@ class DiscoveryLock:
     def __exit__(self, *exc_info: object) -> None:
         self._lock.release()
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> DiscoveryLock:
-        return DiscoveryLock()
-
     def __reduce__(self) -> tuple[type[DiscoveryLock], tuple[()]]:
         return (DiscoveryLock, ())

@@ -477,8 +477,6 @@ class AI21(FunctionCallingLLM):
         server not yet recognised), ask it; once."""
         if self.model and not self._deployment.adopts_recognised_server:
             return
-        if self._asked_server == self.base_url and self.model:
-            return
         served = self._know_server()
         if not self.model:
             # Nothing can be sent without a model; the next call asks the server again (it
