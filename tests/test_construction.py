@@ -81,7 +81,7 @@ def test_a_deeply_nested_constructor_value_is_refused_at_construction() -> None:
 def test_ai21s_api_still_needs_a_key_but_a_self_hosted_server_does_not() -> None:
     with pytest.raises(ValueError, match="AI21_API_KEY"):
         AI21()
-    assert AI21(model="m", base_url=SELF_HOSTED)._api_key is None
+    assert AI21(model="m", base_url=SELF_HOSTED)._secrets.api_key is None
 
 
 def test_ai21_api_key_is_never_sent_to_your_own_server(

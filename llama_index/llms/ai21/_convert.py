@@ -255,26 +255,42 @@ def parse_tool_calls(raw_calls: Any, where: str) -> list[dict[str, Any]]:
 
 
 def assistant_message(
-    content: str, tool_calls: Sequence[dict[str, Any]], reasoning: str | None = None
+    content: str,
+    tool_calls: Sequence[dict[str, Any]],
+    reasoning: str | None = None,
+    tool_blocks: Sequence[ToolCallBlock] | None = None,
 ) -> ChatMessage:
     """Build the framework's assistant message: reasoning (a ``ThinkingBlock``), text, and
-    tool calls as blocks and kwargs."""
+    tool calls as blocks and kwargs (``tool_blocks``: the calls' blocks, already built)."""
     blocks: list[Any] = [TextBlock(text=content)]
     if reasoning is not None:
         blocks.insert(0, ThinkingBlock(content=reasoning))
-    for call in tool_calls:
-        blocks.append(
+    prebuilt = tool_blocks is not None
+    if tool_blocks is None:
+        tool_blocks = [
             ToolCallBlock(
                 tool_call_id=call["id"],
                 tool_name=call["function"]["name"],
                 tool_kwargs=call["function"]["arguments"],
             )
-        )
+            for call in tool_calls
+        ]
+    blocks.extend(tool_blocks)
     additional_kwargs: dict[str, Any] = {}
     if tool_calls:
-        additional_kwargs["tool_calls"] = [
-            {**call, "function": dict(call["function"])} for call in tool_calls
-        ]
+        # Copies, so that editing the message never edits the caller's calls; the stream
+        # state passes its blocks, and its calls as dicts it replaces (never edits) when a
+        # call changes, so it needs no copies (a copy of every call per event would make a
+        # stream of N calls quadratic).
+        additional_kwargs["tool_calls"] = (
+            list(tool_calls)
+            if prebuilt
+            else [{**call, "function": dict(call["function"])} for call in tool_calls]
+        )
+    if prebuilt:  # blocks built here, so valid: validating N blocks per event is quadratic
+        return ChatMessage.model_construct(
+            role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=additional_kwargs
+        )
     return ChatMessage(
         role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=additional_kwargs
     )

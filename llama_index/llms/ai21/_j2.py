@@ -7,6 +7,7 @@ November 2024). :class:`J2` builds those requests and reads their answers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,12 +48,26 @@ _NAMES = {
 }
 
 
+_MODEL_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_model_name(model: str) -> None:
+    """A ``ValueError`` for a name that would change the URL path it is put in."""
+    if not _MODEL_NAME.fullmatch(model) or model in (".", ".."):
+        raise ValueError(
+            f"model {model!r} is not a Jurassic-2 model name: J2 names go into the URL path "
+            "({base_url}/{model}/complete), so they may hold only letters, digits, '.', '_' "
+            "and '-'"
+        )
+
+
 class J2:
     """The Jurassic-2 dialect: ``/complete`` for completions, ``/chat`` for chat."""
 
     streams = False
 
     def _params(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
+        check_model_name(model)  # here too: the model may be changed after construction
         if params.get("documents") is not None or params.get("tools"):
             raise ValueError(f"{model} (Jurassic-2) supports neither documents nor tools")
         params = {k: v for k, v in params.items() if k not in CONTROL_KWARGS and k != "tools"}

@@ -36,7 +36,6 @@ from llama_index.core.bridge.pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    SecretStr,
     field_validator,
 )
 from llama_index.core.instrumentation.events.llm import (
@@ -56,6 +55,14 @@ from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, safe_ur
 from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_known
 from llama_index.llms.ai21._params import check_json
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
+from llama_index.llms.ai21._secrets import (
+    MASK,
+    Secrets,
+    check_api_key,
+    find,
+    masked,
+    split_credentials,
+)
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
 from llama_index.llms.ai21._transport import ClientConfig, Transport
 from llama_index.llms.ai21.errors import StreamInterruptedError
@@ -210,7 +217,7 @@ class AI21(FunctionCallingLLM):
         description="Your own httpx.AsyncClient for async calls; not closed by us.",
     )
 
-    _api_key: SecretStr | None = PrivateAttr(default=None)
+    _secrets: Secrets = PrivateAttr()
     _deployment: Deployment = PrivateAttr()
     _transport: Transport = PrivateAttr()
     _served: Served | None = PrivateAttr(default=None)
@@ -254,19 +261,21 @@ class AI21(FunctionCallingLLM):
         if kind.lists_models and kwargs.get("model") is None:
             kwargs["model"] = ""  # the served model, learned on first need (_know_server)
         super().__init__(**kwargs)
-        parse_base_url(self.base_url)
+        _, credentials = split_credentials(parse_base_url(self.base_url))
+        if credentials is not None:  # kept apart, sent as Basic auth; the field shows a mask
+            self.base_url = masked(parse_base_url(self.base_url))
         self._chosen_kind = kind
         self._deployment = kind()
         if self.model:
             self._deployment.check(self.model)
-        key = api_key
+        key, source = api_key, "api_key"
         if key is None and kind.api_key_env is not None:
-            key = os.environ.get(kind.api_key_env)
+            key, source = os.environ.get(kind.api_key_env), kind.api_key_env
         if not key and kind.api_key_required:
             raise ValueError(
                 "No AI21 API key: pass api_key=... or set the AI21_API_KEY environment variable"
             )
-        self._api_key = SecretStr(key) if key else None
+        self._secrets = Secrets(check_api_key(key, source) if key else None, credentials)
         # On a server that can be asked, the name is checked against what it reports, on
         # first need (_know_server): a name the server reports is not "unknown".
         if not kind.lists_models and not is_known(self.model):
@@ -274,12 +283,28 @@ class AI21(FunctionCallingLLM):
         self._transport = Transport(self._client_config())
         self._built_from = self._settings()
 
+    def _server_url(self) -> str:
+        """The base URL requests go to: ``base_url`` without credentials. A password set on
+        the field after construction is taken out of it here, as at construction."""
+        url, credentials = parse_base_url(self.base_url), None
+        if url.password != MASK:
+            url, credentials = split_credentials(url)
+            if credentials is not None:
+                self.base_url = masked(parse_base_url(self.base_url))
+            self._secrets.credentials = credentials
+        else:
+            url = url.copy_with(username=None, password=None)
+        return str(url).rstrip("/")
+
     def _client_config(self) -> ClientConfig:
-        key = self._api_key.get_secret_value() if self._api_key is not None else None
+        base_url = self._server_url()
+        headers = self._deployment.headers(self._secrets.api_key, self.default_headers)
+        if self._secrets.credentials is not None:  # URL credentials win, as in httpx
+            headers["Authorization"] = self._secrets.credentials.header()
         return ClientConfig(
-            base_url=self.base_url.rstrip("/"),
+            base_url=base_url,
             timeout=self.timeout,
-            headers=self._deployment.headers(key, self.default_headers),
+            headers=headers,
             verify=self.verify,
             cert=self.cert,
             http_client=self.http_client,
@@ -301,10 +326,9 @@ class AI21(FunctionCallingLLM):
     def _clients(self) -> Transport:
         """The clients for the current settings (rebuilt if ``base_url``, ``timeout``,
         ``default_headers`` or the TLS settings were changed on the instance after creation)."""
-        settings = self._settings()
-        if settings != self._built_from:
+        if self._settings() != self._built_from:
             self._transport = Transport(self._client_config())
-            self._built_from = settings
+            self._built_from = self._settings()  # after: the config masks a new password
         return self._transport
 
     @field_validator("stop", mode="before")
@@ -325,20 +349,47 @@ class AI21(FunctionCallingLLM):
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self) -> dict[str, Any]:
-        """The fields and the key; not the connection pools, and not clients you passed in
-        (a copy in another process cannot share their sockets: it builds its own, with the
-        same ``verify``/``cert`` settings)."""
+        """The fields, without secrets; not the connection pools, and not clients you passed
+        in (a copy in another process cannot share their sockets: it builds its own, with
+        the same ``verify``/``cert`` settings).
+
+        The key and the URL's password stay out of the pickle: it holds a token that finds
+        them again in this process, or in one forked from it while this instance lives;
+        elsewhere the key comes from the environment as for a new instance (see
+        ``_secrets``).
+        """
         state = super().__getstate__()
         fields = dict(state["__dict__"])
         fields["http_client"] = fields["async_http_client"] = None
         state["__dict__"] = fields
-        state["ai21_api_key"] = (
-            self._api_key.get_secret_value() if self._api_key is not None else None
-        )
+        state["__pydantic_private__"] = None  # rebuilt by __init__ (holds the secrets)
+        state["ai21_secrets"] = self._secrets.token
+        state["ai21_had_key"] = self._secrets.api_key is not None
+        state["ai21_had_credentials"] = self._secrets.credentials is not None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(api_key=state["ai21_api_key"], **state["__dict__"])  # type: ignore[misc]
+        fields = dict(state["__dict__"])
+        found = find(state.get("ai21_secrets"))
+        lost = []
+        if found is not None and found.credentials is not None:
+            url = parse_base_url(fields["base_url"]).copy_with(
+                username=found.credentials.username, password=found.credentials.password
+            )
+            fields["base_url"] = str(url)
+        elif state.get("ai21_had_credentials"):
+            lost.append("base_url's password")
+        kind = choose(fields.get("deployment"), fields.get("base_url"))
+        if found is None and state.get("ai21_had_key") and kind.api_key_env is None:
+            lost.append("api_key")
+        if lost:
+            raise ValueError(
+                f"This AI21 instance was pickled with its {' and '.join(lost)}, which pickles "
+                "never carry, and this process cannot find them: build the instance here "
+                "(e.g. in the worker's initializer) with api_key=... and the full base_url"
+            )
+        api_key = found.api_key if found is not None else None
+        self.__init__(api_key=api_key, **fields)  # type: ignore[misc]
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -430,13 +481,13 @@ class AI21(FunctionCallingLLM):
             self._dialect_of = None
             if self._model_learned:
                 self.model, self._model_learned = "", False
+        transport = self._clients()  # first: it may mask a password set on base_url
         self._asked_server = self.base_url
         self._served = None
-        key = self._api_key.get_secret_value() if self._api_key is not None else None
         ask = Ask(
-            self._clients().sync_client(),
-            self.base_url,
-            self._deployment.headers(key, self.default_headers),
+            transport.sync_client(),
+            transport.config.base_url,  # without credentials: they are in the headers
+            dict(transport.config.headers),
             self.timeout,
         )
         try:

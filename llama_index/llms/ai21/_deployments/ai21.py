@@ -16,6 +16,7 @@ import httpx
 
 from llama_index.llms.ai21._convert import to_ai21_documents
 from llama_index.llms.ai21._deployments import Deployment
+from llama_index.llms.ai21._j2 import check_model_name
 from llama_index.llms.ai21._models import is_j2
 from llama_index.llms.ai21._params import Limits
 
@@ -34,6 +35,10 @@ class AI21Studio(Deployment):
     def claims(cls, url: httpx.URL) -> bool:
         host = url.host.lower()
         return host == "ai21.com" or host.endswith(".ai21.com") or "/studio/" in url.path + "/"
+
+    def check(self, model: str) -> None:
+        if is_j2(model):
+            check_model_name(model)
 
     def dialect(self, model: str) -> Dialect:
         if is_j2(model):
