@@ -375,3 +375,15 @@ def test_local_names_get_the_table_facts_of_the_model_they_package(
 ) -> None:
     assert deployment.knows(name)
     assert deployment.model_info(name) == REASONING_3B
+
+
+def test_offering_tools_first_asks_which_server_decides_tool_choice() -> None:
+    from tests.calculator import TOOLS
+
+    with ls.serving(ls.llamacpp()) as server:
+        llm = AI21(model="m", base_url=server.base_url)
+        prepared = llm._prepare_chat_with_tools(TOOLS, "3 times 4?", tool_required=True)
+        assert llm.deployment == "llamacpp"  # known before the request is written
+        assert server.paths() == ["GET /v1/models", "GET /props"]
+        llm.chat(**prepared)
+        assert server.paths()[2:] == ["POST /v1/chat/completions"]
