@@ -80,6 +80,13 @@ def server_root(base_url: str) -> httpx.URL:
     return url.copy_with(path=path or "/")
 
 
+def root_text(base_url: str) -> str:
+    """The server's root as text, for messages: ``base_url`` (its password already masked by
+    the ``AI21`` field) without a trailing ``/v1``."""
+    text = base_url.rstrip("/")
+    return text.removesuffix("/v1") or text
+
+
 def safe_url(url: httpx.URL | str) -> str:
     """``url`` without user name or password, for a log line."""
     url = httpx.URL(url)

@@ -51,7 +51,7 @@ from llama_index.core.types import Model, PydanticProgramMode
 from llama_index.llms.ai21._convert import _tool_call_to_ai21
 from llama_index.llms.ai21._deployments import Deployment, choose, discover, parse_base_url
 from llama_index.llms.ai21._dialect import Call, Dialect
-from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, safe_url, server_root
+from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text
 from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_known
 from llama_index.llms.ai21._params import check_json
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
@@ -507,7 +507,7 @@ class AI21(FunctionCallingLLM):
     def _report(self, served: Served | None, ask: Ask) -> None:
         """Say once what discovery could not learn, and warn about a name neither the model
         table nor the server knows."""
-        where = safe_url(server_root(self.base_url))
+        where = root_text(self.base_url)  # the field: a password in it is masked
         if served is None or served.context_window is None:
             reasons = [*(served.notes if served else ()), *ask.failures]
             logger.warning(
@@ -533,7 +533,7 @@ class AI21(FunctionCallingLLM):
             # Nothing can be sent without a model; the next call asks the server again (it
             # may have started, or loaded a model, since).
             self._asked_server = None
-            where = safe_url(server_root(self.base_url))
+            where = root_text(self.base_url)  # the field: a password in it is masked
             served_names = list(served.models) if served is not None else []
             raise ValueError(
                 f"model= was not given and the server at {where} did not say which one model "
