@@ -387,3 +387,36 @@ def test_offering_tools_first_asks_which_server_decides_tool_choice() -> None:
         assert server.paths() == ["GET /v1/models", "GET /props"]
         llm.chat(**prepared)
         assert server.paths()[2:] == ["POST /v1/chat/completions"]
+
+
+def _odd_llamacpp() -> ls.Script:
+    script = ls.llamacpp()
+    odd = {"id": ls.GGUF, "owned_by": "llamacpp", "aliases": 5, "meta": "x"}
+    script.routes[("GET", "/v1/models")] = (200, {"data": [odd, 7, None]})
+    script.routes[("GET", "/props")] = (200, [1, 2])
+    return script
+
+
+def _odd_lmstudio() -> ls.Script:
+    script = ls.lmstudio()
+    native = {"models": [{"type": "llm", "key": ls.LMS_KEY, "loaded_instances": 7}, "x"]}
+    script.routes[("GET", "/api/v1/models")] = (200, native)
+    return script
+
+
+def _odd_ollama() -> ls.Script:
+    script = ls.ollama()
+    script.routes[("GET", "/api/ps")] = (200, {"models": "x"})
+    show = {"model_info": [], "capabilities": "tools", "parameters": 3}
+    script.routes[("POST", "/api/show")] = (200, show)
+    return script
+
+
+@pytest.mark.parametrize("script", [_odd_llamacpp, _odd_lmstudio, _odd_ollama])
+def test_answers_of_the_wrong_shape_fall_back_to_the_table(
+    script: Any, warnings: pytest.LogCaptureFixture
+) -> None:
+    with ls.serving(script()) as server:
+        llm = AI21(base_url=server.base_url)
+        assert llm.metadata.context_window in (REASONING_3B.context_window, 4096)
+        assert llm.complete("hi").text == "Hello from a laptop."

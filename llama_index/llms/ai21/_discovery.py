@@ -64,6 +64,11 @@ def entries(answer: Any, key: str = "data") -> list[dict[str, Any]]:
     return [e for e in items if isinstance(e, dict)] if isinstance(items, list) else []
 
 
+def as_list(value: Any) -> list[Any]:
+    """``value`` if it is a list, else an empty one (an answer's shape is never trusted)."""
+    return value if isinstance(value, list) else []
+
+
 def names(items: Iterable[dict[str, Any]], *keys: str) -> tuple[str, ...]:
     """The string values of ``keys`` in ``items``, in order, without repeats."""
     found = (item.get(key) for item in items for key in keys)

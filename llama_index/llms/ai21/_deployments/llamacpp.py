@@ -25,7 +25,7 @@ from typing import Any
 
 from llama_index.llms.ai21._deployments._local_names import is_known_locally, local_model_info
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
-from llama_index.llms.ai21._discovery import Ask, Served, names, positive_int
+from llama_index.llms.ai21._discovery import Ask, Served, as_list, names, positive_int
 from llama_index.llms.ai21._models import ModelInfo
 from llama_index.llms.ai21._params import Limits
 
@@ -53,10 +53,12 @@ class LlamaCpp(OpenAICompatible):
 
     def learn(self, ask: Ask, model: str | None, listed: list[dict[str, Any]]) -> Served:
         served = names(listed, "id")
-        aliases = [a for e in listed for a in e.get("aliases") or () if isinstance(a, str)]
+        aliases = [a for e in listed for a in as_list(e.get("aliases")) if isinstance(a, str)]
         if model is None and len(served) == 1:
             model = served[0]  # one model, and any name answers
-        entry = next((e for e in listed if model in (e.get("id"), *(e.get("aliases") or ()))), None)
+        entry = next(
+            (e for e in listed if model in (e.get("id"), *as_list(e.get("aliases")))), None
+        )
         meta = entry.get("meta") if entry is not None else None
         meta = meta if isinstance(meta, dict) else {}
         props = ask.get("/props", root=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 from llama_index.llms.ai21._deployments._local_names import is_known_locally, local_model_info
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
-from llama_index.llms.ai21._discovery import Ask, Served, entries, names, positive_int
+from llama_index.llms.ai21._discovery import Ask, Served, as_list, entries, names, positive_int
 from llama_index.llms.ai21._models import ModelInfo
 from llama_index.llms.ai21._params import Limits
 
@@ -59,7 +59,7 @@ class LMStudio(OpenAICompatible):
         loaded = [
             (m, i)
             for m in llms
-            for i in m.get("loaded_instances") or ()
+            for i in as_list(m.get("loaded_instances"))
             if isinstance(i, dict) and isinstance(i.get("id"), str)
         ]
         if model is None:
