@@ -14,9 +14,9 @@ import ai21.errors
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, ToolCallBlock
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._deployments import kinds
-from llama_index.llms.ai21.emulator import Emulator
 from tests.calls import METHOD_IDS, arg_for, call
 
 SELF_HOSTED = "http://127.0.0.1:8000/v1"

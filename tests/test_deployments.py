@@ -14,6 +14,7 @@ from llama_index.llms.ai21._deployments.llamacpp import LlamaCpp
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
 from llama_index.llms.ai21._deployments.vllm import VLLM
 from llama_index.llms.ai21._dialect import JambaChat
+from llama_index.llms.ai21._http import user_agent
 from llama_index.llms.ai21._j2 import J2
 from llama_index.llms.ai21._models import (
     JAMBA_CONTEXT_WINDOW,
@@ -22,7 +23,6 @@ from llama_index.llms.ai21._models import (
     is_known,
     model_info,
 )
-from llama_index.llms.ai21._transport import user_agent
 
 # ------------------------------------------------------------------------- choosing one
 

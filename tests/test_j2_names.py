@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator
 
 BAD = ["j2-ultra?x=1", "../../../admin/j2-ultra", "j2-mid#frag", "j2-mid%2F.."]
 

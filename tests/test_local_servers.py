@@ -15,6 +15,7 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.indices.prompt_helper import PromptHelper
 from llama_index.core.prompts import PromptTemplate
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._deployments import kinds
 from llama_index.llms.ai21._deployments.llamacpp import LlamaCpp
@@ -23,7 +24,6 @@ from llama_index.llms.ai21._deployments.ollama import Ollama
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
 from llama_index.llms.ai21._discovery import MAX_ANSWER_BYTES
 from llama_index.llms.ai21._models import model_info
-from llama_index.llms.ai21.emulator import Emulator
 from tests import local_servers as ls
 
 USER = [ChatMessage(role="user", content="What is Jamba?")]

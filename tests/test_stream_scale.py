@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, ToolCallBlock
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21, _stream
 from llama_index.llms.ai21._stream import LineDecoder
-from llama_index.llms.ai21.emulator import Emulator
 from llama_index.llms.ai21.errors import MalformedResponseError
 
 EVENTS = b'data: {"a": 1}\r\n\r\ndata: {"b": 2}\n\ndata: {"c": 3}\r\rdata: [DONE]\n\n'

@@ -113,7 +113,7 @@ def test_the_password_is_masked_in_fields_reprs_dumps_and_pickles(
         llm.model_dump_json(),
         str(llm.to_dict()),
         llm.to_json(),
-        repr(llm._transport.config),
+        repr(llm._http.config),
     ):
         assert "pa%3Ass" not in text
         assert PASSWORD not in text

@@ -238,10 +238,10 @@ def test_the_next_loop_closes_the_client_of_a_loop_closed_without_shutdown(
     llm = make_llm(max_retries=0)
     loop = asyncio.new_event_loop()
     loop.run_until_complete(llm.acomplete("hi"))
-    entry = llm._transport._async[loop]
+    entry = llm._http._async[loop]
     loop.close()
     asyncio.run(llm.acomplete("hi"))
-    assert loop not in llm._transport._async
+    assert loop not in llm._http._async
     assert entry.client.is_closed
     assert entry.closer.ag_frame is None, "the closer ran to its end"
     del entry, loop
@@ -255,12 +255,12 @@ def test_a_shut_down_loop_takes_its_client_only(make_llm: Callable[..., AI21]) -
     alive = asyncio.new_event_loop()
     try:
         alive.run_until_complete(llm.acomplete("hi"))
-        kept = llm._transport._async[alive]
+        kept = llm._http._async[alive]
         asyncio.run(llm.acomplete("hi"))
-        assert llm._transport._async == {alive: kept}
+        assert llm._http._async == {alive: kept}
         assert not kept.client.is_closed
     finally:
         alive.run_until_complete(alive.shutdown_asyncgens())
         alive.close()
-    assert llm._transport._async == {}
+    assert llm._http._async == {}
     assert kept.client.is_closed

@@ -111,8 +111,11 @@ class Ask:
         base_url: str,
         headers: dict[str, str],
         timeout: float,
+        auth: tuple[str, str] | None = None,
     ) -> None:
         self.client = client
+        # A URL's credentials, sent as httpx sends them (Basic auth), on the user's own client too.
+        self.auth: Any = httpx.BasicAuth(*auth) if auth else httpx.USE_CLIENT_DEFAULT
         self.base_url = base_url.rstrip("/")
         self.root = server_root(base_url)
         self.headers = headers
@@ -147,7 +150,7 @@ class Ask:
         request = self.client.build_request(
             method, url, headers=self.headers, json=body, timeout=self.timeout
         )
-        response = self.client.send(request, stream=True)
+        response = self.client.send(request, stream=True, auth=self.auth)
         try:
             if response.status_code != 200:
                 raise ProbeError(f"HTTP {response.status_code}")

@@ -101,14 +101,16 @@ class J2:
         text = to_j2_prompt(prompt, params.get("preamble_override"))
         return Call(f"/{model}/complete", {"prompt": text, **self._params(model, params)})
 
-    def chat_response(self, raw: Any) -> ChatResponse:
+    def chat_response(self, raw: Any, call: Call | None = None) -> ChatResponse:
         return chat_response_from_j2_chat(raw)
 
-    def completion_response(self, raw: Any) -> CompletionResponse:
+    def completion_response(self, raw: Any, call: Call | None = None) -> CompletionResponse:
         text, extra = completion_from_j2(raw)
         return CompletionResponse(text=text, raw=raw, additional_kwargs=extra)
 
-    def stream_state(self) -> ChatStreamState:  # pragma: no cover - J2 never streams
+    def stream_state(  # pragma: no cover - J2 never streams
+        self, call: Call | None = None
+    ) -> ChatStreamState:
         raise NotImplementedError("Jurassic-2 does not stream")
 
 

@@ -7,8 +7,8 @@ writes: fields, ``repr``, dumps, logs, exception texts and pickles.
   NUL) could never be sent as a header: it is a ``ValueError`` that names the problem, not
   the key.
 - ``http://user:password@host/v1`` (a server behind a proxy that wants Basic auth): the
-  credentials are taken out of the URL and sent as httpx sends URL credentials, as an
-  ``Authorization: Basic ...`` header; the URL the instance keeps shows the password masked,
+  credentials are taken out of the URL and sent as httpx sends URL credentials (HTTP Basic
+  auth, ``_http``); the URL the instance keeps shows the password masked,
   as httpx's own ``URL`` repr does (``http://user:[secure]@host/v1``).
 - A pickle carries neither secret, only a token. Unpickled in the same process, or in a
   process forked from it while the original instance lives, the token finds the secrets
@@ -18,7 +18,6 @@ writes: fields, ``repr``, dumps, logs, exception texts and pickles.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import unicodedata
 import weakref
@@ -50,11 +49,6 @@ class URLCredentials:
 
     username: str = field(repr=False)
     password: str = field(repr=False)
-
-    def header(self) -> str:
-        """The ``Authorization`` value httpx's ``BasicAuth`` sends for them."""
-        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        return f"Basic {token}"
 
 
 def split_credentials(url: httpx.URL) -> tuple[httpx.URL, URLCredentials | None]:

@@ -36,6 +36,14 @@ from llama_index.core.base.llms.types import (
 )
 
 from llama_index.llms.ai21._convert import assistant_message, usage_kwargs
+from llama_index.llms.ai21._markup import (
+    TOOL_CALL_OPEN,
+    Markup,
+    ThinkSplitter,
+    _partial_suffix,
+    hermes_tool_calls,
+    warn_if_reasoning_exhausted,
+)
 from llama_index.llms.ai21.errors import MalformedResponseError, StreamInterruptedError
 
 
@@ -182,8 +190,10 @@ async def aresponses(
 
 def ended_early(state: ChatStreamState) -> StreamInterruptedError:
     return StreamInterruptedError(
-        "AI21 stream ended before its final event (no finish_reason); the answer is incomplete",
+        "AI21 stream ended before its final event (no finish_reason); the answer is incomplete"
+        f"{state.arrived()}",
         state.text,
+        state.reasoning,
     )
 
 
@@ -269,14 +279,18 @@ class ChatStreamState:
         "_calls",
         "_changed",
         "_dicts",
+        "_hermes_tail",
         "_order",
+        "_splitter",
+        "_tool_text",
         "finish_reason",
+        "markup",
         "reasoning",
         "text",
         "usage",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, markup: Markup | None = None) -> None:
         self.text = ""
         self.reasoning = ""
         # Tool calls by index: [id, name, argument pieces]; ``_dicts`` and ``_blocks`` hold
@@ -290,6 +304,64 @@ class ChatStreamState:
         self._changed: set[int] = set()
         self.finish_reason: str | None = None
         self.usage: dict[str, int] = {}
+        self.markup = markup or Markup()
+        # Reasoning left in content (no --reasoning-parser): split at </think> (_markup).
+        self._splitter = ThinkSplitter() if self.markup.split_think else None
+        # Hermes tool calls left in content (no --tool-call-parser): held from "<tool_call>".
+        self._hermes_tail = ""
+        self._tool_text: str | None = None
+
+    def arrived(self) -> str:
+        """What had arrived, for an error message."""
+        if not self.reasoning:
+            return f" ({len(self.text)} characters of the answer had arrived)"
+        return (
+            f" ({len(self.reasoning)} characters of reasoning and {len(self.text)} of the answer "
+            "had arrived)"
+        )
+
+    def _read_markup(self, content: str) -> tuple[str, str]:
+        """``(reasoning_piece, answer_piece)`` of a content delta, per :attr:`markup`."""
+        thinking = ""
+        if self._splitter is not None:
+            thinking, content = self._splitter.feed(content)
+        if self.markup.hermes and content:
+            if self._tool_text is not None:
+                self._tool_text += content
+                return thinking, ""
+            pending = self._hermes_tail + content
+            start = pending.find(TOOL_CALL_OPEN)
+            if start >= 0:
+                self._tool_text, self._hermes_tail = pending[start:], ""
+                return thinking, pending[:start]
+            keep = _partial_suffix(pending, TOOL_CALL_OPEN)
+            self._hermes_tail = pending[len(pending) - keep :]
+            content = pending[: len(pending) - keep]
+        return thinking, content
+
+    def _finish_markup(self, finish_reason: str) -> str:
+        """What the end of the answer releases: held text, and the hermes calls it held."""
+        released = ""
+        if self._splitter is not None:
+            reasoning, answer = self._splitter.end(finish_reason)
+            self._splitter = None
+            self.reasoning = reasoning
+            if answer:  # no </think> after all: it was the answer
+                released = answer
+                self.text = ""
+        released += self._hermes_tail
+        self._hermes_tail = ""
+        if self.markup.hermes and self._tool_text is None and TOOL_CALL_OPEN in released:
+            start = released.index(TOOL_CALL_OPEN)
+            released, self._tool_text = released[:start].rstrip(), released[start:]
+        if self._tool_text is not None:
+            rest, calls = hermes_tool_calls(self._tool_text)
+            self._tool_text = None
+            self.text = self.text.rstrip()  # as the whole answer is read (hermes_tool_calls)
+            released += rest
+            first = self._order[-1] + 1 if self._order else 0
+            self._merge_tool_calls([{"index": first + n, **call} for n, call in enumerate(calls)])
+        return released
 
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
@@ -336,6 +408,12 @@ class ChatStreamState:
                 if not isinstance(thinking, str):
                     raise _bad("delta.reasoning should be a string")
                 self.reasoning += thinking
+                self._splitter = None  # the server splits reasoning itself
+        elif self._splitter is not None or self.markup.hermes:
+            thinking, content = self._read_markup(content)
+            thinking = thinking or None
+            if thinking:
+                self.reasoning += thinking
         tool_deltas = delta.get("tool_calls")
         if tool_deltas is not None:
             self._merge_tool_calls(tool_deltas)
@@ -347,8 +425,10 @@ class ChatStreamState:
             if not isinstance(finish_reason, str):
                 raise _bad("finish_reason should be a string")
             self.finish_reason = finish_reason
+            if self._splitter is not None or self._tool_text is not None or self._hermes_tail:
+                content = (content or "") + self._finish_markup(finish_reason)
         elif not content and not tool_deltas and not thinking:
-            return None  # the role-only first event: nothing for the caller
+            return None  # the role-only first event, or held markup: nothing for the caller
 
         if content:
             self.text += content
@@ -368,6 +448,7 @@ class ChatStreamState:
                     additional_kwargs={"thinking_delta": thinking},
                 )
             return ChatResponse(message=message, delta=content or "", raw=event)
+        warn_if_reasoning_exhausted(self.finish_reason, self.text, self.reasoning)
         return ChatResponse(
             message=message,
             delta=content or "",

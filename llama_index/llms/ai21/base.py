@@ -11,7 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
@@ -30,6 +38,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
     MessageRole,
+    ThinkingBlock,
     ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import (
@@ -50,8 +59,10 @@ from llama_index.core.types import Model, PydanticProgramMode
 
 from llama_index.llms.ai21._convert import _tool_call_to_ai21
 from llama_index.llms.ai21._deployments import Deployment, choose, discover, parse_base_url
-from llama_index.llms.ai21._dialect import Call, Dialect
+from llama_index.llms.ai21._dialect import Call, Dialect, check_template_kwargs
 from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text
+from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
+from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted
 from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_known
 from llama_index.llms.ai21._params import check_json
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
@@ -64,7 +75,6 @@ from llama_index.llms.ai21._secrets import (
     split_credentials,
 )
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
-from llama_index.llms.ai21._transport import ClientConfig, Transport
 from llama_index.llms.ai21.errors import StreamInterruptedError
 
 if TYPE_CHECKING:
@@ -173,6 +183,14 @@ class AI21(FunctionCallingLLM):
         default_factory=dict,
         description="Extra API fields sent with every request (per-call keywords win).",
     )
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Variables for the model's chat template on a self-hosted server (vLLM, llama.cpp), "
+            'e.g. {"thinking_prefix": "..."} for Jamba Reasoning 3B; sent as the request\'s '
+            "chat_template_kwargs. A per-call chat_template_kwargs= adds to these (its keys win)."
+        ),
+    )
     context_window: int | None = Field(
         default=None,
         gt=0,
@@ -219,7 +237,7 @@ class AI21(FunctionCallingLLM):
 
     _secrets: Secrets = PrivateAttr()
     _deployment: Deployment = PrivateAttr()
-    _transport: Transport = PrivateAttr()
+    _http: HTTPClients = PrivateAttr()
     _served: Served | None = PrivateAttr(default=None)
     _asked_server: str | None = PrivateAttr(default=None)  # the base_url last asked
     _server_lock: DiscoveryLock = PrivateAttr(default_factory=DiscoveryLock)
@@ -272,15 +290,13 @@ class AI21(FunctionCallingLLM):
         if key is None and kind.api_key_env is not None:
             key, source = os.environ.get(kind.api_key_env), kind.api_key_env
         if not key and kind.api_key_required:
-            raise ValueError(
-                "No AI21 API key: pass api_key=... or set the AI21_API_KEY environment variable"
-            )
+            raise ValueError(kind.missing_key_message)
         self._secrets = Secrets(check_api_key(key, source) if key else None, credentials)
         # On a server that can be asked, the name is checked against what it reports, on
         # first need (_know_server): a name the server reports is not "unknown".
         if not kind.lists_models and not is_known(self.model):
             _warn_unknown_model(self.model)
-        self._transport = Transport(self._client_config())
+        self._http = HTTPClients(self._client_config())
         self._built_from = self._settings()
 
     def _server_url(self) -> str:
@@ -296,15 +312,15 @@ class AI21(FunctionCallingLLM):
             url = url.copy_with(username=None, password=None)
         return str(url).rstrip("/")
 
-    def _client_config(self) -> ClientConfig:
+    def _client_config(self) -> HTTPConfig:
         base_url = self._server_url()
-        headers = self._deployment.headers(self._secrets.api_key, self.default_headers)
-        if self._secrets.credentials is not None:  # URL credentials win, as in httpx
-            headers["Authorization"] = self._secrets.credentials.header()
-        return ClientConfig(
+        credentials = self._secrets.credentials
+        return HTTPConfig(
             base_url=base_url,
+            # Sent as httpx sends a URL's credentials: Basic auth, on every path.
+            auth=None if credentials is None else (credentials.username, credentials.password),
             timeout=self.timeout,
-            headers=headers,
+            headers=self._deployment.headers(self._secrets.api_key, self.default_headers),
             verify=self.verify,
             cert=self.cert,
             http_client=self.http_client,
@@ -323,13 +339,13 @@ class AI21(FunctionCallingLLM):
             tuple(self.default_headers.items()),
         )
 
-    def _clients(self) -> Transport:
+    def _clients(self) -> HTTPClients:
         """The clients for the current settings (rebuilt if ``base_url``, ``timeout``,
         ``default_headers`` or the TLS settings were changed on the instance after creation)."""
         if self._settings() != self._built_from:
-            self._transport = Transport(self._client_config())
+            self._http = HTTPClients(self._client_config())
             self._built_from = self._settings()  # after: the config masks a new password
-        return self._transport
+        return self._http
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -340,6 +356,14 @@ class AI21(FunctionCallingLLM):
     @classmethod
     def _json_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
         check_json("additional_kwargs", value)
+        return value
+
+    @field_validator("chat_template_kwargs", mode="before")
+    @classmethod
+    def _template_kwargs(cls, value: Any) -> Any:
+        if value is not None:
+            check_template_kwargs(value)
+            check_json("chat_template_kwargs", value)
         return value
 
     @classmethod
@@ -400,11 +424,11 @@ class AI21(FunctionCallingLLM):
         loop's async pool when that loop shuts down. The instance stays usable (a new pool
         opens on the next call). Clients you passed in are never closed.
         """
-        self._transport.close()
+        self._http.close()
 
     async def aclose(self) -> None:
         """Close the running event loop's async connection pool now (see `close`)."""
-        await self._transport.aclose()
+        await self._http.aclose()
 
     # ------------------------------------------------------------------ metadata
 
@@ -486,9 +510,10 @@ class AI21(FunctionCallingLLM):
         self._served = None
         ask = Ask(
             transport.sync_client(),
-            transport.config.base_url,  # without credentials: they are in the headers
+            transport.config.base_url,  # without credentials: those are ``auth``
             dict(transport.config.headers),
             self.timeout,
+            auth=transport.config.auth,
         )
         try:
             deployment, served = discover(self._deployment, ask, self.model or None)
@@ -559,6 +584,12 @@ class AI21(FunctionCallingLLM):
         }
         params = {k: v for k, v in params.items() if v is not None}
         params.update(self.additional_kwargs)
+        if self.chat_template_kwargs is not None:
+            params["chat_template_kwargs"] = self.chat_template_kwargs
+            per_call = call_kwargs.get("chat_template_kwargs")
+            if isinstance(per_call, dict):  # anything else is refused by name in the dialect
+                merged = {**self.chat_template_kwargs, **per_call}
+                call_kwargs = {**call_kwargs, "chat_template_kwargs": merged}
         params.update(call_kwargs)
         return params
 
@@ -586,24 +617,43 @@ class AI21(FunctionCallingLLM):
 
     # ------------------------------------------------------------------ requests
 
+    def _with_retries(self, attempt: Callable[[], _T]) -> _T:
+        """``attempt()`` under the retry policy; a failure as the deployment words it (AI21's
+        retired API: a 410 that says so). Every request goes through here or its twin."""
+        try:
+            return call_with_retries(attempt, self.max_retries)
+        except Exception as exc:
+            mapped = self._deployment.error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    async def _awith_retries(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """The async twin of :meth:`_with_retries`."""
+        try:
+            return await acall_with_retries(attempt, self.max_retries)
+        except Exception as exc:
+            mapped = self._deployment.error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
     def _post(self, call: Call) -> Any:
         transport = self._clients()
-        return call_with_retries(lambda: transport.post(call.path, call.body), self.max_retries)
+        return self._with_retries(lambda: transport.post(call.path, call.body))
 
     async def _apost(self, call: Call) -> Any:
         transport = self._clients()
-        return await acall_with_retries(
-            lambda: transport.apost(call.path, call.body), self.max_retries
-        )
+        return await self._awith_retries(lambda: transport.apost(call.path, call.body))
 
     def _stream_events(self, call: Call) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
         transport = self._clients()
         dialect = self._dialect
 
-        def open_stream() -> tuple[httpx.Response, ChatStreamState, Iterator[ChatResponse], Any]:
+        def open_stream() -> tuple[Stream, ChatStreamState, Iterator[ChatResponse], Any]:
             response = transport.open_stream(call.path, call.body)
-            state = dialect.stream_state()
+            state = dialect.stream_state(call)
             chunks = responses(response.iter_bytes(), state)
             if call.single_tool_call:
                 chunks = map(_single_tool_call, chunks)
@@ -613,7 +663,7 @@ class AI21(FunctionCallingLLM):
                 response.close()
                 raise
 
-        response, state, chunks, first = call_with_retries(open_stream, self.max_retries)
+        response, state, chunks, first = self._with_retries(open_stream)
         try:
             if first is None:
                 raise ended_early(state)
@@ -629,10 +679,10 @@ class AI21(FunctionCallingLLM):
         dialect = self._dialect
 
         async def open_stream() -> tuple[
-            httpx.Response, ChatStreamState, AsyncIterator[ChatResponse], Any
+            AsyncStream, ChatStreamState, AsyncIterator[ChatResponse], Any
         ]:
             response = await transport.aopen_stream(call.path, call.body)
-            state = dialect.stream_state()
+            state = dialect.stream_state(call)
             chunks = aresponses(response.aiter_bytes(), state)
             if call.single_tool_call:
                 chunks = _amap(_single_tool_call, chunks)
@@ -642,7 +692,7 @@ class AI21(FunctionCallingLLM):
                 await response.aclose()
                 raise
 
-        response, state, chunks, first = await acall_with_retries(open_stream, self.max_retries)
+        response, state, chunks, first = await self._awith_retries(open_stream)
         try:
             if first is None:
                 raise ended_early(state)
@@ -658,12 +708,12 @@ class AI21(FunctionCallingLLM):
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._chat_call(messages, kwargs, stream=False)
-        response = self._dialect.chat_response(self._post(call))
+        response = self._dialect.chat_response(self._post(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._chat_call(messages, kwargs, stream=False)
-        response = self._dialect.chat_response(await self._apost(call))
+        response = self._dialect.chat_response(await self._apost(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -712,7 +762,7 @@ class AI21(FunctionCallingLLM):
         # Straight to a CompletionResponse, without a ChatResponse in between: this call is
         # hot in RAG loops.
         call = self._complete_call(prompt, kwargs)
-        return self._dialect.completion_response(self._post(call))
+        return self._dialect.completion_response(self._post(call), call)
 
     @llm_completion_callback()
     def stream_complete(
@@ -721,7 +771,7 @@ class AI21(FunctionCallingLLM):
         """Stream a completion (J2: the whole answer as one chunk)."""
         call = self._complete_call(prompt, kwargs)  # checks everything before any request
         if not self._dialect.streams:
-            response = self._dialect.completion_response(self._post(call))
+            response = self._dialect.completion_response(self._post(call), call)
             return _iter_one(response.model_copy(update={"delta": response.text}))
         return stream_chat_to_completion_decorator(self._stream_chat)(prompt, **kwargs)
 
@@ -731,7 +781,7 @@ class AI21(FunctionCallingLLM):
     ) -> CompletionResponse:
         """Async version of `complete`."""
         call = self._complete_call(prompt, kwargs)
-        return self._dialect.completion_response(await self._apost(call))
+        return self._dialect.completion_response(await self._apost(call), call)
 
     @llm_completion_callback()
     async def astream_complete(
@@ -740,7 +790,7 @@ class AI21(FunctionCallingLLM):
         """Async version of `stream_complete`."""
         call = self._complete_call(prompt, kwargs)
         if not self._dialect.streams:
-            response = self._dialect.completion_response(await self._apost(call))
+            response = self._dialect.completion_response(await self._apost(call), call)
             return _aiter_one(response.model_copy(update={"delta": response.text}))
         return await astream_chat_to_completion_decorator(self._astream_chat)(prompt, **kwargs)
 
@@ -883,22 +933,18 @@ class AI21(FunctionCallingLLM):
         tool_choice: str | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Offer ``tools`` as AI21 function definitions, without touching ``chat_history``.
+        """Offer ``tools`` as function definitions, without touching ``chat_history``.
 
-        AI21 has no ``tool_choice`` field. ``tool_choice`` naming a tool offers only that
-        tool, ``"none"`` offers none; ``tool_required`` cannot be enforced by the API and
-        adds nothing to the request. ``allow_parallel_tool_calls=False`` keeps only the
-        first tool call of each answer (streamed or not).
+        ``tool_choice`` (``"auto"``, ``"none"``, ``"required"``, a tool's name or
+        ``{"type": "function", "function": {"name": ...}}``) and ``tool_required=True`` (the same
+        as ``"required"`` when no tool is named) reach the server as it honours them: vLLM and
+        other OpenAI-compatible servers get the field itself, every tool offered; AI21's API
+        has no such field, so a named tool is offered alone, ``"none"`` offers none, and a
+        required call is logged once as not enforceable (docs/tools-and-agents.md).
+        ``allow_parallel_tool_calls=False`` keeps only the first tool call of each answer.
         """
         self._ready_for_request()  # what the server does with tool_choice
         specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
-        chosen = _chosen_tool_name(tool_choice)
-        if chosen == "none":
-            specs = []
-        elif chosen is not None:
-            specs = [s for s in specs if s["function"]["name"] == chosen]
-            if not specs:
-                raise ValueError(f"tool_choice names {chosen!r}, which is not among the tools")
         messages = list(chat_history or [])
         if user_msg is not None:
             if isinstance(user_msg, str):
@@ -908,6 +954,10 @@ class AI21(FunctionCallingLLM):
         if specs:
             prepared["tools"] = specs
             prepared["parallel_tool_calls"] = allow_parallel_tool_calls
+        if tool_choice is None and tool_required and specs:
+            tool_choice = "required"
+        if tool_choice is not None:
+            prepared["tool_choice"] = tool_choice
         return prepared
 
     def get_tool_calls_from_response(
@@ -976,6 +1026,12 @@ def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
     try:
         return output_cls.model_validate_json(text)
     except ValueError as exc:
+        reasoning = "".join(
+            b.content or "" for b in response.message.blocks if isinstance(b, ThinkingBlock)
+        )
+        finish_reason = response.additional_kwargs.get("finish_reason")
+        if reasoning_exhausted(finish_reason, text, reasoning):
+            raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
         raise ValueError(
             f"the answer is not a valid {output_cls.__name__} ({exc}): {text[:200]!r}"
         ) from exc
@@ -990,9 +1046,10 @@ async def _amap(
 
 def _interrupted(exc: Exception, state: ChatStreamState) -> StreamInterruptedError:
     return StreamInterruptedError(
-        f"AI21 stream broke after {len(state.text)} characters of the answer had arrived "
-        f"({type(exc).__name__}: {exc}); not retried, since the caller already has part of it",
+        f"AI21 stream broke{state.arrived()} ({type(exc).__name__}: {exc}); not retried, since "
+        "the caller already has part of it",
         state.text,
+        state.reasoning,
     )
 
 
@@ -1020,18 +1077,6 @@ def _iter_one(item: _T) -> Generator[_T, None, None]:
 
 async def _aiter_one(item: _T) -> AsyncGenerator[_T, None]:
     yield item
-
-
-def _chosen_tool_name(tool_choice: str | dict[str, Any] | None) -> str | None:
-    if tool_choice is None or tool_choice in ("auto", "required", "any"):
-        return None
-    if isinstance(tool_choice, dict):
-        function = tool_choice.get("function")
-        name = function.get("name") if isinstance(function, dict) else tool_choice.get("name")
-        if not isinstance(name, str):
-            raise ValueError(f"tool_choice {tool_choice!r} does not name a tool")
-        return name
-    return tool_choice
 
 
 def _parse_arguments(arguments: dict[str, Any] | str) -> dict[str, Any] | None:

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from llama_index.llms.ai21._deployments._local_names import is_known_locally, local_model_info
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
 from llama_index.llms.ai21._discovery import Ask, Served, as_list, names, positive_int
-from llama_index.llms.ai21._models import ModelInfo
 from llama_index.llms.ai21._params import Limits
 
 
@@ -44,12 +42,6 @@ class LlamaCpp(OpenAICompatible):
         n_max=None,
         n_with_stream=False,
     )
-
-    def model_info(self, model: str) -> ModelInfo:
-        return local_model_info(model)
-
-    def knows(self, model: str) -> bool:
-        return is_known_locally(model)
 
     def learn(self, ask: Ask, model: str | None, listed: list[dict[str, Any]]) -> Served:
         served = names(listed, "id")

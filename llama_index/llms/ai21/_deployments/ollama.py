@@ -27,10 +27,8 @@ import logging
 import re
 from typing import Any
 
-from llama_index.llms.ai21._deployments._local_names import is_known_locally, local_model_info
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
 from llama_index.llms.ai21._discovery import Ask, Served, entries, names, positive_int
-from llama_index.llms.ai21._models import ModelInfo
 from llama_index.llms.ai21._params import Limits
 
 logger = logging.getLogger("llama_index.llms.ai21")
@@ -59,12 +57,6 @@ class Ollama(OpenAICompatible):
         response_formats=frozenset({"text", "json_object", "json_schema"}),
         n_max=1,
     )
-
-    def model_info(self, model: str) -> ModelInfo:
-        return local_model_info(model)
-
-    def knows(self, model: str) -> bool:
-        return is_known_locally(model)
 
     @classmethod
     def identify(cls, ask: Ask) -> bool:

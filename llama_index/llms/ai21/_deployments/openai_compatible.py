@@ -6,7 +6,7 @@ A ``.../v1`` ``base_url`` selects this kind. On first need it asks the server wh
 becomes that server's kind (:mod:`.vllm`, :mod:`.sglang`, :mod:`.llamacpp`, :mod:`.lmstudio`,
 :mod:`.ollama`). A server it does not recognise is served as below, with the defaults that
 work on any of them (earlier reasoning sent back in both ``reasoning`` and
-``reasoning_content``).
+``reasoning_content``, documents in the prompt).
 
 AI21 recommends vLLM for its open models (AI21's docs, "vLLM"; ``vllm serve
 ai21labs/AI21-Jamba-Mini-1.7 --enable-auto-tool-choice --tool-call-parser jamba``). What
@@ -26,13 +26,14 @@ differs from AI21's hosted API, from vLLM's OpenAI-compatible server documentati
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from dataclasses import replace
+from typing import Any
 
 import httpx
 
 from llama_index.llms.ai21._convert import to_flat_documents
 from llama_index.llms.ai21._deployments import Deployment
-from llama_index.llms.ai21._models import is_j2
+from llama_index.llms.ai21._models import ModelInfo, is_j2, is_known, model_info
 from llama_index.llms.ai21._params import Limits
 
 
@@ -46,13 +47,10 @@ class OpenAICompatible(Deployment):
     )
     lists_models = True
     adopts_recognised_server = True
-    # An unrecognised server: reasoning sent back in both fields, tool_choice as sent, and
-    # documents in the prompt (a server that ignored the field would lose them silently).
-    reasoning_fields: ClassVar[tuple[str, ...]] = ("reasoning", "reasoning_content")
-    tool_choice_support: ClassVar[Literal["native", "required_only", "ignored", "emulated"]] = (
-        "native"
-    )
-    reads_documents: ClassVar[bool] = False
+    # An unrecognised server: reasoning sent back in both fields and tool_choice as sent (the
+    # base class's defaults), documents in the prompt (a server that ignored the field would
+    # lose them silently).
+    reads_documents = False
 
     @classmethod
     def claims(cls, url: httpx.URL) -> bool:
@@ -71,6 +69,14 @@ class OpenAICompatible(Deployment):
                 f"model {model!r} is a Jurassic-2 model, which only AI21's hosted API served; "
                 "an OpenAI-compatible server speaks Jamba chat"
             )
+
+    def model_info(self, model: str) -> ModelInfo:
+        info = model_info(model)
+        if is_known(model) or info.family == "j2":
+            return info
+        # A name outside the table (a local path, "local-model", a GGUF): every current Jamba
+        # calls tools, and documents reach any model through the prompt.
+        return replace(info, is_function_calling_model=True, template_reads_documents=False)
 
     def stream_fields(self) -> dict[str, Any]:
         return {"stream_options": {"include_usage": True}}
