@@ -377,16 +377,48 @@ def test_local_names_get_the_table_facts_of_the_model_they_package(
     assert deployment.model_info(name) == REASONING_3B
 
 
-def test_offering_tools_first_asks_which_server_decides_tool_choice() -> None:
+@pytest.mark.parametrize(
+    ("script", "sent_choice"),
+    [
+        (ls.llamacpp, "required"),  # a named choice would become "auto" on llama-server
+        (ls.lmstudio, "required"),
+        (ls.ollama, None),  # Ollama drops the field: never sent
+        (ls.sglang, {"type": "function", "function": {"name": "multiply"}}),
+    ],
+    ids=["llamacpp", "lmstudio", "ollama", "sglang"],
+)
+def test_a_named_tool_choice_reaches_each_server_as_it_honours_it(
+    script: Any, sent_choice: Any
+) -> None:
     from tests.calculator import TOOLS
 
+    with ls.serving(script()) as server:
+        llm = AI21(base_url=server.base_url)  # recognised on the first request
+        llm.chat_with_tools(TOOLS, "3 times 4?", tool_choice="multiply")
+        body = server.chats()[0].json
+        assert body.get("tool_choice") == sent_choice
+        offered = [t["function"]["name"] for t in body["tools"]]
+        assert offered == (["multiply", "add"] if script is ls.sglang else ["multiply"])
+
+
+def test_bad_input_is_refused_before_the_server_is_asked() -> None:
     with ls.serving(ls.llamacpp()) as server:
-        llm = AI21(model="m", base_url=server.base_url)
-        prepared = llm._prepare_chat_with_tools(TOOLS, "3 times 4?", tool_required=True)
-        assert llm.deployment == "llamacpp"  # known before the request is written
-        assert server.paths() == ["GET /v1/models", "GET /props"]
-        llm.chat(**prepared)
-        assert server.paths()[2:] == ["POST /v1/chat/completions"]
+        llm = AI21(base_url=server.base_url)
+        with pytest.raises(ValueError, match="temperature"):
+            llm.complete("hi", temperature=7)
+        assert server.seen == []
+
+
+def test_an_unrecognised_server_gets_earlier_reasoning_in_both_fields() -> None:
+    from llama_index.core.base.llms.types import ThinkingBlock, ToolCallBlock
+
+    call = ToolCallBlock(tool_call_id="c1", tool_name="multiply", tool_kwargs={"a": 3, "b": 4})
+    turn = ChatMessage(role="assistant", blocks=[ThinkingBlock(content="Multiply."), call])
+    result = ChatMessage(role="tool", content="12", additional_kwargs={"tool_call_id": "c1"})
+    with ls.serving(ls.unknown_server()) as server:
+        AI21(base_url=server.base_url).chat([*USER, turn, result])
+        sent = server.chats()[0].json["messages"][1]
+        assert (sent["reasoning"], sent["reasoning_content"]) == ("Multiply.", "Multiply.")
 
 
 def _odd_llamacpp() -> ls.Script:

@@ -548,11 +548,12 @@ class AI21(FunctionCallingLLM):
         if self.model and self.model not in reported and not self._deployment.knows(self.model):
             _warn_unknown_model(self.model)
 
-    def _ready_for_request(self) -> None:
+    def _ready_for_request(self) -> bool:
         """Before a request whose content depends on the server (no ``model`` given, or a
-        server not yet recognised), ask it; once."""
+        server not yet recognised), ask it, once; whether it was asked just now."""
         if self.model and not self._deployment.adopts_recognised_server:
-            return
+            return False
+        asked = self._asked_server != self.base_url
         served = self._know_server()
         if not self.model:
             # Nothing can be sent without a model; the next call asks the server again (it
@@ -565,6 +566,7 @@ class AI21(FunctionCallingLLM):
                 f"it serves ({'it serves ' + str(served_names) if served_names else 'no answer'}"
                 "): pass model=..."
             )
+        return asked
 
     @property
     def _dialect(self) -> Dialect:
@@ -596,22 +598,30 @@ class AI21(FunctionCallingLLM):
     def _chat_call(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, stream: bool
     ) -> Call:
-        self._ready_for_request()
-        call = self._dialect.chat(
-            self.model,
-            messages,
-            self._params(kwargs),
-            system_prompt=self.system_prompt,
-            stream=stream,
-        )
+        def build() -> Call:
+            return self._dialect.chat(
+                self.model,
+                messages,
+                self._params(kwargs),
+                system_prompt=self.system_prompt,
+                stream=stream,
+            )
+
+        call = build()  # bad input is a ValueError before any request, discovery's included
+        if self._ready_for_request():
+            call = build()  # for the server it turned out to be, with the model it serves
         self._deployment.check_call(call.body, self._served)
         return call
 
     def _complete_call(self, prompt: str, kwargs: dict[str, Any]) -> Call:
-        self._ready_for_request()
-        call = self._dialect.complete(
-            self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
-        )
+        def build() -> Call:
+            return self._dialect.complete(
+                self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
+            )
+
+        call = build()  # bad input first, as in _chat_call
+        if self._ready_for_request():
+            call = build()
         self._deployment.check_call(call.body, self._served)
         return call
 
@@ -943,7 +953,6 @@ class AI21(FunctionCallingLLM):
         required call is logged once as not enforceable (docs/tools-and-agents.md).
         ``allow_parallel_tool_calls=False`` keeps only the first tool call of each answer.
         """
-        self._ready_for_request()  # what the server does with tool_choice
         specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
         messages = list(chat_history or [])
         if user_msg is not None:
