@@ -452,3 +452,16 @@ def test_answers_of_the_wrong_shape_fall_back_to_the_table(
         llm = AI21(base_url=server.base_url)
         assert llm.metadata.context_window in (REASONING_3B.context_window, 4096)
         assert llm.complete("hi").text == "Hello from a laptop."
+
+
+def test_ollama_says_once_that_a_required_call_cannot_be_enforced(
+    warnings: pytest.LogCaptureFixture,
+) -> None:
+    from tests.calculator import TOOLS
+
+    with ls.serving(ls.ollama()) as server:
+        llm = AI21(base_url=server.base_url)
+        for _ in range(2):
+            llm.chat_with_tools(TOOLS, "3 times 4?", tool_required=True)
+        assert all("tool_choice" not in seen.json for seen in server.chats())
+    assert warnings.text.count("cannot be enforced on this server (deployment 'ollama'") == 1
