@@ -102,9 +102,11 @@ class ScriptedServer:
         authorised = key is None or headers.get("Authorization") == f"Bearer {key}"
         if not authorised and path != "/health":
             return 401, {"error": {"code": 401, "message": "Invalid API Key"}}
+        if (method, path) in self.script.routes:
+            return self.script.routes[(method, path)]
         if (method, path) == ("POST", "/v1/chat/completions"):
             return 200, chat_answer(body.get("model", ""))
-        return self.script.routes.get((method, path), self.script.unknown)
+        return self.script.unknown
 
     @property
     def root(self) -> str:

@@ -11,7 +11,7 @@ import pickle
 from typing import Any
 
 import pytest
-from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.base.llms.types import ChatMessage, ThinkingBlock
 from llama_index.core.indices.prompt_helper import PromptHelper
 from llama_index.core.prompts import PromptTemplate
 
@@ -465,3 +465,22 @@ def test_ollama_says_once_that_a_required_call_cannot_be_enforced(
             llm.chat_with_tools(TOOLS, "3 times 4?", tool_required=True)
         assert all("tool_choice" not in seen.json for seen in server.chats())
     assert warnings.text.count("cannot be enforced on this server (deployment 'ollama'") == 1
+
+
+def test_reasoning_left_in_the_text_is_split_off_when_the_servers_template_thinks() -> None:
+    """``llama-server --reasoning-format none`` with a GGUF whose name the table does not
+    know: its template (``/props``) opens ``<think>``, so the answer is split client-side."""
+    script = ls.llamacpp(model="/models/model.gguf")
+    answer = ls.chat_answer("/models/model.gguf")
+    answer["choices"][0]["message"]["content"] = "Two and two.</think>It is 4."
+    script.routes[("POST", "/v1/chat/completions")] = (200, answer)
+    with ls.serving(script) as server:
+        message = AI21(base_url=server.base_url).chat(USER).message
+        assert message.content == "It is 4."
+        thinking = [b.content for b in message.blocks if isinstance(b, ThinkingBlock)]
+        assert thinking == ["Two and two."]
+    plain = ls.llamacpp(model="/models/model.gguf", props=(200, {"chat_template": "{{ x }}"}))
+    plain.routes[("POST", "/v1/chat/completions")] = (200, answer)
+    with ls.serving(plain) as server:
+        text = AI21(base_url=server.base_url).chat(USER).message.content
+        assert text == "Two and two.</think>It is 4."  # no sign of reasoning: left as sent

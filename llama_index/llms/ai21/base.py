@@ -523,7 +523,8 @@ class AI21(FunctionCallingLLM):
         if deployment is not self._deployment:  # the generic kind adopts the server's own
             self._deployment = deployment
             self.deployment = deployment.kind
-            self._dialect_of = None
+        self._deployment.served = served
+        self._dialect_of = None  # the dialect reads the model's facts, the server's included
         if served is not None and served.model and not self.model:
             self.model, self._model_learned = served.model, True
         self._served = served

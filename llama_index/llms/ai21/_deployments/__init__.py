@@ -125,6 +125,9 @@ class Deployment:
 
     # ------------------------------------------------------------------ knowing the server
 
+    served: Served | None = None
+    """What the server said about itself (set on the instance once it was asked)."""
+
     @classmethod
     def identify(cls, ask: Ask) -> bool:
         """Whether the server behind ``ask`` is this kind, for a server whose ``/models``

@@ -74,6 +74,10 @@ class OpenAICompatible(Deployment):
         info = model_info(model)
         if is_known(model) or info.family == "j2":
             return info
+        if self.served is not None and self.served.reasoning:
+            # The server's template opens <think> (llama.cpp's /props, Ollama's and LM
+            # Studio's capabilities): reasoning left in the text is split off client-side.
+            info = replace(info, always_reasons=True)
         # A name outside the table (a local path, "local-model", a GGUF): every current Jamba
         # calls tools, and documents reach any model through the prompt.
         return replace(info, is_function_calling_model=True, template_reads_documents=False)
