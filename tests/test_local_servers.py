@@ -484,3 +484,27 @@ def test_reasoning_left_in_the_text_is_split_off_when_the_servers_template_think
     with ls.serving(plain) as server:
         text = AI21(base_url=server.base_url).chat(USER).message.content
         assert text == "Two and two.</think>It is 4."  # no sign of reasoning: left as sent
+
+
+@pytest.mark.parametrize(
+    ("template", "opens"),
+    [
+        (ls.REASONING_TEMPLATE, True),
+        # Qwen3-like: <think> only to strip earlier reasoning, or when thinking is turned off.
+        (
+            "{%- if '</think>' in content %}{%- set content = content.split('</think>')[-1] %}"
+            "{%- endif %}{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+            "{%- if enable_thinking is false %}{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}"
+            "{%- endif %}",
+            False,
+        ),
+        ("{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}", False),
+    ],
+    ids=["reasoning-3b", "qwen3-like", "plain"],
+)
+def test_only_a_generation_prompt_that_opens_think_means_always_reasoning(
+    template: str, opens: bool
+) -> None:
+    from llama_index.llms.ai21._deployments.llamacpp import opens_think
+
+    assert opens_think(template) is opens

@@ -49,6 +49,9 @@ class Served:
     trained_context_window: int | None = None
     function_calling: bool | None = None
     reasoning: bool | None = None
+    """The model always reasons: its template's generation prompt opens ``<think>`` (llama.cpp's
+    ``/props``). Not a server's "can think" capability: those servers separate reasoning
+    themselves."""
     notes: tuple[str, ...] = field(default=())
     """Why a figure is missing or assumed, for the log."""
 

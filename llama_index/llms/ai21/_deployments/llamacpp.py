@@ -67,8 +67,20 @@ class LlamaCpp(OpenAICompatible):
             context_window=slot_context or positive_int(meta.get("n_ctx")),
             trained_context_window=positive_int(meta.get("n_ctx_train")),
             function_calling=tool_calls if isinstance(tool_calls, bool) else None,
-            reasoning=True if isinstance(template, str) and "<think>" in template else None,
+            reasoning=True if isinstance(template, str) and opens_think(template) else None,
         )
+
+
+def opens_think(template: str) -> bool:
+    """Whether the chat template's generation prompt opens ``<think>`` (the model always
+    reasons: Jamba Reasoning 3B's ends in ``<|im_start|>assistant\n<think>\n``). Only the text
+    right after ``if add_generation_prompt`` counts: templates that merely strip earlier
+    ``<think>`` blocks, or open one only when asked, do not."""
+    for part in template.split("add_generation_prompt")[1:]:
+        segment = part.split("%}", 1)[-1].split("{%", 1)[0]
+        if "<think>" in segment:
+            return True
+    return False
 
 
 DEPLOYMENT = LlamaCpp

@@ -70,7 +70,6 @@ class LMStudio(OpenAICompatible):
         capabilities = entry.get("capabilities") if entry is not None else None
         capabilities = capabilities if isinstance(capabilities, dict) else {}
         tools = capabilities.get("trained_for_tool_use")
-        reasoning = capabilities.get("reasoning")
         notes = () if match or model is None else (f"model {model!r} is not loaded",)
         return Served(
             kind=self.kind,
@@ -81,7 +80,6 @@ class LMStudio(OpenAICompatible):
                 positive_int(entry.get("max_context_length")) if entry is not None else None
             ),
             function_calling=tools if isinstance(tools, bool) else None,
-            reasoning=bool(reasoning) if reasoning is not None else None,
             notes=notes,
         )
 

@@ -11,7 +11,7 @@
   the server's default (2048 before 0.6.7, then 4096; since 0.15.5 4096, 32768 or 262144 by
   VRAM; ``OLLAMA_CONTEXT_LENGTH`` overrides): 4096 (2048 on older servers) is assumed, the
   smallest. ``POST /api/show`` also gives the trained length
-  (``model_info["<arch>.context_length"]``) and ``capabilities`` (``tools``, ``thinking``).
+  (``model_info["<arch>.context_length"]``) and ``capabilities`` (``tools``).
 - **A prompt over ``num_ctx`` loses its oldest messages without an error** (``chatPrompt``
   keeps the system messages and the last one): each request is checked against the context
   before it is sent, and a warning says so.
@@ -100,7 +100,6 @@ class Ollama(OpenAICompatible):
             context_window=context,
             trained_context_window=trained,
             function_calling="tools" in capabilities if capabilities is not None else None,
-            reasoning="thinking" in capabilities if capabilities is not None else None,
             notes=tuple(notes),
         )
 

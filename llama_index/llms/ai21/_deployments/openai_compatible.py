@@ -75,8 +75,8 @@ class OpenAICompatible(Deployment):
         if is_known(model) or info.family == "j2":
             return info
         if self.served is not None and self.served.reasoning:
-            # The server's template opens <think> (llama.cpp's /props, Ollama's and LM
-            # Studio's capabilities): reasoning left in the text is split off client-side.
+            # The server's template opens <think> (llama.cpp's /props): reasoning left in the
+            # text (--reasoning-format none) is split off client-side.
             info = replace(info, always_reasons=True)
         # A name outside the table (a local path, "local-model", a GGUF): every current Jamba
         # calls tools, and documents reach any model through the prompt.
