@@ -68,7 +68,7 @@ def test_the_j2_routes_410_says_so_too(make_llm: Callable[..., AI21], emulator: 
 def test_a_410_from_a_server_of_your_own_stays_the_sdks_error(
     ai21_emulator_vllm: Emulator,
 ) -> None:
-    ai21_emulator_vllm.inject(Fault(status=410))
+    ai21_emulator_vllm.inject(Fault(status=410, path_contains="/chat/"))
     llm = AI21(model="ai21labs/AI21-Jamba2-3B", base_url=ai21_emulator_vllm.base_url, max_retries=0)
     with pytest.raises(ai21.errors.AI21APIError) as caught:
         llm.complete("Hi")

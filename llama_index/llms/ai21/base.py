@@ -58,8 +58,9 @@ from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import Model, PydanticProgramMode
 
 from llama_index.llms.ai21._convert import _tool_call_to_ai21
-from llama_index.llms.ai21._deployments import Deployment, choose, parse_base_url
+from llama_index.llms.ai21._deployments import Deployment, choose, discover, parse_base_url
 from llama_index.llms.ai21._dialect import Call, Dialect, check_template_kwargs
+from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text
 from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
 from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted
 from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_known
@@ -89,6 +90,8 @@ dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]
 DEFAULT_BASE_URL = "https://api.ai21.com/studio/v1"
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_MAX_RETRIES = 3
+OUTPUT_SHARE = 4
+"""The default ``num_output`` is at most this share of the context window (a quarter)."""
 
 
 class AI21(FunctionCallingLLM):
@@ -123,14 +126,17 @@ class AI21(FunctionCallingLLM):
         default=DEFAULT_MODEL,
         description=(
             "Model name: jamba-mini, jamba-large, a versioned name or j2-* on AI21's API; the "
-            "served name (e.g. ai21labs/AI21-Jamba-Mini-1.7) on a self-hosted server."
+            "served name (e.g. ai21labs/AI21-Jamba-Mini-1.7) on a self-hosted server, where it "
+            "is optional: by default the model the server serves, learned on first need."
         ),
     )
     deployment: str = Field(
         default="ai21",
         description=(
-            'Where the model runs: "ai21" (AI21\'s hosted API) or "openai-compatible" (alias '
-            '"vllm": a self-hosted server). Inferred from base_url when not given.'
+            'Where the model runs: "ai21" (AI21\'s hosted API), "openai-compatible" (a '
+            'self-hosted server, recognised on first need as one of the following), "vllm", '
+            '"sglang", "llamacpp" (llama.cpp\'s llama-server), "lmstudio" or "ollama". '
+            "Inferred from base_url when not given."
         ),
     )
     base_url: str = Field(
@@ -198,7 +204,8 @@ class AI21(FunctionCallingLLM):
         default=None,
         gt=0,
         description=(
-            "Override the output budget LlamaIndex reserves (default: max_tokens, else 4096)."
+            "Override the output budget LlamaIndex reserves (default: max_tokens, else a "
+            "quarter of the context window, at most the model's output limit, e.g. 4096)."
         ),
     )
     is_function_calling_model: bool | None = Field(
@@ -232,8 +239,11 @@ class AI21(FunctionCallingLLM):
     _secrets: Secrets = PrivateAttr()
     _deployment: Deployment = PrivateAttr()
     _http: HTTPClients = PrivateAttr()
-    _served_context_window: int | None = PrivateAttr(default=None)
-    _asked_server: bool = PrivateAttr(default=False)
+    _served: Served | None = PrivateAttr(default=None)
+    _asked_server: str | None = PrivateAttr(default=None)  # the base_url last asked
+    _server_lock: DiscoveryLock = PrivateAttr(default_factory=DiscoveryLock)
+    _chosen_kind: type[Deployment] = PrivateAttr()
+    _model_learned: bool = PrivateAttr(default=False)
     _built_from: tuple[Any, ...] = PrivateAttr(default=())
     _dialect_of: tuple[str, Dialect] | None = PrivateAttr(default=None)
 
@@ -267,25 +277,26 @@ class AI21(FunctionCallingLLM):
                 f'deployment="{kind.kind}" needs model=..., the name the server serves '
                 "(GET <base_url>/models lists them)"
             )
+        if kind.lists_models and kwargs.get("model") is None:
+            kwargs["model"] = ""  # the served model, learned on first need (_know_server)
         super().__init__(**kwargs)
         _, credentials = split_credentials(parse_base_url(self.base_url))
         if credentials is not None:  # kept apart, sent as Basic auth; the field shows a mask
             self.base_url = masked(parse_base_url(self.base_url))
+        self._chosen_kind = kind
         self._deployment = kind()
-        self._deployment.check(self.model)
+        if self.model:
+            self._deployment.check(self.model)
         key, source = api_key, "api_key"
         if key is None and kind.api_key_env is not None:
             key, source = os.environ.get(kind.api_key_env), kind.api_key_env
         if not key and kind.api_key_required:
             raise ValueError(kind.missing_key_message)
         self._secrets = Secrets(check_api_key(key, source) if key else None, credentials)
-        if not is_known(self.model):
-            logger.warning(
-                "Model %r is not in llama-index-llms-ai21's model table; assuming %s. Pass "
-                "context_window=..., is_function_calling_model=... to set them.",
-                self.model,
-                describe_guess(self.model),
-            )
+        # On a server that can be asked, the name is checked against what it reports, on
+        # first need (_know_server): a name the server reports is not "unknown".
+        if not kind.lists_models and not is_known(self.model):
+            _warn_unknown_model(self.model)
         self._http = HTTPClients(self._client_config())
         self._built_from = self._settings()
 
@@ -426,8 +437,10 @@ class AI21(FunctionCallingLLM):
     def metadata(self) -> LLMMetadata:
         """Context window, output budget and capabilities of ``model``.
 
-        Never fails for an unknown name (see the models page). On a self-hosted server the
-        context window is the server's ``max_model_len``, read once from ``GET /models``.
+        Never fails for an unknown name (see the models page). On a self-hosted server they
+        are what the server reports, asked once, when first needed (vLLM's and SGLang's
+        ``max_model_len``, llama.cpp's ``/props``, LM Studio's and Ollama's own APIs: see
+        "Jamba on your computer"); the model table fills in what it does not say.
         """
         return self._metadata(ask_server=True)
 
@@ -437,14 +450,33 @@ class AI21(FunctionCallingLLM):
         return {"class_name": self.class_name(), **self._metadata(ask_server=False).model_dump()}
 
     def _metadata(self, *, ask_server: bool) -> LLMMetadata:
+        needed = (
+            not self.model
+            or self.context_window is None
+            or (self.is_function_calling_model is None and not self._deployment.knows(self.model))
+        )
+        served = self._know_server() if ask_server and needed else self._served
         info = self._deployment.model_info(self.model)
-        context_window = self.context_window or (
-            self._server_context_window() if ask_server else self._served_context_window
+        context_window = (
+            self.context_window
+            or (served.context_window if served is not None else None)
+            or info.context_window
         )
         function_calling = self.is_function_calling_model
+        if (
+            function_calling is None
+            and served is not None
+            and not self._deployment.knows(self.model)
+        ):
+            function_calling = served.function_calling  # the server's word on a name we lack
         return LLMMetadata(
-            context_window=context_window or info.context_window,
-            num_output=self.num_output or self.max_tokens or info.max_output,
+            context_window=context_window,
+            # A small share of a small window: a query engine needs room for its prompt.
+            num_output=(
+                self.num_output
+                or self.max_tokens
+                or min(info.max_output, max(1, context_window // OUTPUT_SHARE))
+            ),
             is_chat_model=info.is_chat_model,
             is_function_calling_model=(
                 info.is_function_calling_model if function_calling is None else function_calling
@@ -453,37 +485,90 @@ class AI21(FunctionCallingLLM):
             system_role=MessageRole.SYSTEM,
         )
 
-    def _server_context_window(self) -> int | None:
-        """The served model's ``max_model_len``, asked once (``None`` if not known)."""
-        if not self._deployment.lists_models or self._asked_server:
-            return self._served_context_window
-        self._asked_server = True
+    # ------------------------------------------------------------------ knowing the server
+
+    def _know_server(self) -> Served | None:
+        """What the server said about itself and its model: asked once per ``base_url``, when
+        first needed (``metadata``, or a request that depends on it); ``None`` where the
+        deployment cannot be asked or the server did not answer."""
+        if not self._deployment.lists_models:
+            return None
+        if self._asked_server != self.base_url:
+            with self._server_lock:
+                if self._asked_server != self.base_url:
+                    self._ask_server()
+        return self._served
+
+    def _ask_server(self) -> None:
+        if self._asked_server is not None:  # base_url changed: start again
+            self._deployment = self._chosen_kind()
+            self.deployment = self._chosen_kind.kind
+            self._dialect_of = None
+            if self._model_learned:
+                self.model, self._model_learned = "", False
+        transport = self._clients()  # first: it may mask a password set on base_url
+        self._asked_server = self.base_url
+        self._served = None
+        ask = Ask(
+            transport.sync_client(),
+            transport.config.base_url,  # without credentials: those are ``auth``
+            dict(transport.config.headers),
+            self.timeout,
+            auth=transport.config.auth,
+        )
         try:
-            listing = self._clients().get("/models")
-            entries = listing["data"] if isinstance(listing, dict) else None
-            served = [e for e in entries or [] if isinstance(e, dict)]
-            for entry in served:
-                length = entry.get("max_model_len")
-                if entry.get("id") == self.model and isinstance(length, int) and length > 0:
-                    self._served_context_window = length
-                    return length
-            names = [e.get("id") for e in served]
+            deployment, served = discover(self._deployment, ask, self.model or None)
+        except Exception as exc:  # metadata never fails: fall back to the model table
+            ask.failures.append(f"{type(exc).__name__} reading the answers")
+            deployment, served = self._deployment, None
+        if deployment is not self._deployment:  # the generic kind adopts the server's own
+            self._deployment = deployment
+            self.deployment = deployment.kind
+        self._deployment.served = served
+        self._dialect_of = None  # the dialect reads the model's facts, the server's included
+        if served is not None and served.model and not self.model:
+            self.model, self._model_learned = served.model, True
+        self._served = served
+        self._report(served, ask)
+
+    def _report(self, served: Served | None, ask: Ask) -> None:
+        """Say once what discovery could not learn, and warn about a name neither the model
+        table nor the server knows."""
+        where = root_text(self.base_url)  # the field: a password in it is masked
+        if served is None or served.context_window is None:
+            reasons = [*(served.notes if served else ()), *ask.failures]
             logger.warning(
-                "The server at %s does not list model %r with a max_model_len (it serves %s); "
-                "using the model table's context window",
-                self.base_url,
-                self.model,
-                names,
+                "Could not read the context window from the server at %s (%s: %s); using "
+                "the model table's. Pass context_window=... to set it.",
+                where,
+                served.kind if served else self._deployment.kind,
+                "; ".join(reasons) or "it did not say",
             )
-        except Exception as exc:  # metadata must not fail: fall back to the table
-            logger.warning(
-                "Could not read the context window from %s/models (%s: %s); using the model "
-                "table's. Pass context_window=... to set it.",
-                self.base_url,
-                type(exc).__name__,
-                exc,
+        elif served.notes:
+            logger.warning("The server at %s (%s): %s", where, served.kind, "; ".join(served.notes))
+        reported = served.models if served is not None else ()
+        if self.model and self.model not in reported and not self._deployment.knows(self.model):
+            _warn_unknown_model(self.model)
+
+    def _ready_for_request(self) -> bool:
+        """Before a request whose content depends on the server (no ``model`` given, or a
+        server not yet recognised), ask it, once; whether it was asked just now."""
+        if self.model and not self._deployment.adopts_recognised_server:
+            return False
+        asked = self._asked_server != self.base_url
+        served = self._know_server()
+        if not self.model:
+            # Nothing can be sent without a model; the next call asks the server again (it
+            # may have started, or loaded a model, since).
+            self._asked_server = None
+            where = root_text(self.base_url)  # the field: a password in it is masked
+            served_names = list(served.models) if served is not None else []
+            raise ValueError(
+                f"model= was not given and the server at {where} did not say which one model "
+                f"it serves ({'it serves ' + str(served_names) if served_names else 'no answer'}"
+                "): pass model=..."
             )
-        return None
+        return asked
 
     @property
     def _dialect(self) -> Dialect:
@@ -515,18 +600,32 @@ class AI21(FunctionCallingLLM):
     def _chat_call(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, stream: bool
     ) -> Call:
-        return self._dialect.chat(
-            self.model,
-            messages,
-            self._params(kwargs),
-            system_prompt=self.system_prompt,
-            stream=stream,
-        )
+        def build() -> Call:
+            return self._dialect.chat(
+                self.model,
+                messages,
+                self._params(kwargs),
+                system_prompt=self.system_prompt,
+                stream=stream,
+            )
+
+        call = build()  # bad input is a ValueError before any request, discovery's included
+        if self._ready_for_request():
+            call = build()  # for the server it turned out to be, with the model it serves
+        self._deployment.check_call(call.body, self._served)
+        return call
 
     def _complete_call(self, prompt: str, kwargs: dict[str, Any]) -> Call:
-        return self._dialect.complete(
-            self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
-        )
+        def build() -> Call:
+            return self._dialect.complete(
+                self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
+            )
+
+        call = build()  # bad input first, as in _chat_call
+        if self._ready_for_request():
+            call = build()
+        self._deployment.check_call(call.body, self._served)
+        return call
 
     # ------------------------------------------------------------------ requests
 
@@ -911,6 +1010,15 @@ class AI21(FunctionCallingLLM):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _warn_unknown_model(model: str) -> None:
+    logger.warning(
+        "Model %r is not in llama-index-llms-ai21's model table; assuming %s. Pass "
+        "context_window=..., is_function_calling_model=... to set them.",
+        model,
+        describe_guess(model),
+    )
 
 
 def json_schema_format(output_cls: type[Any]) -> dict[str, Any]:
