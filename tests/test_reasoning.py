@@ -64,8 +64,7 @@ def test_reasoning_left_in_content_is_split_off_for_an_always_reasoning_model(
     outcome = call(make(), method, arg_for(method))
     assert outcome.text == "Paris."
     final = outcome.responses[-1]
-    if method not in ("stream_complete", "astream_complete"):  # LlamaIndex's wrapper drops it
-        assert reasoning_of(final) == "The capital of France.\nIt is Paris."
+    assert reasoning_of(final) == "The capital of France.\nIt is Paris."
     if "stream" in method:
         assert "".join(r.delta for r in outcome.responses) == "Paris."
         assert all("</think>" not in r.delta for r in outcome.responses)
@@ -74,6 +73,15 @@ def test_reasoning_left_in_content_is_split_off_for_an_always_reasoning_model(
                 r.additional_kwargs.get("thinking_delta", "") for r in outcome.responses
             )
             assert thinking.strip() == "The capital of France.\nIt is Paris."
+
+
+@pytest.mark.parametrize("method", METHOD_IDS)
+def test_the_servers_reasoning_reaches_every_method(
+    make: Callable[..., AI21], vllm: Emulator, method: str
+) -> None:
+    vllm.reply_next("Paris.", reasoning="The capital of France.")
+    final = call(make(), method, arg_for(method)).responses[-1]
+    assert reasoning_of(final) == "The capital of France."  # stream_complete's last chunk too
 
 
 def test_a_model_that_does_not_always_reason_keeps_its_content(

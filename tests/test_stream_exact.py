@@ -208,14 +208,18 @@ def test_reasoning_deltas_then_answer() -> None:
     assert first.raw is thought
     assert first.message.role == MessageRole.ASSISTANT
     assert second.additional_kwargs == {"thinking_delta": "ing."}
-    answer = state.feed(event({"content": "Hi", "reasoning": "ignored beside content"}))
+    # vLLM's deepseek_r1 parser sends both when </think> falls inside a multi-token delta.
+    answer = state.feed(event({"content": "Hi", "reasoning": " Done."}))
     assert answer is not None
-    assert (answer.delta, answer.additional_kwargs) == ("Hi", {})
-    assert answer.message.blocks == [ThinkingBlock(content="Thinking."), TextBlock(text="Hi")]
-    assert state.reasoning == "Thinking."
+    assert (answer.delta, answer.additional_kwargs) == ("Hi", {"thinking_delta": " Done."})
+    assert answer.message.blocks == [
+        ThinkingBlock(content="Thinking. Done."),
+        TextBlock(text="Hi"),
+    ]
+    assert state.reasoning == "Thinking. Done."
     last = state.feed(event({}, "stop"))
     assert last is not None
-    assert last.additional_kwargs == {"finish_reason": "stop"}
+    assert last.additional_kwargs == {"finish_reason": "stop", "reasoning": "Thinking. Done."}
 
 
 def test_what_each_response_carries() -> None:

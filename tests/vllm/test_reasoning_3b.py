@@ -61,19 +61,8 @@ SERVERS = pytest.mark.parametrize("server", ["parser", "plain"])
 # --------------------------------------------------------------------------- the split
 
 
-# LlamaIndex's stream_chat -> stream_complete adapter keeps the message's additional_kwargs,
-# and the reasoning is a ThinkingBlock there: complete() has it, stream_complete() loses it.
-LOSES_REASONING = pytest.mark.xfail(
-    strict=True, reason="stream_complete drops the reasoning that complete returns"
-)
-COMPLETE_METHODS = [
-    pytest.param(m, marks=LOSES_REASONING) if m.endswith("stream_complete") else m
-    for m in METHOD_IDS
-]
-
-
 @SERVERS
-@pytest.mark.parametrize("method", COMPLETE_METHODS)
+@pytest.mark.parametrize("method", METHOD_IDS)
 def test_the_answer_never_holds_the_reasoning(
     make_r3b: Callable[..., AI21], r3b: Reasoning3B, server: str, method: str
 ) -> None:

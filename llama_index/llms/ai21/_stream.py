@@ -401,19 +401,21 @@ class ChatStreamState:
             return None
         if content is not None and content.__class__ is not str:
             raise _bad(f"delta.content should be a string, got {type(content).__name__}")
-        thinking = None
-        if not content:  # reasoning arrives in deltas of its own, before the answer
-            thinking = delta.get("reasoning_content") or delta.get("reasoning")
-            if thinking is not None:
-                if not isinstance(thinking, str):
-                    raise _bad("delta.reasoning should be a string")
-                self.reasoning += thinking
-                self._splitter = None  # the server splits reasoning itself
-        elif self._splitter is not None or self.markup.hermes:
-            thinking, content = self._read_markup(content)
-            thinking = thinking or None
-            if thinking:
-                self.reasoning += thinking
+        # Reasoning comes in a field of its own, usually in deltas before the answer; a delta
+        # may carry both (vLLM's deepseek_r1 parser, when ``</think>`` falls inside a delta of
+        # several tokens).
+        thinking = delta.get("reasoning_content") or delta.get("reasoning")
+        if thinking is not None:
+            if not isinstance(thinking, str):
+                raise _bad("delta.reasoning should be a string")
+            self.reasoning += thinking
+            self._splitter = None  # the server splits reasoning itself
+        if content and (self._splitter is not None or self.markup.hermes):
+            split, content = self._read_markup(content)
+            if split:
+                self.reasoning += split
+                thinking = (thinking or "") + split
+        thinking = thinking or None
         tool_deltas = delta.get("tool_calls")
         if tool_deltas is not None:
             self._merge_tool_calls(tool_deltas)
@@ -443,18 +445,27 @@ class ChatStreamState:
             if thinking:
                 return ChatResponse(
                     message=message,
-                    delta="",
+                    delta=content or "",
                     raw=event,
                     additional_kwargs={"thinking_delta": thinking},
                 )
             return ChatResponse(message=message, delta=content or "", raw=event)
         warn_if_reasoning_exhausted(self.finish_reason, self.text, self.reasoning)
+        extra = self.final_kwargs()
+        if thinking:
+            extra["thinking_delta"] = thinking
         return ChatResponse(
-            message=message,
-            delta=content or "",
-            raw=event,
-            additional_kwargs={**self.usage, "finish_reason": self.finish_reason},
+            message=message, delta=content or "", raw=event, additional_kwargs=extra
         )
+
+    def final_kwargs(self) -> dict[str, Any]:
+        """The final response's ``additional_kwargs``: token counts, ``finish_reason`` and,
+        as ``complete()`` has it, the whole ``reasoning`` (LlamaIndex's stream-to-completion
+        adapter carries these over to ``stream_complete``'s last chunk)."""
+        extra: dict[str, Any] = {**self.usage, "finish_reason": self.finish_reason}
+        if self.reasoning:
+            extra["reasoning"] = self.reasoning
+        return extra
 
     def _feed_other(self, event: dict[str, Any]) -> None:
         """An event without ``choices[0].delta``: an error, usage alone, or malformed."""
@@ -467,7 +478,10 @@ class ChatStreamState:
 
     def with_usage(self, response: ChatResponse) -> ChatResponse:
         """``response`` (the final one) with the usage that arrived after it."""
-        response.additional_kwargs = {**self.usage, "finish_reason": self.finish_reason}
+        thinking = response.additional_kwargs.get("thinking_delta")
+        response.additional_kwargs = self.final_kwargs()
+        if thinking:
+            response.additional_kwargs["thinking_delta"] = thinking
         return response
 
     def _set_usage(self, usage: Any) -> None:
