@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds llama.cpp's llama-server from source the package index serves, and caches it.
 #
-#   bash scripts/llamacpp/build_server.sh      # prints the binary's path on stdout
+#   bash scripts/llamacpp/build_server.sh [--cached-only]   # prints the binary's path
 #
 # The source: the llama-cpp-python sdist, which vendors llama.cpp's whole tree
 # (vendor/llama.cpp, tools/server included). Only the llama-server target is built: CPU backend,
@@ -11,7 +11,8 @@
 #   ${XDG_CACHE_HOME:-$HOME/.cache}/llama-index-llms-ai21/llama-server-<version>-<arch>/
 #
 # Exit status: 0 with the path on stdout; 3 when the sdist cannot be downloaded (the caller
-# skips its suite, loudly); anything else is a failure.
+# skips its suite, loudly); 4 with --cached-only when nothing is cached (nothing is built);
+# anything else is a failure.
 set -euo pipefail
 
 VERSION="0.3.36"
@@ -27,6 +28,10 @@ say() { echo "==> [build_server $(($(date +%s) - t0))s] $*" >&2; }
 if [ -x "$DEST/bin/llama-server" ]; then
     echo "$DEST/bin/llama-server"
     exit 0
+fi
+if [ "${1:-}" = "--cached-only" ]; then
+    echo "build_server: llama-server $VERSION is not built yet (./dev test-llamacpp builds it)" >&2
+    exit 4
 fi
 
 for tool in cmake c++; do

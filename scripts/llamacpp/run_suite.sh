@@ -3,14 +3,14 @@
 #
 #   bash scripts/llamacpp/run_suite.sh TEST_PYTHON [pytest args]
 #
-# 1. build_server.sh: llama-server from the llama-cpp-python sdist (cached outside the
-#    checkout, by version); if the package index cannot deliver the sdist, say so loudly and
-#    exit 0 (only this suite is skipped).
-# 2. build_model.py: the tiny Jamba GGUF, cached by a hash of the builder and its template.
-# 3. Three servers with Jamba Reasoning 3B's template (--jinja): one with --api-key, one
+# 1. prepare.sh: llama-server from the llama-cpp-python sdist (build_server.sh, cached outside
+#    the checkout by version) and the tiny Jamba GGUF (build_model.py, cached by a hash of the
+#    builder and its template); if the package index cannot deliver the sdist, say so loudly
+#    and exit 0 (only this suite is skipped).
+# 2. Three servers with Jamba Reasoning 3B's template (--jinja): one with --api-key, one
 #    without, one without a key and with --reasoning-format none (the reasoning stays in
 #    content); wait for /health.
-# 4. pytest tests/llamacpp with TEST_PYTHON (the package's venv); the servers stop at exit.
+# 3. pytest tests/llamacpp with TEST_PYTHON (the package's venv); the servers stop at exit.
 # Any failure after the download is a failure (non-zero exit). Each step prints its time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,14 +18,13 @@ cd "$(dirname "$0")/../.."
 TEST_PY="$1"
 shift
 HERE=scripts/llamacpp
-CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/llama-index-llms-ai21"
 N_CTX=2048
 t0=$(date +%s)
 say() { echo "==> [test-llamacpp $(($(date +%s) - t0))s] $*" >&2; }
 
-say "llama-server (built once per version, then cached)"
+say "llama-server and the model (built once, then cached)"
 set +e
-SERVER_BIN="$(bash "$HERE/build_server.sh")"
+prepared="$(bash "$HERE/prepare.sh" "$TEST_PY")"
 status=$?
 set -e
 if [ "$status" -eq 3 ]; then
@@ -39,31 +38,12 @@ if [ "$status" -eq 3 ]; then
 EOF
     exit 0
 elif [ "$status" -ne 0 ]; then
-    echo "llama-server build failed (exit $status)" >&2
+    echo "preparing llama-server or the model failed (exit $status)" >&2
     exit "$status"
 fi
-say "llama-server ready: $SERVER_BIN"
-
-digest="$(cat "$HERE/build_model.py" "$HERE/chat_template.jinja" | sha256sum | cut -c1-16)"
-MODEL_DIR="$CACHE_ROOT/models/tiny-jamba-gguf-$digest"
-if [ ! -f "$MODEL_DIR/chains.json" ]; then
-    say "writing the tiny Jamba GGUF in $MODEL_DIR"
-    mkdir -p "$CACHE_ROOT/models"
-    staging="$(mktemp -d "$CACHE_ROOT/models/building-gguf-XXXXXX")"
-    "$TEST_PY" "$HERE/build_model.py" "$staging/model" >"$staging/build.log" 2>&1 || {
-        tail -n 30 "$staging/build.log" >&2
-        rm -rf "$staging"
-        exit 1
-    }
-    # Another run may have finished the same build meanwhile: either copy will do.
-    [ -f "$MODEL_DIR/chains.json" ] || rm -rf "$MODEL_DIR"
-    mv -T "$staging/model" "$MODEL_DIR" 2>/dev/null || true
-    rm -rf "$staging"
-    # Models written by older versions of the builder are never used again.
-    find "$CACHE_ROOT/models" -mindepth 1 -maxdepth 1 -name 'tiny-jamba-gguf-*' \
-        ! -name "tiny-jamba-gguf-$digest" -exec rm -rf {} +
-fi
-say "model ready"
+SERVER_BIN="$(sed -n 1p <<<"$prepared")"
+MODEL_DIR="$(sed -n 2p <<<"$prepared")"
+say "ready: $SERVER_BIN, $MODEL_DIR"
 
 RUN_DIR="$(mktemp -d)"
 PIDS=()
