@@ -69,12 +69,17 @@ def _user() -> list[ChatMessage]:
 
 
 class Package:
-    """This package, as a llama.cpp user configures it (no key: the server has none)."""
+    """This package, as a llama.cpp user configures it (no key: the server has none).
+
+    Default retries here, and for ``OpenAILike``: llama-server closes a connection idle for 5 s
+    (cpp-httplib's keep-alive timeout), and without retries the package's next request on that
+    pooled connection fails (``RemoteProtocolError``) where httpx's pool reconnects.
+    """
 
     name = "package"
 
     def __init__(self, base_url: str, max_tokens: int) -> None:
-        self.llm = AI21(model=MODEL, base_url=base_url, max_tokens=max_tokens, max_retries=0)
+        self.llm = AI21(model=MODEL, base_url=base_url, max_tokens=max_tokens)
 
     def stream(self) -> Iterator[str]:
         for response in self.llm.stream_chat(_user()):
@@ -102,7 +107,6 @@ class OpenAILikeContender:
             api_key="none",
             is_chat_model=True,
             max_tokens=max_tokens,
-            max_retries=0,
             timeout=TIMEOUT,
         )
 
@@ -210,7 +214,11 @@ def measure(
                         f"expected {tokens} each"
                     )
                 samples[contender.name].append(sample)
-        loop.run_until_complete(asyncio.gather(*(c.aclose() for c in contenders)))
+
+        async def close_all() -> None:
+            await asyncio.gather(*(c.aclose() for c in contenders))
+
+        loop.run_until_complete(close_all())
     finally:
         loop.close()
     per_chunk = {name: [s["cpu"] / s["chunks"] for s in rows] for name, rows in samples.items()}

@@ -53,11 +53,13 @@ class Servers:
     chains: dict[str, Any]
 
     def reasoning(self, mode: str = "default") -> str:
-        """The reasoning as llama.cpp returns it (the template opened ``<think>\\n``)."""
-        return "".join(self.chains["modes"][mode]["reasoning"]).strip()
+        """The reasoning as llama-server returns it in ``reasoning_content`` (the template's
+        generation prompt opened ``<think>\\n``; the model's reasoning ends in a newline)."""
+        return "".join(self.chains["modes"][mode]["reasoning"])
 
     def answer(self, mode: str = "default") -> str:
-        return "".join(self.chains["modes"][mode]["answer"]).strip()
+        """The answer as llama-server returns it (without the newlines after ``</think>``)."""
+        return "".join(self.chains["modes"][mode]["answer"]).lstrip("\n")
 
     def pieces(self, mode: str, part: str) -> list[str]:
         return list(self.chains["modes"][mode][part])

@@ -72,7 +72,7 @@ def test_streamed_reasoning_arrives_before_the_answer(
     thought = "".join(
         r.additional_kwargs.get("thinking_delta", "") for r in streamed.responses[:first_answer]
     )
-    assert thought.strip() == servers.reasoning()
+    assert thought == servers.reasoning()
     assert thinking(streamed.responses[-1]) == servers.reasoning()
 
 

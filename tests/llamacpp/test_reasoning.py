@@ -34,7 +34,7 @@ def test_the_raw_server_leaves_the_reasoning_in_content(servers: Servers) -> Non
     content = answer["choices"][0]["message"]["content"]
     assert "reasoning_content" not in answer["choices"][0]["message"]
     reasoning, answer = servers.pieces("default", "reasoning"), servers.pieces("default", "answer")
-    assert content == "".join([*reasoning, "</think>", *answer])
+    assert content == "".join(["<think>\n", *reasoning, "</think>", *answer])
 
 
 @pytest.mark.parametrize("method", METHOD_IDS)
@@ -44,14 +44,14 @@ def test_reasoning_in_content_is_split_off_the_answer(servers: Servers, method: 
     assert outcome.text == servers.answer()
     assert "</think>" not in "".join(getattr(r, "delta", "") or "" for r in outcome.responses)
     if not method.startswith(("stream", "astream")):
-        assert (thinking(outcome.responses[-1]) or "").strip() == servers.reasoning()
+        assert (thinking(outcome.responses[-1]) or "").strip() == servers.reasoning().strip()
 
 
 @pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
 def test_streamed_reasoning_in_content_becomes_thinking(servers: Servers, method: str) -> None:
     llm = AI21(model=MODEL, base_url=servers.raw_url, max_tokens=64)
     outcome = call(llm, method, arg_for(method, "Hi"))
-    assert (thinking(outcome.responses[-1]) or "").strip() == servers.reasoning()
+    assert (thinking(outcome.responses[-1]) or "").strip() == servers.reasoning().strip()
     assert outcome.text == servers.answer()
 
 

@@ -43,9 +43,11 @@ def test_context_window_is_what_the_server_runs_with(
     assert make_llm().metadata.context_window == servers.n_ctx
 
 
-def test_num_output_is_a_small_share_of_a_small_window(make_llm: Callable[..., AI21]) -> None:
+def test_num_output_is_a_small_share_of_a_small_window(
+    make_llm: Callable[..., AI21], servers: Servers
+) -> None:
     metadata = make_llm(max_tokens=None).metadata
-    assert 0 < metadata.num_output <= metadata.context_window // 4
+    assert 0 < metadata.num_output <= servers.n_ctx // 4
 
 
 def test_the_server_is_asked_once_not_per_call(

@@ -79,11 +79,11 @@ def test_a_streamed_call_keeps_its_reasoning_and_ends_whole(
     assert json.loads(seen[-1][0]["function"]["arguments"]) == {"a": 3, "b": 4}
     assert all(c.delta == "" for c in chunks)
     thought = "".join(c.additional_kwargs.get("thinking_delta", "") for c in chunks)
-    assert thought.strip() == servers.reasoning("tool")
+    assert thought == servers.reasoning("tool")
     final = chunks[-1]
     assert final.additional_kwargs["finish_reason"] == "tool_calls"
     blocks = [b for b in final.message.blocks if type(b).__name__ == "ThinkingBlock"]
-    assert [b.content.strip() for b in blocks] == [servers.reasoning("tool")]
+    assert [b.content for b in blocks] == [servers.reasoning("tool")]
 
 
 @pytest.mark.parametrize("method", ["chat_with_tools", "astream_chat_with_tools"])
@@ -134,7 +134,7 @@ async def test_function_agent_calls_the_tool_once_then_answers(
     assert str(output.response.content) == servers.answer("answer")
     assert [c.tool_name for c in output.tool_calls] == ["multiply"]
     if streaming:
-        assert "".join(thoughts).strip().startswith(servers.reasoning("tool"))
+        assert "".join(thoughts).startswith(servers.reasoning("tool"))
     bodies = recorder.bodies()
     assert [b.get("stream", False) for b in bodies] == [streaming, streaming]
     assert_reasoning_sent_back(servers, bodies[-1])
@@ -145,10 +145,11 @@ def assert_reasoning_sent_back(servers: Servers, body: dict[str, Any]) -> None:
     llama-server reads), and the template puts it back into the prompt."""
     assistant = [m for m in body["messages"] if m["role"] == "assistant"]
     assert len(assistant) == 1
-    assert assistant[0]["reasoning_content"].strip() == servers.reasoning("tool")
+    assert assistant[0]["reasoning_content"] == servers.reasoning("tool")
     assert "reasoning" not in assistant[0]
     prompt = servers.apply_template(body)
-    assert f"<|im_start|>assistant\n<think>\n{servers.reasoning('tool')}\n</think>\n\n" in prompt
+    reasoning = servers.reasoning("tool").strip("\n")
+    assert f"<|im_start|>assistant\n<think>\n{reasoning}\n</think>\n\n<tool_call>" in prompt
 
 
 @pytest.mark.parametrize("method", ["chat_with_tools", "astream_chat_with_tools"])
@@ -177,7 +178,7 @@ def test_reasoning_goes_back_in_the_tool_loop_but_not_for_earlier_turns(
     earlier_turn = body["messages"][1]
     assert earlier_turn["role"] == "assistant"
     assert "reasoning_content" not in earlier_turn
-    assert body["messages"][3]["reasoning_content"].strip() == servers.reasoning("tool")
+    assert body["messages"][3]["reasoning_content"] == servers.reasoning("tool")
     prompt = servers.apply_template(body)
     assert prompt.count("<think>\n") == 2  # the tool-calling turn's, and the generation prompt's
 
