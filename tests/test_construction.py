@@ -14,9 +14,9 @@ import ai21.errors
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, ToolCallBlock
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._deployments import kinds
-from llama_index.llms.ai21.emulator import Emulator
 from tests.calls import METHOD_IDS, arg_for, call
 
 SELF_HOSTED = "http://127.0.0.1:8000/v1"
@@ -38,10 +38,13 @@ def test_the_deployment_is_inferred_from_base_url(base_url: str, kind: str) -> N
     assert llm.deployment == kind
 
 
-def test_an_explicit_deployment_wins_and_vllm_is_an_alias() -> None:
+def test_an_explicit_deployment_wins_and_each_server_has_its_kind() -> None:
     llm = AI21(model="m", deployment="vllm", base_url="http://127.0.0.1:8000/anything")
-    assert llm.deployment == "openai-compatible"
-    assert set(kinds()) == {"ai21", "openai-compatible", "vllm"}
+    assert llm.deployment == "vllm"
+    assert set(kinds()) == {
+        *("ai21", "openai-compatible", "vllm", "sglang", "ollama"),
+        *("llamacpp", "llama.cpp", "llama-server", "lmstudio", "lm-studio"),
+    }
 
 
 @pytest.mark.parametrize(
@@ -49,7 +52,6 @@ def test_an_explicit_deployment_wins_and_vllm_is_an_alias() -> None:
     [
         ({"deployment": "bedrock"}, "deployment='bedrock' is not a known deployment kind"),
         ({"deployment": "vllm"}, "needs base_url"),
-        ({"base_url": SELF_HOSTED}, "needs model"),
         ({"base_url": SELF_HOSTED, "model": "j2-mid"}, "Jurassic-2"),
         ({"base_url": "not a url"}, "base_url 'not a url' must be an http:// or https:// URL"),
         ({"base_url": "ftp://example.org/v1"}, "must be an http:// or https:// URL"),
@@ -79,7 +81,7 @@ def test_a_deeply_nested_constructor_value_is_refused_at_construction() -> None:
 def test_ai21s_api_still_needs_a_key_but_a_self_hosted_server_does_not() -> None:
     with pytest.raises(ValueError, match="AI21_API_KEY"):
         AI21()
-    assert AI21(model="m", base_url=SELF_HOSTED)._api_key is None
+    assert AI21(model="m", base_url=SELF_HOSTED)._secrets.api_key is None
 
 
 def test_ai21_api_key_is_never_sent_to_your_own_server(

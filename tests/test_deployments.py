@@ -10,8 +10,11 @@ import pytest
 
 from llama_index.llms.ai21._deployments import Deployment, choose, parse_base_url
 from llama_index.llms.ai21._deployments.ai21 import AI21Studio
+from llama_index.llms.ai21._deployments.llamacpp import LlamaCpp
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
+from llama_index.llms.ai21._deployments.vllm import VLLM
 from llama_index.llms.ai21._dialect import JambaChat
+from llama_index.llms.ai21._http import user_agent
 from llama_index.llms.ai21._j2 import J2
 from llama_index.llms.ai21._models import (
     JAMBA_CONTEXT_WINDOW,
@@ -20,7 +23,6 @@ from llama_index.llms.ai21._models import (
     is_known,
     model_info,
 )
-from llama_index.llms.ai21._transport import user_agent
 
 # ------------------------------------------------------------------------- choosing one
 
@@ -30,7 +32,8 @@ from llama_index.llms.ai21._transport import user_agent
     [
         (None, None, AI21Studio),
         ("ai21", "http://localhost:8000/v1", AI21Studio),  # explicit wins over the URL
-        ("vllm", None, OpenAICompatible),
+        ("vllm", None, VLLM),
+        ("llama.cpp", "http://localhost:8080/v1", LlamaCpp),
         ("openai-compatible", None, OpenAICompatible),
         (None, "https://api.ai21.com/studio/v1", AI21Studio),
         (None, "https://AI21.COM/v1", AI21Studio),  # the host, in any case
@@ -53,7 +56,9 @@ def test_choose(kind: str | None, base_url: str | None, chosen: type) -> None:
 
 def test_an_unknown_kind_names_the_known_ones() -> None:
     message = (
-        "deployment='bedrock' is not a known deployment kind ('ai21', 'openai-compatible', 'vllm')"
+        "deployment='bedrock' is not a known deployment kind ('ai21', 'llama-server', "
+        "'llama.cpp', 'llamacpp', 'lm-studio', 'lmstudio', 'ollama', 'openai-compatible', "
+        "'sglang', 'vllm')"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         choose("bedrock", None)
@@ -142,13 +147,13 @@ def test_what_each_kind_adds_and_accepts() -> None:
         "ai21",
         (),
         "openai-compatible",
-        ("vllm",),
+        (),
     )
     assert hosted.default_base_url == "https://api.ai21.com/studio/v1"
     assert local.default_base_url is None
     assert (hosted.api_key_env, hosted.api_key_required) == ("AI21_API_KEY", True)
     assert (local.api_key_env, local.api_key_required) == (None, False)
-    assert (hosted.model_required, local.model_required) == (False, True)
+    assert (hosted.model_required, local.model_required) == (False, False)
     assert (hosted.lists_models, local.lists_models) == (False, True)
     assert hosted.limits.max_tokens == 4096
     assert hosted.limits.response_formats == {"text", "json_object"}

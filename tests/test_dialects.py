@@ -10,6 +10,7 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole, ThinkingB
 
 from llama_index.llms.ai21._deployments.ai21 import AI21Studio
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
+from llama_index.llms.ai21._deployments.vllm import VLLM
 from llama_index.llms.ai21._dialect import Call, JambaChat, user_message
 from llama_index.llms.ai21._j2 import (
     J2,
@@ -70,7 +71,7 @@ def test_parallel_tool_calls_false_keeps_one_call(parallel: bool | None, single:
 
 
 def test_streams_add_the_deployments_fields_and_the_callers_win() -> None:
-    dialect = JambaChat(OpenAICompatible())
+    dialect = JambaChat(VLLM())  # a server that hands documents to the template
     streamed = dialect.chat("m", HI, {}, system_prompt=None, stream=True)
     assert streamed.body == {
         "model": "m",
@@ -85,8 +86,9 @@ def test_streams_add_the_deployments_fields_and_the_callers_win() -> None:
     )
     plain = dialect.chat("m", HI, {}, system_prompt=None, stream=False)
     assert "stream_options" not in plain.body
+    jamba_1 = "ai21labs/AI21-Jamba-Mini-1.7"  # a template that reads documents
     assert dialect.chat(
-        "m", HI, {"documents": [{"content": "x"}]}, system_prompt=None, stream=False
+        jamba_1, HI, {"documents": [{"content": "x"}]}, system_prompt=None, stream=False
     ).body["documents"] == [{"text": "x"}]
 
 

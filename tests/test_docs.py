@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import dataclasses
 import doctest
 import gc
@@ -34,10 +35,10 @@ from typing import Any
 import pytest
 from llama_index.core import Settings
 
+from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._models import MODELS
-from llama_index.llms.ai21.emulator import Emulator, Fault
-from tests import browser
+from tests import browser, local_servers
 from tests.statuses import STATUSES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,17 +203,42 @@ def docs_vllm_emulator() -> Iterator[Emulator]:
         yield emulator
 
 
+# Samples for llama.cpp, LM Studio and Ollama at their default addresses talk to scripted
+# servers that answer what those servers answer (tests/local_servers.py).
+LAPTOP_SERVERS = {
+    "http://localhost:8080/v1": local_servers.llamacpp,
+    "http://localhost:1234/v1": local_servers.lmstudio,
+    "http://localhost:11434/v1": local_servers.ollama,
+}
+
+
+@pytest.fixture(scope="module")
+def docs_laptop_servers() -> Iterator[dict[str, str]]:
+    with contextlib.ExitStack() as stack:
+        yield {
+            url: stack.enter_context(local_servers.serving(script())).base_url
+            for url, script in LAPTOP_SERVERS.items()
+        }
+
+
 @THIRD_PARTY_WARNINGS
 @pytest.mark.parametrize("page", RUNNABLE_PAGES, ids=[p.name for p in RUNNABLE_PAGES])
-def test_page_samples_run(page: Path, emulator_env: Emulator, docs_vllm_emulator: Emulator) -> None:
+def test_page_samples_run(
+    page: Path,
+    emulator_env: Emulator,
+    docs_vllm_emulator: Emulator,
+    docs_laptop_servers: dict[str, str],
+) -> None:
     saved_llm = Settings._llm  # samples may set Settings.llm, as users do
     namespace: dict[str, Any] = {"__name__": "__main__"}
+    servers = {LOCAL_SERVER: docs_vllm_emulator.base_url, **docs_laptop_servers}
     try:
         for block in page_blocks(page):
             if block.runnable:
-                if LOCAL_SERVER in block.code:
-                    code = block.code.replace(LOCAL_SERVER, docs_vllm_emulator.base_url)
-                    block = dataclasses.replace(block, code=code)
+                code = block.code
+                for written, running in servers.items():
+                    code = code.replace(written, running)
+                block = dataclasses.replace(block, code=code)
                 run_sample(block, namespace)
                 run_sample_tests(block, namespace, emulator_env)
     finally:
@@ -473,7 +499,7 @@ def test_reference_docstring_examples_render_as_code(site: Path) -> None:
     page = _reference_html(site)
     assert "<blockquote>" not in page, "a docstring example rendered as a quotation"
     for name in ("Emulator", "Fault"):
-        start = page.index(f'id="llama_index.llms.ai21.emulator.{name}"')
+        start = page.index(f'id="ai21_emulator.{name}"')
         section = page[start : page.find('class="doc doc-object doc-class"', start + 1)]
         assert '<span class="gp">&gt;&gt;&gt; </span>' in section, f"{name}: no code example"
 

@@ -16,8 +16,8 @@ import httpx
 import psutil
 import pytest
 
+from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator, Fault
 from tests.calls import METHOD_IDS, arg_for, call
 
 SECRET = "sk-test-4f9c2a7e1b8d-SECRET"
@@ -42,7 +42,7 @@ def test_key_is_not_in_repr_str_or_dumps(secret_llm: AI21) -> None:
         secret_llm.model_dump_json(),
         str(secret_llm.to_dict()),
         secret_llm.to_json(),
-        repr(secret_llm._transport.config),
+        repr(secret_llm._http.config),
     ):
         assert SECRET not in text
 
@@ -110,7 +110,12 @@ def _complete_in_child(llm: AI21, prompt: str) -> str:
 
 
 @pytest.mark.slow  # spawns a worker process (a fresh interpreter)
-def test_instances_travel_to_worker_processes(secret_llm: AI21) -> None:
+def test_instances_travel_to_worker_processes(
+    secret_llm: AI21, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pickle carries no key: a spawned worker finds it where a new instance would.
+    monkeypatch.setenv("AI21_API_KEY", SECRET)
+    assert SECRET.encode() not in pickle.dumps(secret_llm)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         text = pool.submit(_complete_in_child, secret_llm, "from a worker").result(timeout=120)
@@ -119,9 +124,9 @@ def test_instances_travel_to_worker_processes(secret_llm: AI21) -> None:
 
 def test_clients_are_created_lazily(make_llm: Callable[..., AI21]) -> None:
     llm = make_llm()
-    assert llm._transport._sync is None
+    assert llm._http._sync is None
     llm.complete("hi")
-    assert llm._transport._sync is not None
+    assert llm._http._sync is not None
 
 
 def _open_connections(server: Emulator) -> int:
@@ -141,7 +146,7 @@ def test_close_closes_the_pools_sockets_and_the_next_call_opens_a_new_one(
     assert _open_connections(secret_server) == 1, "the pool keeps its connection alive"
     secret_llm.close()
     assert _open_connections(secret_server) == 0
-    assert secret_llm._transport._sync is None
+    assert secret_llm._http._sync is None
     secret_server.reply_next("Again.")
     assert secret_llm.complete("again").text == "Again."
     assert _open_connections(secret_server) == 1

@@ -18,8 +18,8 @@ from llama_index.core.prompts import PromptTemplate
 from llama_index.core.schema import NodeWithScore, TextNode
 from pydantic import BaseModel
 
+from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator, Fault
 from tests.calls import METHOD_IDS, arg_for, call
 
 MODEL = "ai21labs/AI21-Jamba-Mini-1.7"
@@ -236,7 +236,7 @@ def test_earlier_reasoning_is_not_sent_back(local: AI21, vllm: Emulator) -> None
 def test_an_error_event_before_any_answer_is_retried_like_its_status(
     make_local: Callable[..., AI21], vllm: Emulator, method: str
 ) -> None:
-    vllm.inject(Fault(stream_error_after=0, stream_error_code=503))
+    vllm.inject(Fault(stream_error_after=0, stream_error_code=503, path_contains="/chat/"))
     outcome = call(make_local(max_retries=2), method, USER)
     assert outcome.text.startswith("This is the AI21 emulator")
     assert len(chat_requests(vllm)) == 2
@@ -248,7 +248,14 @@ def test_an_error_event_before_any_answer_is_retried_like_its_status(
 def test_an_error_event_raises_the_sdk_class_with_the_servers_message(
     make_local: Callable[..., AI21], vllm: Emulator, code: int, cls: type[Exception]
 ) -> None:
-    vllm.inject(Fault(stream_error_after=3, stream_error_code=code, stream_error_message="boom!"))
+    vllm.inject(
+        Fault(
+            stream_error_after=3,
+            stream_error_code=code,
+            stream_error_message="boom!",
+            path_contains="/chat/",
+        )
+    )
     with pytest.raises(cls, match="boom!"):
         list(make_local(max_retries=2).stream_chat(USER))
     assert len(chat_requests(vllm)) == 1, "part of the answer had arrived: never retried"
@@ -287,12 +294,19 @@ def test_a_model_the_server_does_not_list_falls_back_with_a_warning(
 
 
 def test_observability_payloads_never_ask_the_server(local: AI21, vllm: Emulator) -> None:
-    """LlamaIndex builds ``to_payload()`` on every call: it must not cost a request."""
+    """LlamaIndex builds ``to_payload()`` on every call: it must not cost a request. The
+    server is asked what it is once, before the first request (a ``.../v1`` URL)."""
     local.complete("hi")
-    assert [r.path for r in vllm.requests] == ["/v1/chat/completions"]
+    local.complete("hi")
+    assert [r.path for r in vllm.requests] == [
+        "/v1/models",
+        "/v1/chat/completions",
+        "/v1/chat/completions",
+    ]
+    assert local.deployment == "vllm"  # recognised from owned_by
 
 
-def test_a_refused_model_listing_is_logged_as_the_sdk_error(
+def test_a_refused_model_listing_is_logged_with_its_status(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
@@ -300,8 +314,10 @@ def test_a_refused_model_listing_is_logged_as_the_sdk_error(
         llm = AI21(model=MODEL, base_url=server.base_url, api_key="wrong", max_retries=0)
         assert llm.metadata.context_window == 256_000  # the model table's
         assert [r.path for r in server.requests] == ["/v1/models"]
+        listing = f"GET {server.base_url}/models: HTTP 401"
     assert "Could not read the context window" in caplog.text
-    assert "(Unauthorized: " in caplog.text
+    assert listing in caplog.text
+    assert "does not list" not in caplog.text
 
 
 def test_an_unreachable_server_does_not_break_metadata(caplog: pytest.LogCaptureFixture) -> None:

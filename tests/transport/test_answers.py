@@ -14,7 +14,6 @@ import psutil
 import pytest
 
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21._urllib3 import Urllib3Transport
 from llama_index.llms.ai21.errors import MalformedResponseError
 from tests.transport.servers import Peer, Server, chat_answer, response
 
@@ -135,7 +134,7 @@ def test_streams_left_mid_answer_leave_no_connection_open(framing: str) -> None:
             streams.append(stream)  # still referenced: closing must not wait for the GC
         assert server.connections == 3
         assert _connections_to(server.port) == 0
-        assert isinstance(llm._transport.sync_client(), httpx.Client)
+        assert isinstance(llm._http.sync_client(), httpx.Client)
 
 
 @pytest.mark.parametrize("method", ["complete", "acomplete"])
@@ -165,10 +164,70 @@ def test_cookies_the_server_sets_are_not_sent_back(method: str) -> None:
     assert all(b"\r\ncookie:" not in head.lower() for head in server.heads)
 
 
-def test_a_response_closed_unread_drops_its_connection(echo: Server) -> None:
-    transport = Urllib3Transport()
-    with httpx.Client(transport=transport) as client:
-        with client.stream("POST", echo.url() + "/x", content=b"{}") as unread:
-            assert unread.status_code == 200
-        assert client.post(echo.url() + "/x", content=b"{}").content == b'{"ok":true}'
-    assert echo.connections == 2  # the unread answer's connection was not reused
+def _story(peer: Peer) -> None:
+    """Answers every request on the connection: a streamed story (chunked, ended) for a
+    stream, a one-line chat answer otherwise."""
+    while peer.read_request() is not None:
+        if b'"stream":true' in peer.last_body:
+            head = response(length=False, headers=[("Transfer-Encoding", "chunked")], body=b"")
+            events = [_event(f"word{i} ") for i in range(20)]
+            events += [_event("end", "stop"), b"data: [DONE]\r\n\r\n"]
+            peer.send(head + b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events))
+            peer.send(b"0\r\n\r\n")
+        else:
+            peer.send(response(body=chat_answer("short answer")))
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_calls_and_finished_streams_reuse_one_connection(kind: str) -> None:
+    with Server(_story) as server:
+        llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=0)
+
+        async def run() -> list[str]:
+            texts = [(await llm.acomplete("hi")).text for _ in range(3)]
+            for _ in range(2):
+                texts.append("".join([c.delta async for c in await llm.astream_complete("hi")]))
+            return texts
+
+        if kind == "sync":
+            texts = [llm.complete("hi").text for _ in range(3)]
+            texts += ["".join(c.delta for c in llm.stream_complete("hi")) for _ in range(2)]
+        else:
+            texts = asyncio.run(run())
+        llm.close()
+    assert texts[:3] == ["short answer"] * 3
+    assert texts[3] == texts[4] != ""
+    assert server.requests == 5
+    assert server.connections == 1
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_abandoned_stream_does_not_poison_the_next_call(kind: str) -> None:
+    """The rest of an abandoned stream is never read as the next call's answer: its
+    connection is dropped, or kept only once the body has ended."""
+    with Server(_story) as server:
+        llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=0)
+
+        async def run() -> list[str]:
+            answers = []
+            for _ in range(3):
+                stream = await llm.astream_complete("hi")
+                assert (await anext(stream)).delta == "word0 "
+                await stream.aclose()
+                answers.append((await llm.acomplete("hi")).text)
+            return answers
+
+        if kind == "sync":
+            answers = []
+            for _ in range(3):
+                stream = llm.stream_complete("hi")
+                assert next(stream).delta == "word0 "
+                stream.close()
+                answers.append(llm.complete("hi").text)
+        else:
+            answers = asyncio.run(run())
+        llm.close()
+    assert answers == ["short answer"] * 3
+    # At most one new connection per abandoned stream (the async path may read a rest that
+    # has already arrived in full, the body's end included, and keep the connection).
+    assert server.connections <= 1 + 3

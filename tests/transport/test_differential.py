@@ -1,9 +1,10 @@
-"""Our transports against plain httpx on the same misbehaving servers.
+"""Our HTTP layer against plain httpx on the same misbehaving servers.
 
-Every scenario runs through our sync and async paths (``Transport``: urllib3 and aiohttp under
-httpx) and through plain ``httpx.Client``/``httpx.AsyncClient`` (httpcore), the oracle. They
+Every scenario runs through our sync and async paths (``HTTPClients``: httpx's own transport,
+and httpx-aiohttp under ``httpx.AsyncClient``) and through plain
+``httpx.Client``/``httpx.AsyncClient`` (httpcore), the oracle. They
 must agree: the same answer, or the same httpx exception class and so the same retry decision.
-No urllib3 or aiohttp exception may reach the caller, and the key is in no exception's text,
+No aiohttp exception may reach the caller, and the key is in no exception's text,
 chained ones included. Error scenarios also run through the public ``AI21`` methods, counting
 attempts.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -30,9 +32,8 @@ import pytest
 import trustme
 
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21._aiohttp import AiohttpClient
+from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig
 from llama_index.llms.ai21._retry import should_retry
-from llama_index.llms.ai21._transport import ClientConfig, Transport
 from tests.transport.conftest import UNKNOWN_HOST
 from tests.transport.servers import JSON, Peer, Server, closed_port, response
 
@@ -251,6 +252,14 @@ EXPECTED: dict[str, type[httpx.TransportError]] = {
     "reset after a large body": httpx.ReadError,
     "reset mid-body": httpx.ReadError,
 }
+# Where httpx-aiohttp cannot do what httpx does (docs/errors-and-retries.md says so): the
+# async path's outcome instead of httpx's. Each is retried as httpx's outcome would be.
+ASYNC_DIFFERENCES: dict[str, dict[str, Any]] = {
+    # httpx-aiohttp reports every answer as HTTP/1.1, and no reason phrase as httpx's default
+    # phrase for the status; neither is read by the package.
+    "HTTP/1.0": {"http_version": "HTTP/1.1"},
+    "no reason phrase": {"reason": "OK"},
+}
 # Through the public API too, except where httpx's async path is no oracle (see below).
 ERRORS = [s for s in SCENARIOS if s.name in EXPECTED and not s.sync_only]
 
@@ -347,12 +356,12 @@ class Outcome:
     reason: str | None = None
 
     @classmethod
-    def of(cls, response: httpx.Response) -> Outcome:
+    def of(cls, response: httpx.Response, content: bytes | None = None) -> Outcome:
         return cls(
             status=response.status_code,
             reason=response.reason_phrase,
             http_version=response.http_version,
-            content=response.content,
+            content=response.content if content is None else content,
             headers=len(response.headers.multi_items()),
         )
 
@@ -418,9 +427,9 @@ async def _oracle_async(setup: Setup, raised: list[BaseException] | None = None)
     return Outcome.of(response)
 
 
-def _transport(setup: Setup) -> Transport:
-    return Transport(
-        ClientConfig(
+def _clients(setup: Setup) -> HTTPClients:
+    return HTTPClients(
+        HTTPConfig(
             base_url=setup.base_url,
             timeout=setup.scenario.timeout,
             headers=HEADERS,
@@ -431,37 +440,45 @@ def _transport(setup: Setup) -> Transport:
 
 
 def _ours_sync(setup: Setup, raised: list[BaseException]) -> Outcome:
-    transport = _transport(setup)
-    client = transport.sync_client()
+    clients = _clients(setup)
     try:
         for attempt in range(2 if setup.scenario.pause is not None else 1):
             if attempt:
                 time.sleep(setup.scenario.pause or 0)
             try:
-                response = client.send(transport._request(client, PATH, setup.scenario.body))
+                response = clients.send(
+                    clients.request(clients.sync_client(), PATH, setup.scenario.body)
+                )
+                response.read()
             except Exception as exc:
                 raised.append(exc)
                 return Outcome(type(exc))
         return Outcome.of(response)
     finally:
-        transport.close()
+        clients.close()
 
 
 async def _ours_async(setup: Setup, raised: list[BaseException]) -> Outcome:
-    transport = _transport(setup)
-    client = await transport.async_client()
+    """Sent and read as the package does: ``asend``, then the body through ``AsyncStream``."""
+    clients = _clients(setup)
+    client = await clients.async_client()
     try:
         for attempt in range(2 if setup.scenario.pause is not None else 1):
             if attempt:
                 await asyncio.sleep(setup.scenario.pause or 0)
             try:
-                response = await client.send(transport._request(client, PATH, setup.scenario.body))
+                response = await clients.asend(clients.request(client, PATH, setup.scenario.body))
+                stream = AsyncStream(response, httpx.Timeout(setup.scenario.timeout).read)
+                try:
+                    content = b"".join([piece async for piece in stream.aiter_bytes()])
+                finally:
+                    await stream.aclose()
             except Exception as exc:
                 raised.append(exc)
                 return Outcome(type(exc))
-        return Outcome.of(response)
+        return Outcome.of(response, content)
     finally:
-        await transport.aclose()
+        await clients.aclose()
 
 
 def _ids(scenarios: list[Scenario]) -> list[str]:
@@ -492,7 +509,11 @@ def test_async_transport_behaves_like_httpx(setup: Setup) -> None:
     expected = asyncio.run(_oracle_async(setup, oracle))
     assert expected.error is EXPECTED.get(setup.scenario.name)
     raised: list[BaseException] = []
-    assert asyncio.run(_ours_async(setup, raised)) == expected
+    outcome = asyncio.run(_ours_async(setup, raised))
+    difference = ASYNC_DIFFERENCES.get(setup.scenario.name)
+    if difference is not None:
+        expected = dataclasses.replace(expected, **difference)  # named: see ASYNC_DIFFERENCES
+    assert outcome == expected
     for exc in raised:
         assert_clean(exc)
     assert [should_retry(e) for e in raised] == [should_retry(e) for e in oracle]
@@ -528,40 +549,51 @@ def test_async_transport_outcome_where_httpx_async_is_inconsistent(setup: Setup)
 
 
 def test_a_url_that_is_not_http_is_refused_as_by_httpx() -> None:
-    async def outcome(client: httpx.AsyncClient) -> Outcome:
-        async with client:
-            try:
-                return Outcome.of(await client.post("ftp://127.0.0.1:21" + PATH, content=b"{}"))
-            except httpx.TransportError as exc:
-                assert_clean(exc)
-                return Outcome(type(exc))
+    async def ours() -> Outcome:
+        clients = HTTPClients(HTTPConfig(base_url="ftp://127.0.0.1:21", timeout=5, headers={}))
+        try:
+            await clients.asend(clients.request(await clients.async_client(), PATH, {}))
+        except httpx.TransportError as exc:
+            assert_clean(exc)
+            return Outcome(type(exc))
+        finally:
+            await clients.aclose()
+        raise AssertionError("sent")  # pragma: no cover
 
-    ours = asyncio.run(outcome(AiohttpClient()))
-    assert ours == asyncio.run(outcome(httpx.AsyncClient())) == Outcome(httpx.UnsupportedProtocol)
+    async def oracle() -> Outcome:
+        async with httpx.AsyncClient() as client:
+            try:
+                await client.post("ftp://127.0.0.1:21" + PATH, content=b"{}")
+            except httpx.TransportError as exc:
+                return Outcome(type(exc))
+        raise AssertionError("sent")  # pragma: no cover
+
+    assert asyncio.run(ours()) == asyncio.run(oracle()) == Outcome(httpx.UnsupportedProtocol)
 
 
 def test_a_stalled_body_write_is_aborted_at_the_write_timeout() -> None:
-    """aiohttp has no write timeout: without the abort, the request would wait for the peer
-    (a minute here), whatever the write timeout."""
+    """aiohttp has no write timeout, and its read timeout does not run while a body is
+    written: without the layer's watch, the request would wait for the peer (a minute here),
+    whatever the timeouts."""
 
     def stops_reading_for_a_minute(peer: Peer) -> None:
         peer.hold(60)
 
     async def send(url: str) -> None:
-        transport = Transport(
-            ClientConfig(base_url=url, timeout=httpx.Timeout(60.0, write=0.2), headers=HEADERS)
+        clients = HTTPClients(
+            HTTPConfig(base_url=url, timeout=httpx.Timeout(60.0, write=0.2), headers=HEADERS)
         )
-        client = await transport.async_client()
         try:
-            await client.send(transport._request(client, PATH, LARGE))
+            await clients.asend(clients.request(await clients.async_client(), PATH, LARGE))
         finally:
-            await transport.aclose()
+            await clients.aclose()
 
     with Server(stops_reading_for_a_minute) as server:
         started = time.monotonic()
-        with pytest.raises(httpx.WriteTimeout):
+        with pytest.raises(httpx.WriteTimeout) as caught:
             asyncio.run(send(server.url()))
         assert time.monotonic() - started < 30  # 0.2 s and the abort; not the minute
+    assert_clean(caught.value)
 
 
 # --------------------------------------------------------------- through the public API

@@ -200,9 +200,9 @@ def _echo_port(peer: Peer) -> None:
 _forked_llm: AI21 | None = None
 
 
-def _ask_in_child(i: int) -> str:
+def _ask_in_child(questions: range, answers: Any) -> None:
     assert _forked_llm is not None
-    return _forked_llm.complete(f"question {i}").text
+    answers.send([_forked_llm.complete(f"question {i}").text for i in questions])
 
 
 @pytest.fixture
@@ -217,9 +217,21 @@ def test_forked_workers_never_use_the_parents_connections(echo_server: Server) -
     parent_answer = llm.complete("parent").text  # leaves a pooled connection behind
     parent_port = parent_answer.rsplit("@ ", 1)[1]
     _forked_llm = llm
+    context = multiprocessing.get_context("fork")
+    answers: list[str] = []
     try:
-        with multiprocessing.get_context("fork").Pool(2) as pool:
-            answers = pool.map(_ask_in_child, range(6))
+        for questions in (range(0, 3), range(3, 6)):  # two children, one after the other
+            receive, send = context.Pipe(duplex=False)
+            child = context.Process(target=_ask_in_child, args=(questions, send))
+            child.start()
+            try:
+                assert receive.poll(60), "the child answered within a minute"
+                answers += receive.recv()
+            finally:
+                child.join(timeout=10)
+                if child.is_alive():  # never let a stuck child hang the test run
+                    child.kill()
+                    child.join()
     finally:
         _forked_llm = None
     for i, answer in enumerate(answers):
@@ -238,10 +250,10 @@ def test_the_next_loop_closes_the_client_of_a_loop_closed_without_shutdown(
     llm = make_llm(max_retries=0)
     loop = asyncio.new_event_loop()
     loop.run_until_complete(llm.acomplete("hi"))
-    entry = llm._transport._async[loop]
+    entry = llm._http._async[loop]
     loop.close()
     asyncio.run(llm.acomplete("hi"))
-    assert loop not in llm._transport._async
+    assert loop not in llm._http._async
     assert entry.client.is_closed
     assert entry.closer.ag_frame is None, "the closer ran to its end"
     del entry, loop
@@ -255,12 +267,12 @@ def test_a_shut_down_loop_takes_its_client_only(make_llm: Callable[..., AI21]) -
     alive = asyncio.new_event_loop()
     try:
         alive.run_until_complete(llm.acomplete("hi"))
-        kept = llm._transport._async[alive]
+        kept = llm._http._async[alive]
         asyncio.run(llm.acomplete("hi"))
-        assert llm._transport._async == {alive: kept}
+        assert llm._http._async == {alive: kept}
         assert not kept.client.is_closed
     finally:
         alive.run_until_complete(alive.shutdown_asyncgens())
         alive.close()
-    assert llm._transport._async == {}
+    assert llm._http._async == {}
     assert kept.client.is_closed

@@ -1,6 +1,6 @@
 """The retry policy: which failures are retried and how long to wait (pure, no I/O).
 
-We own retries (the SDK's are turned off, see ``_transport``), because the SDK counts
+We own retries (the SDK's are turned off, see ``_http``), because the SDK counts
 attempts rather than retries, ignores ``Retry-After`` and skips 502/504 and timeouts (the
 SDK's ``http_client`` module; docs/errors-and-retries.md). The policy is applied around
 *opening* a request, never around a lazy generator, so streams are retried only until their

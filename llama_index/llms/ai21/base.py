@@ -11,7 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
@@ -30,13 +38,13 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
     MessageRole,
+    ThinkingBlock,
     ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    SecretStr,
     field_validator,
 )
 from llama_index.core.instrumentation.events.llm import (
@@ -50,13 +58,24 @@ from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import Model, PydanticProgramMode
 
 from llama_index.llms.ai21._convert import _tool_call_to_ai21
-from llama_index.llms.ai21._deployments import Deployment, choose, parse_base_url
-from llama_index.llms.ai21._dialect import Call, Dialect
+from llama_index.llms.ai21._deployments import Deployment, choose, discover, parse_base_url
+from llama_index.llms.ai21._dialect import Call, Dialect, check_template_kwargs
+from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text
+from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
+from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted
 from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_known
 from llama_index.llms.ai21._params import check_json
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
+from llama_index.llms.ai21._secrets import (
+    MASK,
+    Secrets,
+    check_api_key,
+    find,
+    masked,
+    split_credentials,
+)
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
-from llama_index.llms.ai21._transport import ClientConfig, Transport
+from llama_index.llms.ai21._tokenizer import load_tokenizer
 from llama_index.llms.ai21.errors import StreamInterruptedError
 
 if TYPE_CHECKING:
@@ -71,6 +90,8 @@ dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]
 DEFAULT_BASE_URL = "https://api.ai21.com/studio/v1"
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_MAX_RETRIES = 3
+OUTPUT_SHARE = 4
+"""The default ``num_output`` is at most this share of the context window (a quarter)."""
 
 
 class AI21(FunctionCallingLLM):
@@ -105,14 +126,17 @@ class AI21(FunctionCallingLLM):
         default=DEFAULT_MODEL,
         description=(
             "Model name: jamba-mini, jamba-large, a versioned name or j2-* on AI21's API; the "
-            "served name (e.g. ai21labs/AI21-Jamba-Mini-1.7) on a self-hosted server."
+            "served name (e.g. ai21labs/AI21-Jamba-Mini-1.7) on a self-hosted server, where it "
+            "is optional: by default the model the server serves, learned on first need."
         ),
     )
     deployment: str = Field(
         default="ai21",
         description=(
-            'Where the model runs: "ai21" (AI21\'s hosted API) or "openai-compatible" (alias '
-            '"vllm": a self-hosted server). Inferred from base_url when not given.'
+            'Where the model runs: "ai21" (AI21\'s hosted API), "openai-compatible" (a '
+            'self-hosted server, recognised on first need as one of the following), "vllm", '
+            '"sglang", "llamacpp" (llama.cpp\'s llama-server), "lmstudio" or "ollama". '
+            "Inferred from base_url when not given."
         ),
     )
     base_url: str = Field(
@@ -160,6 +184,14 @@ class AI21(FunctionCallingLLM):
         default_factory=dict,
         description="Extra API fields sent with every request (per-call keywords win).",
     )
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Variables for the model's chat template on a self-hosted server (vLLM, llama.cpp), "
+            'e.g. {"thinking_prefix": "..."} for Jamba Reasoning 3B; sent as the request\'s '
+            "chat_template_kwargs. A per-call chat_template_kwargs= adds to these (its keys win)."
+        ),
+    )
     context_window: int | None = Field(
         default=None,
         gt=0,
@@ -172,7 +204,8 @@ class AI21(FunctionCallingLLM):
         default=None,
         gt=0,
         description=(
-            "Override the output budget LlamaIndex reserves (default: max_tokens, else 4096)."
+            "Override the output budget LlamaIndex reserves (default: max_tokens, else a "
+            "quarter of the context window, at most the model's output limit, e.g. 4096)."
         ),
     )
     is_function_calling_model: bool | None = Field(
@@ -203,11 +236,14 @@ class AI21(FunctionCallingLLM):
         description="Your own httpx.AsyncClient for async calls; not closed by us.",
     )
 
-    _api_key: SecretStr | None = PrivateAttr(default=None)
+    _secrets: Secrets = PrivateAttr()
     _deployment: Deployment = PrivateAttr()
-    _transport: Transport = PrivateAttr()
-    _served_context_window: int | None = PrivateAttr(default=None)
-    _asked_server: bool = PrivateAttr(default=False)
+    _http: HTTPClients = PrivateAttr()
+    _served: Served | None = PrivateAttr(default=None)
+    _asked_server: str | None = PrivateAttr(default=None)  # the base_url last asked
+    _server_lock: DiscoveryLock = PrivateAttr(default_factory=DiscoveryLock)
+    _chosen_kind: type[Deployment] = PrivateAttr()
+    _model_learned: bool = PrivateAttr(default=False)
     _built_from: tuple[Any, ...] = PrivateAttr(default=())
     _dialect_of: tuple[str, Dialect] | None = PrivateAttr(default=None)
 
@@ -241,34 +277,51 @@ class AI21(FunctionCallingLLM):
                 f'deployment="{kind.kind}" needs model=..., the name the server serves '
                 "(GET <base_url>/models lists them)"
             )
+        if kind.lists_models and kwargs.get("model") is None:
+            kwargs["model"] = ""  # the served model, learned on first need (_know_server)
         super().__init__(**kwargs)
-        parse_base_url(self.base_url)
+        _, credentials = split_credentials(parse_base_url(self.base_url))
+        if credentials is not None:  # kept apart, sent as Basic auth; the field shows a mask
+            self.base_url = masked(parse_base_url(self.base_url))
+        self._chosen_kind = kind
         self._deployment = kind()
-        self._deployment.check(self.model)
-        key = api_key
+        if self.model:
+            self._deployment.check(self.model)
+        key, source = api_key, "api_key"
         if key is None and kind.api_key_env is not None:
-            key = os.environ.get(kind.api_key_env)
+            key, source = os.environ.get(kind.api_key_env), kind.api_key_env
         if not key and kind.api_key_required:
-            raise ValueError(
-                "No AI21 API key: pass api_key=... or set the AI21_API_KEY environment variable"
-            )
-        self._api_key = SecretStr(key) if key else None
-        if not is_known(self.model):
-            logger.warning(
-                "Model %r is not in llama-index-llms-ai21's model table; assuming %s. Pass "
-                "context_window=..., is_function_calling_model=... to set them.",
-                self.model,
-                describe_guess(self.model),
-            )
-        self._transport = Transport(self._client_config())
+            raise ValueError(kind.missing_key_message)
+        self._secrets = Secrets(check_api_key(key, source) if key else None, credentials)
+        # On a server that can be asked, the name is checked against what it reports, on
+        # first need (_know_server): a name the server reports is not "unknown".
+        if not kind.lists_models and not is_known(self.model):
+            _warn_unknown_model(self.model)
+        self._http = HTTPClients(self._client_config())
         self._built_from = self._settings()
 
-    def _client_config(self) -> ClientConfig:
-        key = self._api_key.get_secret_value() if self._api_key is not None else None
-        return ClientConfig(
-            base_url=self.base_url.rstrip("/"),
+    def _server_url(self) -> str:
+        """The base URL requests go to: ``base_url`` without credentials. A password set on
+        the field after construction is taken out of it here, as at construction."""
+        url, credentials = parse_base_url(self.base_url), None
+        if url.password != MASK:
+            url, credentials = split_credentials(url)
+            if credentials is not None:
+                self.base_url = masked(parse_base_url(self.base_url))
+            self._secrets.credentials = credentials
+        else:
+            url = url.copy_with(username=None, password=None)
+        return str(url).rstrip("/")
+
+    def _client_config(self) -> HTTPConfig:
+        base_url = self._server_url()
+        credentials = self._secrets.credentials
+        return HTTPConfig(
+            base_url=base_url,
+            # Sent as httpx sends a URL's credentials: Basic auth, on every path.
+            auth=None if credentials is None else (credentials.username, credentials.password),
             timeout=self.timeout,
-            headers=self._deployment.headers(key, self.default_headers),
+            headers=self._deployment.headers(self._secrets.api_key, self.default_headers),
             verify=self.verify,
             cert=self.cert,
             http_client=self.http_client,
@@ -287,14 +340,13 @@ class AI21(FunctionCallingLLM):
             tuple(self.default_headers.items()),
         )
 
-    def _clients(self) -> Transport:
+    def _clients(self) -> HTTPClients:
         """The clients for the current settings (rebuilt if ``base_url``, ``timeout``,
         ``default_headers`` or the TLS settings were changed on the instance after creation)."""
-        settings = self._settings()
-        if settings != self._built_from:
-            self._transport = Transport(self._client_config())
-            self._built_from = settings
-        return self._transport
+        if self._settings() != self._built_from:
+            self._http = HTTPClients(self._client_config())
+            self._built_from = self._settings()  # after: the config masks a new password
+        return self._http
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -307,6 +359,14 @@ class AI21(FunctionCallingLLM):
         check_json("additional_kwargs", value)
         return value
 
+    @field_validator("chat_template_kwargs", mode="before")
+    @classmethod
+    def _template_kwargs(cls, value: Any) -> Any:
+        if value is not None:
+            check_template_kwargs(value)
+            check_json("chat_template_kwargs", value)
+        return value
+
     @classmethod
     def class_name(cls) -> str:
         return "AI21_LLM"
@@ -314,20 +374,47 @@ class AI21(FunctionCallingLLM):
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self) -> dict[str, Any]:
-        """The fields and the key; not the connection pools, and not clients you passed in
-        (a copy in another process cannot share their sockets: it builds its own, with the
-        same ``verify``/``cert`` settings)."""
+        """The fields, without secrets; not the connection pools, and not clients you passed
+        in (a copy in another process cannot share their sockets: it builds its own, with
+        the same ``verify``/``cert`` settings).
+
+        The key and the URL's password stay out of the pickle: it holds a token that finds
+        them again in this process, or in one forked from it while this instance lives;
+        elsewhere the key comes from the environment as for a new instance (see
+        ``_secrets``).
+        """
         state = super().__getstate__()
         fields = dict(state["__dict__"])
         fields["http_client"] = fields["async_http_client"] = None
         state["__dict__"] = fields
-        state["ai21_api_key"] = (
-            self._api_key.get_secret_value() if self._api_key is not None else None
-        )
+        state["__pydantic_private__"] = None  # rebuilt by __init__ (holds the secrets)
+        state["ai21_secrets"] = self._secrets.token
+        state["ai21_had_key"] = self._secrets.api_key is not None
+        state["ai21_had_credentials"] = self._secrets.credentials is not None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(api_key=state["ai21_api_key"], **state["__dict__"])  # type: ignore[misc]
+        fields = dict(state["__dict__"])
+        found = find(state.get("ai21_secrets"))
+        lost = []
+        if found is not None and found.credentials is not None:
+            url = parse_base_url(fields["base_url"]).copy_with(
+                username=found.credentials.username, password=found.credentials.password
+            )
+            fields["base_url"] = str(url)
+        elif state.get("ai21_had_credentials"):
+            lost.append("base_url's password")
+        kind = choose(fields.get("deployment"), fields.get("base_url"))
+        if found is None and state.get("ai21_had_key") and kind.api_key_env is None:
+            lost.append("api_key")
+        if lost:
+            raise ValueError(
+                f"This AI21 instance was pickled with its {' and '.join(lost)}, which pickles "
+                "never carry, and this process cannot find them: build the instance here "
+                "(e.g. in the worker's initializer) with api_key=... and the full base_url"
+            )
+        api_key = found.api_key if found is not None else None
+        self.__init__(api_key=api_key, **fields)  # type: ignore[misc]
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -338,11 +425,11 @@ class AI21(FunctionCallingLLM):
         loop's async pool when that loop shuts down. The instance stays usable (a new pool
         opens on the next call). Clients you passed in are never closed.
         """
-        self._transport.close()
+        self._http.close()
 
     async def aclose(self) -> None:
         """Close the running event loop's async connection pool now (see `close`)."""
-        await self._transport.aclose()
+        await self._http.aclose()
 
     # ------------------------------------------------------------------ metadata
 
@@ -350,8 +437,10 @@ class AI21(FunctionCallingLLM):
     def metadata(self) -> LLMMetadata:
         """Context window, output budget and capabilities of ``model``.
 
-        Never fails for an unknown name (see the models page). On a self-hosted server the
-        context window is the server's ``max_model_len``, read once from ``GET /models``.
+        Never fails for an unknown name (see the models page). On a self-hosted server they
+        are what the server reports, asked once, when first needed (vLLM's and SGLang's
+        ``max_model_len``, llama.cpp's ``/props``, LM Studio's and Ollama's own APIs: see
+        "Jamba on your computer"); the model table fills in what it does not say.
         """
         return self._metadata(ask_server=True)
 
@@ -361,14 +450,33 @@ class AI21(FunctionCallingLLM):
         return {"class_name": self.class_name(), **self._metadata(ask_server=False).model_dump()}
 
     def _metadata(self, *, ask_server: bool) -> LLMMetadata:
+        needed = (
+            not self.model
+            or self.context_window is None
+            or (self.is_function_calling_model is None and not self._deployment.knows(self.model))
+        )
+        served = self._know_server() if ask_server and needed else self._served
         info = self._deployment.model_info(self.model)
-        context_window = self.context_window or (
-            self._server_context_window() if ask_server else self._served_context_window
+        context_window = (
+            self.context_window
+            or (served.context_window if served is not None else None)
+            or info.context_window
         )
         function_calling = self.is_function_calling_model
+        if (
+            function_calling is None
+            and served is not None
+            and not self._deployment.knows(self.model)
+        ):
+            function_calling = served.function_calling  # the server's word on a name we lack
         return LLMMetadata(
-            context_window=context_window or info.context_window,
-            num_output=self.num_output or self.max_tokens or info.max_output,
+            context_window=context_window,
+            # A small share of a small window: a query engine needs room for its prompt.
+            num_output=(
+                self.num_output
+                or self.max_tokens
+                or min(info.max_output, max(1, context_window // OUTPUT_SHARE))
+            ),
             is_chat_model=info.is_chat_model,
             is_function_calling_model=(
                 info.is_function_calling_model if function_calling is None else function_calling
@@ -377,37 +485,90 @@ class AI21(FunctionCallingLLM):
             system_role=MessageRole.SYSTEM,
         )
 
-    def _server_context_window(self) -> int | None:
-        """The served model's ``max_model_len``, asked once (``None`` if not known)."""
-        if not self._deployment.lists_models or self._asked_server:
-            return self._served_context_window
-        self._asked_server = True
+    # ------------------------------------------------------------------ knowing the server
+
+    def _know_server(self) -> Served | None:
+        """What the server said about itself and its model: asked once per ``base_url``, when
+        first needed (``metadata``, or a request that depends on it); ``None`` where the
+        deployment cannot be asked or the server did not answer."""
+        if not self._deployment.lists_models:
+            return None
+        if self._asked_server != self.base_url:
+            with self._server_lock:
+                if self._asked_server != self.base_url:
+                    self._ask_server()
+        return self._served
+
+    def _ask_server(self) -> None:
+        if self._asked_server is not None:  # base_url changed: start again
+            self._deployment = self._chosen_kind()
+            self.deployment = self._chosen_kind.kind
+            self._dialect_of = None
+            if self._model_learned:
+                self.model, self._model_learned = "", False
+        transport = self._clients()  # first: it may mask a password set on base_url
+        self._asked_server = self.base_url
+        self._served = None
+        ask = Ask(
+            transport.sync_client(),
+            transport.config.base_url,  # without credentials: those are ``auth``
+            dict(transport.config.headers),
+            self.timeout,
+            auth=transport.config.auth,
+        )
         try:
-            listing = self._clients().get("/models")
-            entries = listing["data"] if isinstance(listing, dict) else None
-            served = [e for e in entries or [] if isinstance(e, dict)]
-            for entry in served:
-                length = entry.get("max_model_len")
-                if entry.get("id") == self.model and isinstance(length, int) and length > 0:
-                    self._served_context_window = length
-                    return length
-            names = [e.get("id") for e in served]
+            deployment, served = discover(self._deployment, ask, self.model or None)
+        except Exception as exc:  # metadata never fails: fall back to the model table
+            ask.failures.append(f"{type(exc).__name__} reading the answers")
+            deployment, served = self._deployment, None
+        if deployment is not self._deployment:  # the generic kind adopts the server's own
+            self._deployment = deployment
+            self.deployment = deployment.kind
+        self._deployment.served = served
+        self._dialect_of = None  # the dialect reads the model's facts, the server's included
+        if served is not None and served.model and not self.model:
+            self.model, self._model_learned = served.model, True
+        self._served = served
+        self._report(served, ask)
+
+    def _report(self, served: Served | None, ask: Ask) -> None:
+        """Say once what discovery could not learn, and warn about a name neither the model
+        table nor the server knows."""
+        where = root_text(self.base_url)  # the field: a password in it is masked
+        if served is None or served.context_window is None:
+            reasons = [*(served.notes if served else ()), *ask.failures]
             logger.warning(
-                "The server at %s does not list model %r with a max_model_len (it serves %s); "
-                "using the model table's context window",
-                self.base_url,
-                self.model,
-                names,
+                "Could not read the context window from the server at %s (%s: %s); using "
+                "the model table's. Pass context_window=... to set it.",
+                where,
+                served.kind if served else self._deployment.kind,
+                "; ".join(reasons) or "it did not say",
             )
-        except Exception as exc:  # metadata must not fail: fall back to the table
-            logger.warning(
-                "Could not read the context window from %s/models (%s: %s); using the model "
-                "table's. Pass context_window=... to set it.",
-                self.base_url,
-                type(exc).__name__,
-                exc,
+        elif served.notes:
+            logger.warning("The server at %s (%s): %s", where, served.kind, "; ".join(served.notes))
+        reported = served.models if served is not None else ()
+        if self.model and self.model not in reported and not self._deployment.knows(self.model):
+            _warn_unknown_model(self.model)
+
+    def _ready_for_request(self) -> bool:
+        """Before a request whose content depends on the server (no ``model`` given, or a
+        server not yet recognised), ask it, once; whether it was asked just now."""
+        if self.model and not self._deployment.adopts_recognised_server:
+            return False
+        asked = self._asked_server != self.base_url
+        served = self._know_server()
+        if not self.model:
+            # Nothing can be sent without a model; the next call asks the server again (it
+            # may have started, or loaded a model, since).
+            self._asked_server = None
+            where = root_text(self.base_url)  # the field: a password in it is masked
+            served_names = list(served.models) if served is not None else []
+            raise ValueError(
+                f"model= was not given and the server at {where} did not say which one model "
+                f"it serves ({'it serves ' + str(served_names) if served_names else 'no answer'}"
+                "): pass model=..."
             )
-        return None
+        return asked
 
     @property
     def _dialect(self) -> Dialect:
@@ -427,45 +588,84 @@ class AI21(FunctionCallingLLM):
         }
         params = {k: v for k, v in params.items() if v is not None}
         params.update(self.additional_kwargs)
+        if self.chat_template_kwargs is not None:
+            params["chat_template_kwargs"] = self.chat_template_kwargs
+            per_call = call_kwargs.get("chat_template_kwargs")
+            if isinstance(per_call, dict):  # anything else is refused by name in the dialect
+                merged = {**self.chat_template_kwargs, **per_call}
+                call_kwargs = {**call_kwargs, "chat_template_kwargs": merged}
         params.update(call_kwargs)
         return params
 
     def _chat_call(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, stream: bool
     ) -> Call:
-        return self._dialect.chat(
-            self.model,
-            messages,
-            self._params(kwargs),
-            system_prompt=self.system_prompt,
-            stream=stream,
-        )
+        def build() -> Call:
+            return self._dialect.chat(
+                self.model,
+                messages,
+                self._params(kwargs),
+                system_prompt=self.system_prompt,
+                stream=stream,
+            )
+
+        call = build()  # bad input is a ValueError before any request, discovery's included
+        if self._ready_for_request():
+            call = build()  # for the server it turned out to be, with the model it serves
+        self._deployment.check_call(call.body, self._served)
+        return call
 
     def _complete_call(self, prompt: str, kwargs: dict[str, Any]) -> Call:
-        return self._dialect.complete(
-            self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
-        )
+        def build() -> Call:
+            return self._dialect.complete(
+                self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
+            )
+
+        call = build()  # bad input first, as in _chat_call
+        if self._ready_for_request():
+            call = build()
+        self._deployment.check_call(call.body, self._served)
+        return call
 
     # ------------------------------------------------------------------ requests
 
+    def _with_retries(self, attempt: Callable[[], _T]) -> _T:
+        """``attempt()`` under the retry policy; a failure as the deployment words it (AI21's
+        retired API: a 410 that says so). Every request goes through here or its twin."""
+        try:
+            return call_with_retries(attempt, self.max_retries)
+        except Exception as exc:
+            mapped = self._deployment.error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    async def _awith_retries(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """The async twin of :meth:`_with_retries`."""
+        try:
+            return await acall_with_retries(attempt, self.max_retries)
+        except Exception as exc:
+            mapped = self._deployment.error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
     def _post(self, call: Call) -> Any:
         transport = self._clients()
-        return call_with_retries(lambda: transport.post(call.path, call.body), self.max_retries)
+        return self._with_retries(lambda: transport.post(call.path, call.body))
 
     async def _apost(self, call: Call) -> Any:
         transport = self._clients()
-        return await acall_with_retries(
-            lambda: transport.apost(call.path, call.body), self.max_retries
-        )
+        return await self._awith_retries(lambda: transport.apost(call.path, call.body))
 
     def _stream_events(self, call: Call) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
         transport = self._clients()
         dialect = self._dialect
 
-        def open_stream() -> tuple[httpx.Response, ChatStreamState, Iterator[ChatResponse], Any]:
+        def open_stream() -> tuple[Stream, ChatStreamState, Iterator[ChatResponse], Any]:
             response = transport.open_stream(call.path, call.body)
-            state = dialect.stream_state()
+            state = dialect.stream_state(call)
             chunks = responses(response.iter_bytes(), state)
             if call.single_tool_call:
                 chunks = map(_single_tool_call, chunks)
@@ -475,7 +675,7 @@ class AI21(FunctionCallingLLM):
                 response.close()
                 raise
 
-        response, state, chunks, first = call_with_retries(open_stream, self.max_retries)
+        response, state, chunks, first = self._with_retries(open_stream)
         try:
             if first is None:
                 raise ended_early(state)
@@ -491,10 +691,10 @@ class AI21(FunctionCallingLLM):
         dialect = self._dialect
 
         async def open_stream() -> tuple[
-            httpx.Response, ChatStreamState, AsyncIterator[ChatResponse], Any
+            AsyncStream, ChatStreamState, AsyncIterator[ChatResponse], Any
         ]:
             response = await transport.aopen_stream(call.path, call.body)
-            state = dialect.stream_state()
+            state = dialect.stream_state(call)
             chunks = aresponses(response.aiter_bytes(), state)
             if call.single_tool_call:
                 chunks = _amap(_single_tool_call, chunks)
@@ -504,7 +704,7 @@ class AI21(FunctionCallingLLM):
                 await response.aclose()
                 raise
 
-        response, state, chunks, first = await acall_with_retries(open_stream, self.max_retries)
+        response, state, chunks, first = await self._awith_retries(open_stream)
         try:
             if first is None:
                 raise ended_early(state)
@@ -520,12 +720,12 @@ class AI21(FunctionCallingLLM):
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._chat_call(messages, kwargs, stream=False)
-        response = self._dialect.chat_response(self._post(call))
+        response = self._dialect.chat_response(self._post(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._chat_call(messages, kwargs, stream=False)
-        response = self._dialect.chat_response(await self._apost(call))
+        response = self._dialect.chat_response(await self._apost(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -574,7 +774,7 @@ class AI21(FunctionCallingLLM):
         # Straight to a CompletionResponse, without a ChatResponse in between: this call is
         # hot in RAG loops.
         call = self._complete_call(prompt, kwargs)
-        return self._dialect.completion_response(self._post(call))
+        return self._dialect.completion_response(self._post(call), call)
 
     @llm_completion_callback()
     def stream_complete(
@@ -583,7 +783,7 @@ class AI21(FunctionCallingLLM):
         """Stream a completion (J2: the whole answer as one chunk)."""
         call = self._complete_call(prompt, kwargs)  # checks everything before any request
         if not self._dialect.streams:
-            response = self._dialect.completion_response(self._post(call))
+            response = self._dialect.completion_response(self._post(call), call)
             return _iter_one(response.model_copy(update={"delta": response.text}))
         return stream_chat_to_completion_decorator(self._stream_chat)(prompt, **kwargs)
 
@@ -593,7 +793,7 @@ class AI21(FunctionCallingLLM):
     ) -> CompletionResponse:
         """Async version of `complete`."""
         call = self._complete_call(prompt, kwargs)
-        return self._dialect.completion_response(await self._apost(call))
+        return self._dialect.completion_response(await self._apost(call), call)
 
     @llm_completion_callback()
     async def astream_complete(
@@ -602,7 +802,7 @@ class AI21(FunctionCallingLLM):
         """Async version of `stream_complete`."""
         call = self._complete_call(prompt, kwargs)
         if not self._dialect.streams:
-            response = self._dialect.completion_response(await self._apost(call))
+            response = self._dialect.completion_response(await self._apost(call), call)
             return _aiter_one(response.model_copy(update={"delta": response.text}))
         return await astream_chat_to_completion_decorator(self._astream_chat)(prompt, **kwargs)
 
@@ -728,8 +928,6 @@ class AI21(FunctionCallingLLM):
 
         Needs the ``tokenizer`` extra (``pip install "llama-index-llms-ai21[tokenizer]"``).
         """
-        from llama_index.llms.ai21._tokenizer import load_tokenizer
-
         return load_tokenizer(self.model)
 
     # ------------------------------------------------------------------ tools
@@ -745,21 +943,17 @@ class AI21(FunctionCallingLLM):
         tool_choice: str | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Offer ``tools`` as AI21 function definitions, without touching ``chat_history``.
+        """Offer ``tools`` as function definitions, without touching ``chat_history``.
 
-        AI21 has no ``tool_choice`` field. ``tool_choice`` naming a tool offers only that
-        tool, ``"none"`` offers none; ``tool_required`` cannot be enforced by the API and
-        adds nothing to the request. ``allow_parallel_tool_calls=False`` keeps only the
-        first tool call of each answer (streamed or not).
+        ``tool_choice`` (``"auto"``, ``"none"``, ``"required"``, a tool's name or
+        ``{"type": "function", "function": {"name": ...}}``) and ``tool_required=True`` (the same
+        as ``"required"`` when no tool is named) reach the server as it honours them: vLLM and
+        other OpenAI-compatible servers get the field itself, every tool offered; AI21's API
+        has no such field, so a named tool is offered alone, ``"none"`` offers none, and a
+        required call is logged once as not enforceable (docs/tools-and-agents.md).
+        ``allow_parallel_tool_calls=False`` keeps only the first tool call of each answer.
         """
         specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
-        chosen = _chosen_tool_name(tool_choice)
-        if chosen == "none":
-            specs = []
-        elif chosen is not None:
-            specs = [s for s in specs if s["function"]["name"] == chosen]
-            if not specs:
-                raise ValueError(f"tool_choice names {chosen!r}, which is not among the tools")
         messages = list(chat_history or [])
         if user_msg is not None:
             if isinstance(user_msg, str):
@@ -769,6 +963,10 @@ class AI21(FunctionCallingLLM):
         if specs:
             prepared["tools"] = specs
             prepared["parallel_tool_calls"] = allow_parallel_tool_calls
+        if tool_choice is None and tool_required and specs:
+            tool_choice = "required"
+        if tool_choice is not None:
+            prepared["tool_choice"] = tool_choice
         return prepared
 
     def get_tool_calls_from_response(
@@ -814,6 +1012,15 @@ class AI21(FunctionCallingLLM):
 # ---------------------------------------------------------------------- helpers
 
 
+def _warn_unknown_model(model: str) -> None:
+    logger.warning(
+        "Model %r is not in llama-index-llms-ai21's model table; assuming %s. Pass "
+        "context_window=..., is_function_calling_model=... to set them.",
+        model,
+        describe_guess(model),
+    )
+
+
 def json_schema_format(output_cls: type[Any]) -> dict[str, Any]:
     """``response_format`` asking for JSON that validates against ``output_cls``'s schema."""
     return {
@@ -828,6 +1035,12 @@ def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
     try:
         return output_cls.model_validate_json(text)
     except ValueError as exc:
+        reasoning = "".join(
+            b.content or "" for b in response.message.blocks if isinstance(b, ThinkingBlock)
+        )
+        finish_reason = response.additional_kwargs.get("finish_reason")
+        if reasoning_exhausted(finish_reason, text, reasoning):
+            raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
         raise ValueError(
             f"the answer is not a valid {output_cls.__name__} ({exc}): {text[:200]!r}"
         ) from exc
@@ -842,9 +1055,10 @@ async def _amap(
 
 def _interrupted(exc: Exception, state: ChatStreamState) -> StreamInterruptedError:
     return StreamInterruptedError(
-        f"AI21 stream broke after {len(state.text)} characters of the answer had arrived "
-        f"({type(exc).__name__}: {exc}); not retried, since the caller already has part of it",
+        f"AI21 stream broke{state.arrived()} ({type(exc).__name__}: {exc}); not retried, since "
+        "the caller already has part of it",
         state.text,
+        state.reasoning,
     )
 
 
@@ -872,18 +1086,6 @@ def _iter_one(item: _T) -> Generator[_T, None, None]:
 
 async def _aiter_one(item: _T) -> AsyncGenerator[_T, None]:
     yield item
-
-
-def _chosen_tool_name(tool_choice: str | dict[str, Any] | None) -> str | None:
-    if tool_choice is None or tool_choice in ("auto", "required", "any"):
-        return None
-    if isinstance(tool_choice, dict):
-        function = tool_choice.get("function")
-        name = function.get("name") if isinstance(function, dict) else tool_choice.get("name")
-        if not isinstance(name, str):
-            raise ValueError(f"tool_choice {tool_choice!r} does not name a tool")
-        return name
-    return tool_choice
 
 
 def _parse_arguments(arguments: dict[str, Any] | str) -> dict[str, Any] | None:

@@ -8,8 +8,10 @@ tell about a model. ``base.py`` never branches on the kind: it asks the deployme
 Kinds today (``docs/deployments.md``):
 
 - ``"ai21"`` (:mod:`.ai21`): AI21's hosted API, the default.
-- ``"openai-compatible"`` (:mod:`.openai_compatible`, alias ``"vllm"``): a self-hosted
-  OpenAI-compatible server such as vLLM serving Jamba's open weights.
+- ``"openai-compatible"`` (:mod:`.openai_compatible`): a self-hosted OpenAI-compatible server.
+  It asks the server what it is (:func:`discover`) and adopts that server's own kind:
+- ``"vllm"`` (:mod:`.vllm`), ``"sglang"`` (:mod:`.sglang`), ``"llamacpp"`` (:mod:`.llamacpp`:
+  llama.cpp's ``llama-server``), ``"lmstudio"`` (:mod:`.lmstudio`), ``"ollama"`` (:mod:`.ollama`).
 
 A new kind is one new module in this package that defines a :class:`Deployment` subclass and
 names it ``DEPLOYMENT``; it is found by :func:`kinds` without touching anything else.
@@ -21,18 +23,19 @@ import importlib
 import pkgutil
 from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
 
-from llama_index.llms.ai21._models import ModelInfo, model_info
+from llama_index.llms.ai21._dialect import CHAT_PATH, Dialect, JambaChat
+from llama_index.llms.ai21._discovery import Ask, Served, entries, names, positive_int
+from llama_index.llms.ai21._http import user_agent
+from llama_index.llms.ai21._models import ModelInfo, is_known, model_info
 from llama_index.llms.ai21._params import Limits
-from llama_index.llms.ai21._transport import user_agent
 
-if TYPE_CHECKING:
-    from llama_index.llms.ai21._dialect import Dialect
+__all__ = ["CHAT_PATH", "Deployment", "choose", "kinds", "parse_base_url"]
 
-CHAT_PATH = "/chat/completions"
+ToolChoiceSupport = Literal["native", "required_only", "ignored", "emulated"]
 
 
 class Deployment:
@@ -47,10 +50,34 @@ class Deployment:
     """Environment variable read when no ``api_key`` is passed (``None``: none is read)."""
     api_key_required: ClassVar[bool] = False
     model_required: ClassVar[bool] = False
-    """Whether ``model`` must be given (a server of your own has no default model)."""
+    """Whether ``model`` must be given."""
     limits: ClassVar[Limits]
     lists_models: ClassVar[bool] = False
-    """Whether ``GET {base_url}/models`` reports each model's ``max_model_len``."""
+    """Whether the server can be asked what it serves (:meth:`learn`): then ``model`` is
+    optional (the served one, learned on first need); ``False``: never asked."""
+    owned_by: ClassVar[frozenset[str]] = frozenset()
+    """``owned_by`` values of ``GET {base_url}/models`` entries that mark this server."""
+    adopts_recognised_server: ClassVar[bool] = False
+    """Whether this kind (the generic OpenAI-compatible one) becomes the kind of the server it
+    recognises on first need (:func:`discover`)."""
+
+    # What the server does with reasoning, tool_choice and documents (docs/self-hosted.md).
+    reasoning_fields: ClassVar[tuple[str, ...]] = ("reasoning", "reasoning_content")
+    """The assistant-message field(s) that carry earlier reasoning back to the server inside a
+    tool loop (vLLM and Ollama read ``reasoning``, llama.cpp and LM Studio
+    ``reasoning_content``; both for a server not known)."""
+    tool_choice_support: ClassVar[ToolChoiceSupport] = "native"
+    """How ``tool_choice`` reaches the server: ``"native"`` (``"required"`` and a named function
+    sent as they are, every tool offered), ``"required_only"`` (a named function becomes only
+    that tool, offered with ``"required"``), ``"ignored"`` (the field is dropped by the server:
+    never sent; a named function offers only that tool; ``tool_required`` logged as not
+    enforceable) or ``"emulated"`` (no field: a named function offers only that tool)."""
+    reads_documents: ClassVar[bool] = True
+    """Whether the server hands a ``documents`` request field to the chat template (documents
+    go as the field only where this **and** the model's template read them, else into the
+    prompt)."""
+    missing_key_message: ClassVar[str] = "No API key: pass api_key=..."
+    """The ``ValueError`` message when ``api_key_required`` and no key was found."""
 
     # ------------------------------------------------------------------ choosing one
 
@@ -74,8 +101,6 @@ class Deployment:
 
     def dialect(self, model: str) -> Dialect:
         """How requests for ``model`` are written and answers read."""
-        from llama_index.llms.ai21._dialect import JambaChat
-
         return JambaChat(self)
 
     def stream_fields(self) -> dict[str, Any]:
@@ -89,6 +114,54 @@ class Deployment:
     def model_info(self, model: str) -> ModelInfo:
         """Static facts about ``model`` (never raises for an unknown name)."""
         return model_info(model)
+
+    def knows(self, model: str) -> bool:
+        """Whether the model table has ``model`` (as this deployment's servers name it)."""
+        return is_known(model)
+
+    # ------------------------------------------------------------------ knowing the server
+
+    served: Served | None = None
+    """What the server said about itself (set on the instance once it was asked)."""
+
+    @classmethod
+    def identify(cls, ask: Ask) -> bool:
+        """Whether the server behind ``ask`` is this kind, for a server whose ``/models``
+        entries did not say (one request at most; default: never)."""
+        return False
+
+    def learn(self, ask: Ask, model: str | None, listed: list[dict[str, Any]]) -> Served:
+        """What the server serves and accepts, from its ``GET /models`` entries ``listed``
+        (vLLM's and SGLang's ``max_model_len``) and whatever else this kind asks.
+
+        ``model`` is the name given, or ``None``: then the served model, if there is one.
+        """
+        served = names(listed, "id")
+        if model is None and len(served) == 1:
+            model = served[0]
+        entry = next((e for e in listed if e.get("id") == model), None)
+        notes = []
+        if entry is None and model is not None and listed:
+            notes.append(
+                f"the server does not list model {model!r} with a max_model_len "
+                f"(it serves {list(served)})"
+            )
+        return Served(
+            kind=self.kind,
+            model=model,
+            models=served,
+            context_window=positive_int(entry.get("max_model_len")) if entry else None,
+            notes=tuple(notes),
+        )
+
+    def check_call(self, body: dict[str, Any], served: Served | None) -> None:
+        """Last look at a request body before it is sent: say (or refuse) what this server
+        would silently lose. Default: nothing to say."""
+
+    def error(self, exc: Exception) -> Exception:
+        """The exception callers get for ``exc``, a failed request (after retries): the same
+        one, unless the deployment knows better (AI21's retired API: a 410 that says so)."""
+        return exc
 
 
 @cache
@@ -126,6 +199,30 @@ def choose(kind: str | None, base_url: str | None) -> type[Deployment]:
             if cls.claims(url):
                 return cls
     return available[DEFAULT_KIND]
+
+
+def discover(deployment: Deployment, ask: Ask, model: str | None) -> tuple[Deployment, Served]:
+    """Ask the server once: which kind it is (when ``deployment`` adopts the server it
+    recognises) and what it serves. Never raises for what the server answers."""
+    listing = ask.get("/models")
+    listed = entries(listing)
+    if deployment.adopts_recognised_server and listing is not None:
+        deployment = recognise(listed, ask) or deployment
+    return deployment, deployment.learn(ask, model, listed)
+
+
+def recognise(listed: list[dict[str, Any]], ask: Ask) -> Deployment | None:
+    """The deployment of the server whose ``/models`` entries are ``listed``: by their
+    ``owned_by``, else by a kind's own probe (:meth:`Deployment.identify`)."""
+    owners = {e.get("owned_by") for e in listed}
+    candidates = [c for c in dict.fromkeys(kinds().values()) if not c.adopts_recognised_server]
+    for cls in candidates:
+        if cls.owned_by & owners:
+            return cls()
+    for cls in candidates:
+        if cls.identify(ask):
+            return cls()
+    return None
 
 
 def parse_base_url(base_url: str) -> httpx.URL:

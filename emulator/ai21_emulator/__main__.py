@@ -1,0 +1,145 @@
+"""Command line for the AI21 emulator.
+
+Usage: ``python -m ai21_emulator [--host H] [--port P] [--api-key K ...] [--log]
+[--flavour ai21|vllm] [--served-model-name NAME ...] [--max-model-len N]
+[--enable-force-include-usage]``
+
+Prints the base URL (e.g. ``http://127.0.0.1:8021/studio/v1``, or ``.../v1`` for vLLM) as the
+first line on stdout, then serves until SIGINT/SIGTERM and exits 0. ``--port 0`` picks a free
+port. ``--log`` prints one line per API request to stderr (method, path, status, model, time);
+keys are never printed. The vLLM options are named after vLLM's own server flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from ._catalog import DEFAULT_MAX_MODEL_LEN
+from ._emulator import DEFAULT_API_KEY, FLAVOURS, Emulator
+
+DEFAULT_PORT = 8021
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ai21_emulator",
+        description="Serve an offline emulator of the AI21 Studio REST API on loopback.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port, 0 = any free (default: {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        dest="api_keys",
+        metavar="KEY",
+        help=f"accepted bearer token; repeat for several (default: {DEFAULT_API_KEY!r})",
+    )
+    parser.add_argument("--log", action="store_true", help="log each request to stderr")
+    parser.add_argument(
+        "--flavour",
+        choices=FLAVOURS,
+        default="ai21",
+        help="ai21: AI21's hosted API (default); vllm: vLLM's OpenAI-compatible server",
+    )
+    vllm = parser.add_argument_group("vLLM flavour")
+    vllm.add_argument(
+        "--served-model-name",
+        action="append",
+        dest="models",
+        metavar="NAME",
+        help="a served model name; repeat for several (default: AI21's open models)",
+    )
+    vllm.add_argument(
+        "--max-model-len",
+        type=int,
+        default=DEFAULT_MAX_MODEL_LEN,
+        help=f"context length (default: {DEFAULT_MAX_MODEL_LEN})",
+    )
+    vllm.add_argument(
+        "--enable-force-include-usage",
+        action="store_true",
+        dest="force_include_usage",
+        help="end every stream with a usage chunk",
+    )
+    vllm.add_argument(
+        "--no-parsers",
+        action="store_false",
+        dest="parsers",
+        help="answer as a server without --reasoning-parser and --tool-call-parser "
+        "(reasoning and tool calls left in content)",
+    )
+    return parser
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until SIGINT/SIGTERM. Returns the exit status."""
+    args = _parser().parse_args(argv)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if args.flavour != "vllm" and (
+        args.models
+        or args.force_include_usage
+        or not args.parsers
+        or args.max_model_len != DEFAULT_MAX_MODEL_LEN
+    ):
+        _parser().error(
+            "--served-model-name, --max-model-len, --enable-force-include-usage and "
+            "--no-parsers need --flavour vllm"
+        )
+    vllm_options = (
+        {
+            "models": args.models,
+            "max_model_len": args.max_model_len,
+            "force_include_usage": args.force_include_usage,
+            "parsers": args.parsers,
+        }
+        if args.flavour == "vllm"
+        else {}
+    )
+    emulator = Emulator(
+        api_keys=args.api_keys,
+        host=args.host,
+        port=args.port,
+        flavour=args.flavour,
+        **vllm_options,
+    )
+    if args.log:
+        emulator._state.log = _log
+    name = "AI21" if args.flavour == "ai21" else "vLLM (Jamba)"
+    try:
+        with emulator:
+            print(emulator.base_url, flush=True)
+            if emulator.api_key is None:
+                _log(f"{name} emulator ready; no API key needed. Ctrl-C to stop.")
+            elif args.api_keys is None:
+                _log(f"{name} emulator ready; use api_key={DEFAULT_API_KEY!r}. Ctrl-C to stop.")
+            else:
+                _log(f"{name} emulator ready; accepting {len(args.api_keys)} API key(s).")
+            while not stop.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

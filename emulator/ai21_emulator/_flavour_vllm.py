@@ -1,0 +1,382 @@
+"""vLLM's OpenAI-compatible server serving AI21's open Jamba models (``flavour="vllm"``).
+
+As AI21's model cards have each model served (``vllm serve <model> --enable-auto-tool-choice
+--tool-call-parser hermes`` for Jamba2 and Reasoning 3B, which adds ``--reasoning-parser
+deepseek_r1``; ``--tool-call-parser jamba`` for Jamba 1.x), optionally ``--api-key`` and
+``--enable-force-include-usage``; ``parsers=False`` is a server started without the parser
+flags. Shapes follow vLLM's OpenAI server (docs.vllm.ai, "OpenAI-
+Compatible Server"); docs/emulator.md lists them field by field:
+
+- Routes ``POST /v1/chat/completions``, ``GET /v1/models`` (with ``max_model_len``), ``GET
+  /health``. With keys configured, every ``/v1`` path needs ``Authorization: Bearer <key>``
+  (checked before routing, as vLLM's middleware does), else 401 ``{"error":"Unauthorized"}``.
+- Errors ``{"error": {"message", "type", "param", "code"}}``: request validation 400 ``"Bad
+  Request"``; unknown model 404 ``NotFoundError``; ``max_tokens`` beyond ``max_model_len`` (or
+  a prompt that fills it) 400 ``BadRequestError``, also for ``stream: true``.
+- Ids ``chatcmpl-<16 hex>``, tool-call ids ``chatcmpl-tool-<16 hex>``; ``model`` is echoed.
+- Streams: LF framing, compact JSON; role chunk ``{"role":"assistant","content":""}``, reasoning
+  pieces, content pieces, the finish chunk; usage only on request (``stream_options``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from . import _scenario
+from ._catalog import DEFAULT_MAX_MODEL_LEN, VLLM_JAMBA_REASONING_3B, VLLM_MODELS
+from ._flavour import CHAT, HEALTH, MODELS, ChatContext, Flavour, Route, error_type
+from ._scenario import ChatPlan, Choice, Response, json_bytes
+from ._text import tokenize
+from ._validation import ChatLimits, ChatRequest, Errors, StreamOptions, body_not_object
+from ._validation import validate_chat as _validate
+
+API_ROOT = "/v1"
+REASONING_FIELDS = ("reasoning", "reasoning_content")
+_DETAIL_404 = json_bytes({"detail": "Not Found"})
+_DETAIL_405 = json_bytes({"detail": "Method Not Allowed"})
+_NULL_MESSAGE_FIELDS = {"refusal": None, "annotations": None, "audio": None, "function_call": None}
+
+
+def error_body(
+    status: int, message: str, kind: str | None = None, param: str | None = None
+) -> bytes:
+    """vLLM's ``ErrorResponse``: ``{"error": {"message", "type", "param", "code"}}``."""
+    return json_bytes(
+        {
+            "error": {
+                "message": message,
+                "type": kind or error_type(status),
+                "param": param,
+                "code": status,
+            }
+        }
+    )
+
+
+def _validation_message(errors: Errors) -> str:
+    parts = [f"{'.'.join(str(part) for part in entry['loc'])}: {entry['msg']}" for entry in errors]
+    noun = "error" if len(errors) == 1 else "errors"
+    return f"{len(errors)} validation {noun}: " + "; ".join(parts)
+
+
+def _unparsed_choice(choice: Choice, model: str) -> Choice:
+    """``choice`` as a server without reasoning and tool-call parsers returns it: everything
+    the model wrote, in ``content`` (see ``VllmFlavour``'s ``parsers``)."""
+    text = ""
+    if choice.reasoning is not None:
+        text = "".join(choice.reasoning) + "\n</think>\n\n"
+    text += choice.text
+    if choice.tool_calls:
+        calls = [
+            {"name": c.name, "arguments": json.loads(c.arguments or "{}")}
+            for c in choice.tool_calls
+        ]
+        if "-1." in model:  # Jamba 1.5-1.7's template: one <tool_calls> list
+            text += "<tool_calls>" + json.dumps(calls) + "</tool_calls>"
+        else:  # Jamba2 and Reasoning 3B: Hermes blocks
+            text += "\n".join(f"<tool_call>\n{json.dumps(c)}\n</tool_call>" for c in calls)
+    finish = "stop" if choice.finish_reason == "tool_calls" else choice.finish_reason
+    return dataclasses.replace(
+        choice, tokens=tuple(tokenize(text)), tool_calls=(), reasoning=None, finish_reason=finish
+    )
+
+
+def _unparsed(plan: ChatPlan, model: str) -> ChatPlan:
+    return dataclasses.replace(
+        plan, choices=tuple(_unparsed_choice(c, model) for c in plan.choices)
+    )
+
+
+def _tool_call_id(seed: str, choice: int, index: int) -> str:
+    return "chatcmpl-tool-" + _scenario.digest(seed, choice, index)[:16]
+
+
+class VllmFlavour(Flavour):
+    """vLLM serving Jamba.
+
+    Args:
+        models: Served model names (default: AI21's five open models by Hugging Face id).
+        max_model_len: The context length, in emulator tokens, that limits prompt + max_tokens.
+        reasoning: True: every model reasons; None: only ``ai21labs/AI21-Jamba-Reasoning-3B``
+            (a server started with a reasoning parser); False: none.
+        reasoning_field: ``"reasoning"`` (vLLM) or ``"reasoning_content"`` (AI21's spec name).
+        force_include_usage: Send the usage chunk on every stream, asked for or not (vLLM's
+            ``--enable-force-include-usage``).
+        parsers: True (default): a server started with AI21's recipe flags, whose parsers
+            return reasoning and tool calls in their own fields. False: one started without
+            ``--reasoning-parser`` and ``--tool-call-parser``: reasoning stays in ``content``,
+            ending in ``</think>`` (the prompt opened ``<think>``), and tool calls arrive as
+            the model's text: ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``
+            (Jamba2, Reasoning 3B: Hermes) or ``<tool_calls>[...]</tool_calls>`` (Jamba 1.x).
+    """
+
+    name: ClassVar[str] = "vllm"
+    api_root: ClassVar[str] = API_ROOT
+    event_end: ClassVar[bytes] = b"\n\n"
+
+    def __init__(
+        self,
+        models: Iterable[str] | None = None,
+        max_model_len: int = DEFAULT_MAX_MODEL_LEN,
+        reasoning: bool | None = None,
+        reasoning_field: str = "reasoning",
+        force_include_usage: bool = False,
+        created: int = 0,
+        parsers: bool = True,
+    ) -> None:
+        if models is None:
+            served = VLLM_MODELS
+        else:
+            served = (models,) if isinstance(models, str) else tuple(models)
+        if not served or not all(isinstance(m, str) and m for m in served):
+            raise ValueError("models must hold at least one non-empty string")
+        if not (isinstance(max_model_len, int) and max_model_len >= 1):
+            raise ValueError(f"max_model_len must be an integer >= 1, not {max_model_len!r}")
+        if reasoning_field not in REASONING_FIELDS:
+            raise ValueError(f"reasoning_field must be one of {REASONING_FIELDS}")
+        self.models = served
+        self.max_model_len = max_model_len
+        self.reasoning = reasoning
+        self.reasoning_field = reasoning_field
+        self.force_include_usage = force_include_usage
+        self.parsers = parsers
+        self.limits = ChatLimits(
+            models=None,
+            max_tokens=None,
+            min_max_tokens=1,
+            temperature_max=None,
+            documents="vllm",
+            response_formats=("text", "json_object", "json_schema"),
+            stream_options=True,
+            single_choice_streams=False,
+            content_parts=True,
+        )
+        self._models_body = json_bytes(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": model,
+                        "object": "model",
+                        "created": created,
+                        "owned_by": "vllm",
+                        "root": model,
+                        "parent": None,
+                        "max_model_len": max_model_len,
+                        "permission": [],
+                    }
+                    for model in served
+                ],
+            }
+        )
+
+    # -- front: routes, auth, errors -------------------------------------------------------------
+
+    def gate(
+        self, method: str, path: str, authorization: str | None, keys: frozenset[str]
+    ) -> Route | Response:
+        # vLLM's API-key middleware runs before routing, for every /v1 path, comparing the whole
+        # header with "Bearer <key>".
+        if (
+            keys
+            and path.startswith(API_ROOT)
+            and method != "OPTIONS"
+            and not any(authorization == "Bearer " + key for key in keys)
+        ):
+            return Response(401, json_bytes({"error": "Unauthorized"}))
+        table = {
+            API_ROOT + "/chat/completions": ("POST", CHAT),
+            API_ROOT + "/models": ("GET", MODELS),
+            "/health": ("GET", HEALTH),
+        }
+        if path not in table:
+            return Response(404, _DETAIL_404)
+        allowed, kind = table[path]
+        if method != allowed:
+            return Response(405, _DETAIL_405)
+        return Route(kind)
+
+    def new_id(self) -> str:
+        return "chatcmpl-" + uuid.uuid4().hex[:16]
+
+    def error(self, status: int, message: str | None = None) -> Response:
+        if status == 401 and message is None:
+            return Response(401, json_bytes({"error": "Unauthorized"}))
+        return Response(status, error_body(status, message or error_type(status)))
+
+    def unparsable(self, raw: bytes) -> Response:
+        what = "Field required" if not raw.strip() else "JSON decode error"
+        return self._bad_request(f"1 validation error: body: {what}")
+
+    def dumps(self, obj: Any) -> bytes:
+        return json_bytes(obj)
+
+    @staticmethod
+    def _bad_request(message: str, kind: str = "Bad Request", model: str | None = None) -> Response:
+        return Response(400, error_body(400, message, kind), model=model)
+
+    # -- routes ----------------------------------------------------------------------------------
+
+    def serve(self, route: Route, body: Any, context: ChatContext) -> Response:
+        if route.kind == MODELS:
+            return Response(200, self._models_body)
+        return Response(200, b"")  # /health
+
+    def chat(self, body: Any, context: ChatContext) -> Response:
+        if not isinstance(body, dict):
+            return self._bad_request(_validation_message(body_not_object(body)))
+        request, errors = _validate(body, self.limits)
+        if request is None:
+            return self._bad_request(_validation_message(errors))
+        if request.model not in self.models:
+            message = f"The model `{request.model}` does not exist."
+            return Response(
+                404, error_body(404, message, "NotFoundError", "model"), model=request.model
+            )
+        prompt = _scenario.request_prompt_tokens(request, body)
+        room = self.max_model_len - prompt
+        if room <= 0:
+            message = (
+                f"This model's maximum context length is {self.max_model_len} tokens. However, "
+                f"your request has {prompt} input tokens. Please reduce the length of the input "
+                "messages."
+            )
+            return self._bad_request(message, "BadRequestError", request.model)
+        if request.max_tokens is not None and request.max_tokens > room:
+            message = (
+                f"'max_tokens' or 'max_completion_tokens' is too large: {request.max_tokens}. "
+                f"This model's maximum context length is {self.max_model_len} tokens and your "
+                f"request has {prompt} input tokens ({request.max_tokens} > "
+                f"{self.max_model_len} - {prompt})."
+            )
+            return self._bad_request(message, "BadRequestError", request.model)
+        reasoning = (
+            request.model == VLLM_JAMBA_REASONING_3B if self.reasoning is None else self.reasoning
+        )
+        plan = _scenario.plan_chat(
+            request,
+            body,
+            max_tokens=room if request.max_tokens is None else request.max_tokens,
+            answer_tokens=context.answer_tokens,
+            scripted=context.take_script(body),
+            tool_call_id=_tool_call_id,
+            reasoning=reasoning,
+        )
+        if not self.parsers:
+            plan = _unparsed(plan, request.model)
+        if request.stream:
+            events = self._stream_events(request, plan, context)
+            return Response(200, events=events, model=request.model)
+        return Response(200, json_bytes(self._body(request, plan, context)), model=request.model)
+
+    # -- rendering -------------------------------------------------------------------------------
+
+    def _body(self, request: ChatRequest, plan: ChatPlan, context: ChatContext) -> dict[str, Any]:
+        choices = []
+        for i, choice in enumerate(plan.choices):
+            message = {
+                "role": "assistant",
+                "content": choice.content,
+                **_NULL_MESSAGE_FIELDS,
+                "tool_calls": [call.to_json() for call in choice.tool_calls],
+                self.reasoning_field: choice.reasoning_text,
+            }
+            choices.append(
+                {
+                    "index": i,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": choice.finish_reason,
+                    "stop_reason": choice.stop_sequence,
+                    "token_ids": None,
+                }
+            )
+        return {
+            "id": context.reply_id,
+            "object": "chat.completion",
+            "created": context.created,
+            "model": request.model,
+            "choices": choices,
+            "service_tier": None,
+            "system_fingerprint": None,
+            "usage": {**plan.usage, "prompt_tokens_details": None},
+            "prompt_logprobs": None,
+            "prompt_token_ids": None,
+            "kv_transfer_params": None,
+        }
+
+    def _stream_events(
+        self, request: ChatRequest, plan: ChatPlan, context: ChatContext
+    ) -> tuple[bytes, ...]:
+        """The chunks of a stream. Usage comes only on request: ``include_usage`` adds one chunk
+        with empty ``choices`` after the finish chunk; ``continuous_usage_stats`` (with it) puts
+        the running usage on every chunk, starting with an empty-choices chunk."""
+        options = request.stream_options or StreamOptions()
+        include_usage = options.include_usage or self.force_include_usage
+        continuous = include_usage and options.continuous_usage_stats
+        prompt = plan.usage["prompt_tokens"]
+        total = plan.usage["completion_tokens"]
+        sent = 0
+        head: dict[str, Any] = {
+            "id": context.reply_id,
+            "object": "chat.completion.chunk",
+            "created": context.created,
+            "model": request.model,
+        }
+        events: list[bytes] = []
+
+        def usage_so_far() -> dict[str, int]:
+            done = min(sent, total)
+            return {
+                "prompt_tokens": prompt,
+                "completion_tokens": done,
+                "total_tokens": prompt + done,
+            }
+
+        def emit(index: int, delta: dict[str, Any], finish: Choice | None = None) -> None:
+            piece: dict[str, Any] = {
+                "index": index,
+                "delta": delta,
+                "logprobs": None,
+                "finish_reason": None if finish is None else finish.finish_reason,
+            }
+            if finish is not None:
+                piece["stop_reason"] = finish.stop_sequence
+            chunk = {**head, "choices": [piece]}
+            if continuous:
+                chunk["usage"] = usage_so_far()
+            events.append(self.event(chunk))
+
+        if continuous:
+            events.append(self.event({**head, "choices": [], "usage": usage_so_far()}))
+        for index, choice in enumerate(plan.choices):
+            emit(index, {"role": "assistant", "content": ""})
+            for token in choice.reasoning or ():
+                sent += 1
+                emit(index, {self.reasoning_field: token})
+            # A length cut ends on the last content chunk; a natural end (the end-of-sequence
+            # token, no text) gets its own finish chunk with an empty delta.
+            cut = choice.finish_reason == "length" and not choice.tool_calls
+            for k, token in enumerate(choice.tokens):
+                sent += 1
+                last = cut and k == len(choice.tokens) - 1
+                emit(index, {"content": token}, choice if last else None)
+            for number, call in enumerate(choice.tool_calls):
+                sent += 1
+                emit(index, call.start_delta(number))
+                pieces = call.fragments()
+                for k, fragment in enumerate(pieces):
+                    sent += 1
+                    last = number == len(choice.tool_calls) - 1 and k == len(pieces) - 1
+                    emit(index, call.fragment_delta(number, fragment), choice if last else None)
+            if not choice.tool_calls and not (cut and choice.tokens):
+                sent += 1
+                emit(index, {}, choice)
+        if include_usage:
+            events.append(self.event({**head, "choices": [], "usage": plan.usage}))
+        events.append(self.done())
+        return tuple(events)

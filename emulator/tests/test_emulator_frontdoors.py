@@ -1,0 +1,354 @@
+"""Emulator lifecycle, records, concurrency, the CLI and the pytest plugin."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ai21_emulator import DEFAULT_API_KEY, Emulator, RecordedRequest
+
+# The distribution's directory (emulator/), which holds the import package ai21_emulator.
+DISTRIBUTION = Path(__file__).resolve().parents[1]
+BODY = {"model": "jamba-mini", "messages": [{"role": "user", "content": "Hi"}]}
+SECRET = "sk-very-secret-key"
+
+
+def env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(DISTRIBUTION), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+def test_public_names() -> None:
+    import ai21_emulator as package
+
+    assert package.__all__ == [
+        "DEFAULT_API_KEY",
+        "Emulator",
+        "Fault",
+        "RecordedRequest",
+        "Reply",
+        "ToolCall",
+    ]
+    assert DEFAULT_API_KEY == "emulator-key"
+
+
+def test_recorded_request_never_shows_the_key() -> None:
+    with Emulator(api_keys=[SECRET]) as emu, httpx.Client() as http:
+        http.post(
+            f"{emu.base_url}/chat/completions",
+            json=BODY,
+            headers={"Authorization": f"Bearer {SECRET}", "api-key": SECRET},
+        )
+        record = emu.last_request
+    assert isinstance(record, RecordedRequest)
+    assert record.api_key == SECRET
+    assert SECRET not in repr(record)
+    assert SECRET not in str(record)
+    assert SECRET not in repr(record.headers)
+    assert "raw_body" not in repr(record)
+    assert record.json == BODY
+
+
+def test_lifecycle() -> None:
+    emu = Emulator()
+    assert repr(emu) == "<Emulator stopped>"
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = emu.base_url
+    with pytest.raises(LookupError):
+        _ = emu.last_request
+    assert emu.start() is emu
+    assert emu.start() is emu  # already running: no-op
+    assert emu.base_url == f"http://127.0.0.1:{emu.port}/studio/v1"
+    assert emu.running
+    emu.stop()
+    emu.stop()  # idempotent
+    assert not emu.running
+    with emu:  # and it can serve again
+        assert httpx.get(f"{emu.url}/_emulator/requests").json() == []
+
+
+def test_port_in_use_fails_fast() -> None:
+    with Emulator() as first, pytest.raises(OSError, match="in use"):
+        Emulator(port=first.port).start()
+
+
+def test_api_keys() -> None:
+    with Emulator(api_keys=("a", "b")) as emu, httpx.Client(base_url=emu.base_url) as http:
+        assert emu.api_key == "a"
+        for key, status in (("a", 200), ("b", 200), ("c", 401), (DEFAULT_API_KEY, 401)):
+            response = http.post(
+                "/chat/completions", json=BODY, headers={"Authorization": f"Bearer {key}"}
+            )
+            assert response.status_code == status
+    assert Emulator(api_keys="solo").api_key == "solo"
+    with pytest.raises(ValueError, match="api_keys"):
+        Emulator(api_keys=[])
+
+
+@pytest.mark.slow  # a subprocess or a load test
+def test_requests_from_many_threads(emu: Emulator) -> None:
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            with httpx.Client(base_url=emu.base_url) as http:
+                for _ in range(20):
+                    response = http.post(
+                        "/chat/completions",
+                        json=BODY,
+                        headers={"Authorization": f"Bearer {emu.api_key}"},
+                    )
+                    assert response.status_code == 200
+                    _ = emu.requests  # snapshot reads race with writes
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(emu.requests) == 160
+
+
+@pytest.mark.slow  # a subprocess or a load test
+async def test_many_concurrent_async_requests(emu: Emulator) -> None:
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(base_url=emu.base_url, limits=limits) as http:
+        responses = await asyncio.gather(
+            *(
+                http.post(
+                    "/chat/completions",
+                    json={**BODY, "messages": [{"role": "user", "content": f"Hi {i}"}]},
+                    headers={"Authorization": f"Bearer {emu.api_key}"},
+                )
+                for i in range(128)
+            )
+        )
+    assert [r.status_code for r in responses] == [200] * 128
+    assert responses[7].json()["choices"][0]["message"]["content"].endswith("You said: Hi 7")
+
+
+@contextmanager
+def cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run the CLI; yield the process and the first stdout line. Always reaps the process."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ai21_emulator", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+    try:
+        assert process.stdout is not None
+        yield process, process.stdout.readline().strip()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            process.communicate()
+
+
+@pytest.mark.slow  # a subprocess or a load test
+def test_cli_prints_the_base_url_first_and_logs_without_the_key() -> None:
+    with cli("--port", "0", "--api-key", SECRET, "--log") as (process, base_url):
+        assert base_url.startswith("http://127.0.0.1:")
+        assert base_url.endswith("/studio/v1")
+        ok = httpx.post(
+            f"{base_url}/chat/completions",
+            json=BODY,
+            headers={"Authorization": f"Bearer {SECRET}"},
+            timeout=10,
+        )
+        assert ok.status_code == 200
+        bad = httpx.post(
+            f"{base_url}/chat/completions",
+            json=BODY,
+            headers={"Authorization": "Bearer nope"},
+            timeout=10,
+        )
+        assert bad.status_code == 401
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert out == ""
+    assert "POST /studio/v1/chat/completions 200 model=jamba-mini" in err
+    assert "POST /studio/v1/chat/completions 401 model=jamba-mini" in err
+    assert SECRET not in err
+    assert "nope" not in err
+
+
+@pytest.mark.slow  # a subprocess or a load test
+def test_cli_stops_on_sigterm() -> None:
+    with cli("--port", "0") as (process, base_url):
+        assert base_url.startswith("http://")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "emulator-key" in err  # the default key is announced so people can use it
+
+
+@pytest.mark.slow  # a subprocess or a load test
+def test_cli_vllm_flavour() -> None:
+    args = ("--port", "0", "--flavour", "vllm", "--served-model-name", "tiny", "--log")
+    with cli(*args, "--max-model-len", "4096", "--enable-force-include-usage") as (
+        process,
+        base_url,
+    ):
+        assert base_url.endswith("/v1")
+        [model] = httpx.get(f"{base_url}/models", timeout=10).json()["data"]
+        assert (model["id"], model["max_model_len"]) == ("tiny", 4096)
+        body = {"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+        streamed = httpx.post(f"{base_url}/chat/completions", json=body, timeout=10)
+        assert b'"choices":[],"usage"' in streamed.content  # usage forced on
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "no API key needed" in err
+    assert "POST /v1/chat/completions 200 model=tiny" in err
+
+
+@pytest.mark.slow  # a subprocess or a load test
+def test_cli_refuses_vllm_options_for_the_hosted_flavour() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ai21_emulator", "--max-model-len", "10"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "need --flavour vllm" in result.stderr
+
+
+@pytest.mark.slow  # a subprocess or a load test
+def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
+    (tmp_path / "test_inner.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            import httpx
+            import pytest
+            from ai21_emulator import Emulator, Fault
+
+            BODY = {"model": "jamba-mini", "messages": [{"role": "user", "content": "Hi"}]}
+
+            def post(emu):
+                return httpx.post(
+                    emu.base_url + "/chat/completions",
+                    json=BODY,
+                    headers={"Authorization": "Bearer " + emu.api_key},
+                )
+
+            def test_plugin_import_did_not_load_the_server():
+                # The plugin loads in every pytest run that enables it: it must stay cheap.
+                assert "ai21_emulator.pytest_plugin" in sys.modules
+                assert "ai21_emulator._server" not in sys.modules
+                assert "ai21_emulator._scenario" not in sys.modules
+
+            def test_first(ai21_emulator, ai21_emulator_server):
+                assert ai21_emulator is ai21_emulator_server
+                assert isinstance(ai21_emulator, Emulator)
+                ai21_emulator.inject(Fault(status=500, count=5))
+                assert post(ai21_emulator).status_code == 500
+
+            def test_second_starts_clean(ai21_emulator):
+                assert ai21_emulator.requests == []
+                assert post(ai21_emulator).status_code == 200
+
+            @pytest.mark.parametrize("ai21_emulator", ["ai21", "vllm"], indirect=True)
+            def test_either_flavour(ai21_emulator, ai21_emulator_vllm_server):
+                ai21_emulator.reply_next("scripted")
+                model = "jamba-mini" if ai21_emulator.flavour == "ai21" else (
+                    "ai21labs/AI21-Jamba2-Mini"
+                )
+                headers = (
+                    {"Authorization": "Bearer " + ai21_emulator.api_key}
+                    if ai21_emulator.api_key else {}
+                )
+                reply = httpx.post(
+                    ai21_emulator.base_url + "/chat/completions",
+                    json={**BODY, "model": model},
+                    headers=headers,
+                )
+                assert reply.json()["choices"][0]["message"]["content"] == "scripted"
+                assert (ai21_emulator is ai21_emulator_vllm_server) == (
+                    ai21_emulator.flavour == "vllm"
+                )
+
+            def test_vllm_fixture_is_reset(ai21_emulator_vllm):
+                assert ai21_emulator_vllm.flavour == "vllm"
+                assert ai21_emulator_vllm.requests == []
+                assert ai21_emulator_vllm.pending_replies == 0
+                assert ai21_emulator_vllm.base_url.endswith("/v1")
+            """
+        )
+    )
+    result = run_pytest(tmp_path, "-p", "ai21_emulator.pytest_plugin")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "6 passed" in result.stdout
+
+
+def run_pytest(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:asyncio",
+            *args,
+            "-W",
+            "error",
+            "--rootdir",
+            str(directory),
+            str(directory),
+        ],
+        capture_output=True,
+        text=True,
+        env=env(),
+        cwd=directory,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow  # a subprocess or a load test
+def test_pytest_plugin_is_opt_in(tmp_path: Path) -> None:
+    """Installing the emulator adds no fixtures to other projects' test sessions; a
+    ``pytest_plugins`` line in a conftest.py enables them."""
+    (tmp_path / "test_inner.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            def test_plugin(ai21_emulator):
+                assert "ai21_emulator.pytest_plugin" in sys.modules
+                assert ai21_emulator.requests == []
+            """
+        )
+    )
+    without = run_pytest(tmp_path)
+    assert without.returncode == 1, without.stdout + without.stderr
+    assert "fixture 'ai21_emulator' not found" in without.stdout
+
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["ai21_emulator.pytest_plugin"]\n')
+    enabled = run_pytest(tmp_path)
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    assert "1 passed" in enabled.stdout

@@ -1,0 +1,574 @@
+"""The vLLM flavour over real HTTP: what vLLM's OpenAI-compatible server answers, field by field."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from schema_check import problems
+
+from ai21_emulator import Emulator, Fault
+
+MINI = "ai21labs/AI21-Jamba2-Mini"
+REASONER = "ai21labs/AI21-Jamba-Reasoning-3B"
+HF_IDS = [
+    "ai21labs/AI21-Jamba2-Mini",
+    "ai21labs/AI21-Jamba2-3B",
+    "ai21labs/AI21-Jamba-Reasoning-3B",
+    "ai21labs/AI21-Jamba-Mini-1.7",
+    "ai21labs/AI21-Jamba-Large-1.7",
+]
+CHAT_ID = re.compile(r"chatcmpl-[0-9a-f]{16}")
+TOOL_ID = re.compile(r"chatcmpl-tool-[0-9a-f]{16}")
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": f"{name} two numbers",
+            "parameters": {
+                "type": "object",
+                "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                "required": ["a", "b"],
+            },
+        },
+    }
+    for name in ("multiply", "add")
+]
+
+
+def body(text: str = "Hi", **extra: Any) -> dict[str, Any]:
+    return {"model": MINI, "messages": [{"role": "user", "content": text}], **extra}
+
+
+@pytest.fixture(scope="module")
+def vllm_server() -> Iterator[Emulator]:
+    with Emulator(flavour="vllm") as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def vllm(vllm_server: Emulator) -> Emulator:
+    vllm_server.reset()
+    return vllm_server
+
+
+@pytest.fixture
+def http(vllm: Emulator) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=vllm.base_url, timeout=10) as client:
+        yield client
+
+
+def events(response: httpx.Response) -> list[Any]:
+    """The stream's data payloads, checking vLLM's framing: ``data: <json>\\n\\n``, LF only."""
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    raw = response.content
+    assert b"\r" not in raw
+    assert raw.endswith(b"data: [DONE]\n\n")
+    out: list[Any] = []
+    for event in raw.split(b"\n\n")[:-1]:
+        assert event.startswith(b"data: "), event
+        payload = event[len(b"data: ") :]
+        out.append("[DONE]" if payload == b"[DONE]" else json.loads(payload))
+    assert out.pop() == "[DONE]"
+    return out
+
+
+def post_stream(http: httpx.Client, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    return events(http.post("/chat/completions", json={**payload, "stream": True}))
+
+
+# -- routes and auth --------------------------------------------------------------------------
+
+
+def test_base_url_models_and_health(vllm: Emulator, http: httpx.Client) -> None:
+    assert vllm.flavour == "vllm"
+    assert vllm.base_url == f"http://127.0.0.1:{vllm.port}/v1"
+    assert vllm.api_key is None
+    models = http.get("/models").json()
+    assert models["object"] == "list"
+    assert [m["id"] for m in models["data"]] == HF_IDS
+    assert {m["max_model_len"] for m in models["data"]} == {262144}
+    assert {m["object"] for m in models["data"]} == {"model"}
+    health = httpx.get(f"{vllm.url}/health")
+    assert (health.status_code, health.content) == (200, b"")
+
+
+def test_served_names_and_context_length_are_configurable() -> None:
+    with (
+        Emulator(flavour="vllm", models="tiny-jamba", max_model_len=2048) as emu,
+        httpx.Client(base_url=emu.base_url) as http,
+    ):
+        [model] = http.get("/models").json()["data"]
+        assert (model["id"], model["max_model_len"]) == ("tiny-jamba", 2048)
+        reply = http.post("/chat/completions", json={**body(), "model": "tiny-jamba"})
+        assert reply.json()["model"] == "tiny-jamba"
+        assert http.post("/chat/completions", json=body()).status_code == 404
+
+
+def test_no_key_configured_means_no_key_needed(http: httpx.Client, vllm: Emulator) -> None:
+    reply = http.post("/chat/completions", json=body())
+    assert reply.status_code == 200
+    assert vllm.last_request.api_key is None
+
+
+def test_a_configured_key_is_required_on_every_v1_path_before_routing() -> None:
+    with Emulator(flavour="vllm", api_keys="sk-local") as emu, httpx.Client() as http:
+        assert emu.api_key == "sk-local"
+        chat = f"{emu.base_url}/chat/completions"
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "bearer sk-local"}):
+            refused = http.post(chat, json=body(), headers=headers)
+            assert refused.status_code == 401
+            assert refused.content == b'{"error":"Unauthorized"}'
+        good = {"Authorization": "Bearer sk-local"}
+        assert http.post(chat, json=body(), headers=good).status_code == 200
+        assert http.get(f"{emu.base_url}/models", headers=good).status_code == 200
+        # vLLM's key middleware runs before routing: an unknown /v1 path is a 401 without a key
+        assert http.get(f"{emu.base_url}/nowhere").status_code == 401
+        assert http.get(f"{emu.base_url}/nowhere", headers=good).json() == {"detail": "Not Found"}
+        assert http.get(f"{emu.url}/health").status_code == 200  # no key for /health
+        assert http.get(chat, headers=good).status_code == 405
+
+
+# -- non-streaming ------------------------------------------------------------------------------
+
+
+def test_non_stream_body_has_vllms_fields(http: httpx.Client) -> None:
+    data = http.post("/chat/completions", json=body()).json()
+    assert CHAT_ID.fullmatch(data["id"])
+    assert data["object"] == "chat.completion"
+    assert isinstance(data["created"], int)
+    assert data["model"] == MINI
+    for key in ("service_tier", "system_fingerprint", "prompt_logprobs", "kv_transfer_params"):
+        assert key in data
+        assert data[key] is None
+    [choice] = data["choices"]
+    assert choice["finish_reason"] == "stop"
+    assert choice["stop_reason"] is None
+    assert choice["logprobs"] is None
+    message = choice["message"]
+    assert message["role"] == "assistant"
+    assert message["content"] == (
+        f"This is the AI21 emulator ({MINI}), not a real model. You said: Hi"
+    )
+    assert message["tool_calls"] == []
+    for key in ("refusal", "annotations", "audio", "function_call", "reasoning"):
+        assert key in message
+        assert message[key] is None
+    usage = data["usage"]
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert usage["prompt_tokens_details"] is None
+
+
+def test_stop_reason_names_the_matched_stop_string(http: httpx.Client) -> None:
+    [choice] = http.post("/chat/completions", json=body(stop=["emulator"])).json()["choices"]
+    assert choice["message"]["content"] == "This is the AI21 "
+    assert (choice["finish_reason"], choice["stop_reason"]) == ("stop", "emulator")
+
+
+def test_tool_calls_non_stream(http: httpx.Client) -> None:
+    payload = body("What is 3 times 4 and 5 plus 6?", tools=TOOLS)
+    [choice] = http.post("/chat/completions", json=payload).json()["choices"]
+    assert choice["finish_reason"] == "tool_calls"
+    message = choice["message"]
+    assert message["content"] is None
+    calls = message["tool_calls"]
+    assert [c["function"]["name"] for c in calls] == ["multiply", "add"]
+    assert [json.loads(c["function"]["arguments"]) for c in calls] == [
+        {"a": 3, "b": 4},
+        {"a": 5, "b": 6},
+    ]
+    assert all(TOOL_ID.fullmatch(c["id"]) for c in calls)
+    assert len({c["id"] for c in calls}) == 2
+    assert {c["type"] for c in calls} == {"function"}
+
+
+# -- streaming ----------------------------------------------------------------------------------
+
+
+def test_stream_without_stream_options_has_no_usage(http: httpx.Client) -> None:
+    chunks = post_stream(http, body())
+    assert all("usage" not in chunk for chunk in chunks)
+    assert len({chunk["id"] for chunk in chunks}) == 1
+    assert CHAT_ID.fullmatch(chunks[0]["id"])
+    assert {chunk["object"] for chunk in chunks} == {"chat.completion.chunk"}
+    assert {chunk["model"] for chunk in chunks} == {MINI}
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    finish = chunks[-1]["choices"][0]
+    assert (finish["delta"], finish["finish_reason"], finish["stop_reason"]) == ({}, "stop", None)
+    assert all(c["choices"][0]["finish_reason"] is None for c in chunks[:-1])
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert (
+        text
+        == http.post("/chat/completions", json=body()).json()["choices"][0]["message"]["content"]
+    )
+
+
+def test_include_usage_adds_one_chunk_with_empty_choices_after_the_finish(
+    http: httpx.Client,
+) -> None:
+    chunks = post_stream(http, body(stream_options={"include_usage": True}))
+    *answer, usage_chunk = chunks
+    assert usage_chunk["choices"] == []
+    assert answer[-1]["choices"][0]["finish_reason"] == "stop"
+    assert all("usage" not in chunk for chunk in answer)
+    expected = http.post("/chat/completions", json=body()).json()["usage"]
+    del expected["prompt_tokens_details"]
+    assert usage_chunk["usage"] == expected
+
+
+def test_continuous_usage_stats_put_usage_on_every_chunk(http: httpx.Client) -> None:
+    options = {"include_usage": True, "continuous_usage_stats": True}
+    chunks = post_stream(http, body(stream_options=options))
+    assert all("usage" in chunk for chunk in chunks)
+    assert chunks[0]["choices"] == []
+    assert chunks[0]["usage"]["completion_tokens"] == 0
+    assert chunks[1]["choices"][0]["delta"]["role"] == "assistant"
+    counts = [chunk["usage"]["completion_tokens"] for chunk in chunks]
+    assert counts == sorted(counts)
+    assert chunks[-1]["choices"] == []
+    final = chunks[-1]["usage"]
+    assert final["total_tokens"] == final["prompt_tokens"] + final["completion_tokens"]
+
+
+def test_force_include_usage_sends_usage_unasked() -> None:
+    with (
+        Emulator(flavour="vllm", force_include_usage=True) as emu,
+        httpx.Client(base_url=emu.base_url) as http,
+    ):
+        chunks = post_stream(http, body())
+    assert chunks[-1]["choices"] == []
+    assert chunks[-1]["usage"]["completion_tokens"] > 0
+    assert all("usage" not in chunk for chunk in chunks[:-1])
+
+
+def test_a_length_cut_ends_on_the_last_content_chunk(http: httpx.Client) -> None:
+    chunks = post_stream(http, body(max_tokens=3))
+    contents = [c["choices"][0]["delta"].get("content") for c in chunks[1:]]
+    assert contents == ["This", " is", " the"]
+    last = chunks[-1]["choices"][0]
+    assert (last["finish_reason"], last["stop_reason"]) == ("length", None)
+
+
+def test_streamed_tool_calls_follow_the_jamba_parser(http: httpx.Client) -> None:
+    chunks = post_stream(http, body("What is 3 times 4 and 5 plus 6?", tools=TOOLS))
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert deltas[0] == {"role": "assistant", "content": ""}
+    pieces = [d["tool_calls"] for d in deltas[1:]]
+    assert all(len(p) == 1 for p in pieces)
+    starts = [p[0] for p in pieces if "id" in p[0]]
+    assert [(s["index"], s["type"], s["function"]) for s in starts] == [
+        (0, "function", {"name": "multiply"}),
+        (1, "function", {"name": "add"}),
+    ]
+    assert all(TOOL_ID.fullmatch(s["id"]) for s in starts)
+    assert starts[0]["id"] != starts[1]["id"]
+    for index, expected in ((0, {"a": 3, "b": 4}), (1, {"a": 5, "b": 6})):
+        fragments = [
+            p[0]["function"]["arguments"]
+            for p in pieces
+            if p[0]["index"] == index and "id" not in p[0]
+        ]
+        assert len(fragments) > 1
+        assert json.loads("".join(fragments)) == expected
+    finishes = [c["choices"][0]["finish_reason"] for c in chunks]
+    assert finishes[-1] == "tool_calls"  # on the chunk with the last fragment
+    assert set(finishes[:-1]) == {None}
+    assert "arguments" in deltas[-1]["tool_calls"][0]["function"]
+
+
+def test_n_choices_stream_with_their_own_indexes(http: httpx.Client) -> None:
+    chunks = post_stream(http, body(n=2))
+    by_index: dict[int, str] = {0: "", 1: ""}
+    for chunk in chunks:
+        [choice] = chunk["choices"]
+        by_index[choice["index"]] += choice["delta"].get("content", "")
+    assert by_index[0].endswith("(reply 1 of 2). You said: Hi")
+    assert by_index[1].endswith("(reply 2 of 2). You said: Hi")
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+def test_unknown_model_is_a_404(http: httpx.Client) -> None:
+    reply = http.post("/chat/completions", json={**body(), "model": "jamba-mini"})
+    assert reply.status_code == 404
+    assert reply.json() == {
+        "error": {
+            "message": "The model `jamba-mini` does not exist.",
+            "type": "NotFoundError",
+            "param": "model",
+            "code": 404,
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "where"),
+    [
+        ({"model": MINI}, "body.messages: Field required"),
+        (body(temperature="hot"), "body.temperature"),
+        (body(stream_options={"include_usage": True}), "Stream options can only be defined"),
+        (body(documents=[{"text": "x", "metadata": {"k": "v"}}]), "body.documents.0.metadata"),
+        (body(documents=[{"text": "x", "page": 3}]), "body.documents.0.page"),
+        (body(response_format={"type": "xml"}), "body.response_format.type"),
+        (body(max_tokens=0), "body.max_tokens"),
+    ],
+)
+def test_validation_errors_are_400_bad_request(
+    http: httpx.Client, payload: dict[str, Any], where: str
+) -> None:
+    reply = http.post("/chat/completions", json=payload)
+    assert reply.status_code == 400
+    error = reply.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == ("Bad Request", 400, None)
+    assert where in error["message"]
+
+
+def test_a_body_that_is_not_json_is_a_400(http: httpx.Client) -> None:
+    reply = http.post("/chat/completions", content=b"{nope", headers={"Content-Type": "x"})
+    assert reply.status_code == 400
+    assert reply.json()["error"]["type"] == "Bad Request"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_max_tokens_beyond_max_model_len_is_a_json_400(http: httpx.Client, stream: bool) -> None:
+    reply = http.post("/chat/completions", json=body(max_tokens=262144, stream=stream))
+    assert reply.status_code == 400
+    assert reply.headers["content-type"].startswith("application/json")
+    error = reply.json()["error"]
+    assert error["type"] == "BadRequestError"
+    assert "maximum context length is 262144 tokens" in error["message"]
+
+
+def test_no_4096_cap_and_max_completion_tokens_is_honoured(http: httpx.Client) -> None:
+    assert http.post("/chat/completions", json=body(max_tokens=5000)).status_code == 200
+    [choice] = http.post("/chat/completions", json=body(max_completion_tokens=2)).json()["choices"]
+    assert (choice["message"]["content"], choice["finish_reason"]) == ("This is", "length")
+
+
+def test_a_prompt_that_fills_the_context_is_a_400() -> None:
+    with Emulator(flavour="vllm", max_model_len=8) as emu:
+        reply = httpx.post(f"{emu.base_url}/chat/completions", json=body("one two three four"))
+    assert reply.status_code == 400
+    assert reply.json()["error"]["type"] == "BadRequestError"
+    assert "maximum context length is 8 tokens" in reply.json()["error"]["message"]
+
+
+def test_injected_status_uses_vllms_error_shape(vllm: Emulator, http: httpx.Client) -> None:
+    vllm.inject(Fault(status=503, retry_after="2"), Fault(status=401))
+    unavailable = http.post("/chat/completions", json=body())
+    assert unavailable.status_code == 503
+    assert unavailable.headers["Retry-After"] == "2"
+    assert unavailable.json() == {
+        "error": {
+            "message": "ServiceUnavailableError",
+            "type": "ServiceUnavailableError",
+            "param": None,
+            "code": 503,
+        }
+    }
+    unauthorized = http.post("/chat/completions", json=body())
+    assert unauthorized.json() == {"error": "Unauthorized"}
+    assert [r.path for r in vllm.requests] == ["/v1/chat/completions"] * 2
+
+
+def test_bad_emulator_headers_are_400s_in_vllms_shape(http: httpx.Client) -> None:
+    reply = http.post("/chat/completions", json=body(), headers={"X-Emulator-Fault": "[]"})
+    assert reply.status_code == 400
+    assert reply.json()["error"]["message"].startswith("Invalid X-Emulator-Fault header")
+    sized = http.post(
+        "/chat/completions", json=body(), headers={"X-Emulator-Answer-Tokens": "7"}
+    ).json()
+    assert sized["usage"]["completion_tokens"] == 8
+
+
+# -- documents, structured output, sampling fields --------------------------------------------
+
+
+def test_documents_of_strings_ground_the_answer(http: httpx.Client) -> None:
+    documents = [
+        {"title": "Paris", "text": "The Eiffel Tower is in Paris. It was completed in 1889."},
+        {"title": "Everest", "text": "Mount Everest is 8849 metres tall."},
+        {"title": "Only a title: the Amazon spans nine countries."},
+    ]
+    asked = {
+        "When was the Eiffel Tower completed?": (
+            "The Eiffel Tower is in Paris. It was completed in 1889."
+        ),
+        "Which forest spans nine countries?": "Only a title: the Amazon spans nine countries.",
+    }
+    for question, answer in asked.items():
+        reply = http.post("/chat/completions", json=body(question, documents=documents))
+        assert reply.json()["choices"][0]["message"]["content"] == answer
+
+
+def test_json_schema_response_format_validates_against_the_schema(http: httpx.Client) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "age": {"type": "integer", "minimum": 0},
+            "city": {"type": "string"},
+        },
+        "required": ["name", "age", "city"],
+    }
+    payload = body(
+        "Alice is 30 years old and lives in Paris.",
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "Person", "schema": schema},
+        },
+    )
+    content = http.post("/chat/completions", json=payload).json()["choices"][0]["message"][
+        "content"
+    ]
+    value = json.loads(content)
+    assert problems(value, schema) == []
+    assert value["age"] == 30
+    plain = body("Hi", response_format={"type": "json_object"})
+    answer = http.post("/chat/completions", json=plain).json()["choices"][0]["message"]["content"]
+    assert json.loads(answer)["answer"].endswith("You said: Hi")
+
+
+def test_extra_sampling_fields_are_accepted(http: httpx.Client, vllm: Emulator) -> None:
+    extra = {"top_k": 5, "seed": 7, "repetition_penalty": 1.1, "min_tokens": 1, "temperature": 3}
+    assert http.post("/chat/completions", json=body(**extra)).status_code == 200
+    assert vllm.last_request.json["top_k"] == 5
+
+
+# -- reasoning ----------------------------------------------------------------------------------
+
+
+def test_the_reasoning_model_sends_reasoning_before_the_answer(http: httpx.Client) -> None:
+    payload = {**body("Why is the sky blue?"), "model": REASONER}
+    message = http.post("/chat/completions", json=payload).json()["choices"][0]["message"]
+    assert message["reasoning"] == (
+        "The user asked: Why is the sky blue?. I answer from what the conversation gives me."
+    )
+    assert "The user asked" not in message["content"]
+    deltas = [c["choices"][0]["delta"] for c in post_stream(http, payload)]
+    kinds = [next(iter(d)) for d in deltas[1:-1]]
+    assert kinds == sorted(kinds, key=lambda k: k != "reasoning")  # reasoning first
+    assert "".join(d.get("reasoning", "") for d in deltas) == message["reasoning"]
+    assert "".join(d.get("content", "") for d in deltas) == message["content"]
+
+
+def test_reasoning_options() -> None:
+    with (
+        Emulator(flavour="vllm", reasoning=True, reasoning_field="reasoning_content") as emu,
+        httpx.Client(base_url=emu.base_url) as http,
+    ):
+        message = http.post("/chat/completions", json=body()).json()["choices"][0]["message"]
+        assert message["reasoning_content"].startswith("The user asked: Hi.")
+        assert "reasoning" not in message
+        deltas = [c["choices"][0]["delta"] for c in post_stream(http, body())]
+        assert any("reasoning_content" in d for d in deltas)
+    with (
+        Emulator(flavour="vllm", reasoning=False) as emu,
+        httpx.Client(base_url=emu.base_url) as http,
+    ):
+        payload = {**body(), "model": REASONER}
+        assert (
+            http.post("/chat/completions", json=payload).json()["choices"][0]["message"][
+                "reasoning"
+            ]
+            is None
+        )
+
+
+# -- the in-stream error fault --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("after", [0, 2])
+def test_stream_error_fault(vllm: Emulator, http: httpx.Client, after: int) -> None:
+    vllm.inject(Fault(stream_error_after=after, stream_error_code=500))
+    chunks = post_stream(http, body())
+    *answer, error = chunks
+    assert len(answer) == 1 + after
+    assert answer[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert error == {
+        "error": {
+            "message": "The engine failed while generating (injected fault).",
+            "type": "InternalServerError",
+            "code": 500,
+        }
+    }
+    assert http.post("/chat/completions", json=body()).status_code == 200  # consumed
+
+
+def test_stream_error_fault_code_and_message_and_non_stream_requests(
+    vllm: Emulator, http: httpx.Client
+) -> None:
+    fault = Fault(stream_error_after=0, stream_error_code=503, stream_error_message="overloaded")
+    vllm.inject(fault)
+    assert http.post("/chat/completions", json=body()).status_code == 200  # not affected
+    vllm.inject(fault)
+    error = post_stream(http, body())[-1]["error"]
+    assert error == {"message": "overloaded", "type": "ServiceUnavailableError", "code": 503}
+    with pytest.raises(ValueError, match="stream_error_code"):
+        Fault(stream_error_after=0, stream_error_code=200)
+
+
+# -- construction ---------------------------------------------------------------------------------
+
+
+def test_construction_errors() -> None:
+    with pytest.raises(ValueError, match="flavour"):
+        Emulator(flavour="openai")
+    with pytest.raises(ValueError, match="max_model_len: only for flavour='vllm'"):
+        Emulator(max_model_len=1024)
+    with pytest.raises(ValueError, match="reasoning_field"):
+        Emulator(flavour="vllm", reasoning_field="thoughts")
+    with pytest.raises(ValueError, match="api_keys"):
+        Emulator(flavour="vllm", api_keys=[""])
+    assert repr(Emulator(flavour="vllm", api_keys=[])) == "<Emulator stopped>"
+
+
+def test_openai_style_content_parts_are_read(http: httpx.Client) -> None:
+    parts = [{"type": "text", "text": "Hello"}, {"type": "text", "text": "there"}]
+    payload = {"model": MINI, "messages": [{"role": "user", "content": parts}]}
+    content = http.post("/chat/completions", json=payload).json()["choices"][0]["message"]
+    assert content["content"].endswith("You said: Hello there")
+    image = [{"type": "image_url", "image_url": {"url": "data:,"}}]
+    refused = http.post(
+        "/chat/completions", json={**payload, "messages": [{"role": "user", "content": image}]}
+    )
+    assert refused.status_code == 400
+    assert "Only text content parts" in refused.json()["error"]["message"]
+
+
+def test_the_openai_sdk_reads_every_shape(vllm: Emulator) -> None:
+    """The openai SDK (what OpenAI-compatible clients use) as the oracle for the wire shapes."""
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=vllm.base_url, api_key="unused", max_retries=0)
+    reply = client.chat.completions.create(model=MINI, messages=[{"role": "user", "content": "Hi"}])
+    assert reply.choices[0].message.content.endswith("You said: Hi")
+    assert reply.usage is not None
+    chunks = list(
+        client.chat.completions.create(
+            model=MINI,
+            messages=[{"role": "user", "content": "What is 3 times 4 and 5 plus 6?"}],
+            tools=TOOLS,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    calls: dict[int, str] = {}
+    for chunk in chunks[:-1]:
+        for call in chunk.choices[0].delta.tool_calls or []:
+            calls[call.index] = calls.get(call.index, "") + (call.function.arguments or "")
+    assert {i: json.loads(a) for i, a in calls.items()} == {
+        0: {"a": 3, "b": 4},
+        1: {"a": 5, "b": 6},
+    }
+    vllm.inject(Fault(status=404))
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model=MINI, messages=[{"role": "user", "content": "Hi"}])

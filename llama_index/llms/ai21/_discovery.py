@@ -1,0 +1,190 @@
+"""Knowing the server: what it serves, how much context it accepts, what it supports.
+
+A self-hosted server is asked once per instance, when something first needs it (the
+``metadata`` property, or the first request of an instance without ``model=`` or on a server
+not yet recognised): ``GET {base_url}/models``, then whatever the recognised server's own
+deployment module reads (``/props`` on llama.cpp, ``/api/ps`` and ``/api/show`` on Ollama,
+``/api/v1/models`` on LM Studio). The answers become one :class:`Served`, cached by the
+instance. Nothing here raises: an answer that is missing, refused, too large or not what the
+server's documentation shows is :data:`None` to the caller, which falls back.
+
+:class:`Ask` is the one place that talks HTTP for discovery. It is deliberately stricter than
+the request path: bounded in time (:data:`PROBE_TIMEOUT`) and size (:data:`MAX_ANSWER_BYTES`),
+never retried, and a ``200`` whose JSON body is ``{"error": ...}`` counts as a failure (LM
+Studio answers unknown paths that way: https://lmstudio.ai/docs/developer/rest).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+logger = logging.getLogger("llama_index.llms.ai21")
+
+PROBE_TIMEOUT = 10.0
+"""Seconds allowed for each discovery request (the instance's ``timeout`` if smaller)."""
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+"""Largest discovery answer read (llama.cpp's ``/props`` carries the chat template, Ollama's
+``/api/show`` the license: tens of kilobytes)."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """What a server said about itself and its model (``None``: it did not say)."""
+
+    kind: str
+    """The deployment kind that read the answers (e.g. ``"llamacpp"``)."""
+    model: str | None
+    """The model requests go to: the one given, else the one the server serves."""
+    models: tuple[str, ...] = ()
+    """Every name the server reported (served, loaded or aliased)."""
+    context_window: int | None = None
+    """The context the server accepts now (not the model's trained maximum)."""
+    trained_context_window: int | None = None
+    function_calling: bool | None = None
+    reasoning: bool | None = None
+    """The model always reasons: its template's generation prompt opens ``<think>`` (llama.cpp's
+    ``/props``). Not a server's "can think" capability: those servers separate reasoning
+    themselves."""
+    notes: tuple[str, ...] = field(default=())
+    """Why a figure is missing or assumed, for the log."""
+
+
+def positive_int(value: Any) -> int | None:
+    """``value`` if it is a positive integer (never a bool), else ``None``."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def entries(answer: Any, key: str = "data") -> list[dict[str, Any]]:
+    """The dict entries of ``answer[key]`` (an OpenAI-style listing), ignoring anything else."""
+    items = answer.get(key) if isinstance(answer, dict) else None
+    return [e for e in items if isinstance(e, dict)] if isinstance(items, list) else []
+
+
+def as_list(value: Any) -> list[Any]:
+    """``value`` if it is a list, else an empty one (an answer's shape is never trusted)."""
+    return value if isinstance(value, list) else []
+
+
+def names(items: Iterable[dict[str, Any]], *keys: str) -> tuple[str, ...]:
+    """The string values of ``keys`` in ``items``, in order, without repeats."""
+    found = (item.get(key) for item in items for key in keys)
+    return tuple(dict.fromkeys(n for n in found if isinstance(n, str) and n))
+
+
+def server_root(base_url: str) -> httpx.URL:
+    """The server's root: ``base_url`` without its trailing ``/v1`` (llama.cpp's ``/props``,
+    Ollama's ``/api/...`` and LM Studio's ``/api/v1/...`` live there)."""
+    url = httpx.URL(base_url.rstrip("/"))
+    path = url.path
+    if path.endswith("/v1"):
+        path = path[: -len("/v1")]
+    return url.copy_with(path=path or "/")
+
+
+def root_text(base_url: str) -> str:
+    """The server's root as text, for messages: ``base_url`` (its password already masked by
+    the ``AI21`` field) without a trailing ``/v1``."""
+    text = base_url.rstrip("/")
+    return text.removesuffix("/v1") or text
+
+
+def safe_url(url: httpx.URL | str) -> str:
+    """``url`` without user name or password, for a log line."""
+    url = httpx.URL(url)
+    return str(url.copy_with(username=None, password=None)) if url.userinfo else str(url)
+
+
+class ProbeError(Exception):
+    """A discovery request that got no usable answer (the message says why, without secrets)."""
+
+
+class Ask:
+    """Discovery requests to one server, on the instance's own synchronous client."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        base_url: str,
+        headers: dict[str, str],
+        timeout: float,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
+        self.client = client
+        # A URL's credentials, sent as httpx sends them (Basic auth), on the user's own client too.
+        self.auth: Any = httpx.BasicAuth(*auth) if auth else httpx.USE_CLIENT_DEFAULT
+        self.base_url = base_url.rstrip("/")
+        self.root = server_root(base_url)
+        self.headers = headers
+        self.timeout = httpx.Timeout(min(timeout, PROBE_TIMEOUT))
+        self.failures: list[str] = []
+
+    def get(self, path: str, *, root: bool = False) -> Any:
+        """``GET`` ``path`` under ``base_url`` (or the server's root): the JSON answer, or
+        ``None`` (the reason is kept in :attr:`failures`)."""
+        return self._ask("GET", path, None, root=root)
+
+    def post(self, path: str, body: dict[str, Any], *, root: bool = False) -> Any:
+        return self._ask("POST", path, body, root=root)
+
+    def url(self, path: str, *, root: bool = False) -> httpx.URL:
+        if root:
+            return self.root.copy_with(path=self.root.path.rstrip("/") + path)
+        return httpx.URL(self.base_url + path)
+
+    def _ask(self, method: str, path: str, body: dict[str, Any] | None, *, root: bool) -> Any:
+        url = self.url(path, root=root)
+        try:
+            return self.answer(method, url, body)
+        except ProbeError as exc:
+            self.failures.append(f"{method} {safe_url(url)}: {exc}")
+        except httpx.HTTPError as exc:
+            # httpx's messages name the URL at most, never headers; the URL is masked here.
+            self.failures.append(f"{method} {safe_url(url)}: {type(exc).__name__}")
+        return None
+
+    def answer(self, method: str, url: httpx.URL, body: dict[str, Any] | None) -> Any:
+        request = self.client.build_request(
+            method, url, headers=self.headers, json=body, timeout=self.timeout
+        )
+        response = self.client.send(request, stream=True, auth=self.auth)
+        try:
+            if response.status_code != 200:
+                raise ProbeError(f"HTTP {response.status_code}")
+            content = bytearray()
+            for piece in response.iter_bytes():
+                content += piece
+                if len(content) > MAX_ANSWER_BYTES:
+                    raise ProbeError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+        finally:
+            response.close()
+        try:
+            decoded = orjson.loads(content)
+        except orjson.JSONDecodeError as exc:
+            raise ProbeError("answer is not JSON") from exc
+        if isinstance(decoded, dict) and "error" in decoded:
+            # LM Studio: HTTP 200 with {"error": "Unexpected endpoint or method. ..."}.
+            raise ProbeError(f"HTTP 200 with an error body: {str(decoded['error'])[:200]!r}")
+        return decoded
+
+
+class DiscoveryLock:
+    """A lock that copies and pickles as a new lock (an instance's copy asks on its own)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    def __reduce__(self) -> tuple[type[DiscoveryLock], tuple[()]]:
+        return (DiscoveryLock, ())

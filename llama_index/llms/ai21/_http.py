@@ -1,0 +1,838 @@
+"""HTTP for one ``AI21`` instance: clients built lazily, never shared, on maintained libraries.
+
+- Sync calls go through one plain ``httpx.Client`` (httpx's own transport, httpcore on h11).
+- Async calls go through one ``httpx.AsyncClient`` on httpx-aiohttp's ``AiohttpTransport``
+  (the transport openai-python ships for its aiohttp path) per running event loop: an async
+  connection pool is bound to the loop that opened it, so a client made in one
+  ``asyncio.run(...)`` fails in the next ("Event loop is closed"). Each loop's client is
+  closed, and forgotten, when that loop shuts down its async generators (``asyncio.run``
+  always does); a loop closed without that is forgotten the next time a new loop asks for a
+  client, so no closed loop is kept alive by an instance.
+- A process forked from one that made calls (a ``multiprocessing`` pool) starts with no
+  pools: it never reads or writes its parent's sockets.
+- A user's own ``http_client``/``async_http_client`` is used as given (any loop, its own
+  pool and TLS settings) and never closed here; requests on it still carry this package's
+  headers, timeouts and the ``base_url``'s credentials.
+
+What this module adds above the libraries, and why (``tests/transport/test_differential.py``
+holds both paths to plain httpx on the same misbehaving servers):
+
+- Every async failure is the exception plain httpx raises for it (:func:`httpx_error`):
+  httpx-aiohttp maps a refused connection to ``ConnectTimeout`` and lets aiohttp's parser
+  errors through, whose ``repr`` carries the request's headers (the key among them).
+- A pooled aiohttp connection that received bytes while idle is never reused (httpcore drops
+  such a connection when it takes it from the pool; aiohttp would read them as the next
+  request's answer): see :class:`_FreshConnectionRequest`.
+- Every async body read is bounded by the read timeout, whatever the server sends (aiohttp's
+  own read timeout restarts with every byte, so an endless chunk extension, which its parser
+  accepts, would hold a call for as long as the server keeps sending).
+- A stream left at its ``[DONE]`` event looks briefly for its body's end, so its connection
+  can be reused, and never waits on a server that holds the connection open.
+- Error bodies are read up to :data:`ERROR_BODY_LIMIT` only: an answer that inflates to
+  gigabytes costs no more than that.
+
+Requests are sent here, not through the SDK's ``execute_http_request``, and the SDK still
+decides the errors: a status other than 200 goes to the SDK's own
+``handle_non_success_response``, so callers get exactly the ``ai21.errors`` class and
+``details`` the SDK would raise. Skipping the SDK's request path saves about a fifth of the
+CPU of a call: it runs every request through a tenacity retrier even with retries off,
+formats a debug line of the whole body, and logs every error status at ``ERROR``, including
+the ones we then retry successfully. Retries are ``_retry``'s job alone.
+
+Pickling keeps the configuration and drops the pools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import codecs
+import contextlib
+import contextvars
+import json
+import os
+import platform
+import socket
+import ssl
+import sys
+import threading
+import urllib.request
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
+from typing import Any, NoReturn
+
+import aiohttp
+import certifi
+import httpx
+import orjson
+from ai21.http_client.base_http_client import handle_non_success_response
+from ai21.version import VERSION as SDK_VERSION
+from httpx_aiohttp import AiohttpTransport
+
+from llama_index.llms.ai21._retry import last_retry_after
+from llama_index.llms.ai21.errors import MalformedResponseError
+
+VIA = "llama-index"
+MAX_CONNECTIONS = 100  # httpx's default ``max_connections``
+KEEPALIVE_SECONDS = 5.0  # httpx's default ``keepalive_expiry``
+# Response headers: httpx (h11) bounds the header block at 100 KiB; aiohttp stops at 8 KiB per
+# line unless told otherwise.
+MAX_HEADER_BYTES = 100 * 1024
+# A stream closed at its ``[DONE]`` event waits at most this long for the body's end-of-body
+# marker, so that its connection can be reused.
+DRAIN_SECONDS = 0.05
+# How much of an error answer's (decoded) body is read: the SDK's exception quotes it as
+# ``details``. The rest is not read (its connection is dropped, as httpx drops any connection
+# whose answer was not read to its end).
+ERROR_BODY_LIMIT = 64 * 1024
+BODY_PIECE = 512 * 1024  # async request bodies larger than this are written in pieces
+QUOTE_CHARS = 200  # how much of a malformed body an error message quotes
+
+
+@dataclass
+class HTTPConfig:
+    """Everything needed to build the clients; this, not the clients, is what pickles.
+
+    ``headers`` are every header a request carries, authentication included: the deployment
+    (``_deployments``) builds them, so they are kept out of ``repr``, as is ``auth``.
+    """
+
+    base_url: str  # without credentials: those are ``auth``
+    timeout: float | httpx.Timeout
+    headers: dict[str, str] = field(repr=False)
+    # TLS: httpx's ``verify`` (True, False, a CA bundle path or an ``ssl.SSLContext``) and
+    # ``cert`` (a client certificate for mTLS), for the clients this package builds.
+    verify: Any = True
+    cert: Any = None
+    # The user's own clients (the llama-index-llms-openai convention): used as given.
+    http_client: httpx.Client | None = field(default=None, repr=False)
+    async_http_client: httpx.AsyncClient | None = field(default=None, repr=False)
+    # (username, password) taken out of ``base_url``: sent as HTTP Basic auth, as httpx sends
+    # a URL's credentials, on every request (the user's own clients' too).
+    auth: tuple[str, str] | None = field(default=None, repr=False)
+
+
+def ssl_context(verify: Any = True, cert: Any = None) -> ssl.SSLContext:
+    """httpx's ``verify``/``cert`` settings as one ``ssl.SSLContext``, built the same way on
+    every httpx version (0.27 and 0.28 differ in ``create_ssl_context``'s parameters and
+    deprecate different forms of these settings).
+
+    ``verify``: True (certifi's CAs, or ``SSL_CERT_FILE``/``SSL_CERT_DIR`` when set, as httpx
+    does), False (no checks), a CA bundle file or directory, or a ready ``ssl.SSLContext``.
+    ``cert``: a PEM file with the client certificate and key, or ``(cert, key)`` or
+    ``(cert, key, password)``, for mutual TLS.
+    """
+    if isinstance(verify, ssl.SSLContext):
+        context = verify
+    elif verify is True:
+        if os.environ.get("SSL_CERT_FILE"):
+            context = ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+        elif os.environ.get("SSL_CERT_DIR"):
+            context = ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+        else:
+            context = ssl.create_default_context(cafile=certifi.where())
+    elif verify is False:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif isinstance(verify, str | os.PathLike):
+        path = os.fspath(verify)
+        if os.path.isdir(path):
+            context = ssl.create_default_context(capath=path)
+        else:
+            context = ssl.create_default_context(cafile=path)
+    else:
+        raise TypeError(f"verify must be a bool, a CA bundle path or an ssl.SSLContext: {verify!r}")
+    if cert:
+        if isinstance(cert, str | os.PathLike):
+            context.load_cert_chain(cert)
+        else:
+            context.load_cert_chain(*cert)
+    return context
+
+
+def user_agent() -> str:
+    """The SDK's user agent, naming this integration the way the SDK's ``via=`` does."""
+    return (
+        f"AI21 studio SDK {SDK_VERSION} Python {platform.python_version()} "
+        f"Operating System {platform.platform()} via: {VIA}"
+    )
+
+
+# Bodies are written by the stdlib (compact, ASCII-only, as the SDK sends them), not orjson:
+# orjson reserves about ten times the output's size for the bytes it returns, and a RAG
+# prompt is often tens of kilobytes. Answers are read by orjson, which has no such cost.
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def quote(body: bytes, limit: int = QUOTE_CHARS) -> str:
+    """The start of a body for an error message, decoding only that start (never the whole
+    body, which a hostile server can make as large as it likes)."""
+    return repr(body[: limit * 4].decode("utf-8", "replace")[:limit])
+
+
+def decode_json(body: bytes) -> Any:
+    """The JSON of a 200 answer's body; :class:`MalformedResponseError` if it is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedResponseError(
+            f"malformed AI21 response: body is not valid JSON ({exc}): {quote(body)}"
+        ) from exc
+
+
+def _error_text(response: httpx.Response, body: bytes) -> str:
+    """The (already cut) error body as text, in the answer's charset as httpx would read it;
+    a character cut in half at the end is left out."""
+    encoding = response.charset_encoding or "utf-8"
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)("replace")
+    except LookupError:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    return str(decoder.decode(body))
+
+
+def _raise_for_status(response: httpx.Response, body: bytes) -> NoReturn:
+    """Raise the SDK's exception for this error response (``body``: its first bytes)."""
+    # The SDK's exceptions carry the body but not the headers: the retry policy reads
+    # ``Retry-After`` from here.
+    last_retry_after.set(response.headers.get("retry-after"))  # pragma: no mutate (any case)
+    handle_non_success_response(response.status_code, _error_text(response, body))
+    raise AssertionError("unreachable")  # pragma: no cover, no mutate
+
+
+class _NoCookies(CookieJar):
+    """A cookie jar that keeps nothing. Requests here are built without cookies (the API
+    authenticates by key), so parsing every answer's ``Set-Cookie``, which httpx clients
+    otherwise do on each response, would only cost CPU."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+
+# ------------------------------------------------------------------ the async path's errors
+
+
+def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
+    """The httpx exception httpcore raises for the aiohttp failure behind ``exc`` (None: not
+    an aiohttp failure). ``exc`` is what aiohttp raised, or httpx-aiohttp's translation of it
+    (whose ``__cause__`` is aiohttp's exception).
+
+    The original is kept as ``__cause__``, except for aiohttp's ``ClientResponseError``, whose
+    ``repr`` includes the request's headers: there the parser's own error is kept instead.
+    """
+    if isinstance(exc, httpx.TransportError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    cause: BaseException | None = exc
+    mapped: type[httpx.TransportError]
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ClientSSLError):
+        # Refused, unreachable, a name that does not resolve, a certificate that fails
+        # verification: httpcore raises ConnectError for each.
+        mapped = httpx.ConnectError
+    elif isinstance(exc, aiohttp.ConnectionTimeoutError):
+        # aiohttp's ``connect`` timeout (httpx-aiohttp gives it httpx's pool timeout) covers
+        # waiting for a free connection; ``sock_connect`` (httpx's connect timeout) the rest.
+        mapped = httpx.PoolTimeout if _waited_for_pool(exc) else httpx.ConnectTimeout
+    elif isinstance(exc, asyncio.TimeoutError):  # SocketTimeoutError included
+        mapped = httpx.ReadTimeout
+    elif isinstance(exc, aiohttp.ClientResponseError):
+        # The status line or headers could not be parsed (not HTTP, a line too long, ...).
+        mapped, cause = httpx.RemoteProtocolError, exc.__cause__
+    elif isinstance(exc, aiohttp.ClientPayloadError):
+        # Bad chunked framing, a body shorter than its Content-Length, or a reset mid-body.
+        mapped = httpx.ReadError if _lost_to_os_error(exc) else httpx.RemoteProtocolError
+    elif isinstance(exc, aiohttp.ServerDisconnectedError):
+        mapped = httpx.RemoteProtocolError  # httpcore: "Server disconnected without ..."
+    elif isinstance(exc, OSError):  # aiohttp.ClientOSError, ClientConnectionResetError
+        # Also while writing: httpcore then reads the answer, and reports the read's error.
+        mapped = httpx.ReadError
+    elif isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        mapped = httpx.UnsupportedProtocol
+    elif isinstance(exc, aiohttp.ClientError):
+        mapped = httpx.TransportError
+    else:
+        return None
+    error = mapped(str(exc) or type(exc).__name__, request=request)
+    error.__cause__ = cause
+    return error
+
+
+def _waited_for_pool(exc: aiohttp.ConnectionTimeoutError) -> bool:
+    """aiohttp names the phase only in the message: ``Connection timeout to host ...`` while
+    waiting for a free connection, ``Connection timeout to host ...`` with a socket error as
+    cause once connecting."""
+    return exc.__cause__ is None and "Connection timeout" in str(exc)
+
+
+def _lost_to_os_error(exc: aiohttp.ClientPayloadError) -> bool:
+    """Whether the connection under an unfinished body failed (a reset, ...) rather than
+    closed. aiohttp says so only in the message, which then ends with the error's ``repr``:
+    ``Response payload is not completed: <...>. ConnectionResetError(104, '...')``."""
+    name = str(exc).rpartition(". ")[2].partition("(")[0]
+    error = getattr(builtins, name, None)
+    return isinstance(error, type) and issubclass(error, OSError)
+
+
+class _StaleConnection(Exception):
+    """A pooled connection has bytes nobody asked for: send the request on another."""
+
+
+class _Response(aiohttp.ClientResponse):
+    """aiohttp's response, its reason phrase as httpx reads it: the ASCII of the raw phrase
+    (aiohttp decodes it as UTF-8 with surrogates, which httpx-aiohttp cannot encode back)."""
+
+    async def start(self, connection: Any) -> aiohttp.ClientResponse:
+        response = await super().start(connection)
+        if self.reason and not self.reason.isascii():
+            raw = self.reason.encode("utf-8", "surrogateescape")
+            self.reason = raw.decode("ascii", "ignore")
+        return response
+
+
+class _FreshConnectionRequest(aiohttp.ClientRequest):
+    """aiohttp's request, refusing a pooled connection that received bytes while idle.
+
+    aiohttp parses what arrives on an idle keep-alive connection and hands it to the next
+    request as its answer (one request gets another's, or a forged, answer); httpcore drops
+    such a connection. Raising before anything is written makes aiohttp close it, and the
+    request is sent again on another connection (:meth:`HTTPClients.asend`).
+    """
+
+    async def send(self, conn: Any) -> aiohttp.ClientResponse:
+        protocol = conn.protocol
+        if protocol is not None and protocol.should_close:
+            raise _StaleConnection
+        watch = _watch.get()
+        if watch is not None:
+            watch.transport = conn.transport
+        return await super().send(conn)
+
+
+def _proxy_mounts(make: Any) -> dict[str, httpx.AsyncBaseTransport | None]:
+    """httpx's proxy settings from the environment (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``, ``NO_PROXY``), as ``mounts`` for a client given its own transport (httpx
+    reads the environment only when it builds the transport itself). The same rules as
+    httpx's ``get_environment_proxies``, on the same stdlib function."""
+    proxies = urllib.request.getproxies()
+    mounts: dict[str, httpx.AsyncBaseTransport | None] = {}
+    for scheme in ("http", "https", "all"):
+        url = proxies.get(scheme)
+        if url:
+            url = url if "://" in url else f"http://{url}"
+            mounts[f"{scheme}://"] = make(httpx.Proxy(url))
+    for host in (h.strip() for h in proxies.get("no", "").split(",")):
+        if not mounts or not host:
+            continue
+        if host == "*":
+            return {}
+        if "://" in host:
+            mounts[host] = None
+        elif host.startswith("."):
+            mounts[f"all://*{host}"] = None
+        elif host.replace(".", "").isdigit() or ":" in host:
+            mounts[f"all://{host}"] = None
+        else:
+            mounts[f"all://*{host}"] = None
+    return mounts
+
+
+def _async_client(config: HTTPConfig, tls: ssl.SSLContext) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` on httpx-aiohttp, on an aiohttp session set up as httpx
+    behaves: no cookies kept, httpx's header limits and pool size, no decompression (httpx
+    decodes ``Content-Encoding`` itself), stale connections refused."""
+
+    def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                ssl=tls, limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS
+            ),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            request_class=_FreshConnectionRequest,
+            response_class=_Response,
+            auto_decompress=False,
+            # httpx has set these on the request; aiohttp must not add its own.
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            max_line_size=MAX_HEADER_BYTES,
+            max_field_size=MAX_HEADER_BYTES,
+        )
+
+    def transport(proxy: httpx.Proxy | None = None) -> AiohttpTransport:
+        return AiohttpTransport(client=session, proxy=proxy, verify=tls)
+
+    return httpx.AsyncClient(
+        transport=transport(),
+        mounts=_proxy_mounts(transport),
+        headers=config.headers,
+        cookies=_NoCookies(),  # pragma: no mutate (CPU only: see above)
+        auth=config.auth,
+        timeout=config.timeout,
+    )
+
+
+# ------------------------------------------------------------------ streams
+
+
+class Stream:
+    """A streamed 200 answer: its bytes as they come, and a close that keeps the connection
+    when only the body's end was left unread."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._chunks: Iterator[bytes] | None = None
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        chunks = self._chunks = self.response.iter_bytes()
+        return chunks
+
+    def close(self) -> None:
+        """Close; read on only for the body's end, for at most ``DRAIN_SECONDS`` (a caller
+        stops at ``[DONE]``, which the end-of-body marker may follow a moment later)."""
+        chunks, self._chunks = self._chunks, None
+        try:
+            if chunks is not None:
+                _read_end(self.response, chunks)
+        finally:
+            self.response.close()
+
+
+def _read_end(response: httpx.Response, chunks: Iterator[bytes]) -> None:
+    """Read the rest of a stream if it is only the body's end; the connection then goes back
+    to the pool. httpcore reads with the request's read timeout, for which a server that
+    holds the connection after its last event would make the caller wait: the socket is shut
+    down after ``DRAIN_SECONDS`` instead, which ends the read (and the connection)."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if sock is None:
+        return
+    watchdog = threading.Timer(DRAIN_SECONDS, _shut, (sock,))
+    watchdog.start()
+    try:
+        next(chunks, None)  # the end: back to the pool; more data: dropped by the close
+    except httpx.TransportError:
+        pass  # shut down, reset, ...: the connection is dropped by the close
+    finally:
+        watchdog.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class AsyncStream:
+    """The async :class:`Stream`: every failure as httpx's exception, every piece of the
+    body within the read timeout."""
+
+    def __init__(self, response: httpx.Response, read_timeout: float | None) -> None:
+        self.response = response
+        self._read_timeout = read_timeout
+        self._chunks: AsyncIterator[bytes] | None = None
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        chunks = self._chunks = _bounded(self.response, self._read_timeout)
+        return chunks
+
+    async def aclose(self) -> None:
+        chunks, self._chunks = self._chunks, None
+        try:
+            if chunks is not None:
+                # aiohttp parses what arrives as it comes: at the body's end this returns at
+                # once; a piece of data means the caller left mid-answer (dropped below).
+                await asyncio.wait_for(anext(chunks, None), DRAIN_SECONDS)
+        except Exception:  # timed out, reset, ...: the connection is dropped by the close
+            pass
+        finally:
+            with contextlib.suppress(Exception):  # closing a failed connection
+                await self.response.aclose()
+
+
+# A shell around the reads, kept out of mutation testing (scripts/mutation.sh).
+async def _bounded(  # pragma: no mutate block
+    response: httpx.Response, read_timeout: float | None
+) -> AsyncIterator[bytes]:
+    """The decoded body, each piece within ``read_timeout``, failures as httpx's."""
+    pieces = response.aiter_bytes()
+    while True:
+        error: Exception | None = None
+        try:
+            piece = await _next_within(pieces, read_timeout)
+        except Exception as exc:
+            error = httpx_error(exc, response.request)
+            if error is None:
+                raise
+        if error is not None:
+            raise error  # outside the except block: no aiohttp exception as context
+        if piece is None:
+            return
+        yield piece
+
+
+_WATCH = "llama_index.llms.ai21.write_watch"  # the request extension that carries it
+# The running request's watch, for the aiohttp request that learns its connection.
+_watch: contextvars.ContextVar[_WriteWatch | None] = contextvars.ContextVar(
+    "ai21_write_watch", default=None
+)
+
+
+class _WriteWatch:
+    """Bounds the write of each piece of a request body by the write timeout (what httpcore
+    does for every write; aiohttp has no write timeout, and its read timeout does not run
+    while a body is written, so a peer that stops reading would hold the call for as long as
+    it keeps the connection). On expiry the connection is aborted (closing it would wait for
+    the unsent data to drain), the request fails, and :meth:`HTTPClients.asend` raises
+    ``httpx.WriteTimeout``."""
+
+    def __init__(self, content: bytes, timeout: float | None) -> None:
+        self.content = content
+        self.timeout = timeout
+        self.transport: asyncio.BaseTransport | None = None  # told by _FreshConnectionRequest
+        self.expired = False
+
+    def _expire(self) -> None:
+        self.expired = True
+        if self.transport is not None:
+            self.transport.abort()  # type: ignore[attr-defined]
+
+    # A shell around the timer, kept out of mutation testing (scripts/mutation.sh).
+    async def pieces(self) -> AsyncIterator[bytes]:  # pragma: no mutate block
+        loop = asyncio.get_running_loop()
+        for start in range(0, len(self.content), BODY_PIECE):
+            timer = None
+            if self.timeout is not None:
+                timer = loop.call_later(self.timeout, self._expire)
+            try:
+                yield self.content[start : start + BODY_PIECE]  # written before we resume
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+
+async def _next_within(pieces: AsyncIterator[bytes], seconds: float | None) -> bytes | None:
+    if seconds is None:
+        return await anext(pieces, None)
+    if sys.version_info >= (3, 11):  # a timer, where wait_for would start a task per piece
+        async with asyncio.timeout(seconds):
+            return await anext(pieces, None)
+    return await asyncio.wait_for(anext(pieces, None), seconds)  # pragma: no cover
+
+
+async def _read_all(response: httpx.Response, read_timeout: float | None, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the decoded body (all of it if shorter)."""
+    pieces = []
+    size = 0
+    async for piece in _bounded(response, read_timeout):
+        pieces.append(piece)
+        size += len(piece)
+        if size >= limit:
+            break
+    return b"".join(pieces)[:limit]
+
+
+def _read_some(response: httpx.Response, limit: int) -> bytes:
+    pieces = []
+    size = 0
+    for piece in response.iter_bytes():
+        pieces.append(piece)
+        size += len(piece)
+        if size >= limit:
+            break
+    return b"".join(pieces)[:limit]
+
+
+# ------------------------------------------------------------------ event loops and forks
+
+
+def _run_without_loop(coroutine: Coroutine[Any, Any, Any]) -> None:
+    """Run a closing coroutine that has nothing left to wait for (its loop is closed, so
+    aiohttp closes nothing on it) to its end, without a loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return
+    except Exception:  # pragma: no cover - closing what is already unusable
+        return
+    coroutine.close()  # it wanted to wait (on the closed loop): give up on it
+
+
+class _LoopClient:
+    """One event loop's client, and the parked async generator that closes it with the loop."""
+
+    def __init__(self, client: httpx.AsyncClient, forget: Any) -> None:
+        self.client = client
+        self.loop_closed = False
+        self.closer = self._close_with_loop(forget)
+
+    # The async generators in this package are shells around ordinary methods, kept out of
+    # mutation testing (scripts/mutation.sh says why); what they call is mutated.
+    async def _close_with_loop(
+        self, forget: Any
+    ) -> AsyncGenerator[None, None]:  # pragma: no mutate block
+        """Suspended for the loop's lifetime; the loop's ``shutdown_asyncgens`` (run by
+        ``asyncio.run``) resumes it into ``finally``, which closes the client on that loop
+        and drops it from the instance's map. An instance dropped while its loop runs has
+        this generator collected: asyncio then runs the ``finally`` on the loop, so aiohttp's
+        session is closed and says nothing about an unclosed connector."""
+        try:
+            yield
+        finally:
+            await self._close(forget)
+
+    async def _close(self, forget: Any) -> None:
+        forget(self)
+        if self.loop_closed:
+            # Run apart: where closing would wait on the dead loop, only that is given up
+            # and the closer still ends (awaited, it would stay suspended in ``finally``).
+            _run_without_loop(self.client.aclose())
+        else:
+            await self.client.aclose()
+
+    def abandon(self) -> None:
+        """For a loop closed without ``shutdown_asyncgens``: finish the closer without the
+        loop, so neither it nor the client keeps the loop (or a socket) referenced from here."""
+        self.loop_closed = True
+        _run_without_loop(self.closer.aclose())
+
+
+# Every live HTTPClients, so that a forked child can drop its parent's pools (see below).
+_ALL: weakref.WeakSet[HTTPClients] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for clients in list(_ALL):
+        clients._forget_pools()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class HTTPClients:
+    """The lazily built clients for one configuration, and the requests sent on them."""
+
+    def __init__(self, config: HTTPConfig) -> None:
+        self.config = config
+        self._timeout = httpx.Timeout(config.timeout)
+        self._timeouts = {"timeout": self._timeout.as_dict()}
+        # The user's own clients get the URL's credentials per request; ours have them built in.
+        self._auth: Any = httpx.USE_CLIENT_DEFAULT
+        if config.auth is not None:
+            self._auth = httpx.BasicAuth(*config.auth)
+        self._urls: dict[str, httpx.URL] = {}
+        self._lock = threading.Lock()
+        self._sync: httpx.Client | None = None
+        self._closes_sync: weakref.finalize[Any, Any] | None = None
+        self._ssl: ssl.SSLContext | None = None
+        # Strong references, removed when each loop shuts down (or is found closed).
+        self._async: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+        self._headers: dict[int, httpx.Headers] = {}  # for the user's own clients
+        _ALL.add(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"])  # type: ignore[misc]
+
+    def _forget_pools(self) -> None:
+        """In a forked child: the pools' sockets are the parent's. Drop them unclosed (closing
+        a TLS connection could write to the parent's stream) and start afresh."""
+        self._lock = threading.Lock()
+        if self._closes_sync is not None:
+            self._closes_sync.detach()
+        self._sync = None
+        self._async = {}
+
+    # ------------------------------------------------------------------ requests
+
+    def request(
+        self, client: httpx.Client | httpx.AsyncClient, path: str, body: Any
+    ) -> httpx.Request:
+        """The request, built directly: ``client.build_request`` would parse and merge
+        the URL and headers again on every call, a visible share of a call's CPU."""
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.config.base_url + path)
+        headers = client.headers
+        if client is self.config.http_client or client is self.config.async_http_client:
+            headers = self._headers.get(id(client)) or self._user_headers(client)
+        content = None if body is None else _encode_json(body).encode()
+        if (
+            content is not None
+            and len(content) > BODY_PIECE
+            and isinstance(client, httpx.AsyncClient)
+        ):
+            # Handed to aiohttp in pieces, with its length: aiohttp has no write timeout, and
+            # each piece's write is bounded here (and it warns that a body of more than 1 MiB
+            # given as bytes blocks the loop while it is written).
+            headers = httpx.Headers(headers)
+            headers["Content-Length"] = str(len(content))
+            watch = _WriteWatch(content, self._timeout.write)
+            return httpx.Request(
+                "POST",
+                url,
+                headers=headers,
+                content=watch.pieces(),
+                extensions={**self._timeouts, _WATCH: watch},
+            )
+        return httpx.Request(
+            "GET" if body is None else "POST",
+            url,
+            headers=headers,
+            content=content,
+            extensions=self._timeouts,
+        )
+
+    def send(self, request: httpx.Request) -> httpx.Response:
+        """Send on the sync client; the response with its body unread."""
+        return self.sync_client().send(request, stream=True, auth=self._auth)
+
+    async def asend(self, request: httpx.Request) -> httpx.Response:
+        """Send on this loop's client; the response with its body unread. Failures are
+        httpx's exceptions, as plain ``httpx.AsyncClient`` raises them."""
+        client = await self.async_client()
+        watch: _WriteWatch | None = request.extensions.get(_WATCH)
+        _watch.set(watch)
+        for _ in range(MAX_CONNECTIONS + 1):  # each stale connection is dropped: bounded
+            error: Exception | None = None
+            try:
+                return await client.send(request, stream=True, auth=self._auth)
+            except _StaleConnection:
+                continue
+            except Exception as exc:
+                if watch is not None and watch.expired:
+                    error = httpx.WriteTimeout(
+                        "timed out writing the request body", request=request
+                    )
+                else:
+                    error = httpx_error(exc, request)
+                if error is None:
+                    raise
+            raise error  # outside the except block: no aiohttp exception as context
+        raise httpx.ReadError("every pooled connection had unrequested data", request=request)
+
+    def _read(self, response: httpx.Response) -> Any:
+        try:
+            if response.status_code != 200:
+                _raise_for_status(response, _read_some(response, ERROR_BODY_LIMIT))
+            return decode_json(response.read())
+        finally:
+            response.close()
+
+    async def _aread(self, response: httpx.Response) -> Any:
+        try:
+            read_timeout = self._timeout.read
+            if response.status_code != 200:
+                _raise_for_status(
+                    response, await _read_all(response, read_timeout, ERROR_BODY_LIMIT)
+                )
+            return decode_json(await _read_all(response, read_timeout, sys.maxsize))
+        finally:
+            await response.aclose()
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST ``body``; the decoded JSON answer, or the SDK's exception for its status."""
+        return self._read(self.send(self.request(self.sync_client(), path, body)))
+
+    def get(self, path: str) -> Any:
+        """GET ``path`` (e.g. a server's model list); the decoded JSON answer."""
+        return self._read(self.send(self.request(self.sync_client(), path, None)))
+
+    async def apost(self, path: str, body: dict[str, Any]) -> Any:
+        client = await self.async_client()
+        return await self._aread(await self.asend(self.request(client, path, body)))
+
+    def open_stream(self, path: str, body: dict[str, Any]) -> Stream:
+        """POST ``body`` for a streamed answer; the open stream once its status is 200."""
+        response = self.send(self.request(self.sync_client(), path, body))
+        if response.status_code != 200:
+            self._read(response)  # raises the SDK's exception
+        return Stream(response)
+
+    async def aopen_stream(self, path: str, body: dict[str, Any]) -> AsyncStream:
+        client = await self.async_client()
+        response = await self.asend(self.request(client, path, body))
+        if response.status_code != 200:
+            await self._aread(response)  # raises the SDK's exception
+        return AsyncStream(response, self._timeout.read)
+
+    # ------------------------------------------------------------------ clients
+
+    def _user_headers(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Headers:
+        """The user's client's own headers with ours on top (ours win)."""
+        headers = httpx.Headers(client.headers)
+        headers.update(self.config.headers)
+        self._headers[id(client)] = headers
+        return headers
+
+    def _tls(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl_context(self.config.verify, self.config.cert)
+        return self._ssl
+
+    def sync_client(self) -> httpx.Client:
+        if self.config.http_client is not None:
+            return self.config.http_client
+        client = self._sync
+        if client is None:
+            with self._lock:
+                client = self._sync
+                if client is None:
+                    client = self._sync = httpx.Client(
+                        headers=self.config.headers,
+                        cookies=_NoCookies(),  # pragma: no mutate (CPU only: see above)
+                        verify=self._tls(),
+                        auth=self.config.auth,
+                        timeout=self.config.timeout,
+                    )
+                    # Its sockets close when this object is collected (httpcore's pool has
+                    # no finalizer of its own, and would leave them to the GC's warnings).
+                    self._closes_sync = weakref.finalize(self, client.close)
+        return client
+
+    async def async_client(self) -> httpx.AsyncClient:
+        if self.config.async_http_client is not None:
+            return self.config.async_http_client
+        loop = asyncio.get_running_loop()
+        entry = self._async.get(loop)
+        if entry is not None:
+            return entry.client
+        self._forget_closed_loops()
+        entry = _LoopClient(_async_client(self.config, self._tls()), self._forget)
+        # Registers it with this loop's async-generator tracking. It runs to the closer's
+        # first ``yield`` without suspending, so no other task of this loop gets in between.
+        await entry.closer.asend(None)
+        with self._lock:  # other threads' loops change the map as they shut down
+            self._async[loop] = entry
+        return entry.client
+
+    def _forget(self, entry: _LoopClient) -> None:
+        with self._lock:
+            for loop, known in list(self._async.items()):
+                if known is entry:
+                    del self._async[loop]
+
+    def _forget_closed_loops(self) -> None:
+        """Drop the clients of loops closed without ``shutdown_asyncgens``."""
+        with self._lock:
+            closed = [loop for loop in self._async if loop.is_closed()]
+            entries = [self._async.pop(loop) for loop in closed]
+        for entry in entries:
+            entry.abandon()
+
+    def close(self) -> None:
+        """Close the sync client (async ones close with their loops, or via :meth:`aclose`).
+        A user's own client is left open: it is theirs."""
+        with self._lock:
+            client, self._sync = self._sync, None
+        if client is not None:
+            client.close()
+        self._forget_closed_loops()
+
+    async def aclose(self) -> None:
+        """Close the client of the running loop (not a user's own client)."""
+        with self._lock:
+            entry = self._async.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry.closer.aclose()

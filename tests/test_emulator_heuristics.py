@@ -1,0 +1,156 @@
+"""The emulator's made-up answers, through LlamaIndex's real prompts.
+
+The adapter tests (tests/test_rag.py, test_tools.py, test_agents.py, test_structured.py,
+test_documents.py) script their answers; these keep the heuristics those tests used to lean on
+covered end to end: grounded answers from retrieved context, the router's selection, tool calls
+guessed from the user's words (one per clause), reported tool results, JSON filled from the
+schema in the prompt, and answers grounded on ``documents``. They go through this package's
+``AI21``, so they live here rather than with the emulator's own tests (emulator/tests).
+"""
+
+from __future__ import annotations
+
+import pytest
+from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.bridge.pydantic import BaseModel, Field
+from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.memory import ChatMemoryBuffer
+from llama_index.core.prompts import PromptTemplate
+from llama_index.core.query_engine import RouterQueryEngine
+from llama_index.core.tools import QueryEngineTool
+from llama_index.core.types import PydanticProgramMode
+
+from ai21_emulator import Emulator
+from llama_index.llms.ai21 import AI21
+from tests.calculator import TOOLS
+from tests.rag_corpus import (  # noqa: F401 - the fixture is autouse
+    COMPANY,
+    CONTEXT_WINDOW,
+    JAMBA,
+    _close_the_loop_llama_index_leaves_open,
+)
+
+TWO_CALLS = "What is 3 times 4 and then add 2 plus 5?"
+
+
+@pytest.fixture
+def llm(emulator: Emulator) -> AI21:
+    return AI21(api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0)
+
+
+def make_index(texts: list[str]) -> VectorStoreIndex:
+    # MockEmbedding: every chunk is retrieved; the emulator ranks the sentences itself.
+    return VectorStoreIndex.from_documents(
+        [Document(text=text) for text in texts], embed_model=MockEmbedding(embed_dim=8)
+    )
+
+
+def test_a_query_engine_gets_the_best_matching_sentence_of_the_context(llm: AI21) -> None:
+    engine = make_index(JAMBA + COMPANY).as_query_engine(llm=llm, similarity_top_k=4)
+    assert str(engine.query(CONTEXT_WINDOW)) == JAMBA[1]
+
+
+def test_a_context_chat_engine_answers_each_question_from_the_context(llm: AI21) -> None:
+    engine = make_index(JAMBA).as_chat_engine(
+        chat_mode="context", llm=llm, similarity_top_k=2, memory=ChatMemoryBuffer.from_defaults()
+    )
+    assert str(engine.chat(CONTEXT_WINDOW)) == JAMBA[1]
+    assert str(engine.chat("Which layers does it combine?")) == (
+        "Jamba combines Transformer layers with Mamba state-space layers."
+    )
+
+
+@pytest.mark.parametrize(
+    ("question", "choice", "answer"),
+    [(CONTEXT_WINDOW, 0, JAMBA[1]), ("Who founded AI21 Labs?", 1, COMPANY[0])],
+)
+def test_the_router_selection_follows_the_descriptions(
+    llm: AI21, question: str, choice: int, answer: str
+) -> None:
+    tools = [
+        QueryEngineTool.from_defaults(
+            make_index(JAMBA).as_query_engine(llm=llm, similarity_top_k=2),
+            name="jamba_models",
+            description="Facts about the Jamba language models",
+        ),
+        QueryEngineTool.from_defaults(
+            make_index(COMPANY).as_query_engine(llm=llm, similarity_top_k=2),
+            name="company",
+            description="Facts about the company AI21 Labs: founders, history, offices",
+        ),
+    ]
+    response = RouterQueryEngine.from_defaults(tools, llm=llm).query(question)
+    assert response.metadata["selector_result"].ind == choice
+    assert str(response) == answer
+
+
+@pytest.mark.parametrize(
+    ("question", "parallel", "calls"),
+    [
+        ("What is 3 times 4?", True, [("multiply", '{"a":3,"b":4}')]),
+        (TWO_CALLS, True, [("multiply", '{"a":3,"b":4}'), ("add", '{"a":2,"b":5}')]),
+        (TWO_CALLS, False, [("multiply", '{"a":3,"b":4}')]),
+    ],
+)
+def test_tool_calls_follow_the_users_words_one_per_clause(
+    llm: AI21, question: str, parallel: bool, calls: list[tuple[str, str]]
+) -> None:
+    response = llm.chat_with_tools(TOOLS, question, allow_parallel_tool_calls=parallel)
+    sent = response.message.additional_kwargs["tool_calls"]
+    assert [(c["function"]["name"], c["function"]["arguments"]) for c in sent] == calls
+
+
+def test_a_question_no_tool_fits_gets_a_text_answer(llm: AI21) -> None:
+    response = llm.chat_with_tools(TOOLS, "Tell me a story about a lighthouse.")
+    assert "lighthouse" in (response.message.content or "")
+    assert llm.get_tool_calls_from_response(response, error_on_no_tool_call=False) == []
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("What is 3 times 4?", "The result of multiply is 12."),
+        (TWO_CALLS, "The result of multiply is 12. The result of add is 7."),
+    ],
+)
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211")
+async def test_tool_results_are_reported_so_an_agent_loop_ends(
+    llm: AI21, question: str, answer: str
+) -> None:
+    agent = FunctionAgent(tools=TOOLS, llm=llm, system_prompt="Use the tools.")
+    assert str(await agent.run(question)) == answer
+
+
+def test_predict_and_call_gets_the_guessed_calls(llm: AI21) -> None:
+    result = llm.predict_and_call(TOOLS, user_msg=TWO_CALLS, allow_parallel_tool_calls=True)
+    assert result.response == "12\n\n7"
+
+
+class Album(BaseModel):
+    """A music album."""
+
+    title: str = Field(description="The album's title")
+    artist: str = Field(description="Who recorded it")
+    year: int = Field(description="Year of release")
+
+
+@pytest.mark.parametrize("mode", [PydanticProgramMode.DEFAULT, PydanticProgramMode.LLM])
+def test_structured_output_is_filled_from_the_prompt(emulator: Emulator, mode: str) -> None:
+    llm = AI21(api_key=emulator.api_key, base_url=emulator.base_url, pydantic_program_mode=mode)
+    text = 'The album is called "Abbey Road", the artist is The Beatles, and the year is 1969.'
+    prompt = PromptTemplate("Extract the album from this text: {text}")
+    assert llm.structured_predict(Album, prompt, text=text) == Album(
+        title="Abbey Road", artist="The Beatles", year=1969
+    )
+
+
+def test_documents_ground_the_answer(llm: AI21) -> None:
+    documents = [
+        "Jurassic-2 models were retired in November 2024.",
+        "AI21 Labs was founded in 2017.",
+        "Jamba handles a context window of 256K tokens.",
+    ]
+    response = llm.complete("How long is the context window of Jamba?", documents=documents)
+    assert response.text == "Jamba handles a context window of 256K tokens."
