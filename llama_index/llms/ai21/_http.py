@@ -88,7 +88,7 @@ DRAIN_SECONDS = 0.05
 # ``details``. The rest is not read (its connection is dropped, as httpx drops any connection
 # whose answer was not read to its end).
 ERROR_BODY_LIMIT = 64 * 1024
-BODY_PIECE = 512 * 1024  # async request bodies larger than this are written in pieces
+BODY_PIECE = 64 * 1024  # async request bodies larger than this are written in pieces
 LARGE_JSON = 1024 * 1024  # bodies larger than this are parsed by the stdlib (see decode_json)
 _JSON_STARTS = (b"{", b"[")
 QUOTE_CHARS = 200  # how much of a malformed body an error message quotes
