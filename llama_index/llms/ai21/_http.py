@@ -404,7 +404,6 @@ def _async_client(config: HTTPConfig, tls: ssl.SSLContext) -> httpx.AsyncClient:
         mounts=_proxy_mounts(transport),
         headers=config.headers,
         cookies=_NoCookies(),  # pragma: no mutate (CPU only: see above)
-        auth=config.auth,
         timeout=config.timeout,
     )
 
@@ -851,7 +850,6 @@ class HTTPClients:
                         headers=self.config.headers,
                         cookies=_NoCookies(),  # pragma: no mutate (CPU only: see above)
                         verify=self._tls(),
-                        auth=self.config.auth,
                         timeout=self.config.timeout,
                     )
                     # Its sockets close when this object is collected (httpcore's pool has
