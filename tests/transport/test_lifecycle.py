@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import multiprocessing
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -264,3 +266,26 @@ def test_a_shut_down_loop_takes_its_client_only(make_llm: Callable[..., AI21]) -
         alive.close()
     assert llm._http._async == {}
     assert kept.client.is_closed
+
+
+def test_an_instance_dropped_on_a_running_loop_closes_its_session_quietly(
+    echo_server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No "Unclosed client session"/"Unclosed connector" from aiohttp (asyncio's logger, at
+    ERROR) and no ResourceWarning: the collected closer closes the session on its loop."""
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+
+    async def run() -> None:
+        llm = AI21(api_key=KEY, base_url=echo_server.url() + "/studio/v1", max_retries=0)
+        assert (await llm.acomplete("hi")).text.startswith("hi @ ")
+        del llm
+        gc.collect()
+        for _ in range(5):
+            await asyncio.sleep(0.02)  # the closer runs on this loop
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(run())
+        gc.collect()
+    assert [r.getMessage() for r in caplog.records if "nclosed" in r.getMessage()] == []
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

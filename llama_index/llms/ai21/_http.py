@@ -287,8 +287,17 @@ _waiting_for_pool: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 
+# Whether the running request got a pooled connection (only those can hold stale bytes; a new
+# one can say ``should_close`` for other reasons on older aiohttp, e.g. through a proxy).
+_reused: contextvars.ContextVar[bool] = contextvars.ContextVar("ai21_reused", default=False)
+
+
 async def _queued(*_: Any) -> None:
     _waiting_for_pool.set(True)
+
+
+async def _reusing(*_: Any) -> None:
+    _reused.set(True)
 
 
 async def _dequeued(*_: Any) -> None:
@@ -299,6 +308,7 @@ def _pool_tracing() -> aiohttp.TraceConfig:
     tracing = aiohttp.TraceConfig()
     tracing.on_connection_queued_start.append(_queued)
     tracing.on_connection_queued_end.append(_dequeued)
+    tracing.on_connection_reuseconn.append(_reusing)
     tracing.freeze()
     return tracing
 
@@ -339,7 +349,7 @@ class _FreshConnectionRequest(aiohttp.ClientRequest):
 
     async def send(self, conn: Any) -> aiohttp.ClientResponse:
         protocol = conn.protocol
-        if protocol is not None and protocol.should_close:
+        if _reused.get() and protocol is not None and protocol.should_close:
             raise _StaleConnection
         watch = _watch.get()
         if watch is not None:
@@ -629,6 +639,8 @@ class _LoopClient:
         self.client = client
         self.loop_closed = False
         self.closer = self._close_with_loop(forget)
+        # Closes the client on its loop if the instance is collected while the loop runs.
+        self.on_drop: weakref.finalize[Any, Any] | None = None
 
     # The async generators in this package are shells around ordinary methods, kept out of
     # mutation testing (scripts/mutation.sh says why); what they call is mutated.
@@ -637,16 +649,19 @@ class _LoopClient:
     ) -> AsyncGenerator[None, None]:  # pragma: no mutate block
         """Suspended for the loop's lifetime; the loop's ``shutdown_asyncgens`` (run by
         ``asyncio.run``) resumes it into ``finally``, which closes the client on that loop
-        and drops it from the instance's map. An instance dropped while its loop runs has
-        this generator collected: asyncio then runs the ``finally`` on the loop, so aiohttp's
-        session is closed and says nothing about an unclosed connector."""
+        and drops it from the instance's map. An instance collected while its loop runs has
+        ``on_drop`` start this on the loop (see :func:`_close_soon`)."""
         try:
             yield
         finally:
             await self._close(forget)
 
     async def _close(self, forget: Any) -> None:
-        forget(self)
+        if self.on_drop is not None:
+            self.on_drop.detach()  # it would keep the loop referenced
+        owner = forget()
+        if owner is not None:
+            owner(self)
         if self.loop_closed:
             # Run apart: where closing would wait on the dead loop, only that is given up
             # and the closer still ends (awaited, it would stay suspended in ``finally``).
@@ -659,6 +674,25 @@ class _LoopClient:
         loop, so neither it nor the client keeps the loop (or a socket) referenced from here."""
         self.loop_closed = True
         _run_without_loop(self.closer.aclose())
+
+
+_closing: set[asyncio.Task[Any]] = set()  # closers started by _close_soon, until they end
+
+
+def _close_soon(loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, None]) -> None:
+    """An instance was collected while this loop's client was open: close it on its loop.
+    Left to the garbage collector, aiohttp's session and connector would be collected with it
+    and print "Unclosed client session" / "Unclosed connector"."""
+    if loop.is_closed():
+        return
+
+    def start() -> None:
+        task = loop.create_task(closer.aclose())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+        loop.call_soon_threadsafe(start)
 
 
 # Every live HTTPClients, so that a forked child can drop its parent's pools (see below).
@@ -707,6 +741,9 @@ class HTTPClients:
         self._lock = threading.Lock()
         if self._closes_sync is not None:
             self._closes_sync.detach()
+        for entry in self._async.values():
+            if entry.on_drop is not None:
+                entry.on_drop.detach()
         self._sync = None
         self._async = {}
 
@@ -760,9 +797,10 @@ class HTTPClients:
         client = await self.async_client()
         watch: _WriteWatch | None = request.extensions.get(_WATCH)
         _watch.set(watch)
-        _waiting_for_pool.set(False)
         for _ in range(MAX_CONNECTIONS + 1):  # each stale connection is dropped: bounded
             error: Exception | None = None
+            _waiting_for_pool.set(False)
+            _reused.set(False)
             try:
                 return await client.send(request, stream=True, auth=self._auth)
             except _StaleConnection:
@@ -865,10 +903,14 @@ class HTTPClients:
         if entry is not None:
             return entry.client
         self._forget_closed_loops()
-        entry = _LoopClient(_async_client(self.config, self._tls()), self._forget)
+        # The closer reaches this object weakly: ``on_drop`` holds it until it runs.
+        entry = _LoopClient(
+            _async_client(self.config, self._tls()), weakref.WeakMethod(self._forget)
+        )
         # Registers it with this loop's async-generator tracking. It runs to the closer's
         # first ``yield`` without suspending, so no other task of this loop gets in between.
         await entry.closer.asend(None)
+        entry.on_drop = weakref.finalize(self, _close_soon, loop, entry.closer)
         with self._lock:  # other threads' loops change the map as they shut down
             self._async[loop] = entry
         return entry.client
