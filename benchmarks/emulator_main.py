@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from llama_index.llms.ai21.emulator import __main__ as emulator_cli
-from llama_index.llms.ai21.emulator import _validation
+from ai21_emulator import __main__ as emulator_cli
+from ai21_emulator import _validation
 
 LONG_ANSWER_LIMIT = 100_000
 

@@ -4,10 +4,10 @@ Run it with one command::
 
     python examples/agent_with_tools.py
 
-With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator that ships
-with the package, in this process (no key, no network). The emulator calls the tool whose name
-and description match your words, fills the arguments from them, and after the tool results
-answers with what the tools returned.
+With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator
+(``ai21-emulator``, the ``[emulator]`` extra) in this process (no key, no network). The emulator
+calls the tool whose name and description match your words, fills the arguments from them, and
+after the tool results answers with what the tools returned.
 
 The agent loop: the model asks for a tool call, LlamaIndex runs the Python function, sends the
 result back (a ``tool`` message with the call's id), and the model writes the final answer.
@@ -48,7 +48,7 @@ def ai21_llm() -> Iterator[AI21]:
     if os.environ.get("AI21_API_KEY"):
         yield AI21(model="jamba-mini")
         return
-    from llama_index.llms.ai21.emulator import Emulator
+    from ai21_emulator import Emulator
 
     with Emulator() as emulator:
         print(f"AI21_API_KEY is not set: using the built-in AI21 emulator at {emulator.base_url}.")

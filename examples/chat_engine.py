@@ -4,9 +4,9 @@ Run it with one command::
 
     python examples/chat_engine.py
 
-With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator that ships
-with the package, in this process (no key, no network). The emulator answers from the context
-the engine retrieved, so the answers come from the handbook below.
+With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator
+(``ai21-emulator``, the ``[emulator]`` extra) in this process (no key, no network). The emulator
+answers from the context the engine retrieved, so the answers come from the handbook below.
 
 Every turn sends the retrieved paragraphs as the system message, then the whole conversation so
 far; the script prints what the last request carried. Embeddings come from a tiny offline
@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.base.embeddings.base import BaseEmbedding
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator
 
 HANDBOOK = [
     "Vacation: employees get 25 vacation days per year, plus public holidays.",

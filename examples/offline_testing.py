@@ -3,7 +3,12 @@ fault injection (rate limits, outages, a bad key, a stream that breaks).
 
 This file is a pytest module; run it with one command::
 
-    python examples/offline_testing.py        # or: pytest examples/offline_testing.py
+    python examples/offline_testing.py
+    # or: pytest -p ai21_emulator.pytest_plugin examples/offline_testing.py
+
+The fixtures come from the emulator's pytest plugin, which is opt-in: in your own project, enable
+it with ``pytest_plugins = ["ai21_emulator.pytest_plugin"]`` in ``conftest.py`` (or ``-p`` as
+above). ``pip install "llama-index-llms-ai21[emulator]"`` installs the emulator.
 
 ``answer`` and ``stream_answer`` stand for your application code. The tests drive them over real
 HTTP against the emulator and check both the answers and what was sent to "AI21". Nothing needs a
@@ -12,7 +17,6 @@ key or a network.
 
 from __future__ import annotations
 
-import importlib.metadata
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,10 +25,10 @@ import ai21.errors
 import pytest
 from llama_index.core.llms import ChatMessage
 
+from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21, StreamInterruptedError
-from llama_index.llms.ai21.emulator import Emulator, Fault
 
-PLUGIN_MODULE = "llama_index.llms.ai21.emulator.pytest_plugin"
+PLUGIN_MODULE = "ai21_emulator.pytest_plugin"
 
 # --------------------------------------------------------------- the application under test
 
@@ -55,8 +59,8 @@ def stream_answer(llm: AI21, question: str) -> Iterator[str]:
 
 
 # ------------------------------------------------------------- tests with the pytest fixture
-# ``ai21_emulator`` comes with the package (a pytest11 plugin): one emulator per test session,
-# reset before each test, so every test starts with no recorded requests and no queued faults.
+# ``ai21_emulator`` comes from the emulator's pytest plugin: one emulator per test session, reset
+# before each test, so every test starts with no recorded requests and no queued faults.
 
 
 @pytest.fixture
@@ -108,12 +112,7 @@ def test_with_the_context_manager() -> None:
 
 
 if __name__ == "__main__":
-    # A fresh pytest process, so that this file is imported only as a test module. An
-    # installed package registers the fixtures through its pytest11 entry point; from a source
-    # checkout, load the plugin module by name.
-    installed = {ep.name for ep in importlib.metadata.entry_points(group="pytest11")}
-    plugin = "ai21_emulator" if "ai21_emulator" in installed else PLUGIN_MODULE
+    # A fresh pytest process, so that this file is imported only as a test module, with the
+    # emulator's plugin enabled by name.
     command = [sys.executable, "-m", "pytest", __file__, "-v", "-p", "no:cacheprovider"]
-    if plugin == PLUGIN_MODULE:
-        command += ["-p", PLUGIN_MODULE]
-    sys.exit(subprocess.call(command))
+    sys.exit(subprocess.call([*command, "-p", PLUGIN_MODULE]))

@@ -4,9 +4,9 @@ Run it with one command::
 
     python examples/rag_query_engine.py
 
-With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator that ships
-with the package, in this process (no key, no network). The emulator answers from the context
-the engine retrieved, so the answers below come from the paragraphs.
+With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator
+(``ai21-emulator``, the ``[emulator]`` extra) in this process (no key, no network). The emulator
+answers from the context the engine retrieved, so the answers below come from the paragraphs.
 
 Embeddings: the ai21 SDK has no embedding endpoint, so retrieval needs another model. Here a
 tiny bag-of-words ``HashingEmbedding`` (below) keeps the example offline while still retrieving
@@ -79,7 +79,7 @@ def ai21_llm() -> Iterator[AI21]:
     if os.environ.get("AI21_API_KEY"):
         yield AI21(model="jamba-mini")
         return
-    from llama_index.llms.ai21.emulator import Emulator
+    from ai21_emulator import Emulator
 
     with Emulator() as emulator:
         print(f"AI21_API_KEY is not set: using the built-in AI21 emulator at {emulator.base_url}.")

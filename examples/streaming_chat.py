@@ -5,8 +5,8 @@ Run it with one command (pass your own questions as arguments if you like)::
     python examples/streaming_chat.py
     python examples/streaming_chat.py "What is Jamba?" "How large is its context window?"
 
-With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator that ships
-with the package, in this process, and says so (no key, no network).
+With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator
+(``ai21-emulator``, the ``[emulator]`` extra) in this process, and says so (no key, no network).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def connection() -> Iterator[tuple[str, str]]:
         print(f"Using the AI21 API at {base_url}.")
         yield api_key, base_url
         return
-    from llama_index.llms.ai21.emulator import Emulator
+    from ai21_emulator import Emulator
 
     with Emulator() as emulator:
         print(

@@ -4,9 +4,9 @@ Run it with one command::
 
     python examples/structured_extraction.py
 
-With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator that ships
-with the package, in this process (no key, no network). The emulator fills the schema from the
-words of the email, so the fields below come from it.
+With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator
+(``ai21-emulator``, the ``[emulator]`` extra) in this process (no key, no network). The emulator
+fills the schema from the words of the email, so the fields below come from it.
 
 Two ways to get structure out of AI21:
 
@@ -56,7 +56,7 @@ def connection() -> Iterator[dict[str, Any]]:
     if os.environ.get("AI21_API_KEY"):
         yield {}
         return
-    from llama_index.llms.ai21.emulator import Emulator
+    from ai21_emulator import Emulator
 
     with Emulator() as emulator:
         print(f"AI21_API_KEY is not set: using the built-in AI21 emulator at {emulator.base_url}.")

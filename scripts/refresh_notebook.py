@@ -81,7 +81,7 @@ del _install_loopback_guard
 def kernel_env(ipython_dir: Path, *, checkout: bool = True) -> dict[str, str]:
     """The caller's environment minus every AI21 setting, with the network guard installed as
     a startup file of a fresh IPython profile in ``ipython_dir``; with ``checkout``, this
-    checkout is importable too."""
+    checkout (the package and the emulator) is importable too."""
     startup = ipython_dir / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / "00-loopback-only.py").write_text(LOOPBACK_ONLY, encoding="utf-8")
@@ -89,7 +89,7 @@ def kernel_env(ipython_dir: Path, *, checkout: bool = True) -> dict[str, str]:
     env.pop("HF_HUB_OFFLINE", None)  # the notebook itself must make the keyless run offline
     env["IPYTHONDIR"] = str(ipython_dir)
     if checkout:
-        paths = [str(ROOT), env.get("PYTHONPATH")]
+        paths = [str(ROOT), str(ROOT / "emulator"), env.get("PYTHONPATH")]
         env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     return env
 

@@ -29,7 +29,7 @@ print("==> floors: " + ", ".join(pins), file=sys.stderr)
 PY
     echo "==> installing the package at its dependencies' floors into $VENV" >&2
     "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$PY" -m pip install --quiet --disable-pip-version-check -c "$CONSTRAINTS" -e . \
+    "$PY" -m pip install --quiet --disable-pip-version-check -c "$CONSTRAINTS" -e . -e ./emulator \
         "pytest>=8" "pytest-asyncio>=0.24" "hypothesis>=6.100" "trustme>=1.1" "brotli>=1.1" \
         "psutil>=5.9"
     touch "$STAMP"

@@ -1,7 +1,7 @@
 """Shared test setup: no test may reach a real host, and no test sees the caller's AI21 env.
 
-The emulator fixtures (``ai21_emulator``, ``ai21_emulator_server``) come from the package's
-own pytest plugin, registered as an entry point, exactly as users get them.
+The emulator fixtures (``ai21_emulator``, ``ai21_emulator_server``) come from the emulator's
+pytest plugin, enabled here with ``pytest_plugins`` exactly as users enable it (it is opt-in).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21, _retry
-from llama_index.llms.ai21.emulator import Emulator
+
+pytest_plugins = ["ai21_emulator.pytest_plugin"]
 
 # Hypothesis's 200 ms deadline per example is a wall-clock bound: on a loaded two-core machine
 # it fails tests that are correct. Example counts bound the work instead.

@@ -1,5 +1,5 @@
 """Texts and a fixture shared by the RAG tests (tests/test_rag.py) and the emulator's own
-end-to-end heuristics tests (tests/emulator/test_heuristics.py)."""
+end-to-end heuristics tests (tests/test_emulator_heuristics.py)."""
 
 from __future__ import annotations
 

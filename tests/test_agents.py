@@ -13,8 +13,8 @@ from llama_index.core.agent.workflow import (
     ToolCallResult,
 )
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator
 from tests.calculator import TOOLS
 
 SYSTEM = "You are a careful calculator. Use the tools."

@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 SYNC_CONTENDERS = {"sdk", "httpx", "package", "floor"}
 ASYNC_CONTENDERS = SYNC_CONTENDERS | {"sdk+aiohttp"}
@@ -80,3 +82,15 @@ def test_smoke_run_writes_json_and_markdown(tmp_path: Path) -> None:
     assert "## Self-hosted (vLLM-flavoured emulator)" in markdown
     assert done.stdout.strip() == markdown.strip()
     assert (tmp_path / "latest.svg").read_text().startswith("<svg")
+
+
+@pytest.mark.slow
+def test_stream_scale_runs_and_prints_both_ratios(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import stream_scale
+
+    assert stream_scale.main(["--mib", "1", "--calls", "20", "--rounds", "1"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [row.split("  ")[0] for row in rows] == [
+        "one 1 MiB event line",
+        "20 streamed tool calls",
+    ]

@@ -14,9 +14,9 @@ import ai21.errors
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, ToolCallBlock
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._deployments import kinds
-from llama_index.llms.ai21.emulator import Emulator
 from tests.calls import METHOD_IDS, arg_for, call
 
 SELF_HOSTED = "http://127.0.0.1:8000/v1"
@@ -79,7 +79,7 @@ def test_a_deeply_nested_constructor_value_is_refused_at_construction() -> None:
 def test_ai21s_api_still_needs_a_key_but_a_self_hosted_server_does_not() -> None:
     with pytest.raises(ValueError, match="AI21_API_KEY"):
         AI21()
-    assert AI21(model="m", base_url=SELF_HOSTED)._api_key is None
+    assert AI21(model="m", base_url=SELF_HOSTED)._secrets.api_key is None
 
 
 def test_ai21_api_key_is_never_sent_to_your_own_server(

@@ -240,7 +240,8 @@ def test_reasoning_blocks_only_on_assistant_messages(role: str) -> None:
         (
             ChatMessage(role="user", blocks=[DocumentBlock(data=b"%PDF-1.4", title="x")]),
             "messages[2] (user) contains a 'document' content block, which the AI21 API "
-            "cannot represent (pass documents=[...] for grounding); only text is supported",
+            "cannot represent (pass documents=[...] for grounding, or put it in a user message); "
+            "only text is supported",
         ),
     ],
 )

@@ -1,4 +1,4 @@
-"""The README's first command: the demo runs offline against the embedded emulator."""
+"""The README's first command: the demo runs offline against the AI21 emulator."""
 
 from __future__ import annotations
 
@@ -48,3 +48,26 @@ def test_help_reads_as_plain_text() -> None:
     documentation = metadata.metadata("llama-index-llms-ai21").get_all("Project-URL") or []
     url = next(u.split(", ", 1)[1] for u in documentation if u.startswith("Documentation, "))
     assert f"docs: {url}" in text
+
+
+# The demo with ai21_emulator not importable (None in sys.modules blocks an import).
+WITHOUT_EMULATOR = (
+    "import runpy, sys; sys.modules['ai21_emulator'] = None; "
+    "runpy.run_module('llama_index.llms.ai21', run_name='__main__')"
+)
+
+
+def test_without_the_emulator_the_demo_says_how_to_install_it() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AI21_")}
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_EMULATOR],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert 'pip install "llama-index-llms-ai21[emulator]"' in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""

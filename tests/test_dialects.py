@@ -85,8 +85,9 @@ def test_streams_add_the_deployments_fields_and_the_callers_win() -> None:
     )
     plain = dialect.chat("m", HI, {}, system_prompt=None, stream=False)
     assert "stream_options" not in plain.body
+    jamba_1 = "ai21labs/AI21-Jamba-Mini-1.7"  # a template that reads documents
     assert dialect.chat(
-        "m", HI, {"documents": [{"content": "x"}]}, system_prompt=None, stream=False
+        jamba_1, HI, {"documents": [{"content": "x"}]}, system_prompt=None, stream=False
     ).body["documents"] == [{"text": "x"}]
 
 

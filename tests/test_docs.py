@@ -34,9 +34,9 @@ from typing import Any
 import pytest
 from llama_index.core import Settings
 
+from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._models import MODELS
-from llama_index.llms.ai21.emulator import Emulator, Fault
 from tests import browser
 from tests.statuses import STATUSES
 
@@ -473,7 +473,7 @@ def test_reference_docstring_examples_render_as_code(site: Path) -> None:
     page = _reference_html(site)
     assert "<blockquote>" not in page, "a docstring example rendered as a quotation"
     for name in ("Emulator", "Fault"):
-        start = page.index(f'id="llama_index.llms.ai21.emulator.{name}"')
+        start = page.index(f'id="ai21_emulator.{name}"')
         section = page[start : page.find('class="doc doc-object doc-class"', start + 1)]
         assert '<span class="gp">&gt;&gt;&gt; </span>' in section, f"{name}: no code example"
 

@@ -12,8 +12,8 @@ from llama_index.core.base.llms.types import ChatMessage, ChatResponse
 from llama_index.core.schema import NodeWithScore, TextNode
 from llama_index.core.tools import FunctionTool
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator
 from tests.calls import METHOD_IDS
 
 QUESTION = "How long is the context window of Jamba?"
@@ -66,7 +66,7 @@ def answer(llm: AI21, method: str, **kwargs: Any) -> str:
 def test_documents_are_sent_and_the_answer_returned(
     llm: AI21, emulator: Emulator, method: str
 ) -> None:
-    # Scripted: how the emulator grounds answers on documents is tested in tests/emulator.
+    # Scripted: how the emulator grounds answers on documents is tested in emulator/tests.
     emulator.reply_next("256K tokens, says the model card.")
     text = answer(llm, method, documents=DOCUMENTS)
     assert emulator.last_request.json["documents"] == SENT

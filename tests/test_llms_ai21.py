@@ -52,10 +52,16 @@ def test_llamahub_table_names_the_importable_classes() -> None:
 
 def test_development_tools_are_a_dependency_group_not_an_extra() -> None:
     extras = PYPROJECT["project"]["optional-dependencies"]
-    assert set(extras) == {"tokenizer"}, "only user-facing extras are published"
+    assert set(extras) == {"tokenizer", "emulator"}, "only user-facing extras are published"
     dev = " ".join(PYPROJECT["dependency-groups"]["dev"])
-    for tool in ("pytest", "ruff", "mypy", "mkdocs", "nbclient", "ai21-tokenizer"):
+    for tool in ("pytest", "ruff", "mypy", "mkdocs", "nbclient", "ai21-tokenizer", "ai21-emulator"):
         assert tool in dev, tool
+    # `uv run` takes the emulator from this checkout, editable, as ./dev does.
+    source = PYPROJECT["tool"]["uv"]["sources"]["ai21-emulator"]
+    assert source == {"path": "emulator", "editable": True}
+    emulator = tomllib.loads((ROOT / "emulator" / "pyproject.toml").read_text(encoding="utf-8"))
+    assert emulator["project"]["name"] == "ai21-emulator"
+    assert not any("llama-index" in dep for dep in emulator["project"]["dependencies"])
 
 
 def test_project_urls_and_colab_badge_name_one_repository() -> None:

@@ -5,7 +5,7 @@ The run is exactly what ``scripts/refresh_notebook.py`` does (it is imported fro
 ``python3`` kernel, no ``AI21_*`` variables (so the notebook's deciding cell starts the emulator),
 a timeout per cell, and any error fails the test. It happens twice: on this checkout's
 interpreter, and (slow) as Colab would after the release, in a brand-new virtualenv that has
-nothing but ipykernel, where the notebook's install cell installs the freshly built wheel. The
+nothing but ipykernel, where the notebook's install cell installs the freshly built wheels. The
 saved outputs, stderr included, are compared with both runs, so the notebook on GitHub and Colab
 cannot drift from the code.
 """
@@ -134,7 +134,9 @@ def test_notebook_is_valid_and_ready_for_colab(committed: Any) -> None:
     install = committed.cells[2]
     # No import, no find_spec: the cell must work where nothing of LlamaIndex is installed,
     # and must bring a version that has the emulator.
-    assert install.source == '%pip install --quiet "llama-index-llms-ai21[tokenizer]>=0.9"'
+    assert install.source == (
+        '%pip install --quiet "llama-index-llms-ai21[tokenizer,emulator]>=0.9"'
+    )
     assert committed.metadata.kernelspec.name == "python3"
     deciding = [c for c in committed.cells if "Emulator().start()" in c.source]
     assert len(deciding) == 1, "exactly one cell decides between AI21 and the emulator"
@@ -159,10 +161,13 @@ def _run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def wheel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding the wheel of this checkout, built once per session."""
+    """A directory holding the wheels of this checkout (the package and the emulator, which
+    the notebook installs as its extra), built once per session."""
     dist = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)])
+    for project in (ROOT, ROOT / "emulator"):
+        _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(project)])
     assert len(list(dist.glob("llama_index_llms_ai21-*.whl"))) == 1
+    assert len(list(dist.glob("ai21_emulator-*.whl"))) == 1
     return dist
 
 

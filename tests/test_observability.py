@@ -22,8 +22,8 @@ from llama_index.core.instrumentation.events.llm import (
 )
 from llama_index.core.tools import FunctionTool
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator
 
 
 def multiply(a: int, b: int) -> int:

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, TextBlock, ToolCallBlock
 from pydantic import ValidationError
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator
 
 text = st.text(max_size=30)
 json_scalar = st.none() | st.booleans() | st.integers(-5, 5000) | text

@@ -13,8 +13,8 @@ from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.query_engine import RouterQueryEngine
 from llama_index.core.tools import QueryEngineTool
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator
 from tests.rag_corpus import (  # noqa: F401 - the fixture is autouse
     COMPANY,
     CONTEXT_WINDOW,
@@ -28,7 +28,7 @@ ANSWER = "256K tokens, says the context."
 def make_index(texts: list[str]) -> VectorStoreIndex:
     # MockEmbedding gives every text the same vector, so engines retrieve every chunk
     # (similarity_top_k below); the answers are scripted, so these tests check what the
-    # adapter sends and returns, not how the emulator ranks sentences (tests/emulator does).
+    # adapter sends and returns, not how the emulator ranks sentences (emulator/tests does).
     return VectorStoreIndex.from_documents(
         [Document(text=text) for text in texts], embed_model=MockEmbedding(embed_dim=8)
     )

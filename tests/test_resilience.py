@@ -14,8 +14,8 @@ import httpx
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
 
+from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21, MalformedResponseError, StreamInterruptedError
-from llama_index.llms.ai21.emulator import Emulator, Fault
 from tests.calls import arg_for, call
 from tests.statuses import BY_CODE, NOT_RETRIED, RETRIED
 

@@ -16,8 +16,8 @@ import httpx
 import psutil
 import pytest
 
+from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator, Fault
 from tests.calls import METHOD_IDS, arg_for, call
 
 SECRET = "sk-test-4f9c2a7e1b8d-SECRET"
@@ -110,7 +110,12 @@ def _complete_in_child(llm: AI21, prompt: str) -> str:
 
 
 @pytest.mark.slow  # spawns a worker process (a fresh interpreter)
-def test_instances_travel_to_worker_processes(secret_llm: AI21) -> None:
+def test_instances_travel_to_worker_processes(
+    secret_llm: AI21, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pickle carries no key: a spawned worker finds it where a new instance would.
+    monkeypatch.setenv("AI21_API_KEY", SECRET)
+    assert SECRET.encode() not in pickle.dumps(secret_llm)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         text = pool.submit(_complete_in_child, secret_llm, "from a worker").result(timeout=120)

@@ -13,8 +13,8 @@ from llama_index.core.llms import ChatMessage
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import PydanticProgramMode
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator
 
 
 class Album(BaseModel):
@@ -51,7 +51,7 @@ ABBEY_ROAD_ARGS = {"title": "Abbey Road", "artist": "The Beatles", "year": 1969}
 
 def script(emulator: Emulator, mode: str) -> None:
     """The model's answer, scripted: a call of the Album tool, or a JSON object as text (the
-    emulator's own schema filling has its tests in tests/emulator)."""
+    emulator's own schema filling has its tests in emulator/tests)."""
     if mode == "function":
         emulator.reply_next(tool_calls=[{"name": "Album", "arguments": ABBEY_ROAD_ARGS}])
     else:

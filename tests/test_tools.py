@@ -15,8 +15,8 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms.llm import ToolSelection
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator
 from tests.calculator import TOOLS
 
 MULTIPLY_SPEC = {
@@ -35,7 +35,7 @@ MULTIPLY_SPEC = {
     },
 }
 TWO_CALLS = "What is 3 times 4 and then add 2 plus 5?"
-# Scripted answers (the emulator's own tool-call guessing has its tests in tests/emulator).
+# Scripted answers (the emulator's own tool-call guessing has its tests in emulator/tests).
 MULTIPLY_3_4 = {"name": "multiply", "arguments": {"a": 3, "b": 4}}
 ADD_2_5 = {"name": "add", "arguments": {"a": 2, "b": 5}}
 METHODS = [

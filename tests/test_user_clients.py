@@ -8,9 +8,9 @@ import asyncio
 
 import httpx
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._http import user_agent
-from llama_index.llms.ai21.emulator import Emulator
 
 THEIR_HEADERS = {"X-Team": "search", "Authorization": "Bearer not-the-key", "User-Agent": "theirs"}
 

@@ -12,7 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
-from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    CitableBlock,
+    DocumentBlock,
+    TextBlock,
+)
 from llama_index.core.schema import Document, NodeWithScore, TextNode
 
 from llama_index.llms.ai21 import AI21
@@ -85,3 +90,18 @@ def test_every_method_sends_documents(
     added = grounded.responses[-1].additional_kwargs["prompt_tokens"] - bare["prompt_tokens"]
     assert added == count_tokens(servers, UNTITLED)
     assert grounded.text == servers.answer
+
+
+def test_document_blocks_in_a_message_go_as_the_documents_field(
+    make_llm: Callable[..., AI21], servers: Servers
+) -> None:
+    # Jamba 1.x's template reads the documents field, so message blocks go there too.
+    llm = make_llm()
+    bare = prompt_tokens(llm)
+    card = CitableBlock(content=[TextBlock(text=TEXT)], title="Greek", source="x")
+    note = DocumentBlock(data=b"gamma", document_mimetype="text/plain")
+    message = ChatMessage(role="user", blocks=[card, note, TextBlock(text="Hi")])
+    response = llm.chat([message])
+    rendered = "<|documents|># Greek\nalpha beta\ngamma\n"
+    assert response.additional_kwargs["prompt_tokens"] == bare + count_tokens(servers, rendered)
+    assert response.message.content == servers.answer

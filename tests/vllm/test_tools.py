@@ -2,52 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from llama_index.core.agent.workflow import FunctionAgent, ToolCall, ToolCallResult
-from llama_index.core.base.llms.types import ChatResponse
 
 from llama_index.llms.ai21 import AI21
 from tests.calculator import TOOLS
-from tests.vllm.conftest import Servers, require_servers
+from tests.vllm.conftest import (
+    METHODS,
+    Servers,
+    agent_warnings,
+    raw_calls,
+    require_servers,
+    responses,
+)
 
 require_servers()
 
 QUESTION = "What is 3 times 4? Use multiply."  # "multiply" makes the model call the tool
-METHODS = [
-    "chat_with_tools",
-    "stream_chat_with_tools",
-    "achat_with_tools",
-    "astream_chat_with_tools",
-]
-
-# llama-index-workflows finds an agent's steps with inspect.getmembers, which touches every
-# deprecated pydantic attribute of the agent (warnings from their code, not ours).
-agent_warnings = pytest.mark.filterwarnings(
-    "ignore::pydantic.warnings.PydanticDeprecatedSince20",
-    "ignore::pydantic.warnings.PydanticDeprecatedSince211",
-)
-
-
-def responses(llm: AI21, method: str, *args: Any, **kwargs: Any) -> list[ChatResponse]:
-    """Every response of one ``*chat_with_tools`` call (one unless streamed)."""
-
-    async def run_async() -> list[ChatResponse]:
-        result = await getattr(llm, method)(*args, **kwargs)
-        return [c async for c in result] if "stream" in method else [result]
-
-    if method.startswith("a"):
-        return asyncio.run(run_async())
-    result = getattr(llm, method)(*args, **kwargs)
-    return list(result) if "stream" in method else [result]
-
-
-def raw_calls(response: ChatResponse) -> list[dict[str, Any]]:
-    return list(response.message.additional_kwargs.get("tool_calls") or [])
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -71,7 +45,10 @@ def test_a_streamed_call_names_the_tool_first_and_ends_whole(
     chunks = responses(make_llm(), method, TOOLS, QUESTION)
     seen = [raw_calls(c) for c in chunks if raw_calls(c)]
     assert [len(calls) for calls in seen] == [1] * len(seen)
-    assert seen[0][0]["function"] == {"name": "multiply", "arguments": ""}
+    # The name comes first. vLLM sends the arguments in a later delta, unless the client lags
+    # and the server merges the tokens of several steps into one delta: then they come with it.
+    assert seen[0][0]["function"]["name"] == "multiply"
+    assert seen[0][0]["function"]["arguments"] in ("", seen[-1][0]["function"]["arguments"])
     assert json.loads(seen[-1][0]["function"]["arguments"]) == {"a": 3, "b": 4}
     assert all(c.delta == "" for c in chunks)
     final = chunks[-1].additional_kwargs

@@ -1,8 +1,9 @@
 """The demo: ``python -m llama_index.llms.ai21``.
 
-With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the bundled emulator in
-this process and says so. Then it shows a completion, a chat with ``preamble_override``, a
-streamed answer and a LlamaIndex query engine over a few bundled paragraphs.
+With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator (the
+``ai21-emulator`` distribution, the ``[emulator]`` extra) in this process and says so. Then it
+shows a completion, a chat with ``preamble_override``, a streamed answer and a LlamaIndex query
+engine over a few bundled paragraphs.
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ import importlib.metadata
 import os
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from llama_index.core import Document, SummaryIndex
 from llama_index.core.llms import ChatMessage
 
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator, Fault
+
+if TYPE_CHECKING:
+    from ai21_emulator import Emulator
 
 PARAGRAPHS = [
     "AI21 Labs is an Israeli artificial intelligence company founded in 2017 by Yoav Shoham, "
@@ -43,7 +47,7 @@ def _llm(model: str) -> Iterator[tuple[AI21, Emulator | None]]:
         print(f"Using the AI21 API ({os.environ.get('AI21_API_HOST') or 'api.ai21.com'}).")
         yield AI21(model=model), None
         return
-    with Emulator() as emulator:
+    with _emulator() as emulator:
         print(
             f"AI21_API_KEY is not set: using the built-in AI21 emulator at {emulator.base_url} "
             "(deterministic canned answers, no network)."
@@ -51,19 +55,36 @@ def _llm(model: str) -> Iterator[tuple[AI21, Emulator | None]]:
         yield AI21(model=model, api_key=emulator.api_key, base_url=emulator.base_url), emulator
 
 
+EMULATOR_MISSING = """\
+AI21_API_KEY is not set, so the demo would use the AI21 emulator, which is not installed.
+Install it with:  pip install "llama-index-llms-ai21[emulator]"
+or set AI21_API_KEY to use AI21's API."""
+
+
+def _emulator() -> Emulator:
+    # The emulator is an optional extra: imported only when the demo needs it.
+    try:
+        from ai21_emulator import Emulator
+    except ModuleNotFoundError as error:
+        if error.name != "ai21_emulator":
+            raise
+        raise SystemExit(EMULATOR_MISSING) from None
+    return Emulator()
+
+
 DESCRIPTION = """\
 A tour of llama-index-llms-ai21: a completion, a chat with preamble_override, a streamed
 answer, and a LlamaIndex query engine over a few bundled paragraphs.
 
 With AI21_API_KEY set it talks to AI21 (AI21_API_HOST changes the host). Without it, it
-starts the bundled AI21 emulator on loopback and says so: canned, deterministic answers, no
-key and no network needed."""
+starts the AI21 emulator on loopback and says so: canned, deterministic answers, no key and
+no network needed (pip install "llama-index-llms-ai21[emulator]" installs the emulator)."""
 
 EPILOG = """\
 examples:
   python -m llama_index.llms.ai21                      # the emulator, no key needed
   AI21_API_KEY=... python -m llama_index.llms.ai21 --model jamba-large
-  python -m llama_index.llms.ai21.emulator --port 8021 # just the emulator, for your own code"""
+  python -m ai21_emulator --port 8021                  # just the emulator, for your own code"""
 
 
 def _documentation_url() -> str | None:
@@ -107,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
 
         _section("3. stream_complete, token by token")
         if emulator is not None:  # pace the emulator like a real model, so streaming shows
+            from ai21_emulator import Fault
+
             emulator.inject(Fault(stream_delay=0.03))
         for chunk in llm.stream_complete("Tell me a short story about a lighthouse."):
             print(chunk.delta, end="", flush=True)

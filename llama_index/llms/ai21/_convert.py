@@ -17,13 +17,16 @@ from typing import Any
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
+    CitableBlock,
     CompletionResponse,
+    DocumentBlock,
     MessageRole,
     TextBlock,
     ThinkingBlock,
     ToolCallBlock,
 )
 
+from llama_index.llms.ai21._markup import TOOL_CALL_OPEN, Markup, hermes_tool_calls, split_think
 from llama_index.llms.ai21.errors import MalformedResponseError
 
 # LlamaIndex roles that mean "the model" in other providers' vocabularies.
@@ -33,13 +36,25 @@ _USER_ROLES = {MessageRole.USER}
 _TOOL_ROLES = {MessageRole.TOOL, MessageRole.FUNCTION}
 
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+_USAGE_DETAILS = (
+    ("completion_tokens_details", "reasoning_tokens"),
+    ("prompt_tokens_details", "cached_tokens"),
+)
 
 
 # --------------------------------------------------------------------------- requests
 
 
-def _message_text(message: ChatMessage, index: int, *, allow_tool_calls: bool) -> str:
-    """Join a message's text blocks; reject any block AI21 cannot carry."""
+def _message_text(
+    message: ChatMessage,
+    index: int,
+    *,
+    allow_tool_calls: bool,
+    documents: list[dict[str, Any]] | None = None,
+) -> str:
+    """Join a message's text blocks; reject any block AI21 cannot carry. Where ``documents``
+    is given (user messages), ``CitableBlock``s and text ``DocumentBlock``s are collected
+    into it as grounding documents instead."""
     parts: list[str] = []
     for block in message.blocks:
         if isinstance(block, TextBlock):
@@ -47,17 +62,59 @@ def _message_text(message: ChatMessage, index: int, *, allow_tool_calls: bool) -
         elif isinstance(block, ToolCallBlock) and allow_tool_calls:
             continue  # carried in the message's tool_calls
         elif isinstance(block, ThinkingBlock) and allow_tool_calls:
-            # An earlier answer's reasoning: models are not given their own reasoning back
-            # (vLLM's reasoning outputs docs; OpenAI's conventions alike).
-            continue
+            continue  # sent back (or not) by to_ai21_messages, in the server's field
+        elif isinstance(block, CitableBlock | DocumentBlock) and documents is not None:
+            documents.append(_block_document(block, index))
         else:
-            hint = " (pass documents=[...] for grounding)" if block.block_type == "document" else ""
+            hint = (
+                " (pass documents=[...] for grounding, or put it in a user message)"
+                if block.block_type in ("document", "citable")
+                else ""
+            )
             raise ValueError(
                 f"messages[{index}] ({message.role.value}) contains a {block.block_type!r} "
                 f"content block, which the AI21 API cannot represent{hint}; "
                 "only text is supported"
             )
     return "\n".join(parts)
+
+
+# Document types read as text (anything else in a DocumentBlock is refused by name).
+_TEXT_TYPES = ("application/json", "application/xml", "application/x-yaml", "application/yaml")
+
+
+def _block_document(block: CitableBlock | DocumentBlock, index: int) -> dict[str, Any]:
+    """A grounding document (AI21's ``{"content", "metadata"}`` shape) from a message block."""
+    metadata: dict[str, str] = {}
+    if isinstance(block, CitableBlock):
+        texts = []
+        for part in block.content:
+            if not isinstance(part, TextBlock):
+                raise ValueError(
+                    f"messages[{index}] has a CitableBlock with a {part.block_type!r} part; "
+                    "documents must be text"
+                )
+            texts.append(part.text)
+        if block.title:
+            metadata["title"] = block.title
+        if block.source:
+            metadata["source"] = block.source
+        return {"content": "\n".join(texts), "metadata": metadata}
+    mimetype = block.document_mimetype or ""
+    if not (mimetype.startswith("text/") or mimetype in _TEXT_TYPES):
+        raise ValueError(
+            f"messages[{index}] has a DocumentBlock of type {mimetype or 'unknown'!r}; "
+            "documents must be text (text/*, JSON, XML or YAML)"
+        )
+    try:
+        text = block.resolve_document().read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"messages[{index}] has a DocumentBlock of type {mimetype!r} that is not UTF-8 text"
+        ) from exc
+    if block.title and block.title != "input_document":  # LlamaIndex's placeholder title
+        metadata["title"] = block.title
+    return {"content": text, "metadata": metadata} if metadata else {"content": text}
 
 
 def _tool_call_to_ai21(call: Any, index: int) -> dict[str, Any]:
@@ -121,13 +178,17 @@ def _assistant_tool_calls(message: ChatMessage, index: int) -> list[dict[str, An
     return [_tool_call_to_ai21(call, index) for call in raw_calls]
 
 
-def to_ai21_message(message: ChatMessage, index: int = 0) -> dict[str, Any]:
-    """Convert one LlamaIndex message to an AI21 chat message dict."""
+def to_ai21_message(
+    message: ChatMessage, index: int = 0, documents: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Convert one LlamaIndex message to an AI21 chat message dict (a user message's
+    document blocks go into ``documents``, when given)."""
     role = message.role
     if role in _SYSTEM_ROLES:
         return {"role": "system", "content": _message_text(message, index, allow_tool_calls=False)}
     if role in _USER_ROLES:
-        return {"role": "user", "content": _message_text(message, index, allow_tool_calls=False)}
+        text = _message_text(message, index, allow_tool_calls=False, documents=documents)
+        return {"role": "user", "content": text}
     if role in _ASSISTANT_ROLES:
         text = _message_text(message, index, allow_tool_calls=True)
         tool_calls = _assistant_tool_calls(message, index)
@@ -192,16 +253,86 @@ def to_ai21_messages(
     *,
     system_prompt: str | None = None,
     preamble_override: str | None = None,
+    reasoning_fields: Sequence[str] = (),
+    documents: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Convert a LlamaIndex conversation to the ``messages`` field of a Jamba request.
 
     ``preamble_override`` becomes the only system message; otherwise ``system_prompt`` is
-    prepended when the conversation has no system message of its own.
+    prepended when the conversation has no system message of its own. Inside a tool loop (the
+    assistant tool-call turns after the last user message), each turn's reasoning
+    (``ThinkingBlock``) is sent back in every field of ``reasoning_fields``, as Jamba Reasoning
+    3B's chat template re-inserts it there; earlier turns' reasoning is not sent. Document
+    blocks of user messages are appended to ``documents`` (when given; else refused).
     """
-    return [
-        to_ai21_message(message, index)
-        for index, message in _with_system(messages, system_prompt, preamble_override)
-    ]
+    indexed = _with_system(messages, system_prompt, preamble_override)
+    converted = [to_ai21_message(message, index, documents) for index, message in indexed]
+    if reasoning_fields:
+        last_user = max(
+            (i for i, (_, m) in enumerate(indexed) if m.role in _USER_ROLES), default=-1
+        )
+        for position in range(last_user + 1, len(indexed)):
+            payload = converted[position]
+            if payload["role"] != "assistant" or not payload.get("tool_calls"):
+                continue
+            reasoning = "".join(
+                b.content or "" for b in indexed[position][1].blocks if isinstance(b, ThinkingBlock)
+            )
+            if reasoning:
+                payload.update(dict.fromkeys(reasoning_fields, reasoning))
+    return converted
+
+
+# ------------------------------------------------------------------------ tool choice
+
+ToolChoice = str | dict[str, Any]
+
+
+def normalize_tool_choice(tool_choice: Any) -> ToolChoice:
+    """``tool_choice`` in OpenAI's shape: ``"auto"``, ``"none"``, ``"required"`` (also for
+    ``"any"``) or ``{"type": "function", "function": {"name": ...}}`` (from a tool's name, or a
+    dict that names one)."""
+    if isinstance(tool_choice, str):
+        if tool_choice in ("auto", "none", "required"):
+            return tool_choice
+        if tool_choice == "any":  # Anthropic's word for "required"
+            return "required"
+        if not tool_choice:
+            raise ValueError("tool_choice must not be an empty string")
+        return {"type": "function", "function": {"name": tool_choice}}
+    if isinstance(tool_choice, Mapping):
+        function = tool_choice.get("function")
+        name = function.get("name") if isinstance(function, Mapping) else tool_choice.get("name")
+        if isinstance(name, str) and name:
+            return {"type": "function", "function": {"name": name}}
+    raise ValueError(
+        f"tool_choice must be 'auto', 'none', 'required', a tool's name or "
+        f'{{"type": "function", "function": {{"name": ...}}}}, got {tool_choice!r}'
+    )
+
+
+def chosen_tool(tool_choice: ToolChoice) -> str | None:
+    """The name a normalized ``tool_choice`` names, if it names one."""
+    return tool_choice["function"]["name"] if isinstance(tool_choice, dict) else None
+
+
+def tool_names(tools: Any) -> list[str]:
+    """The names of the tools in a request's ``tools`` field."""
+    if tools is None:
+        return []
+    if not isinstance(tools, list | tuple):
+        raise ValueError(f"tools must be a list of function definitions, got {tools!r}")
+    names = []
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, Mapping) else None
+        name = function.get("name") if isinstance(function, Mapping) else None
+        if not isinstance(name, str):
+            raise ValueError(
+                f"tools[{i}] must be a function definition with a string function.name, "
+                f"got {tool!r}"
+            )
+        names.append(name)
+    return names
 
 
 # -------------------------------------------------------------------------- responses
@@ -227,6 +358,11 @@ def usage_kwargs(usage: Any) -> dict[str, int]:
     for key in USAGE_KEYS:
         if key in usage:
             counts[key] = _expect(usage[key], int, f"usage.{key}")
+    # OpenAI's usage details, as vLLM and llama.cpp report them when they count them.
+    for details, key in _USAGE_DETAILS:
+        value = usage.get(details)
+        if isinstance(value, dict) and isinstance(value.get(key), int):
+            counts[key] = value[key]
     return counts
 
 
@@ -255,34 +391,53 @@ def parse_tool_calls(raw_calls: Any, where: str) -> list[dict[str, Any]]:
 
 
 def assistant_message(
-    content: str, tool_calls: Sequence[dict[str, Any]], reasoning: str | None = None
+    content: str,
+    tool_calls: Sequence[dict[str, Any]],
+    reasoning: str | None = None,
+    tool_blocks: Sequence[ToolCallBlock] | None = None,
 ) -> ChatMessage:
     """Build the framework's assistant message: reasoning (a ``ThinkingBlock``), text, and
-    tool calls as blocks and kwargs."""
+    tool calls as blocks and kwargs (``tool_blocks``: the calls' blocks, already built)."""
     blocks: list[Any] = [TextBlock(text=content)]
     if reasoning is not None:
         blocks.insert(0, ThinkingBlock(content=reasoning))
-    for call in tool_calls:
-        blocks.append(
+    prebuilt = tool_blocks is not None
+    if tool_blocks is None:
+        tool_blocks = [
             ToolCallBlock(
                 tool_call_id=call["id"],
                 tool_name=call["function"]["name"],
                 tool_kwargs=call["function"]["arguments"],
             )
-        )
+            for call in tool_calls
+        ]
+    blocks.extend(tool_blocks)
     additional_kwargs: dict[str, Any] = {}
     if tool_calls:
-        additional_kwargs["tool_calls"] = [
-            {**call, "function": dict(call["function"])} for call in tool_calls
-        ]
+        # Copies, so that editing the message never edits the caller's calls; the stream
+        # state passes its blocks, and its calls as dicts it replaces (never edits) when a
+        # call changes, so it needs no copies (a copy of every call per event would make a
+        # stream of N calls quadratic).
+        additional_kwargs["tool_calls"] = (
+            list(tool_calls)
+            if prebuilt
+            else [{**call, "function": dict(call["function"])} for call in tool_calls]
+        )
+    if prebuilt:  # blocks built here, so valid: validating N blocks per event is quadratic
+        return ChatMessage.model_construct(
+            role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=additional_kwargs
+        )
     return ChatMessage(
         role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=additional_kwargs
     )
 
 
-def _first_choice(raw: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any], str | None]:
+def _first_choice(
+    raw: Any, markup: Markup | None = None
+) -> tuple[str, list[dict[str, Any]], dict[str, Any], str | None]:
     """Content, tool calls and ``additional_kwargs`` (token counts, finish reason) of the
-    first choice of a non-streaming chat completion (AI21's Jamba API reference)."""
+    first choice of a non-streaming chat completion (AI21's Jamba API reference), with the
+    reasoning and Hermes tool calls a server left in ``content`` read out (``_markup``)."""
     _expect(raw, dict, "the response body")
     choices = _expect(raw.get("choices"), list, "'choices'")
     if not choices:
@@ -297,15 +452,20 @@ def _first_choice(raw: Any) -> tuple[str, list[dict[str, Any]], dict[str, Any], 
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if reasoning is not None:
         _expect(reasoning, str, "choices[0].message.reasoning")
+    if markup is not None:
+        if markup.split_think and not reasoning:
+            reasoning, content = split_think(content, extra["finish_reason"])
+        if markup.hermes and not tool_calls and TOOL_CALL_OPEN in content:
+            content, tool_calls = hermes_tool_calls(content)
     return content, tool_calls, extra, reasoning
 
 
-def chat_response_from_ai21(raw: Any) -> ChatResponse:
+def chat_response_from_ai21(raw: Any, markup: Markup | None = None) -> ChatResponse:
     """Turn a non-streaming chat completion into a ``ChatResponse``.
 
     The first choice becomes the message; ``raw`` keeps all of them (``n > 1``).
     """
-    content, tool_calls, extra, reasoning = _first_choice(raw)
+    content, tool_calls, extra, reasoning = _first_choice(raw, markup)
     return ChatResponse(
         message=assistant_message(content, tool_calls, reasoning),
         raw=raw,
@@ -313,10 +473,10 @@ def chat_response_from_ai21(raw: Any) -> ChatResponse:
     )
 
 
-def completion_response_from_ai21(raw: Any) -> CompletionResponse:
+def completion_response_from_ai21(raw: Any, markup: Markup | None = None) -> CompletionResponse:
     """The same as :func:`chat_response_from_ai21`, for ``complete``: the text of the first
     choice, with any tool calls in ``additional_kwargs`` as a chat response would have them."""
-    content, tool_calls, extra, reasoning = _first_choice(raw)
+    content, tool_calls, extra, reasoning = _first_choice(raw, markup)
     if tool_calls:
         extra["tool_calls"] = tool_calls
     if reasoning is not None:
@@ -426,3 +586,39 @@ def to_flat_documents(documents: Any) -> list[dict[str, str]]:
     if isinstance(documents, str | bytes | Mapping) or not isinstance(documents, Sequence):
         raise ValueError("documents must be a list (of strings, dicts or LlamaIndex Documents)")
     return [_document_to_flat(document, i) for i, document in enumerate(documents)]
+
+
+def documents_in_prompt(
+    messages: list[dict[str, Any]], documents: Sequence[Mapping[str, str]]
+) -> list[dict[str, Any]]:
+    """``messages`` with the documents written into the last user message, before its text,
+    for a model whose chat template has no ``documents`` variable (AI21's Jamba2 and Reasoning
+    3B cards show retrieved documents inline before the question)::
+
+        Context documents:
+
+        Document 1 (title: Jamba; source: wiki)
+        Jamba is a hybrid SSM-Transformer model.
+
+        Document 2
+        ...
+
+        <the user's message>
+
+    Each header lists the document's string fields other than ``text`` (``to_flat_documents``).
+    Without a user message, the documents become one, at the end. ``messages`` is not changed.
+    """
+    entries = []
+    for number, document in enumerate(documents, 1):
+        fields = "; ".join(f"{k}: {v}" for k, v in document.items() if k != "text")
+        header = f"Document {number} ({fields})" if fields else f"Document {number}"
+        entries.append(f"{header}\n{document.get('text', '')}")
+    block = "Context documents:\n\n" + "\n\n".join(entries)
+    result = list(messages)
+    for position in range(len(result) - 1, -1, -1):
+        if result[position]["role"] == "user":
+            user = result[position]
+            result[position] = {**user, "content": f"{block}\n\n{user['content']}"}
+            return result
+    result.append({"role": "user", "content": block})
+    return result

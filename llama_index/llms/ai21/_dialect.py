@@ -8,29 +8,39 @@ vLLM speak too) and legacy Jurassic-2 (:mod:`._j2`). Both are pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
     CompletionResponse,
     MessageRole,
+    ThinkingBlock,
 )
 
 from llama_index.llms.ai21._convert import (
     chat_response_from_ai21,
+    chosen_tool,
     completion_response_from_ai21,
+    documents_in_prompt,
+    normalize_tool_choice,
     to_ai21_messages,
+    to_flat_documents,
+    tool_names,
 )
-from llama_index.llms.ai21._params import check_params
+from llama_index.llms.ai21._markup import Markup, warn_if_reasoning_exhausted
+from llama_index.llms.ai21._models import ModelInfo
+from llama_index.llms.ai21._params import Limits, check_params
 from llama_index.llms.ai21._stream import ChatStreamState
 
-if TYPE_CHECKING:
-    from llama_index.llms.ai21._deployments import Deployment
+CHAT_PATH = "/chat/completions"
+
+logger = logging.getLogger("llama_index.llms.ai21")
 
 # Keywords that steer this adapter and never go into the payload as-is.
-CONTROL_KWARGS = ("preamble_override", "documents", "parallel_tool_calls")
+CONTROL_KWARGS = ("preamble_override", "documents", "parallel_tool_calls", "tool_choice")
 
 
 class Call(NamedTuple):
@@ -40,6 +50,7 @@ class Call(NamedTuple):
     path: str
     body: dict[str, Any]
     single_tool_call: bool = False  # keep only the first tool call of the answer
+    markup: Markup | None = None  # what to read out of the answer text (``_markup``)
 
 
 class Dialect(Protocol):
@@ -60,11 +71,39 @@ class Dialect(Protocol):
         self, model: str, prompt: str, params: dict[str, Any], *, system_prompt: str | None
     ) -> Call: ...
 
-    def chat_response(self, raw: Any) -> ChatResponse: ...
+    def chat_response(self, raw: Any, call: Call | None = None) -> ChatResponse: ...
 
-    def completion_response(self, raw: Any) -> CompletionResponse: ...
+    def completion_response(self, raw: Any, call: Call | None = None) -> CompletionResponse: ...
 
-    def stream_state(self) -> ChatStreamState: ...
+    def stream_state(self, call: Call | None = None) -> ChatStreamState: ...
+
+
+class Server(Protocol):
+    """What Jamba chat needs to know about the server it writes for (a ``Deployment`` is one).
+
+    Imports point one way: deployments import their dialects, never the reverse.
+    """
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def limits(self) -> Limits: ...
+
+    @property
+    def reasoning_fields(self) -> tuple[str, ...]: ...
+
+    @property
+    def tool_choice_support(self) -> str: ...
+
+    @property
+    def reads_documents(self) -> bool: ...
+
+    def stream_fields(self) -> dict[str, Any]: ...
+
+    def documents(self, documents: Sequence[Any]) -> list[dict[str, Any]]: ...
+
+    def model_info(self, model: str) -> ModelInfo: ...
 
 
 def user_message(prompt: str) -> list[ChatMessage]:
@@ -78,8 +117,50 @@ class JambaChat:
 
     streams = True
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: Server) -> None:
         self.deployment = deployment
+        self._warned_unenforceable = False
+
+    def _tool_choice(self, params: dict[str, Any]) -> None:
+        """Apply ``tool_choice`` the way the deployment's server honours it (in place).
+
+        ``"native"``: sent as given, every tool offered. ``"required_only"``: a named tool is
+        offered alone with ``"required"``. ``"ignored"`` and ``"emulated"``: never sent; a named
+        tool is offered alone, ``"none"`` offers no tools, and a required or named call that
+        cannot be enforced is logged once (WARNING), never dropped silently.
+        """
+        raw = params.pop("tool_choice", None)
+        if raw is None:
+            return
+        choice = normalize_tool_choice(raw)
+        offered = tool_names(params.get("tools"))
+        name = chosen_tool(choice)
+        if name is not None and name not in offered:
+            raise ValueError(
+                f"tool_choice names {name!r}, which is not among the tools offered {offered}"
+            )
+        if not offered:
+            if choice == "required":
+                raise ValueError("tool_choice='required' (tool_required=True) but no tools")
+            return  # "auto" or "none" with nothing to choose from
+        support = self.deployment.tool_choice_support
+        if name is not None and support != "native":
+            params["tools"] = [t for t in params["tools"] if t["function"]["name"] == name]
+        if support == "native":
+            params["tool_choice"] = choice
+        elif support == "required_only":
+            params["tool_choice"] = "required" if name is not None else choice
+        elif choice == "none":
+            params.pop("tools")
+        elif choice != "auto" and not self._warned_unenforceable:
+            self._warned_unenforceable = True
+            logger.warning(
+                "tool_required/tool_choice=%r cannot be enforced on this server (deployment %r "
+                "has no tool_choice it honours)%s; the model may answer without calling a tool",
+                raw,
+                self.deployment.kind,
+                f": only {name!r} is offered" if name is not None else "",
+            )
 
     def chat(
         self,
@@ -90,27 +171,40 @@ class JambaChat:
         system_prompt: str | None,
         stream: bool,
     ) -> Call:
-        from llama_index.llms.ai21._deployments import CHAT_PATH
-
         params = dict(params)
         preamble = params.pop("preamble_override", None)
         documents = params.pop("documents", None)
         single_tool_call = params.pop("parallel_tool_calls", True) is False
         params.pop("stream", None)
+        if "chat_template_kwargs" in params:
+            check_template_kwargs(params["chat_template_kwargs"])
+        self._tool_choice(params)
         check_params(params, self.deployment.limits, stream=stream)
-        body: dict[str, Any] = {
-            "model": model,
-            "messages": to_ai21_messages(
-                messages, system_prompt=system_prompt, preamble_override=preamble
-            ),
-        }
+        info = self.deployment.model_info(model)
+        in_messages: list[dict[str, Any]] = []  # CitableBlock / DocumentBlock documents
+        converted = to_ai21_messages(
+            messages,
+            system_prompt=system_prompt,
+            preamble_override=preamble,
+            reasoning_fields=self.deployment.reasoning_fields,
+            documents=in_messages,
+        )
+        if in_messages:
+            documents = [*_as_list(documents), *in_messages]
+        field = self.deployment.reads_documents and info.template_reads_documents
+        if documents is not None and not field:
+            # The template would never see a documents field: the prompt carries them.
+            converted = documents_in_prompt(converted, to_flat_documents(documents))
+        body: dict[str, Any] = {"model": model, "messages": converted}
         if stream:
             body.update(self.deployment.stream_fields())
         body.update(params)
         body["stream"] = stream
-        if documents is not None:
+        if documents is not None and field:
             body["documents"] = self.deployment.documents(documents)
-        return Call(CHAT_PATH, body, single_tool_call)
+        hermes = bool(body.get("tools")) and info.tool_format != "jamba"
+        markup = Markup(info.always_reasons, hermes) if info.always_reasons or hermes else None
+        return Call(CHAT_PATH, body, single_tool_call, markup)
 
     def complete(
         self, model: str, prompt: str, params: dict[str, Any], *, system_prompt: str | None
@@ -119,11 +213,45 @@ class JambaChat:
             model, user_message(prompt), params, system_prompt=system_prompt, stream=False
         )
 
-    def chat_response(self, raw: Any) -> ChatResponse:
-        return chat_response_from_ai21(raw)
+    def chat_response(self, raw: Any, call: Call | None = None) -> ChatResponse:
+        response = chat_response_from_ai21(raw, call.markup if call else None)
+        warn_if_reasoning_exhausted(
+            response.additional_kwargs.get("finish_reason"),
+            response.message.content or "",
+            _reasoning_of(response),
+        )
+        return response
 
-    def completion_response(self, raw: Any) -> CompletionResponse:
-        return completion_response_from_ai21(raw)
+    def completion_response(self, raw: Any, call: Call | None = None) -> CompletionResponse:
+        response = completion_response_from_ai21(raw, call.markup if call else None)
+        warn_if_reasoning_exhausted(
+            response.additional_kwargs.get("finish_reason"),
+            response.text,
+            response.additional_kwargs.get("reasoning"),
+        )
+        return response
 
-    def stream_state(self) -> ChatStreamState:
-        return ChatStreamState()
+    def stream_state(self, call: Call | None = None) -> ChatStreamState:
+        return ChatStreamState(call.markup if call else None)
+
+
+def _reasoning_of(response: ChatResponse) -> str:
+    return "".join(b.content or "" for b in response.message.blocks if isinstance(b, ThinkingBlock))
+
+
+def _as_list(documents: Any) -> list[Any]:
+    if documents is None:
+        return []
+    if isinstance(documents, str | bytes | Mapping) or not isinstance(documents, Sequence):
+        raise ValueError("documents must be a list (of strings, dicts or LlamaIndex Documents)")
+    return list(documents)
+
+
+def check_template_kwargs(value: Any) -> None:
+    """``chat_template_kwargs`` must be a JSON object: the server hands its keys to the chat
+    template as variables (vLLM's and llama.cpp's servers alike)."""
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValueError(
+            "chat_template_kwargs must be a JSON object (a dict with string keys, e.g. "
+            f'{{"thinking_prefix": "..."}}), got {value!r}'
+        )

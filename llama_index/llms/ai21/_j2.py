@@ -7,6 +7,7 @@ November 2024). :class:`J2` builds those requests and reads their answers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,12 +48,26 @@ _NAMES = {
 }
 
 
+_MODEL_NAME = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def check_model_name(model: str) -> None:
+    """A ``ValueError`` for a name that would change the URL path it is put in."""
+    if not _MODEL_NAME.fullmatch(model) or model in (".", ".."):
+        raise ValueError(
+            f"model {model!r} is not a Jurassic-2 model name: J2 names go into the URL path "
+            "({base_url}/{model}/complete), so they may hold only letters, digits, '.', '_' "
+            "and '-'"
+        )
+
+
 class J2:
     """The Jurassic-2 dialect: ``/complete`` for completions, ``/chat`` for chat."""
 
     streams = False
 
     def _params(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
+        check_model_name(model)  # here too: the model may be changed after construction
         if params.get("documents") is not None or params.get("tools"):
             raise ValueError(f"{model} (Jurassic-2) supports neither documents nor tools")
         params = {k: v for k, v in params.items() if k not in CONTROL_KWARGS and k != "tools"}
@@ -86,14 +101,16 @@ class J2:
         text = to_j2_prompt(prompt, params.get("preamble_override"))
         return Call(f"/{model}/complete", {"prompt": text, **self._params(model, params)})
 
-    def chat_response(self, raw: Any) -> ChatResponse:
+    def chat_response(self, raw: Any, call: Call | None = None) -> ChatResponse:
         return chat_response_from_j2_chat(raw)
 
-    def completion_response(self, raw: Any) -> CompletionResponse:
+    def completion_response(self, raw: Any, call: Call | None = None) -> CompletionResponse:
         text, extra = completion_from_j2(raw)
         return CompletionResponse(text=text, raw=raw, additional_kwargs=extra)
 
-    def stream_state(self) -> ChatStreamState:  # pragma: no cover - J2 never streams
+    def stream_state(  # pragma: no cover - J2 never streams
+        self, call: Call | None = None
+    ) -> ChatStreamState:
         raise NotImplementedError("Jurassic-2 does not stream")
 
 

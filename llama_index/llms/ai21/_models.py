@@ -1,21 +1,32 @@
 """The model table: what each AI21 model name can do (docs/models.md).
 
 Hosted names follow AI21's Jamba API reference; the open-weight models are listed by their
-Hugging Face ids (``ai21labs/...``, the model cards give 256K context and tool use), as a
-self-hosted server such as vLLM serves them by default.
+Hugging Face ids (``ai21labs/...``), with AI21's serving recipe from each model card: the
+tool-call format its chat template uses (``hermes`` or ``jamba``), whether it always reasons
+(its generation prompt opens ``<think>``), whether its template reads a ``documents`` variable,
+its context and the lowest vLLM release the card names, and the card's ``vllm serve`` flags.
+
+Served names are matched by their last path part in any case, with what local servers add
+stripped: a ``:tag`` (``...-GGUF:Q4_K_M``), a ``.gguf`` file name and its quantization
+(``AI21-Jamba-Reasoning-3B-F16.gguf``), ``-GGUF``, a ``ai21labs_`` prefix (bartowski's
+uploads, as Ollama runs them) and the ``AI21-`` prefix (LM Studio's
+``ai21labs/jamba-reasoning-3b``).
 
 A name that is not in the table never fails: AI21 adds models faster than packages are
 released (the published 0.8.0 raised on ``jamba-large``). Names that look like Jamba get
 Jamba's figures, anything else a conservative default; :func:`is_known` tells the caller
-whether to warn.
+whether to warn. What a server reports about its model (the laptop deployments' discovery)
+wins over the table.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Family = Literal["jamba", "j2"]
+ToolFormat = Literal["hermes", "jamba"]
 
 JAMBA_CONTEXT_WINDOW = 256_000
 JAMBA_MAX_OUTPUT = 4096  # the hosted API's cap on max_tokens (AI21's Jamba API reference)
@@ -31,6 +42,18 @@ class ModelInfo:
     max_output: int
     is_chat_model: bool
     is_function_calling_model: bool
+    tool_format: ToolFormat | None = None
+    """How the model's chat template writes tool calls: ``hermes`` (``<tool_call>{...}
+    </tool_call>``, vLLM's ``--tool-call-parser hermes``), ``jamba`` (``<tool_calls>[...]
+    </tool_calls>``, ``--tool-call-parser jamba``); ``None``: not known (hosted names)."""
+    always_reasons: bool = False
+    """The generation prompt opens ``<think>``: every answer starts with reasoning."""
+    template_reads_documents: bool = True
+    """The chat template renders a ``documents`` variable (else documents go into the prompt)."""
+    min_vllm: str | None = None
+    """The lowest vLLM release the model card names."""
+    vllm_flags: str | None = None
+    """The model card's ``vllm serve`` flags (docs/self-hosted.md quotes them)."""
 
 
 _JAMBA = ModelInfo("jamba", JAMBA_CONTEXT_WINDOW, JAMBA_MAX_OUTPUT, True, True)
@@ -68,31 +91,88 @@ _J2_NAMES = (
     "j2-jumbo-instruct",
 )
 
-# AI21's open-weight models (Apache-2.0) by their Hugging Face ids.
-OPEN_MODELS = (
-    "ai21labs/AI21-Jamba2-Mini",
-    "ai21labs/AI21-Jamba2-3B",
-    "ai21labs/AI21-Jamba-Reasoning-3B",
-    "ai21labs/AI21-Jamba-Mini-1.7",
-    "ai21labs/AI21-Jamba-Large-1.7",
-    "ai21labs/AI21-Jamba-Mini-1.6",
-    "ai21labs/AI21-Jamba-Large-1.6",
-    "ai21labs/AI21-Jamba-1.5-Mini",
-    "ai21labs/AI21-Jamba-1.5-Large",
+# AI21's open-weight models by their Hugging Face ids, with each card's vLLM recipe.
+_HERMES_FLAGS = (
+    "--mamba-ssm-cache-dtype float32 --enable-auto-tool-choice --tool-call-parser hermes "
+    "--enable-prefix-caching"
 )
+_JAMBA_1_FLAGS = "--enable-auto-tool-choice --tool-call-parser jamba"
+_JAMBA2_MINI = replace(
+    _JAMBA,
+    tool_format="hermes",
+    template_reads_documents=False,  # the card pastes documents into the user turn
+    min_vllm="0.12.0",
+    vllm_flags=f"{_HERMES_FLAGS} --quantization experts_int8",
+)
+_JAMBA2_3B = replace(_JAMBA2_MINI, min_vllm="0.10.2", vllm_flags=_HERMES_FLAGS)
+_REASONING_3B = replace(
+    _JAMBA,
+    tool_format="hermes",
+    always_reasons=True,  # its generation prompt ends in "<think>\n"
+    template_reads_documents=False,  # its template has no documents variable
+    min_vllm="0.11.0",
+    vllm_flags=(
+        "--mamba-ssm-cache-dtype float32 --reasoning-parser deepseek_r1 "
+        "--enable-auto-tool-choice --tool-call-parser hermes"
+    ),
+)
+# Jamba 1.5-1.7: AI21's vLLM guide names vLLM 0.6.5 to 0.8.5.post1 and the jamba parser.
+_JAMBA_1 = replace(
+    _JAMBA,
+    tool_format="jamba",
+    template_reads_documents=True,
+    min_vllm="0.6.5",
+    vllm_flags=_JAMBA_1_FLAGS,
+)
+OPEN_MODELS: dict[str, ModelInfo] = {
+    "ai21labs/AI21-Jamba2-Mini": _JAMBA2_MINI,
+    "ai21labs/AI21-Jamba2-3B": _JAMBA2_3B,
+    "ai21labs/AI21-Jamba-Reasoning-3B": _REASONING_3B,
+    "ai21labs/AI21-Jamba-Mini-1.7": _JAMBA_1,
+    "ai21labs/AI21-Jamba-Large-1.7": _JAMBA_1,
+    "ai21labs/AI21-Jamba-Mini-1.6": _JAMBA_1,
+    "ai21labs/AI21-Jamba-Large-1.6": _JAMBA_1,
+    "ai21labs/AI21-Jamba-1.5-Mini": _JAMBA_1,
+    "ai21labs/AI21-Jamba-1.5-Large": _JAMBA_1,
+}
 
 MODELS: dict[str, ModelInfo] = {
     **dict.fromkeys(_JAMBA_NAMES, _JAMBA),
     **dict.fromkeys(_J2_NAMES, _J2),
-    **dict.fromkeys(OPEN_MODELS, _JAMBA),
+    **OPEN_MODELS,
 }
-# Served names are often a local path or a lower-cased id: match on the last path part.
-_BY_BASENAME = {name.rsplit("/", 1)[-1].lower(): info for name, info in MODELS.items()}
+# What local servers add around a model's name (see the module docstring).
+_QUANT = re.compile(r"[-.](?:f16|f32|bf16|q\d\w*|iq\d\w*|mxfp4\w*)$")
+
+
+def _basename(model: str) -> str:
+    """The last path part of ``model``, lower-cased."""
+    return model.rstrip("/").rsplit("/", 1)[-1].lower()
+
+
+def _served_key(model: str) -> str:
+    """``model`` with a local server's decorations stripped (``:tag``, ``.gguf`` and its
+    quantization, ``-gguf``, ``ai21labs_``, ``ai21-``), lower-cased."""
+    name = model.rstrip("/").rsplit("/", 1)[-1].lower()
+    name = name.split(":", 1)[0]
+    if name.endswith(".gguf"):
+        name = _QUANT.sub("", name.removesuffix(".gguf"))
+    name = name.removesuffix("-gguf").removeprefix("ai21labs_").removeprefix("ai21-")
+    return name
+
+
+# Served names are often a local path, a lower-cased id or a GGUF: match on the last path part.
+_BY_BASENAME = {_basename(name): info for name, info in MODELS.items()}
+_BY_SERVED_KEY = {_served_key(name): info for name, info in OPEN_MODELS.items()}
 DEFAULT_MODEL = "jamba-mini"
 
 
 def _lookup(model: str) -> ModelInfo | None:
-    return MODELS.get(model) or _BY_BASENAME.get(model.rstrip("/").rsplit("/", 1)[-1].lower())
+    return (
+        MODELS.get(model)
+        or _BY_BASENAME.get(_basename(model))
+        or _BY_SERVED_KEY.get(_served_key(model))
+    )
 
 
 def is_known(model: str) -> bool:
@@ -105,7 +185,7 @@ def model_info(model: str) -> ModelInfo:
     info = _lookup(model)
     if info is not None:
         return info
-    basename = model.rstrip("/").rsplit("/", 1)[-1].lower()
+    basename = _basename(model)
     if "jamba" in basename:
         return _JAMBA
     if basename.startswith("j2-"):

@@ -21,14 +21,29 @@ what differs is handled here once, for both:
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, Final
 
 import orjson
 from ai21.http_client.base_http_client import handle_non_success_response
-from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole, TextBlock
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    MessageRole,
+    TextBlock,
+    ToolCallBlock,
+)
 
 from llama_index.llms.ai21._convert import assistant_message, usage_kwargs
+from llama_index.llms.ai21._markup import (
+    TOOL_CALL_OPEN,
+    Markup,
+    ThinkSplitter,
+    _partial_suffix,
+    hermes_tool_calls,
+    warn_if_reasoning_exhausted,
+)
 from llama_index.llms.ai21.errors import MalformedResponseError, StreamInterruptedError
 
 
@@ -45,35 +60,60 @@ DONE: Final = _Done()
 _IGNORED_FIELDS = (b"event:", b"id:", b"retry:", b":")
 
 
+class LineDecoder:
+    """Bytes in, complete lines out, with no I/O: the one line splitter of both stream loops.
+
+    A line ends at LF, CRLF or a bare CR (the three endings server-sent events allow); blank
+    lines are dropped (no AI21 event spans lines). The pieces of an unfinished line are kept
+    in a list and joined once, when the line ends, so the work is linear in the bytes however
+    a long line is cut into chunks (httpx's ``LineDecoder`` and openai-python's
+    ``SSEDecoder`` do the same). Lines stay bytes: ``orjson`` reads bytes, so nothing is
+    decoded to text first.
+    """
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The lines that ``chunk`` completes, in order."""
+        lines = chunk.splitlines()  # bytes.splitlines splits at LF, CR and CRLF only
+        if not lines:
+            return lines
+        tail = lines.pop() if chunk[-1] not in _LINE_ENDS else None
+        if self._pending and lines:  # the first line ends the one left unfinished
+            self._pending.append(lines[0])
+            lines[0] = b"".join(self._pending)
+            self._pending = []
+        if tail is not None:
+            self._pending.append(tail)
+        return [line for line in lines if line]
+
+    def flush(self) -> list[bytes]:
+        """A last line that ended with the body rather than with a line ending."""
+        line = b"".join(self._pending)
+        self._pending = []
+        return [line] if line else []
+
+
+_LINE_ENDS = b"\r\n"
+
+
 def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """The non-blank lines (LF or CRLF) of a byte stream, as bytes: ``orjson`` takes bytes,
-    so nothing is decoded to text first (``httpx.Response.iter_lines`` would)."""
-    pending = b""
+    decoder = LineDecoder()
     for chunk in chunks:
-        if pending:
-            chunk = pending + chunk
-        lines = chunk.split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            if line and line != b"\r":
-                yield line.removesuffix(b"\r")
-    if pending:  # a last line without its newline
-        yield pending
+        yield from decoder.feed(chunk)
+    yield from decoder.flush()
 
 
 async def _alines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The async twin of :func:`_lines`."""
-    pending = b""
+    decoder = LineDecoder()
     async for chunk in chunks:
-        if pending:
-            chunk = pending + chunk
-        lines = chunk.split(b"\n")
-        pending = lines.pop()
-        for line in lines:
-            if line and line != b"\r":
-                yield line.removesuffix(b"\r")
-    if pending:
-        yield pending
+        for line in decoder.feed(chunk):
+            yield line
+    for line in decoder.flush():
+        yield line
 
 
 class _Folder:
@@ -150,8 +190,10 @@ async def aresponses(
 
 def ended_early(state: ChatStreamState) -> StreamInterruptedError:
     return StreamInterruptedError(
-        "AI21 stream ended before its final event (no finish_reason); the answer is incomplete",
+        "AI21 stream ended before its final event (no finish_reason); the answer is incomplete"
+        f"{state.arrived()}",
         state.text,
+        state.reasoning,
     )
 
 
@@ -182,8 +224,10 @@ def decode_sse_line(line: bytes) -> dict[str, Any] | _Done | None:
 
 
 def _clip(raw: bytes, limit: int = 200) -> str:
-    text = raw.decode("utf-8", errors="replace")
-    return text if len(text) <= limit else f"{text[:limit]}..."
+    """The first ``limit`` characters of ``raw`` for an error message, decoding only the bytes
+    they can come from (a hostile line may be many megabytes)."""
+    text = raw[: 4 * limit].decode("utf-8", errors="replace")
+    return text if len(text) <= limit and len(raw) <= 4 * limit else f"{text[:limit]}..."
 
 
 def _bad(what: str) -> MalformedResponseError:
@@ -230,19 +274,120 @@ class ChatStreamState:
     own, and lands in the final response's ``additional_kwargs``.
     """
 
-    __slots__ = ("_tool_calls", "finish_reason", "reasoning", "text", "usage")
+    __slots__ = (
+        "_blocks",
+        "_calls",
+        "_changed",
+        "_dicts",
+        "_hermes_tail",
+        "_order",
+        "_splitter",
+        "_tool_text",
+        "finish_reason",
+        "markup",
+        "reasoning",
+        "text",
+        "usage",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, markup: Markup | None = None) -> None:
         self.text = ""
         self.reasoning = ""
-        self._tool_calls: dict[int, dict[str, Any]] = {}
+        # Tool calls by index: [id, name, argument pieces]; ``_dicts`` and ``_blocks`` hold
+        # each call as an AI21 dict and as a block, in index order (``_order``). An event
+        # rebuilds only the calls it touched (``_changed``), so folding N calls is linear in
+        # N, not quadratic (every response still carries every call so far).
+        self._calls: dict[int, list[Any]] = {}
+        self._order: list[int] = []
+        self._dicts: list[dict[str, Any]] = []
+        self._blocks: list[ToolCallBlock] = []
+        self._changed: set[int] = set()
         self.finish_reason: str | None = None
         self.usage: dict[str, int] = {}
+        self.markup = markup or Markup()
+        # Reasoning left in content (no --reasoning-parser): split at </think> (_markup).
+        self._splitter = ThinkSplitter() if self.markup.split_think else None
+        # Hermes tool calls left in content (no --tool-call-parser): held from "<tool_call>".
+        self._hermes_tail = ""
+        self._tool_text: str | None = None
+
+    def arrived(self) -> str:
+        """What had arrived, for an error message."""
+        if not self.reasoning:
+            return f" ({len(self.text)} characters of the answer had arrived)"
+        return (
+            f" ({len(self.reasoning)} characters of reasoning and {len(self.text)} of the answer "
+            "had arrived)"
+        )
+
+    def _read_markup(self, content: str) -> tuple[str, str]:
+        """``(reasoning_piece, answer_piece)`` of a content delta, per :attr:`markup`."""
+        thinking = ""
+        if self._splitter is not None:
+            thinking, content = self._splitter.feed(content)
+        if self.markup.hermes and content:
+            if self._tool_text is not None:
+                self._tool_text += content
+                return thinking, ""
+            pending = self._hermes_tail + content
+            start = pending.find(TOOL_CALL_OPEN)
+            if start >= 0:
+                self._tool_text, self._hermes_tail = pending[start:], ""
+                return thinking, pending[:start]
+            keep = _partial_suffix(pending, TOOL_CALL_OPEN)
+            self._hermes_tail = pending[len(pending) - keep :]
+            content = pending[: len(pending) - keep]
+        return thinking, content
+
+    def _finish_markup(self, finish_reason: str) -> str:
+        """What the end of the answer releases: held text, and the hermes calls it held."""
+        released = ""
+        if self._splitter is not None:
+            reasoning, answer = self._splitter.end(finish_reason)
+            self._splitter = None
+            self.reasoning = reasoning
+            if answer:  # no </think> after all: it was the answer
+                released = answer
+                self.text = ""
+        released += self._hermes_tail
+        self._hermes_tail = ""
+        if self.markup.hermes and self._tool_text is None and TOOL_CALL_OPEN in released:
+            start = released.index(TOOL_CALL_OPEN)
+            released, self._tool_text = released[:start].rstrip(), released[start:]
+        if self._tool_text is not None:
+            rest, calls = hermes_tool_calls(self._tool_text)
+            self._tool_text = None
+            self.text = self.text.rstrip()  # as the whole answer is read (hermes_tool_calls)
+            released += rest
+            first = self._order[-1] + 1 if self._order else 0
+            self._merge_tool_calls([{"index": first + n, **call} for n, call in enumerate(calls)])
+        return released
 
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
         """The tool calls merged so far, in index order."""
-        return [self._tool_calls[i] for i in sorted(self._tool_calls)]
+        self._rebuild_changed()
+        return list(self._dicts)
+
+    def _rebuild_changed(self) -> None:
+        if len(self._dicts) != len(self._order):  # a call arrived out of index order
+            self._dicts, self._blocks = [{}] * len(self._order), [None] * len(self._order)  # type: ignore[list-item]
+            self._changed.update(self._order)
+        for index in self._changed:
+            call_id, name, pieces = self._calls[index]
+            if len(pieces) > 1:  # joined once; the next fragment appends to the whole
+                pieces[:] = ["".join(pieces)]
+            arguments = pieces[0] if pieces else ""
+            position = bisect.bisect_left(self._order, index)
+            self._dicts[position] = {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": arguments},
+            }
+            self._blocks[position] = ToolCallBlock(
+                tool_call_id=call_id, tool_name=name, tool_kwargs=arguments
+            )
+        self._changed.clear()
 
     def feed(self, event: dict[str, Any]) -> ChatResponse | None:
         """Fold one decoded event in; return the response to yield, if any."""
@@ -263,6 +408,12 @@ class ChatStreamState:
                 if not isinstance(thinking, str):
                     raise _bad("delta.reasoning should be a string")
                 self.reasoning += thinking
+                self._splitter = None  # the server splits reasoning itself
+        elif self._splitter is not None or self.markup.hermes:
+            thinking, content = self._read_markup(content)
+            thinking = thinking or None
+            if thinking:
+                self.reasoning += thinking
         tool_deltas = delta.get("tool_calls")
         if tool_deltas is not None:
             self._merge_tool_calls(tool_deltas)
@@ -274,13 +425,18 @@ class ChatStreamState:
             if not isinstance(finish_reason, str):
                 raise _bad("finish_reason should be a string")
             self.finish_reason = finish_reason
+            if self._splitter is not None or self._tool_text is not None or self._hermes_tail:
+                content = (content or "") + self._finish_markup(finish_reason)
         elif not content and not tool_deltas and not thinking:
-            return None  # the role-only first event: nothing for the caller
+            return None  # the role-only first event, or held markup: nothing for the caller
 
         if content:
             self.text += content
-        if self._tool_calls or self.reasoning:
-            message = assistant_message(self.text, self.tool_calls, self.reasoning or None)
+        if self._calls or self.reasoning:
+            self._rebuild_changed()
+            message = assistant_message(
+                self.text, self._dicts, self.reasoning or None, self._blocks
+            )
         else:  # the common case, kept lean: it runs once per token
             message = ChatMessage(role=MessageRole.ASSISTANT, blocks=[TextBlock(text=self.text)])
         if not is_last:
@@ -292,6 +448,7 @@ class ChatStreamState:
                     additional_kwargs={"thinking_delta": thinking},
                 )
             return ChatResponse(message=message, delta=content or "", raw=event)
+        warn_if_reasoning_exhausted(self.finish_reason, self.text, self.reasoning)
         return ChatResponse(
             message=message,
             delta=content or "",
@@ -331,7 +488,7 @@ class ChatStreamState:
             function = fragment.get("function") or {}
             if not isinstance(function, dict):
                 raise _bad(f"delta.tool_calls[{position}].function should be an object")
-            call = self._tool_calls.get(index)
+            call = self._calls.get(index)
             if call is None:
                 call_id = fragment.get("id")
                 name = function.get("name")
@@ -340,14 +497,16 @@ class ChatStreamState:
                         f"the first fragment of tool call {index} needs a string 'id' and "
                         "'function.name'"
                     )
-                call = {
-                    "id": call_id,
-                    "type": "function",
-                    "function": {"name": name, "arguments": ""},
-                }
-                self._tool_calls[index] = call
+                call = self._calls[index] = [call_id, name, []]
+                if self._order and index < self._order[-1]:
+                    bisect.insort(self._order, index)  # _rebuild_changed realigns the lists
+                else:
+                    self._order.append(index)
+                    self._dicts.append({})
+                    self._blocks.append(None)  # type: ignore[arg-type]
             arguments = function.get("arguments")
             if arguments is not None:
                 if not isinstance(arguments, str):
                     raise _bad(f"tool call {index} arguments should be a string fragment")
-                call["function"]["arguments"] += arguments
+                call[2].append(arguments)
+            self._changed.add(index)

@@ -11,7 +11,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
@@ -30,13 +38,13 @@ from llama_index.core.base.llms.types import (
     CompletionResponseGen,
     LLMMetadata,
     MessageRole,
+    ThinkingBlock,
     ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    SecretStr,
     field_validator,
 )
 from llama_index.core.instrumentation.events.llm import (
@@ -51,12 +59,22 @@ from llama_index.core.types import Model, PydanticProgramMode
 
 from llama_index.llms.ai21._convert import _tool_call_to_ai21
 from llama_index.llms.ai21._deployments import Deployment, choose, parse_base_url
-from llama_index.llms.ai21._dialect import Call, Dialect
+from llama_index.llms.ai21._dialect import Call, Dialect, check_template_kwargs
 from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
+from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted
 from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_known
 from llama_index.llms.ai21._params import check_json
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
+from llama_index.llms.ai21._secrets import (
+    MASK,
+    Secrets,
+    check_api_key,
+    find,
+    masked,
+    split_credentials,
+)
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
+from llama_index.llms.ai21._tokenizer import load_tokenizer
 from llama_index.llms.ai21.errors import StreamInterruptedError
 
 if TYPE_CHECKING:
@@ -160,6 +178,14 @@ class AI21(FunctionCallingLLM):
         default_factory=dict,
         description="Extra API fields sent with every request (per-call keywords win).",
     )
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "Variables for the model's chat template on a self-hosted server (vLLM, llama.cpp), "
+            'e.g. {"thinking_prefix": "..."} for Jamba Reasoning 3B; sent as the request\'s '
+            "chat_template_kwargs. A per-call chat_template_kwargs= adds to these (its keys win)."
+        ),
+    )
     context_window: int | None = Field(
         default=None,
         gt=0,
@@ -203,7 +229,7 @@ class AI21(FunctionCallingLLM):
         description="Your own httpx.AsyncClient for async calls; not closed by us.",
     )
 
-    _api_key: SecretStr | None = PrivateAttr(default=None)
+    _secrets: Secrets = PrivateAttr()
     _deployment: Deployment = PrivateAttr()
     _http: HTTPClients = PrivateAttr()
     _served_context_window: int | None = PrivateAttr(default=None)
@@ -242,17 +268,17 @@ class AI21(FunctionCallingLLM):
                 "(GET <base_url>/models lists them)"
             )
         super().__init__(**kwargs)
-        parse_base_url(self.base_url)
+        _, credentials = split_credentials(parse_base_url(self.base_url))
+        if credentials is not None:  # kept apart, sent as Basic auth; the field shows a mask
+            self.base_url = masked(parse_base_url(self.base_url))
         self._deployment = kind()
         self._deployment.check(self.model)
-        key = api_key
+        key, source = api_key, "api_key"
         if key is None and kind.api_key_env is not None:
-            key = os.environ.get(kind.api_key_env)
+            key, source = os.environ.get(kind.api_key_env), kind.api_key_env
         if not key and kind.api_key_required:
-            raise ValueError(
-                "No AI21 API key: pass api_key=... or set the AI21_API_KEY environment variable"
-            )
-        self._api_key = SecretStr(key) if key else None
+            raise ValueError(kind.missing_key_message)
+        self._secrets = Secrets(check_api_key(key, source) if key else None, credentials)
         if not is_known(self.model):
             logger.warning(
                 "Model %r is not in llama-index-llms-ai21's model table; assuming %s. Pass "
@@ -263,16 +289,28 @@ class AI21(FunctionCallingLLM):
         self._http = HTTPClients(self._client_config())
         self._built_from = self._settings()
 
+    def _server_url(self) -> str:
+        """The base URL requests go to: ``base_url`` without credentials. A password set on
+        the field after construction is taken out of it here, as at construction."""
+        url, credentials = parse_base_url(self.base_url), None
+        if url.password != MASK:
+            url, credentials = split_credentials(url)
+            if credentials is not None:
+                self.base_url = masked(parse_base_url(self.base_url))
+            self._secrets.credentials = credentials
+        else:
+            url = url.copy_with(username=None, password=None)
+        return str(url).rstrip("/")
+
     def _client_config(self) -> HTTPConfig:
-        key = self._api_key.get_secret_value() if self._api_key is not None else None
-        # Credentials in the URL are sent as httpx sends them (Basic auth), kept out of the URL.
-        url = httpx.URL(self.base_url)
-        auth = (url.username, url.password) if url.username or url.password else None
+        base_url = self._server_url()
+        credentials = self._secrets.credentials
         return HTTPConfig(
-            base_url=str(url.copy_with(username=None, password=None)).rstrip("/"),
-            auth=auth,
+            base_url=base_url,
+            # Sent as httpx sends a URL's credentials: Basic auth, on every path.
+            auth=None if credentials is None else (credentials.username, credentials.password),
             timeout=self.timeout,
-            headers=self._deployment.headers(key, self.default_headers),
+            headers=self._deployment.headers(self._secrets.api_key, self.default_headers),
             verify=self.verify,
             cert=self.cert,
             http_client=self.http_client,
@@ -294,10 +332,9 @@ class AI21(FunctionCallingLLM):
     def _clients(self) -> HTTPClients:
         """The clients for the current settings (rebuilt if ``base_url``, ``timeout``,
         ``default_headers`` or the TLS settings were changed on the instance after creation)."""
-        settings = self._settings()
-        if settings != self._built_from:
+        if self._settings() != self._built_from:
             self._http = HTTPClients(self._client_config())
-            self._built_from = settings
+            self._built_from = self._settings()  # after: the config masks a new password
         return self._http
 
     @field_validator("stop", mode="before")
@@ -311,6 +348,14 @@ class AI21(FunctionCallingLLM):
         check_json("additional_kwargs", value)
         return value
 
+    @field_validator("chat_template_kwargs", mode="before")
+    @classmethod
+    def _template_kwargs(cls, value: Any) -> Any:
+        if value is not None:
+            check_template_kwargs(value)
+            check_json("chat_template_kwargs", value)
+        return value
+
     @classmethod
     def class_name(cls) -> str:
         return "AI21_LLM"
@@ -318,20 +363,47 @@ class AI21(FunctionCallingLLM):
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self) -> dict[str, Any]:
-        """The fields and the key; not the connection pools, and not clients you passed in
-        (a copy in another process cannot share their sockets: it builds its own, with the
-        same ``verify``/``cert`` settings)."""
+        """The fields, without secrets; not the connection pools, and not clients you passed
+        in (a copy in another process cannot share their sockets: it builds its own, with
+        the same ``verify``/``cert`` settings).
+
+        The key and the URL's password stay out of the pickle: it holds a token that finds
+        them again in this process, or in one forked from it while this instance lives;
+        elsewhere the key comes from the environment as for a new instance (see
+        ``_secrets``).
+        """
         state = super().__getstate__()
         fields = dict(state["__dict__"])
         fields["http_client"] = fields["async_http_client"] = None
         state["__dict__"] = fields
-        state["ai21_api_key"] = (
-            self._api_key.get_secret_value() if self._api_key is not None else None
-        )
+        state["__pydantic_private__"] = None  # rebuilt by __init__ (holds the secrets)
+        state["ai21_secrets"] = self._secrets.token
+        state["ai21_had_key"] = self._secrets.api_key is not None
+        state["ai21_had_credentials"] = self._secrets.credentials is not None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(api_key=state["ai21_api_key"], **state["__dict__"])  # type: ignore[misc]
+        fields = dict(state["__dict__"])
+        found = find(state.get("ai21_secrets"))
+        lost = []
+        if found is not None and found.credentials is not None:
+            url = parse_base_url(fields["base_url"]).copy_with(
+                username=found.credentials.username, password=found.credentials.password
+            )
+            fields["base_url"] = str(url)
+        elif state.get("ai21_had_credentials"):
+            lost.append("base_url's password")
+        kind = choose(fields.get("deployment"), fields.get("base_url"))
+        if found is None and state.get("ai21_had_key") and kind.api_key_env is None:
+            lost.append("api_key")
+        if lost:
+            raise ValueError(
+                f"This AI21 instance was pickled with its {' and '.join(lost)}, which pickles "
+                "never carry, and this process cannot find them: build the instance here "
+                "(e.g. in the worker's initializer) with api_key=... and the full base_url"
+            )
+        api_key = found.api_key if found is not None else None
+        self.__init__(api_key=api_key, **fields)  # type: ignore[misc]
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -431,6 +503,12 @@ class AI21(FunctionCallingLLM):
         }
         params = {k: v for k, v in params.items() if v is not None}
         params.update(self.additional_kwargs)
+        if self.chat_template_kwargs is not None:
+            params["chat_template_kwargs"] = self.chat_template_kwargs
+            per_call = call_kwargs.get("chat_template_kwargs")
+            if isinstance(per_call, dict):  # anything else is refused by name in the dialect
+                merged = {**self.chat_template_kwargs, **per_call}
+                call_kwargs = {**call_kwargs, "chat_template_kwargs": merged}
         params.update(call_kwargs)
         return params
 
@@ -452,15 +530,34 @@ class AI21(FunctionCallingLLM):
 
     # ------------------------------------------------------------------ requests
 
+    def _with_retries(self, attempt: Callable[[], _T]) -> _T:
+        """``attempt()`` under the retry policy; a failure as the deployment words it (AI21's
+        retired API: a 410 that says so). Every request goes through here or its twin."""
+        try:
+            return call_with_retries(attempt, self.max_retries)
+        except Exception as exc:
+            mapped = self._deployment.error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    async def _awith_retries(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """The async twin of :meth:`_with_retries`."""
+        try:
+            return await acall_with_retries(attempt, self.max_retries)
+        except Exception as exc:
+            mapped = self._deployment.error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
     def _post(self, call: Call) -> Any:
         transport = self._clients()
-        return call_with_retries(lambda: transport.post(call.path, call.body), self.max_retries)
+        return self._with_retries(lambda: transport.post(call.path, call.body))
 
     async def _apost(self, call: Call) -> Any:
         transport = self._clients()
-        return await acall_with_retries(
-            lambda: transport.apost(call.path, call.body), self.max_retries
-        )
+        return await self._awith_retries(lambda: transport.apost(call.path, call.body))
 
     def _stream_events(self, call: Call) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
@@ -469,7 +566,7 @@ class AI21(FunctionCallingLLM):
 
         def open_stream() -> tuple[Stream, ChatStreamState, Iterator[ChatResponse], Any]:
             response = transport.open_stream(call.path, call.body)
-            state = dialect.stream_state()
+            state = dialect.stream_state(call)
             chunks = responses(response.iter_bytes(), state)
             if call.single_tool_call:
                 chunks = map(_single_tool_call, chunks)
@@ -479,7 +576,7 @@ class AI21(FunctionCallingLLM):
                 response.close()
                 raise
 
-        response, state, chunks, first = call_with_retries(open_stream, self.max_retries)
+        response, state, chunks, first = self._with_retries(open_stream)
         try:
             if first is None:
                 raise ended_early(state)
@@ -498,7 +595,7 @@ class AI21(FunctionCallingLLM):
             AsyncStream, ChatStreamState, AsyncIterator[ChatResponse], Any
         ]:
             response = await transport.aopen_stream(call.path, call.body)
-            state = dialect.stream_state()
+            state = dialect.stream_state(call)
             chunks = aresponses(response.aiter_bytes(), state)
             if call.single_tool_call:
                 chunks = _amap(_single_tool_call, chunks)
@@ -508,7 +605,7 @@ class AI21(FunctionCallingLLM):
                 await response.aclose()
                 raise
 
-        response, state, chunks, first = await acall_with_retries(open_stream, self.max_retries)
+        response, state, chunks, first = await self._awith_retries(open_stream)
         try:
             if first is None:
                 raise ended_early(state)
@@ -524,12 +621,12 @@ class AI21(FunctionCallingLLM):
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._chat_call(messages, kwargs, stream=False)
-        response = self._dialect.chat_response(self._post(call))
+        response = self._dialect.chat_response(self._post(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._chat_call(messages, kwargs, stream=False)
-        response = self._dialect.chat_response(await self._apost(call))
+        response = self._dialect.chat_response(await self._apost(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
@@ -578,7 +675,7 @@ class AI21(FunctionCallingLLM):
         # Straight to a CompletionResponse, without a ChatResponse in between: this call is
         # hot in RAG loops.
         call = self._complete_call(prompt, kwargs)
-        return self._dialect.completion_response(self._post(call))
+        return self._dialect.completion_response(self._post(call), call)
 
     @llm_completion_callback()
     def stream_complete(
@@ -587,7 +684,7 @@ class AI21(FunctionCallingLLM):
         """Stream a completion (J2: the whole answer as one chunk)."""
         call = self._complete_call(prompt, kwargs)  # checks everything before any request
         if not self._dialect.streams:
-            response = self._dialect.completion_response(self._post(call))
+            response = self._dialect.completion_response(self._post(call), call)
             return _iter_one(response.model_copy(update={"delta": response.text}))
         return stream_chat_to_completion_decorator(self._stream_chat)(prompt, **kwargs)
 
@@ -597,7 +694,7 @@ class AI21(FunctionCallingLLM):
     ) -> CompletionResponse:
         """Async version of `complete`."""
         call = self._complete_call(prompt, kwargs)
-        return self._dialect.completion_response(await self._apost(call))
+        return self._dialect.completion_response(await self._apost(call), call)
 
     @llm_completion_callback()
     async def astream_complete(
@@ -606,7 +703,7 @@ class AI21(FunctionCallingLLM):
         """Async version of `stream_complete`."""
         call = self._complete_call(prompt, kwargs)
         if not self._dialect.streams:
-            response = self._dialect.completion_response(await self._apost(call))
+            response = self._dialect.completion_response(await self._apost(call), call)
             return _aiter_one(response.model_copy(update={"delta": response.text}))
         return await astream_chat_to_completion_decorator(self._astream_chat)(prompt, **kwargs)
 
@@ -732,8 +829,6 @@ class AI21(FunctionCallingLLM):
 
         Needs the ``tokenizer`` extra (``pip install "llama-index-llms-ai21[tokenizer]"``).
         """
-        from llama_index.llms.ai21._tokenizer import load_tokenizer
-
         return load_tokenizer(self.model)
 
     # ------------------------------------------------------------------ tools
@@ -749,21 +844,17 @@ class AI21(FunctionCallingLLM):
         tool_choice: str | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
-        """Offer ``tools`` as AI21 function definitions, without touching ``chat_history``.
+        """Offer ``tools`` as function definitions, without touching ``chat_history``.
 
-        AI21 has no ``tool_choice`` field. ``tool_choice`` naming a tool offers only that
-        tool, ``"none"`` offers none; ``tool_required`` cannot be enforced by the API and
-        adds nothing to the request. ``allow_parallel_tool_calls=False`` keeps only the
-        first tool call of each answer (streamed or not).
+        ``tool_choice`` (``"auto"``, ``"none"``, ``"required"``, a tool's name or
+        ``{"type": "function", "function": {"name": ...}}``) and ``tool_required=True`` (the same
+        as ``"required"`` when no tool is named) reach the server as it honours them: vLLM and
+        other OpenAI-compatible servers get the field itself, every tool offered; AI21's API
+        has no such field, so a named tool is offered alone, ``"none"`` offers none, and a
+        required call is logged once as not enforceable (docs/tools-and-agents.md).
+        ``allow_parallel_tool_calls=False`` keeps only the first tool call of each answer.
         """
         specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
-        chosen = _chosen_tool_name(tool_choice)
-        if chosen == "none":
-            specs = []
-        elif chosen is not None:
-            specs = [s for s in specs if s["function"]["name"] == chosen]
-            if not specs:
-                raise ValueError(f"tool_choice names {chosen!r}, which is not among the tools")
         messages = list(chat_history or [])
         if user_msg is not None:
             if isinstance(user_msg, str):
@@ -773,6 +864,10 @@ class AI21(FunctionCallingLLM):
         if specs:
             prepared["tools"] = specs
             prepared["parallel_tool_calls"] = allow_parallel_tool_calls
+        if tool_choice is None and tool_required and specs:
+            tool_choice = "required"
+        if tool_choice is not None:
+            prepared["tool_choice"] = tool_choice
         return prepared
 
     def get_tool_calls_from_response(
@@ -832,6 +927,12 @@ def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
     try:
         return output_cls.model_validate_json(text)
     except ValueError as exc:
+        reasoning = "".join(
+            b.content or "" for b in response.message.blocks if isinstance(b, ThinkingBlock)
+        )
+        finish_reason = response.additional_kwargs.get("finish_reason")
+        if reasoning_exhausted(finish_reason, text, reasoning):
+            raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
         raise ValueError(
             f"the answer is not a valid {output_cls.__name__} ({exc}): {text[:200]!r}"
         ) from exc
@@ -846,9 +947,10 @@ async def _amap(
 
 def _interrupted(exc: Exception, state: ChatStreamState) -> StreamInterruptedError:
     return StreamInterruptedError(
-        f"AI21 stream broke after {len(state.text)} characters of the answer had arrived "
-        f"({type(exc).__name__}: {exc}); not retried, since the caller already has part of it",
+        f"AI21 stream broke{state.arrived()} ({type(exc).__name__}: {exc}); not retried, since "
+        "the caller already has part of it",
         state.text,
+        state.reasoning,
     )
 
 
@@ -876,18 +978,6 @@ def _iter_one(item: _T) -> Generator[_T, None, None]:
 
 async def _aiter_one(item: _T) -> AsyncGenerator[_T, None]:
     yield item
-
-
-def _chosen_tool_name(tool_choice: str | dict[str, Any] | None) -> str | None:
-    if tool_choice is None or tool_choice in ("auto", "required", "any"):
-        return None
-    if isinstance(tool_choice, dict):
-        function = tool_choice.get("function")
-        name = function.get("name") if isinstance(function, dict) else tool_choice.get("name")
-        if not isinstance(name, str):
-            raise ValueError(f"tool_choice {tool_choice!r} does not name a tool")
-        return name
-    return tool_choice
 
 
 def _parse_arguments(arguments: dict[str, Any] | str) -> dict[str, Any] | None:

@@ -21,18 +21,18 @@ import importlib
 import pkgutil
 from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
 
+from llama_index.llms.ai21._dialect import CHAT_PATH, Dialect, JambaChat
 from llama_index.llms.ai21._http import user_agent
 from llama_index.llms.ai21._models import ModelInfo, model_info
 from llama_index.llms.ai21._params import Limits
 
-if TYPE_CHECKING:
-    from llama_index.llms.ai21._dialect import Dialect
+__all__ = ["CHAT_PATH", "Deployment", "choose", "kinds", "parse_base_url"]
 
-CHAT_PATH = "/chat/completions"
+ToolChoiceSupport = Literal["native", "required_only", "ignored", "emulated"]
 
 
 class Deployment:
@@ -51,6 +51,24 @@ class Deployment:
     limits: ClassVar[Limits]
     lists_models: ClassVar[bool] = False
     """Whether ``GET {base_url}/models`` reports each model's ``max_model_len``."""
+
+    # What the server does with reasoning, tool_choice and documents (docs/self-hosted.md).
+    reasoning_fields: ClassVar[tuple[str, ...]] = ("reasoning", "reasoning_content")
+    """The assistant-message field(s) that carry earlier reasoning back to the server inside a
+    tool loop (vLLM and Ollama read ``reasoning``, llama.cpp and LM Studio
+    ``reasoning_content``; both for a server not known)."""
+    tool_choice_support: ClassVar[ToolChoiceSupport] = "native"
+    """How ``tool_choice`` reaches the server: ``"native"`` (``"required"`` and a named function
+    sent as they are, every tool offered), ``"required_only"`` (a named function becomes only
+    that tool, offered with ``"required"``), ``"ignored"`` (the field is dropped by the server:
+    never sent; a named function offers only that tool; ``tool_required`` logged as not
+    enforceable) or ``"emulated"`` (no field: a named function offers only that tool)."""
+    reads_documents: ClassVar[bool] = True
+    """Whether the server hands a ``documents`` request field to the chat template (documents
+    go as the field only where this **and** the model's template read them, else into the
+    prompt)."""
+    missing_key_message: ClassVar[str] = "No API key: pass api_key=..."
+    """The ``ValueError`` message when ``api_key_required`` and no key was found."""
 
     # ------------------------------------------------------------------ choosing one
 
@@ -74,8 +92,6 @@ class Deployment:
 
     def dialect(self, model: str) -> Dialect:
         """How requests for ``model`` are written and answers read."""
-        from llama_index.llms.ai21._dialect import JambaChat
-
         return JambaChat(self)
 
     def stream_fields(self) -> dict[str, Any]:
@@ -89,6 +105,11 @@ class Deployment:
     def model_info(self, model: str) -> ModelInfo:
         """Static facts about ``model`` (never raises for an unknown name)."""
         return model_info(model)
+
+    def error(self, exc: Exception) -> Exception:
+        """The exception callers get for ``exc``, a failed request (after retries): the same
+        one, unless the deployment knows better (AI21's retired API: a 410 that says so)."""
+        return exc
 
 
 @cache

@@ -18,13 +18,14 @@ differs from AI21's hosted API, from vLLM's OpenAI-compatible server documentati
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
 from llama_index.llms.ai21._convert import to_flat_documents
 from llama_index.llms.ai21._deployments import Deployment
-from llama_index.llms.ai21._models import is_j2
+from llama_index.llms.ai21._models import ModelInfo, is_j2, is_known, model_info
 from llama_index.llms.ai21._params import Limits
 
 
@@ -52,6 +53,14 @@ class OpenAICompatible(Deployment):
                 f"model {model!r} is a Jurassic-2 model, which only AI21's hosted API served; "
                 "an OpenAI-compatible server speaks Jamba chat"
             )
+
+    def model_info(self, model: str) -> ModelInfo:
+        info = model_info(model)
+        if is_known(model) or info.family == "j2":
+            return info
+        # A name outside the table (a local path, "local-model", a GGUF): every current Jamba
+        # calls tools, and documents reach any model through the prompt.
+        return replace(info, is_function_calling_model=True, template_reads_documents=False)
 
     def stream_fields(self) -> dict[str, Any]:
         return {"stream_options": {"include_usage": True}}

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from llama_index.llms.ai21.emulator import Emulator, Fault, Reply, ToolCall
+from ai21_emulator import Emulator, Fault, Reply, ToolCall
 
 MODELS = {"ai21": "jamba-mini", "vllm": "ai21labs/AI21-Jamba2-Mini"}
 TOOL_IDS = {
@@ -191,11 +191,11 @@ def test_a_failing_handler_is_a_500_and_logged(
         raise RuntimeError("handler bug")
 
     emu.handler = handler
-    with caplog.at_level(logging.ERROR, logger="llama_index.llms.ai21.emulator"):
+    with caplog.at_level(logging.ERROR, logger="ai21_emulator"):
         assert http.post("/chat/completions", json=body(emu)).status_code == 500
     assert "handler bug" in caplog.text
     emu.handler = lambda request: "not a Reply"  # type: ignore[assignment,return-value]
-    with caplog.at_level(logging.ERROR, logger="llama_index.llms.ai21.emulator"):
+    with caplog.at_level(logging.ERROR, logger="ai21_emulator"):
         assert http.post("/chat/completions", json=body(emu)).status_code == 500
     assert "must return a Reply or None" in caplog.text
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from schema_check import problems
 
-from llama_index.llms.ai21.emulator import Emulator, Fault
+from ai21_emulator import Emulator, Fault
 
 MINI = "ai21labs/AI21-Jamba2-Mini"
 REASONER = "ai21labs/AI21-Jamba-Reasoning-3B"

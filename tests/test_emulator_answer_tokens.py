@@ -1,4 +1,5 @@
-"""``X-Emulator-Answer-Tokens``: an answer of a requested length, streamed or not."""
+"""``X-Emulator-Answer-Tokens``: an answer of a requested length, streamed or not, through this
+package's ``AI21`` (so here rather than with the emulator's own tests)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import ai21.errors
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator
 
 
 def test_answer_of_a_requested_length_beyond_the_api_cap() -> None:

@@ -1,4 +1,8 @@
-"""pytest fixtures for the AI21 emulator (registered as the ``ai21_emulator`` pytest11 plugin).
+"""pytest fixtures for the AI21 emulator: an opt-in plugin.
+
+Installing the emulator does not load it into any test session. Enable it in a ``conftest.py``
+with ``pytest_plugins = ["ai21_emulator.pytest_plugin"]``, or for one run with
+``pytest -p ai21_emulator.pytest_plugin``.
 
 Fixtures:
     ``ai21_emulator_server`` (session scope): one running ``Emulator`` for the whole session.
@@ -16,7 +20,7 @@ Example:
     ```python
     import pytest
     from llama_index.llms.ai21 import AI21
-    from llama_index.llms.ai21.emulator import Fault
+    from ai21_emulator import Fault
 
 
     def test_answer(ai21_emulator):
@@ -35,9 +39,6 @@ Example:
         ai21_emulator.inject(Fault(status=429, retry_after="1"))
         ...
     ```
-
-If the package is not installed (so the entry point is not active), enable the plugin in a
-``conftest.py`` with ``pytest_plugins = ["llama_index.llms.ai21.emulator.pytest_plugin"]``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """vLLM's OpenAI-compatible server serving AI21's open Jamba models (``flavour="vllm"``).
 
-As AI21's vLLM guide (docs.ai21.com/docs/vllm) has it served: ``vllm serve <model>
---tool-call-parser jamba``, optionally ``--api-key``, ``--reasoning-parser``,
-``--enable-force-include-usage``. Shapes follow vLLM's OpenAI server (docs.vllm.ai, "OpenAI-
+As AI21's model cards have each model served (``vllm serve <model> --enable-auto-tool-choice
+--tool-call-parser hermes`` for Jamba2 and Reasoning 3B, which adds ``--reasoning-parser
+deepseek_r1``; ``--tool-call-parser jamba`` for Jamba 1.x), optionally ``--api-key`` and
+``--enable-force-include-usage``; ``parsers=False`` is a server started without the parser
+flags. Shapes follow vLLM's OpenAI server (docs.vllm.ai, "OpenAI-
 Compatible Server"); docs/emulator.md lists them field by field:
 
 - Routes ``POST /v1/chat/completions``, ``GET /v1/models`` (with ``max_model_len``), ``GET
@@ -18,6 +20,8 @@ Compatible Server"); docs/emulator.md lists them field by field:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import uuid
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -26,6 +30,7 @@ from . import _scenario
 from ._catalog import DEFAULT_MAX_MODEL_LEN, VLLM_JAMBA_REASONING_3B, VLLM_MODELS
 from ._flavour import CHAT, HEALTH, MODELS, ChatContext, Flavour, Route, error_type
 from ._scenario import ChatPlan, Choice, Response, json_bytes
+from ._text import tokenize
 from ._validation import ChatLimits, ChatRequest, Errors, StreamOptions, body_not_object
 from ._validation import validate_chat as _validate
 
@@ -58,6 +63,34 @@ def _validation_message(errors: Errors) -> str:
     return f"{len(errors)} validation {noun}: " + "; ".join(parts)
 
 
+def _unparsed_choice(choice: Choice, model: str) -> Choice:
+    """``choice`` as a server without reasoning and tool-call parsers returns it: everything
+    the model wrote, in ``content`` (see ``VllmFlavour``'s ``parsers``)."""
+    text = ""
+    if choice.reasoning is not None:
+        text = "".join(choice.reasoning) + "\n</think>\n\n"
+    text += choice.text
+    if choice.tool_calls:
+        calls = [
+            {"name": c.name, "arguments": json.loads(c.arguments or "{}")}
+            for c in choice.tool_calls
+        ]
+        if "-1." in model:  # Jamba 1.5-1.7's template: one <tool_calls> list
+            text += "<tool_calls>" + json.dumps(calls) + "</tool_calls>"
+        else:  # Jamba2 and Reasoning 3B: Hermes blocks
+            text += "\n".join(f"<tool_call>\n{json.dumps(c)}\n</tool_call>" for c in calls)
+    finish = "stop" if choice.finish_reason == "tool_calls" else choice.finish_reason
+    return dataclasses.replace(
+        choice, tokens=tuple(tokenize(text)), tool_calls=(), reasoning=None, finish_reason=finish
+    )
+
+
+def _unparsed(plan: ChatPlan, model: str) -> ChatPlan:
+    return dataclasses.replace(
+        plan, choices=tuple(_unparsed_choice(c, model) for c in plan.choices)
+    )
+
+
 def _tool_call_id(seed: str, choice: int, index: int) -> str:
     return "chatcmpl-tool-" + _scenario.digest(seed, choice, index)[:16]
 
@@ -73,6 +106,12 @@ class VllmFlavour(Flavour):
         reasoning_field: ``"reasoning"`` (vLLM) or ``"reasoning_content"`` (AI21's spec name).
         force_include_usage: Send the usage chunk on every stream, asked for or not (vLLM's
             ``--enable-force-include-usage``).
+        parsers: True (default): a server started with AI21's recipe flags, whose parsers
+            return reasoning and tool calls in their own fields. False: one started without
+            ``--reasoning-parser`` and ``--tool-call-parser``: reasoning stays in ``content``,
+            ending in ``</think>`` (the prompt opened ``<think>``), and tool calls arrive as
+            the model's text: ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``
+            (Jamba2, Reasoning 3B: Hermes) or ``<tool_calls>[...]</tool_calls>`` (Jamba 1.x).
     """
 
     name: ClassVar[str] = "vllm"
@@ -87,6 +126,7 @@ class VllmFlavour(Flavour):
         reasoning_field: str = "reasoning",
         force_include_usage: bool = False,
         created: int = 0,
+        parsers: bool = True,
     ) -> None:
         if models is None:
             served = VLLM_MODELS
@@ -103,6 +143,7 @@ class VllmFlavour(Flavour):
         self.reasoning = reasoning
         self.reasoning_field = reasoning_field
         self.force_include_usage = force_include_usage
+        self.parsers = parsers
         self.limits = ChatLimits(
             models=None,
             max_tokens=None,
@@ -225,6 +266,8 @@ class VllmFlavour(Flavour):
             tool_call_id=_tool_call_id,
             reasoning=reasoning,
         )
+        if not self.parsers:
+            plan = _unparsed(plan, request.model)
         if request.stream:
             events = self._stream_events(request, plan, context)
             return Response(200, events=events, model=request.model)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from llama_index.llms.ai21.emulator import Emulator, Fault
+from ai21_emulator import Emulator, Fault
 
 
 def test_every_hits_one_request_in_n() -> None:

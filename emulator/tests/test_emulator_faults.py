@@ -20,7 +20,7 @@ from ai21.errors import (
 )
 from ai21.models.chat import UserMessage
 
-from llama_index.llms.ai21.emulator import Emulator, Fault
+from ai21_emulator import Emulator, Fault
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The 'from_dict' method is deprecated:DeprecationWarning"

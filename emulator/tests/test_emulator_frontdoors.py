@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llama_index.llms.ai21.emulator import DEFAULT_API_KEY, Emulator, RecordedRequest
+from ai21_emulator import DEFAULT_API_KEY, Emulator, RecordedRequest
 
-REPO = Path(__file__).resolve().parents[2]
+# The distribution's directory (emulator/), which holds the import package ai21_emulator.
+DISTRIBUTION = Path(__file__).resolve().parents[1]
 BODY = {"model": "jamba-mini", "messages": [{"role": "user", "content": "Hi"}]}
 SECRET = "sk-very-secret-key"
 
@@ -26,12 +27,12 @@ SECRET = "sk-very-secret-key"
 def env() -> dict[str, str]:
     return {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(DISTRIBUTION), os.environ.get("PYTHONPATH", "")]),
     }
 
 
 def test_public_names() -> None:
-    import llama_index.llms.ai21.emulator as package
+    import ai21_emulator as package
 
     assert package.__all__ == [
         "DEFAULT_API_KEY",
@@ -146,7 +147,7 @@ async def test_many_concurrent_async_requests(emu: Emulator) -> None:
 def cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Run the CLI; yield the process and the first stdout line. Always reaps the process."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "llama_index.llms.ai21.emulator", *args],
+        [sys.executable, "-m", "ai21_emulator", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -223,7 +224,7 @@ def test_cli_vllm_flavour() -> None:
 @pytest.mark.slow  # a subprocess or a load test
 def test_cli_refuses_vllm_options_for_the_hosted_flavour() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "llama_index.llms.ai21.emulator", "--max-model-len", "10"],
+        [sys.executable, "-m", "ai21_emulator", "--max-model-len", "10"],
         capture_output=True,
         text=True,
         env=env(),
@@ -242,7 +243,7 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
 
             import httpx
             import pytest
-            from llama_index.llms.ai21.emulator import Emulator, Fault
+            from ai21_emulator import Emulator, Fault
 
             BODY = {"model": "jamba-mini", "messages": [{"role": "user", "content": "Hi"}]}
 
@@ -254,10 +255,10 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
                 )
 
             def test_plugin_import_did_not_load_the_server():
-                # The plugin loads in every pytest run of every user: it must stay cheap.
-                assert "llama_index.llms.ai21.emulator.pytest_plugin" in sys.modules
-                assert "llama_index.llms.ai21.emulator._server" not in sys.modules
-                assert "llama_index.llms.ai21.emulator._scenario" not in sys.modules
+                # The plugin loads in every pytest run that enables it: it must stay cheap.
+                assert "ai21_emulator.pytest_plugin" in sys.modules
+                assert "ai21_emulator._server" not in sys.modules
+                assert "ai21_emulator._scenario" not in sys.modules
 
             def test_first(ai21_emulator, ai21_emulator_server):
                 assert ai21_emulator is ai21_emulator_server
@@ -297,7 +298,13 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
             """
         )
     )
-    result = subprocess.run(
+    result = run_pytest(tmp_path, "-p", "ai21_emulator.pytest_plugin")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "6 passed" in result.stdout
+
+
+def run_pytest(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -306,22 +313,42 @@ def test_pytest_plugin_fixtures(tmp_path: Path) -> None:
             "-p",
             "no:cacheprovider",
             "-p",
-            "no:ai21_emulator",
-            "-p",
             "no:asyncio",
-            "-p",
-            "llama_index.llms.ai21.emulator.pytest_plugin",
+            *args,
             "-W",
             "error",
             "--rootdir",
-            str(tmp_path),
-            str(tmp_path / "test_inner.py"),
+            str(directory),
+            str(directory),
         ],
         capture_output=True,
         text=True,
         env=env(),
-        cwd=tmp_path,
+        cwd=directory,
         timeout=120,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "6 passed" in result.stdout
+
+
+@pytest.mark.slow  # a subprocess or a load test
+def test_pytest_plugin_is_opt_in(tmp_path: Path) -> None:
+    """Installing the emulator adds no fixtures to other projects' test sessions; a
+    ``pytest_plugins`` line in a conftest.py enables them."""
+    (tmp_path / "test_inner.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            def test_plugin(ai21_emulator):
+                assert "ai21_emulator.pytest_plugin" in sys.modules
+                assert ai21_emulator.requests == []
+            """
+        )
+    )
+    without = run_pytest(tmp_path)
+    assert without.returncode == 1, without.stdout + without.stderr
+    assert "fixture 'ai21_emulator' not found" in without.stdout
+
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["ai21_emulator.pytest_plugin"]\n')
+    enabled = run_pytest(tmp_path)
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    assert "1 passed" in enabled.stdout

@@ -66,7 +66,7 @@ class Reply:
     ``max_tokens`` and ``stop`` do not cut a scripted reply: it is sent as written.
 
     Example:
-        >>> from llama_index.llms.ai21.emulator import Reply, ToolCall
+        >>> from ai21_emulator import Reply, ToolCall
         >>> Reply(tool_calls=[ToolCall("multiply", {"a": 6, "b": 7})]).finish_reason is None
         True
     """

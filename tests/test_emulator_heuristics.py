@@ -4,7 +4,8 @@ The adapter tests (tests/test_rag.py, test_tools.py, test_agents.py, test_struct
 test_documents.py) script their answers; these keep the heuristics those tests used to lean on
 covered end to end: grounded answers from retrieved context, the router's selection, tool calls
 guessed from the user's words (one per clause), reported tool results, JSON filled from the
-schema in the prompt, and answers grounded on ``documents``.
+schema in the prompt, and answers grounded on ``documents``. They go through this package's
+``AI21``, so they live here rather than with the emulator's own tests (emulator/tests).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from llama_index.core.query_engine import RouterQueryEngine
 from llama_index.core.tools import QueryEngineTool
 from llama_index.core.types import PydanticProgramMode
 
+from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.emulator import Emulator
 from tests.calculator import TOOLS
 from tests.rag_corpus import (  # noqa: F401 - the fixture is autouse
     COMPANY,
@@ -34,8 +35,8 @@ TWO_CALLS = "What is 3 times 4 and then add 2 plus 5?"
 
 
 @pytest.fixture
-def llm(emu: Emulator) -> AI21:
-    return AI21(api_key=emu.api_key, base_url=emu.base_url, max_retries=0)
+def llm(emulator: Emulator) -> AI21:
+    return AI21(api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0)
 
 
 def make_index(texts: list[str]) -> VectorStoreIndex:
@@ -136,8 +137,8 @@ class Album(BaseModel):
 
 
 @pytest.mark.parametrize("mode", [PydanticProgramMode.DEFAULT, PydanticProgramMode.LLM])
-def test_structured_output_is_filled_from_the_prompt(emu: Emulator, mode: str) -> None:
-    llm = AI21(api_key=emu.api_key, base_url=emu.base_url, pydantic_program_mode=mode)
+def test_structured_output_is_filled_from_the_prompt(emulator: Emulator, mode: str) -> None:
+    llm = AI21(api_key=emulator.api_key, base_url=emulator.base_url, pydantic_program_mode=mode)
     text = 'The album is called "Abbey Road", the artist is The Beatles, and the year is 1969.'
     prompt = PromptTemplate("Extract the album from this text: {text}")
     assert llm.structured_predict(Album, prompt, text=text) == Album(

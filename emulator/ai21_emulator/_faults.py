@@ -18,7 +18,8 @@ class Fault:
     Args:
         status: Answer with this HTTP error status (400-599) instead of the real response. The body
             is ``{"detail": "<reason phrase>"}`` like FastAPI's; 401 uses the live text
-            ``{"detail":"Forbidden: Bad or missing API token."}`` and 422 a FastAPI-style list.
+            ``{"detail":"Forbidden: Bad or missing API token."}``, 410 the retired API's text
+            (``{"detail":"This API has been retired. ..."}``) and 422 a FastAPI-style list.
         count: How many matching requests this fault applies to.
         every: Apply to one matching request in every ``every`` (the first, then every
             ``every``-th), letting the others through untouched: with ``count=50, every=20``
@@ -44,7 +45,7 @@ class Fault:
         path_contains: Only requests whose path contains this string match.
 
     Example:
-        >>> from llama_index.llms.ai21.emulator import Fault
+        >>> from ai21_emulator import Fault
         >>> Fault(status=429, count=2, retry_after="1")  # doctest: +ELLIPSIS
         Fault(status=429, count=2, every=1, retry_after='1', delay=0.0, ...)
     """

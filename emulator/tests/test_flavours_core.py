@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from llama_index.llms.ai21.emulator import Emulator, Fault
-from llama_index.llms.ai21.emulator._core import Incoming, handle
-from llama_index.llms.ai21.emulator._flavour_ai21 import AI21Flavour
-from llama_index.llms.ai21.emulator._flavour_vllm import VllmFlavour
-from llama_index.llms.ai21.emulator._script import Script
-from llama_index.llms.ai21.emulator._state import EmulatorState
+from ai21_emulator import Emulator, Fault
+from ai21_emulator._core import Incoming, handle
+from ai21_emulator._flavour_ai21 import AI21Flavour
+from ai21_emulator._flavour_vllm import VllmFlavour
+from ai21_emulator._script import Script
+from ai21_emulator._state import EmulatorState
 
 UUID4 = r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
 HOSTED_BODY = {"model": "jamba-mini", "messages": [{"role": "user", "content": "Hi"}]}

@@ -16,9 +16,9 @@ from llama_index.core.prompts.default_prompts import DEFAULT_REFINE_PROMPT, DEFA
 from pydantic import BaseModel, Field
 from schema_check import problems
 
-from llama_index.llms.ai21.emulator import _flavour_ai21, _scenario, _text
-from llama_index.llms.ai21.emulator._flavour import ChatContext
-from llama_index.llms.ai21.emulator._schema import find_schema
+from ai21_emulator import _flavour_ai21, _scenario, _text
+from ai21_emulator._flavour import ChatContext
+from ai21_emulator._schema import find_schema
 
 CHAT_ID = "chatcmpl-" + "00000000-0000-4000-8000-000000000000"
 HOSTED = _flavour_ai21.AI21Flavour()

@@ -47,12 +47,15 @@ class Emulator:
         reasoning_field: vLLM only: ``"reasoning"`` (default) or ``"reasoning_content"``.
         force_include_usage: vLLM only: every stream ends with a usage chunk, asked for or not
             (the server flag ``--enable-force-include-usage``).
+        parsers: vLLM only: False answers as a server started without ``--reasoning-parser``
+            and ``--tool-call-parser``: reasoning and tool calls stay in ``content`` as the
+            model wrote them (``...</think>``, ``<tool_call>...</tool_call>``).
 
     Example:
         >>> import httpx
         >>> from ai21 import AI21Client
         >>> from ai21.models.chat import UserMessage
-        >>> from llama_index.llms.ai21.emulator import Emulator
+        >>> from ai21_emulator import Emulator
         >>> with Emulator() as emu, httpx.Client() as http:
         ...     client = AI21Client(api_key=emu.api_key, api_host=emu.base_url, http_client=http)
         ...     reply = client.chat.completions.create(
@@ -75,6 +78,7 @@ class Emulator:
         reasoning: bool | None = None,
         reasoning_field: str = "reasoning",
         force_include_usage: bool = False,
+        parsers: bool = True,
     ) -> None:
         if flavour not in FLAVOURS:
             raise ValueError(f"flavour must be one of {FLAVOURS}, not {flavour!r}")
@@ -84,6 +88,7 @@ class Emulator:
             "reasoning": reasoning is not None,
             "reasoning_field": reasoning_field != "reasoning",
             "force_include_usage": force_include_usage,
+            "parsers": not parsers,
         }
         if flavour != "vllm" and any(vllm_options.values()):
             named = ", ".join(name for name, given in vllm_options.items() if given)
@@ -111,6 +116,7 @@ class Emulator:
                 reasoning_field=reasoning_field,
                 force_include_usage=force_include_usage,
                 created=int(time.time()),
+                parsers=parsers,
             )
         else:
             from ._flavour_ai21 import AI21Flavour
@@ -249,7 +255,7 @@ class Emulator:
         mappings.
 
         Example:
-            >>> from llama_index.llms.ai21.emulator import Emulator
+            >>> from ai21_emulator import Emulator
             >>> emu = Emulator()
             >>> emu.reply_next(tool_calls=[{"name": "multiply", "arguments": {"a": 6, "b": 7}}])
             ... # doctest: +ELLIPSIS

@@ -13,7 +13,7 @@ Quick start::
 
     from ai21 import AI21Client
     from ai21.models.chat import UserMessage
-    from llama_index.llms.ai21.emulator import Emulator, Fault
+    from ai21_emulator import Emulator, Fault
 
     with Emulator() as emu:                    # port 0: a free port
         client = AI21Client(api_key=emu.api_key, api_host=emu.base_url)
@@ -23,7 +23,7 @@ Quick start::
         emu.inject(Fault(status=429, count=2, retry_after="1"))   # the next 2 requests get 429
         emu.last_request.json                  # what the SDK sent (the key is never shown)
 
-Front doors: :class:`Emulator` (in-process), ``python -m llama_index.llms.ai21.emulator`` (CLI,
+Front doors: :class:`Emulator` (in-process), ``python -m ai21_emulator`` (CLI,
 see ``__main__``) and the pytest fixtures ``ai21_emulator`` / ``ai21_emulator_server`` /
 ``ai21_emulator_vllm`` (see ``pytest_plugin``). All of them share one pure core: the pipeline
 (``_core``: records, faults, scripted replies), the flavours (``_flavour_ai21``,

@@ -25,7 +25,7 @@ from ai21.models.chat import (
 )
 from schema_check import problems
 
-from llama_index.llms.ai21.emulator import Emulator
+from ai21_emulator import Emulator
 
 # ai21 4.3.0 parses every stream chunk with its own deprecated ``from_dict``.
 pytestmark = pytest.mark.filterwarnings(

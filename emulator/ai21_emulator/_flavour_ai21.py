@@ -23,6 +23,12 @@ from ._validation import body_not_object, error, hosted_limits, validate_chat
 API_ROOT = "/studio/v1"
 ID_PREFIX = "chatcmpl-"
 UNAUTHORIZED_DETAIL = "Forbidden: Bad or missing API token."
+# What every hosted route has answered since 2026-08-09 (AI21's deprecation notice;
+# Fault(status=410) replays it).
+RETIRED_DETAIL = (
+    "This API has been retired. The AI21 Gateway is available at https://app.ai21.com \u2014 "
+    "see https://docs.ai21.com/august-deprecation-notice"
+)
 
 
 def route(method: str, path: str) -> Route | int:
@@ -52,6 +58,8 @@ def error_reply(status: int, detail: Any = None, model: str | None = None) -> Re
     if detail is None:
         if status == 401:
             detail = UNAUTHORIZED_DETAIL
+        elif status == 410:
+            detail = RETIRED_DETAIL
         elif status == 422:
             detail = [error(("body",), "Emulated validation error (injected fault)", "value_error")]
         else:

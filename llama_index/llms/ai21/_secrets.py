@@ -1,0 +1,95 @@
+"""The instance's secrets: the API key and a ``base_url``'s credentials (docs/configuration.md).
+
+They are checked once, at construction, and kept out of everything the instance shows or
+writes: fields, ``repr``, dumps, logs, exception texts and pickles.
+
+- A key with a control character (the trailing newline of a key read from a file, a CR or a
+  NUL) could never be sent as a header: it is a ``ValueError`` that names the problem, not
+  the key.
+- ``http://user:password@host/v1`` (a server behind a proxy that wants Basic auth): the
+  credentials are taken out of the URL and sent as httpx sends URL credentials (HTTP Basic
+  auth, ``_http``); the URL the instance keeps shows the password masked,
+  as httpx's own ``URL`` repr does (``http://user:[secure]@host/v1``).
+- A pickle carries neither secret, only a token. Unpickled in the same process, or in a
+  process forked from it while the original instance lives, the token finds the secrets
+  again; anywhere else (a spawned worker) the key comes from the environment as for a new
+  instance, and a key or password that cannot be found is a ``ValueError`` that says so.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+import weakref
+from dataclasses import dataclass, field
+
+import httpx
+
+MASK = "[secure]"  # httpx's URL repr writes a password as this
+
+
+def check_api_key(key: str, source: str) -> str:
+    """``key`` if it can be sent as a header; a ``ValueError`` naming the problem if not."""
+    for position, char in enumerate(key):
+        if unicodedata.category(char) == "Cc":
+            what = {"\n": "a newline", "\r": "a carriage return", "\0": "a NUL"}.get(
+                char, f"the control character U+{ord(char):04X}"
+            )
+            where = "at its end" if position == len(key) - 1 else f"at position {position}"
+            raise ValueError(
+                f"{source} contains {what} {where} (a key read from a file keeps its trailing "
+                "newline: strip it); a key must be printable text"
+            )
+    return key
+
+
+@dataclass(frozen=True)
+class URLCredentials:
+    """The user name and password of a ``base_url`` (repr shows neither)."""
+
+    username: str = field(repr=False)
+    password: str = field(repr=False)
+
+
+def split_credentials(url: httpx.URL) -> tuple[httpx.URL, URLCredentials | None]:
+    """``url`` without credentials, and the credentials it had (``None`` if none)."""
+    if not url.username and not url.password:
+        return url, None
+    if url.password == MASK:
+        raise ValueError(
+            f"base_url's password is {MASK!r}, the mask this package (like httpx) shows in "
+            "place of a password: pass the URL with the real password"
+        )
+    credentials = URLCredentials(url.username, url.password or "")
+    return url.copy_with(username=None, password=None), credentials
+
+
+def masked(url: httpx.URL) -> str:
+    """``url`` as httpx's repr shows it: the password replaced by ``[secure]``."""
+    if not url.password:
+        return str(url)
+    return repr(url)[len("URL('") : -len("')")]
+
+
+class Secrets:
+    """One instance's secrets, findable by a token while the instance lives (pickling)."""
+
+    __slots__ = ("__weakref__", "api_key", "credentials", "token")
+
+    def __init__(self, api_key: str | None, credentials: URLCredentials | None) -> None:
+        self.api_key = api_key
+        self.credentials = credentials
+        self.token = secrets.token_hex(16)
+        _LIVE[self.token] = self
+
+    def __repr__(self) -> str:
+        return "Secrets(...)"
+
+
+# Weak values: an entry goes with the instance that holds it.
+_LIVE: weakref.WeakValueDictionary[str, Secrets] = weakref.WeakValueDictionary()
+
+
+def find(token: object) -> Secrets | None:
+    """The live secrets for a pickled token (``None`` if they are gone or unknown here)."""
+    return _LIVE.get(token) if isinstance(token, str) else None

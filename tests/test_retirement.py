@@ -1,0 +1,100 @@
+"""AI21's hosted API was retired on 2026-08-09: its 410 says so, over real HTTP (the emulator
+replays the live 410 body with ``Fault(status=410)``), and the no-key error names the ways on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ai21.errors
+import pytest
+
+from ai21_emulator import Emulator, Fault
+from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21.errors import HostedAPIRetiredError
+from tests.calls import METHOD_IDS, arg_for, call
+
+LIVE_410 = (
+    '{"detail":"This API has been retired. The AI21 Gateway is available at '
+    'https://app.ai21.com \u2014 see https://docs.ai21.com/august-deprecation-notice"}'
+)
+
+
+def assert_retired(exc: BaseException) -> None:
+    assert isinstance(exc, ai21.errors.AI21APIError)  # existing except clauses still catch it
+    assert isinstance(exc, HostedAPIRetiredError)
+    assert exc.status_code == 410
+    message = str(exc)
+    assert "retired on 2026-08-09" in message
+    assert "base_url=" in message
+    assert "docs/self-hosted.md" in message
+    assert "This API has been retired" in message  # the server's own words, kept
+    assert "This API has been retired" in (exc.details or "")
+
+
+@pytest.mark.parametrize("method", METHOD_IDS)
+def test_a_410_from_the_hosted_api_says_it_was_retired_and_is_not_retried(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    emulator.inject(Fault(status=410, count=5))
+    llm = make_llm(max_retries=3)
+    with pytest.raises(ai21.errors.AI21APIError) as caught:
+        call(llm, method, arg_for(method))
+    assert_retired(caught.value)
+    assert len(emulator.requests) == 1  # never retried
+
+
+def test_the_emulator_sends_the_live_410_body(emulator: Emulator) -> None:
+    import httpx
+
+    emulator.inject(Fault(status=410))
+    answer = httpx.post(
+        f"{emulator.base_url}/chat/completions",
+        json={"model": "jamba-mini", "messages": [{"role": "user", "content": "Hi"}]},
+        headers={"Authorization": f"Bearer {emulator.api_key}"},
+    )
+    assert answer.status_code == 410
+    assert answer.text == LIVE_410
+
+
+def test_the_j2_routes_410_says_so_too(make_llm: Callable[..., AI21], emulator: Emulator) -> None:
+    emulator.inject(Fault(status=410))
+    with pytest.raises(HostedAPIRetiredError) as caught:
+        make_llm(model="j2-mid", max_retries=0).complete("Hi")
+    assert_retired(caught.value)
+    assert emulator.last_request.path.endswith("/j2-mid/complete")
+
+
+def test_a_410_from_a_server_of_your_own_stays_the_sdks_error(
+    ai21_emulator_vllm: Emulator,
+) -> None:
+    ai21_emulator_vllm.inject(Fault(status=410))
+    llm = AI21(model="ai21labs/AI21-Jamba2-3B", base_url=ai21_emulator_vllm.base_url, max_retries=0)
+    with pytest.raises(ai21.errors.AI21APIError) as caught:
+        llm.complete("Hi")
+    assert not isinstance(caught.value, HostedAPIRetiredError)
+    assert caught.value.status_code == 410
+
+
+def test_a_bad_key_is_still_unauthorized(make_llm: Callable[..., AI21]) -> None:
+    with pytest.raises(ai21.errors.Unauthorized):
+        make_llm(api_key="wrong", max_retries=0).complete("Hi")
+
+
+def test_the_no_key_error_names_the_three_ways_on() -> None:
+    with pytest.raises(ValueError, match="No AI21 API key") as caught:
+        AI21()
+    message = str(caught.value)
+    assert "retired on 2026-08-09" in message
+    assert "base_url=" in message  # a server of your own
+    assert "python -m ai21_emulator" in message  # the emulator
+    assert "api_key=" in message  # a key
+    assert "AI21_API_KEY" in message
+
+
+def test_the_retired_error_pickles_and_keeps_its_fields() -> None:
+    import pickle
+
+    exc: Any = pickle.loads(pickle.dumps(HostedAPIRetiredError("gone")))
+    assert isinstance(exc, HostedAPIRetiredError)
+    assert (exc.status_code, exc.details) == (410, "gone")
