@@ -56,7 +56,11 @@ def _stream_then(after_done: str) -> Callable[[Peer], None]:
                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                 "Transfer-Encoding: chunked\r\n\r\n"
             )
-            peer.send(head.encode() + b"".join(_chunk(event) for event in EVENTS))
+            events = b"".join(_chunk(event) for event in EVENTS)
+            if after_done == "end":  # in one piece: reuse must not depend on timing
+                peer.send(head.encode() + events + b"0\r\n\r\n")
+                continue
+            peer.send(head.encode() + events)
             if after_done == "reset":
                 time.sleep(0.05)  # the events first, then the reset
                 peer.reset()
@@ -64,7 +68,6 @@ def _stream_then(after_done: str) -> Callable[[Peer], None]:
             if after_done == "hold":
                 peer.hold()
                 return
-            peer.send(b"0\r\n\r\n")  # the body's end: the connection can be reused
 
     return handler
 
