@@ -318,6 +318,9 @@ ASYNC_DIFFERENCES: dict[str, dict[str, Any]] = {
     # grows), and its read timeout restarts with every byte: the layer's per-piece read
     # deadline ends the call at the read timeout (httpx: at 100 KiB, a protocol error).
     "endless chunk extension": {"error": httpx.ReadTimeout},
+    # aiohttp bounds a trailer line by what one read brings (16 KiB, the layer's field limit):
+    # a line that arrives in smaller pieces (a busy machine) ends at the read deadline instead.
+    "endless trailer line": {"error": (httpx.RemoteProtocolError, httpx.ReadTimeout)},
 }
 # Through the public API too, except where httpx's async path is no oracle (see below).
 ERRORS = [s for s in SCENARIOS if s.name in EXPECTED and not s.sync_only]
@@ -571,6 +574,8 @@ def test_async_transport_behaves_like_httpx(setup: Setup) -> None:
     outcome = asyncio.run(_ours_async(setup, raised))
     difference = ASYNC_DIFFERENCES.get(setup.scenario.name)
     if difference is not None:  # named: see ASYNC_DIFFERENCES
+        if isinstance(difference.get("error"), tuple) and outcome.error in difference["error"]:
+            difference = {**difference, "error": outcome.error}  # one of the named outcomes
         expected = dataclasses.replace(expected, **difference)
         not_compared = {name: None for name, value in difference.items() if value is None}
         outcome = dataclasses.replace(outcome, **not_compared)
@@ -707,9 +712,11 @@ def test_public_api_raises_what_httpx_raises_and_retries_only_transient_failures
     )
     with pytest.raises(Exception) as caught:  # noqa: PT011 - the class is checked below
         _call(llm, method, setup.scenario.body["messages"][0]["content"])
-    if is_async and "error" in ASYNC_DIFFERENCES.get(setup.scenario.name, {}):
-        expected = Outcome(ASYNC_DIFFERENCES[setup.scenario.name]["error"])
-    assert type(caught.value) is expected.error
+    named = ASYNC_DIFFERENCES.get(setup.scenario.name, {}).get("error") if is_async else None
+    if named is not None:
+        assert type(caught.value) in (named if isinstance(named, tuple) else (named,))
+    else:
+        assert type(caught.value) is expected.error
     assert_clean(caught.value)
     retries = [r for r in caplog.records if r.name == "llama_index.llms.ai21"]
     assert len(retries) == (MAX_RETRIES if should_retry(oracle[0]) else 0)

@@ -154,7 +154,7 @@ def test_the_password_is_in_no_error_repr_or_log_record_of_the_http_layer(
 
 def _holds(peer: Peer) -> None:
     if peer.read_request() is not None:
-        peer.hold(5)
+        peer.hold(60)  # until the server stops: a slow machine must not free a connection
 
 
 @pytest.mark.slow  # a hundred connections, on both paths and httpx's
