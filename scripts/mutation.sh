@@ -2,18 +2,17 @@
 # Mutation testing with mutmut (not part of CI): bash scripts/mutation.sh [mutmut run args]
 #
 # What is mutated and which tests run are [tool.mutmut] in pyproject.toml: _convert, _stream,
-# _params, _dialect, _j2, _models, _deployments, _retry and the transports (_transport,
-# _urllib3, _aiohttp), against the pure tests, the emulator-backed adapter tests and the
-# transport tests on scripted servers; mutmut runs, for each mutant, only the tests of that
+# _params, _dialect, _j2, _models, _deployments, _retry and the HTTP layer (_http), against the
+# pure tests, the emulator-backed adapter tests and the HTTP tests on scripted servers; mutmut runs, for each mutant, only the tests of that
 # subset that execute the mutated function.
 #
 # mutmut wraps every mutated function in a trampoline; for an async generator that wrapper
 # is a second generator, and an event loop's shutdown then closes both at once ("aclose():
-# asynchronous generator is already running"). So the package's three async generators
-# (_LoopClient._close_with_loop, _WriteWatch.pieces, _ResponseStream.__aiter__) are shells
+# asynchronous generator is already running"). So the package's async generators
+# (_LoopClient._close_with_loop, _WriteWatch.pieces, _bounded) are shells
 # marked `# pragma: no mutate block`, and what they call is mutated.
 #
-# Mutants of a module only: bash scripts/mutation.sh "llama_index.llms.ai21._urllib3*"
+# Mutants of a module only: bash scripts/mutation.sh "llama_index.llms.ai21._http*"
 #
 # Afterwards: `.venv/bin/mutmut results` lists the survivors, `.venv/bin/mutmut show NAME` one
 # mutant's diff; the score per module is printed at the end. mutants/ (git-ignored) holds

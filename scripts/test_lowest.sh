@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The TLS and transport tests on the lowest versions pyproject.toml allows for the direct
+# The TLS, transport (HTTP layer) and lifecycle tests on the lowest versions pyproject.toml allows for the direct
 # dependencies (each ">=X" floor pinned to "==X"), in a venv of their own that is kept between
 # runs (rebuilt when pyproject.toml or this script changes). Usage: scripts/test_lowest.sh [pytest args]
 set -euo pipefail
@@ -35,7 +35,7 @@ PY
     touch "$STAMP"
 fi
 "$PY" -m pip list --disable-pip-version-check 2>/dev/null \
-    | grep -iE '^(httpx|aiohttp|urllib3|ai21|tenacity|orjson|certifi|llama-index-core) ' >&2 || true
+    | grep -iE '^(httpx|httpx-aiohttp|httpcore|aiohttp|ai21|tenacity|orjson|certifi|llama-index-core) ' >&2 || true
 # Old llama-index-core attaches Field(validate_default=...) where today's pydantic (not a
 # direct dependency, so not pinned) warns about it at import; that is all it does. aiohttp 3.10
 # sometimes leaves a socket of a failed TLS handshake to the garbage collector (a
@@ -43,4 +43,4 @@ fi
 exec "$PY" -m pytest -p no:cacheprovider -q \
     -W "ignore::pydantic.warnings.UnsupportedFieldAttributeWarning" \
     -W "ignore::pytest.PytestUnraisableExceptionWarning" \
-    tests/transport tests/test_urllib3_transport.py tests/test_retry_policy.py "$@"
+    tests/transport tests/test_secrets_and_state.py tests/test_retry_policy.py "$@"

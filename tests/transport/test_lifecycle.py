@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import multiprocessing
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -54,7 +56,11 @@ def _stream_then(after_done: str) -> Callable[[Peer], None]:
                 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                 "Transfer-Encoding: chunked\r\n\r\n"
             )
-            peer.send(head.encode() + b"".join(_chunk(event) for event in EVENTS))
+            events = b"".join(_chunk(event) for event in EVENTS)
+            if after_done == "end":  # in one piece: reuse must not depend on timing
+                peer.send(head.encode() + events + b"0\r\n\r\n")
+                continue
+            peer.send(head.encode() + events)
             if after_done == "reset":
                 time.sleep(0.05)  # the events first, then the reset
                 peer.reset()
@@ -62,7 +68,6 @@ def _stream_then(after_done: str) -> Callable[[Peer], None]:
             if after_done == "hold":
                 peer.hold()
                 return
-            peer.send(b"0\r\n\r\n")  # the body's end: the connection can be reused
 
     return handler
 
@@ -276,3 +281,26 @@ def test_a_shut_down_loop_takes_its_client_only(make_llm: Callable[..., AI21]) -
         alive.close()
     assert llm._http._async == {}
     assert kept.client.is_closed
+
+
+def test_an_instance_dropped_on_a_running_loop_closes_its_session_quietly(
+    echo_server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No "Unclosed client session"/"Unclosed connector" from aiohttp (asyncio's logger, at
+    ERROR) and no ResourceWarning: the collected closer closes the session on its loop."""
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+
+    async def run() -> None:
+        llm = AI21(api_key=KEY, base_url=echo_server.url() + "/studio/v1", max_retries=0)
+        assert (await llm.acomplete("hi")).text.startswith("hi @ ")
+        del llm
+        gc.collect()
+        for _ in range(5):
+            await asyncio.sleep(0.02)  # the closer runs on this loop
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(run())
+        gc.collect()
+    assert [r.getMessage() for r in caplog.records if "nclosed" in r.getMessage()] == []
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

@@ -58,6 +58,7 @@ import sys
 import threading
 import urllib.request
 import weakref
+import zlib
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar
@@ -79,7 +80,7 @@ MAX_CONNECTIONS = 100  # httpx's default ``max_connections``
 KEEPALIVE_SECONDS = 5.0  # httpx's default ``keepalive_expiry``
 # Response headers: httpx (h11) bounds the header block at 100 KiB; aiohttp stops at 8 KiB per
 # line unless told otherwise.
-MAX_HEADER_BYTES = 100 * 1024
+MAX_HEADER_BYTES = 16 * 1024
 # A stream closed at its ``[DONE]`` event waits at most this long for the body's end-of-body
 # marker, so that its connection can be reused.
 DRAIN_SECONDS = 0.05
@@ -87,7 +88,9 @@ DRAIN_SECONDS = 0.05
 # ``details``. The rest is not read (its connection is dropped, as httpx drops any connection
 # whose answer was not read to its end).
 ERROR_BODY_LIMIT = 64 * 1024
-BODY_PIECE = 512 * 1024  # async request bodies larger than this are written in pieces
+BODY_PIECE = 64 * 1024  # async request bodies larger than this are written in pieces
+LARGE_JSON = 1024 * 1024  # bodies larger than this are parsed by the stdlib (see decode_json)
+_JSON_STARTS = (b"{", b"[")
 QUOTE_CHARS = 200  # how much of a malformed body an error message quotes
 
 
@@ -174,12 +177,29 @@ def quote(body: bytes, limit: int = QUOTE_CHARS) -> str:
 
 
 def decode_json(body: bytes) -> Any:
-    """The JSON of a 200 answer's body; :class:`MalformedResponseError` if it is not JSON."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+    """The JSON of a 200 answer's body; :class:`MalformedResponseError` if it is not JSON.
+
+    Large bodies are parsed by the stdlib: orjson's error for a document it cannot parse
+    holds the whole document as text and costs about twelve times its size (768 MiB for
+    64 MiB of HTML), the stdlib's about once. Answers are rarely larger than a megabyte."""
+    if body[:1] not in _JSON_STARTS and body.lstrip()[:1] not in _JSON_STARTS:
+        # An HTML page, a proxy's text: not JSON, and no parser needs to say so.
         raise MalformedResponseError(
-            f"malformed AI21 response: body is not valid JSON ({exc}): {quote(body)}"
+            "malformed AI21 response: body is not valid JSON (it starts with neither '{' nor "
+            f"'['): {quote(body)}"
+        )
+    try:
+        if len(body) > LARGE_JSON:
+            return json.loads(body)
+        return orjson.loads(body)
+    except (orjson.JSONDecodeError, ValueError) as exc:
+        reason = (
+            f"{type(exc).__name__}: {exc.msg if isinstance(exc, json.JSONDecodeError) else exc}"
+        )
+        if isinstance(exc, json.JSONDecodeError):
+            exc.doc = ""  # the whole body, as text: not kept with the error
+        raise MalformedResponseError(
+            f"malformed AI21 response: body is not valid JSON ({reason}): {quote(body)}"
         ) from exc
 
 
@@ -234,7 +254,7 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
     elif isinstance(exc, aiohttp.ConnectionTimeoutError):
         # aiohttp's ``connect`` timeout (httpx-aiohttp gives it httpx's pool timeout) covers
         # waiting for a free connection; ``sock_connect`` (httpx's connect timeout) the rest.
-        mapped = httpx.PoolTimeout if _waited_for_pool(exc) else httpx.ConnectTimeout
+        mapped = httpx.PoolTimeout if _waiting_for_pool.get() else httpx.ConnectTimeout
     elif isinstance(exc, asyncio.TimeoutError):  # SocketTimeoutError included
         mapped = httpx.ReadTimeout
     elif isinstance(exc, aiohttp.ClientResponseError):
@@ -259,11 +279,38 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
     return error
 
 
-def _waited_for_pool(exc: aiohttp.ConnectionTimeoutError) -> bool:
-    """aiohttp names the phase only in the message: ``Connection timeout to host ...`` while
-    waiting for a free connection, ``Connection timeout to host ...`` with a socket error as
-    cause once connecting."""
-    return exc.__cause__ is None and "Connection timeout" in str(exc)
+# Whether the running request waits for a free connection: aiohttp raises the same
+# ConnectionTimeoutError for that and for a connect that times out; its public tracing signals
+# say which phase the request is in (they run in the request's task, so the value is its own).
+_waiting_for_pool: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "ai21_waiting_for_pool", default=False
+)
+
+
+# Whether the running request got a pooled connection (only those can hold stale bytes; a new
+# one can say ``should_close`` for other reasons on older aiohttp, e.g. through a proxy).
+_reused: contextvars.ContextVar[bool] = contextvars.ContextVar("ai21_reused", default=False)
+
+
+async def _queued(*_: Any) -> None:
+    _waiting_for_pool.set(True)
+
+
+async def _reusing(*_: Any) -> None:
+    _reused.set(True)
+
+
+async def _dequeued(*_: Any) -> None:
+    _waiting_for_pool.set(False)
+
+
+def _pool_tracing() -> aiohttp.TraceConfig:
+    tracing = aiohttp.TraceConfig()
+    tracing.on_connection_queued_start.append(_queued)
+    tracing.on_connection_queued_end.append(_dequeued)
+    tracing.on_connection_reuseconn.append(_reusing)
+    tracing.freeze()
+    return tracing
 
 
 def _lost_to_os_error(exc: aiohttp.ClientPayloadError) -> bool:
@@ -302,7 +349,7 @@ class _FreshConnectionRequest(aiohttp.ClientRequest):
 
     async def send(self, conn: Any) -> aiohttp.ClientResponse:
         protocol = conn.protocol
-        if protocol is not None and protocol.should_close:
+        if _reused.get() and protocol is not None and protocol.should_close:
             raise _StaleConnection
         watch = _watch.get()
         if watch is not None:
@@ -356,6 +403,7 @@ def _async_client(config: HTTPConfig, tls: ssl.SSLContext) -> httpx.AsyncClient:
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             max_line_size=MAX_HEADER_BYTES,
             max_field_size=MAX_HEADER_BYTES,
+            trace_configs=[_pool_tracing()],
         )
 
     def transport(proxy: httpx.Proxy | None = None) -> AiohttpTransport:
@@ -366,7 +414,6 @@ def _async_client(config: HTTPConfig, tls: ssl.SSLContext) -> httpx.AsyncClient:
         mounts=_proxy_mounts(transport),
         headers=config.headers,
         cookies=_NoCookies(),  # pragma: no mutate (CPU only: see above)
-        auth=config.auth,
         timeout=config.timeout,
     )
 
@@ -450,10 +497,11 @@ class AsyncStream:
 
 # A shell around the reads, kept out of mutation testing (scripts/mutation.sh).
 async def _bounded(  # pragma: no mutate block
-    response: httpx.Response, read_timeout: float | None
+    response: httpx.Response, read_timeout: float | None, raw: bool = False
 ) -> AsyncIterator[bytes]:
-    """The decoded body, each piece within ``read_timeout``, failures as httpx's."""
-    pieces = response.aiter_bytes()
+    """The decoded (or ``raw``) body, each piece within ``read_timeout``, failures as
+    httpx's."""
+    pieces = response.aiter_raw() if raw else response.aiter_bytes()
     while True:
         error: Exception | None = None
         try:
@@ -518,27 +566,55 @@ async def _next_within(pieces: AsyncIterator[bytes], seconds: float | None) -> b
     return await asyncio.wait_for(anext(pieces, None), seconds)  # pragma: no cover
 
 
-async def _read_all(response: httpx.Response, read_timeout: float | None, limit: int) -> bytes:
-    """Up to ``limit`` bytes of the decoded body (all of it if shorter)."""
-    pieces = []
-    size = 0
-    async for piece in _bounded(response, read_timeout):
-        pieces.append(piece)
-        size += len(piece)
-        if size >= limit:
-            break
-    return b"".join(pieces)[:limit]
+async def _read_all(response: httpx.Response, read_timeout: float | None) -> bytes:
+    """The whole decoded body."""
+    return b"".join([piece async for piece in _bounded(response, read_timeout)])
+
+
+def _inflater(response: httpx.Response) -> Any:
+    """A zlib decompressor for a gzip or deflate body (None: not compressed that way)."""
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    if encoding in {"gzip", "x-gzip"}:
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    return None
+
+
+def _prefix(pieces: list[bytes], size: int, inflater: Any, piece: bytes, limit: int) -> int:
+    """Add what ``piece`` adds to the first ``limit`` bytes of the body (``size`` so far);
+    the new size."""
+    if inflater is not None:
+        piece = inflater.decompress(piece, max(limit - size, 1))
+    pieces.append(piece[: limit - size])
+    return size + len(pieces[-1])
 
 
 def _read_some(response: httpx.Response, limit: int) -> bytes:
-    pieces = []
+    """The first ``limit`` bytes of the decoded body. A gzip or deflate body is inflated up to
+    there only (httpx inflates each piece it reads whole: 64 KiB of gzip can be 64 MiB)."""
+    inflater = _inflater(response)
+    pieces: list[bytes] = []
     size = 0
-    for piece in response.iter_bytes():
-        pieces.append(piece)
-        size += len(piece)
-        if size >= limit:
-            break
-    return b"".join(pieces)[:limit]
+    chunks = response.iter_raw() if inflater is not None else response.iter_bytes()
+    with contextlib.suppress(zlib.error):  # a broken body: what was read so far
+        for piece in chunks:
+            size = _prefix(pieces, size, inflater, piece, limit)
+            if size >= limit:
+                break
+    return b"".join(pieces)
+
+
+async def _aread_some(response: httpx.Response, read_timeout: float | None, limit: int) -> bytes:
+    inflater = _inflater(response)
+    pieces: list[bytes] = []
+    size = 0
+    with contextlib.suppress(zlib.error):
+        async for piece in _bounded(response, read_timeout, raw=inflater is not None):
+            size = _prefix(pieces, size, inflater, piece, limit)
+            if size >= limit:
+                break
+    return b"".join(pieces)
 
 
 # ------------------------------------------------------------------ event loops and forks
@@ -563,6 +639,8 @@ class _LoopClient:
         self.client = client
         self.loop_closed = False
         self.closer = self._close_with_loop(forget)
+        # Closes the client on its loop if the instance is collected while the loop runs.
+        self.on_drop: weakref.finalize[Any, Any] | None = None
 
     # The async generators in this package are shells around ordinary methods, kept out of
     # mutation testing (scripts/mutation.sh says why); what they call is mutated.
@@ -571,16 +649,19 @@ class _LoopClient:
     ) -> AsyncGenerator[None, None]:  # pragma: no mutate block
         """Suspended for the loop's lifetime; the loop's ``shutdown_asyncgens`` (run by
         ``asyncio.run``) resumes it into ``finally``, which closes the client on that loop
-        and drops it from the instance's map. An instance dropped while its loop runs has
-        this generator collected: asyncio then runs the ``finally`` on the loop, so aiohttp's
-        session is closed and says nothing about an unclosed connector."""
+        and drops it from the instance's map. An instance collected while its loop runs has
+        ``on_drop`` start this on the loop (see :func:`_close_soon`)."""
         try:
             yield
         finally:
             await self._close(forget)
 
     async def _close(self, forget: Any) -> None:
-        forget(self)
+        if self.on_drop is not None:
+            self.on_drop.detach()  # it would keep the loop referenced
+        owner = forget()
+        if owner is not None:
+            owner(self)
         if self.loop_closed:
             # Run apart: where closing would wait on the dead loop, only that is given up
             # and the closer still ends (awaited, it would stay suspended in ``finally``).
@@ -593,6 +674,25 @@ class _LoopClient:
         loop, so neither it nor the client keeps the loop (or a socket) referenced from here."""
         self.loop_closed = True
         _run_without_loop(self.closer.aclose())
+
+
+_closing: set[asyncio.Task[Any]] = set()  # closers started by _close_soon, until they end
+
+
+def _close_soon(loop: asyncio.AbstractEventLoop, closer: AsyncGenerator[None, None]) -> None:
+    """An instance was collected while this loop's client was open: close it on its loop.
+    Left to the garbage collector, aiohttp's session and connector would be collected with it
+    and print "Unclosed client session" / "Unclosed connector"."""
+    if loop.is_closed():
+        return
+
+    def start() -> None:
+        task = loop.create_task(closer.aclose())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+    with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+        loop.call_soon_threadsafe(start)
 
 
 # Every live HTTPClients, so that a forked child can drop its parent's pools (see below).
@@ -641,6 +741,9 @@ class HTTPClients:
         self._lock = threading.Lock()
         if self._closes_sync is not None:
             self._closes_sync.detach()
+        for entry in self._async.values():
+            if entry.on_drop is not None:
+                entry.on_drop.detach()
         self._sync = None
         self._async = {}
 
@@ -696,6 +799,8 @@ class HTTPClients:
         _watch.set(watch)
         for _ in range(MAX_CONNECTIONS + 1):  # each stale connection is dropped: bounded
             error: Exception | None = None
+            _waiting_for_pool.set(False)
+            _reused.set(False)
             try:
                 return await client.send(request, stream=True, auth=self._auth)
             except _StaleConnection:
@@ -725,9 +830,9 @@ class HTTPClients:
             read_timeout = self._timeout.read
             if response.status_code != 200:
                 _raise_for_status(
-                    response, await _read_all(response, read_timeout, ERROR_BODY_LIMIT)
+                    response, await _aread_some(response, read_timeout, ERROR_BODY_LIMIT)
                 )
-            return decode_json(await _read_all(response, read_timeout, sys.maxsize))
+            return decode_json(await _read_all(response, read_timeout))
         finally:
             await response.aclose()
 
@@ -783,7 +888,6 @@ class HTTPClients:
                         headers=self.config.headers,
                         cookies=_NoCookies(),  # pragma: no mutate (CPU only: see above)
                         verify=self._tls(),
-                        auth=self.config.auth,
                         timeout=self.config.timeout,
                     )
                     # Its sockets close when this object is collected (httpcore's pool has
@@ -799,10 +903,14 @@ class HTTPClients:
         if entry is not None:
             return entry.client
         self._forget_closed_loops()
-        entry = _LoopClient(_async_client(self.config, self._tls()), self._forget)
+        # The closer reaches this object weakly: ``on_drop`` holds it until it runs.
+        entry = _LoopClient(
+            _async_client(self.config, self._tls()), weakref.WeakMethod(self._forget)
+        )
         # Registers it with this loop's async-generator tracking. It runs to the closer's
         # first ``yield`` without suspending, so no other task of this loop gets in between.
         await entry.closer.asend(None)
+        entry.on_drop = weakref.finalize(self, _close_soon, loop, entry.closer)
         with self._lock:  # other threads' loops change the map as they shut down
             self._async[loop] = entry
         return entry.client

@@ -1,0 +1,305 @@
+"""Issue "Trust no server", the HTTP layer's part, on scripted loopback servers: the
+credentials of a ``base_url`` sent as httpx sends them and shown nowhere, pool exhaustion
+reported as httpx reports it, and error bodies that cost bounded memory however large they
+inflate."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import gzip
+import json
+import logging
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from ai21.errors import AI21ServerError
+
+from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21._http import ERROR_BODY_LIMIT, HTTPClients, HTTPConfig
+from tests.transport.servers import Peer, Server, chat_answer, response
+
+USER, PASSWORD = "proxy-user", "pa:ss@w0rd-SECRET"
+ENCODED = PASSWORD.replace(":", "%3A").replace("@", "%40")  # as it is written in a URL
+BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+
+
+def _event(content: str, finish: str | None = None) -> bytes:
+    chunk: dict[str, Any] = {
+        "id": "chatcmpl-1",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}],
+    }
+    if finish is not None:
+        chunk["usage"] = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+def _answers(peer: Peer) -> None:
+    """A chat answer, or a stream of one, as the request asks."""
+    while peer.read_request() is not None:
+        if b'"stream":true' in peer.last_body:
+            body = _event("streamed") + _event("", "stop") + b"data: [DONE]\n\n"
+            peer.send(response(body=body, headers=[("Content-Type", "text/event-stream")]))
+        else:
+            peer.send(response(body=chat_answer("answered")))
+
+
+def _authorization(head: bytes) -> str | None:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"authorization":
+            return value.strip().decode()
+    return None
+
+
+def _text(llm: AI21, kind: str) -> str:
+    if kind == "chat":
+        return llm.complete("hi").text
+    if kind == "stream":
+        return "".join(chunk.delta for chunk in llm.stream_complete("hi"))
+
+    async def run() -> str:
+        if kind == "achat":
+            return (await llm.acomplete("hi")).text
+        return "".join([chunk.delta async for chunk in await llm.astream_complete("hi")])
+
+    return asyncio.run(run())
+
+
+KINDS = ["chat", "stream", "achat", "astream"]
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    with Server(_answers) as running:
+        yield running
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_credentials_in_the_url_go_as_basic_auth_on_every_call(kind: str, server: Server) -> None:
+    base_url = f"http://{USER}:{ENCODED}@127.0.0.1:{server.port}/v1"
+    llm = AI21(model="jamba-mini", base_url=base_url, max_retries=0)
+    assert _text(llm, kind) in {"answered", "streamed"}
+    llm.close()
+    # Every request, the server discovery's included (a generic /v1 URL asks the server what
+    # it is on first need), carries them.
+    assert {_authorization(head) for head in server.heads} == {BASIC}
+    assert any(b"/chat/completions" in head.split(b"\r\n")[0] for head in server.heads)
+    # The URL on the wire has no credentials.
+    assert all(PASSWORD.encode() not in head for head in server.heads)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_credentials_go_through_the_users_own_clients_too(kind: str, server: Server) -> None:
+    base_url = f"http://{USER}:{ENCODED}@127.0.0.1:{server.port}/v1"
+
+    async def run() -> None:
+        async with httpx.AsyncClient() as theirs:
+            llm = AI21(
+                model="jamba-mini", base_url=base_url, max_retries=0, async_http_client=theirs
+            )
+            if kind == "achat":
+                await llm.acomplete("hi")
+            else:
+                [chunk async for chunk in await llm.astream_complete("hi")]
+
+    if kind in {"chat", "stream"}:
+        with httpx.Client() as mine:
+            llm = AI21(model="jamba-mini", base_url=base_url, max_retries=0, http_client=mine)
+            _text(llm, kind)
+    else:
+        asyncio.run(run())
+    # Every request, the server discovery's included (a generic /v1 URL asks the server what
+    # it is on first need), carries them.
+    assert {_authorization(head) for head in server.heads} == {BASIC}
+    assert any(b"/chat/completions" in head.split(b"\r\n")[0] for head in server.heads)
+
+
+def _refuses(peer: Peer) -> None:
+    """401 for every request, quoting nothing of it."""
+    while peer.read_request() is not None:
+        peer.send(response(401, body=b'{"detail":"no"}', headers=[("Connection", "close")]))
+        return
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_password_is_in_no_error_repr_or_log_record_of_the_http_layer(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    encoded = ENCODED
+    with Server(_refuses) as server:
+        llm = AI21(
+            model="jamba-mini",
+            base_url=f"http://{USER}:{encoded}@127.0.0.1:{server.port}/v1",
+            max_retries=0,
+        )
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - any error: its text is checked
+            _text(llm, kind)
+        clients = llm._http
+        shown = [repr(clients.config), str(clients.config), repr(caught.value), str(caught.value)]
+        shown += [caplog.text]
+        chained: BaseException | None = caught.value
+        while chained is not None:
+            shown += [repr(chained), str(chained)]
+            chained = chained.__cause__ or chained.__context__
+    for text in shown:
+        assert PASSWORD not in text
+        assert encoded not in text
+    assert "@" not in clients.config.base_url
+
+
+# --------------------------------------------------------------------- pool exhaustion
+
+
+def _holds(peer: Peer) -> None:
+    if peer.read_request() is not None:
+        peer.hold(60)  # until the server stops: a slow machine must not free a connection
+
+
+@pytest.mark.slow  # a hundred connections, on both paths and httpx's
+def test_pool_exhaustion_is_a_pool_timeout_on_both_paths_as_with_httpx() -> None:
+    """httpx's pool holds 100 connections; the 101st request waits for one, up to the pool
+    timeout. aiohttp reports that wait's end as it reports a connect timeout."""
+    timeout = httpx.Timeout(10.0, pool=0.3)
+
+    def oracle(url: str) -> type[BaseException]:
+        async def run() -> type[BaseException]:
+            async with httpx.AsyncClient(timeout=timeout) as client:
+                holders = [asyncio.create_task(client.post(url, content=b"{}")) for _ in range(100)]
+                await asyncio.sleep(0.5)
+                try:
+                    await client.post(url, content=b"{}")
+                except httpx.TransportError as exc:
+                    return type(exc)
+                finally:
+                    for holder in holders:
+                        holder.cancel()
+                    await asyncio.gather(*holders, return_exceptions=True)
+            raise AssertionError("answered")  # pragma: no cover
+
+        return asyncio.run(run())
+
+    def ours_async(url: str) -> type[BaseException]:
+        async def run() -> type[BaseException]:
+            clients = HTTPClients(HTTPConfig(base_url=url, timeout=timeout, headers={}))
+            client = await clients.async_client()
+            holders = [
+                asyncio.create_task(clients.asend(clients.request(client, "", {})))
+                for _ in range(100)
+            ]
+            await asyncio.sleep(0.5)
+            try:
+                await clients.asend(clients.request(client, "", {}))
+            except httpx.TransportError as exc:
+                return type(exc)
+            finally:
+                for holder in holders:
+                    holder.cancel()
+                await asyncio.gather(*holders, return_exceptions=True)
+                await clients.aclose()
+            raise AssertionError("answered")  # pragma: no cover
+
+        return asyncio.run(run())
+
+    def ours_sync(url: str) -> type[BaseException]:
+        clients = HTTPClients(HTTPConfig(base_url=url, timeout=timeout, headers={}))
+
+        def hold() -> None:
+            with contextlib.suppress(httpx.TransportError):
+                clients.send(clients.request(clients.sync_client(), "", {})).read()
+
+        holders = [threading.Thread(target=hold, daemon=True) for _ in range(100)]
+        for holder in holders:
+            holder.start()
+        time.sleep(1.0)
+        try:
+            clients.send(clients.request(clients.sync_client(), "", {}))
+        except httpx.TransportError as exc:
+            return type(exc)
+        finally:
+            clients.close()
+        raise AssertionError("answered")  # pragma: no cover
+
+    outcomes: list[Callable[[str], type[BaseException]]] = [oracle, ours_async, ours_sync]
+    seen = []
+    for outcome in outcomes:
+        with Server(_holds) as server:
+            seen.append(outcome(server.url() + "/v1/chat/completions"))
+    assert seen == [httpx.PoolTimeout] * 3
+
+
+# ------------------------------------------------------------------ bounded error bodies
+
+KIND_OF = {
+    "complete": "chat",
+    "stream_complete": "stream",
+    "acomplete": "achat",
+    "astream_complete": "astream",
+}
+INFLATED = 64 * 1024 * 1024  # what the small gzip body below inflates to
+
+
+def _inflating(status: int, start: bytes = b"<html>") -> Callable[[Peer], None]:
+    body = gzip.compress(start + b"x" * INFLATED, compresslevel=9)  # about 64 KiB
+
+    def handler(peer: Peer) -> None:
+        while peer.read_request() is not None:
+            peer.send(response(status, body=body, headers=[("Content-Encoding", "gzip")]))
+
+    return handler
+
+
+def _peak(call: Callable[[], Any]) -> tuple[int, BaseException]:
+    tracemalloc.start()
+    try:
+        try:
+            call()
+        except Exception as exc:
+            error = exc
+        else:  # pragma: no cover
+            raise AssertionError("no error")
+        return tracemalloc.get_traced_memory()[1], error
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("method", ["complete", "acomplete", "stream_complete", "astream_complete"])
+def test_an_error_body_that_inflates_to_64_mib_costs_a_bounded_prefix(method: str) -> None:
+    """The SDK's exception quotes a bounded prefix of the body: the rest is never inflated."""
+    with Server(_inflating(500)) as server:
+        llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=0)
+
+        def call() -> None:
+            _text(llm, KIND_OF[method])
+
+        peak, error = _peak(call)
+        llm.close()
+    assert isinstance(error, AI21ServerError)
+    assert str(error).count("x") <= ERROR_BODY_LIMIT
+    assert peak < INFLATED / 16, f"peak {peak / 2**20:.1f} MiB for a 64 MiB body"
+
+
+@pytest.mark.parametrize("start", [b"<html>", b'{"answer": '])
+@pytest.mark.parametrize("method", ["complete", "acomplete"])
+def test_a_200_body_of_64_mib_that_is_not_json_costs_no_more_than_httpx_reading_it(
+    method: str, start: bytes
+) -> None:
+    """The body must be read whole to parse it (httpx's own ``read()`` costs about twice its
+    size), but saying it is not JSON costs no more than that: the error quotes the first 200
+    characters, and no parser keeps (or makes) a text copy of the whole body."""
+    with Server(_inflating(200, start)) as server:
+        url = server.url() + "/studio/v1"
+        oracle, _ = _peak(lambda: httpx.post(url + "/chat/completions", content=b"{}").json())
+        llm = AI21(api_key="k", base_url=url, max_retries=0)
+        peak, error = _peak(lambda: _text(llm, "chat" if method == "complete" else "achat"))
+        llm.close()
+    assert "not valid JSON" in str(error)
+    assert str(error).endswith("x" * 180 + "'")  # 200 characters quoted
+    assert peak < 1.5 * oracle, f"{peak / 2**20:.0f} MiB; httpx: {oracle / 2**20:.0f} MiB"
