@@ -28,6 +28,29 @@ def test_demo_runs_offline_and_labels_each_part() -> None:
     assert "256K tokens" in result.stdout, "the query engine answers from the bundled text"
 
 
+def test_demo_uses_a_server_of_your_own_from_ai21_api_host() -> None:
+    from ai21_emulator import Emulator
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AI21_")}
+    with Emulator(flavour="vllm") as server:  # a self-hosted vLLM, as far as the demo can tell
+        result = subprocess.run(
+            # The emulator serves several models; a server of one model needs no --model.
+            [sys.executable, "-m", "llama_index.llms.ai21", "--model", "ai21labs/AI21-Jamba2-3B"],
+            capture_output=True,
+            text=True,
+            env={**env, "AI21_API_HOST": server.base_url},
+            timeout=120,
+            check=False,
+        )
+        paths, url = {r.path for r in server.requests}, server.base_url
+    assert result.returncode == 0, result.stderr
+    assert (
+        result.stdout.splitlines()[0] == f"Using the server at AI21_API_HOST ({server.base_url})."
+    )
+    assert "/v1/chat/completions" in paths, "the demo's calls went to that server"
+    assert "256K tokens" in result.stdout
+
+
 def test_help_reads_as_plain_text() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "llama_index.llms.ai21", "--help"],

@@ -1,7 +1,10 @@
 """The demo: ``python -m llama_index.llms.ai21``.
 
-With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator (the
-``ai21-emulator`` distribution, the ``[emulator]`` extra) in this process and says so. Then it
+With ``AI21_API_HOST`` set it talks to that server (a vLLM or llama.cpp server of your own
+serving Jamba's open weights: its ``/v1`` URL); else, with ``AI21_API_KEY`` set, to AI21's
+hosted API (retired on 2026-08-09: it answers with an error that says so); else it starts the
+AI21 emulator (the ``ai21-emulator`` distribution, the ``[emulator]`` extra) in this process and
+says so. Then it
 shows a completion, a chat with ``preamble_override``, a streamed answer and a LlamaIndex query
 engine over a few bundled paragraphs.
 """
@@ -20,6 +23,7 @@ from llama_index.core import Document, SummaryIndex
 from llama_index.core.llms import ChatMessage
 
 from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21._models import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from ai21_emulator import Emulator
@@ -42,23 +46,38 @@ def _section(title: str) -> None:
 
 
 @contextlib.contextmanager
-def _llm(model: str) -> Iterator[tuple[AI21, Emulator | None]]:
+def _llm(model: str | None) -> Iterator[tuple[AI21, Emulator | None]]:
+    if os.environ.get("AI21_API_HOST"):  # a server of your own: the model it serves by default
+        llm = AI21(**({"model": model} if model else {}))
+        print(f"Using the server at AI21_API_HOST ({llm.base_url}).")  # a password shows masked
+        yield llm, None
+        return
     if os.environ.get("AI21_API_KEY"):
-        print(f"Using the AI21 API ({os.environ.get('AI21_API_HOST') or 'api.ai21.com'}).")
-        yield AI21(model=model), None
+        print(
+            "Using AI21's hosted API (retired on 2026-08-09: expect an error that says so; set "
+            "AI21_API_HOST to the /v1 URL of a server of your own instead)."
+        )
+        yield AI21(model=model or DEFAULT_MODEL), None
         return
     with _emulator() as emulator:
         print(
-            f"AI21_API_KEY is not set: using the built-in AI21 emulator at {emulator.base_url} "
-            "(deterministic canned answers, no network)."
+            "Neither AI21_API_HOST nor AI21_API_KEY is set: using the built-in AI21 emulator at "
+            f"{emulator.base_url} (deterministic canned answers, no network)."
         )
-        yield AI21(model=model, api_key=emulator.api_key, base_url=emulator.base_url), emulator
+        yield (
+            AI21(
+                model=model or DEFAULT_MODEL,
+                api_key=emulator.api_key,
+                base_url=emulator.base_url,
+            ),
+            emulator,
+        )
 
 
 EMULATOR_MISSING = """\
-AI21_API_KEY is not set, so the demo would use the AI21 emulator, which is not installed.
-Install it with:  pip install "llama-index-llms-ai21[emulator]"
-or set AI21_API_KEY to use AI21's API."""
+Neither AI21_API_HOST nor AI21_API_KEY is set, so the demo would use the AI21 emulator, which is
+not installed. Install it with:  pip install "llama-index-llms-ai21[emulator]"
+or set AI21_API_HOST to the /v1 URL of a server of your own (vLLM, llama.cpp)."""
 
 
 def _emulator() -> Emulator:
@@ -76,14 +95,17 @@ DESCRIPTION = """\
 A tour of llama-index-llms-ai21: a completion, a chat with preamble_override, a streamed
 answer, and a LlamaIndex query engine over a few bundled paragraphs.
 
-With AI21_API_KEY set it talks to AI21 (AI21_API_HOST changes the host). Without it, it
-starts the AI21 emulator on loopback and says so: canned, deterministic answers, no key and
-no network needed (pip install "llama-index-llms-ai21[emulator]" installs the emulator)."""
+With AI21_API_HOST set it talks to that server: the /v1 URL of a vLLM or llama.cpp server of
+your own serving Jamba's open weights (the model it serves, unless --model says another).
+Else, with AI21_API_KEY set, AI21's hosted API, retired on 2026-08-09 (it answers with an
+error that says so). Else it starts the AI21 emulator on loopback and says so: canned,
+deterministic answers, no key and no network needed (pip install
+"llama-index-llms-ai21[emulator]" installs the emulator)."""
 
 EPILOG = """\
 examples:
   python -m llama_index.llms.ai21                      # the emulator, no key needed
-  AI21_API_KEY=... python -m llama_index.llms.ai21 --model jamba-large
+  AI21_API_HOST=http://localhost:8000/v1 python -m llama_index.llms.ai21   # your vLLM
   python -m ai21_emulator --port 8021                  # just the emulator, for your own code"""
 
 
@@ -105,8 +127,11 @@ def parser() -> argparse.ArgumentParser:
     )
     result.add_argument(
         "--model",
-        default="jamba-mini",
-        help="the AI21 model to use: jamba-mini (default), jamba-large or a versioned name",
+        default=None,
+        help=(
+            "the model: on your own server, the name it serves (default: the one it reports); "
+            "on the emulator, jamba-mini (default), jamba-large or a versioned name"
+        ),
     )
     return result
 
