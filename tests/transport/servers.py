@@ -117,7 +117,7 @@ class Server:
         self.requests = 0
         self.heads: list[bytes] = []  # of every request read, in order
         self.stopped = threading.Event()
-        self._listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self._listener = socket.create_server(("127.0.0.1", 0), backlog=256)
         self._listener.settimeout(0.05)
         self.port = self._listener.getsockname()[1]
         self._threads: list[threading.Thread] = []

@@ -25,6 +25,7 @@ from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._http import ERROR_BODY_LIMIT, HTTPClients, HTTPConfig
 from tests.transport.servers import Peer, Server, chat_answer, response
 
+PATH = "/v1/chat/completions"
 USER, PASSWORD = "proxy-user", "pa:ss@w0rd-SECRET"
 ENCODED = PASSWORD.replace(":", "%3A").replace("@", "%40")  # as it is written in a URL
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -166,14 +167,24 @@ def _holds(peer: Peer) -> None:
 @pytest.mark.slow  # a hundred connections, on both paths and httpx's
 def test_pool_exhaustion_is_a_pool_timeout_on_both_paths_as_with_httpx() -> None:
     """httpx's pool holds 100 connections; the 101st request waits for one, up to the pool
-    timeout. aiohttp reports that wait's end as it reports a connect timeout."""
+    timeout. aiohttp reports that wait's end as it reports a connect timeout. (Under
+    httpx-aiohttp the pool timeout also bounds connecting, as aiohttp's ``connect`` timeout
+    does: the listener's backlog is large enough here that no connect waits on a SYN retry.)"""
     timeout = httpx.Timeout(10.0, pool=0.3)
 
-    def oracle(url: str) -> type[BaseException]:
+    async def all_held(server: Server) -> None:
+        """Until the server holds all 100 requests (a loaded machine takes its time)."""
+        deadline = time.monotonic() + 30
+        while server.requests < 100 and time.monotonic() < deadline:  # noqa: ASYNC110 - a thread's count
+            await asyncio.sleep(0.05)
+
+    def oracle(server: Server) -> type[BaseException]:
+        url = server.url() + PATH
+
         async def run() -> type[BaseException]:
             async with httpx.AsyncClient(timeout=timeout) as client:
                 holders = [asyncio.create_task(client.post(url, content=b"{}")) for _ in range(100)]
-                await asyncio.sleep(0.5)
+                await all_held(server)
                 try:
                     await client.post(url, content=b"{}")
                 except httpx.TransportError as exc:
@@ -186,7 +197,9 @@ def test_pool_exhaustion_is_a_pool_timeout_on_both_paths_as_with_httpx() -> None
 
         return asyncio.run(run())
 
-    def ours_async(url: str) -> type[BaseException]:
+    def ours_async(server: Server) -> type[BaseException]:
+        url = server.url() + PATH
+
         async def run() -> type[BaseException]:
             clients = HTTPClients(HTTPConfig(base_url=url, timeout=timeout, headers={}))
             client = await clients.async_client()
@@ -194,7 +207,7 @@ def test_pool_exhaustion_is_a_pool_timeout_on_both_paths_as_with_httpx() -> None
                 asyncio.create_task(clients.asend(clients.request(client, "", {})))
                 for _ in range(100)
             ]
-            await asyncio.sleep(0.5)
+            await all_held(server)
             try:
                 await clients.asend(clients.request(client, "", {}))
             except httpx.TransportError as exc:
@@ -208,7 +221,8 @@ def test_pool_exhaustion_is_a_pool_timeout_on_both_paths_as_with_httpx() -> None
 
         return asyncio.run(run())
 
-    def ours_sync(url: str) -> type[BaseException]:
+    def ours_sync(server: Server) -> type[BaseException]:
+        url = server.url() + PATH
         clients = HTTPClients(HTTPConfig(base_url=url, timeout=timeout, headers={}))
 
         def hold() -> None:
@@ -218,7 +232,7 @@ def test_pool_exhaustion_is_a_pool_timeout_on_both_paths_as_with_httpx() -> None
         holders = [threading.Thread(target=hold, daemon=True) for _ in range(100)]
         for holder in holders:
             holder.start()
-        time.sleep(1.0)
+        asyncio.run(all_held(server))
         try:
             clients.send(clients.request(clients.sync_client(), "", {}))
         except httpx.TransportError as exc:
@@ -227,11 +241,11 @@ def test_pool_exhaustion_is_a_pool_timeout_on_both_paths_as_with_httpx() -> None
             clients.close()
         raise AssertionError("answered")  # pragma: no cover
 
-    outcomes: list[Callable[[str], type[BaseException]]] = [oracle, ours_async, ours_sync]
+    outcomes: list[Callable[[Server], type[BaseException]]] = [oracle, ours_async, ours_sync]
     seen = []
     for outcome in outcomes:
         with Server(_holds) as server:
-            seen.append(outcome(server.url() + "/v1/chat/completions"))
+            seen.append(outcome(server))
     assert seen == [httpx.PoolTimeout] * 3
 
 
