@@ -1,11 +1,13 @@
-"""Tool calling with AI21: a streaming FunctionAgent, parallel calls, and ``predict_and_call``.
+"""Tool calling with Jamba: a streaming FunctionAgent, parallel calls, and ``predict_and_call``.
 
 Run it with one command::
 
     python examples/agent_with_tools.py
+    AI21_API_HOST=http://localhost:8000/v1 python examples/agent_with_tools.py   # your own server
 
-With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator
-(``ai21-emulator``, the ``[emulator]`` extra) in this process (no key, no network). The emulator
+With ``AI21_API_HOST`` set it talks to your Jamba server (its ``/v1`` URL: vLLM, llama.cpp,
+LM Studio, Ollama); without it, it starts the emulator of a vLLM server (``ai21-emulator``, the
+``[emulator]`` extra) in this process (no key, no network). The emulator
 calls the tool whose name and description match your words, fills the arguments from them, and
 after the tool results answers with what the tools returned.
 
@@ -14,7 +16,7 @@ result back (a ``tool`` message with the call's id), and the model writes the fi
 """
 
 # No ``from __future__ import annotations``: FunctionTool writes each function's signature into
-# the tool description AI21 sees, and postponed annotations would show up there as strings.
+# the tool description the model sees, and postponed annotations would show up there as strings.
 import asyncio
 import contextlib
 import os
@@ -43,16 +45,17 @@ TOOLS = [FunctionTool.from_defaults(get_weather), FunctionTool.from_defaults(cel
 
 
 @contextlib.contextmanager
-def ai21_llm() -> Iterator[AI21]:
-    """AI21 with your key, or pointed at an emulator started here if AI21_API_KEY is unset."""
-    if os.environ.get("AI21_API_KEY"):
-        yield AI21(model="jamba-mini")
+def jamba_server() -> Iterator[str]:
+    """Your server's ``/v1`` URL (``AI21_API_HOST``), or an emulated vLLM server started here."""
+    if os.environ.get("AI21_API_HOST"):
+        print(f"Using your server at {os.environ['AI21_API_HOST']}.")
+        yield os.environ["AI21_API_HOST"]
         return
     from ai21_emulator import Emulator
 
-    with Emulator() as emulator:
-        print(f"AI21_API_KEY is not set: using the built-in AI21 emulator at {emulator.base_url}.")
-        yield AI21(model="jamba-mini", api_key=emulator.api_key, base_url=emulator.base_url)
+    with Emulator(flavour="vllm", models="ai21labs/AI21-Jamba2-3B") as emulator:
+        print(f"AI21_API_HOST is not set: using an emulated vLLM server at {emulator.base_url}.")
+        yield emulator.base_url
 
 
 async def ask(agent: FunctionAgent, question: str) -> None:
@@ -74,14 +77,15 @@ async def ask(agent: FunctionAgent, question: str) -> None:
 
 QUESTIONS = [
     "What is the weather forecast in Tel Aviv?",
-    # Two clauses, two tools: AI21 may return both calls in one answer (parallel calls).
+    # Two clauses, two tools: the model may return both calls in one answer (parallel calls).
     "What is the weather in Paris and the weather in London?",
     "Convert 29 degrees Celsius to Fahrenheit.",
 ]
 
 
 def main() -> int:
-    with ai21_llm() as llm:
+    with jamba_server() as base_url:
+        llm = AI21(base_url=base_url)
         agent = FunctionAgent(
             tools=TOOLS,
             llm=llm,

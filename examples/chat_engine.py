@@ -1,16 +1,18 @@
-"""A chat engine over your documents with AI21: it retrieves context and keeps the history.
+"""A chat engine over your documents with Jamba: it retrieves context and keeps the history.
 
 Run it with one command::
 
     python examples/chat_engine.py
+    AI21_API_HOST=http://localhost:8000/v1 python examples/chat_engine.py   # your own server
 
-With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator
-(``ai21-emulator``, the ``[emulator]`` extra) in this process (no key, no network). The emulator
+With ``AI21_API_HOST`` set it talks to your Jamba server (its ``/v1`` URL: vLLM, llama.cpp,
+LM Studio, Ollama); without it, it starts the emulator of a vLLM server (``ai21-emulator``, the
+``[emulator]`` extra) in this process (no key, no network). The emulator
 answers from the context the engine retrieved, so the answers come from the handbook below.
 
 Every turn sends the retrieved paragraphs as the system message, then the whole conversation so
-far; the script prints what the last request carried. Embeddings come from a tiny offline
-bag-of-words ``HashingEmbedding``; for real use swap in a real model, e.g.
+far; against the emulator, the script prints what the last request carried. Embeddings come
+from a tiny offline bag-of-words ``HashingEmbedding``; for real use swap in a real model, e.g.
 ``HuggingFaceEmbedding(model_name="BAAI/bge-small-en-v1.5")`` from
 ``llama-index-embeddings-huggingface``.
 """
@@ -64,19 +66,20 @@ class HashingEmbedding(BaseEmbedding):
 
 
 @contextlib.contextmanager
-def ai21_llm() -> Iterator[tuple[AI21, Emulator | None]]:
-    """AI21 with your key, or pointed at an emulator started here (also yielded) if no key."""
-    if os.environ.get("AI21_API_KEY"):
-        yield AI21(model="jamba-mini"), None
+def jamba_llm() -> Iterator[tuple[AI21, Emulator | None]]:
+    """Jamba on your server (``AI21_API_HOST``, its ``/v1`` URL), or on an emulated vLLM server
+    started here (also yielded, to show what was sent)."""
+    if os.environ.get("AI21_API_HOST"):
+        print(f"Using your server at {os.environ['AI21_API_HOST']}.")
+        yield AI21(base_url=os.environ["AI21_API_HOST"]), None
         return
-    with Emulator() as emulator:
-        print(f"AI21_API_KEY is not set: using the built-in AI21 emulator at {emulator.base_url}.")
-        llm = AI21(model="jamba-mini", api_key=emulator.api_key, base_url=emulator.base_url)
-        yield llm, emulator
+    with Emulator(flavour="vllm", models="ai21labs/AI21-Jamba2-3B") as emulator:
+        print(f"AI21_API_HOST is not set: using an emulated vLLM server at {emulator.base_url}.")
+        yield AI21(base_url=emulator.base_url), emulator
 
 
 def main() -> int:
-    with ai21_llm() as (llm, emulator):
+    with jamba_llm() as (llm, emulator):
         index = VectorStoreIndex.from_documents(
             [Document(text=text) for text in HANDBOOK], embed_model=HashingEmbedding()
         )

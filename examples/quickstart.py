@@ -1,11 +1,15 @@
-"""Quickstart: complete, chat with ``preamble_override``, a configured model, per-instance keys.
+"""Quickstart: complete, chat with ``preamble_override``, a configured instance, per-instance keys.
 
 Run it with one command::
 
     python examples/quickstart.py
+    AI21_API_HOST=http://localhost:8000/v1 python examples/quickstart.py   # your own server
 
-With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator
-(``ai21-emulator``, the ``[emulator]`` extra) in this process, and says so (no key, no network).
+With ``AI21_API_HOST`` set it talks to your Jamba server (vLLM, llama.cpp, LM Studio, Ollama:
+the ``/v1`` URL; ``model=`` defaults to the model it serves); without it, it starts the emulator
+of a vLLM server (``ai21-emulator``, the ``[emulator]`` extra) in this process, and says so (no
+key, no network). The last part, per-instance keys, always runs against the emulator of AI21's
+API: that API was retired on 2026-08-09, and code written for it keeps working there.
 """
 
 from __future__ import annotations
@@ -22,22 +26,20 @@ from llama_index.llms.ai21 import AI21
 
 
 @contextlib.contextmanager
-def connection() -> Iterator[tuple[str, str]]:
-    """``(api_key, base_url)`` of AI21, or of an emulator started here if there is no key."""
-    api_key = os.environ.get("AI21_API_KEY")
-    if api_key:
-        base_url = os.environ.get("AI21_API_HOST") or "https://api.ai21.com/studio/v1"
-        print(f"Using the AI21 API at {base_url}.")
-        yield api_key, base_url
+def jamba_server() -> Iterator[str]:
+    """Your server's ``/v1`` URL (``AI21_API_HOST``), or an emulated vLLM server started here."""
+    if os.environ.get("AI21_API_HOST"):
+        print(f"Using your server at {os.environ['AI21_API_HOST']}.")
+        yield os.environ["AI21_API_HOST"]
         return
     from ai21_emulator import Emulator
 
-    with Emulator() as emulator:
+    with Emulator(flavour="vllm", models="ai21labs/AI21-Jamba2-3B") as emulator:
         print(
-            f"AI21_API_KEY is not set: using the built-in AI21 emulator at {emulator.base_url} "
+            f"AI21_API_HOST is not set: using an emulated vLLM server at {emulator.base_url} "
             "(canned answers, no network)."
         )
-        yield emulator.api_key, emulator.base_url
+        yield emulator.base_url
 
 
 def section(title: str) -> None:
@@ -45,8 +47,8 @@ def section(title: str) -> None:
 
 
 def main() -> int:
-    with connection() as (api_key, base_url):
-        llm = AI21(model="jamba-mini", api_key=api_key, base_url=base_url)
+    with jamba_server() as base_url:
+        llm = AI21(base_url=base_url)  # no model=: the one the server serves
 
         section("complete")
         print(llm.complete("Paul Graham is "))
@@ -62,21 +64,25 @@ def main() -> int:
         )
         print(response.message.content)
 
-        section("a configured model")
-        large = AI21(
-            model="jamba-large", max_tokens=200, temperature=0.7, api_key=api_key, base_url=base_url
-        )
-        response = large.complete("Write one sentence about lighthouses.")
-        print(response.text)
+        section("a configured instance")
+        configured = AI21(base_url=base_url, max_tokens=200, temperature=0.7)
+        response = configured.complete("Write one sentence about lighthouses.")
+        print(f"{configured.model}: {response.text}")
         print("tokens:", {k: v for k, v in response.additional_kwargs.items() if "tokens" in k})
 
-        section("per-instance keys")
-        llm_bad = AI21(model="jamba-mini", api_key="BAD_KEY", base_url=base_url, max_retries=0)
+    section("per-instance keys (AI21's API, emulated)")
+    from ai21_emulator import Emulator
+
+    with Emulator() as emulator:
+        llm_good = AI21(model="jamba-mini", api_key=emulator.api_key, base_url=emulator.base_url)
+        llm_bad = AI21(
+            model="jamba-mini", api_key="BAD_KEY", base_url=emulator.base_url, max_retries=0
+        )
         try:
             llm_bad.complete("Paul Graham is ")
         except ai21.errors.Unauthorized as exc:
             print(f"BAD_KEY was refused, as it should be: {exc}")
-        print(f"the good instance still works: {llm.complete('Paul Graham is ').text[:60]!r}")
+        print(f"the good instance still works: {llm_good.complete('Paul Graham is ').text[:60]!r}")
     return 0
 
 

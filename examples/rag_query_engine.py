@@ -1,14 +1,16 @@
-"""RAG with AI21: a query engine (sync, async, streaming) and a router that picks the right index.
+"""RAG with Jamba: a query engine (sync, async, streaming) and a router that picks the right index.
 
 Run it with one command::
 
     python examples/rag_query_engine.py
+    AI21_API_HOST=http://localhost:8000/v1 python examples/rag_query_engine.py   # your own server
 
-With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator
-(``ai21-emulator``, the ``[emulator]`` extra) in this process (no key, no network). The emulator
+With ``AI21_API_HOST`` set it talks to your Jamba server (its ``/v1`` URL: vLLM, llama.cpp,
+LM Studio, Ollama); without it, it starts the emulator of a vLLM server (``ai21-emulator``, the
+``[emulator]`` extra) in this process (no key, no network). The emulator
 answers from the context the engine retrieved, so the answers below come from the paragraphs.
 
-Embeddings: the ai21 SDK has no embedding endpoint, so retrieval needs another model. Here a
+Embeddings: this package is an LLM only, so retrieval needs an embedding model. Here a
 tiny bag-of-words ``HashingEmbedding`` (below) keeps the example offline while still retrieving
 the paragraphs that share words with the question. For real use, swap in a real model::
 
@@ -74,16 +76,17 @@ class HashingEmbedding(BaseEmbedding):
 
 
 @contextlib.contextmanager
-def ai21_llm() -> Iterator[AI21]:
-    """AI21 with your key, or pointed at an emulator started here if AI21_API_KEY is unset."""
-    if os.environ.get("AI21_API_KEY"):
-        yield AI21(model="jamba-mini")
+def jamba_server() -> Iterator[str]:
+    """Your server's ``/v1`` URL (``AI21_API_HOST``), or an emulated vLLM server started here."""
+    if os.environ.get("AI21_API_HOST"):
+        print(f"Using your server at {os.environ['AI21_API_HOST']}.")
+        yield os.environ["AI21_API_HOST"]
         return
     from ai21_emulator import Emulator
 
-    with Emulator() as emulator:
-        print(f"AI21_API_KEY is not set: using the built-in AI21 emulator at {emulator.base_url}.")
-        yield AI21(model="jamba-mini", api_key=emulator.api_key, base_url=emulator.base_url)
+    with Emulator(flavour="vllm", models="ai21labs/AI21-Jamba2-3B") as emulator:
+        print(f"AI21_API_HOST is not set: using an emulated vLLM server at {emulator.base_url}.")
+        yield emulator.base_url
 
 
 def build_index(paragraphs: list[str]) -> VectorStoreIndex:
@@ -92,7 +95,8 @@ def build_index(paragraphs: list[str]) -> VectorStoreIndex:
 
 
 def main() -> int:
-    with ai21_llm() as llm:
+    with jamba_server() as base_url:
+        llm = AI21(base_url=base_url)
         index = build_index(JAMBA + COMPANY)
 
         print("\n=== query engine ===")

@@ -4,9 +4,11 @@ Run it with one command (pass your own questions as arguments if you like)::
 
     python examples/streaming_chat.py
     python examples/streaming_chat.py "What is Jamba?" "How large is its context window?"
+    AI21_API_HOST=http://localhost:8000/v1 python examples/streaming_chat.py   # your own server
 
-With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator
-(``ai21-emulator``, the ``[emulator]`` extra) in this process, and says so (no key, no network).
+With ``AI21_API_HOST`` set it talks to your Jamba server (its ``/v1`` URL: vLLM, llama.cpp,
+LM Studio, Ollama); without it, it starts the emulator of a vLLM server (``ai21-emulator``, the
+``[emulator]`` extra) in this process, and says so (no key, no network).
 """
 
 from __future__ import annotations
@@ -30,28 +32,23 @@ QUESTIONS = [
 
 
 @contextlib.contextmanager
-def connection() -> Iterator[tuple[str, str]]:
-    """``(api_key, base_url)`` of AI21, or of an emulator started here if there is no key."""
-    api_key = os.environ.get("AI21_API_KEY")
-    if api_key:
-        base_url = os.environ.get("AI21_API_HOST") or "https://api.ai21.com/studio/v1"
-        print(f"Using the AI21 API at {base_url}.")
-        yield api_key, base_url
+def jamba_server() -> Iterator[str]:
+    """Your server's ``/v1`` URL (``AI21_API_HOST``), or an emulated vLLM server started here."""
+    if os.environ.get("AI21_API_HOST"):
+        print(f"Using your server at {os.environ['AI21_API_HOST']}.")
+        yield os.environ["AI21_API_HOST"]
         return
     from ai21_emulator import Emulator
 
-    with Emulator() as emulator:
-        print(
-            f"AI21_API_KEY is not set: using the built-in AI21 emulator at {emulator.base_url} "
-            "(canned answers, no network)."
-        )
-        yield emulator.api_key, emulator.base_url
+    with Emulator(flavour="vllm", models="ai21labs/AI21-Jamba2-3B") as emulator:
+        print(f"AI21_API_HOST is not set: using an emulated vLLM server at {emulator.base_url}.")
+        yield emulator.base_url
 
 
 def chat_turn(llm: AI21, history: list[ChatMessage], question: str) -> None:
     """Ask one question, print the answer as it streams, and add both to ``history``."""
     history.append(ChatMessage(role="user", content=question))
-    print(f"\nyou> {question}\nai21> ", end="", flush=True)
+    print(f"\nyou> {question}\njamba> ", end="", flush=True)
     last: ChatResponse | None = None
     try:
         for last in llm.stream_chat(history):
@@ -82,8 +79,8 @@ async def astream_answer(llm: AI21, question: str) -> str:
 
 def main(argv: list[str]) -> int:
     questions = argv or QUESTIONS
-    with connection() as (api_key, base_url):
-        llm = AI21(model="jamba-mini", api_key=api_key, base_url=base_url, system_prompt=SYSTEM)
+    with jamba_server() as base_url:
+        llm = AI21(base_url=base_url, system_prompt=SYSTEM)
 
         print("=== a streamed conversation ===")
         history: list[ChatMessage] = []

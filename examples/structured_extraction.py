@@ -1,19 +1,25 @@
-"""Structured extraction with AI21: text in, a validated pydantic object out.
+"""Structured extraction with Jamba: text in, a validated pydantic object out.
 
 Run it with one command::
 
     python examples/structured_extraction.py
+    AI21_API_HOST=http://localhost:8000/v1 python examples/structured_extraction.py   # your server
 
-With ``AI21_API_KEY`` set it talks to AI21; without it, it starts the AI21 emulator
-(``ai21-emulator``, the ``[emulator]`` extra) in this process (no key, no network). The emulator
+With ``AI21_API_HOST`` set it talks to your Jamba server (its ``/v1`` URL: vLLM, llama.cpp,
+LM Studio, Ollama); without it, it starts the emulator of a vLLM server (``ai21-emulator``, the
+``[emulator]`` extra) in this process (no key, no network). The emulator
 fills the schema from the words of the email, so the fields below come from it.
 
-Two ways to get structure out of AI21:
+Three ways to get structure out of Jamba:
 
-- function calling (the default): the pydantic class is offered as a tool and the model's
-  tool-call arguments are validated into it;
+- guided decoding (the default on a server of your own): ``structured_predict`` sends the class's
+  JSON schema as ``response_format={"type": "json_schema", ...}``, and the server can only write
+  JSON that fits it;
+- function calling (the default on AI21's API, and what ``stream_structured_predict`` uses): the
+  pydantic class is offered as a tool and the model's tool-call arguments are validated into it;
 - JSON mode: ``AI21(pydantic_program_mode=PydanticProgramMode.LLM)`` puts the JSON schema in the
-  prompt and asks AI21 for ``response_format={"type": "json_object"}``, so the answer is JSON.
+  prompt and asks for ``response_format={"type": "json_object"}`` where the server takes it
+  (LM Studio does not), so the answer is JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any
 
 from llama_index.core.bridge.pydantic import BaseModel, Field
 from llama_index.core.llms import ChatMessage
@@ -51,24 +56,25 @@ TEMPLATE = "Extract the order from this email:\n{email}"
 
 
 @contextlib.contextmanager
-def connection() -> Iterator[dict[str, Any]]:
-    """AI21 settings for your key, or for an emulator started here if AI21_API_KEY is unset."""
-    if os.environ.get("AI21_API_KEY"):
-        yield {}
+def jamba_server() -> Iterator[str]:
+    """Your server's ``/v1`` URL (``AI21_API_HOST``), or an emulated vLLM server started here."""
+    if os.environ.get("AI21_API_HOST"):
+        print(f"Using your server at {os.environ['AI21_API_HOST']}.")
+        yield os.environ["AI21_API_HOST"]
         return
     from ai21_emulator import Emulator
 
-    with Emulator() as emulator:
-        print(f"AI21_API_KEY is not set: using the built-in AI21 emulator at {emulator.base_url}.")
-        yield {"api_key": emulator.api_key, "base_url": emulator.base_url}
+    with Emulator(flavour="vllm", models="ai21labs/AI21-Jamba2-3B") as emulator:
+        print(f"AI21_API_HOST is not set: using an emulated vLLM server at {emulator.base_url}.")
+        yield emulator.base_url
 
 
 def main() -> int:
-    with connection() as settings:
-        llm = AI21(model="jamba-mini", **settings)
+    with jamba_server() as base_url:
+        llm = AI21(base_url=base_url)
         # A new template per call: in JSON mode LlamaIndex attaches its schema-appending
         # output parser to the template object it is given.
-        print("\n=== structured_predict (function calling) ===")
+        print("\n=== structured_predict (guided decoding: the schema constrains the answer) ===")
         order = llm.structured_predict(Order, PromptTemplate(TEMPLATE), email=EMAIL)
         print(repr(order))
         print(f"Total: ${order.quantity * order.unit_price:.2f}")
@@ -79,12 +85,10 @@ def main() -> int:
         print(repr(response.raw))
 
         print("\n=== JSON mode (response_format json_object) ===")
-        json_llm = AI21(
-            model="jamba-mini", pydantic_program_mode=PydanticProgramMode.LLM, **settings
-        )
+        json_llm = AI21(base_url=base_url, pydantic_program_mode=PydanticProgramMode.LLM)
         print(repr(json_llm.structured_predict(Order, PromptTemplate(TEMPLATE), email=EMAIL)))
 
-        print("\n=== streaming: partial objects fill in as the JSON arrives ===")
+        print("\n=== streaming (JSON mode): partial objects fill in as the JSON arrives ===")
         shown = None
         for partial in json_llm.stream_structured_predict(
             Order, PromptTemplate(TEMPLATE), email=EMAIL

@@ -1,8 +1,10 @@
 """Every ``examples/*.py`` runs offline with one command, exit status 0, and prints something.
 
 Each script is run as a user would run it (``python examples/<name>.py``) in a subprocess
-without ``AI21_API_KEY``, so it starts the bundled emulator itself. The scripts are found by glob,
-so new examples are picked up without touching this file. They run in parallel, one per CPU.
+without ``AI21_API_HOST`` or ``AI21_API_KEY``, so it starts the bundled emulator itself. The
+scripts are found by glob, so new examples are picked up without touching this file. They run
+in parallel, one per CPU. Some also run with ``AI21_API_HOST`` pointing at a server of the
+user's own (here: the emulator's vLLM flavour, started by the test), as their docstrings say.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from ai21_emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
@@ -101,3 +105,25 @@ def test_example_runs_offline(name: str, runs: dict[str, Run]) -> None:
 def test_example_is_documented(name: str) -> None:
     page = (ROOT / "docs" / "notebook-and-examples.md").read_text(encoding="utf-8")
     assert f"examples/{name}" in page, f"list examples/{name} in docs/notebook-and-examples.md"
+
+
+# Examples whose own-server path is run too: the quickstart (one process) and the worker pool
+# (spawned processes, each building its own instance against the same server).
+OWN_SERVER_EXAMPLES = ["quickstart.py", "worker_pool.py"]
+
+
+@pytest.mark.parametrize("name", OWN_SERVER_EXAMPLES)
+def test_example_runs_against_your_own_server(
+    name: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    env = offline_env(tmp_path_factory.mktemp("network-guard"))
+    with Emulator(flavour="vllm", models="ai21labs/AI21-Jamba2-3B") as server:
+        env["AI21_API_HOST"] = server.base_url
+        run = run_example(ROOT / "examples" / name, env)
+        report = f"--- stdout ---\n{run.stdout}\n--- stderr ---\n{run.stderr}"
+        assert run.returncode == 0, f"examples/{name} exited with {run.returncode}\n{report}"
+        assert f"Using your server at {server.base_url}." in run.stdout, report
+        assert "emulated vLLM server" not in run.stdout, report
+        chats = [r for r in server.requests if r.path == "/v1/chat/completions"]
+        assert chats, f"examples/{name} sent nothing to the server it was given\n{report}"
+        assert {r.json["model"] for r in chats} == {"ai21labs/AI21-Jamba2-3B"}, report
