@@ -3,6 +3,8 @@ name people serve the models by."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from llama_index.llms.ai21._deployments.ai21 import AI21Studio
@@ -81,3 +83,16 @@ def test_a_name_outside_the_table_never_fails_and_calls_tools_on_a_server_of_you
 def test_near_misses_stay_unknown() -> None:
     assert not is_known("ai21labs/AI21-Jamba-Mini-1.7X")
     assert not is_known("ai21labs/AI21-Jamba-Reasoning-3B-GGUF-extra")
+
+
+def test_the_self_hosted_page_gives_each_cards_flags() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "self-hosted.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| `ai21labs/")]
+    commands = page.replace("\\\n    ", "")  # the commands, their continuation lines joined
+    for name, info in OPEN_MODELS.items():
+        short = "`-" + name.removeprefix("ai21labs/AI21-Jamba-") + "`"  # "`-Large-1.7`"
+        (row,) = [r for r in rows if f"`{name}`" in r.split("|")[1] or short in r.split("|")[1]]
+        assert f"`{info.vllm_flags}`" in row, name
+        assert f"| {info.min_vllm}" in row, name
+        if info.tool_format == "hermes":
+            assert f"vllm serve {name} {info.vllm_flags}" in commands, name

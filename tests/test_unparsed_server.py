@@ -78,3 +78,12 @@ def test_hermes_calls_without_a_tool_parser(bare: Emulator, stream: bool) -> Non
     assert [m["role"] for m in bare.last_request.json["messages"]] == ["user"]
     follow_up = [ChatMessage(role="user", content="What is 3 times 4?"), response.message]
     assert follow_up[1].additional_kwargs["tool_calls"][0]["function"]["name"] == "multiply"
+
+
+def test_the_command_line_starts_a_server_without_parsers() -> None:
+    from ai21_emulator.__main__ import _parser, main
+
+    assert _parser().parse_args(["--flavour", "vllm", "--no-parsers"]).parsers is False
+    assert _parser().parse_args(["--flavour", "vllm"]).parsers is True
+    with pytest.raises(SystemExit):
+        main(["--no-parsers"])  # the ai21 flavour has no parsers to leave out

@@ -71,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
         dest="force_include_usage",
         help="end every stream with a usage chunk",
     )
+    vllm.add_argument(
+        "--no-parsers",
+        action="store_false",
+        dest="parsers",
+        help="answer as a server without --reasoning-parser and --tool-call-parser "
+        "(reasoning and tool calls left in content)",
+    )
     return parser
 
 
@@ -88,17 +95,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     if args.flavour != "vllm" and (
-        args.models or args.force_include_usage or args.max_model_len != DEFAULT_MAX_MODEL_LEN
+        args.models
+        or args.force_include_usage
+        or not args.parsers
+        or args.max_model_len != DEFAULT_MAX_MODEL_LEN
     ):
         _parser().error(
-            "--served-model-name, --max-model-len and "
-            "--enable-force-include-usage need --flavour vllm"
+            "--served-model-name, --max-model-len, --enable-force-include-usage and "
+            "--no-parsers need --flavour vllm"
         )
     vllm_options = (
         {
             "models": args.models,
             "max_model_len": args.max_model_len,
             "force_include_usage": args.force_include_usage,
+            "parsers": args.parsers,
         }
         if args.flavour == "vllm"
         else {}

@@ -1,8 +1,10 @@
 """vLLM's OpenAI-compatible server serving AI21's open Jamba models (``flavour="vllm"``).
 
-As AI21's vLLM guide (docs.ai21.com/docs/vllm) has it served: ``vllm serve <model>
---tool-call-parser jamba``, optionally ``--api-key``, ``--reasoning-parser``,
-``--enable-force-include-usage``. Shapes follow vLLM's OpenAI server (docs.vllm.ai, "OpenAI-
+As AI21's model cards have each model served (``vllm serve <model> --enable-auto-tool-choice
+--tool-call-parser hermes`` for Jamba2 and Reasoning 3B, which adds ``--reasoning-parser
+deepseek_r1``; ``--tool-call-parser jamba`` for Jamba 1.x), optionally ``--api-key`` and
+``--enable-force-include-usage``; ``parsers=False`` is a server started without the parser
+flags. Shapes follow vLLM's OpenAI server (docs.vllm.ai, "OpenAI-
 Compatible Server"); docs/emulator.md lists them field by field:
 
 - Routes ``POST /v1/chat/completions``, ``GET /v1/models`` (with ``max_model_len``), ``GET

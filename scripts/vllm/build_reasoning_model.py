@@ -6,11 +6,15 @@ venv's python).
 Nothing is downloaded: the tokenizer is trained here with ``tokenizers`` and the weights are made
 here with ``torch``.
 
-**The chat template** is Jamba Reasoning 3B's own, unchanged: ``jamba_reasoning_3b.jinja`` beside
-this script is the ``chat_template.jinja`` of the Hugging Face repository
-``ai21labs/AI21-Jamba-Reasoning-3B`` (also shown on LM Studio's model page
-``ai21labs/jamba-reasoning-3b``). Nothing was added to it for determinism: the continuation is
-keyed by the weights on marker tokens in the prompt (below), which the template passes through.
+**The chat template** is Jamba Reasoning 3B's own: ``jamba_reasoning_3b.jinja`` beside this
+script is the ``chat_template.jinja`` of the Hugging Face repository
+``ai21labs/AI21-Jamba-Reasoning-3B`` (LM Studio's model page ``ai21labs/jamba-reasoning-3b``
+shows it too, with its ``<tool_response>`` test spelled without ``startswith``). Neither site is
+reachable from here: the text was put together from that page and public copies of the Hugging
+Face file, which agree; it renders the same, while its indentation may differ. Nothing was
+added to it for determinism: the continuation is keyed by the weights on marker tokens in the
+prompt (below), which the template passes through unchanged.
+
 The tokenizer has the template's tokens as single tokens: ``<|startoftext|>`` (BOS),
 ``<|im_start|>``, ``<|im_end|>`` (EOS, the end of a ChatML turn), and ``<think>``, ``</think>``,
 ``<tool_call>``, ``</tool_call>``, ``<tool_response>``, ``</tool_response>`` as ordinary
@@ -27,7 +31,7 @@ and its value writes that mode's direction into the residual stream. ``<|startof
 first) is the weakest marker: no other marker, the default mode. The markers, strongest first:
 
 - ``<tool_response>`` (a tool result was rendered): answer with the product;
-- ``Use multiply`` (one token): call ``multiply`` Hermes-style;
+- ``Use multiply`` (one token; tools offered or not): call ``multiply`` Hermes-style;
 - ``#json``: answer in JSON;
 - ``<|startoftext|>``: the default answer.
 

@@ -101,43 +101,54 @@ def test_json_answers_after_the_reasoning(
 # --------------------------------------------------------------------------- reasoning sent back
 
 
+def tool_result(response: Any) -> ChatMessage:
+    [tool_call] = raw_calls(response)
+    return ChatMessage(
+        role="tool", content="12", additional_kwargs={"tool_call_id": tool_call["id"]}
+    )
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["non-streaming", "streaming"])
-def test_only_the_tool_loops_reasoning_goes_back_and_the_model_sees_it(
+def test_only_the_current_tool_loops_reasoning_goes_back_and_the_model_sees_it(
     r3b: Reasoning3B, recorder: Recorder, stream: bool
 ) -> None:
     llm = AI21(model=REASONING_MODEL, base_url=recorder.url, max_tokens=32)
-    greeting = llm.chat([ChatMessage(role="user", content="Hi")])
-    assert thinking(greeting) == [r3b.reasoning()]
-    history = [ChatMessage(role="user", content="Hi"), greeting.message]
+    # A first tool loop: the call, its result, the answer.
+    history = [ChatMessage(role="user", content=QUESTION)]
+    first_call = llm.chat_with_tools(TOOLS, chat_history=history)
+    history += [first_call.message, tool_result(first_call)]
+    answer = llm.chat_with_tools(TOOLS, chat_history=history)
+    assert answer.message.content == r3b.answer("tool_result")
+    # A second question and tool loop (the call forced: after a tool result the model answers).
+    history += [answer.message, ChatMessage(role="user", content="And again?")]
     if stream:
-        asked = list(llm.stream_chat_with_tools(TOOLS, QUESTION, chat_history=history))[-1]
+        chunks = llm.stream_chat_with_tools(TOOLS, chat_history=history, tool_required=True)
+        second_call = list(chunks)[-1]
     else:
-        asked = llm.chat_with_tools(TOOLS, QUESTION, chat_history=history)
-    [tool_call] = raw_calls(asked)
-    history += [
-        ChatMessage(role="user", content=QUESTION),
-        asked.message,
-        ChatMessage(role="tool", content="12", additional_kwargs={"tool_call_id": tool_call["id"]}),
-    ]
+        second_call = llm.chat_with_tools(TOOLS, chat_history=history, tool_required=True)
+    assert thinking(second_call) == [r3b.reasoning("tool_result")]
+    history += [second_call.message, tool_result(second_call)]
     final = llm.chat_with_tools(TOOLS, chat_history=history)
-    assert final.message.content == r3b.answer("tool_result")
 
     sent = recorder.chats[-1]["messages"]
-    assert [m["role"] for m in sent] == ["user", "assistant", "user", "assistant", "tool"]
-    # The greeting was before the last user message: its reasoning stays out.
-    assert "reasoning" not in sent[1]
-    assert "reasoning_content" not in sent[1]
-    # The tool call is after it: its reasoning goes back in the field vLLM reads (and, to a
-    # server the client does not know to be vLLM, in reasoning_content as well).
-    assert sent[3]["reasoning"] == r3b.reasoning("tool")
-    assert sent[3].get("reasoning_content", r3b.reasoning("tool")) == r3b.reasoning("tool")
-    # What the model saw: the request exactly as rendered by Reasoning 3B's template.
+    roles = ["user", "assistant", "tool", "assistant", "user", "assistant", "tool"]
+    assert [m["role"] for m in sent] == roles
+    # Turns before the last user message keep their reasoning to themselves.
+    for earlier in sent[1], sent[3]:
+        assert "reasoning" not in earlier
+        assert "reasoning_content" not in earlier
+    # The tool call after it sends its reasoning back in the field vLLM reads (and, to a server
+    # the client does not know to be vLLM, in reasoning_content as well).
+    assert sent[5]["reasoning"] == r3b.reasoning("tool_result")
+    assert sent[5].get("reasoning_content", sent[5]["reasoning"]) == sent[5]["reasoning"]
+    # What the model saw: the request exactly as rendered by Reasoning 3B's template ...
     tools = recorder.chats[-1]["tools"]
-    assert final.additional_kwargs["prompt_tokens"] == r3b.prompt_tokens(sent, tools=tools)
-    # ... which differs from sending the greeting's reasoning too (the template would then put
-    # its thinking prefix on the first user turn).
-    with_all = [*sent[:1], dict(sent[1], reasoning=r3b.reasoning()), *sent[2:]]
-    assert r3b.prompt_tokens(with_all, tools=tools) != final.additional_kwargs["prompt_tokens"]
+    seen = final.additional_kwargs["prompt_tokens"]
+    assert seen == r3b.prompt_tokens(sent, tools=tools)
+    # ... which sending the first call's reasoning too would change (the template puts its
+    # thinking prefix on a user turn whose next assistant turn carries reasoning).
+    with_all = [*sent[:1], dict(sent[1], reasoning=r3b.reasoning("tool")), *sent[2:]]
+    assert r3b.prompt_tokens(with_all, tools=tools) != seen
 
 
 # --------------------------------------------------------------------------- cut streams

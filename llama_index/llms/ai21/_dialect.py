@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -31,11 +31,11 @@ from llama_index.llms.ai21._convert import (
     tool_names,
 )
 from llama_index.llms.ai21._markup import Markup, warn_if_reasoning_exhausted
-from llama_index.llms.ai21._params import check_params
+from llama_index.llms.ai21._models import ModelInfo
+from llama_index.llms.ai21._params import Limits, check_params
 from llama_index.llms.ai21._stream import ChatStreamState
 
-if TYPE_CHECKING:
-    from llama_index.llms.ai21._deployments import Deployment
+CHAT_PATH = "/chat/completions"
 
 logger = logging.getLogger("llama_index.llms.ai21")
 
@@ -78,6 +78,34 @@ class Dialect(Protocol):
     def stream_state(self, call: Call | None = None) -> ChatStreamState: ...
 
 
+class Server(Protocol):
+    """What Jamba chat needs to know about the server it writes for (a ``Deployment`` is one).
+
+    Imports point one way: deployments import their dialects, never the reverse.
+    """
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def limits(self) -> Limits: ...
+
+    @property
+    def reasoning_fields(self) -> tuple[str, ...]: ...
+
+    @property
+    def tool_choice_support(self) -> str: ...
+
+    @property
+    def reads_documents(self) -> bool: ...
+
+    def stream_fields(self) -> dict[str, Any]: ...
+
+    def documents(self, documents: Sequence[Any]) -> list[dict[str, Any]]: ...
+
+    def model_info(self, model: str) -> ModelInfo: ...
+
+
 def user_message(prompt: str) -> list[ChatMessage]:
     if not isinstance(prompt, str):
         raise ValueError(f"prompt must be a string, got {type(prompt).__name__}")
@@ -89,7 +117,7 @@ class JambaChat:
 
     streams = True
 
-    def __init__(self, deployment: Deployment) -> None:
+    def __init__(self, deployment: Server) -> None:
         self.deployment = deployment
         self._warned_unenforceable = False
 
@@ -143,8 +171,6 @@ class JambaChat:
         system_prompt: str | None,
         stream: bool,
     ) -> Call:
-        from llama_index.llms.ai21._deployments import CHAT_PATH
-
         params = dict(params)
         preamble = params.pop("preamble_override", None)
         documents = params.pop("documents", None)

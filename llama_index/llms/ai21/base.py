@@ -75,6 +75,7 @@ from llama_index.llms.ai21._secrets import (
     split_credentials,
 )
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
+from llama_index.llms.ai21._tokenizer import load_tokenizer
 from llama_index.llms.ai21.errors import StreamInterruptedError
 
 if TYPE_CHECKING:
@@ -927,8 +928,6 @@ class AI21(FunctionCallingLLM):
 
         Needs the ``tokenizer`` extra (``pip install "llama-index-llms-ai21[tokenizer]"``).
         """
-        from llama_index.llms.ai21._tokenizer import load_tokenizer
-
         return load_tokenizer(self.model)
 
     # ------------------------------------------------------------------ tools

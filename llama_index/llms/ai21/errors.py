@@ -3,7 +3,9 @@
 Errors from the ``ai21`` SDK (``ai21.errors.Unauthorized``, ``TooManyRequestsError``, ...) and
 from ``httpx`` (timeouts, connection errors) reach the caller unchanged; these classes cover
 what only this package can detect: a server answer that does not follow the AI21 protocol,
-and a stream that broke after part of the answer had already been delivered.
+and a stream that broke after part of the answer had already been delivered. One SDK error is
+worded anew: AI21's hosted API answering 410 (retired on 2026-08-09) is
+:class:`HostedAPIRetiredError`, still an ``ai21.errors.AI21APIError``.
 """
 
 from __future__ import annotations

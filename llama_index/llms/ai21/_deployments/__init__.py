@@ -23,19 +23,17 @@ import importlib
 import pkgutil
 from collections.abc import Mapping, Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import httpx
 
+from llama_index.llms.ai21._dialect import CHAT_PATH, Dialect, JambaChat
 from llama_index.llms.ai21._discovery import Ask, Served, entries, names, positive_int
 from llama_index.llms.ai21._http import user_agent
 from llama_index.llms.ai21._models import ModelInfo, is_known, model_info
 from llama_index.llms.ai21._params import Limits
 
-if TYPE_CHECKING:
-    from llama_index.llms.ai21._dialect import Dialect
-
-CHAT_PATH = "/chat/completions"
+__all__ = ["CHAT_PATH", "Deployment", "choose", "kinds", "parse_base_url"]
 
 ToolChoiceSupport = Literal["native", "required_only", "ignored", "emulated"]
 
@@ -103,8 +101,6 @@ class Deployment:
 
     def dialect(self, model: str) -> Dialect:
         """How requests for ``model`` are written and answers read."""
-        from llama_index.llms.ai21._dialect import JambaChat
-
         return JambaChat(self)
 
     def stream_fields(self) -> dict[str, Any]:

@@ -13,20 +13,18 @@ still works against the emulator and against any endpoint that speaks this API.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from ai21.errors import AI21APIError
 
 from llama_index.llms.ai21._convert import to_ai21_documents
 from llama_index.llms.ai21._deployments import Deployment
-from llama_index.llms.ai21._j2 import check_model_name
+from llama_index.llms.ai21._dialect import Dialect
+from llama_index.llms.ai21._j2 import J2, check_model_name
 from llama_index.llms.ai21._models import is_j2
 from llama_index.llms.ai21._params import Limits
 from llama_index.llms.ai21.errors import HostedAPIRetiredError
-
-if TYPE_CHECKING:
-    from llama_index.llms.ai21._dialect import Dialect
 
 
 class AI21Studio(Deployment):
@@ -59,8 +57,6 @@ class AI21Studio(Deployment):
 
     def dialect(self, model: str) -> Dialect:
         if is_j2(model):
-            from llama_index.llms.ai21._j2 import J2
-
             return J2()
         return super().dialect(model)
 
