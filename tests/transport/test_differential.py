@@ -269,14 +269,14 @@ SCENARIOS = [
     Scenario("reset mid-body", reset_mid_body),
     # Issue "Trust no server": answers never mix, and every read ends within bounds.
     Scenario("bytes while idle", bytes_while_idle, pause=0.3),
-    Scenario("endless status line", endless(b"HTTP/1.1 200 "), timeout=2.0),
-    Scenario("endless header line", endless(b"HTTP/1.1 200 OK\r\nX-A: "), timeout=2.0),
-    Scenario("endless chunk-size line", endless(CHUNKED_HEAD + b"5", b"0"), timeout=2.0),
-    Scenario("endless chunk extension", endless(CHUNKED_HEAD + b"5;", b"a"), timeout=2.0),
+    Scenario("endless status line", endless(b"HTTP/1.1 200 "), timeout=5.0),
+    Scenario("endless header line", endless(b"HTTP/1.1 200 OK\r\nX-A: "), timeout=5.0),
+    Scenario("endless chunk-size line", endless(CHUNKED_HEAD + b"5", b"0"), timeout=5.0),
+    Scenario("endless chunk extension", endless(CHUNKED_HEAD + b"5;", b"a"), timeout=5.0),
     Scenario(
         "endless trailer line",
         endless(CHUNKED_HEAD + b"5\r\nhello\r\n0\r\nX-T: "),
-        timeout=2.0,
+        timeout=5.0,
     ),
 ]
 # What httpx raises in each scenario that fails (the others answer): checked on every run, so
