@@ -226,9 +226,13 @@ def test_a_copy_keeps_what_was_learned() -> None:
 # ------------------------------------------------------------------------ what each says
 
 
-def test_llamacpp_capabilities_come_from_its_template_caps() -> None:
-    with ls.serving(ls.llamacpp(model="/models/my-finetune.gguf")) as server:
-        assert AI21(base_url=server.base_url).metadata.is_function_calling_model
+@pytest.mark.parametrize("tool_calls", [True, False])
+def test_llamacpp_tool_support_comes_from_its_template_caps(tool_calls: bool) -> None:
+    props = {"chat_template_caps": {"supports_tool_calls": tool_calls}}
+    script = ls.llamacpp(model="/models/my-finetune.gguf", props=(200, props))
+    with ls.serving(script) as server:
+        metadata = AI21(base_url=server.base_url).metadata
+        assert metadata.is_function_calling_model is tool_calls
 
 
 def test_lmstudio_says_when_a_model_is_not_trained_for_tools() -> None:

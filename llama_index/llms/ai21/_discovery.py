@@ -95,12 +95,6 @@ def root_text(base_url: str) -> str:
     return text.removesuffix("/v1") or text
 
 
-def safe_url(url: httpx.URL | str) -> str:
-    """``url`` without user name or password, for a log line."""
-    url = httpx.URL(url)
-    return str(url.copy_with(username=None, password=None)) if url.userinfo else str(url)
-
-
 class ProbeError(Exception):
     """A discovery request that got no usable answer (the message says why, without secrets)."""
 
@@ -116,7 +110,7 @@ class Ask:
         timeout: float,
         auth: tuple[str, str] | None = None,
     ) -> None:
-        self.client = client
+        self.client = client  # base_url has no credentials (the caller split them into auth)
         # A URL's credentials, sent as httpx sends them (Basic auth), on the user's own client too.
         self.auth: Any = httpx.BasicAuth(*auth) if auth else httpx.USE_CLIENT_DEFAULT
         self.base_url = base_url.rstrip("/")
@@ -143,10 +137,9 @@ class Ask:
         try:
             return self.answer(method, url, body)
         except ProbeError as exc:
-            self.failures.append(f"{method} {safe_url(url)}: {exc}")
-        except httpx.HTTPError as exc:
-            # httpx's messages name the URL at most, never headers; the URL is masked here.
-            self.failures.append(f"{method} {safe_url(url)}: {type(exc).__name__}")
+            self.failures.append(f"{method} {url}: {exc}")
+        except httpx.HTTPError as exc:  # only its class: httpx's message may repeat the URL
+            self.failures.append(f"{method} {url}: {type(exc).__name__}")
         return None
 
     def answer(self, method: str, url: httpx.URL, body: dict[str, Any] | None) -> Any:
