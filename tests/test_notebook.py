@@ -118,6 +118,29 @@ def test_notebook_runs_top_to_bottom_against_the_emulator(executed: Any) -> None
     assert "[error]" not in text
 
 
+@pytest.mark.parametrize("key", [None, "own-server-key"], ids=["no-key", "with-api-key"])
+def test_every_cell_runs_against_a_server_of_your_own(committed: Any, key: str | None) -> None:
+    """With ``AI21_API_HOST`` set (here an emulated vLLM server, started with ``--api-key`` or
+    without), every cell runs against that server: the model it serves, the key from
+    ``AI21_API_KEY`` only where given; only the per-instance keys cell uses AI21's emulator."""
+    from ai21_emulator import Emulator
+
+    served = "ai21labs/AI21-Jamba2-3B"
+    with Emulator(flavour="vllm", models=served, api_keys=[key] if key else None) as server:
+        env = {"AI21_API_HOST": server.base_url, **({"AI21_API_KEY": key} if key else {})}
+        executed = refresh.execute(copy.deepcopy(committed), env=env)
+        chats = [r for r in server.requests if r.path == "/v1/chat/completions"]
+    text = "\n".join(_text(o) for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "Using your server at http://127.0.0.1:PORT/v1" in text
+    assert f"This is the AI21 emulator ({served})" in text
+    assert "Unauthorized: Failed with http status code: 401" in text  # still AI21's emulator
+    assert "called add({'a': 20, 'b': 22}) -> 42" in text
+    assert "Invoice(customer='Acme Corp'" in text
+    assert len(chats) >= 10
+    assert {r.json["model"] for r in chats} == {served}
+    assert {r.api_key for r in chats} == {key}
+
+
 def test_committed_notebook_holds_the_outputs_of_a_run(committed: Any, executed: Any) -> None:
     code = [cell for cell in committed.cells if cell.cell_type == "code"]
     assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), (
