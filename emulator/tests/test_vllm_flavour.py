@@ -546,29 +546,31 @@ def test_openai_style_content_parts_are_read(http: httpx.Client) -> None:
 def test_the_openai_sdk_reads_every_shape(vllm: Emulator) -> None:
     """The openai SDK (what OpenAI-compatible clients use) as the oracle for the wire shapes."""
     openai = pytest.importorskip("openai")
-    client = openai.OpenAI(base_url=vllm.base_url, api_key="unused", max_retries=0)
-    reply = client.chat.completions.create(model=MINI, messages=[{"role": "user", "content": "Hi"}])
-    assert reply.choices[0].message.content.endswith("You said: Hi")
-    assert reply.usage is not None
-    chunks = list(
-        client.chat.completions.create(
-            model=MINI,
-            messages=[{"role": "user", "content": "What is 3 times 4 and 5 plus 6?"}],
-            tools=TOOLS,
-            stream=True,
-            stream_options={"include_usage": True},
+    with openai.OpenAI(base_url=vllm.base_url, api_key="unused", max_retries=0) as client:
+        reply = client.chat.completions.create(
+            model=MINI, messages=[{"role": "user", "content": "Hi"}]
         )
-    )
-    assert chunks[-1].choices == []
-    assert chunks[-1].usage is not None
-    calls: dict[int, str] = {}
-    for chunk in chunks[:-1]:
-        for call in chunk.choices[0].delta.tool_calls or []:
-            calls[call.index] = calls.get(call.index, "") + (call.function.arguments or "")
-    assert {i: json.loads(a) for i, a in calls.items()} == {
-        0: {"a": 3, "b": 4},
-        1: {"a": 5, "b": 6},
-    }
-    vllm.inject(Fault(status=404))
-    with pytest.raises(openai.NotFoundError):
-        client.chat.completions.create(model=MINI, messages=[{"role": "user", "content": "Hi"}])
+        assert reply.choices[0].message.content.endswith("You said: Hi")
+        assert reply.usage is not None
+        chunks = list(
+            client.chat.completions.create(
+                model=MINI,
+                messages=[{"role": "user", "content": "What is 3 times 4 and 5 plus 6?"}],
+                tools=TOOLS,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        assert chunks[-1].choices == []
+        assert chunks[-1].usage is not None
+        calls: dict[int, str] = {}
+        for chunk in chunks[:-1]:
+            for call in chunk.choices[0].delta.tool_calls or []:
+                calls[call.index] = calls.get(call.index, "") + (call.function.arguments or "")
+        assert {i: json.loads(a) for i, a in calls.items()} == {
+            0: {"a": 3, "b": 4},
+            1: {"a": 5, "b": 6},
+        }
+        vllm.inject(Fault(status=404))
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model=MINI, messages=[{"role": "user", "content": "Hi"}])
