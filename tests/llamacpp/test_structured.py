@@ -63,6 +63,8 @@ def test_as_structured_llm_chats_in_objects(
 def test_structured_predict_names_max_tokens_when_reasoning_used_them_all(
     make_llm: Callable[..., AI21],
 ) -> None:
-    prompt = PromptTemplate("#long #json Name a {thing}.")
+    # "#long" alone: with a second marker in the prompt, which one wins could change with
+    # llama-server's prompt cache (seen once in ten runs).
+    prompt = PromptTemplate("#long Name a {thing}.")
     with pytest.raises(ValueError, match="max_tokens"):
         make_llm(max_tokens=8).structured_predict(Pen, prompt, thing="pen")
