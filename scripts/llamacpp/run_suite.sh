@@ -45,28 +45,8 @@ SERVER_BIN="$(sed -n 1p <<<"$prepared")"
 MODEL_DIR="$(sed -n 2p <<<"$prepared")"
 say "ready: $SERVER_BIN, $MODEL_DIR"
 
-RUN_DIR="$(mktemp -d)"
-PIDS=()
-stop_servers() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        # Each server runs in its own session (setsid): its process group is its pid.
-        kill -TERM -- "-$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do
-            kill -0 -- "-$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    done
-    rm -rf "$RUN_DIR"
-}
-trap stop_servers EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=../servers.sh
+. scripts/servers.sh
 
 # start_server NAME PORT [llama-server flags]
 start_server() {
@@ -74,30 +54,8 @@ start_server() {
     shift 2
     # Loopback only; one slot (n_ctx is the whole context, as /props reports it); one thread
     # (the model is tiny; CI's cores are shared).
-    setsid "$SERVER_BIN" -m "$MODEL_DIR/tiny-jamba.gguf" --jinja -c "$N_CTX" -np 1 -t 1 \
-        --host 127.0.0.1 --port "$port" "$@" \
-        >"$RUN_DIR/$name.log" 2>&1 </dev/null &
-    PIDS+=("$!")
-    echo "$!" >"$RUN_DIR/$name.pid"
-}
-
-wait_healthy() {
-    local name="$1" port="$2" pid
-    pid="$(cat "$RUN_DIR/$name.pid")"
-    for _ in $(seq 600); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "llama-server '$name' exited during startup; its log ends:" >&2
-            tail -n 40 "$RUN_DIR/$name.log" >&2
-            return 1
-        fi
-        if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=2)" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "llama-server '$name' not healthy after 60 s; its log ends:" >&2
-    tail -n 40 "$RUN_DIR/$name.log" >&2
-    return 1
+    launch "$name" "$SERVER_BIN" -m "$MODEL_DIR/tiny-jamba.gguf" --jinja -c "$N_CTX" -np 1 -t 1 \
+        --host 127.0.0.1 --port "$port" "$@"
 }
 
 KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
@@ -108,9 +66,9 @@ say "starting llama-server on 127.0.0.1:$PORT (with a key), :$OPEN_PORT (without
 start_server keyed "$PORT" --api-key "$KEY"
 start_server open "$OPEN_PORT"
 start_server raw "$RAW_PORT" --reasoning-format none
-wait_healthy keyed "$PORT"
-wait_healthy open "$OPEN_PORT"
-wait_healthy raw "$RAW_PORT"
+wait_healthy keyed "$PORT" 60
+wait_healthy open "$OPEN_PORT" 60
+wait_healthy raw "$RAW_PORT" 60
 say "servers healthy"
 
 status=0
@@ -122,11 +80,6 @@ AI21_TEST_LLAMACPP_URL="http://127.0.0.1:$PORT/v1" \
     AI21_TEST_LLAMACPP_SERVER="$SERVER_BIN" \
     AI21_TEST_LLAMACPP_MODEL_DIR="$MODEL_DIR" \
     "$TEST_PY" -m pytest tests/llamacpp -p no:cacheprovider "$@" || status=$?
-if [ "$status" -ne 0 ]; then
-    for name in keyed open raw; do
-        echo "---- llama-server '$name' log (last 30 lines)" >&2
-        tail -n 30 "$RUN_DIR/$name.log" >&2
-    done
-fi
+[ "$status" -eq 0 ] || server_logs keyed open raw
 say "done (pytest exit $status)"
 exit "$status"

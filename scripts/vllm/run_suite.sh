@@ -47,25 +47,8 @@ elif [ "$status" -ne 0 ]; then
     exit "$status"
 fi
 
-RUN_DIR="$(mktemp -d)"
-PIDS=()
-stop_servers() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        # Each server runs in its own session (setsid): its process group is its pid, and
-        # holds the API server and its engine process, nothing else.
-        kill -TERM -- "-$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do
-            kill -0 -- "-$pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    done
-    rm -rf "$RUN_DIR"
-}
-trap stop_servers EXIT
+# shellcheck source=../servers.sh
+. scripts/servers.sh
 
 # build_once NAME BUILDER [INPUT...]: prints the model directory, cached by a hash of the inputs.
 build_once() {
@@ -105,42 +88,16 @@ MODEL_DIR="$(cat "$RUN_DIR/jamba.dir")"
 REASONING_DIR="$(cat "$RUN_DIR/reasoning.dir")"
 
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # start_server NAME PORT [vLLM arguments...]
 start_server() {
     local name="$1" port="$2"
     shift 2
     # Loopback only, a small KV cache, no hub lookups, no usage reports off the machine.
     # --dtype float32 --enforce-eager: what vLLM's CPU build needs for these models.
-    VLLM_HOST_IP=127.0.0.1 VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 \
+    launch "$name" env VLLM_HOST_IP=127.0.0.1 VLLM_CPU_KVCACHE_SPACE=1 HF_HUB_OFFLINE=1 \
         VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 \
-        setsid "$VLLM_PY" -m vllm.entrypoints.openai.api_server \
-        --host 127.0.0.1 --port "$port" --dtype float32 --enforce-eager "$@" \
-        >"$RUN_DIR/$name.log" 2>&1 </dev/null &
-    PIDS+=("$!")
-    echo "$!" >"$RUN_DIR/$name.pid"
-}
-
-wait_healthy() {
-    local name="$1" port="$2" pid
-    pid="$(cat "$RUN_DIR/$name.pid")"
-    for _ in $(seq 360); do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            echo "vLLM server '$name' exited during startup; its log ends:" >&2
-            tail -n 40 "$RUN_DIR/$name.log" >&2
-            return 1
-        fi
-        if python3 -c "import urllib.request, sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=2)" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.5
-    done
-    echo "vLLM server '$name' not healthy after 180 s; its log ends:" >&2
-    tail -n 40 "$RUN_DIR/$name.log" >&2
-    return 1
+        "$VLLM_PY" -m vllm.entrypoints.openai.api_server \
+        --host 127.0.0.1 --port "$port" --dtype float32 --enforce-eager "$@"
 }
 
 KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
@@ -163,7 +120,7 @@ start_server reasoning "$REASONING_PORT" "${REASONING_3B[@]}" \
     --enable-auto-tool-choice --tool-call-parser hermes --reasoning-parser deepseek_r1
 start_server plain "$PLAIN_PORT" "${REASONING_3B[@]}"
 for name in keyed:"$PORT" open:"$OPEN_PORT" reasoning:"$REASONING_PORT" plain:"$PLAIN_PORT"; do
-    wait_healthy "${name%%:*}" "${name#*:}"
+    wait_healthy "${name%%:*}" "${name#*:}" 180
 done
 say "servers healthy"
 
@@ -176,11 +133,6 @@ AI21_TEST_VLLM_URL="http://127.0.0.1:$PORT/v1" \
     AI21_TEST_VLLM_PLAIN_URL="http://127.0.0.1:$PLAIN_PORT/v1" \
     AI21_TEST_VLLM_REASONING_DIR="$REASONING_DIR" \
     "$TEST_PY" -m pytest tests/vllm -p no:cacheprovider "$@" || status=$?
-if [ "$status" -ne 0 ]; then
-    for name in keyed open reasoning plain; do
-        echo "---- vLLM server '$name' log (last 30 lines)" >&2
-        tail -n 30 "$RUN_DIR/$name.log" >&2
-    done
-fi
+[ "$status" -eq 0 ] || server_logs keyed open reasoning plain
 say "done: the whole suite took $(($(date +%s) - t0)) s"
 exit "$status"
