@@ -29,11 +29,11 @@ from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21.errors import StreamInterruptedError
 from tests.calculator import TOOLS
 from tests.calls import METHOD_IDS, arg_for, call
+from tests.tool_calls import raw_calls
 from tests.vllm.conftest import (
     REASONING_MODEL,
     Reasoning3B,
     Recorder,
-    raw_calls,
     require_reasoning_servers,
 )
 

@@ -21,16 +21,13 @@ from llama_index.core.base.llms.types import ChatMessage, ThinkingBlock
 
 from llama_index.llms.ai21 import AI21
 from tests.calculator import TOOLS
+from tests.tool_calls import METHODS, agent_warnings, raw_calls, responses
 from tests.vllm.conftest import (
     LOCAL_NAME,
-    METHODS,
     REASONING_MODEL,
     Reasoning3B,
     Recorder,
-    agent_warnings,
-    raw_calls,
     require_reasoning_servers,
-    responses,
 )
 
 require_reasoning_servers()

@@ -10,13 +10,10 @@ from llama_index.core.agent.workflow import FunctionAgent, ToolCall, ToolCallRes
 
 from llama_index.llms.ai21 import AI21
 from tests.calculator import TOOLS
+from tests.tool_calls import METHODS, agent_warnings, raw_calls, responses
 from tests.vllm.conftest import (
-    METHODS,
     Servers,
-    agent_warnings,
-    raw_calls,
     require_servers,
-    responses,
 )
 
 require_servers()
