@@ -13,7 +13,9 @@ if [ ! -x "$PY" ]; then
     echo "==> creating $VENV" >&2
     python3 -m venv "$VENV"
 fi
-if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ] || [ scripts/test_lowest.sh -nt "$STAMP" ]; then
+# The stamp holds the checkout the editable installs point at: another checkout reinstalls.
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$PWD" ] || [ pyproject.toml -nt "$STAMP" ] \
+    || [ scripts/test_lowest.sh -nt "$STAMP" ]; then
     CONSTRAINTS="$VENV/constraints.txt"
     # Every direct runtime dependency at its floor.
     python3 - "$CONSTRAINTS" <<'PY'
@@ -32,7 +34,7 @@ PY
     "$PY" -m pip install --quiet --disable-pip-version-check -c "$CONSTRAINTS" -e . -e ./emulator \
         "pytest>=8" "pytest-asyncio>=0.24" "hypothesis>=6.100" "trustme>=1.1" "brotli>=1.1" \
         "psutil>=5.9"
-    touch "$STAMP"
+    echo "$PWD" >"$STAMP"
 fi
 "$PY" -m pip list --disable-pip-version-check 2>/dev/null \
     | grep -iE '^(httpx|httpx-aiohttp|httpcore|aiohttp|ai21|tenacity|orjson|certifi|llama-index-core) ' >&2 || true
