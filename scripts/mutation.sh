@@ -2,7 +2,7 @@
 # Mutation testing with mutmut (not part of CI): bash scripts/mutation.sh [mutmut run args]
 #
 # What is mutated and which tests run are [tool.mutmut] in pyproject.toml: _convert, _stream,
-# _params, _dialect, _j2, _models, _deployments, _retry and the HTTP layer (_http), against the
+# _dialect (with the request-field checks), _j2, _models, _deployments, _retry and the HTTP layer (_http), against the
 # pure tests, the emulator-backed adapter tests and the HTTP tests on scripted servers; mutmut runs, for each mutant, only the tests of that
 # subset that execute the mutated function.
 #

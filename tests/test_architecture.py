@@ -1,10 +1,21 @@
 """The package's imports point one way (docs/architecture.md, "One chat() request"): no cycle
-between its modules, and no import inside a function except of an optional extra."""
+between its modules, no import inside a function except of an optional extra, and one
+``chat()`` runs code in five of its modules."""
 
 from __future__ import annotations
 
 import ast
+import asyncio
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
+
+import pytest
+from llama_index.core.llms import ChatMessage
+
+from ai21_emulator import Emulator
+from llama_index.llms.ai21 import AI21
 
 PACKAGE = "llama_index.llms.ai21"
 ROOT = Path(__file__).resolve().parents[1] / "llama_index" / "llms" / "ai21"
@@ -87,3 +98,51 @@ def test_no_import_inside_a_function_but_optional_extras() -> None:
                 if not roots <= OPTIONAL:
                     found.append(f"{name}.{function.name} (line {node.lineno})")
     assert not found, f"imports inside functions: {found}"
+
+
+def modules_entered(call: Callable[[], object]) -> list[str]:
+    """The package's modules whose code runs during ``call()``, in order, a change of module
+    counted once (a profiler hook; ``sys.setprofile`` sees every Python-level call)."""
+    entered: list[str] = []
+
+    def hook(frame: FrameType, event: str, _: object) -> None:
+        name = frame.f_globals.get("__name__", "")
+        if event == "call" and name.startswith(PACKAGE + "."):
+            short = name.removeprefix(PACKAGE + ".")
+            if not entered or entered[-1] != short:
+                entered.append(short)
+
+    sys.setprofile(hook)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return entered
+
+
+ONE_CHAT = ["_convert", "_dialect", "_http", "_retry", "base"]
+
+
+@pytest.mark.parametrize("ai21_emulator", ["ai21", "vllm"], indirect=True)
+def test_one_chat_runs_code_in_five_modules(ai21_emulator: Emulator) -> None:
+    """docs/architecture.md's path: after an instance's first call, one ``chat()`` (sync or
+    async) runs code in base, _dialect, _convert, _retry and _http only; a stream adds _stream."""
+    llm = AI21(
+        api_key=ai21_emulator.api_key,
+        base_url=ai21_emulator.base_url,
+        model="jamba-mini" if ai21_emulator.api_key else "ai21labs/AI21-Jamba2-3B",
+        max_retries=0,
+    )
+    messages = [ChatMessage(role="user", content="Hi")]
+    calls: dict[str, Callable[[], object]] = {
+        "chat": lambda: llm.chat(messages),
+        "achat": lambda: asyncio.run(llm.achat(messages)),
+        "stream_chat": lambda: list(llm.stream_chat(messages)),
+    }
+    for call in calls.values():
+        call()  # the first call of each kind: the server is asked, the dialect made
+    seen = {name: modules_entered(call) for name, call in calls.items()}
+    assert sorted(set(seen["chat"])) == ONE_CHAT
+    assert sorted(set(seen["achat"])) == ONE_CHAT
+    assert sorted(set(seen["stream_chat"])) == sorted([*ONE_CHAT, "_stream"])
+    assert len(seen["chat"]) <= 9  # entries: base → _dialect → _convert → ... (now 9)

@@ -1,4 +1,4 @@
-"""Request-field checks (``_params``): pure, table-driven, exact messages."""
+"""Request-field checks (``_dialect.check_params``): pure, table-driven, exact messages."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from llama_index.llms.ai21._params import MAX_DEPTH, Limits, check_json, check_params
+from llama_index.llms.ai21._dialect import MAX_DEPTH, Limits, check_json, check_params
 
 HOSTED = Limits(max_tokens=4096, response_formats=frozenset({"text", "json_object"}))
 SELF_HOSTED = Limits(

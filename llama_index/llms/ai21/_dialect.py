@@ -3,13 +3,17 @@
 ``base.py`` asks the deployment for the dialect of its model and then only builds
 :class:`Call` objects and parses answers through it. Two dialects exist: Jamba chat
 (:class:`JambaChat`, here: AI21's chat completions, which OpenAI-compatible servers such as
-vLLM speak too) and legacy Jurassic-2 (:mod:`._j2`). Both are pure: no I/O.
+vLLM speak too) and legacy Jurassic-2 (:mod:`._j2`). Both are pure: no I/O. The request
+fields both take are checked here (:func:`check_params`, against the deployment's
+:class:`Limits`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from llama_index.core.base.llms.types import (
@@ -32,7 +36,6 @@ from llama_index.llms.ai21._convert import (
 )
 from llama_index.llms.ai21._markup import Markup, warn_if_reasoning_exhausted
 from llama_index.llms.ai21._models import ModelInfo
-from llama_index.llms.ai21._params import Limits, check_params
 from llama_index.llms.ai21._stream import ChatStreamState
 
 CHAT_PATH = "/chat/completions"
@@ -41,6 +44,106 @@ logger = logging.getLogger("llama_index.llms.ai21")
 
 # Keywords that steer this adapter and never go into the payload as-is.
 CONTROL_KWARGS = ("preamble_override", "documents", "parallel_tool_calls", "tool_choice")
+
+
+# ------------------------------------------------------------------ request fields
+# Checked before any request, against the deployment's limits: a value that the server would
+# refuse, or that cannot go into JSON, becomes a ValueError that names the keyword.
+
+# Deepest nesting accepted in a request field. JSON Schemas and tool arguments are a few
+# levels deep; this bound keeps a pathological value from exhausting the interpreter's stack.
+MAX_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a deployment accepts, checked client-side. ``None``: the server decides."""
+
+    max_tokens: int | None
+    response_formats: frozenset[str]
+    n_max: int | None = 16
+    n_with_stream: bool = False  # whether ``n > 1`` may be streamed
+
+
+# Documented ranges of AI21's chat API (docs.ai21.com, Jamba API reference):
+# name -> (low, high, low_is_exclusive); ``high`` None means "no upper bound here".
+_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "temperature": (0.0, 2.0, False),
+    "top_p": (0.0, 1.0, True),
+}
+_INTEGERS = ("max_tokens", "n")
+
+
+def check_json(name: str, value: Any, depth: int = 0) -> None:
+    """Fail early, naming the keyword, for values that cannot go into a JSON payload."""
+    if value is None or isinstance(value, str | bool | int):
+        return
+    if depth >= MAX_DEPTH:
+        raise ValueError(f"{name} is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{name} has a non-string key {key!r}; JSON keys are strings")
+            check_json(f"{name}[{key!r}]", item, depth + 1)
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            check_json(f"{name}[{i}]", item, depth + 1)
+        return
+    raise ValueError(f"{name} must be JSON-serializable, got a {type(value).__name__}")
+
+
+def _check_number(name: str, value: Any, low: float, high: float | None, exclusive: bool) -> None:
+    integer = name in _INTEGERS
+    if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
+    too_low = value <= low if exclusive else value < low
+    too_high = high is not None and value > high
+    if too_low or too_high or (isinstance(value, float) and math.isnan(value)):
+        bracket = "(" if exclusive else "["
+        upper = f"{high}]" if high is not None else "inf)"
+        raise ValueError(f"{name} must be in {bracket}{low}, {upper}, got {value!r}")
+
+
+def check_params(params: dict[str, Any], limits: Limits, *, stream: bool) -> None:
+    """Check the request fields in ``params`` (model-independent sampling fields and extras)."""
+    for name, (low, high, exclusive) in _RANGES.items():
+        if params.get(name) is not None:
+            _check_number(name, params[name], low, high, exclusive)
+    if params.get("max_tokens") is not None:
+        _check_number("max_tokens", params["max_tokens"], 0, limits.max_tokens, False)
+    if params.get("n") is not None:
+        _check_number("n", params["n"], 1, limits.n_max, False)
+        if stream and params["n"] > 1 and not limits.n_with_stream:
+            raise ValueError("n must be 1 when streaming (the server streams a single answer)")
+    stop = params.get("stop")
+    if stop is not None and not (
+        isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
+    ):
+        raise ValueError(f"stop must be a string or a list of strings, got {stop!r}")
+    response_format = params.get("response_format")
+    if response_format is not None:
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind not in limits.response_formats:
+            allowed = " or ".join(
+                f'{{"type": "{k}", ...}}' for k in sorted(limits.response_formats)
+            )
+            raise ValueError(f"response_format must be {allowed}, got {response_format!r}")
+        if kind == "json_schema" and not isinstance(response_format.get("json_schema"), dict):
+            raise ValueError(
+                'response_format {"type": "json_schema"} needs a "json_schema" object '
+                '({"name": ..., "schema": {...}})'
+            )
+    for name, value in params.items():
+        check_json(name, value)
+
+
+# ------------------------------------------------------------------ calls
 
 
 class Call(NamedTuple):
@@ -120,6 +223,16 @@ class JambaChat:
     def __init__(self, deployment: Server) -> None:
         self.deployment = deployment
         self._warned_unenforceable = False
+        # The deployment's facts, read once: base.py keeps a dialect per model and makes a new
+        # one when the deployment learns about its server, so they cannot go stale here, and
+        # every later call stays inside this module and _convert (docs/architecture.md).
+        self._info: tuple[str, ModelInfo] | None = None
+        self._stream_fields: dict[str, Any] | None = None
+
+    def _model_info(self, model: str) -> ModelInfo:
+        if self._info is None or self._info[0] != model:
+            self._info = (model, self.deployment.model_info(model))
+        return self._info[1]
 
     def _tool_choice(self, params: dict[str, Any]) -> None:
         """Apply ``tool_choice`` the way the deployment's server honours it (in place).
@@ -180,7 +293,7 @@ class JambaChat:
             check_template_kwargs(params["chat_template_kwargs"])
         self._tool_choice(params)
         check_params(params, self.deployment.limits, stream=stream)
-        info = self.deployment.model_info(model)
+        info = self._model_info(model)
         in_messages: list[dict[str, Any]] = []  # CitableBlock / DocumentBlock documents
         converted = to_ai21_messages(
             messages,
@@ -197,7 +310,9 @@ class JambaChat:
             converted = documents_in_prompt(converted, to_flat_documents(documents))
         body: dict[str, Any] = {"model": model, "messages": converted}
         if stream:
-            body.update(self.deployment.stream_fields())
+            if self._stream_fields is None:
+                self._stream_fields = self.deployment.stream_fields()
+            body.update(self._stream_fields)
         body.update(params)
         body["stream"] = stream
         if documents is not None and field:
@@ -213,22 +328,25 @@ class JambaChat:
             model, user_message(prompt), params, system_prompt=system_prompt, stream=False
         )
 
+    # Only an answer cut at max_tokens can have spent it all on reasoning: others are not looked
+    # at again (nor is _markup entered for them).
+
     def chat_response(self, raw: Any, call: Call | None = None) -> ChatResponse:
         response = chat_response_from_ai21(raw, call.markup if call else None)
-        warn_if_reasoning_exhausted(
-            response.additional_kwargs.get("finish_reason"),
-            response.message.content or "",
-            _reasoning_of(response),
-        )
+        finish_reason = response.additional_kwargs.get("finish_reason")
+        if finish_reason == "length":
+            warn_if_reasoning_exhausted(
+                finish_reason, response.message.content or "", _reasoning_of(response)
+            )
         return response
 
     def completion_response(self, raw: Any, call: Call | None = None) -> CompletionResponse:
         response = completion_response_from_ai21(raw, call.markup if call else None)
-        warn_if_reasoning_exhausted(
-            response.additional_kwargs.get("finish_reason"),
-            response.text,
-            response.additional_kwargs.get("reasoning"),
-        )
+        finish_reason = response.additional_kwargs.get("finish_reason")
+        if finish_reason == "length":
+            warn_if_reasoning_exhausted(
+                finish_reason, response.text, response.additional_kwargs.get("reasoning")
+            )
         return response
 
     def stream_state(self, call: Call | None = None) -> ChatStreamState:

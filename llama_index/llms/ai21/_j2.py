@@ -26,8 +26,7 @@ from llama_index.llms.ai21._convert import (
     _message_text,
     _with_system,
 )
-from llama_index.llms.ai21._dialect import CONTROL_KWARGS, Call
-from llama_index.llms.ai21._params import Limits, check_params
+from llama_index.llms.ai21._dialect import CONTROL_KWARGS, Call, Limits, check_params
 from llama_index.llms.ai21._stream import ChatStreamState
 from llama_index.llms.ai21.errors import MalformedResponseError
 

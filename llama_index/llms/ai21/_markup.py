@@ -44,6 +44,10 @@ class Markup:
     """Tools were offered to a Hermes-format model: parse ``<tool_call>`` text into calls."""
 
 
+NO_MARKUP = Markup()
+"""Nothing to read out: most answers (made once, not per stream)."""
+
+
 def _partial_suffix(text: str, marker: str) -> int:
     """The length of the longest end of ``text`` that begins ``marker`` (held back in a stream,
     since the rest of the marker may be in the next chunk)."""

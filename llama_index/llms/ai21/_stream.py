@@ -37,6 +37,7 @@ from llama_index.core.base.llms.types import (
 
 from llama_index.llms.ai21._convert import assistant_message, usage_kwargs
 from llama_index.llms.ai21._markup import (
+    NO_MARKUP,
     TOOL_CALL_OPEN,
     Markup,
     ThinkSplitter,
@@ -304,7 +305,7 @@ class ChatStreamState:
         self._changed: set[int] = set()
         self.finish_reason: str | None = None
         self.usage: dict[str, int] = {}
-        self.markup = markup or Markup()
+        self.markup = markup or NO_MARKUP
         # Reasoning left in content (no --reasoning-parser): split at </think> (_markup).
         self._splitter = ThinkSplitter() if self.markup.split_think else None
         # Hermes tool calls left in content (no --tool-call-parser): held from "<tool_call>".
@@ -450,7 +451,8 @@ class ChatStreamState:
                     additional_kwargs={"thinking_delta": thinking},
                 )
             return ChatResponse(message=message, delta=content or "", raw=event)
-        warn_if_reasoning_exhausted(self.finish_reason, self.text, self.reasoning)
+        if self.finish_reason == "length":  # only a cut answer can have spent it on reasoning
+            warn_if_reasoning_exhausted(self.finish_reason, self.text, self.reasoning)
         extra = self.final_kwargs()
         if thinking:
             extra["thinking_delta"] = thinking

@@ -20,7 +20,7 @@ from collections.abc import (
     Iterator,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import httpx
 import llama_index.core.instrumentation as instrument
@@ -59,12 +59,11 @@ from llama_index.core.types import Model, PydanticProgramMode
 
 from llama_index.llms.ai21._convert import _tool_call_to_ai21
 from llama_index.llms.ai21._deployments import Deployment, choose, discover, parse_base_url
-from llama_index.llms.ai21._dialect import Call, Dialect, check_template_kwargs
+from llama_index.llms.ai21._dialect import Call, Dialect, check_json, check_template_kwargs
 from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text
 from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
 from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted
-from llama_index.llms.ai21._models import DEFAULT_MODEL, describe_guess, is_known
-from llama_index.llms.ai21._params import check_json
+from llama_index.llms.ai21._models import DEFAULT_MODEL, ModelInfo, describe_guess, is_known
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
 from llama_index.llms.ai21._secrets import (
     MASK,
@@ -245,7 +244,7 @@ class AI21(FunctionCallingLLM):
     _chosen_kind: type[Deployment] = PrivateAttr()
     _model_learned: bool = PrivateAttr(default=False)
     _built_from: tuple[Any, ...] = PrivateAttr(default=())
-    _dialect_of: tuple[str, Dialect] | None = PrivateAttr(default=None)
+    _model_facts: _ModelFacts | None = PrivateAttr(default=None)
 
     def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
         """Create the LLM.
@@ -453,21 +452,17 @@ class AI21(FunctionCallingLLM):
         needed = (
             not self.model
             or self.context_window is None
-            or (self.is_function_calling_model is None and not self._deployment.knows(self.model))
+            or (self.is_function_calling_model is None and not self._facts.known)
         )
         served = self._know_server() if ask_server and needed else self._served
-        info = self._deployment.model_info(self.model)
+        info = self._facts.info
         context_window = (
             self.context_window
             or (served.context_window if served is not None else None)
             or info.context_window
         )
         function_calling = self.is_function_calling_model
-        if (
-            function_calling is None
-            and served is not None
-            and not self._deployment.knows(self.model)
-        ):
+        if function_calling is None and served is not None and not self._facts.known:
             function_calling = served.function_calling  # the server's word on a name we lack
         return LLMMetadata(
             context_window=context_window,
@@ -503,7 +498,7 @@ class AI21(FunctionCallingLLM):
         if self._asked_server is not None:  # base_url changed: start again
             self._deployment = self._chosen_kind()
             self.deployment = self._chosen_kind.kind
-            self._dialect_of = None
+            self._model_facts = None
             if self._model_learned:
                 self.model, self._model_learned = "", False
         transport = self._clients()  # first: it may mask a password set on base_url
@@ -525,7 +520,7 @@ class AI21(FunctionCallingLLM):
             self._deployment = deployment
             self.deployment = deployment.kind
         self._deployment.served = served
-        self._dialect_of = None  # the dialect reads the model's facts, the server's included
+        self._model_facts = None  # they include what the server said
         if served is not None and served.model and not self.model:
             self.model, self._model_learned = served.model, True
         self._served = served
@@ -571,11 +566,24 @@ class AI21(FunctionCallingLLM):
         return asked
 
     @property
+    def _facts(self) -> _ModelFacts:
+        """What the deployment says about ``model``, kept per model: LlamaIndex reads the
+        metadata on every call (``to_payload``), and every call needs the dialect. Dropped
+        when the deployment learns about its server (:meth:`_ask_server`)."""
+        facts = self._model_facts
+        if facts is None or facts.model != self.model:
+            deployment, model = self._deployment, self.model
+            facts = self._model_facts = _ModelFacts(
+                model,
+                deployment.dialect(model),
+                deployment.model_info(model),
+                deployment.knows(model),
+            )
+        return facts
+
+    @property
     def _dialect(self) -> Dialect:
-        cached = self._dialect_of
-        if cached is None or cached[0] != self.model:
-            cached = self._dialect_of = (self.model, self._deployment.dialect(self.model))
-        return cached[1]
+        return self._facts.dialect
 
     # ------------------------------------------------------------------ payloads
 
@@ -600,31 +608,29 @@ class AI21(FunctionCallingLLM):
     def _chat_call(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, stream: bool
     ) -> Call:
-        def build() -> Call:
-            return self._dialect.chat(
+        return self._built(
+            lambda: self._dialect.chat(
                 self.model,
                 messages,
                 self._params(kwargs),
                 system_prompt=self.system_prompt,
                 stream=stream,
             )
+        )
 
+    def _complete_call(self, prompt: str, kwargs: dict[str, Any]) -> Call:
+        return self._built(
+            lambda: self._dialect.complete(
+                self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
+            )
+        )
+
+    def _built(self, build: Callable[[], Call]) -> Call:
         call = build()  # bad input is a ValueError before any request, discovery's included
         if self._ready_for_request():
             call = build()  # for the server it turned out to be, with the model it serves
-        self._deployment.check_call(call.body, self._served)
-        return call
-
-    def _complete_call(self, prompt: str, kwargs: dict[str, Any]) -> Call:
-        def build() -> Call:
-            return self._dialect.complete(
-                self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
-            )
-
-        call = build()  # bad input first, as in _chat_call
-        if self._ready_for_request():
-            call = build()
-        self._deployment.check_call(call.body, self._served)
+        if self._deployment.checks_calls:
+            self._deployment.check_call(call.body, self._served)
         return call
 
     # ------------------------------------------------------------------ requests
@@ -1010,6 +1016,13 @@ class AI21(FunctionCallingLLM):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+class _ModelFacts(NamedTuple):
+    model: str
+    dialect: Dialect
+    info: ModelInfo  # the model table's, as the deployment reads it
+    known: bool  # whether the model table has the name
 
 
 def _warn_unknown_model(model: str) -> None:

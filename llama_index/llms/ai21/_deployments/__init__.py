@@ -27,11 +27,10 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
-from llama_index.llms.ai21._dialect import CHAT_PATH, Dialect, JambaChat
+from llama_index.llms.ai21._dialect import CHAT_PATH, Dialect, JambaChat, Limits
 from llama_index.llms.ai21._discovery import Ask, Served, entries, names, positive_int
 from llama_index.llms.ai21._http import user_agent
 from llama_index.llms.ai21._models import ModelInfo, is_known, model_info
-from llama_index.llms.ai21._params import Limits
 
 __all__ = ["CHAT_PATH", "Deployment", "choose", "kinds", "parse_base_url"]
 
@@ -78,6 +77,13 @@ class Deployment:
     prompt)."""
     missing_key_message: ClassVar[str] = "No API key: pass api_key=..."
     """The ``ValueError`` message when ``api_key_required`` and no key was found."""
+    checks_calls: ClassVar[bool] = False
+    """Whether :meth:`check_call` is overridden (set for each subclass): ``base.py`` calls it
+    only then, so that a plain request never runs code in this package."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.checks_calls = cls.check_call is not Deployment.check_call
 
     # ------------------------------------------------------------------ choosing one
 

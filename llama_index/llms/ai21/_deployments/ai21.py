@@ -20,10 +20,9 @@ from ai21.errors import AI21APIError
 
 from llama_index.llms.ai21._convert import to_ai21_documents
 from llama_index.llms.ai21._deployments import Deployment
-from llama_index.llms.ai21._dialect import Dialect
+from llama_index.llms.ai21._dialect import Dialect, Limits
 from llama_index.llms.ai21._j2 import J2, check_model_name
 from llama_index.llms.ai21._models import is_j2
-from llama_index.llms.ai21._params import Limits
 from llama_index.llms.ai21.errors import HostedAPIRetiredError
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
+from llama_index.llms.ai21._dialect import Limits
 from llama_index.llms.ai21._discovery import Ask, Served, as_list, entries, names, positive_int
-from llama_index.llms.ai21._params import Limits
 
 
 class LMStudio(OpenAICompatible):

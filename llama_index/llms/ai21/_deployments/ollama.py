@@ -28,8 +28,8 @@ import re
 from typing import Any
 
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
+from llama_index.llms.ai21._dialect import Limits
 from llama_index.llms.ai21._discovery import Ask, Served, entries, names, positive_int
-from llama_index.llms.ai21._params import Limits
 
 logger = logging.getLogger("llama_index.llms.ai21")
 

@@ -33,8 +33,8 @@ import httpx
 
 from llama_index.llms.ai21._convert import to_flat_documents
 from llama_index.llms.ai21._deployments import Deployment
+from llama_index.llms.ai21._dialect import Limits
 from llama_index.llms.ai21._models import ModelInfo, is_j2, is_known, model_info
-from llama_index.llms.ai21._params import Limits
 
 
 class OpenAICompatible(Deployment):
