@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
 
@@ -113,6 +114,41 @@ def test_finished_streams_reuse_their_connection(method: str) -> None:
         llm.close()
         assert server.requests == 3
         assert server.connections == 1
+
+
+def _head_then_events(peer: Peer) -> None:
+    """The stream's head, then its events a moment later: the body is still to come when
+    the answer starts."""
+    while peer.read_request() is not None:
+        peer.send(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        time.sleep(0.002)
+        peer.send(b"".join(_chunk(event) for event in EVENTS) + b"0\r\n\r\n")
+
+
+def test_answers_on_one_kept_alive_connection_leave_nothing_behind() -> None:
+    """Each answer whose body is still to come watches its connection for a loss the body
+    would not hear of (_http.py, ``_Response``), and stops watching when done: a connection
+    that outlives many answers holds none of their bodies."""
+    with Server(_head_then_events) as server:
+        llm = AI21(api_key=KEY, base_url=server.url() + "/studio/v1", max_retries=0)
+        messages = [ChatMessage(role="user", content="hi")]
+
+        async def bodies_alive_after(answers: int) -> int:
+            for _ in range(answers):
+                assert [c.delta async for c in await llm.astream_chat(messages)][-1] == " world"
+            gc.collect()
+            return sum(isinstance(o, aiohttp.StreamReader) for o in gc.get_objects())
+
+        async def run() -> tuple[int, int]:
+            return await bodies_alive_after(5), await bodies_alive_after(50)
+
+        after_5, after_55 = asyncio.run(run())
+        llm.close()
+    assert server.connections == 1
+    assert after_55 <= after_5
 
 
 # ------------------------------------------------------------------ event loops

@@ -327,14 +327,36 @@ class _StaleConnection(Exception):
 
 
 class _Response(aiohttp.ClientResponse):
-    """aiohttp's response, its reason phrase as httpx reads it: the ASCII of the raw phrase
-    (aiohttp decodes it as UTF-8 with surrogates, which httpx-aiohttp cannot encode back)."""
+    """aiohttp's response, with two repairs:
+
+    - its reason phrase as httpx reads it: the ASCII of the raw phrase (aiohttp decodes it as
+      UTF-8 with surrogates, which httpx-aiohttp cannot encode back);
+    - a body whose framing fails to parse in a later read than the headers' (an endless
+      chunk-size line) fails at once: aiohttp then closes the connection but never tells the
+      body, whose reader would wait forever (aiohttp 3.10 to 3.14.5 at least; without this
+      the read deadline ends it, as ``ReadTimeout``).
+    """
 
     async def start(self, connection: Any) -> aiohttp.ClientResponse:
         response = await super().start(connection)
         if self.reason and not self.reason.isascii():
             raw = self.reason.encode("utf-8", "surrogateescape")
             self.reason = raw.decode("ascii", "ignore")
+        protocol = connection.protocol
+        closed = protocol.closed if protocol is not None else None
+        if closed is not None and not closed.done():
+            content = self.content
+
+            def lost(_: object) -> None:
+                if not content.is_eof() and content.exception() is None:
+                    error = protocol.exception()
+                    content.set_exception(
+                        aiohttp.ClientPayloadError(f"Response payload is not completed: {error!r}")
+                    )
+
+            closed.add_done_callback(lost)
+            # Released with this response (a pooled connection outlives many).
+            connection.add_callback(lambda: closed.remove_done_callback(lost))
         return response
 
 
