@@ -332,9 +332,9 @@ class _Response(aiohttp.ClientResponse):
     - its reason phrase as httpx reads it: the ASCII of the raw phrase (aiohttp decodes it as
       UTF-8 with surrogates, which httpx-aiohttp cannot encode back);
     - a body whose framing fails to parse in a later read than the headers' (an endless
-      chunk-size line) fails at once: aiohttp then closes the connection but never tells the
-      body, whose reader would wait forever (aiohttp 3.10 to 3.14.5 at least; without this
-      the read deadline ends it, as ``ReadTimeout``).
+      chunk-size or trailer line) fails at once: aiohttp then closes the connection but never
+      tells the body, whose reader would wait forever (aiohttp 3.13 to 3.14.5 at least;
+      without this the read deadline ends it, as ``ReadTimeout``).
     """
 
     async def start(self, connection: Any) -> aiohttp.ClientResponse:
