@@ -39,7 +39,7 @@ fi
 "$PY" -m pip list --disable-pip-version-check 2>/dev/null \
     | grep -iE '^(httpx|httpx-aiohttp|httpcore|aiohttp|ai21|tenacity|orjson|certifi|llama-index-core) ' >&2 || true
 # Old llama-index-core attaches Field(validate_default=...) where today's pydantic (not a
-# direct dependency, so not pinned) warns about it at import; that is all it does. aiohttp 3.10
+# direct dependency, so not pinned) warns about it at import; that is all it does. Older aiohttp
 # sometimes leaves a socket of a failed TLS handshake to the garbage collector (a
 # ResourceWarning in a later test); current aiohttp, in ./dev test, does not.
 exec "$PY" -m pytest -p no:cacheprovider -q \

@@ -327,7 +327,7 @@ EXPECTED: dict[str, type[httpx.TransportError]] = {
 # Where httpx-aiohttp cannot do what httpx does (docs/errors-and-retries.md says so): the
 # async path's outcome instead of httpx's. Each is retried as httpx's outcome would be.
 ASYNC_DIFFERENCES: dict[str, dict[str, Any]] = {
-    # httpx-aiohttp reports every answer as HTTP/1.1 (and, on aiohttp 3.10, the headers of an
+    # httpx-aiohttp reports every answer as HTTP/1.1 (and, on older aiohttp, the headers of an
     # HTTP/1.0 answer differently), and, since 0.2, no reason phrase as httpx's default phrase
     # for the status; none of these is read by the package. None: not compared.
     "HTTP/1.0": {"http_version": None, "headers": None},

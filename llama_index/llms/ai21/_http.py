@@ -333,7 +333,7 @@ class _Response(aiohttp.ClientResponse):
       UTF-8 with surrogates, which httpx-aiohttp cannot encode back);
     - a body whose framing fails to parse in a later read than the headers' (an endless
       chunk-size or trailer line) fails at once: aiohttp then closes the connection but never
-      tells the body, whose reader would wait forever (aiohttp 3.13 to 3.14.5 at least;
+      tells the body, whose reader would wait forever (aiohttp 3.12.7 to 3.14.5 at least;
       without this the read deadline ends it, as ``ReadTimeout``).
     """
 
