@@ -70,7 +70,10 @@ def test_smoke_run_writes_json_and_markdown(tmp_path: Path) -> None:
                 assert entry[f"ratio_{base}"] > 0, (key, name)
     assert "published" not in result["workloads"]["complete"]["contenders"]
     assert {t["status"] for t in result["targets"]} <= {"PASS", "MISS", "n/a"}
-    assert len(result["targets"]) == 10
+    assert len(result["targets"]) == 12
+    own_share = [t for t in result["targets"] if t["field"] == "own_share_sdk"]
+    assert [t["workload"] for t in own_share] == ["stream_chat_30", "astream_chat_30"]
+    assert all(t["status"] in {"PASS", "MISS"} for t in own_share)  # measured, never n/a
     vllm_targets = [t for t in result["targets"] if t["workload"].startswith("vllm_")]
     assert {t["workload"] for t in vllm_targets} == VLLM_TARGETS
     assert all(t["field"] == "ratio_openai-like" for t in vllm_targets)
