@@ -4,7 +4,8 @@ answer, from their public documentation and sources (cited per script), for disc
 A :class:`ScriptedServer` answers ``(method, path)`` routes with a fixed status and body,
 records every request (method, path, JSON body, headers) and answers unknown paths the way the
 scripted server does (llama.cpp and Ollama: 404; LM Studio: HTTP 200 with an error body).
-``POST /v1/chat/completions`` answers a one-choice completion echoing the request's ``model``.
+``POST /v1/chat/completions`` answers a one-choice completion echoing the request's ``model``
+(streamed when the request asks).
 """
 
 from __future__ import annotations
@@ -58,6 +59,26 @@ def chat_answer(model: str, prompt_tokens: int = 12) -> dict[str, Any]:
     }
 
 
+def stream_of(answer: dict[str, Any]) -> bytes:
+    """``answer`` (a chat completion) as the server streams it: one delta with the whole
+    message, then the finish reason with usage, then ``[DONE]``."""
+    choice = answer["choices"][0]
+    events = [
+        {
+            **answer,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": choice["message"], "finish_reason": None}],
+        },
+        {
+            **answer,
+            "object": "chat.completion.chunk",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}],
+        },
+    ]
+    lines = [b"data: " + json.dumps(event).encode() + b"\n\n" for event in events]
+    return b"".join(lines) + b"data: [DONE]\n\n"
+
+
 class ScriptedServer:
     def __init__(self, script: Script) -> None:
         self.script = script
@@ -79,6 +100,7 @@ class ScriptedServer:
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 kind = "application/json" if not isinstance(answer, bytes) else "text/plain"
+                kind = "text/event-stream" if data.startswith(b"data: ") else kind
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -105,7 +127,10 @@ class ScriptedServer:
         if (method, path) in self.script.routes:
             return self.script.routes[(method, path)]
         if (method, path) == ("POST", "/v1/chat/completions"):
-            return 200, chat_answer(body.get("model", ""))
+            answer = chat_answer(body.get("model", ""))
+            if body.get("stream"):
+                return 200, stream_of(answer)
+            return 200, answer
         return self.script.unknown
 
     @property

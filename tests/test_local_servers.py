@@ -5,6 +5,7 @@ server would silently lose, over real HTTP against scripted loopback servers
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import pickle
@@ -301,6 +302,44 @@ def test_a_slow_answer_is_given_up_and_the_rest_still_read() -> None:
     with ls.serving(script) as server:
         llm = AI21(base_url=server.base_url, timeout=0.5)
         assert llm.metadata.context_window == 3072  # /v1/models meta.n_ctx, not /props
+
+
+@pytest.mark.parametrize("method", ["achat", "astream_chat", "acomplete", "astream_complete"])
+def test_the_first_async_call_asks_the_server_off_the_event_loop(method: str) -> None:
+    """Without model=, the first async call asks the server which model it serves before its
+    request: on a worker thread, so the caller's event loop keeps running meanwhile."""
+    script = ls.llamacpp()
+    script.delays["/v1/models"] = 0.5
+    with ls.serving(script) as server:
+        llm = AI21(base_url=server.base_url, max_retries=0)
+
+        async def call_while_ticking() -> tuple[str, int]:
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            ticker = asyncio.create_task(tick())
+            if method in ("achat", "astream_chat"):
+                messages = [ChatMessage(role="user", content="Hi")]
+                answer = await getattr(llm, method)(messages)
+            else:
+                answer = await getattr(llm, method)("Hi")
+            if method.startswith("astream"):
+                answer = [chunk async for chunk in answer][-1]
+            ticker.cancel()
+            return str(answer), ticks
+
+        text, ticks = asyncio.run(call_while_ticking())
+        assert "Hello from a laptop." in text
+        assert ticks >= 20  # about 50 in the half second; a blocked loop ticks once or twice
+        models = [seen for seen in server.seen if seen.path == "/v1/models"]
+        chats = [seen for seen in server.seen if seen.path == "/v1/chat/completions"]
+    assert len(models) == 1
+    assert chats[0].json["model"] == ls.GGUF  # the served model, learned before the request
 
 
 def test_an_oversized_answer_is_not_read() -> None:

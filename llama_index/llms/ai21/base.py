@@ -8,6 +8,7 @@ LlamaIndex responses.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -545,6 +546,11 @@ class AI21(FunctionCallingLLM):
         if self.model and self.model not in reported and not self._deployment.knows(self.model):
             _warn_unknown_model(self.model)
 
+    def _server_to_ask(self) -> bool:
+        """Whether a request depends on a server not asked yet (see below)."""
+        needs = not self.model or self._deployment.adopts_recognised_server
+        return needs and self._asked_server != self.base_url
+
     def _ready_for_request(self) -> bool:
         """Before a request whose content depends on the server (no ``model`` given, or a
         server not yet recognised), ask it, once; whether it was asked just now."""
@@ -605,30 +611,40 @@ class AI21(FunctionCallingLLM):
         params.update(call_kwargs)
         return params
 
-    def _chat_call(
+    def _chat_build(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, stream: bool
-    ) -> Call:
-        return self._built(
-            lambda: self._dialect.chat(
-                self.model,
-                messages,
-                self._params(kwargs),
-                system_prompt=self.system_prompt,
-                stream=stream,
-            )
+    ) -> Callable[[], Call]:
+        return lambda: self._dialect.chat(
+            self.model,
+            messages,
+            self._params(kwargs),
+            system_prompt=self.system_prompt,
+            stream=stream,
         )
 
-    def _complete_call(self, prompt: str, kwargs: dict[str, Any]) -> Call:
-        return self._built(
-            lambda: self._dialect.complete(
-                self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
-            )
+    def _complete_build(self, prompt: str, kwargs: dict[str, Any]) -> Callable[[], Call]:
+        return lambda: self._dialect.complete(
+            self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
         )
 
     def _built(self, build: Callable[[], Call]) -> Call:
         call = build()  # bad input is a ValueError before any request, discovery's included
         if self._ready_for_request():
             call = build()  # for the server it turned out to be, with the model it serves
+        return self._checked(call)
+
+    async def _abuilt(self, build: Callable[[], Call]) -> Call:
+        """:meth:`_built` for the async methods: the server, when it must be asked first, is
+        asked on a worker thread (blocking I/O), never on the caller's event loop."""
+        call = build()
+        asked = self._server_to_ask()
+        if asked:
+            await asyncio.to_thread(self._know_server)
+        if self._ready_for_request() or asked:
+            call = build()
+        return self._checked(call)
+
+    def _checked(self, call: Call) -> Call:
         if self._deployment.checks_calls:
             self._deployment.check_call(call.body, self._served)
         return call
@@ -725,26 +741,28 @@ class AI21(FunctionCallingLLM):
     # ------------------------------------------------------------------ chat (private)
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        call = self._chat_call(messages, kwargs, stream=False)
+        call = self._built(self._chat_build(messages, kwargs, stream=False))
         response = self._dialect.chat_response(self._post(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        call = self._chat_call(messages, kwargs, stream=False)
+        call = await self._abuilt(self._chat_build(messages, kwargs, stream=False))
         response = self._dialect.chat_response(await self._apost(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         if not self._dialect.streams:  # the whole answer, as one chunk
             return _iter_one(_as_single_chunk(self._chat(messages, **kwargs)))
-        return self._stream_events(self._chat_call(messages, kwargs, stream=True))
+        return self._stream_events(self._built(self._chat_build(messages, kwargs, stream=True)))
 
     async def _astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         if not self._dialect.streams:
             return _aiter_one(_as_single_chunk(await self._achat(messages, **kwargs)))
-        return self._astream_events(self._chat_call(messages, kwargs, stream=True))
+        return self._astream_events(
+            await self._abuilt(self._chat_build(messages, kwargs, stream=True))
+        )
 
     # ------------------------------------------------------------------ public API
 
@@ -779,7 +797,7 @@ class AI21(FunctionCallingLLM):
         """Complete a prompt (sent as one user message; J2 models use ``/complete``)."""
         # Straight to a CompletionResponse, without a ChatResponse in between: this call is
         # hot in RAG loops.
-        call = self._complete_call(prompt, kwargs)
+        call = self._built(self._complete_build(prompt, kwargs))
         return self._dialect.completion_response(self._post(call), call)
 
     @llm_completion_callback()
@@ -787,7 +805,9 @@ class AI21(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
         """Stream a completion (J2: the whole answer as one chunk)."""
-        call = self._complete_call(prompt, kwargs)  # checks everything before any request
+        call = self._built(
+            self._complete_build(prompt, kwargs)
+        )  # checks everything before any request
         if not self._dialect.streams:
             response = self._dialect.completion_response(self._post(call), call)
             return _iter_one(response.model_copy(update={"delta": response.text}))
@@ -798,7 +818,7 @@ class AI21(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
         """Async version of `complete`."""
-        call = self._complete_call(prompt, kwargs)
+        call = await self._abuilt(self._complete_build(prompt, kwargs))
         return self._dialect.completion_response(await self._apost(call), call)
 
     @llm_completion_callback()
@@ -806,7 +826,7 @@ class AI21(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         """Async version of `stream_complete`."""
-        call = self._complete_call(prompt, kwargs)
+        call = await self._abuilt(self._complete_build(prompt, kwargs))
         if not self._dialect.streams:
             response = self._dialect.completion_response(await self._apost(call), call)
             return _aiter_one(response.model_copy(update={"delta": response.text}))
