@@ -17,7 +17,7 @@ from llama_index.core.embeddings import MockEmbedding
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21._tokenizer import cache_dir, tokenizer_name
+from llama_index.llms.ai21._tokenizer import cache_dir, tokenizer_name, tokenizer_source
 
 SENTENCES = [
     "Jamba is a family of language models from AI21 Labs.",
@@ -154,6 +154,38 @@ def test_models_without_an_ai21_tokenizer_say_so(make_llm: Callable[..., AI21], 
 )
 def test_model_names_map_to_ai21_tokenizer_names(model: str, name: str) -> None:
     assert tokenizer_name(model) == name
+
+
+@pytest.mark.parametrize(
+    ("model", "repo"),
+    [
+        ("ai21labs/AI21-Jamba2-3B", "ai21labs/AI21-Jamba2-3B"),
+        ("ai21labs/ai21-jamba2-mini", "ai21labs/AI21-Jamba2-Mini"),
+        ("/models/AI21-Jamba-Reasoning-3B-F16.gguf", "ai21labs/AI21-Jamba-Reasoning-3B"),
+        (
+            "hf.co/bartowski/ai21labs_AI21-Jamba-Reasoning-3B-GGUF:Q4_K_M",
+            "ai21labs/AI21-Jamba-Reasoning-3B",
+        ),
+        ("ai21labs/jamba-reasoning-3b", "ai21labs/AI21-Jamba-Reasoning-3B"),  # LM Studio
+        ("ai21labs/AI21-Jamba-Mini-1.7", "ai21labs/AI21-Jamba-Mini-1.7"),
+    ],
+)
+def test_open_models_use_their_own_repositorys_tokenizer(model: str, repo: str) -> None:
+    """A self-hosted open model, in whatever name its server gives it, loads the tokenizer of
+    its own Hugging Face repository (AI21's tokenization docs), not a hosted model's."""
+    assert tokenizer_source(model) == (repo.rsplit("/", 1)[1].lower(), repo)
+
+
+def test_a_served_gguf_loads_its_tokenizer_offline_and_says_which_file(
+    make_llm: Callable[..., AI21], tokenizer_dir: Path
+) -> None:
+    llm = make_llm(model="/models/AI21-Jamba-Reasoning-3B-F16.gguf")
+    with pytest.raises(RuntimeError) as info:
+        llm.tokenizer  # noqa: B018
+    assert "ai21labs/AI21-Jamba-Reasoning-3B/resolve/main/tokenizer.json" in str(info.value)
+    reference = build_tokenizer(tokenizer_dir)
+    text = "Jamba reads long documents"
+    assert llm.tokenizer.encode(text) == reference.encode(text).ids
 
 
 @pytest.mark.parametrize("configured", [None, "/srv/tokenizers"])

@@ -164,6 +164,8 @@ def _served_key(model: str) -> str:
 # Served names are often a local path, a lower-cased id or a GGUF: match on the last path part.
 _BY_BASENAME = {_basename(name): info for name, info in MODELS.items()}
 _BY_SERVED_KEY = {_served_key(name): info for name, info in OPEN_MODELS.items()}
+_OPEN_BY_BASENAME = {_basename(name): name for name in OPEN_MODELS}
+_OPEN_BY_SERVED_KEY = {_served_key(name): name for name in OPEN_MODELS}
 DEFAULT_MODEL = "jamba-mini"
 
 
@@ -173,6 +175,15 @@ def _lookup(model: str) -> ModelInfo | None:
         or _BY_BASENAME.get(_basename(model))
         or _BY_SERVED_KEY.get(_served_key(model))
     )
+
+
+def open_model_id(model: str) -> str | None:
+    """The Hugging Face id of the open model ``model`` names, in any form a server gives it
+    (the id in any case, a local path, a GGUF file, an Ollama or LM Studio name); None for
+    AI21's hosted names and names not in the table."""
+    if model in _JAMBA_NAMES:
+        return None
+    return _OPEN_BY_BASENAME.get(_basename(model)) or _OPEN_BY_SERVED_KEY.get(_served_key(model))
 
 
 def is_known(model: str) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from llama_index.llms.ai21._models import is_j2
+from llama_index.llms.ai21._models import is_j2, open_model_id
 
 TOKENIZER_FILE = "tokenizer.json"
 CACHE_DIR_ENV = "AI21_TOKENIZER_CACHE_DIR"
@@ -48,8 +48,11 @@ _loaded: dict[tuple[str, Path], AI21Tokenizer] = {}
 _lock = threading.Lock()
 
 
-def tokenizer_name(model: str) -> str:
-    """ai21-tokenizer's tokenizer name for an AI21 model name.
+def tokenizer_source(model: str) -> tuple[str, str]:
+    """``(name, Hub repository)`` of the tokenizer for ``model``: for AI21's hosted names,
+    ai21-tokenizer's own tokenizer of the model's size; for an open model (its Hugging Face id,
+    or the name a local server gives it: a GGUF file, an Ollama or LM Studio name), the
+    model's own repository's, as AI21's tokenization docs have it.
 
     Raises:
         ValueError: ``model`` is a Jurassic-2 model or not a Jamba model.
@@ -59,12 +62,21 @@ def tokenizer_name(model: str) -> str:
             f"No tokenizer is available for {model!r}: Jurassic-2 models were retired and "
             "ai21-tokenizer ships tokenizers for Jamba models only"
         )
+    repo = open_model_id(model)
+    if repo is not None:
+        return repo.rsplit("/", 1)[1].lower(), repo
     name = model.lower()
     if not name.startswith("jamba"):
         raise ValueError(f"No AI21 tokenizer is known for model {model!r} (Jamba models only)")
     size = "large" if "large" in name else "mini"
     # Every other Jamba name (1.5, 1.7, instruct, Jamba2) gets the current tokenizer of its size.
-    return f"jamba-{size}-1.6-tokenizer" if "1.6" in name else f"jamba-{size}-tokenizer"
+    name = f"jamba-{size}-1.6-tokenizer" if "1.6" in name else f"jamba-{size}-tokenizer"
+    return name, _HUB_REPOS[name]
+
+
+def tokenizer_name(model: str) -> str:
+    """The tokenizer's name (its cache directory's, see :func:`cache_dir`)."""
+    return tokenizer_source(model)[0]
 
 
 def cache_dir(name: str) -> Path:
@@ -84,7 +96,7 @@ def load_tokenizer(model: str) -> AI21Tokenizer:
         RuntimeError: ``tokenizer.json`` is not in the cache directory and cannot be
             downloaded, or the file there is not a valid tokenizer.
     """
-    name = tokenizer_name(model)
+    name, repo = tokenizer_source(model)
     try:
         from ai21_tokenizer import SyncJambaTokenizer
     except ImportError as exc:
@@ -95,19 +107,19 @@ def load_tokenizer(model: str) -> AI21Tokenizer:
     with _lock:
         tokenizer = _loaded.get((name, directory))
         if tokenizer is None:
-            _check_cached_or_reachable(model, name, directory)
+            _check_cached_or_reachable(model, repo, directory)
             try:
-                tokenizer = SyncJambaTokenizer(model_path=_HUB_REPOS[name], cache_dir=directory)
+                tokenizer = SyncJambaTokenizer(model_path=repo, cache_dir=directory)
             except Exception as exc:
                 raise RuntimeError(
                     f"Could not download the {model} tokenizer: {exc}. "
-                    f"{_where_to_put_it(name, directory)}"
+                    f"{_where_to_put_it(repo, directory)}"
                 ) from exc
             _loaded[(name, directory)] = tokenizer
     return tokenizer
 
 
-def _check_cached_or_reachable(model: str, name: str, directory: Path) -> None:
+def _check_cached_or_reachable(model: str, repo: str, directory: Path) -> None:
     """Fail fast unless ai21-tokenizer can load the file without, or with working, network."""
     path = directory / TOKENIZER_FILE
     if path.is_file():
@@ -118,7 +130,7 @@ def _check_cached_or_reachable(model: str, name: str, directory: Path) -> None:
             Tokenizer.from_file(str(path))
         except Exception as exc:
             raise RuntimeError(
-                f"{path} is not a valid tokenizer file ({exc}). {_where_to_put_it(name, directory)}"
+                f"{path} is not a valid tokenizer file ({exc}). {_where_to_put_it(repo, directory)}"
             ) from exc
         return
     endpoint = _hub_endpoint()
@@ -130,12 +142,12 @@ def _check_cached_or_reachable(model: str, name: str, directory: Path) -> None:
         return
     raise RuntimeError(
         f"The {model} tokenizer is not available offline: {TOKENIZER_FILE} is not in {directory} "
-        f"and {why}. {_where_to_put_it(name, directory)}"
+        f"and {why}. {_where_to_put_it(repo, directory)}"
     )
 
 
-def _where_to_put_it(name: str, directory: Path) -> str:
-    url = f"{_hub_endpoint()}/{_HUB_REPOS[name]}/resolve/main/{TOKENIZER_FILE}"
+def _where_to_put_it(repo: str, directory: Path) -> str:
+    url = f"{_hub_endpoint()}/{repo}/resolve/main/{TOKENIZER_FILE}"
     return (
         f"Download {url} and put it in {directory}, or set {CACHE_DIR_ENV} to a directory "
         f"that holds {TOKENIZER_FILE}."
