@@ -73,7 +73,7 @@ cmake -S "$src" -B "$work/build" -G "$(command -v ninja >/dev/null && echo Ninja
     -DGGML_BACKEND_DL=OFF \
     >"$work/configure.log" 2>&1 || { tail -n 40 "$work/configure.log" >&2; exit 1; }
 
-say "building llama-server with $JOBS jobs (about 10 minutes on 2 cores)"
+say "building llama-server with $JOBS jobs (5 minutes on a quiet 2-core machine, longer when it is busy)"
 cmake --build "$work/build" --target llama-server -j "$JOBS" >"$work/build.log" 2>&1 \
     || { tail -n 60 "$work/build.log" >&2; exit 1; }
 
