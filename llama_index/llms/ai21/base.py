@@ -547,7 +547,7 @@ class AI21(FunctionCallingLLM):
             _warn_unknown_model(self.model)
 
     def _server_to_ask(self) -> bool:
-        """Whether a request depends on a server not asked yet (see below)."""
+        """Whether :meth:`_ready_for_request` would ask the server now."""
         needs = not self.model or self._deployment.adopts_recognised_server
         return needs and self._asked_server != self.base_url
 
