@@ -320,6 +320,26 @@ def test_a_refused_model_listing_is_logged_with_its_status(
     assert "does not list" not in caplog.text
 
 
+def test_a_context_window_given_needs_no_word_about_the_servers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    with Emulator(flavour="vllm", models=[MODEL]) as server:
+        given = AI21(model="local-name", base_url=server.base_url, context_window=4096)
+        assert given.metadata.context_window == 4096
+        assert [r.path for r in server.requests] == ["/v1/models"]  # asked: which server
+    assert "Could not read the context window" not in caplog.text
+    assert "does not list model 'local-name'" in caplog.text  # still said: a name it lacks
+    with Emulator(flavour="vllm", api_keys=["right"], models=[MODEL]) as server:
+        refused = AI21(
+            model="local-name", base_url=server.base_url, api_key="wrong", context_window=4096
+        )
+        assert refused.metadata.context_window == 4096
+        listing = f"GET {server.base_url}/models: HTTP 401"
+    assert "Could not read the context window" not in caplog.text
+    assert listing in caplog.text  # still said: the key was refused
+
+
 def test_an_unreachable_server_does_not_break_metadata(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
     llm = AI21(model=MODEL, base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=2)

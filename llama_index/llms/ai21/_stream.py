@@ -79,6 +79,10 @@ class LineDecoder:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """The lines that ``chunk`` completes, in order."""
+        if b"\n" not in chunk and b"\r" not in chunk:  # a piece of a long line: kept, not copied
+            if chunk:
+                self._pending.append(chunk)
+            return []
         lines = chunk.splitlines()  # bytes.splitlines splits at LF, CR and CRLF only
         if not lines:
             return lines

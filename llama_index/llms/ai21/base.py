@@ -531,17 +531,19 @@ class AI21(FunctionCallingLLM):
         """Say once what discovery could not learn, and warn about a name neither the model
         table nor the server knows."""
         where = root_text(self.base_url)  # the field: a password in it is masked
-        if served is None or served.context_window is None:
-            reasons = [*(served.notes if served else ()), *ask.failures]
+        kind = served.kind if served else self._deployment.kind
+        reasons = [*(served.notes if served else ()), *ask.failures]
+        unknown_window = served is None or served.context_window is None
+        if unknown_window and self.context_window is None:
             logger.warning(
                 "Could not read the context window from the server at %s (%s: %s); using "
                 "the model table's. Pass context_window=... to set it.",
                 where,
-                served.kind if served else self._deployment.kind,
+                kind,
                 "; ".join(reasons) or "it did not say",
             )
-        elif served.notes:
-            logger.warning("The server at %s (%s): %s", where, served.kind, "; ".join(served.notes))
+        elif reasons:  # a context_window given needs no word about the server's
+            logger.warning("The server at %s (%s): %s", where, kind, "; ".join(reasons))
         reported = served.models if served is not None else ()
         if self.model and self.model not in reported and not self._deployment.knows(self.model):
             _warn_unknown_model(self.model)
