@@ -116,6 +116,24 @@ def test_finished_streams_reuse_their_connection(method: str) -> None:
         assert server.connections == 1
 
 
+@pytest.mark.parametrize("after_done", ["reset", "end"])
+def test_a_connection_lost_after_its_answers_logs_nothing(
+    after_done: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The layer asks aiohttp for each connection's ``closed`` future; a connection reset after
+    its answers sets an error on it, which must be read, or asyncio logs "Future exception was
+    never retrieved" when the future is collected."""
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    with Server(_stream_then(after_done)) as server:
+        llm = AI21(api_key=KEY, base_url=server.url() + "/studio/v1", max_retries=0)
+        assert _stream(llm, "astream_chat")[-1] == " world"
+        time.sleep(0.1)  # the reset arrives
+        assert _stream(llm, "astream_chat")[-1] == " world"  # on a new connection
+        llm.close()
+    gc.collect()
+    assert "never retrieved" not in caplog.text
+
+
 def _head_then_events(peer: Peer) -> None:
     """The stream's head, then its events a moment later: the body is still to come when
     the answer starts."""
