@@ -7,6 +7,8 @@ import gc
 import json
 import logging
 import multiprocessing
+import subprocess
+import sys
 import time
 import warnings
 import weakref
@@ -358,3 +360,63 @@ def test_an_instance_dropped_on_a_running_loop_closes_its_session_quietly(
         gc.collect()
     assert [r.getMessage() for r in caplog.records if "nclosed" in r.getMessage()] == []
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+# A loop left behind: how scripts and threads often use one. Each runs in a Python of its own,
+# so that what it prints at exit is seen.
+LEFT_BEHIND = {
+    "run_until_complete, never closed": """
+loop = asyncio.new_event_loop()
+print(loop.run_until_complete(llm.acomplete("hi")).text)
+""",
+    "dropped while its loop is stopped": """
+loop = asyncio.new_event_loop()
+print(loop.run_until_complete(llm.acomplete("hi")).text)
+del llm
+gc.collect()
+""",
+    "dropped, then the loop runs again": """
+loop = asyncio.new_event_loop()
+print(loop.run_until_complete(llm.acomplete("hi")).text)
+del llm
+gc.collect()
+loop.run_until_complete(asyncio.sleep(0.05))
+loop.close()
+""",
+    "a finished thread's loop": """
+def work():
+    loop = asyncio.new_event_loop()
+    print(loop.run_until_complete(llm.acomplete("hi")).text)
+thread = threading.Thread(target=work)
+thread.start()
+thread.join()
+""",
+}
+
+
+@pytest.mark.parametrize("script", LEFT_BEHIND.values(), ids=LEFT_BEHIND.keys())
+def test_a_loop_left_behind_closes_its_session_quietly(echo_server: Server, script: str) -> None:
+    """No "Unclosed client session", "Unclosed connector", pending closing task or
+    ResourceWarning at exit (``-X dev`` shows them all): the session is closed on its loop
+    before the interpreter collects it (the first exit hook, so the last to run, checks)."""
+    preamble = (
+        "import asyncio, atexit, gc, sys, threading\n"
+        "import aiohttp\n"
+        "from llama_index.llms.ai21 import AI21\n"
+        "def still_open():\n"
+        "    sessions = [o for o in gc.get_objects() if isinstance(o, aiohttp.ClientSession)]\n"
+        "    if any(not session.closed for session in sessions):\n"
+        "        print('a session is still open', file=sys.stderr)\n"
+        "atexit.register(still_open)\n"
+        f"llm = AI21(api_key='k', base_url='{echo_server.url()}/studio/v1', max_retries=0)\n"
+    )
+    done = subprocess.run(
+        # The loop left open is the script's own doing, not this package's: not counted.
+        [sys.executable, "-X", "dev", "-W", "ignore:unclosed event loop", "-c", preamble + script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("hi @ ")
+    assert done.stderr == ""
