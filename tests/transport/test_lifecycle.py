@@ -419,4 +419,5 @@ def test_a_loop_left_behind_closes_its_session_quietly(echo_server: Server, scri
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("hi @ ")
-    assert done.stderr == ""
+    noise = ("nclosed", "still open", "Task was destroyed", "never awaited", "ResourceWarning")
+    assert [line for line in done.stderr.splitlines() if any(n in line for n in noise)] == []
