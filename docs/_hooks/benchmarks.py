@@ -22,7 +22,7 @@ _FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
 
 MISSING = """!!! info "No results in this build"
     `benchmarks/results/latest.md` did not exist when this site was built. Produce it with
-    `./dev bench` (about ten minutes on two cores), then rebuild the docs.
+    `./dev bench` (about four minutes on two cores), then rebuild the docs.
 """
 
 
