@@ -394,6 +394,7 @@ thread.join()
 }
 
 
+@pytest.mark.slow  # a Python of its own per script
 @pytest.mark.parametrize("script", LEFT_BEHIND.values(), ids=LEFT_BEHIND.keys())
 def test_a_loop_left_behind_closes_its_session_quietly(echo_server: Server, script: str) -> None:
     """No "Unclosed client session", "Unclosed connector", pending closing task or
