@@ -791,12 +791,14 @@ async def _close_all(entries: list[_LoopClient]) -> None:  # pragma: no mutate b
     await asyncio.wait_for(closing, EXIT_CLOSE_SECONDS)
 
 
-_exit_hook: list[bool] = []
+_exit_hook_registered = False
 
 
 def _register_exit_hook() -> None:
-    if not _exit_hook:  # after a weakref.finalize exists: atexit runs the later one first
-        _exit_hook.append(True)
+    """Once, after a ``weakref.finalize`` exists: ``atexit`` runs the later hook first."""
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        _exit_hook_registered = True
         atexit.register(_close_at_exit)
 
 
