@@ -87,6 +87,8 @@ class EmulatorProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if proc is not None and proc.stdout is not None:
+            proc.stdout.close()
         self._log.close()
 
     def forget_requests(self) -> None:

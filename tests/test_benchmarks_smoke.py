@@ -97,3 +97,19 @@ def test_stream_scale_runs_and_prints_both_ratios(capsys: pytest.CaptureFixture[
         "one 1 MiB event line",
         "20 streamed tool calls",
     ]
+
+
+@pytest.mark.slow
+def test_paced_streams_run_and_print_every_reader(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import paced
+
+    assert paced.main(["--tokens", "5", "--delay", "0.001", "--rounds", "1"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [row[:14].strip() for row in rows] == [
+        "httpx",
+        "urllib3",
+        "sdk",
+        "sdk async",
+        "package",
+        "package async",
+    ]
