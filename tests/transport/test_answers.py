@@ -5,8 +5,10 @@ a stream the caller abandons."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import threading
+import zlib
 from collections.abc import Iterator
 
 import httpx
@@ -85,6 +87,32 @@ def test_stream_pieces_reach_the_caller_as_they_arrive(framing: str, method: str
             asyncio.run(run())
     assert "".join(deltas) == "Hello there"
     assert not server_side.waited_for_nothing, "the first piece was held back until the rest"
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+@pytest.mark.parametrize("method", ["stream_complete", "astream_complete"])
+def test_a_compressed_stream_is_inflated(encoding: str, method: str) -> None:
+    """A server may compress an event stream (``Content-Encoding``); its events are read
+    inflated, sync and async."""
+    events = _event("Hello") + _event(" there", "stop") + b"data: [DONE]\r\n\r\n"
+    packed = gzip.compress(events) if encoding == "gzip" else zlib.compress(events)
+
+    def compressed(peer: Peer) -> None:
+        peer.read_request()
+        headers = [("Content-Type", "text/event-stream"), ("Content-Encoding", encoding)]
+        peer.send(response(body=packed, headers=headers))
+
+    with Server(compressed) as server:
+        llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=0)
+        if method == "stream_complete":
+            deltas = [chunk.delta for chunk in llm.stream_complete("hi")]
+        else:
+
+            async def run() -> list[str | None]:
+                return [chunk.delta async for chunk in await llm.astream_complete("hi")]
+
+            deltas = asyncio.run(run())
+    assert "".join(d or "" for d in deltas) == "Hello there"
 
 
 @pytest.mark.parametrize("method", ["complete", "acomplete"])
