@@ -12,6 +12,8 @@ from llama_index.core.agent.workflow import (
     FunctionAgent,
     ToolCallResult,
 )
+from llama_index.core.base.llms.types import CitableBlock, TextBlock
+from llama_index.core.tools import FunctionTool
 
 from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
@@ -139,3 +141,30 @@ async def test_initial_tool_choice_offers_only_that_tool(llm: AI21, emulator: Em
     first, second = emulator.requests
     assert [t["function"]["name"] for t in first.json["tools"]] == ["add"]
     assert [t["function"]["name"] for t in second.json["tools"]] == ["multiply", "add"]
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "non-streaming"])
+async def test_a_tool_that_returns_a_citable_block_gets_its_text_back_to_the_model(
+    llm: AI21, emulator: Emulator, streaming: bool
+) -> None:
+    """LlamaIndex's agents put a tool's output blocks into the tool message: a CitableBlock
+    (a retriever tool's usual answer) goes back as the tool's text, its title and source on a
+    header line, instead of failing the agent's second turn."""
+
+    def search(query: str) -> CitableBlock:
+        """Search the wiki."""
+        return CitableBlock(
+            content=[TextBlock(text="Jamba is a hybrid SSM-Transformer model.")],
+            title="Jamba",
+            source="wiki",
+        )
+
+    emulator.reply_next(tool_calls=[{"name": "search", "arguments": '{"query":"jamba"}'}])
+    emulator.reply_next("Jamba is a hybrid model.")
+    agent = FunctionAgent(tools=[FunctionTool.from_defaults(search)], llm=llm, streaming=streaming)
+    assert str(await agent.run("What is Jamba?")) == "Jamba is a hybrid model."
+    [result] = emulator.requests[1].json["messages"][-1:]
+    assert result["role"] == "tool"
+    assert result["content"] == (
+        "Document (title: Jamba; source: wiki)\nJamba is a hybrid SSM-Transformer model."
+    )

@@ -338,13 +338,16 @@ def _docstrings(obj: Any) -> Iterator[tuple[str, str]]:
                 yield f"{obj.__qualname__}.{name}", doc
 
 
-def test_reference_docstring_examples_run(emulator_env: Emulator) -> None:
+def test_reference_docstring_examples_run(
+    emulator_env: Emulator, docs_vllm_emulator: Emulator
+) -> None:
     ran = 0
     for obj in _reference_objects():
         for name, doc in _docstrings(obj):
             for block in extract_blocks(doc, name):
                 if block.lang == "python":
-                    run_sample(block, {"__name__": "__main__"})
+                    code = block.code.replace(LOCAL_SERVER, docs_vllm_emulator.base_url)
+                    run_sample(dataclasses.replace(block, code=code), {"__name__": "__main__"})
                     ran += 1
             if ">>>" in doc:
                 test = doctest.DocTestParser().get_doctest(doc, {}, name, name, 0)

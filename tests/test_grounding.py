@@ -16,6 +16,7 @@ from llama_index.core.base.llms.types import (
     ImageBlock,
     TextBlock,
 )
+from llama_index.core.schema import ImageDocument, ImageNode, NodeWithScore
 
 from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
@@ -27,6 +28,7 @@ REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"
 JAMBA2 = "ai21labs/AI21-Jamba2-Mini"
 JAMBA_1 = "ai21labs/AI21-Jamba-Mini-1.7"
 QUESTION = "What is Jamba?"
+PNG = "iVBORw0KGgo="  # base64 of a PNG's first bytes: an image, as far as a node knows
 DOCS = ["Jamba is a hybrid SSM-Transformer model.", {"text": "It has 256K context.", "title": "T"}]
 IN_PROMPT = (
     "Context documents:\n\n"
@@ -177,6 +179,16 @@ def test_document_blocks_go_as_the_field_where_it_is_read(
         ({"documents": [{"text": 5}]}, [], "documents\\[0\\] needs a string 'text'"),
         ({"documents": "one string"}, [], "documents must be a list"),
         (
+            {"documents": [ImageDocument(image=PNG)]},
+            [],
+            r"documents\[0\] is a ImageDocument with image, image_resource; documents must be text",
+        ),
+        (
+            {"documents": ["text", NodeWithScore(node=ImageNode(text="a caption", image=PNG))]},
+            [],
+            "documents\\[1\\] is a ImageNode with image; documents must be text",
+        ),
+        (
             {},
             [DocumentBlock(data=b"%PDF-1.4 ...", document_mimetype="application/pdf")],
             "DocumentBlock of type 'application/pdf'; documents must be text",
@@ -200,6 +212,16 @@ def test_documents_that_are_not_text_fail_before_any_request(
         with pytest.raises(ValueError, match=match):
             make(model).chat([message], **kwargs)
     assert vllm.requests == []
+
+
+@pytest.mark.parametrize("model", [REASONING_3B, JAMBA_1])
+def test_an_empty_list_of_documents_sends_none(
+    make: Callable[..., AI21], vllm: Emulator, model: str
+) -> None:
+    make(model).chat([ChatMessage(role="user", content=QUESTION)], documents=[])
+    body = vllm.last_request.json
+    assert "documents" not in body
+    assert body["messages"] == [{"role": "user", "content": QUESTION}]
 
 
 @pytest.mark.parametrize("method", METHOD_IDS)

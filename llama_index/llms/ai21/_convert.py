@@ -51,10 +51,13 @@ def _message_text(
     *,
     allow_tool_calls: bool,
     documents: list[dict[str, Any]] | None = None,
+    inline: bool = False,
 ) -> str:
     """Join a message's text blocks; reject any block AI21 cannot carry. Where ``documents``
     is given (user messages), ``CitableBlock``s and text ``DocumentBlock``s are collected
-    into it as grounding documents instead."""
+    into it as grounding documents instead; with ``inline`` (a tool's result: LlamaIndex's
+    agents put the blocks a tool returned there) they are part of the text, as the tool's
+    output."""
     parts: list[str] = []
     for block in message.blocks:
         if isinstance(block, TextBlock):
@@ -65,6 +68,8 @@ def _message_text(
             continue  # sent back (or not) by to_ai21_messages, in the server's field
         elif isinstance(block, CitableBlock | DocumentBlock) and documents is not None:
             documents.append(_block_document(block, index))
+        elif isinstance(block, CitableBlock | DocumentBlock) and inline:
+            parts.append(_inline_document(_block_document(block, index)))
         else:
             hint = (
                 " (pass documents=[...] for grounding, or put it in a user message)"
@@ -115,6 +120,16 @@ def _block_document(block: CitableBlock | DocumentBlock, index: int) -> dict[str
     if block.title and block.title != "input_document":  # LlamaIndex's placeholder title
         metadata["title"] = block.title
     return {"content": text, "metadata": metadata} if metadata else {"content": text}
+
+
+def _inline_document(document: dict[str, Any]) -> str:
+    """A document as text: its metadata on a header line (as ``documents_in_prompt`` writes
+    them), then its content."""
+    metadata = document.get("metadata")
+    if not metadata:
+        return document["content"]
+    fields = "; ".join(f"{key}: {value}" for key, value in metadata.items())
+    return f"Document ({fields})\n{document['content']}"
 
 
 def _tool_call_to_ai21(call: Any, index: int) -> dict[str, Any]:
@@ -205,7 +220,7 @@ def to_ai21_message(
             )
         return {
             "role": "tool",
-            "content": _message_text(message, index, allow_tool_calls=False),
+            "content": _message_text(message, index, allow_tool_calls=False, inline=True),
             "tool_call_id": call_id,
         }
     raise ValueError(
@@ -507,9 +522,8 @@ def _document_to_ai21(document: Any, index: int) -> dict[str, Any]:
                 "AI21 documents take content, id and metadata"
             )
         return converted
-    get_content = getattr(document, "get_content", None)
-    if callable(get_content):  # a LlamaIndex Document, TextNode or NodeWithScore
-        node = getattr(document, "node", document)
+    node = _text_node(document, index)
+    if node is not None:
         converted = {"content": node.get_content(), "id": str(node.node_id)}
         if node.metadata:
             converted["metadata"] = _string_metadata(node.metadata, index)
@@ -518,6 +532,33 @@ def _document_to_ai21(document: Any, index: int) -> dict[str, Any]:
         f"documents[{index}] is a {type(document).__name__}; pass strings, "
         "{'content': ..., 'id': ..., 'metadata': {...}} dicts, or LlamaIndex Documents/Nodes"
     )
+
+
+# What a LlamaIndex node holds besides text: ImageNode's fields, and Node's media resources.
+_MEDIA_FIELDS = (
+    "image",
+    "image_path",
+    "image_url",
+    "image_resource",
+    "audio_resource",
+    "video_resource",
+)
+
+
+def _text_node(document: Any, index: int) -> Any:
+    """The node ``document`` is (a LlamaIndex Document, TextNode, or a NodeWithScore's node),
+    or None if it is none of those. A node that carries an image, audio or video is refused:
+    a document is text, and its text alone (often empty) would stand for it silently."""
+    if not callable(getattr(document, "get_content", None)):
+        return None
+    node = getattr(document, "node", document)
+    media = [name for name in _MEDIA_FIELDS if getattr(node, name, None)]
+    if media:
+        raise ValueError(
+            f"documents[{index}] is a {type(node).__name__} with {', '.join(media)}; documents "
+            "must be text (pass the text that describes it instead)"
+        )
+    return node
 
 
 def _string_metadata(metadata: Any, index: int) -> dict[str, str]:
@@ -564,9 +605,8 @@ def _document_to_flat(document: Any, index: int) -> dict[str, str]:
             rest = {k: v for k, v in document.items() if k != "metadata"}
             return _flat_strings({**document["metadata"], **rest})
         return _flat_strings(document)
-    get_content = getattr(document, "get_content", None)
-    if callable(get_content):  # a LlamaIndex Document, TextNode or NodeWithScore
-        node = getattr(document, "node", document)
+    node = _text_node(document, index)
+    if node is not None:
         metadata = _flat_strings(node.metadata or {})
         metadata.pop("text", None)
         return {"text": node.get_content(), **metadata}

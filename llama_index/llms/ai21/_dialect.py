@@ -302,8 +302,8 @@ class JambaChat:
             reasoning_fields=self.deployment.reasoning_fields,
             documents=in_messages,
         )
-        if in_messages:
-            documents = [*_as_list(documents), *in_messages]
+        if documents is not None or in_messages:  # an empty list asks for nothing: none sent
+            documents = [*_as_list(documents), *in_messages] or None
         field = self.deployment.reads_documents and info.template_reads_documents
         if documents is not None and not field:
             # The template would never see a documents field: the prompt carries them.

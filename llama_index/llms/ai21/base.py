@@ -97,26 +97,29 @@ OUTPUT_SHARE = 4
 class AI21(FunctionCallingLLM):
     """AI21 Labs models (Jamba, and the legacy Jurassic-2 line) as a LlamaIndex LLM.
 
-    Chat, completion, streaming, async, tool calling, structured output and grounded
-    generation, on AI21's hosted API (the default) or on a self-hosted OpenAI-compatible
-    server such as vLLM serving Jamba's open weights (``deployment="openai-compatible"``,
-    inferred from a ``.../v1`` ``base_url``). HTTP errors are the ``ai21`` SDK's exceptions
-    (``ai21.errors.Unauthorized``, ``TooManyRequestsError``, ...), exactly as the SDK raises
-    them; transient ones (408, 429, 500, 502, 503, 504, timeouts, dropped connections) are
-    retried first, honouring ``Retry-After``.
+    Chat, completion, streaming, async, tool calling, structured output, reasoning and
+    grounded generation, on a server of your own serving Jamba's open weights (vLLM,
+    llama.cpp's ``llama-server``, LM Studio, Ollama: a ``.../v1`` ``base_url``), or on
+    anything that still speaks AI21's hosted API, such as the emulator (AI21's own hosted API
+    was retired on 2026-08-09: it answers ``HostedAPIRetiredError``). HTTP errors are the
+    ``ai21`` SDK's exceptions (``ai21.errors.Unauthorized``, ``TooManyRequestsError``, ...),
+    exactly as the SDK raises them; transient ones (408, 429, 500, 502, 503, 504, timeouts,
+    dropped connections) are retried first, honouring ``Retry-After``.
 
     Example:
         ```python
         from llama_index.core.llms import ChatMessage
         from llama_index.llms.ai21 import AI21
 
-        llm = AI21(model="jamba-mini")  # key from AI21_API_KEY
+        # Jamba2 3B on your own vLLM server, started as its model card says:
+        llm = AI21(model="ai21labs/AI21-Jamba2-3B", base_url="http://localhost:8000/v1")
         print(llm.complete("Paul Graham is "))
         print(llm.chat([ChatMessage(role="user", content="What is your name?")],
                        preamble_override="You are a pirate with a colorful personality"))
 
-        # Jamba's open weights on your own vLLM server:
-        local = AI21(model="ai21labs/AI21-Jamba-Mini-1.7", base_url="http://localhost:8000/v1")
+        # AI21's API semantics, e.g. on the emulator: AI21_API_KEY and AI21_API_HOST set
+        emulated = AI21(model="jamba-mini")
+        print(emulated.complete("Paul Graham is "))
         ```
     """
 
