@@ -18,6 +18,7 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from llama_index.core.prompts import PromptTemplate
+from llama_index.core.types import PydanticProgramMode
 from pydantic import BaseModel
 
 from ai21_emulator import Emulator, Fault
@@ -184,10 +185,26 @@ class City(BaseModel):
     name: str
 
 
-def test_structured_predict_names_max_tokens(make: Callable[..., AI21], vllm: Emulator) -> None:
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    "mode",
+    [PydanticProgramMode.DEFAULT, PydanticProgramMode.LLM, PydanticProgramMode.FUNCTION],
+    ids=["json_schema", "llm", "function"],
+)
+def test_structured_predict_names_max_tokens(
+    make: Callable[..., AI21], vllm: Emulator, mode: PydanticProgramMode, is_async: bool
+) -> None:
+    """Guided decoding, LlamaIndex's text program and its function-calling program alike."""
     vllm.reply_next("", reasoning="Thinking about cities", finish_reason="length")
+    llm = make(pydantic_program_mode=mode)
+    prompt = PromptTemplate("Capital of {country}?")
     with pytest.raises(ValueError, match="no City: the model spent all of max_tokens on reasoning"):
-        make().structured_predict(City, PromptTemplate("Capital of {country}?"), country="France")
+        if is_async:
+            asyncio.run(llm.astructured_predict(City, prompt, country="France"))
+        else:
+            llm.structured_predict(City, prompt, country="France")
+    [body] = [r.json for r in vllm.requests if r.path.endswith("/chat/completions")]
+    assert ("tools" in body) is (mode == PydanticProgramMode.FUNCTION)
 
 
 # ------------------------------------------------------------ (b) reasoning sent back in a loop

@@ -20,6 +20,9 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,9 +185,30 @@ EXHAUSTED = (
 )
 
 
+# Set by :func:`watching_exhaustion` around a structured prediction: whether an answer in it
+# spent all of ``max_tokens`` on reasoning. A context variable, so it sees the calls LlamaIndex's
+# programs make on this thread or task, and no one else's.
+_exhausted_seen: ContextVar[list[bool] | None] = ContextVar("ai21_exhausted_seen", default=None)
+
+
 def warn_if_reasoning_exhausted(
     finish_reason: str | None, answer: str, reasoning: str | None
 ) -> None:
     """Log (WARNING) when :func:`reasoning_exhausted`: an empty answer is otherwise a puzzle."""
     if reasoning_exhausted(finish_reason, answer, reasoning):
         logger.warning("%s; %d characters of reasoning arrived", EXHAUSTED, len(reasoning or ""))
+        seen = _exhausted_seen.get()
+        if seen is not None:
+            seen.append(True)
+
+
+@contextmanager
+def watching_exhaustion() -> Iterator[list[bool]]:
+    """A list that gets an entry for each answer, inside the block, that spent all of
+    ``max_tokens`` on reasoning (a failed structured prediction then names ``max_tokens``)."""
+    seen: list[bool] = []
+    token = _exhausted_seen.set(seen)
+    try:
+        yield seen
+    finally:
+        _exhausted_seen.reset(token)

@@ -63,7 +63,7 @@ from llama_index.llms.ai21._deployments import Deployment, choose, discover, par
 from llama_index.llms.ai21._dialect import Call, Dialect, check_json, check_template_kwargs
 from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text
 from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
-from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted
+from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted, watching_exhaustion
 from llama_index.llms.ai21._models import DEFAULT_MODEL, ModelInfo, describe_guess, is_known
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
 from llama_index.llms.ai21._secrets import (
@@ -897,12 +897,18 @@ class AI21(FunctionCallingLLM):
         elsewhere structured output goes through function calling (JSON mode in "llm" mode).
         """
         if not self._uses_json_schema():
-            result = super().structured_predict(
-                output_cls,
-                prompt,
-                llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
-                **prompt_args,
-            )
+            with watching_exhaustion() as exhausted:
+                try:
+                    result = super().structured_predict(
+                        output_cls,
+                        prompt,
+                        llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
+                        **prompt_args,
+                    )
+                except ValueError as exc:  # its own error is about the empty answer
+                    if exhausted:
+                        raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
+                    raise
             return cast(Model, result)
         messages, kwargs = self._schema_call(output_cls, prompt, llm_kwargs, prompt_args)
         return self._schema_result(output_cls, self.chat(messages, **kwargs))
@@ -917,12 +923,18 @@ class AI21(FunctionCallingLLM):
     ) -> Model:
         """Async version of `structured_predict`."""
         if not self._uses_json_schema():
-            result = await super().astructured_predict(
-                output_cls,
-                prompt,
-                llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
-                **prompt_args,
-            )
+            with watching_exhaustion() as exhausted:
+                try:
+                    result = await super().astructured_predict(
+                        output_cls,
+                        prompt,
+                        llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
+                        **prompt_args,
+                    )
+                except ValueError as exc:  # its own error is about the empty answer
+                    if exhausted:
+                        raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
+                    raise
             return cast(Model, result)
         messages, kwargs = self._schema_call(output_cls, prompt, llm_kwargs, prompt_args)
         return self._schema_result(output_cls, await self.achat(messages, **kwargs))
