@@ -116,6 +116,30 @@ def test_a_required_call_without_tools_fails_before_any_request(
     assert ai21_emulator_vllm.requests == []
 
 
+@pytest.mark.parametrize(
+    ("tools", "kwargs", "match"),
+    [
+        ([], {}, r"tool_required=True, but no tools are offered"),
+        (TOOLS, {"tool_choice": "auto"}, r"tool_required=True contradicts tool_choice='auto'"),
+        (TOOLS, {"tool_choice": "none"}, r"tool_required=True contradicts tool_choice='none'"),
+    ],
+)
+def test_tool_required_that_cannot_hold_fails_before_any_request(
+    ai21_emulator_vllm: Emulator, tools: list[Any], kwargs: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        local(ai21_emulator_vllm).chat_with_tools(tools, QUESTION, tool_required=True, **kwargs)
+    assert ai21_emulator_vllm.requests == []
+
+
+def test_tool_required_with_a_named_tool_asks_for_that_tool(ai21_emulator_vllm: Emulator) -> None:
+    ai21_emulator_vllm.reply_next(tool_calls=[{"name": "add", "arguments": '{"a":1,"b":2}'}])
+    local(ai21_emulator_vllm).chat_with_tools(
+        TOOLS, QUESTION, tool_required=True, tool_choice="add"
+    )
+    assert ai21_emulator_vllm.last_request.json["tool_choice"] == ADD
+
+
 class _Server(OpenAICompatible):
     kind = "test-server"
     support: ClassVar[str]

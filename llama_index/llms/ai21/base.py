@@ -58,7 +58,7 @@ from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import Model, PydanticProgramMode
 
-from llama_index.llms.ai21._convert import _tool_call_to_ai21
+from llama_index.llms.ai21._convert import _tool_call_to_ai21, normalize_tool_choice
 from llama_index.llms.ai21._deployments import Deployment, choose, discover, parse_base_url
 from llama_index.llms.ai21._dialect import Call, Dialect, check_json, check_template_kwargs
 from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text
@@ -1006,8 +1006,15 @@ class AI21(FunctionCallingLLM):
         if specs:
             prepared["tools"] = specs
             prepared["parallel_tool_calls"] = allow_parallel_tool_calls
-        if tool_choice is None and tool_required and specs:
-            tool_choice = "required"
+        if tool_required:
+            if not specs:
+                raise ValueError("tool_required=True, but no tools are offered")
+            if tool_choice is None:
+                tool_choice = "required"
+            elif normalize_tool_choice(tool_choice) in ("auto", "none"):
+                raise ValueError(
+                    f"tool_required=True contradicts tool_choice={tool_choice!r}: pass one of them"
+                )
         if tool_choice is not None:
             prepared["tool_choice"] = tool_choice
         return prepared
