@@ -414,6 +414,27 @@ def sglang(*, max_model_len: int = 32768) -> Script:
     return Script(routes={("GET", "/v1/models"): (200, listing)})
 
 
+def vllm_served_as(name: str, root: str, *, max_model_len: int = 32768) -> Script:
+    """vLLM started with ``--served-model-name name`` over the weights ``root``: its
+    /v1/models entry (vLLM's ModelCard: ``id`` the served name, ``root`` the model path)."""
+    listing = {
+        "object": "list",
+        "data": [
+            {
+                "id": name,
+                "object": "model",
+                "created": 1764979200,
+                "owned_by": "vllm",
+                "root": root,
+                "parent": None,
+                "max_model_len": max_model_len,
+                "permission": [],
+            }
+        ],
+    }
+    return Script(routes={("GET", "/v1/models"): (200, listing)})
+
+
 def unknown_server() -> Script:
     listing = {
         "object": "list",

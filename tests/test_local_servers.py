@@ -97,6 +97,21 @@ def test_vllm_is_recognised_from_owned_by() -> None:
         assert [r.path for r in vllm.requests] == ["/v1/models", "/v1/chat/completions"]
 
 
+@pytest.mark.parametrize("deployment", [None, "vllm"], ids=["recognised", "named"])
+def test_the_weights_behind_a_served_name_decide_its_recipe(deployment: str | None) -> None:
+    # vllm serve ai21labs/AI21-Jamba2-3B --served-model-name jamba-mini: the table knows
+    # "jamba-mini" as a name whose template reads documents; Jamba2's does not, so the
+    # documents must go into the prompt, or the model never sees them.
+    script = ls.vllm_served_as("jamba-mini", "ai21labs/AI21-Jamba2-3B")
+    with ls.serving(script) as server:
+        llm = AI21(model="jamba-mini", base_url=server.base_url, deployment=deployment)
+        llm.chat([ChatMessage(role="user", content="What is Jamba?")], documents=["A model."])
+        [chat] = server.chats()
+        assert "documents" not in chat.json
+        assert chat.json["messages"][-1]["content"].startswith("Context documents:")
+        assert llm.metadata.context_window == 32768
+
+
 def test_an_unrecognised_server_works_as_a_generic_one(warnings: pytest.LogCaptureFixture) -> None:
     with ls.serving(ls.unknown_server()) as server:
         llm = AI21(base_url=server.base_url)
@@ -114,13 +129,20 @@ def test_an_unrecognised_server_works_as_a_generic_one(warnings: pytest.LogCaptu
     assert "Could not read the context window" in warnings.text
 
 
-def test_an_explicit_kind_asks_only_for_metadata() -> None:
+def test_an_explicit_kind_is_not_probed_but_asked_once_what_it_serves() -> None:
+    # The first request depends on the answers (here: llama.cpp's template opens <think>, so
+    # reasoning left in the text is split off); the kind is taken as given, never probed.
     with ls.serving(ls.llamacpp()) as server:
         llm = AI21(model="anything", deployment="llamacpp", base_url=server.base_url)
         llm.complete("hi")
-        assert server.paths() == ["POST /v1/chat/completions"]
+        llm.complete("hi")
         assert llm.metadata.context_window == 4096
-        assert server.paths()[1:] == ["GET /v1/models", "GET /props"]
+        assert server.paths() == [
+            "GET /v1/models",
+            "GET /props",
+            "POST /v1/chat/completions",
+            "POST /v1/chat/completions",
+        ]
 
 
 # ------------------------------------------------------------------------ context window

@@ -44,6 +44,9 @@ class Served:
     """The model requests go to: the one given, else the one the server serves."""
     models: tuple[str, ...] = ()
     """Every name the server reported (served, loaded or aliased)."""
+    root: str | None = None
+    """The weights ``model`` names (vLLM's and SGLang's ``root``: the Hugging Face id or path
+    it loaded, which ``--served-model-name`` can hide behind any name)."""
     context_window: int | None = None
     """The context the server accepts now (not the model's trained maximum)."""
     trained_context_window: int | None = None

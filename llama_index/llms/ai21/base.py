@@ -553,13 +553,18 @@ class AI21(FunctionCallingLLM):
 
     def _server_to_ask(self) -> bool:
         """Whether :meth:`_ready_for_request` would ask the server now."""
-        needs = not self.model or self._deployment.adopts_recognised_server
-        return needs and self._asked_server != self.base_url
+        return self._asks_before_requests() and self._asked_server != self.base_url
+
+    def _asks_before_requests(self) -> bool:
+        """Whether a request waits for the server's word: with no ``model``, or where the
+        server can say what the request must be (which kind it is; which weights a served name
+        stands for, and so where documents go and how tool calls and reasoning come back)."""
+        return not self.model or self._deployment.lists_models
 
     def _ready_for_request(self) -> bool:
         """Before a request whose content depends on the server (no ``model`` given, or a
         server not yet recognised), ask it, once; whether it was asked just now."""
-        if self.model and not self._deployment.adopts_recognised_server:
+        if not self._asks_before_requests():
             return False
         asked = self._asked_server != self.base_url
         served = self._know_server()

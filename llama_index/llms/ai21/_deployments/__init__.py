@@ -152,10 +152,12 @@ class Deployment:
                 f"the server does not list model {model!r} with a max_model_len "
                 f"(it serves {list(served)})"
             )
+        root = entry.get("root") if entry else None
         return Served(
             kind=self.kind,
             model=model,
             models=served,
+            root=root if isinstance(root, str) and root else None,
             context_window=positive_int(entry.get("max_model_len")) if entry else None,
             notes=tuple(notes),
         )

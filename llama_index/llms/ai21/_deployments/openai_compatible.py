@@ -71,6 +71,11 @@ class OpenAICompatible(Deployment):
             )
 
     def model_info(self, model: str) -> ModelInfo:
+        served = self.served
+        if served is not None and served.model == model and served.root and is_known(served.root):
+            # The weights behind the name decide, not the name: vLLM's --served-model-name can
+            # call Jamba2 "jamba-mini", which the table knows as a Jamba 1.x-style name.
+            return model_info(served.root)
         info = model_info(model)
         if is_known(model) or info.family == "j2":
             return info
