@@ -505,15 +505,15 @@ class AI21(FunctionCallingLLM):
             self._model_facts = None
             if self._model_learned:
                 self.model, self._model_learned = "", False
-        transport = self._clients()  # first: it may mask a password set on base_url
+        clients = self._clients()  # first: it may mask a password set on base_url
         self._asked_server = self.base_url
         self._served = None
         ask = Ask(
-            transport.sync_client(),
-            transport.config.base_url,  # without credentials: those are ``auth``
-            dict(transport.config.headers),
+            clients.sync_client(),
+            clients.config.base_url,  # without credentials: those are ``auth``
+            dict(clients.config.headers),
             self.timeout,
-            auth=transport.config.auth,
+            auth=clients.config.auth,
         )
         try:
             deployment, served = discover(self._deployment, ask, self.model or None)
@@ -683,20 +683,20 @@ class AI21(FunctionCallingLLM):
             raise mapped from exc
 
     def _post(self, call: Call) -> Any:
-        transport = self._clients()
-        return self._with_retries(lambda: transport.post(call.path, call.body))
+        clients = self._clients()
+        return self._with_retries(lambda: clients.post(call.path, call.body))
 
     async def _apost(self, call: Call) -> Any:
-        transport = self._clients()
-        return await self._awith_retries(lambda: transport.apost(call.path, call.body))
+        clients = self._clients()
+        return await self._awith_retries(lambda: clients.apost(call.path, call.body))
 
     def _stream_events(self, call: Call) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
-        transport = self._clients()
+        clients = self._clients()
         dialect = self._dialect
 
         def open_stream() -> tuple[Stream, ChatStreamState, Iterator[ChatResponse], Any]:
-            response = transport.open_stream(call.path, call.body)
+            response = clients.open_stream(call.path, call.body)
             state = dialect.stream_state(call)
             chunks = responses(response.iter_bytes(), state)
             if call.single_tool_call:
@@ -719,13 +719,13 @@ class AI21(FunctionCallingLLM):
             response.close()
 
     async def _astream_events(self, call: Call) -> ChatResponseAsyncGen:
-        transport = self._clients()
+        clients = self._clients()
         dialect = self._dialect
 
         async def open_stream() -> tuple[
             AsyncStream, ChatStreamState, AsyncIterator[ChatResponse], Any
         ]:
-            response = await transport.aopen_stream(call.path, call.body)
+            response = await clients.aopen_stream(call.path, call.body)
             state = dialect.stream_state(call)
             chunks = aresponses(response.aiter_bytes(), state)
             if call.single_tool_call:
