@@ -5,6 +5,7 @@ exact chunking matters (``</think>`` split across chunks)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -24,9 +25,10 @@ from pydantic import BaseModel
 from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21, StreamInterruptedError
 from llama_index.llms.ai21._convert import usage_kwargs
-from llama_index.llms.ai21._markup import Markup, split_think
+from llama_index.llms.ai21._markup import split_think
 from llama_index.llms.ai21._stream import ChatStreamState, responses
 from tests.calls import METHOD_IDS, arg_for, call
+from tests.transport.servers import Peer, Server, response
 
 REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"
 JAMBA2 = "ai21labs/AI21-Jamba2-3B"
@@ -101,22 +103,50 @@ def test_reasoning_the_server_split_is_left_alone(
     assert reasoning_of(response) == "Thinking."
 
 
-@pytest.mark.parametrize("pieces", [["Hmm.</th", "ink>Yes."], ["Hmm.<", "/think", ">", "Yes."]])
-def test_a_think_tag_split_across_chunks_is_found(pieces: list[str]) -> None:
+def _split_tag_server(pieces: list[str]) -> Callable[[Peer], None]:
+    """A server without --reasoning-parser streaming ``pieces`` as the content, one HTTP chunk
+    each (after answering discovery's GET /v1/models with 404: no answer)."""
     events = [
-        f'data: {{"choices":[{{"delta":{{"content":{_json(p)}}}}}]}}\n\n'.encode() for p in pieces
+        b"data: " + json.dumps({"choices": [{"delta": {"content": p}}]}).encode() + b"\n\n"
+        for p in pieces
     ]
     events.append(b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
-    out = list(responses(events, ChatStreamState(Markup(split_think=True))))
+
+    def serve(peer: Peer) -> None:
+        while (head := peer.read_request()) is not None:
+            if head.startswith(b"GET"):
+                peer.send(response(404, body=b"{}"))
+                continue
+            headers = [
+                ("Content-Type", "text/event-stream"),
+                ("Transfer-Encoding", "chunked"),
+                ("Connection", "close"),  # the test ends with no connection left to wait on
+            ]
+            chunks = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events)
+            peer.send(response(headers=headers, length=False, body=b"") + chunks + b"0\r\n\r\n")
+            return
+
+    return serve
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["stream_chat", "astream_chat"])
+@pytest.mark.parametrize("pieces", [["Hmm.</th", "ink>Yes."], ["Hmm.<", "/think", ">", "Yes."]])
+def test_a_think_tag_split_across_chunks_is_found(pieces: list[str], is_async: bool) -> None:
+    with Server(_split_tag_server(pieces)) as server:
+        llm = AI21(model=REASONING_3B, base_url=server.url() + "/v1", deployment="vllm")
+        messages = [ChatMessage(role="user", content="Capital?")]
+        if is_async:
+
+            async def run() -> list[Any]:
+                return [r async for r in await llm.astream_chat(messages)]
+
+            out = asyncio.run(run())
+        else:
+            out = list(llm.stream_chat(messages))
     assert "".join(r.delta for r in out) == "Yes."
+    assert all("think>" not in r.delta for r in out)
     assert reasoning_of(out[-1]) == "Hmm."
     assert out[-1].message.content == "Yes."
-
-
-def _json(text: str) -> str:
-    import json
-
-    return json.dumps(text)
 
 
 @pytest.mark.parametrize(
@@ -198,11 +228,14 @@ def test_structured_predict_names_max_tokens(
     vllm.reply_next("", reasoning="Thinking about cities", finish_reason="length")
     llm = make(pydantic_program_mode=mode)
     prompt = PromptTemplate("Capital of {country}?")
-    with pytest.raises(ValueError, match="no City: the model spent all of max_tokens on reasoning"):
+
+    def predict() -> City:
         if is_async:
-            asyncio.run(llm.astructured_predict(City, prompt, country="France"))
-        else:
-            llm.structured_predict(City, prompt, country="France")
+            return asyncio.run(llm.astructured_predict(City, prompt, country="France"))
+        return llm.structured_predict(City, prompt, country="France")
+
+    with pytest.raises(ValueError, match="no City: the model spent all of max_tokens on reasoning"):
+        predict()
     [body] = [r.json for r in vllm.requests if r.path.endswith("/chat/completions")]
     assert ("tools" in body) is (mode == PydanticProgramMode.FUNCTION)
 
