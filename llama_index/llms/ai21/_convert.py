@@ -26,7 +26,7 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 
-from llama_index.llms.ai21._markup import TOOL_CALL_OPEN, Markup, hermes_tool_calls, split_think
+from llama_index.llms.ai21._markup import Markup, split_think
 from llama_index.llms.ai21.errors import MalformedResponseError
 
 # LlamaIndex roles that mean "the model" in other providers' vocabularies.
@@ -452,7 +452,7 @@ def _first_choice(
 ) -> tuple[str, list[dict[str, Any]], dict[str, Any], str | None]:
     """Content, tool calls and ``additional_kwargs`` (token counts, finish reason) of the
     first choice of a non-streaming chat completion (AI21's Jamba API reference), with the
-    reasoning and Hermes tool calls a server left in ``content`` read out (``_markup``)."""
+    reasoning and tool calls a server left in ``content`` read out (``_markup``)."""
     _expect(raw, dict, "the response body")
     choices = _expect(raw.get("choices"), list, "'choices'")
     if not choices:
@@ -470,8 +470,9 @@ def _first_choice(
     if markup is not None:
         if markup.split_think and not reasoning:
             reasoning, content = split_think(content, extra["finish_reason"])
-        if markup.hermes and not tool_calls and TOOL_CALL_OPEN in content:
-            content, tool_calls = hermes_tool_calls(content)
+        tools = markup.tools
+        if tools is not None and not tool_calls and tools.open in content:
+            content, tool_calls = tools.read(content, extra["finish_reason"])
     return content, tool_calls, extra, reasoning
 
 

@@ -34,7 +34,7 @@ from llama_index.llms.ai21._convert import (
     to_flat_documents,
     tool_names,
 )
-from llama_index.llms.ai21._markup import Markup, warn_if_reasoning_exhausted
+from llama_index.llms.ai21._markup import TOOL_MARKUP, Markup, warn_if_reasoning_exhausted
 from llama_index.llms.ai21._models import ModelInfo
 from llama_index.llms.ai21._stream import ChatStreamState
 
@@ -317,8 +317,10 @@ class JambaChat:
         body["stream"] = stream
         if documents is not None and field:
             body["documents"] = self.deployment.documents(documents)
-        hermes = bool(body.get("tools")) and info.tool_format != "jamba"
-        markup = Markup(info.always_reasons, hermes) if info.always_reasons or hermes else None
+        # Tool calls a server left in the text are read in the model's format (names not in
+        # the table: Hermes, the format of AI21's current open models).
+        tools = TOOL_MARKUP[info.tool_format or "hermes"] if body.get("tools") else None
+        markup = Markup(info.always_reasons, tools) if info.always_reasons or tools else None
         return Call(CHAT_PATH, body, single_tool_call, markup)
 
     def complete(

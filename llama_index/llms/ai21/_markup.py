@@ -8,10 +8,13 @@ Two cases, both from a server started without one of AI21's recipe flags (docs/s
   ``</think>`` arrives split across stream chunks. With no ``</think>`` at all, the text is
   reasoning if the answer was cut by ``max_tokens`` (``finish_reason`` ``"length"``: the model
   was still thinking, as vLLM's ``deepseek_r1`` parser reads it) and the answer otherwise.
-- **Hermes tool calls** (no ``--tool-call-parser hermes``): Jamba2 and Reasoning 3B write each
-  call as ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`` (their chat
-  templates). :func:`hermes_tool_calls` turns that text into tool calls, or raises an error that
-  names the server flags to add.
+- **Tool calls** (no ``--tool-call-parser``): a :class:`ToolMarkup` per format turns the text
+  into tool calls, or raises an error that names the server flags to add (or, for a call cut
+  at ``max_tokens``, says so). Jamba2 and Reasoning 3B write each call as
+  ``<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`` (:data:`HERMES`, their
+  chat templates); Jamba 1.5-1.7 write all of them in one JSON array,
+  ``<tool_calls>[{"name": ..., "arguments": {...}}, ...]</tool_calls>`` (:data:`JAMBA`, as
+  vLLM's ``jamba`` tool parser reads them).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from llama_index.llms.ai21.errors import MalformedResponseError
@@ -32,9 +36,127 @@ logger = logging.getLogger("llama_index.llms.ai21")
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
-TOOL_CALL_OPEN = "<tool_call>"
-HERMES_FLAGS = "--enable-auto-tool-choice --tool-call-parser hermes"
-_HERMES_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class ToolMarkup:
+    """How a family of chat templates writes tool calls as text, and the vLLM tool parser that
+    reads them server-side. :meth:`read` is the client-side reading, for a server started
+    without that parser."""
+
+    parser: str
+    """vLLM's ``--tool-call-parser`` for this markup."""
+    open: str
+    close: str
+    in_array: bool
+    """A block holds a JSON array of calls (Jamba 1.x), not one call (Hermes)."""
+    models: str
+    """The models whose recipe names :attr:`parser`, for the error message."""
+
+    @property
+    def flags(self) -> str:
+        return f"--enable-auto-tool-choice --tool-call-parser {self.parser}"
+
+    @cached_property
+    def _blocks(self) -> re.Pattern[str]:
+        return re.compile(f"{re.escape(self.open)}(.*?){re.escape(self.close)}", re.DOTALL)
+
+    def read(self, text: str, finish_reason: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+        """The text outside the blocks, and the calls in them (ids ``call_<hex>``).
+
+        Every block is read (vLLM's ``jamba`` parser reads the first and keeps only the text
+        before it; a model that wrote more meant more). The text loses only its trailing
+        whitespace, as in a stream, which hands out the text before a block as it comes.
+
+        Raises:
+            MalformedResponseError: a block holds something other than calls
+                (``{"name": str, "arguments": object}``), or is never closed. The message
+                names the server flags that make the server return the calls itself or, for a
+                block left open by an answer cut at ``max_tokens`` (``finish_reason``
+                ``"length"``), says to raise ``max_tokens``.
+        """
+        found: list[tuple[str, dict[str, Any]]] = []
+        for match in self._blocks.finditer(text):
+            calls = self._calls(match.group(1))
+            if calls is None:  # closed, so written whole: not cut short
+                raise self._unread(match.group(0), cut=False)
+            found += calls
+        rest = self._blocks.sub("", text)
+        if self.open in rest:  # never closed: cut short if the answer was
+            raise self._unread(rest[rest.index(self.open) :], cut=finish_reason == "length")
+        return rest.rstrip(), [
+            {
+                "id": "call_" + uuid.uuid4().hex[:24],
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
+            for name, arguments in found
+        ]
+
+    def _calls(self, block: str) -> list[tuple[str, dict[str, Any]]] | None:
+        """The ``(name, arguments)`` of each call in one block's JSON; None if unreadable."""
+        try:
+            parsed = json.loads(block)  # whitespace around it is JSON's too
+        except ValueError:
+            return None
+        items = parsed if self.in_array else [parsed]
+        if not isinstance(items, list):
+            return None
+        calls = []
+        for item in items:
+            call = _call(item)
+            if call is None:
+                return None
+            calls.append(call)
+        return calls
+
+    def _unread(self, markup: str, cut: bool) -> MalformedResponseError:
+        clipped = markup if len(markup) <= 200 else f"{markup[:200]}..."
+        if cut:
+            return MalformedResponseError(
+                "the answer was cut at max_tokens (finish_reason 'length') inside a tool call "
+                f"the model wrote as text ({clipped!r}): raise max_tokens (per call or on the "
+                "instance)"
+            )
+        return MalformedResponseError(
+            "the model wrote a tool call as text the package cannot read "
+            f"({clipped!r}): start the server with {self.flags} (AI21's recipe for "
+            f"{self.models}) so that it returns tool calls itself"
+        )
+
+
+def _call(item: Any) -> tuple[str, dict[str, Any]] | None:
+    """``(name, arguments)`` of one ``{"name": ..., "arguments": ...}`` object; None if not."""
+    if not isinstance(item, dict):
+        return None
+    name = item.get("name")
+    arguments = item.get("arguments", {})
+    if isinstance(arguments, str):  # some templates send arguments as a JSON string
+        try:
+            arguments = json.loads(arguments or "{}")
+        except ValueError:
+            return None
+    if not isinstance(name, str) or not isinstance(arguments, dict):
+        return None
+    return name, arguments
+
+
+HERMES = ToolMarkup(
+    parser="hermes",
+    open="<tool_call>",
+    close="</tool_call>",
+    in_array=False,
+    models="Jamba2 and Jamba Reasoning 3B",
+)
+JAMBA = ToolMarkup(
+    parser="jamba",
+    open="<tool_calls>",
+    close="</tool_calls>",
+    in_array=True,
+    models="Jamba 1.5-1.7",
+)
+TOOL_MARKUP: dict[str, ToolMarkup] = {"hermes": HERMES, "jamba": JAMBA}
+"""By the model table's ``tool_format`` (``_models``)."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +165,8 @@ class Markup:
 
     split_think: bool = False
     """The model always reasons: split ``reasoning</think>answer`` when the server did not."""
-    hermes: bool = False
-    """Tools were offered to a Hermes-format model: parse ``<tool_call>`` text into calls."""
+    tools: ToolMarkup | None = None
+    """Tools were offered: read tool calls written in this markup into calls."""
 
 
 NO_MARKUP = Markup()
@@ -127,51 +249,6 @@ def split_think(content: str, finish_reason: str | None) -> tuple[str | None, st
     _, answer = splitter.feed(content)
     reasoning, rest = splitter.end(finish_reason)
     return reasoning or None, answer + rest
-
-
-def hermes_tool_calls(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """The text outside ``<tool_call>...</tool_call>`` blocks, and the calls in them.
-
-    Raises:
-        MalformedResponseError: a block is not ``{"name": str, "arguments": object}`` JSON, or
-            a ``<tool_call>`` is never closed; the message names the server flags that make
-            the server parse the calls itself.
-    """
-    calls: list[dict[str, Any]] = []
-    for match in _HERMES_CALL.finditer(text):
-        try:
-            parsed = json.loads(match.group(1))
-        except ValueError:
-            parsed = None
-        name = parsed.get("name") if isinstance(parsed, dict) else None
-        arguments = parsed.get("arguments", {}) if isinstance(parsed, dict) else None
-        if isinstance(arguments, str):  # some templates send arguments as a JSON string
-            try:
-                arguments = json.loads(arguments or "{}")
-            except ValueError:
-                arguments = None
-        if not isinstance(name, str) or not isinstance(arguments, dict):
-            raise _unparsed(match.group(0))
-        calls.append(
-            {
-                "id": "call_" + uuid.uuid4().hex[:24],
-                "type": "function",
-                "function": {"name": name, "arguments": json.dumps(arguments)},
-            }
-        )
-    rest = _HERMES_CALL.sub("", text)
-    if TOOL_CALL_OPEN in rest:
-        raise _unparsed(rest[rest.index(TOOL_CALL_OPEN) :])
-    return rest.strip(), calls
-
-
-def _unparsed(markup: str) -> MalformedResponseError:
-    clipped = markup if len(markup) <= 200 else f"{markup[:200]}..."
-    return MalformedResponseError(
-        "the model wrote a tool call as text the package cannot read "
-        f"({clipped!r}): start the server with {HERMES_FLAGS} (AI21's recipe for Jamba2 and "
-        "Jamba Reasoning 3B) so that it returns tool calls itself"
-    )
 
 
 def reasoning_exhausted(finish_reason: str | None, answer: str, reasoning: str | None) -> bool:

@@ -38,11 +38,9 @@ from llama_index.core.base.llms.types import (
 from llama_index.llms.ai21._convert import assistant_message, usage_kwargs
 from llama_index.llms.ai21._markup import (
     NO_MARKUP,
-    TOOL_CALL_OPEN,
     Markup,
     ThinkSplitter,
     _partial_suffix,
-    hermes_tool_calls,
     warn_if_reasoning_exhausted,
 )
 from llama_index.llms.ai21.errors import MalformedResponseError, StreamInterruptedError
@@ -284,9 +282,9 @@ class ChatStreamState:
         "_calls",
         "_changed",
         "_dicts",
-        "_hermes_tail",
         "_order",
         "_splitter",
+        "_tag_tail",
         "_tool_text",
         "finish_reason",
         "markup",
@@ -312,8 +310,9 @@ class ChatStreamState:
         self.markup = markup or NO_MARKUP
         # Reasoning left in content (no --reasoning-parser): split at </think> (_markup).
         self._splitter = ThinkSplitter() if self.markup.split_think else None
-        # Hermes tool calls left in content (no --tool-call-parser): held from "<tool_call>".
-        self._hermes_tail = ""
+        # Tool calls left in content (no --tool-call-parser): held from the opening tag
+        # ("<tool_call>", "<tool_calls>"); ``_tag_tail`` is what may be the start of one.
+        self._tag_tail = ""
         self._tool_text: str | None = None
 
     def arrived(self) -> str:
@@ -330,22 +329,23 @@ class ChatStreamState:
         thinking = ""
         if self._splitter is not None:
             thinking, content = self._splitter.feed(content)
-        if self.markup.hermes and content:
+        tools = self.markup.tools
+        if tools is not None and content:
             if self._tool_text is not None:
                 self._tool_text += content
                 return thinking, ""
-            pending = self._hermes_tail + content
-            start = pending.find(TOOL_CALL_OPEN)
+            pending = self._tag_tail + content
+            start = pending.find(tools.open)
             if start >= 0:
-                self._tool_text, self._hermes_tail = pending[start:], ""
+                self._tool_text, self._tag_tail = pending[start:], ""
                 return thinking, pending[:start]
-            keep = _partial_suffix(pending, TOOL_CALL_OPEN)
-            self._hermes_tail = pending[len(pending) - keep :]
+            keep = _partial_suffix(pending, tools.open)
+            self._tag_tail = pending[len(pending) - keep :]
             content = pending[: len(pending) - keep]
         return thinking, content
 
     def _finish_markup(self, finish_reason: str) -> str:
-        """What the end of the answer releases: held text, and the hermes calls it held."""
+        """What the end of the answer releases: held text, and the tool calls it held."""
         released = ""
         if self._splitter is not None:
             reasoning, answer = self._splitter.end(finish_reason)
@@ -354,15 +354,18 @@ class ChatStreamState:
             if answer:  # no </think> after all: it was the answer
                 released = answer
                 self.text = ""
-        released += self._hermes_tail
-        self._hermes_tail = ""
-        if self.markup.hermes and self._tool_text is None and TOOL_CALL_OPEN in released:
-            start = released.index(TOOL_CALL_OPEN)
+        released += self._tag_tail
+        self._tag_tail = ""
+        tools = self.markup.tools
+        if tools is None:
+            return released
+        if self._tool_text is None and tools.open in released:
+            start = released.index(tools.open)
             released, self._tool_text = released[:start].rstrip(), released[start:]
         if self._tool_text is not None:
-            rest, calls = hermes_tool_calls(self._tool_text)
+            rest, calls = tools.read(self._tool_text, finish_reason)
             self._tool_text = None
-            self.text = self.text.rstrip()  # as the whole answer is read (hermes_tool_calls)
+            self.text = self.text.rstrip()  # as the whole answer is read (ToolMarkup.read)
             released += rest
             first = self._order[-1] + 1 if self._order else 0
             self._merge_tool_calls([{"index": first + n, **call} for n, call in enumerate(calls)])
@@ -415,7 +418,7 @@ class ChatStreamState:
                 raise _bad("delta.reasoning should be a string")
             self.reasoning += thinking
             self._splitter = None  # the server splits reasoning itself
-        if content and (self._splitter is not None or self.markup.hermes):
+        if content and (self._splitter is not None or self.markup.tools is not None):
             split, content = self._read_markup(content)
             if split:
                 self.reasoning += split
@@ -432,7 +435,7 @@ class ChatStreamState:
             if not isinstance(finish_reason, str):
                 raise _bad("finish_reason should be a string")
             self.finish_reason = finish_reason
-            if self._splitter is not None or self._tool_text is not None or self._hermes_tail:
+            if self._splitter is not None or self._tool_text is not None or self._tag_tail:
                 content = (content or "") + self._finish_markup(finish_reason)
         elif not content and not tool_deltas and not thinking:
             return None  # the role-only first event, or held markup: nothing for the caller
