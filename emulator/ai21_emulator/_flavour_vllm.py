@@ -27,7 +27,12 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from . import _scenario
-from ._catalog import DEFAULT_MAX_MODEL_LEN, VLLM_JAMBA_REASONING_3B, VLLM_MODELS
+from ._catalog import (
+    DEFAULT_MAX_MODEL_LEN,
+    VLLM_JAMBA_REASONING_3B,
+    VLLM_MODELS,
+    vllm_template,
+)
 from ._flavour import CHAT, HEALTH, MODELS, ChatContext, Flavour, Route, error_type
 from ._scenario import ChatPlan, Choice, Response, json_bytes
 from ._text import tokenize
@@ -75,7 +80,7 @@ def _unparsed_choice(choice: Choice, model: str) -> Choice:
             {"name": c.name, "arguments": json.loads(c.arguments or "{}")}
             for c in choice.tool_calls
         ]
-        if "-1." in model:  # Jamba 1.5-1.7's template: one <tool_calls> list
+        if vllm_template(model).tool_markup == "jamba":  # Jamba 1.5-1.7: one <tool_calls> list
             text += "<tool_calls>" + json.dumps(calls) + "</tool_calls>"
         else:  # Jamba2 and Reasoning 3B: Hermes blocks
             text += "\n".join(f"<tool_call>\n{json.dumps(c)}\n</tool_call>" for c in calls)
@@ -237,6 +242,10 @@ class VllmFlavour(Flavour):
             return Response(
                 404, error_body(404, message, "NotFoundError", "model"), model=request.model
             )
+        if request.documents and not vllm_template(request.model).reads_documents:
+            # vLLM hands ``documents`` to the chat template; Jamba2's and Reasoning 3B's have no
+            # such variable, so the prompt (and the answer) is as without them (_catalog.py).
+            request = dataclasses.replace(request, documents=())
         prompt = _scenario.request_prompt_tokens(request, body)
         room = self.max_model_len - prompt
         if room <= 0:

@@ -15,6 +15,7 @@ from ai21_emulator import Emulator, Fault
 
 MINI = "ai21labs/AI21-Jamba2-Mini"
 REASONER = "ai21labs/AI21-Jamba-Reasoning-3B"
+JAMBA_1 = "ai21labs/AI21-Jamba-Mini-1.7"
 HF_IDS = [
     "ai21labs/AI21-Jamba2-Mini",
     "ai21labs/AI21-Jamba2-3B",
@@ -392,6 +393,7 @@ def test_bad_emulator_headers_are_400s_in_vllms_shape(http: httpx.Client) -> Non
 
 
 def test_documents_of_strings_ground_the_answer(http: httpx.Client) -> None:
+    # Jamba 1.x's chat template reads the documents variable.
     documents = [
         {"title": "Paris", "text": "The Eiffel Tower is in Paris. It was completed in 1889."},
         {"title": "Everest", "text": "Mount Everest is 8849 metres tall."},
@@ -404,8 +406,59 @@ def test_documents_of_strings_ground_the_answer(http: httpx.Client) -> None:
         "Which forest spans nine countries?": "Only a title: the Amazon spans nine countries.",
     }
     for question, answer in asked.items():
-        reply = http.post("/chat/completions", json=body(question, documents=documents))
+        payload = body(question, documents=documents, model=JAMBA_1)
+        reply = http.post("/chat/completions", json=payload)
         assert reply.json()["choices"][0]["message"]["content"] == answer
+
+
+@pytest.mark.parametrize(
+    ("model", "served"),
+    [
+        (MINI, None),
+        ("ai21labs/AI21-Jamba2-3B", None),
+        (REASONER, None),
+        ("local-model", ["local-model"]),  # a name the catalogue does not know: Jamba2's template
+    ],
+)
+def test_a_template_without_documents_ignores_the_field(
+    model: str, served: list[str] | None
+) -> None:
+    documents = [{"title": "Paris", "text": "The Eiffel Tower was completed in 1889."}]
+    question = "When was the Eiffel Tower completed?"
+    with Emulator(flavour="vllm", models=served) as server, httpx.Client() as client:
+        url = f"{server.base_url}/chat/completions"
+        plain = client.post(url, json=body(question, model=model)).json()
+        grounded = client.post(url, json=body(question, model=model, documents=documents)).json()
+    assert grounded["choices"] == plain["choices"]
+    assert grounded["usage"] == plain["usage"]  # the prompt is the same
+    assert grounded["choices"][0]["message"]["content"].startswith("This is the AI21 emulator")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [JAMBA_1, "ai21labs/AI21-Jamba-Large-1.7", "jamba-mini-1.7", "/models/AI21-Jamba-1.5-Large"],
+)
+def test_names_of_jamba_1_read_the_field(name: str) -> None:
+    documents = [{"text": "The Eiffel Tower was completed in 1889."}]
+    question = "When was the Eiffel Tower completed?"
+    with Emulator(flavour="vllm", models=[name]) as server:
+        reply = httpx.post(
+            f"{server.base_url}/chat/completions",
+            json=body(question, model=name, documents=documents),
+        ).json()
+    assert reply["choices"][0]["message"]["content"] == "The Eiffel Tower was completed in 1889."
+
+
+def test_documents_in_the_user_turn_ground_the_answer(http: httpx.Client) -> None:
+    # As AI21's Jamba2 cards show them, and as the package writes them for such a template.
+    prompt = (
+        "Context documents:\n\n"
+        "Document 1 (title: Paris)\nThe Eiffel Tower is in Paris. It was completed in 1889.\n\n"
+        "Document 2\nMount Everest is 8849 metres tall.\n\n"
+        "How tall is Mount Everest?"
+    )
+    reply = http.post("/chat/completions", json=body(prompt)).json()
+    assert reply["choices"][0]["message"]["content"] == "Mount Everest is 8849 metres tall."
 
 
 def test_json_schema_response_format_validates_against_the_schema(http: httpx.Client) -> None:
