@@ -224,12 +224,15 @@ def _best(text: str, vocabs: Sequence[dict[str, float]]) -> tuple[int, float]:
     return best, scores[best]
 
 
-def choose_tools(text: str, tools: Sequence[ToolSpec]) -> list[tuple[ToolSpec, str]]:
+def choose_tools(
+    text: str, tools: Sequence[ToolSpec], *, required: bool = False
+) -> list[tuple[ToolSpec, str]]:
     """Pick the tool call(s) a user message asks for, each with the words to fill it from.
 
-    One tool offered: always call it. Several: call the best-scoring one if it scores above zero;
-    if the message joins clauses ("and", "then", ";") and two or more clauses each pick a tool,
-    call one per such clause (parallel tool calls). Ties go to the tool listed first.
+    One tool offered: always call it. Several: call the best-scoring one if it scores above zero
+    (``required``: even if it does not); if the message joins clauses ("and", "then", ";") and
+    two or more clauses each pick a tool, call one per such clause (parallel tool calls). Ties go
+    to the tool listed first.
     """
     if not tools:
         return []
@@ -238,7 +241,7 @@ def choose_tools(text: str, tools: Sequence[ToolSpec]) -> list[tuple[ToolSpec, s
     vocabs = [_tool_vocabulary(t) for t in tools]
     best, score = _best(text, vocabs)
     if score <= 0:
-        return []
+        return [(tools[best], text)] if required else []
     parts = _CLAUSE_SPLIT_RE.split(text)
     clauses = parts[0::2]
     if len(clauses) > 1:

@@ -4,15 +4,18 @@ As AI21's model cards have each model served (``vllm serve <model> --enable-auto
 --tool-call-parser hermes`` for Jamba2 and Reasoning 3B, which adds ``--reasoning-parser
 deepseek_r1``; ``--tool-call-parser jamba`` for Jamba 1.x), optionally ``--api-key`` and
 ``--enable-force-include-usage``; ``parsers=False`` is a server started without the parser
-flags. Shapes follow vLLM's OpenAI server (docs.vllm.ai, "OpenAI-
-Compatible Server"); docs/emulator.md lists them field by field:
+flags (and ``unparsed_tool_calls=True`` a server of another kind that then takes tools anyway).
+Shapes follow vLLM's OpenAI server (docs.vllm.ai, "OpenAI-Compatible Server"); docs/emulator.md
+lists them field by field:
 
 - Routes ``POST /v1/chat/completions``, ``GET /v1/models`` (with ``max_model_len``), ``GET
   /health``. With keys configured, every ``/v1`` path needs ``Authorization: Bearer <key>``
   (checked before routing, as vLLM's middleware does), else 401 ``{"error":"Unauthorized"}``.
 - Errors ``{"error": {"message", "type", "param", "code"}}``: request validation 400 ``"Bad
   Request"``; unknown model 404 ``NotFoundError``; ``max_tokens`` beyond ``max_model_len`` (or
-  a prompt that fills it) 400 ``BadRequestError``, also for ``stream: true``.
+  a prompt that fills it) 400 ``BadRequestError``, also for ``stream: true``; without the parser
+  flags, ``tool_choice`` ``"auto"`` (the default when tools are offered) 400 ``BadRequestError``
+  naming the flags.
 - Ids ``chatcmpl-<16 hex>``, tool-call ids ``chatcmpl-tool-<16 hex>``; ``model`` is echoed.
 - Streams: LF framing, compact JSON; role chunk ``{"role":"assistant","content":""}``, reasoning
   pieces, content pieces, the finish chunk; usage only on request (``stream_options``).
@@ -68,13 +71,23 @@ def _validation_message(errors: Errors) -> str:
     return f"{len(errors)} validation {noun}: " + "; ".join(parts)
 
 
-def _unparsed_choice(choice: Choice, model: str) -> Choice:
+# vLLM's answer to tool_choice "auto" on a server started without the tool flags
+# (vllm/entrypoints/openai/serving_chat.py, create_chat_completion).
+AUTO_TOOLS_REFUSED = (
+    '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+)
+
+
+def _unparsed_choice(choice: Choice, model: str, keep_calls: bool) -> Choice:
     """``choice`` as a server without reasoning and tool-call parsers returns it: everything
-    the model wrote, in ``content`` (see ``VllmFlavour``'s ``parsers``)."""
+    the model wrote, in ``content`` (see ``VllmFlavour``'s ``parsers``); tool calls too unless
+    ``keep_calls`` (guided decoding wrote them, for a ``"required"`` or named ``tool_choice``)."""
     text = ""
     if choice.reasoning is not None:
         text = "".join(choice.reasoning) + "\n</think>\n\n"
     text += choice.text
+    if keep_calls and choice.tool_calls:
+        return dataclasses.replace(choice, tokens=tuple(tokenize(text)), reasoning=None)
     if choice.tool_calls:
         calls = [
             {"name": c.name, "arguments": json.loads(c.arguments or "{}")}
@@ -90,9 +103,9 @@ def _unparsed_choice(choice: Choice, model: str) -> Choice:
     )
 
 
-def _unparsed(plan: ChatPlan, model: str) -> ChatPlan:
+def _unparsed(plan: ChatPlan, model: str, keep_calls: bool) -> ChatPlan:
     return dataclasses.replace(
-        plan, choices=tuple(_unparsed_choice(c, model) for c in plan.choices)
+        plan, choices=tuple(_unparsed_choice(c, model, keep_calls) for c in plan.choices)
     )
 
 
@@ -113,10 +126,19 @@ class VllmFlavour(Flavour):
             ``--enable-force-include-usage``).
         parsers: True (default): a server started with AI21's recipe flags, whose parsers
             return reasoning and tool calls in their own fields. False: one started without
-            ``--reasoning-parser`` and ``--tool-call-parser``: reasoning stays in ``content``,
-            ending in ``</think>`` (the prompt opened ``<think>``), and tool calls arrive as
-            the model's text: ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``
-            (Jamba2, Reasoning 3B: Hermes) or ``<tool_calls>[...]</tool_calls>`` (Jamba 1.x).
+            ``--reasoning-parser``, ``--enable-auto-tool-choice`` and ``--tool-call-parser``:
+            reasoning stays in ``content``, ending in ``</think>`` (the prompt opened
+            ``<think>``); ``tool_choice`` ``"auto"`` (the default with tools) is refused with
+            vLLM's 400 naming the flags; ``"required"`` and a named function still return
+            calls in ``tool_calls`` (vLLM fills them by guided decoding, no parser needed);
+            calls the model writes otherwise (``tool_choice`` ``"none"``, a scripted reply)
+            arrive as its text.
+        unparsed_tool_calls: With ``parsers=False``: accept tools as a server of another kind
+            started without a tool parser does (SGLang's ``serving_chat.py`` returns the text
+            when ``--tool-call-parser`` is unset) and leave every call in ``content`` as the
+            model wrote it: ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``
+            (Jamba2, Reasoning 3B: Hermes) or ``<tool_calls>[...]</tool_calls>`` (Jamba 1.x),
+            with ``finish_reason`` ``"stop"``.
     """
 
     name: ClassVar[str] = "vllm"
@@ -132,6 +154,7 @@ class VllmFlavour(Flavour):
         force_include_usage: bool = False,
         created: int = 0,
         parsers: bool = True,
+        unparsed_tool_calls: bool = False,
     ) -> None:
         if models is None:
             served = VLLM_MODELS
@@ -143,12 +166,15 @@ class VllmFlavour(Flavour):
             raise ValueError(f"max_model_len must be an integer >= 1, not {max_model_len!r}")
         if reasoning_field not in REASONING_FIELDS:
             raise ValueError(f"reasoning_field must be one of {REASONING_FIELDS}")
+        if unparsed_tool_calls and parsers:
+            raise ValueError("unparsed_tool_calls=True is a server without parsers: parsers=False")
         self.models = served
         self.max_model_len = max_model_len
         self.reasoning = reasoning
         self.reasoning_field = reasoning_field
         self.force_include_usage = force_include_usage
         self.parsers = parsers
+        self.unparsed_tool_calls = unparsed_tool_calls
         self.limits = ChatLimits(
             models=None,
             max_tokens=None,
@@ -159,6 +185,7 @@ class VllmFlavour(Flavour):
             stream_options=True,
             single_choice_streams=False,
             content_parts=True,
+            tool_choice=True,
         )
         self._models_body = json_bytes(
             {
@@ -242,6 +269,8 @@ class VllmFlavour(Flavour):
             return Response(
                 404, error_body(404, message, "NotFoundError", "model"), model=request.model
             )
+        if request.tool_choice == "auto" and not (self.parsers or self.unparsed_tool_calls):
+            return self._bad_request(AUTO_TOOLS_REFUSED, "BadRequestError", request.model)
         if request.documents and not vllm_template(request.model).reads_documents:
             # vLLM hands ``documents`` to the chat template; Jamba2's and Reasoning 3B's have no
             # such variable, so the prompt (and the answer) is as without them (_catalog.py).
@@ -276,7 +305,9 @@ class VllmFlavour(Flavour):
             reasoning=reasoning,
         )
         if not self.parsers:
-            plan = _unparsed(plan, request.model)
+            guided = request.tool_choice in ("required", "named")
+            keep_calls = guided and not self.unparsed_tool_calls
+            plan = _unparsed(plan, request.model, keep_calls)
         if request.stream:
             events = self._stream_events(request, plan, context)
             return Response(200, events=events, model=request.model)

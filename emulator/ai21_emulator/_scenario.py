@@ -166,8 +166,15 @@ def _generate(
     n: int = 1,
     seed: str = "",
     tool_call_id: ToolCallId = _hosted_tool_call_id,
+    tool_choice: str | None = None,
+    named_tool: str | None = None,
 ) -> str | tuple[ToolCallOut, ...]:
-    """The answer for one choice: text, or the tool calls to make."""
+    """The answer for one choice: text, or the tool calls to make.
+
+    ``tool_choice`` (OpenAI's, where the flavour reads it): ``"none"`` calls no tool,
+    ``"required"`` calls one even if none fits the question, ``"named"`` calls ``named_tool``;
+    None or ``"auto"``: the tools that fit, if any.
+    """
     schema: dict[str, Any] | None = None
     if json_mode:
         schema, trimmed = _answer.split_schema(messages)
@@ -176,8 +183,12 @@ def _generate(
             schema = dict(json_schema)  # given by the request (vLLM's guided decoding)
     after_tools = _answer.tool_result_answer(messages)
     context = _answer.find_context(messages, documents)
-    if after_tools is None and tools and messages[-1].role == "user":
-        picks = _answer.choose_tools(messages[-1].content, tools)
+    if tool_choice == "named":
+        tools = [tool for tool in tools if tool.name == named_tool]
+    if after_tools is None and tools and messages[-1].role == "user" and tool_choice != "none":
+        picks = _answer.choose_tools(
+            messages[-1].content, tools, required=tool_choice == "required"
+        )
         if picks:
             return tuple(
                 ToolCallOut(
@@ -303,11 +314,16 @@ def plan_chat(
             n=request.n,
             seed=seed,
             tool_call_id=tool_call_id,
+            tool_choice=request.tool_choice,
+            named_tool=request.named_tool,
         )
         if isinstance(answer, str):
             choice = finish_text(answer, max_tokens, request.stop)
         else:
-            choice = Choice((), "tool_calls", _tool_tokens(answer) + 1, tool_calls=answer)
+            # OpenAI's finish reason, as vLLM gives it: "tool_calls" for "auto" and "required"
+            # calls, "stop" for a named one (vLLM's serving_chat.py).
+            finish = "stop" if request.tool_choice == "named" else "tool_calls"
+            choice = Choice((), finish, _tool_tokens(answer) + 1, tool_calls=answer)
         if reasoning:
             thought = tuple(_text.tokenize(_answer.reasoning_text(request.messages)))
             choice = replace(

@@ -189,6 +189,139 @@ def test_tool_calls_non_stream(http: httpx.Client) -> None:
     assert {c["type"] for c in calls} == {"function"}
 
 
+@pytest.mark.parametrize(
+    ("question", "tool_choice", "called", "finish"),
+    [
+        ("What is 3 times 4?", "none", [], "stop"),
+        ("What is 3 times 4?", "auto", ["multiply"], "tool_calls"),
+        ("What is 3 times 4?", {"type": "function", "function": {"name": "add"}}, ["add"], "stop"),
+        ("Hello there.", "required", ["multiply"], "tool_calls"),
+        ("Hello there.", "auto", [], "stop"),
+    ],
+)
+def test_tool_choice_is_honoured(
+    http: httpx.Client, question: str, tool_choice: Any, called: list[str], finish: str
+) -> None:
+    # OpenAI's finish reasons as vLLM gives them: "tool_calls" for "auto" and "required"
+    # calls, "stop" for a named one.
+    payload = body(question, tools=TOOLS, tool_choice=tool_choice)
+    [choice] = http.post("/chat/completions", json=payload).json()["choices"]
+    assert [c["function"]["name"] for c in choice["message"]["tool_calls"]] == called
+    assert choice["finish_reason"] == finish
+    streamed = post_stream(http, payload)
+    names = [
+        call["function"]["name"]
+        for chunk in streamed
+        for call in chunk["choices"][0]["delta"].get("tool_calls", [])
+        if "name" in call.get("function", {})
+    ]
+    assert names == called
+    assert streamed[-1]["choices"][0]["finish_reason"] == finish
+
+
+# -- a server started without the parser flags ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bare_server() -> Iterator[Emulator]:
+    with Emulator(flavour="vllm", parsers=False) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def bare(bare_server: Emulator) -> Iterator[httpx.Client]:
+    bare_server.reset()
+    with httpx.Client(base_url=bare_server.base_url, timeout=10) as client:
+        yield client
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("tool_choice", [None, "auto"])
+def test_without_the_parser_flags_auto_tool_choice_is_refused_as_vllm_does(
+    bare: httpx.Client, stream: bool, tool_choice: str | None
+) -> None:
+    payload = body("What is 3 times 4?", tools=TOOLS, stream=stream)
+    if tool_choice is not None:
+        payload["tool_choice"] = tool_choice
+    reply = bare.post("/chat/completions", json=payload)
+    assert reply.status_code == 400
+    assert reply.headers["content-type"].startswith("application/json")
+    assert reply.json() == {
+        "error": {
+            "message": (
+                '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser '
+                "to be set"
+            ),
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("tool_choice", "finish"),
+    [("required", "tool_calls"), ({"type": "function", "function": {"name": "multiply"}}, "stop")],
+)
+def test_without_the_parser_flags_required_and_named_calls_are_still_fields(
+    bare: httpx.Client, tool_choice: Any, finish: str
+) -> None:
+    payload = body("What is 3 times 4?", tools=TOOLS, tool_choice=tool_choice, model=REASONER)
+    [choice] = bare.post("/chat/completions", json=payload).json()["choices"]
+    assert [c["function"]["name"] for c in choice["message"]["tool_calls"]] == ["multiply"]
+    assert TOOL_ID.fullmatch(choice["message"]["tool_calls"][0]["id"])
+    assert choice["finish_reason"] == finish
+    assert choice["message"]["content"].endswith("\n</think>\n\n")  # no reasoning parser
+    assert choice["message"]["reasoning"] is None
+
+
+def test_without_the_parser_flags_no_tools_or_tool_choice_none_are_answered(
+    bare: httpx.Client,
+) -> None:
+    for payload in (body("Hi"), body("What is 3 times 4?", tools=TOOLS, tool_choice="none")):
+        reply = bare.post("/chat/completions", json=payload)
+        assert reply.status_code == 200
+        [choice] = reply.json()["choices"]
+        assert choice["message"]["tool_calls"] == []
+        assert choice["message"]["content"].startswith("This is the AI21 emulator")
+
+
+@pytest.mark.parametrize(
+    ("model", "markup"),
+    [
+        (MINI, '<tool_call>\n{"name": "multiply", "arguments": {"a": 3, "b": 4}}\n</tool_call>'),
+        (JAMBA_1, '<tool_calls>[{"name": "multiply", "arguments": {"a": 3, "b": 4}}]</tool_calls>'),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_server_that_takes_tools_without_a_parser_leaves_calls_in_content(
+    model: str, markup: str, stream: bool
+) -> None:
+    payload = body("What is 3 times 4?", tools=TOOLS, model=model)
+    with (
+        Emulator(flavour="vllm", parsers=False, unparsed_tool_calls=True) as server,
+        httpx.Client(base_url=server.base_url) as client,
+    ):
+        if stream:
+            chunks = post_stream(client, payload)
+            text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+            assert all("tool_calls" not in c["choices"][0]["delta"] for c in chunks)
+            assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+        else:
+            [choice] = client.post("/chat/completions", json=payload).json()["choices"]
+            text = choice["message"]["content"]
+            assert choice["message"]["tool_calls"] == []
+            assert choice["finish_reason"] == "stop"
+    assert text == markup
+
+
+def test_unparsed_tool_calls_needs_a_server_without_parsers() -> None:
+    with pytest.raises(ValueError, match="parsers=False"):
+        Emulator(flavour="vllm", unparsed_tool_calls=True)
+    with pytest.raises(ValueError, match="only for flavour='vllm'"):
+        Emulator(unparsed_tool_calls=True)
+
+
 # -- streaming ----------------------------------------------------------------------------------
 
 
@@ -319,6 +452,16 @@ def test_unknown_model_is_a_404(http: httpx.Client) -> None:
         (body(documents=[{"text": "x", "page": 3}]), "body.documents.0.page"),
         (body(response_format={"type": "xml"}), "body.response_format.type"),
         (body(max_tokens=0), "body.max_tokens"),
+        (body(tool_choice="auto"), "When using `tool_choice`, `tools` must be set."),
+        (body(tools=TOOLS, tool_choice="any"), "Invalid value for `tool_choice`: any!"),
+        (
+            body(tools=TOOLS, tool_choice={"type": "function", "function": {"name": "divide"}}),
+            "The tool specified in `tool_choice` does not match any of the specified `tools`",
+        ),
+        (
+            body(tools=TOOLS, tool_choice={"type": "function", "function": {}}),
+            "Expected field `name` in `function` in `tool_choice`!",
+        ),
     ],
 )
 def test_validation_errors_are_400_bad_request(
