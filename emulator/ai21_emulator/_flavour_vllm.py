@@ -19,6 +19,9 @@ lists them field by field:
 - Ids ``chatcmpl-<16 hex>``, tool-call ids ``chatcmpl-tool-<16 hex>``; ``model`` is echoed.
 - Streams: LF framing, compact JSON; role chunk ``{"role":"assistant","content":""}``, reasoning
   pieces, content pieces, the finish chunk; usage only on request (``stream_options``).
+- Usage details: ``completion_tokens_details.reasoning_tokens`` behind a reasoning parser,
+  ``prompt_tokens_details.cached_tokens`` for the ``X-Emulator-Cached-Tokens`` header (a server
+  with ``--enable-prompt-tokens-details``); null otherwise, left out of the stream's usage.
 """
 
 from __future__ import annotations
@@ -303,19 +306,40 @@ class VllmFlavour(Flavour):
             scripted=context.take_script(body),
             tool_call_id=_tool_call_id,
             reasoning=reasoning,
+            cached_tokens=context.cached_tokens,
         )
         if not self.parsers:
             guided = request.tool_choice in ("required", "named")
             keep_calls = guided and not self.unparsed_tool_calls
             plan = _unparsed(plan, request.model, keep_calls)
+        # A server with a reasoning parser counts reasoning tokens in every answer
+        # (``completion_tokens_details``); one without reports none.
+        counts_reasoning = reasoning and self.parsers
         if request.stream:
-            events = self._stream_events(request, plan, context)
+            events = self._stream_events(request, plan, context, counts_reasoning)
             return Response(200, events=events, model=request.model)
-        return Response(200, json_bytes(self._body(request, plan, context)), model=request.model)
+        answer = self._body(request, plan, context, counts_reasoning)
+        return Response(200, json_bytes(answer), model=request.model)
 
     # -- rendering -------------------------------------------------------------------------------
 
-    def _body(self, request: ChatRequest, plan: ChatPlan, context: ChatContext) -> dict[str, Any]:
+    @staticmethod
+    def _usage(plan: ChatPlan, counts_reasoning: bool) -> dict[str, Any]:
+        """vLLM's ``UsageInfo``: the counts, ``prompt_tokens_details`` (``cached_tokens``, with
+        ``--enable-prompt-tokens-details``) and ``completion_tokens_details``
+        (``reasoning_tokens``, with a reasoning parser); each null when not reported."""
+        cached = plan.cached_tokens
+        return {
+            **plan.usage,
+            "prompt_tokens_details": None if cached is None else {"cached_tokens": cached},
+            "completion_tokens_details": (
+                {"reasoning_tokens": plan.reasoning_tokens} if counts_reasoning else None
+            ),
+        }
+
+    def _body(
+        self, request: ChatRequest, plan: ChatPlan, context: ChatContext, counts_reasoning: bool
+    ) -> dict[str, Any]:
         choices = []
         for i, choice in enumerate(plan.choices):
             message = {
@@ -343,24 +367,26 @@ class VllmFlavour(Flavour):
             "choices": choices,
             "service_tier": None,
             "system_fingerprint": None,
-            "usage": {**plan.usage, "prompt_tokens_details": None},
+            "usage": self._usage(plan, counts_reasoning),
             "prompt_logprobs": None,
             "prompt_token_ids": None,
             "kv_transfer_params": None,
         }
 
     def _stream_events(
-        self, request: ChatRequest, plan: ChatPlan, context: ChatContext
+        self, request: ChatRequest, plan: ChatPlan, context: ChatContext, counts_reasoning: bool
     ) -> tuple[bytes, ...]:
         """The chunks of a stream. Usage comes only on request: ``include_usage`` adds one chunk
         with empty ``choices`` after the finish chunk; ``continuous_usage_stats`` (with it) puts
-        the running usage on every chunk, starting with an empty-choices chunk."""
+        the running usage on every chunk, starting with an empty-choices chunk. The last usage
+        leaves out details that are null, as vLLM writes it (``exclude_none``)."""
         options = request.stream_options or StreamOptions()
         include_usage = options.include_usage or self.force_include_usage
         continuous = include_usage and options.continuous_usage_stats
         prompt = plan.usage["prompt_tokens"]
         total = plan.usage["completion_tokens"]
         sent = 0
+        thought = 0  # reasoning tokens sent so far
         head: dict[str, Any] = {
             "id": context.reply_id,
             "object": "chat.completion.chunk",
@@ -369,13 +395,17 @@ class VllmFlavour(Flavour):
         }
         events: list[bytes] = []
 
-        def usage_so_far() -> dict[str, int]:
+        def usage_so_far() -> dict[str, Any]:
             done = min(sent, total)
-            return {
+            usage: dict[str, Any] = {
                 "prompt_tokens": prompt,
                 "completion_tokens": done,
                 "total_tokens": prompt + done,
             }
+            if counts_reasoning:
+                reasoning = min(thought, plan.reasoning_tokens)
+                usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+            return usage
 
         def emit(index: int, delta: dict[str, Any], finish: Choice | None = None) -> None:
             piece: dict[str, Any] = {
@@ -397,6 +427,7 @@ class VllmFlavour(Flavour):
             emit(index, {"role": "assistant", "content": ""})
             for token in choice.reasoning or ():
                 sent += 1
+                thought += 1
                 emit(index, {self.reasoning_field: token})
             # A length cut ends on the last content chunk; a natural end (the end-of-sequence
             # token, no text) gets its own finish chunk with an empty delta.
@@ -417,6 +448,8 @@ class VllmFlavour(Flavour):
                 sent += 1
                 emit(index, {}, choice)
         if include_usage:
-            events.append(self.event({**head, "choices": [], "usage": plan.usage}))
+            usage = self._usage(plan, counts_reasoning)
+            final = {key: value for key, value in usage.items() if value is not None}
+            events.append(self.event({**head, "choices": [], "usage": final}))
         events.append(self.done())
         return tuple(events)

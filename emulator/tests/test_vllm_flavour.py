@@ -352,8 +352,69 @@ def test_include_usage_adds_one_chunk_with_empty_choices_after_the_finish(
     assert answer[-1]["choices"][0]["finish_reason"] == "stop"
     assert all("usage" not in chunk for chunk in answer)
     expected = http.post("/chat/completions", json=body()).json()["usage"]
-    del expected["prompt_tokens_details"]
+    # vLLM writes the last usage without its null details (exclude_none).
+    assert (expected.pop("prompt_tokens_details"), expected.pop("completion_tokens_details")) == (
+        None,
+        None,
+    )
     assert usage_chunk["usage"] == expected
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_reasoning_parser_counts_reasoning_tokens(http: httpx.Client, stream: bool) -> None:
+    payload = body(model=REASONER)
+    plain = http.post("/chat/completions", json=payload).json()
+    reasoning = plain["choices"][0]["message"]["reasoning"]
+    counted = len(re.findall(r"\s*\S+|\s+", reasoning))  # the emulator's tokens
+    if stream:
+        chunks = post_stream(http, {**payload, "stream_options": {"include_usage": True}})
+        usage = chunks[-1]["usage"]
+    else:
+        usage = plain["usage"]
+    assert usage["completion_tokens_details"] == {"reasoning_tokens": counted}
+    assert counted > 5
+    assert usage["completion_tokens"] > counted
+
+
+def test_continuous_usage_counts_reasoning_as_it_goes(http: httpx.Client) -> None:
+    options = {"include_usage": True, "continuous_usage_stats": True}
+    chunks = post_stream(http, body(model=REASONER, stream_options=options))
+    counts = [c["usage"]["completion_tokens_details"]["reasoning_tokens"] for c in chunks]
+    assert counts[0] == 0
+    assert counts == sorted(counts)
+    assert counts[-1] == chunks[-1]["usage"]["completion_tokens_details"]["reasoning_tokens"] > 0
+
+
+def test_without_a_reasoning_parser_no_reasoning_tokens_are_reported(
+    bare: httpx.Client, http: httpx.Client
+) -> None:
+    for client, model in ((bare, REASONER), (http, MINI)):
+        usage = client.post("/chat/completions", json=body(model=model)).json()["usage"]
+        assert usage["completion_tokens_details"] is None
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_cached_tokens_header_reports_a_prefix_cache_hit(
+    http: httpx.Client, stream: bool
+) -> None:
+    payload = body(stream=stream, **({"stream_options": {"include_usage": True}} if stream else {}))
+    headers = {"X-Emulator-Cached-Tokens": "3"}
+    reply = http.post("/chat/completions", json=payload, headers=headers)
+    usage = events(reply)[-1]["usage"] if stream else reply.json()["usage"]
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 3}
+    many = http.post("/chat/completions", json=body(), headers={"X-Emulator-Cached-Tokens": "999"})
+    usage = many.json()["usage"]
+    assert usage["prompt_tokens_details"] == {"cached_tokens": usage["prompt_tokens"]}
+    bad = http.post("/chat/completions", json=body(), headers={"X-Emulator-Cached-Tokens": "x"})
+    assert bad.status_code == 400
+    assert "X-Emulator-Cached-Tokens" in bad.json()["error"]["message"]
+
+
+def test_scripted_usage_details_are_sent_as_written(vllm: Emulator, http: httpx.Client) -> None:
+    vllm.reply_next("Paris.", reasoning="Think.", usage={"reasoning_tokens": 0, "cached_tokens": 7})
+    usage = http.post("/chat/completions", json=body(model=REASONER)).json()["usage"]
+    assert usage["completion_tokens_details"] == {"reasoning_tokens": 0}
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 7}
 
 
 def test_continuous_usage_stats_put_usage_on_every_chunk(http: httpx.Client) -> None:
