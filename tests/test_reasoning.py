@@ -361,6 +361,35 @@ def test_reasoning_and_cached_tokens_when_the_server_reports_them() -> None:
     assert final.additional_kwargs["reasoning_tokens"] == 1
 
 
+@pytest.mark.parametrize("method", METHOD_IDS)
+def test_reasoning_and_cached_tokens_arrive_over_http(
+    make: Callable[..., AI21], vllm: Emulator, method: str
+) -> None:
+    # Scripted: the server's own counts (vLLM: completion_tokens_details.reasoning_tokens with
+    # a reasoning parser, prompt_tokens_details.cached_tokens with --enable-prompt-tokens-details).
+    vllm.reply_next(
+        "Paris.", reasoning="The capital.", usage={"reasoning_tokens": 5, "cached_tokens": 8}
+    )
+    final = call(make(), method, arg_for(method)).responses[-1]
+    assert final.additional_kwargs["reasoning_tokens"] == 5
+    assert final.additional_kwargs["cached_tokens"] == 8
+
+
+@pytest.mark.parametrize("method", METHOD_IDS)
+def test_the_servers_token_details_of_a_generated_answer(
+    make: Callable[..., AI21], vllm: Emulator, method: str
+) -> None:
+    llm = make(default_headers={"X-Emulator-Cached-Tokens": "4"})
+    counts = call(llm, method, arg_for(method)).responses[-1].additional_kwargs
+    assert counts["cached_tokens"] == 4
+    assert 0 < counts["reasoning_tokens"] < counts["completion_tokens"]
+    # Jamba2 has no reasoning parser behind it: the server reports no reasoning tokens.
+    plain = call(make(JAMBA2), method, arg_for(method)).responses[-1].additional_kwargs
+    assert "reasoning_tokens" not in plain
+    assert "cached_tokens" not in plain
+    assert plain["completion_tokens"] > 0
+
+
 # --------------------------------------------------------------- (f) chat-template variables
 
 

@@ -1,11 +1,17 @@
-"""A vLLM server started without AI21's parser flags (the emulator's ``parsers=False``): the
-model's reasoning and Hermes tool calls arrive as text in ``content``, and the package still
-hands back a clean answer, its reasoning, and tool calls, streamed or not."""
+"""Servers started without AI21's parser flags. vLLM (the emulator's ``parsers=False``): the
+model's reasoning arrives as text in ``content`` and the package still hands back a clean
+answer and its reasoning; tools with ``tool_choice`` ``"auto"`` get the server's 400 naming the
+flags, while ``"required"`` and a named tool still come back as calls. A server that takes
+tools without a parser (``unparsed_tool_calls=True``, as SGLang does): Hermes tool calls arrive
+as text in ``content``, and the package reads them into tool calls, streamed or not."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from typing import Any
 
+import ai21.errors
 import httpx
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, ThinkingBlock
@@ -29,6 +35,39 @@ def bare_server() -> Iterator[Emulator]:
 def bare(bare_server: Emulator) -> Emulator:
     bare_server.reset()
     return bare_server
+
+
+@pytest.fixture(scope="module")
+def unparsed_server() -> Iterator[Emulator]:
+    with Emulator(flavour="vllm", parsers=False, unparsed_tool_calls=True) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def unparsed(unparsed_server: Emulator) -> Emulator:
+    unparsed_server.reset()
+    return unparsed_server
+
+
+def chat_with_tools(llm: AI21, method: str, **kwargs: Any) -> Any:
+    """The final response of ``method`` (``chat_with_tools`` or a stream/async variant)."""
+
+    async def run_async() -> Any:
+        result = await getattr(llm, method)(TOOLS, "What is 3 times 4?", **kwargs)
+        return [r async for r in result][-1] if "stream" in method else result
+
+    if method.startswith("a"):
+        return asyncio.run(run_async())
+    result = getattr(llm, method)(TOOLS, "What is 3 times 4?", **kwargs)
+    return list(result)[-1] if "stream" in method else result
+
+
+TOOL_METHODS = [
+    "chat_with_tools",
+    "stream_chat_with_tools",
+    "achat_with_tools",
+    "astream_chat_with_tools",
+]
 
 
 def test_the_emulator_leaves_reasoning_and_calls_in_content(bare: Emulator) -> None:
@@ -64,10 +103,43 @@ def test_reasoning_3b_answers_cleanly_without_a_reasoning_parser(
         assert next(b for b in blocks if isinstance(b, ThinkingBlock)).content
 
 
-@pytest.mark.parametrize("stream", [False, True])
-def test_hermes_calls_without_a_tool_parser(bare: Emulator, stream: bool) -> None:
-    bare.reply_next(tool_calls=[ToolCall("multiply", {"a": 3, "b": 4})])
+@pytest.mark.parametrize("method", TOOL_METHODS)
+def test_tools_on_vllm_without_a_tool_parser_get_the_servers_error_naming_the_flags(
+    bare: Emulator, method: str
+) -> None:
+    # As real vLLM answers (tests/vllm/test_reasoning_3b_tools.py checks the real server):
+    # tool_choice defaults to "auto" when tools are given, and "auto" needs the parser flags.
     llm = AI21(model=REASONING_3B, base_url=bare.base_url, max_retries=0)
+    with pytest.raises(ai21.errors.BadRequest) as raised:
+        chat_with_tools(llm, method)
+    assert "--enable-auto-tool-choice and --tool-call-parser" in str(raised.value)
+    assert [r.path for r in bare.requests if r.method == "POST"] == ["/v1/chat/completions"]
+    assert "tool_choice" not in bare.last_request.json  # the server's default, "auto"
+
+
+@pytest.mark.parametrize("method", TOOL_METHODS)
+@pytest.mark.parametrize(
+    ("kwargs", "finish"),
+    [({"tool_required": True}, "tool_calls"), ({"tool_choice": "multiply"}, "stop")],
+)
+def test_required_and_named_tools_still_come_back_as_calls(
+    bare: Emulator, method: str, kwargs: dict[str, Any], finish: str
+) -> None:
+    # vLLM fills "required" and named calls by guided decoding, which needs no tool parser.
+    llm = AI21(model=REASONING_3B, base_url=bare.base_url, max_retries=0)
+    response = chat_with_tools(llm, method, **kwargs)
+    (selection,) = llm.get_tool_calls_from_response(response)
+    assert (selection.tool_name, selection.tool_kwargs) == ("multiply", {"a": 3, "b": 4})
+    assert selection.tool_id.startswith("chatcmpl-tool-")  # the server's id: not read from text
+    assert response.additional_kwargs["finish_reason"] == finish
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_hermes_calls_from_a_server_that_takes_tools_without_a_parser(
+    unparsed: Emulator, stream: bool
+) -> None:
+    unparsed.reply_next(tool_calls=[ToolCall("multiply", {"a": 3, "b": 4})])
+    llm = AI21(model=REASONING_3B, base_url=unparsed.base_url, max_retries=0)
     if stream:
         response = list(llm.stream_chat_with_tools(TOOLS, "What is 3 times 4?"))[-1]
     else:
@@ -75,9 +147,20 @@ def test_hermes_calls_without_a_tool_parser(bare: Emulator, stream: bool) -> Non
     (selection,) = llm.get_tool_calls_from_response(response)
     assert (selection.tool_name, selection.tool_kwargs) == ("multiply", {"a": 3, "b": 4})
     assert response.message.content == ""
-    assert [m["role"] for m in bare.last_request.json["messages"]] == ["user"]
+    assert [m["role"] for m in unparsed.last_request.json["messages"]] == ["user"]
     follow_up = [ChatMessage(role="user", content="What is 3 times 4?"), response.message]
     assert follow_up[1].additional_kwargs["tool_calls"][0]["function"]["name"] == "multiply"
+
+
+def test_generated_calls_from_a_server_that_takes_tools_without_a_parser(
+    unparsed: Emulator,
+) -> None:
+    # The emulator's own answer, not a scripted one: the call reaches the client as markup.
+    llm = AI21(model=JAMBA2, base_url=unparsed.base_url, max_retries=0)
+    response = llm.chat_with_tools(TOOLS, "What is 3 times 4?")
+    (selection,) = llm.get_tool_calls_from_response(response)
+    assert (selection.tool_name, selection.tool_kwargs) == ("multiply", {"a": 3, "b": 4})
+    assert response.additional_kwargs["finish_reason"] == "stop"
 
 
 def test_the_command_line_starts_a_server_without_parsers() -> None:
@@ -85,5 +168,9 @@ def test_the_command_line_starts_a_server_without_parsers() -> None:
 
     assert _parser().parse_args(["--flavour", "vllm", "--no-parsers"]).parsers is False
     assert _parser().parse_args(["--flavour", "vllm"]).parsers is True
+    unparsed = _parser().parse_args(["--flavour", "vllm", "--no-parsers", "--unparsed-tool-calls"])
+    assert unparsed.unparsed_tool_calls is True
     with pytest.raises(SystemExit):
         main(["--no-parsers"])  # the ai21 flavour has no parsers to leave out
+    with pytest.raises(SystemExit):
+        main(["--flavour", "vllm", "--unparsed-tool-calls"])  # a server with parsers parses

@@ -68,7 +68,9 @@ Answers
 - **Grounded**: if the request has ``documents`` or a message holds a LlamaIndex context block
   (the dashed ``---------------------`` blocks of the QA / tree-summarize / refine prompts and the
   chat-engine system prompt, "Here are the relevant documents for the context:", or
-  "New Context: ... Query:"), the answer is taken from the context: paragraphs (documents, or
+  "New Context: ... Query:") or documents pasted into the user turn ("Context documents:", a
+  "Document N" block each, the question as the last paragraph: AI21's Jamba2 cards), the
+  answer is taken from the context: paragraphs (documents, or
   blank-line separated blocks) are ranked against the query with BM25 (stopwords removed, a tiny
   stemmer), and the two best-matching sentences of the best paragraph are returned in their
   original order (one if only one matches). The query is the prompt's ``Query:`` /

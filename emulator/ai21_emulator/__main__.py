@@ -2,7 +2,7 @@
 
 Usage: ``python -m ai21_emulator [--host H] [--port P] [--api-key K ...] [--log]
 [--flavour ai21|vllm] [--served-model-name NAME ...] [--max-model-len N]
-[--enable-force-include-usage]``
+[--enable-force-include-usage] [--no-parsers [--unparsed-tool-calls]]``
 
 Prints the base URL (e.g. ``http://127.0.0.1:8021/studio/v1``, or ``.../v1`` for vLLM) as the
 first line on stdout, then serves until SIGINT/SIGTERM and exits 0. ``--port 0`` picks a free
@@ -75,8 +75,14 @@ def _parser() -> argparse.ArgumentParser:
         "--no-parsers",
         action="store_false",
         dest="parsers",
-        help="answer as a server without --reasoning-parser and --tool-call-parser "
-        "(reasoning and tool calls left in content)",
+        help="answer as a server without --reasoning-parser, --enable-auto-tool-choice and "
+        "--tool-call-parser (reasoning left in content; tool_choice auto refused with a 400)",
+    )
+    vllm.add_argument(
+        "--unparsed-tool-calls",
+        action="store_true",
+        help="with --no-parsers: accept tools and leave the model's calls in content "
+        "(a server of another kind without a tool parser, e.g. SGLang)",
     )
     return parser
 
@@ -98,18 +104,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.models
         or args.force_include_usage
         or not args.parsers
+        or args.unparsed_tool_calls
         or args.max_model_len != DEFAULT_MAX_MODEL_LEN
     ):
         _parser().error(
-            "--served-model-name, --max-model-len, --enable-force-include-usage and "
-            "--no-parsers need --flavour vllm"
+            "--served-model-name, --max-model-len, --enable-force-include-usage, "
+            "--no-parsers and --unparsed-tool-calls need --flavour vllm"
         )
+    if args.unparsed_tool_calls and args.parsers:
+        _parser().error("--unparsed-tool-calls needs --no-parsers")
     vllm_options = (
         {
             "models": args.models,
             "max_model_len": args.max_model_len,
             "force_include_usage": args.force_include_usage,
             "parsers": args.parsers,
+            "unparsed_tool_calls": args.unparsed_tool_calls,
         }
         if args.flavour == "vllm"
         else {}

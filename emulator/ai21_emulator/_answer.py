@@ -29,6 +29,13 @@ _CONTEXT_RES = (
     ),
     re.compile(r"New Context: (.*?)\nQuery:", re.DOTALL),
 )
+# Documents pasted into the user turn for a template without a ``documents`` variable, as
+# AI21's Jamba2 cards show them: "Context documents:", one "Document N (title: ...)" block each,
+# then the question as the last paragraph (llama-index-llms-ai21 writes them so).
+_INLINE_DOCUMENTS_RE = re.compile(
+    r"^Context documents:[ \t]*\n(.*)\n[ \t]*\n", re.MULTILINE | re.DOTALL
+)
+_DOCUMENT_HEADER_RE = re.compile(r"^Document \d+(?: \([^\n]*\))?[ \t]*$\n?", re.MULTILINE)
 _QUERY_RES = (
     re.compile(r"^\s*Query: (.+?)\s*$", re.MULTILINE),
     re.compile(r"The original query is as follows: (.+?)\s*$", re.MULTILINE),
@@ -80,6 +87,9 @@ def find_context(messages: Sequence[Message], documents: Sequence[str]) -> Conte
             continue
         for pattern in _CONTEXT_RES:
             passages.extend(m.group(1) for m in pattern.finditer(text))
+        inline = _INLINE_DOCUMENTS_RE.search(text)
+        if inline is not None:
+            passages.append(_DOCUMENT_HEADER_RE.sub("", inline.group(1)))
         for pattern in _QUERY_RES:
             found = pattern.findall(text)
             if found:
@@ -95,7 +105,7 @@ def find_context(messages: Sequence[Message], documents: Sequence[str]) -> Conte
         return None
     if query is None:
         user = last_user_text(messages) or ""
-        for pattern in _CONTEXT_RES:
+        for pattern in (*_CONTEXT_RES, _INLINE_DOCUMENTS_RE):
             user = pattern.sub(" ", user)
         query = user
     return Context(tuple(passages), _text.squash(query, 1000), existing)
@@ -214,12 +224,15 @@ def _best(text: str, vocabs: Sequence[dict[str, float]]) -> tuple[int, float]:
     return best, scores[best]
 
 
-def choose_tools(text: str, tools: Sequence[ToolSpec]) -> list[tuple[ToolSpec, str]]:
+def choose_tools(
+    text: str, tools: Sequence[ToolSpec], *, required: bool = False
+) -> list[tuple[ToolSpec, str]]:
     """Pick the tool call(s) a user message asks for, each with the words to fill it from.
 
-    One tool offered: always call it. Several: call the best-scoring one if it scores above zero;
-    if the message joins clauses ("and", "then", ";") and two or more clauses each pick a tool,
-    call one per such clause (parallel tool calls). Ties go to the tool listed first.
+    One tool offered: always call it. Several: call the best-scoring one if it scores above zero
+    (``required``: even if it does not); if the message joins clauses ("and", "then", ";") and
+    two or more clauses each pick a tool, call one per such clause (parallel tool calls). Ties go
+    to the tool listed first.
     """
     if not tools:
         return []
@@ -228,7 +241,7 @@ def choose_tools(text: str, tools: Sequence[ToolSpec]) -> list[tuple[ToolSpec, s
     vocabs = [_tool_vocabulary(t) for t in tools]
     best, score = _best(text, vocabs)
     if score <= 0:
-        return []
+        return [(tools[best], text)] if required else []
     parts = _CLAUSE_SPLIT_RE.split(text)
     clauses = parts[0::2]
     if len(clauses) > 1:

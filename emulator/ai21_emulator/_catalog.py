@@ -9,6 +9,7 @@ matching the OAS-2026 ``ModelPricing`` shape ``{"prompt": str, "completion": str
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,3 +101,51 @@ VLLM_MODELS: tuple[str, ...] = (
     VLLM_JAMBA_LARGE_17,
 )
 DEFAULT_MAX_MODEL_LEN = 262_144
+
+
+@dataclass(frozen=True)
+class VllmTemplate:
+    """What a model's chat template does with the parts of a request vLLM hands it.
+
+    Attributes:
+        reads_documents: Whether the template has a ``documents`` variable. vLLM passes the
+            request's ``documents`` to the template, and one without the variable renders the
+            same prompt as without them (vLLM's protocol: "If the template does not support
+            RAG, this argument will have no effect").
+        tool_markup: How the model writes tool calls: ``"jamba"`` (``<tool_calls>[...]
+            </tool_calls>``, Jamba 1.5-1.7) or ``"hermes"`` (``<tool_call>...</tool_call>``
+            blocks, Jamba2 and Reasoning 3B).
+    """
+
+    reads_documents: bool
+    tool_markup: str
+
+
+# AI21's model cards: Jamba 1.5-1.7's template reads ``documents``; Jamba2 Mini's card pastes
+# retrieved documents into the user turn and Reasoning 3B's template has no ``documents``
+# variable (docs/self-hosted.md, "Grounded generation").
+JAMBA_1_TEMPLATE = VllmTemplate(reads_documents=True, tool_markup="jamba")
+JAMBA_2_TEMPLATE = VllmTemplate(reads_documents=False, tool_markup="hermes")
+VLLM_TEMPLATES: dict[str, VllmTemplate] = {
+    VLLM_JAMBA2_MINI: JAMBA_2_TEMPLATE,
+    VLLM_JAMBA2_3B: JAMBA_2_TEMPLATE,
+    VLLM_JAMBA_REASONING_3B: JAMBA_2_TEMPLATE,
+    VLLM_JAMBA_MINI_17: JAMBA_1_TEMPLATE,
+    VLLM_JAMBA_LARGE_17: JAMBA_1_TEMPLATE,
+}
+_JAMBA_1_NAME = re.compile(r"jamba[\w.-]*-1\.[5-7](?![0-9])")
+
+
+def vllm_template(model: str) -> VllmTemplate:
+    """The chat template behind a served model name.
+
+    AI21's open models by Hugging Face id; any other name (``--served-model-name``, a local
+    path) by its last path part: one that names Jamba 1.5-1.7 (``jamba-mini-1.7``,
+    ``AI21-Jamba-1.5-Large``) has Jamba 1.x's template, every other name Jamba2's, the
+    template of AI21's current open models (no ``documents`` variable, Hermes tool calls).
+    """
+    known = VLLM_TEMPLATES.get(model)
+    if known is not None:
+        return known
+    basename = model.rstrip("/").rsplit("/", 1)[-1].lower()
+    return JAMBA_1_TEMPLATE if _JAMBA_1_NAME.search(basename) else JAMBA_2_TEMPLATE

@@ -23,6 +23,7 @@ from ._state import EmulatorState, RecordedRequest, bearer_token, public_headers
 
 FAULT_HEADER = "X-Emulator-Fault"
 ANSWER_TOKENS_HEADER = "X-Emulator-Answer-Tokens"
+CACHED_TOKENS_HEADER = "X-Emulator-Cached-Tokens"
 
 _logger = logging.getLogger(__name__.rsplit(".", 1)[0])
 _INVALID = object()  # marker: the body was not JSON
@@ -113,14 +114,17 @@ def _answer(
         return flavour.unparsable(incoming.body)
     if target.kind != CHAT:
         return flavour.serve(target, parsed, ChatContext(reply_id=""))
-    length = headers.get(ANSWER_TOKENS_HEADER.lower())
-    if length is not None and not (length.isdigit() and len(length) <= 7):
-        detail = f"Invalid {ANSWER_TOKENS_HEADER} header: expected a whole number of tokens"
-        return flavour.error(400, detail)
+    counts: dict[str, int | None] = {}
+    for name in (ANSWER_TOKENS_HEADER, CACHED_TOKENS_HEADER):
+        value = headers.get(name.lower())
+        if value is not None and not (value.isdigit() and len(value) <= 7):
+            return flavour.error(400, f"Invalid {name} header: expected a whole number of tokens")
+        counts[name] = None if value is None else int(value)
     context = ChatContext(
         reply_id=flavour.new_id(),
         created=int(time.time()),
-        answer_tokens=None if length is None else int(length),
+        answer_tokens=counts[ANSWER_TOKENS_HEADER],
+        cached_tokens=counts[CACHED_TOKENS_HEADER],
         take_script=state.script.take,
     )
     return flavour.chat(parsed, context)

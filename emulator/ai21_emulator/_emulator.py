@@ -47,9 +47,13 @@ class Emulator:
         reasoning_field: vLLM only: ``"reasoning"`` (default) or ``"reasoning_content"``.
         force_include_usage: vLLM only: every stream ends with a usage chunk, asked for or not
             (the server flag ``--enable-force-include-usage``).
-        parsers: vLLM only: False answers as a server started without ``--reasoning-parser``
-            and ``--tool-call-parser``: reasoning and tool calls stay in ``content`` as the
-            model wrote them (``...</think>``, ``<tool_call>...</tool_call>``).
+        parsers: vLLM only: False answers as a server started without ``--reasoning-parser``,
+            ``--enable-auto-tool-choice`` and ``--tool-call-parser``: reasoning stays in
+            ``content`` (``...</think>``), and tools with ``tool_choice`` ``"auto"`` (the
+            default) get vLLM's 400 naming the flags.
+        unparsed_tool_calls: vLLM only, with ``parsers=False``: accept tools anyway and leave
+            the model's calls in ``content`` as it wrote them (``<tool_call>...</tool_call>``),
+            as a server of another kind without a tool parser (SGLang) does.
 
     Example:
         >>> import httpx
@@ -79,6 +83,7 @@ class Emulator:
         reasoning_field: str = "reasoning",
         force_include_usage: bool = False,
         parsers: bool = True,
+        unparsed_tool_calls: bool = False,
     ) -> None:
         if flavour not in FLAVOURS:
             raise ValueError(f"flavour must be one of {FLAVOURS}, not {flavour!r}")
@@ -89,6 +94,7 @@ class Emulator:
             "reasoning_field": reasoning_field != "reasoning",
             "force_include_usage": force_include_usage,
             "parsers": not parsers,
+            "unparsed_tool_calls": unparsed_tool_calls,
         }
         if flavour != "vllm" and any(vllm_options.values()):
             named = ", ".join(name for name, given in vllm_options.items() if given)
@@ -117,6 +123,7 @@ class Emulator:
                 force_include_usage=force_include_usage,
                 created=int(time.time()),
                 parsers=parsers,
+                unparsed_tool_calls=unparsed_tool_calls,
             )
         else:
             from ._flavour_ai21 import AI21Flavour

@@ -44,6 +44,7 @@ class ChatContext:
         reply_id: The response id, in the flavour's format.
         created: Unix time of the request (vLLM's ``created``).
         answer_tokens: The ``X-Emulator-Answer-Tokens`` header, if sent.
+        cached_tokens: The ``X-Emulator-Cached-Tokens`` header, if sent.
         take_script: Returns the scripted :class:`Reply` for a valid request body, or None
             (call it only once the request is valid: it consumes the script).
     """
@@ -51,6 +52,7 @@ class ChatContext:
     reply_id: str
     created: int = 0
     answer_tokens: int | None = None
+    cached_tokens: int | None = None
     take_script: Callable[[dict[str, Any]], Reply | None] = lambda body: None
 
 

@@ -4,18 +4,24 @@ As AI21's model cards have each model served (``vllm serve <model> --enable-auto
 --tool-call-parser hermes`` for Jamba2 and Reasoning 3B, which adds ``--reasoning-parser
 deepseek_r1``; ``--tool-call-parser jamba`` for Jamba 1.x), optionally ``--api-key`` and
 ``--enable-force-include-usage``; ``parsers=False`` is a server started without the parser
-flags. Shapes follow vLLM's OpenAI server (docs.vllm.ai, "OpenAI-
-Compatible Server"); docs/emulator.md lists them field by field:
+flags (and ``unparsed_tool_calls=True`` a server of another kind that then takes tools anyway).
+Shapes follow vLLM's OpenAI server (docs.vllm.ai, "OpenAI-Compatible Server"); docs/emulator.md
+lists them field by field:
 
 - Routes ``POST /v1/chat/completions``, ``GET /v1/models`` (with ``max_model_len``), ``GET
   /health``. With keys configured, every ``/v1`` path needs ``Authorization: Bearer <key>``
   (checked before routing, as vLLM's middleware does), else 401 ``{"error":"Unauthorized"}``.
 - Errors ``{"error": {"message", "type", "param", "code"}}``: request validation 400 ``"Bad
   Request"``; unknown model 404 ``NotFoundError``; ``max_tokens`` beyond ``max_model_len`` (or
-  a prompt that fills it) 400 ``BadRequestError``, also for ``stream: true``.
+  a prompt that fills it) 400 ``BadRequestError``, also for ``stream: true``; without the parser
+  flags, ``tool_choice`` ``"auto"`` (the default when tools are offered) 400 ``BadRequestError``
+  naming the flags.
 - Ids ``chatcmpl-<16 hex>``, tool-call ids ``chatcmpl-tool-<16 hex>``; ``model`` is echoed.
 - Streams: LF framing, compact JSON; role chunk ``{"role":"assistant","content":""}``, reasoning
   pieces, content pieces, the finish chunk; usage only on request (``stream_options``).
+- Usage details: ``completion_tokens_details.reasoning_tokens`` behind a reasoning parser,
+  ``prompt_tokens_details.cached_tokens`` for the ``X-Emulator-Cached-Tokens`` header (a server
+  with ``--enable-prompt-tokens-details``); null otherwise, left out of the stream's usage.
 """
 
 from __future__ import annotations
@@ -27,7 +33,12 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from . import _scenario
-from ._catalog import DEFAULT_MAX_MODEL_LEN, VLLM_JAMBA_REASONING_3B, VLLM_MODELS
+from ._catalog import (
+    DEFAULT_MAX_MODEL_LEN,
+    VLLM_JAMBA_REASONING_3B,
+    VLLM_MODELS,
+    vllm_template,
+)
 from ._flavour import CHAT, HEALTH, MODELS, ChatContext, Flavour, Route, error_type
 from ._scenario import ChatPlan, Choice, Response, json_bytes
 from ._text import tokenize
@@ -63,19 +74,29 @@ def _validation_message(errors: Errors) -> str:
     return f"{len(errors)} validation {noun}: " + "; ".join(parts)
 
 
-def _unparsed_choice(choice: Choice, model: str) -> Choice:
+# vLLM's answer to tool_choice "auto" on a server started without the tool flags
+# (vllm/entrypoints/openai/serving_chat.py, create_chat_completion).
+AUTO_TOOLS_REFUSED = (
+    '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
+)
+
+
+def _unparsed_choice(choice: Choice, model: str, keep_calls: bool) -> Choice:
     """``choice`` as a server without reasoning and tool-call parsers returns it: everything
-    the model wrote, in ``content`` (see ``VllmFlavour``'s ``parsers``)."""
+    the model wrote, in ``content`` (see ``VllmFlavour``'s ``parsers``); tool calls too unless
+    ``keep_calls`` (guided decoding wrote them, for a ``"required"`` or named ``tool_choice``)."""
     text = ""
     if choice.reasoning is not None:
         text = "".join(choice.reasoning) + "\n</think>\n\n"
     text += choice.text
+    if keep_calls and choice.tool_calls:
+        return dataclasses.replace(choice, tokens=tuple(tokenize(text)), reasoning=None)
     if choice.tool_calls:
         calls = [
             {"name": c.name, "arguments": json.loads(c.arguments or "{}")}
             for c in choice.tool_calls
         ]
-        if "-1." in model:  # Jamba 1.5-1.7's template: one <tool_calls> list
+        if vllm_template(model).tool_markup == "jamba":  # Jamba 1.5-1.7: one <tool_calls> list
             text += "<tool_calls>" + json.dumps(calls) + "</tool_calls>"
         else:  # Jamba2 and Reasoning 3B: Hermes blocks
             text += "\n".join(f"<tool_call>\n{json.dumps(c)}\n</tool_call>" for c in calls)
@@ -85,9 +106,9 @@ def _unparsed_choice(choice: Choice, model: str) -> Choice:
     )
 
 
-def _unparsed(plan: ChatPlan, model: str) -> ChatPlan:
+def _unparsed(plan: ChatPlan, model: str, keep_calls: bool) -> ChatPlan:
     return dataclasses.replace(
-        plan, choices=tuple(_unparsed_choice(c, model) for c in plan.choices)
+        plan, choices=tuple(_unparsed_choice(c, model, keep_calls) for c in plan.choices)
     )
 
 
@@ -108,10 +129,19 @@ class VllmFlavour(Flavour):
             ``--enable-force-include-usage``).
         parsers: True (default): a server started with AI21's recipe flags, whose parsers
             return reasoning and tool calls in their own fields. False: one started without
-            ``--reasoning-parser`` and ``--tool-call-parser``: reasoning stays in ``content``,
-            ending in ``</think>`` (the prompt opened ``<think>``), and tool calls arrive as
-            the model's text: ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``
-            (Jamba2, Reasoning 3B: Hermes) or ``<tool_calls>[...]</tool_calls>`` (Jamba 1.x).
+            ``--reasoning-parser``, ``--enable-auto-tool-choice`` and ``--tool-call-parser``:
+            reasoning stays in ``content``, ending in ``</think>`` (the prompt opened
+            ``<think>``); ``tool_choice`` ``"auto"`` (the default with tools) is refused with
+            vLLM's 400 naming the flags; ``"required"`` and a named function still return
+            calls in ``tool_calls`` (vLLM fills them by guided decoding, no parser needed);
+            calls the model writes otherwise (``tool_choice`` ``"none"``, a scripted reply)
+            arrive as its text.
+        unparsed_tool_calls: With ``parsers=False``: accept tools as a server of another kind
+            started without a tool parser does (SGLang's ``serving_chat.py`` returns the text
+            when ``--tool-call-parser`` is unset) and leave every call in ``content`` as the
+            model wrote it: ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>``
+            (Jamba2, Reasoning 3B: Hermes) or ``<tool_calls>[...]</tool_calls>`` (Jamba 1.x),
+            with ``finish_reason`` ``"stop"``.
     """
 
     name: ClassVar[str] = "vllm"
@@ -127,6 +157,7 @@ class VllmFlavour(Flavour):
         force_include_usage: bool = False,
         created: int = 0,
         parsers: bool = True,
+        unparsed_tool_calls: bool = False,
     ) -> None:
         if models is None:
             served = VLLM_MODELS
@@ -138,12 +169,15 @@ class VllmFlavour(Flavour):
             raise ValueError(f"max_model_len must be an integer >= 1, not {max_model_len!r}")
         if reasoning_field not in REASONING_FIELDS:
             raise ValueError(f"reasoning_field must be one of {REASONING_FIELDS}")
+        if unparsed_tool_calls and parsers:
+            raise ValueError("unparsed_tool_calls=True is a server without parsers: parsers=False")
         self.models = served
         self.max_model_len = max_model_len
         self.reasoning = reasoning
         self.reasoning_field = reasoning_field
         self.force_include_usage = force_include_usage
         self.parsers = parsers
+        self.unparsed_tool_calls = unparsed_tool_calls
         self.limits = ChatLimits(
             models=None,
             max_tokens=None,
@@ -154,6 +188,7 @@ class VllmFlavour(Flavour):
             stream_options=True,
             single_choice_streams=False,
             content_parts=True,
+            tool_choice=True,
         )
         self._models_body = json_bytes(
             {
@@ -237,6 +272,12 @@ class VllmFlavour(Flavour):
             return Response(
                 404, error_body(404, message, "NotFoundError", "model"), model=request.model
             )
+        if request.tool_choice == "auto" and not (self.parsers or self.unparsed_tool_calls):
+            return self._bad_request(AUTO_TOOLS_REFUSED, "BadRequestError", request.model)
+        if request.documents and not vllm_template(request.model).reads_documents:
+            # vLLM hands ``documents`` to the chat template; Jamba2's and Reasoning 3B's have no
+            # such variable, so the prompt (and the answer) is as without them (_catalog.py).
+            request = dataclasses.replace(request, documents=())
         prompt = _scenario.request_prompt_tokens(request, body)
         room = self.max_model_len - prompt
         if room <= 0:
@@ -265,17 +306,40 @@ class VllmFlavour(Flavour):
             scripted=context.take_script(body),
             tool_call_id=_tool_call_id,
             reasoning=reasoning,
+            cached_tokens=context.cached_tokens,
         )
         if not self.parsers:
-            plan = _unparsed(plan, request.model)
+            guided = request.tool_choice in ("required", "named")
+            keep_calls = guided and not self.unparsed_tool_calls
+            plan = _unparsed(plan, request.model, keep_calls)
+        # A server with a reasoning parser counts reasoning tokens in every answer
+        # (``completion_tokens_details``); one without reports none.
+        counts_reasoning = reasoning and self.parsers
         if request.stream:
-            events = self._stream_events(request, plan, context)
+            events = self._stream_events(request, plan, context, counts_reasoning)
             return Response(200, events=events, model=request.model)
-        return Response(200, json_bytes(self._body(request, plan, context)), model=request.model)
+        answer = self._body(request, plan, context, counts_reasoning)
+        return Response(200, json_bytes(answer), model=request.model)
 
     # -- rendering -------------------------------------------------------------------------------
 
-    def _body(self, request: ChatRequest, plan: ChatPlan, context: ChatContext) -> dict[str, Any]:
+    @staticmethod
+    def _usage(plan: ChatPlan, counts_reasoning: bool) -> dict[str, Any]:
+        """vLLM's ``UsageInfo``: the counts, ``prompt_tokens_details`` (``cached_tokens``, with
+        ``--enable-prompt-tokens-details``) and ``completion_tokens_details``
+        (``reasoning_tokens``, with a reasoning parser); each null when not reported."""
+        cached = plan.cached_tokens
+        return {
+            **plan.usage,
+            "prompt_tokens_details": None if cached is None else {"cached_tokens": cached},
+            "completion_tokens_details": (
+                {"reasoning_tokens": plan.reasoning_tokens} if counts_reasoning else None
+            ),
+        }
+
+    def _body(
+        self, request: ChatRequest, plan: ChatPlan, context: ChatContext, counts_reasoning: bool
+    ) -> dict[str, Any]:
         choices = []
         for i, choice in enumerate(plan.choices):
             message = {
@@ -303,24 +367,26 @@ class VllmFlavour(Flavour):
             "choices": choices,
             "service_tier": None,
             "system_fingerprint": None,
-            "usage": {**plan.usage, "prompt_tokens_details": None},
+            "usage": self._usage(plan, counts_reasoning),
             "prompt_logprobs": None,
             "prompt_token_ids": None,
             "kv_transfer_params": None,
         }
 
     def _stream_events(
-        self, request: ChatRequest, plan: ChatPlan, context: ChatContext
+        self, request: ChatRequest, plan: ChatPlan, context: ChatContext, counts_reasoning: bool
     ) -> tuple[bytes, ...]:
         """The chunks of a stream. Usage comes only on request: ``include_usage`` adds one chunk
         with empty ``choices`` after the finish chunk; ``continuous_usage_stats`` (with it) puts
-        the running usage on every chunk, starting with an empty-choices chunk."""
+        the running usage on every chunk, starting with an empty-choices chunk. The last usage
+        leaves out details that are null, as vLLM writes it (``exclude_none``)."""
         options = request.stream_options or StreamOptions()
         include_usage = options.include_usage or self.force_include_usage
         continuous = include_usage and options.continuous_usage_stats
         prompt = plan.usage["prompt_tokens"]
         total = plan.usage["completion_tokens"]
         sent = 0
+        thought = 0  # reasoning tokens sent so far
         head: dict[str, Any] = {
             "id": context.reply_id,
             "object": "chat.completion.chunk",
@@ -329,13 +395,17 @@ class VllmFlavour(Flavour):
         }
         events: list[bytes] = []
 
-        def usage_so_far() -> dict[str, int]:
+        def usage_so_far() -> dict[str, Any]:
             done = min(sent, total)
-            return {
+            usage: dict[str, Any] = {
                 "prompt_tokens": prompt,
                 "completion_tokens": done,
                 "total_tokens": prompt + done,
             }
+            if counts_reasoning:
+                reasoning = min(thought, plan.reasoning_tokens)
+                usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+            return usage
 
         def emit(index: int, delta: dict[str, Any], finish: Choice | None = None) -> None:
             piece: dict[str, Any] = {
@@ -357,6 +427,7 @@ class VllmFlavour(Flavour):
             emit(index, {"role": "assistant", "content": ""})
             for token in choice.reasoning or ():
                 sent += 1
+                thought += 1
                 emit(index, {self.reasoning_field: token})
             # A length cut ends on the last content chunk; a natural end (the end-of-sequence
             # token, no text) gets its own finish chunk with an empty delta.
@@ -377,6 +448,8 @@ class VllmFlavour(Flavour):
                 sent += 1
                 emit(index, {}, choice)
         if include_usage:
-            events.append(self.event({**head, "choices": [], "usage": plan.usage}))
+            usage = self._usage(plan, counts_reasoning)
+            final = {key: value for key, value in usage.items() if value is not None}
+            events.append(self.event({**head, "choices": [], "usage": final}))
         events.append(self.done())
         return tuple(events)

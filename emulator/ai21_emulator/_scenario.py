@@ -166,8 +166,15 @@ def _generate(
     n: int = 1,
     seed: str = "",
     tool_call_id: ToolCallId = _hosted_tool_call_id,
+    tool_choice: str | None = None,
+    named_tool: str | None = None,
 ) -> str | tuple[ToolCallOut, ...]:
-    """The answer for one choice: text, or the tool calls to make."""
+    """The answer for one choice: text, or the tool calls to make.
+
+    ``tool_choice`` (OpenAI's, where the flavour reads it): ``"none"`` calls no tool,
+    ``"required"`` calls one even if none fits the question, ``"named"`` calls ``named_tool``;
+    None or ``"auto"``: the tools that fit, if any.
+    """
     schema: dict[str, Any] | None = None
     if json_mode:
         schema, trimmed = _answer.split_schema(messages)
@@ -176,8 +183,12 @@ def _generate(
             schema = dict(json_schema)  # given by the request (vLLM's guided decoding)
     after_tools = _answer.tool_result_answer(messages)
     context = _answer.find_context(messages, documents)
-    if after_tools is None and tools and messages[-1].role == "user":
-        picks = _answer.choose_tools(messages[-1].content, tools)
+    if tool_choice == "named":
+        tools = [tool for tool in tools if tool.name == named_tool]
+    if after_tools is None and tools and messages[-1].role == "user" and tool_choice != "none":
+        picks = _answer.choose_tools(
+            messages[-1].content, tools, required=tool_choice == "required"
+        )
         if picks:
             return tuple(
                 ToolCallOut(
@@ -253,10 +264,16 @@ def scripted_choice(reply: Reply, seed: str, tool_call_id: ToolCallId) -> Choice
 
 @dataclass(frozen=True)
 class ChatPlan:
-    """The choices of one chat answer and its usage (``prompt``/``completion``/``total``)."""
+    """The choices of one chat answer and its usage (``prompt``/``completion``/``total``).
+
+    ``reasoning_tokens`` counts the reasoning of every choice (or what a scripted reply says);
+    ``cached_tokens`` is the part of the prompt a prefix cache held, when one is reported.
+    """
 
     choices: tuple[Choice, ...]
     usage: dict[str, int]
+    reasoning_tokens: int = 0
+    cached_tokens: int | None = None
 
 
 def plan_chat(
@@ -268,6 +285,7 @@ def plan_chat(
     scripted: Reply | None = None,
     tool_call_id: ToolCallId = _hosted_tool_call_id,
     reasoning: bool = False,
+    cached_tokens: int | None = None,
 ) -> ChatPlan:
     """Generate every choice of a validated chat request.
 
@@ -276,6 +294,8 @@ def plan_chat(
     conversation says, for load and memory tests; it is not capped unless the body sets
     ``max_tokens``. ``scripted`` is sent as written, for every choice. ``reasoning`` adds a short
     reasoning text to generated answers (a reasoning model behind vLLM's reasoning parser).
+    ``cached_tokens`` (the ``X-Emulator-Cached-Tokens`` header) is how much of the prompt a
+    prefix cache held: reported up to the prompt's length.
     """
     seed = (
         json.dumps([body.get("messages"), body.get("tools")], sort_keys=True)
@@ -283,10 +303,20 @@ def plan_chat(
         else ""
     )
     prompt = request_prompt_tokens(request, body)
+    cached = None if cached_tokens is None else min(cached_tokens, prompt)
     if scripted is not None:
         choice = scripted_choice(scripted, seed, tool_call_id)
         completion = choice.completion_tokens * request.n
-        return ChatPlan((choice,) * request.n, scripted.usage_json(prompt, completion))
+        reasoning_count = scripted.usage_detail("reasoning_tokens")
+        if reasoning_count is None:
+            reasoning_count = len(choice.reasoning or ()) * request.n
+        given_cached = scripted.usage_detail("cached_tokens")
+        return ChatPlan(
+            (choice,) * request.n,
+            scripted.usage_json(prompt, completion),
+            reasoning_tokens=reasoning_count,
+            cached_tokens=cached if given_cached is None else given_cached,
+        )
     choices: list[Choice] = []
     if answer_tokens is not None:
         limit = request.max_tokens if request.max_tokens is not None else answer_tokens + 1
@@ -303,11 +333,16 @@ def plan_chat(
             n=request.n,
             seed=seed,
             tool_call_id=tool_call_id,
+            tool_choice=request.tool_choice,
+            named_tool=request.named_tool,
         )
         if isinstance(answer, str):
             choice = finish_text(answer, max_tokens, request.stop)
         else:
-            choice = Choice((), "tool_calls", _tool_tokens(answer) + 1, tool_calls=answer)
+            # OpenAI's finish reason, as vLLM gives it: "tool_calls" for "auto" and "required"
+            # calls, "stop" for a named one (vLLM's serving_chat.py).
+            finish = "stop" if request.tool_choice == "named" else "tool_calls"
+            choice = Choice((), finish, _tool_tokens(answer) + 1, tool_calls=answer)
         if reasoning:
             thought = tuple(_text.tokenize(_answer.reasoning_text(request.messages)))
             choice = replace(
@@ -322,7 +357,8 @@ def plan_chat(
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
-    return ChatPlan(tuple(choices), usage)
+    reasoning_count = sum(len(c.reasoning or ()) for c in choices)
+    return ChatPlan(tuple(choices), usage, reasoning_tokens=reasoning_count, cached_tokens=cached)
 
 
 # -- legacy J2 ---------------------------------------------------------------------------------

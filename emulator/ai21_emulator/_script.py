@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+# OpenAI's usage details, as vLLM reports them: ``completion_tokens_details.reasoning_tokens``
+# (a server with a reasoning parser) and ``prompt_tokens_details.cached_tokens``
+# (``--enable-prompt-tokens-details``).
+DETAIL_KEYS = ("reasoning_tokens", "cached_tokens")
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,9 @@ class Reply:
             configured with), AI21's ``reasoning_content``; streamed before the content.
         finish_reason: Default ``"tool_calls"`` with tool calls, else ``"stop"``.
         usage: ``prompt_tokens`` and ``completion_tokens`` to report (``total_tokens`` defaults
-            to their sum); default: counted as for any answer.
+            to their sum); default: counted as for any answer. The vLLM flavour also reports
+            ``reasoning_tokens`` (default: the reasoning's tokens, where the server has a
+            reasoning parser) and ``cached_tokens`` (default: none reported) given here.
 
     ``max_tokens`` and ``stop`` do not cut a scripted reply: it is sent as written.
 
@@ -89,13 +95,15 @@ class Reply:
             raise ValueError("Reply.tool_calls must hold ToolCall objects")
         object.__setattr__(self, "tool_calls", calls)
         if self.usage is not None:
-            unknown = set(self.usage) - set(USAGE_KEYS) if isinstance(self.usage, Mapping) else {0}
+            known = {*USAGE_KEYS, *DETAIL_KEYS}
+            unknown = set(self.usage) - known if isinstance(self.usage, Mapping) else {0}
             if unknown or not all(
                 isinstance(v, int) and not isinstance(v, bool) and v >= 0
                 for v in self.usage.values()
             ):
                 raise ValueError(
-                    "Reply.usage maps prompt_tokens/completion_tokens/total_tokens to ints >= 0"
+                    "Reply.usage maps prompt_tokens/completion_tokens/total_tokens "
+                    "(and reasoning_tokens/cached_tokens) to ints >= 0"
                 )
 
     def usage_json(self, prompt: int, completion: int) -> dict[str, int]:
@@ -105,6 +113,10 @@ class Reply:
         completion = given.get("completion_tokens", completion)
         total = given.get("total_tokens", prompt + completion)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": total}
+
+    def usage_detail(self, key: str) -> int | None:
+        """A usage detail (``reasoning_tokens``, ``cached_tokens``) the reply sets, or None."""
+        return None if self.usage is None else self.usage.get(key)
 
 
 Handler = Callable[[dict[str, Any]], "Reply | None"]

@@ -73,6 +73,7 @@ class ChatLimits:
         stream_options: Whether ``stream_options`` is a known field (it needs ``stream: true``).
         single_choice_streams: Whether ``stream: true`` needs ``n == 1`` (AI21's host).
         content_parts: Whether message ``content`` may be a list of text parts (OpenAI style).
+        tool_choice: Whether ``tool_choice`` is read (vLLM); AI21's host has no such field.
     """
 
     models: tuple[str, ...] | None
@@ -84,6 +85,7 @@ class ChatLimits:
     stream_options: bool = False
     single_choice_streams: bool = True
     content_parts: bool = False
+    tool_choice: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,9 @@ class ChatRequest:
     """A validated ``POST /chat/completions`` body.
 
     ``max_tokens`` is None when the body does not set it (the flavour picks the default);
-    ``json_schema`` is the schema of a ``json_schema`` response format.
+    ``json_schema`` is the schema of a ``json_schema`` response format. ``tool_choice`` is
+    ``"none"``, ``"auto"``, ``"required"`` or ``"named"`` (the tool is ``named_tool``) where the
+    flavour reads it, else None (tools are called as ``"auto"`` would).
     """
 
     model: str
@@ -113,6 +117,8 @@ class ChatRequest:
     stop: tuple[str, ...] = ()
     stream: bool = False
     stream_options: StreamOptions | None = None
+    tool_choice: str | None = None
+    named_tool: str | None = None
 
 
 @dataclass(frozen=True)
@@ -344,6 +350,12 @@ def validate_chat(
         # vLLM's request model rejects it (docs/emulator.md, "vLLM flavour").
         msg = "Value error, Stream options can only be defined when `stream=True`."
         return None, [error(root, msg, "value_error")]
+    tool_choice: str | None = None
+    named_tool: str | None = None
+    if limits.tool_choice:
+        tool_choice, named_tool, problem = _tool_choice(body, tools)
+        if problem is not None:
+            return None, [error(root, f"Value error, {problem}", "value_error")]
     assert model is not None
     assert messages is not None
     request = ChatRequest(
@@ -358,6 +370,8 @@ def validate_chat(
         stop=stop,
         stream=stream,
         stream_options=stream_options,
+        tool_choice=tool_choice,
+        named_tool=named_tool,
     )
     return request, []
 
@@ -373,6 +387,54 @@ def _stream_options(c: _Checker, value: Any) -> StreamOptions | None:
         include_usage=c.boolean(options, "include_usage", loc),
         continuous_usage_stats=c.boolean(options, "continuous_usage_stats", loc),
     )
+
+
+_NAMED_USAGE = 'Correct usage: `{"type": "function", "function": {"name": "my_function"}}`'
+
+
+def _tool_choice(
+    body: Mapping[str, Any], tools: tuple[ToolSpec, ...]
+) -> tuple[str | None, str | None, str | None]:
+    """vLLM's reading of ``tool_choice``: ``(choice, named tool, problem)``.
+
+    As vLLM's ``ChatCompletionRequest.check_tool_usage``: absent with tools offered it is
+    ``"auto"``, absent without them ``"none"``; any other choice needs ``tools``; only
+    ``"none"``, ``"auto"``, ``"required"`` and a named function that is among the tools pass.
+    """
+    if "tool_choice" not in body:
+        return ("auto" if body.get("tools") else "none"), None, None
+    value = body["tool_choice"]
+    if value is None or value == "none":
+        return "none", None, None
+    if body.get("tools") is None:
+        return None, None, "When using `tool_choice`, `tools` must be set."
+    if value in ("auto", "required"):
+        return value, None, None
+    if not isinstance(value, Mapping):
+        return (
+            None,
+            None,
+            (
+                f"Invalid value for `tool_choice`: {value}! "
+                'Only named tools, "none", "auto" or "required" are supported.'
+            ),
+        )
+    function = value.get("function")
+    if not isinstance(function, Mapping):
+        return (
+            None,
+            None,
+            f"Invalid value for `function`: `{function}` in `tool_choice`! {_NAMED_USAGE}",
+        )
+    if "name" not in function:
+        return None, None, f"Expected field `name` in `function` in `tool_choice`! {_NAMED_USAGE}"
+    if not any(tool.name == function["name"] for tool in tools):
+        return (
+            None,
+            None,
+            "The tool specified in `tool_choice` does not match any of the specified `tools`",
+        )
+    return "named", function["name"], None
 
 
 def _messages(

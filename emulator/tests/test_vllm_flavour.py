@@ -15,6 +15,7 @@ from ai21_emulator import Emulator, Fault
 
 MINI = "ai21labs/AI21-Jamba2-Mini"
 REASONER = "ai21labs/AI21-Jamba-Reasoning-3B"
+JAMBA_1 = "ai21labs/AI21-Jamba-Mini-1.7"
 HF_IDS = [
     "ai21labs/AI21-Jamba2-Mini",
     "ai21labs/AI21-Jamba2-3B",
@@ -188,6 +189,139 @@ def test_tool_calls_non_stream(http: httpx.Client) -> None:
     assert {c["type"] for c in calls} == {"function"}
 
 
+@pytest.mark.parametrize(
+    ("question", "tool_choice", "called", "finish"),
+    [
+        ("What is 3 times 4?", "none", [], "stop"),
+        ("What is 3 times 4?", "auto", ["multiply"], "tool_calls"),
+        ("What is 3 times 4?", {"type": "function", "function": {"name": "add"}}, ["add"], "stop"),
+        ("Hello there.", "required", ["multiply"], "tool_calls"),
+        ("Hello there.", "auto", [], "stop"),
+    ],
+)
+def test_tool_choice_is_honoured(
+    http: httpx.Client, question: str, tool_choice: Any, called: list[str], finish: str
+) -> None:
+    # OpenAI's finish reasons as vLLM gives them: "tool_calls" for "auto" and "required"
+    # calls, "stop" for a named one.
+    payload = body(question, tools=TOOLS, tool_choice=tool_choice)
+    [choice] = http.post("/chat/completions", json=payload).json()["choices"]
+    assert [c["function"]["name"] for c in choice["message"]["tool_calls"]] == called
+    assert choice["finish_reason"] == finish
+    streamed = post_stream(http, payload)
+    names = [
+        call["function"]["name"]
+        for chunk in streamed
+        for call in chunk["choices"][0]["delta"].get("tool_calls", [])
+        if "name" in call.get("function", {})
+    ]
+    assert names == called
+    assert streamed[-1]["choices"][0]["finish_reason"] == finish
+
+
+# -- a server started without the parser flags ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bare_server() -> Iterator[Emulator]:
+    with Emulator(flavour="vllm", parsers=False) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def bare(bare_server: Emulator) -> Iterator[httpx.Client]:
+    bare_server.reset()
+    with httpx.Client(base_url=bare_server.base_url, timeout=10) as client:
+        yield client
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("tool_choice", [None, "auto"])
+def test_without_the_parser_flags_auto_tool_choice_is_refused_as_vllm_does(
+    bare: httpx.Client, stream: bool, tool_choice: str | None
+) -> None:
+    payload = body("What is 3 times 4?", tools=TOOLS, stream=stream)
+    if tool_choice is not None:
+        payload["tool_choice"] = tool_choice
+    reply = bare.post("/chat/completions", json=payload)
+    assert reply.status_code == 400
+    assert reply.headers["content-type"].startswith("application/json")
+    assert reply.json() == {
+        "error": {
+            "message": (
+                '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser '
+                "to be set"
+            ),
+            "type": "BadRequestError",
+            "param": None,
+            "code": 400,
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("tool_choice", "finish"),
+    [("required", "tool_calls"), ({"type": "function", "function": {"name": "multiply"}}, "stop")],
+)
+def test_without_the_parser_flags_required_and_named_calls_are_still_fields(
+    bare: httpx.Client, tool_choice: Any, finish: str
+) -> None:
+    payload = body("What is 3 times 4?", tools=TOOLS, tool_choice=tool_choice, model=REASONER)
+    [choice] = bare.post("/chat/completions", json=payload).json()["choices"]
+    assert [c["function"]["name"] for c in choice["message"]["tool_calls"]] == ["multiply"]
+    assert TOOL_ID.fullmatch(choice["message"]["tool_calls"][0]["id"])
+    assert choice["finish_reason"] == finish
+    assert choice["message"]["content"].endswith("\n</think>\n\n")  # no reasoning parser
+    assert choice["message"]["reasoning"] is None
+
+
+def test_without_the_parser_flags_no_tools_or_tool_choice_none_are_answered(
+    bare: httpx.Client,
+) -> None:
+    for payload in (body("Hi"), body("What is 3 times 4?", tools=TOOLS, tool_choice="none")):
+        reply = bare.post("/chat/completions", json=payload)
+        assert reply.status_code == 200
+        [choice] = reply.json()["choices"]
+        assert choice["message"]["tool_calls"] == []
+        assert choice["message"]["content"].startswith("This is the AI21 emulator")
+
+
+@pytest.mark.parametrize(
+    ("model", "markup"),
+    [
+        (MINI, '<tool_call>\n{"name": "multiply", "arguments": {"a": 3, "b": 4}}\n</tool_call>'),
+        (JAMBA_1, '<tool_calls>[{"name": "multiply", "arguments": {"a": 3, "b": 4}}]</tool_calls>'),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_server_that_takes_tools_without_a_parser_leaves_calls_in_content(
+    model: str, markup: str, stream: bool
+) -> None:
+    payload = body("What is 3 times 4?", tools=TOOLS, model=model)
+    with (
+        Emulator(flavour="vllm", parsers=False, unparsed_tool_calls=True) as server,
+        httpx.Client(base_url=server.base_url) as client,
+    ):
+        if stream:
+            chunks = post_stream(client, payload)
+            text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+            assert all("tool_calls" not in c["choices"][0]["delta"] for c in chunks)
+            assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+        else:
+            [choice] = client.post("/chat/completions", json=payload).json()["choices"]
+            text = choice["message"]["content"]
+            assert choice["message"]["tool_calls"] == []
+            assert choice["finish_reason"] == "stop"
+    assert text == markup
+
+
+def test_unparsed_tool_calls_needs_a_server_without_parsers() -> None:
+    with pytest.raises(ValueError, match="parsers=False"):
+        Emulator(flavour="vllm", unparsed_tool_calls=True)
+    with pytest.raises(ValueError, match="only for flavour='vllm'"):
+        Emulator(unparsed_tool_calls=True)
+
+
 # -- streaming ----------------------------------------------------------------------------------
 
 
@@ -218,8 +352,69 @@ def test_include_usage_adds_one_chunk_with_empty_choices_after_the_finish(
     assert answer[-1]["choices"][0]["finish_reason"] == "stop"
     assert all("usage" not in chunk for chunk in answer)
     expected = http.post("/chat/completions", json=body()).json()["usage"]
-    del expected["prompt_tokens_details"]
+    # vLLM writes the last usage without its null details (exclude_none).
+    assert (expected.pop("prompt_tokens_details"), expected.pop("completion_tokens_details")) == (
+        None,
+        None,
+    )
     assert usage_chunk["usage"] == expected
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_reasoning_parser_counts_reasoning_tokens(http: httpx.Client, stream: bool) -> None:
+    payload = body(model=REASONER)
+    plain = http.post("/chat/completions", json=payload).json()
+    reasoning = plain["choices"][0]["message"]["reasoning"]
+    counted = len(re.findall(r"\s*\S+|\s+", reasoning))  # the emulator's tokens
+    if stream:
+        chunks = post_stream(http, {**payload, "stream_options": {"include_usage": True}})
+        usage = chunks[-1]["usage"]
+    else:
+        usage = plain["usage"]
+    assert usage["completion_tokens_details"] == {"reasoning_tokens": counted}
+    assert counted > 5
+    assert usage["completion_tokens"] > counted
+
+
+def test_continuous_usage_counts_reasoning_as_it_goes(http: httpx.Client) -> None:
+    options = {"include_usage": True, "continuous_usage_stats": True}
+    chunks = post_stream(http, body(model=REASONER, stream_options=options))
+    counts = [c["usage"]["completion_tokens_details"]["reasoning_tokens"] for c in chunks]
+    assert counts[0] == 0
+    assert counts == sorted(counts)
+    assert counts[-1] == chunks[-1]["usage"]["completion_tokens_details"]["reasoning_tokens"] > 0
+
+
+def test_without_a_reasoning_parser_no_reasoning_tokens_are_reported(
+    bare: httpx.Client, http: httpx.Client
+) -> None:
+    for client, model in ((bare, REASONER), (http, MINI)):
+        usage = client.post("/chat/completions", json=body(model=model)).json()["usage"]
+        assert usage["completion_tokens_details"] is None
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_cached_tokens_header_reports_a_prefix_cache_hit(
+    http: httpx.Client, stream: bool
+) -> None:
+    payload = body(stream=stream, **({"stream_options": {"include_usage": True}} if stream else {}))
+    headers = {"X-Emulator-Cached-Tokens": "3"}
+    reply = http.post("/chat/completions", json=payload, headers=headers)
+    usage = events(reply)[-1]["usage"] if stream else reply.json()["usage"]
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 3}
+    many = http.post("/chat/completions", json=body(), headers={"X-Emulator-Cached-Tokens": "999"})
+    usage = many.json()["usage"]
+    assert usage["prompt_tokens_details"] == {"cached_tokens": usage["prompt_tokens"]}
+    bad = http.post("/chat/completions", json=body(), headers={"X-Emulator-Cached-Tokens": "x"})
+    assert bad.status_code == 400
+    assert "X-Emulator-Cached-Tokens" in bad.json()["error"]["message"]
+
+
+def test_scripted_usage_details_are_sent_as_written(vllm: Emulator, http: httpx.Client) -> None:
+    vllm.reply_next("Paris.", reasoning="Think.", usage={"reasoning_tokens": 0, "cached_tokens": 7})
+    usage = http.post("/chat/completions", json=body(model=REASONER)).json()["usage"]
+    assert usage["completion_tokens_details"] == {"reasoning_tokens": 0}
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 7}
 
 
 def test_continuous_usage_stats_put_usage_on_every_chunk(http: httpx.Client) -> None:
@@ -318,6 +513,16 @@ def test_unknown_model_is_a_404(http: httpx.Client) -> None:
         (body(documents=[{"text": "x", "page": 3}]), "body.documents.0.page"),
         (body(response_format={"type": "xml"}), "body.response_format.type"),
         (body(max_tokens=0), "body.max_tokens"),
+        (body(tool_choice="auto"), "When using `tool_choice`, `tools` must be set."),
+        (body(tools=TOOLS, tool_choice="any"), "Invalid value for `tool_choice`: any!"),
+        (
+            body(tools=TOOLS, tool_choice={"type": "function", "function": {"name": "divide"}}),
+            "The tool specified in `tool_choice` does not match any of the specified `tools`",
+        ),
+        (
+            body(tools=TOOLS, tool_choice={"type": "function", "function": {}}),
+            "Expected field `name` in `function` in `tool_choice`!",
+        ),
     ],
 )
 def test_validation_errors_are_400_bad_request(
@@ -392,6 +597,7 @@ def test_bad_emulator_headers_are_400s_in_vllms_shape(http: httpx.Client) -> Non
 
 
 def test_documents_of_strings_ground_the_answer(http: httpx.Client) -> None:
+    # Jamba 1.x's chat template reads the documents variable.
     documents = [
         {"title": "Paris", "text": "The Eiffel Tower is in Paris. It was completed in 1889."},
         {"title": "Everest", "text": "Mount Everest is 8849 metres tall."},
@@ -404,8 +610,59 @@ def test_documents_of_strings_ground_the_answer(http: httpx.Client) -> None:
         "Which forest spans nine countries?": "Only a title: the Amazon spans nine countries.",
     }
     for question, answer in asked.items():
-        reply = http.post("/chat/completions", json=body(question, documents=documents))
+        payload = body(question, documents=documents, model=JAMBA_1)
+        reply = http.post("/chat/completions", json=payload)
         assert reply.json()["choices"][0]["message"]["content"] == answer
+
+
+@pytest.mark.parametrize(
+    ("model", "served"),
+    [
+        (MINI, None),
+        ("ai21labs/AI21-Jamba2-3B", None),
+        (REASONER, None),
+        ("local-model", ["local-model"]),  # a name the catalogue does not know: Jamba2's template
+    ],
+)
+def test_a_template_without_documents_ignores_the_field(
+    model: str, served: list[str] | None
+) -> None:
+    documents = [{"title": "Paris", "text": "The Eiffel Tower was completed in 1889."}]
+    question = "When was the Eiffel Tower completed?"
+    with Emulator(flavour="vllm", models=served) as server, httpx.Client() as client:
+        url = f"{server.base_url}/chat/completions"
+        plain = client.post(url, json=body(question, model=model)).json()
+        grounded = client.post(url, json=body(question, model=model, documents=documents)).json()
+    assert grounded["choices"] == plain["choices"]
+    assert grounded["usage"] == plain["usage"]  # the prompt is the same
+    assert grounded["choices"][0]["message"]["content"].startswith("This is the AI21 emulator")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [JAMBA_1, "ai21labs/AI21-Jamba-Large-1.7", "jamba-mini-1.7", "/models/AI21-Jamba-1.5-Large"],
+)
+def test_names_of_jamba_1_read_the_field(name: str) -> None:
+    documents = [{"text": "The Eiffel Tower was completed in 1889."}]
+    question = "When was the Eiffel Tower completed?"
+    with Emulator(flavour="vllm", models=[name]) as server:
+        reply = httpx.post(
+            f"{server.base_url}/chat/completions",
+            json=body(question, model=name, documents=documents),
+        ).json()
+    assert reply["choices"][0]["message"]["content"] == "The Eiffel Tower was completed in 1889."
+
+
+def test_documents_in_the_user_turn_ground_the_answer(http: httpx.Client) -> None:
+    # As AI21's Jamba2 cards show them, and as the package writes them for such a template.
+    prompt = (
+        "Context documents:\n\n"
+        "Document 1 (title: Paris)\nThe Eiffel Tower is in Paris. It was completed in 1889.\n\n"
+        "Document 2\nMount Everest is 8849 metres tall.\n\n"
+        "How tall is Mount Everest?"
+    )
+    reply = http.post("/chat/completions", json=body(prompt)).json()
+    assert reply["choices"][0]["message"]["content"] == "Mount Everest is 8849 metres tall."
 
 
 def test_json_schema_response_format_validates_against_the_schema(http: httpx.Client) -> None:
