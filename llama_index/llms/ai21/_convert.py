@@ -125,11 +125,12 @@ def _block_document(block: CitableBlock | DocumentBlock, index: int) -> dict[str
 def _inline_document(document: dict[str, Any]) -> str:
     """A document as text: its metadata on a header line (as ``documents_in_prompt`` writes
     them), then its content."""
+    content: str = document["content"]
     metadata = document.get("metadata")
     if not metadata:
-        return document["content"]
+        return content
     fields = "; ".join(f"{key}: {value}" for key, value in metadata.items())
-    return f"Document ({fields})\n{document['content']}"
+    return f"Document ({fields})\n{content}"
 
 
 def _tool_call_to_ai21(call: Any, index: int) -> dict[str, Any]:
