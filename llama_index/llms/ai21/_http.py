@@ -9,7 +9,8 @@
   always does); a loop closed without that is forgotten the next time a new loop asks for a
   client, so no closed loop is kept alive by an instance.
 - A process forked from one that made calls (a ``multiprocessing`` pool) starts with no
-  pools: it never reads or writes its parent's sockets.
+  pools: it never reads or writes its parent's sockets, never closes the parent's pools, and
+  lets go of its copies of their sockets (:func:`_after_fork_in_child`).
 - A user's own ``http_client``/``async_http_client`` is used as given (any loop, its own
   pool and TLS settings) and never closed here; requests on it still carry this package's
   headers, timeouts and the ``base_url``'s credentials.
@@ -804,12 +805,62 @@ def _register_exit_hook() -> None:
 
 # Every live HTTPClients, so that a forked child can drop its parent's pools (see below).
 _ALL: weakref.WeakSet[HTTPClients] = weakref.WeakSet()
+# The sockets of the sync connections that carried an answer (the async ones: ``_carried``),
+# for a forked child to let go of. Weak: a closed one just goes.
+_sync_sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+# In a forked child: everything of the parent's pools, referenced for the child's lifetime.
+_inherited: list[Any] = []
 
 
 def _after_fork_in_child() -> None:
-    _stopped.clear()  # the parent's loops and sockets
+    """The child's pools start empty; what the parent's pools hold is kept, and made inert.
+
+    Nothing may run on the parent's pools in the child. Their sockets are the parent's
+    connections (closing a TLS one writes its close alert into the parent's stream), and the
+    epoll descriptor of an inherited event loop is the parent's epoll instance: when aiohttp's
+    connector, collected unclosed, closes its connections, asyncio removes each socket from
+    that epoll, for the parent too, whose next read on the connection then waits out its read
+    timeout. So:
+
+    1. every inherited object (clients, sessions, loops, closers) is kept referenced in
+       ``_inherited`` while the child lives: no finaliser of ours, aiohttp's or asyncio's
+       runs on it (and aiohttp prints no "Unclosed connector");
+    2. every descriptor of a connection that carried an answer (the only ones a pool keeps)
+       is made ``/dev/null`` (:func:`_let_go_of_sockets`), so that whatever still runs on those
+       objects (at the child's interpreter exit, say) cannot reach the parent's sockets.
+    """
+    kept: list[Any] = list(_stopped.items())  # the parent's loops and their closers
+    _stopped.clear()
     for clients in list(_ALL):
-        clients._forget_pools()
+        kept.append(clients._forget_pools())
+    _inherited.append(kept)
+    sockets: list[Any] = list(_sync_sockets)
+    for protocol in list(_carried):
+        transport = protocol.transport
+        if transport is not None:
+            sockets.append(transport.get_extra_info("socket"))
+    _let_go_of_sockets({sock.fileno() for sock in sockets if sock is not None})
+
+
+def _let_go_of_sockets(fds: set[int]) -> None:
+    """Point each descriptor at ``/dev/null`` (``dup2``). The socket it referred to loses the
+    child's reference, exactly as a plain ``close`` would drop it (no FIN, no RST: the parent
+    holds its own, and the parent's close still ends the connection, which it would not while
+    the child held one). The number stays taken by ``/dev/null`` until its owner closes it,
+    so no later socket of the child's gets it while a stale object still uses it, and what
+    such an object does reaches nothing of the parent's: epoll keys its registrations by the
+    open file, not the number (``epoll_ctl`` finds none: ENOENT), and ``send``, ``recv`` and
+    ``shutdown`` fail with ENOTSOCK."""
+    fds.discard(-1)  # closed already
+    if not fds:
+        return
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for fd in fds - {null}:
+            with contextlib.suppress(OSError):
+                os.dup2(null, fd, inheritable=False)
+    finally:
+        os.close(null)
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
@@ -843,17 +894,19 @@ class HTTPClients:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["config"])  # type: ignore[misc]
 
-    def _forget_pools(self) -> None:
-        """In a forked child: the pools' sockets are the parent's. Drop them unclosed (closing
-        a TLS connection could write to the parent's stream) and start afresh."""
+    def _forget_pools(self) -> tuple[Any, ...]:
+        """In a forked child: start with no pools, without closing the parent's (see
+        :func:`_after_fork_in_child`); return them, for the caller to keep."""
         self._lock = threading.Lock()
         if self._closes_sync is not None:
             self._closes_sync.detach()
         for entry in self._async.values():
             if entry.on_drop is not None:
                 entry.on_drop.detach()
+        inherited = (self._sync, self._async)
         self._sync = None
         self._async = {}
+        return inherited
 
     # ------------------------------------------------------------------ requests
 
@@ -897,7 +950,14 @@ class HTTPClients:
 
     def send(self, request: httpx.Request) -> httpx.Response:
         """Send on the sync client; the response with its body unread."""
-        return self.sync_client().send(request, stream=True, auth=self._auth)
+        client = self.sync_client()
+        response = client.send(request, stream=True, auth=self._auth)
+        if client is not self.config.http_client:  # a forked child lets go of ours only
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                _sync_sockets.add(sock)
+        return response
 
     async def asend(self, request: httpx.Request) -> httpx.Response:
         """Send on this loop's client; the response with its body unread. Failures are
