@@ -4,6 +4,7 @@ httpx mounts its own proxy transports in front of ours."""
 from __future__ import annotations
 
 import asyncio
+import base64
 
 import pytest
 
@@ -36,3 +37,35 @@ def test_requests_go_through_the_proxy_from_the_environment(
         # The absolute form of the request line is what a client sends to a proxy.
         request_lines = [head.split(b"\r\n", 1)[0] for head in server.heads]
         assert request_lines == [b"POST http://ai21.example/studio/v1/chat/completions HTTP/1.1"]
+
+
+def _proxy_authorization(head: bytes) -> bytes | None:
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.lower() == b"proxy-authorization":
+            return value.strip()
+    return None
+
+
+def _call(llm: AI21, method: str) -> str:
+    if method == "complete":
+        return llm.complete("hi").text
+    return asyncio.run(llm.acomplete("hi")).text
+
+
+@pytest.mark.parametrize("method", ["complete", "acomplete"])
+def test_the_proxys_credentials_reach_it_on_every_request_as_httpx_sends_them(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Basic, UTF-8, on each forwarded request, and no warning. aiohttp alone encodes them as
+    Latin-1, sends them on a forwarded request's new connection only (3.12), and warns that
+    it takes them as a ``BasicAuth`` (3.14)."""
+    with Server(proxy) as server:
+        monkeypatch.setenv("HTTP_PROXY", f"http://usér:pässword@127.0.0.1:{server.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        llm = AI21(api_key="k", base_url="http://ai21.example/studio/v1", max_retries=0)
+        assert [_call(llm, method) for _ in range(2)] == ["via the proxy"] * 2
+        llm.close()
+    expected = b"Basic " + base64.b64encode("usér:pässword".encode())
+    assert [_proxy_authorization(head) for head in server.heads] == [expected] * 2

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
 import builtins
 import codecs
 import contextlib
@@ -61,7 +62,7 @@ import threading
 import urllib.request
 import weakref
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
@@ -422,7 +423,7 @@ def _proxy_mounts(make: Any) -> dict[str, httpx.AsyncBaseTransport | None]:
         url = proxies.get(scheme)
         if url:
             url = url if "://" in url else f"http://{url}"
-            mounts[f"{scheme}://"] = make(httpx.Proxy(url))
+            mounts[f"{scheme}://"] = _through_proxy(url, make)
     for host in (h.strip() for h in proxies.get("no", "").split(",")):
         if not mounts or not host:
             continue
@@ -437,6 +438,41 @@ def _proxy_mounts(make: Any) -> dict[str, httpx.AsyncBaseTransport | None]:
         else:
             mounts[f"all://*{host}"] = None
     return mounts
+
+
+def _through_proxy(
+    url: str, make: Callable[[httpx.Proxy], httpx.AsyncBaseTransport]
+) -> httpx.AsyncBaseTransport:
+    """The transport through the proxy at ``url``. Its credentials (if any) go as the
+    ``Proxy-Authorization`` header httpcore sends for them (Basic, UTF-8), on the CONNECT of
+    an ``https`` request and on a forwarded ``http`` one. Given as credentials, httpx-aiohttp
+    would hand them to aiohttp as a ``BasicAuth``, which aiohttp 3.14 deprecates (two
+    DeprecationWarnings a request) and encodes as Latin-1 (not httpx's bytes for a non-ASCII
+    name or password); and aiohttp sends the proxy's headers on a CONNECT only."""
+    proxy = httpx.Proxy(url)
+    if proxy.raw_auth is None:
+        return make(proxy)
+    username, password = proxy.raw_auth
+    authorization = "Basic " + base64.b64encode(username + b":" + password).decode("ascii")
+    proxy = httpx.Proxy(proxy.url, headers={"Proxy-Authorization": authorization})
+    return _Forwarding(make(proxy), authorization)
+
+
+class _Forwarding(httpx.AsyncBaseTransport):
+    """Adds the proxy's credentials to each ``http`` request, which the proxy forwards (an
+    ``https`` one goes through a tunnel: its CONNECT carries them, the request must not)."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, authorization: str) -> None:
+        self.transport = transport
+        self.authorization = authorization
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "http":
+            request.headers["Proxy-Authorization"] = self.authorization
+        return await self.transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
 
 
 def _async_client(config: HTTPConfig, tls: ssl.SSLContext) -> httpx.AsyncClient:
