@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Callable
 
+import httpx
 import pytest
 
 from llama_index.llms.ai21 import AI21
 from tests.transport.servers import Peer, Server, chat_answer, response
+from tests.transport.test_differential import _chain
 
 
 def proxy(peer: Peer) -> None:
@@ -69,3 +72,61 @@ def test_the_proxys_credentials_reach_it_on_every_request_as_httpx_sends_them(
         llm.close()
     expected = b"Basic " + base64.b64encode("usér:pässword".encode())
     assert [_proxy_authorization(head) for head in server.heads] == [expected] * 2
+
+
+PASSWORD = "proxy-PASSWORD-123"
+
+
+def refuses_the_tunnel(peer: Peer) -> None:
+    """A proxy that wants other credentials: every CONNECT is answered 407."""
+    if peer.read_request() is not None:
+        peer.send(
+            b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+            b'Proxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 0\r\n\r\n'
+        )
+
+
+def _raised(call: Callable[[], object]) -> BaseException:
+    try:
+        call()
+    except Exception as exc:
+        return exc
+    raise AssertionError("no exception")  # pragma: no cover
+
+
+@pytest.mark.parametrize("method", ["complete", "acomplete"])
+def test_a_proxy_refusing_the_tunnel_fails_the_call_as_httpx_does_and_once(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain httpx raises ``ProxyError`` (not retried); aiohttp's own error used to come out
+    as ``RemoteProtocolError``, retried. The proxy's password (in the URL, sent as
+    ``Proxy-Authorization``) is in no exception of the chain."""
+    url = "https://ai21.example/studio/v1"
+    with Server(refuses_the_tunnel) as server:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://user:{PASSWORD}@127.0.0.1:{server.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        if method == "complete":
+            with httpx.Client() as plain:
+                expected = _raised(lambda: plain.post(url + "/chat/completions", json={}))
+        else:
+
+            async def plain_async() -> None:
+                async with httpx.AsyncClient() as plain:
+                    await plain.post(url + "/chat/completions", json={})
+
+            expected = _raised(lambda: asyncio.run(plain_async()))
+        llm = AI21(api_key="k", base_url=url, max_retries=2)
+        raised = _raised(lambda: _call(llm, method))
+        llm.close()
+    assert type(expected) is httpx.ProxyError
+    assert type(raised) is httpx.ProxyError
+    assert str(raised) == str(expected) == "407 Proxy Authentication Required"
+    request_lines = [head.split(b"\r\n", 1)[0] for head in server.heads]
+    assert request_lines == [b"CONNECT ai21.example:443 HTTP/1.1"] * 2, "one each: no retry"
+    token = base64.b64encode(f"user:{PASSWORD}".encode())
+    assert [_proxy_authorization(head) for head in server.heads] == [b"Basic " + token] * 2
+    for linked in _chain(raised):
+        for text in (str(linked), repr(linked)):
+            assert PASSWORD not in text, type(linked)
+            assert token.decode() not in text, type(linked)

@@ -271,6 +271,12 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
         mapped = httpx.PoolTimeout if held is not None and held.full else httpx.ConnectTimeout
     elif isinstance(exc, asyncio.TimeoutError):  # SocketTimeoutError included
         mapped = httpx.ReadTimeout
+    elif isinstance(exc, aiohttp.ClientHttpProxyError):
+        # The proxy refused the tunnel (a CONNECT answered 407, 403, ...): httpcore raises
+        # ProxyError with the proxy's status and reason, and it is not retried. aiohttp's
+        # exception is not kept: its ``repr`` holds the CONNECT's headers, the proxy's
+        # credentials among them.
+        return httpx.ProxyError(f"{exc.status} {exc.message}", request=request)
     elif isinstance(exc, aiohttp.ClientResponseError):
         # The status line or headers could not be parsed (not HTTP, a line too long, ...).
         mapped, cause = httpx.RemoteProtocolError, exc.__cause__
