@@ -41,6 +41,10 @@ formats a debug line of the whole body, and logs every error status at ``ERROR``
 the ones we then retry successfully. Retries are ``_retry``'s job alone.
 
 Pickling keeps the configuration and drops the pools.
+
+Lines marked "Internal aiohttp API (versions)" use aiohttp API that its documentation does not
+offer, checked on those versions (the floor in ``pyproject.toml`` to the newest tried);
+``tests/transport/test_aiohttp_internals.py`` fails when an aiohttp release moves one.
 """
 
 from __future__ import annotations
@@ -356,10 +360,13 @@ class _Response(aiohttp.ClientResponse):
     It also records each connection that carried an answer (``_carried``).
     """
 
+    # Internal aiohttp API (3.12.7-3.14.5): ClientResponse.start(connection).
     async def start(self, connection: Any) -> aiohttp.ClientResponse:
+        # Internal aiohttp API (3.12.7-3.14.5): Connection.protocol.
         protocol = connection.protocol
         if protocol is not None and protocol not in _carried:  # the connection's first answer
             _carried.add(protocol)
+            # Internal aiohttp API (3.12.7-3.14.5): ResponseHandler.closed.
             closed = protocol.closed
             if closed is not None:
                 closed.add_done_callback(_retrieve)
@@ -380,13 +387,16 @@ class _Response(aiohttp.ClientResponse):
 
         def lost(_: object) -> None:
             if not content.is_eof() and content.exception() is None:
+                # Internal aiohttp API (3.12.7-3.14.5): ResponseHandler.exception().
                 error = protocol.exception()
+                # Internal aiohttp API (3.12.7-3.14.5): StreamReader.set_exception().
                 content.set_exception(
                     aiohttp.ClientPayloadError(f"Response payload is not completed: {error!r}")
                 )
 
         closed.add_done_callback(lost)
         # Released with this response (a pooled connection outlives many).
+        # Internal aiohttp API (3.12.7-3.14.5): Connection.add_callback().
         connection.add_callback(lambda: closed.remove_done_callback(lost))
 
 
@@ -404,8 +414,10 @@ class _FreshConnectionRequest(aiohttp.ClientRequest):
     request is sent again on another connection (:meth:`HTTPClients.asend`).
     """
 
+    # Internal aiohttp API (3.12.7-3.14.5): ClientRequest.send(conn).
     async def send(self, conn: Any) -> aiohttp.ClientResponse:
         protocol = conn.protocol
+        # Internal aiohttp API (3.12.7-3.14.5): ResponseHandler.should_close.
         if protocol is not None and protocol.should_close and protocol in _carried:
             raise _StaleConnection
         held = _held.get()
@@ -414,6 +426,7 @@ class _FreshConnectionRequest(aiohttp.ClientRequest):
             conn.add_callback(held.release)  # on the connection's release or close
         watch = _watch.get()
         if watch is not None:
+            # Internal aiohttp API (3.12.7-3.14.5): Connection.transport.
             watch.transport = conn.transport
         return await super().send(conn)
 
@@ -878,6 +891,7 @@ def _after_fork_in_child() -> None:
     _inherited.append(kept)
     sockets: list[Any] = list(_sync_sockets)
     for protocol in list(_carried):
+        # Internal aiohttp API (3.12.7-3.14.5): ResponseHandler.transport.
         transport = protocol.transport
         if transport is not None:
             sockets.append(transport.get_extra_info("socket"))
