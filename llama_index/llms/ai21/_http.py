@@ -335,7 +335,13 @@ _carried: weakref.WeakSet[Any] = weakref.WeakSet()
 def _lost_to_os_error(exc: aiohttp.ClientPayloadError) -> bool:
     """Whether the connection under an unfinished body failed (a reset, ...) rather than
     closed. aiohttp says so only in the message, which then ends with the error's ``repr``:
-    ``Response payload is not completed: <...>. ConnectionResetError(104, '...')``."""
+    ``Response payload is not completed: <...>. ConnectionResetError(104, '...')``. The
+    exception's ``__cause__`` is the parser's error (``TransferEncodingError``, ...), not the
+    OS error; that is the cause of the connection's ``closed`` future's exception, set in the
+    same ``connection_lost`` but seen by its callbacks only in a later loop step, which a
+    reader already scheduled can precede: so the message, not the future.
+    Internal aiohttp API (3.12.7-3.14.5): this message's form (the differential suite's
+    "reset mid-body" and "short body" fail if it changes)."""
     name = str(exc).rpartition(". ")[2].partition("(")[0]
     error = getattr(builtins, name, None)
     return isinstance(error, type) and issubclass(error, OSError)
