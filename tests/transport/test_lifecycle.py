@@ -9,6 +9,7 @@ import logging
 import multiprocessing
 import subprocess
 import sys
+import threading
 import time
 import warnings
 import weakref
@@ -20,7 +21,7 @@ import pytest
 from llama_index.core.base.llms.types import ChatMessage
 
 from llama_index.llms.ai21 import AI21
-from tests.transport.servers import Peer, Server
+from tests.transport.servers import Handler, Peer, Server
 
 KEY = "sk-SECRET-KEY"
 
@@ -301,6 +302,130 @@ def test_forked_workers_never_use_the_parents_connections(echo_server: Server) -
         assert port != parent_port, "a child never writes to its parent's socket"
     assert llm.complete("parent again").text.endswith(f"@ {parent_port}"), "parent keeps its own"
     llm.close()
+
+
+@pytest.fixture
+def loop_in_thread() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop running in a thread of its own, as a server's or a notebook's does."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield loop
+    asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+def _port(answer: str) -> str:
+    return answer.rsplit(" @ ", 1)[1]
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _fork(target: Callable[[Any], None]) -> tuple[Any, Any]:
+    """A forked child running ``target(its end of a duplex pipe)``; (the child, our end)."""
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe()
+    child = context.Process(target=target, args=(theirs,))
+    child.start()
+    return child, ours
+
+
+def _end(child: Any) -> None:
+    child.join(timeout=10)
+    if child.is_alive():  # never let a stuck child hang the test run
+        child.kill()
+        child.join()
+
+
+def test_a_forked_child_leaves_the_parents_connections_alone(
+    echo_server: Server, loop_in_thread: asyncio.AbstractEventLoop
+) -> None:
+    """A child that drops what it inherited and collects its garbage must not close the
+    parent's pooled connections. Collected unclosed, aiohttp's connector closes its
+    connections on the loop it holds, the parent's, whose epoll instance parent and child
+    share: the socket left it for the parent too, whose next call waited out its read timeout
+    (here 3 s: ReadTimeout), and the child printed "Unclosed connector"."""
+    llm = AI21(api_key=KEY, base_url=echo_server.url() + "/studio/v1", max_retries=0, timeout=3)
+
+    def achat(question: str) -> str:
+        call = asyncio.run_coroutine_threadsafe(llm.acomplete(question), loop_in_thread)
+        return call.result(10).text
+
+    async_port, sync_port = _port(achat("parent")), _port(llm.complete("parent").text)
+
+    def child(pipe: Any) -> None:
+        records = _Records()
+        logging.getLogger("asyncio").addHandler(records)  # aiohttp reports through the loop's
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            answers = [llm.complete(f"child {i}").text for i in range(3)]
+            gc.collect()
+        pipe.send((answers, [str(w.message) for w in caught] + records.messages))
+
+    forked, pipe = _fork(child)
+    try:
+        assert pipe.poll(30), "the child answered"
+        answers, noise = pipe.recv()
+    finally:
+        _end(forked)
+    assert {_port(answer) for answer in answers}.isdisjoint({async_port, sync_port})
+    # On the connections they had before, now as then.
+    assert _port(achat("parent again")) == async_port
+    assert _port(llm.complete("parent again").text) == sync_port
+    llm.close()
+    assert noise == []
+
+
+def _echo_noting_ends(ended: dict[str, threading.Event]) -> Handler:
+    """:func:`_echo_port`, noting when each connection (by the client's port) ends."""
+
+    def handler(peer: Peer) -> None:
+        end = ended.setdefault(str(peer.sock.getpeername()[1]), threading.Event())
+        try:
+            _echo_port(peer)
+        finally:
+            end.set()
+
+    return handler
+
+
+def test_a_forked_child_holds_none_of_the_parents_connections(
+    loop_in_thread: asyncio.AbstractEventLoop,
+) -> None:
+    """The child lets go of its copies of the parent's sockets at once: while it lives, the
+    parent's close still ends each connection (a socket ends when its last descriptor
+    closes; one kept in the child would hold the connection open for the child's life)."""
+    ended: dict[str, threading.Event] = {}
+    with Server(_echo_noting_ends(ended)) as server:
+        llm = AI21(api_key=KEY, base_url=server.url() + "/studio/v1", max_retries=0)
+        call = asyncio.run_coroutine_threadsafe(llm.acomplete("parent"), loop_in_thread)
+        async_port, sync_port = _port(call.result(10).text), _port(llm.complete("hi").text)
+
+        def child(pipe: Any) -> None:
+            pipe.send("started")
+            pipe.recv()  # until the parent has seen what it waits for
+
+        forked, pipe = _fork(child)
+        try:
+            assert pipe.poll(30), "the child started"
+            assert pipe.recv() == "started"
+            llm.close()
+            asyncio.run_coroutine_threadsafe(llm.aclose(), loop_in_thread).result(10)
+            assert ended[sync_port].wait(5), "the sync connection ended"
+            assert ended[async_port].wait(5), "the async connection ended"
+            assert forked.is_alive()
+        finally:
+            pipe.send("done")
+            _end(forked)
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning")

@@ -9,7 +9,8 @@
   always does); a loop closed without that is forgotten the next time a new loop asks for a
   client, so no closed loop is kept alive by an instance.
 - A process forked from one that made calls (a ``multiprocessing`` pool) starts with no
-  pools: it never reads or writes its parent's sockets.
+  pools: it never reads or writes its parent's sockets, never closes the parent's pools, and
+  lets go of its copies of their sockets (:func:`_after_fork_in_child`).
 - A user's own ``http_client``/``async_http_client`` is used as given (any loop, its own
   pool and TLS settings) and never closed here; requests on it still carry this package's
   headers, timeouts and the ``base_url``'s credentials.
@@ -40,12 +41,17 @@ formats a debug line of the whole body, and logs every error status at ``ERROR``
 the ones we then retry successfully. Retries are ``_retry``'s job alone.
 
 Pickling keeps the configuration and drops the pools.
+
+Lines marked "Internal aiohttp API (versions)" use aiohttp API that its documentation does not
+offer, checked on those versions (the floor in ``pyproject.toml`` to the newest tried);
+``tests/transport/test_aiohttp_internals.py`` fails when an aiohttp release moves one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
 import builtins
 import codecs
 import contextlib
@@ -60,7 +66,7 @@ import threading
 import urllib.request
 import weakref
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
@@ -269,6 +275,12 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
         mapped = httpx.PoolTimeout if held is not None and held.full else httpx.ConnectTimeout
     elif isinstance(exc, asyncio.TimeoutError):  # SocketTimeoutError included
         mapped = httpx.ReadTimeout
+    elif isinstance(exc, aiohttp.ClientHttpProxyError):
+        # The proxy refused the tunnel (a CONNECT answered 407, 403, ...): httpcore raises
+        # ProxyError with the proxy's status and reason, and it is not retried. aiohttp's
+        # exception is not kept: its ``repr`` holds the CONNECT's headers, the proxy's
+        # credentials among them.
+        return httpx.ProxyError(f"{exc.status} {exc.message}", request=request)
     elif isinstance(exc, aiohttp.ClientResponseError):
         # The status line or headers could not be parsed (not HTTP, a line too long, ...).
         mapped, cause = httpx.RemoteProtocolError, exc.__cause__
@@ -323,7 +335,13 @@ _carried: weakref.WeakSet[Any] = weakref.WeakSet()
 def _lost_to_os_error(exc: aiohttp.ClientPayloadError) -> bool:
     """Whether the connection under an unfinished body failed (a reset, ...) rather than
     closed. aiohttp says so only in the message, which then ends with the error's ``repr``:
-    ``Response payload is not completed: <...>. ConnectionResetError(104, '...')``."""
+    ``Response payload is not completed: <...>. ConnectionResetError(104, '...')``. The
+    exception's ``__cause__`` is the parser's error (``TransferEncodingError``, ...), not the
+    OS error; that is the cause of the connection's ``closed`` future's exception, set in the
+    same ``connection_lost`` but seen by its callbacks only in a later loop step, which a
+    reader already scheduled can precede: so the message, not the future.
+    Internal aiohttp API (3.12.7-3.14.5): this message's form (the differential suite's
+    "reset mid-body" and "short body" fail if it changes)."""
     name = str(exc).rpartition(". ")[2].partition("(")[0]
     error = getattr(builtins, name, None)
     return isinstance(error, type) and issubclass(error, OSError)
@@ -348,10 +366,13 @@ class _Response(aiohttp.ClientResponse):
     It also records each connection that carried an answer (``_carried``).
     """
 
+    # Internal aiohttp API (3.12.7-3.14.5): ClientResponse.start(connection).
     async def start(self, connection: Any) -> aiohttp.ClientResponse:
+        # Internal aiohttp API (3.12.7-3.14.5): Connection.protocol.
         protocol = connection.protocol
         if protocol is not None and protocol not in _carried:  # the connection's first answer
             _carried.add(protocol)
+            # Internal aiohttp API (3.12.7-3.14.5): ResponseHandler.closed.
             closed = protocol.closed
             if closed is not None:
                 closed.add_done_callback(_retrieve)
@@ -372,13 +393,16 @@ class _Response(aiohttp.ClientResponse):
 
         def lost(_: object) -> None:
             if not content.is_eof() and content.exception() is None:
+                # Internal aiohttp API (3.12.7-3.14.5): ResponseHandler.exception().
                 error = protocol.exception()
+                # Internal aiohttp API (3.12.7-3.14.5): StreamReader.set_exception().
                 content.set_exception(
                     aiohttp.ClientPayloadError(f"Response payload is not completed: {error!r}")
                 )
 
         closed.add_done_callback(lost)
         # Released with this response (a pooled connection outlives many).
+        # Internal aiohttp API (3.12.7-3.14.5): Connection.add_callback().
         connection.add_callback(lambda: closed.remove_done_callback(lost))
 
 
@@ -396,8 +420,10 @@ class _FreshConnectionRequest(aiohttp.ClientRequest):
     request is sent again on another connection (:meth:`HTTPClients.asend`).
     """
 
+    # Internal aiohttp API (3.12.7-3.14.5): ClientRequest.send(conn).
     async def send(self, conn: Any) -> aiohttp.ClientResponse:
         protocol = conn.protocol
+        # Internal aiohttp API (3.12.7-3.14.5): ResponseHandler.should_close.
         if protocol is not None and protocol.should_close and protocol in _carried:
             raise _StaleConnection
         held = _held.get()
@@ -406,6 +432,7 @@ class _FreshConnectionRequest(aiohttp.ClientRequest):
             conn.add_callback(held.release)  # on the connection's release or close
         watch = _watch.get()
         if watch is not None:
+            # Internal aiohttp API (3.12.7-3.14.5): Connection.transport.
             watch.transport = conn.transport
         return await super().send(conn)
 
@@ -421,7 +448,7 @@ def _proxy_mounts(make: Any) -> dict[str, httpx.AsyncBaseTransport | None]:
         url = proxies.get(scheme)
         if url:
             url = url if "://" in url else f"http://{url}"
-            mounts[f"{scheme}://"] = make(httpx.Proxy(url))
+            mounts[f"{scheme}://"] = _through_proxy(url, make)
     for host in (h.strip() for h in proxies.get("no", "").split(",")):
         if not mounts or not host:
             continue
@@ -436,6 +463,41 @@ def _proxy_mounts(make: Any) -> dict[str, httpx.AsyncBaseTransport | None]:
         else:
             mounts[f"all://*{host}"] = None
     return mounts
+
+
+def _through_proxy(
+    url: str, make: Callable[[httpx.Proxy], httpx.AsyncBaseTransport]
+) -> httpx.AsyncBaseTransport:
+    """The transport through the proxy at ``url``. Its credentials (if any) go as the
+    ``Proxy-Authorization`` header httpcore sends for them (Basic, UTF-8), on the CONNECT of
+    an ``https`` request and on a forwarded ``http`` one. Given as credentials, httpx-aiohttp
+    would hand them to aiohttp as a ``BasicAuth``, which aiohttp 3.14 deprecates (two
+    DeprecationWarnings a request) and encodes as Latin-1 (not httpx's bytes for a non-ASCII
+    name or password); and aiohttp sends the proxy's headers on a CONNECT only."""
+    proxy = httpx.Proxy(url)
+    if proxy.raw_auth is None:
+        return make(proxy)
+    username, password = proxy.raw_auth
+    authorization = "Basic " + base64.b64encode(username + b":" + password).decode("ascii")
+    proxy = httpx.Proxy(proxy.url, headers={"Proxy-Authorization": authorization})
+    return _Forwarding(make(proxy), authorization)
+
+
+class _Forwarding(httpx.AsyncBaseTransport):
+    """Adds the proxy's credentials to each ``http`` request, which the proxy forwards (an
+    ``https`` one goes through a tunnel: its CONNECT carries them, the request must not)."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, authorization: str) -> None:
+        self.transport = transport
+        self.authorization = authorization
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "http":
+            request.headers["Proxy-Authorization"] = self.authorization
+        return await self.transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
 
 
 def _async_client(config: HTTPConfig, tls: ssl.SSLContext) -> httpx.AsyncClient:
@@ -804,12 +866,63 @@ def _register_exit_hook() -> None:
 
 # Every live HTTPClients, so that a forked child can drop its parent's pools (see below).
 _ALL: weakref.WeakSet[HTTPClients] = weakref.WeakSet()
+# The sockets of the sync connections that carried an answer (the async ones: ``_carried``),
+# for a forked child to let go of. Weak: a closed one just goes.
+_sync_sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+# In a forked child: everything of the parent's pools, referenced for the child's lifetime.
+_inherited: list[Any] = []
 
 
 def _after_fork_in_child() -> None:
-    _stopped.clear()  # the parent's loops and sockets
+    """The child's pools start empty; what the parent's pools hold is kept, and made inert.
+
+    Nothing may run on the parent's pools in the child. Their sockets are the parent's
+    connections (closing a TLS one writes its close alert into the parent's stream), and the
+    epoll descriptor of an inherited event loop is the parent's epoll instance: when aiohttp's
+    connector, collected unclosed, closes its connections, asyncio removes each socket from
+    that epoll, for the parent too, whose next read on the connection then waits out its read
+    timeout. So:
+
+    1. every inherited object (clients, sessions, loops, closers) is kept referenced in
+       ``_inherited`` while the child lives: no finaliser of ours, aiohttp's or asyncio's
+       runs on it (and aiohttp prints no "Unclosed connector");
+    2. every descriptor of a connection that carried an answer (the only ones a pool keeps)
+       is made ``/dev/null`` (:func:`_let_go_of_sockets`), so that whatever still runs on those
+       objects (at the child's interpreter exit, say) cannot reach the parent's sockets.
+    """
+    kept: list[Any] = list(_stopped.items())  # the parent's loops and their closers
+    _stopped.clear()
     for clients in list(_ALL):
-        clients._forget_pools()
+        kept.append(clients._forget_pools())
+    _inherited.append(kept)
+    sockets: list[Any] = list(_sync_sockets)
+    for protocol in list(_carried):
+        # Internal aiohttp API (3.12.7-3.14.5): ResponseHandler.transport.
+        transport = protocol.transport
+        if transport is not None:
+            sockets.append(transport.get_extra_info("socket"))
+    _let_go_of_sockets({sock.fileno() for sock in sockets if sock is not None})
+
+
+def _let_go_of_sockets(fds: set[int]) -> None:
+    """Point each descriptor at ``/dev/null`` (``dup2``). The socket it referred to loses the
+    child's reference, exactly as a plain ``close`` would drop it (no FIN, no RST: the parent
+    holds its own, and the parent's close still ends the connection, which it would not while
+    the child held one). The number stays taken by ``/dev/null`` until its owner closes it,
+    so no later socket of the child's gets it while a stale object still uses it, and what
+    such an object does reaches nothing of the parent's: epoll keys its registrations by the
+    open file, not the number (``epoll_ctl`` finds none: ENOENT), and ``send``, ``recv`` and
+    ``shutdown`` fail with ENOTSOCK."""
+    fds.discard(-1)  # closed already
+    if not fds:
+        return
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for fd in fds - {null}:
+            with contextlib.suppress(OSError):
+                os.dup2(null, fd, inheritable=False)
+    finally:
+        os.close(null)
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
@@ -843,17 +956,19 @@ class HTTPClients:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["config"])  # type: ignore[misc]
 
-    def _forget_pools(self) -> None:
-        """In a forked child: the pools' sockets are the parent's. Drop them unclosed (closing
-        a TLS connection could write to the parent's stream) and start afresh."""
+    def _forget_pools(self) -> tuple[Any, ...]:
+        """In a forked child: start with no pools, without closing the parent's (see
+        :func:`_after_fork_in_child`); return them, for the caller to keep."""
         self._lock = threading.Lock()
         if self._closes_sync is not None:
             self._closes_sync.detach()
         for entry in self._async.values():
             if entry.on_drop is not None:
                 entry.on_drop.detach()
+        inherited = (self._sync, self._async)
         self._sync = None
         self._async = {}
+        return inherited
 
     # ------------------------------------------------------------------ requests
 
@@ -897,7 +1012,14 @@ class HTTPClients:
 
     def send(self, request: httpx.Request) -> httpx.Response:
         """Send on the sync client; the response with its body unread."""
-        return self.sync_client().send(request, stream=True, auth=self._auth)
+        client = self.sync_client()
+        response = client.send(request, stream=True, auth=self._auth)
+        if client is not self.config.http_client:  # a forked child lets go of ours only
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                _sync_sockets.add(sock)
+        return response
 
     async def asend(self, request: httpx.Request) -> httpx.Response:
         """Send on this loop's client; the response with its body unread. Failures are
