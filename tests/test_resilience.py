@@ -207,7 +207,7 @@ def test_connection_refused_is_retried_then_raised(
 
 @pytest.mark.parametrize("method", CHAT_METHODS)
 def test_dropped_connection_before_any_chunk_is_retried(
-    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str, waits: list[float]
 ) -> None:
     expected = call(make_llm(), method, arg_for(method)).text
     emulator.reset()
@@ -215,6 +215,7 @@ def test_dropped_connection_before_any_chunk_is_retried(
     outcome = call(make_llm(max_retries=1), method, arg_for(method))
     assert outcome.text == expected, "no lost and no repeated tokens"
     assert len(emulator.requests) == 2
+    assert len(waits) == 1  # one backoff between the two attempts (recorded, not slept)
 
 
 @pytest.mark.parametrize("method", ["chat", "stream_chat", "achat", "astream_chat"])
@@ -228,10 +229,13 @@ def test_timeout_bounds_each_attempt(
     assert time.monotonic() - started < 2.5, "the attempt ends at the timeout, not the 3 s delay"
 
 
-def test_a_timed_out_attempt_is_retried(make_llm: Callable[..., AI21], emulator: Emulator) -> None:
+def test_a_timed_out_attempt_is_retried(
+    make_llm: Callable[..., AI21], emulator: Emulator, waits: list[float]
+) -> None:
     emulator.inject(Fault(delay=3))
     assert make_llm(timeout=0.4, max_retries=1).complete("hi").text
     assert len(emulator.requests) == 2
+    assert len(waits) == 1
 
 
 # ------------------------------------------------------------------------ broken streams

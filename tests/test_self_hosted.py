@@ -234,12 +234,13 @@ def test_earlier_reasoning_is_not_sent_back(local: AI21, vllm: Emulator) -> None
 
 @pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
 def test_an_error_event_before_any_answer_is_retried_like_its_status(
-    make_local: Callable[..., AI21], vllm: Emulator, method: str
+    make_local: Callable[..., AI21], vllm: Emulator, method: str, waits: list[float]
 ) -> None:
     vllm.inject(Fault(stream_error_after=0, stream_error_code=503, path_contains="/chat/"))
     outcome = call(make_local(max_retries=2), method, USER)
     assert outcome.text.startswith("This is the AI21 emulator")
     assert len(chat_requests(vllm)) == 2
+    assert len(waits) == 1  # the backoff before the second attempt, recorded, not slept
 
 
 @pytest.mark.parametrize(

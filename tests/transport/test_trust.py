@@ -284,6 +284,7 @@ def _peak(call: Callable[[], Any]) -> tuple[int, BaseException]:
         tracemalloc.stop()
 
 
+@pytest.mark.slow  # 64 MiB of inflation each (a third of a second): out of the inner loop
 @pytest.mark.parametrize("method", ["complete", "acomplete", "stream_complete", "astream_complete"])
 def test_an_error_body_that_inflates_to_64_mib_costs_a_bounded_prefix(method: str) -> None:
     """The SDK's exception quotes a bounded prefix of the body: the rest is never inflated."""
@@ -300,6 +301,7 @@ def test_an_error_body_that_inflates_to_64_mib_costs_a_bounded_prefix(method: st
     assert peak < INFLATED / 16, f"peak {peak / 2**20:.1f} MiB for a 64 MiB body"
 
 
+@pytest.mark.slow  # 64 MiB sent and read each (two thirds of a second): out of the inner loop
 @pytest.mark.parametrize("start", [b"<html>", b'{"answer": '])
 @pytest.mark.parametrize("method", ["complete", "acomplete"])
 def test_a_200_body_of_64_mib_that_is_not_json_costs_no_more_than_httpx_reading_it(
