@@ -18,10 +18,12 @@ writes: fields, ``repr``, dumps, logs, exception texts and pickles.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import unicodedata
 import weakref
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import httpx
 
@@ -84,6 +86,44 @@ class Secrets:
 
     def __repr__(self) -> str:
         return "Secrets(...)"
+
+    def _forms(self) -> list[str]:
+        """Each secret as a server could echo it: the key; the password, as written and as
+        percent-encoded in a URL; and the Basic token sent for ``user:password`` (httpx's
+        ``BasicAuth``: UTF-8, base64). Shorter than 4 characters is left alone: masking it
+        everywhere would garble the message, and it guards nothing."""
+        forms = [self.api_key or ""]
+        if self.credentials is not None:
+            user, password = self.credentials.username, self.credentials.password
+            basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            forms += [password, quote(password, safe=""), basic]
+        return [form for form in dict.fromkeys(forms) if len(form) >= 4]
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret masked (``[secure]``)."""
+        for form in self._forms():
+            text = text.replace(form, MASK)
+        return text
+
+    def scrub(self, exc: BaseException) -> None:
+        """Mask the secrets in the texts of ``exc`` and the exceptions chained to it, in place.
+
+        A server may quote what it was sent (its ``Authorization`` header) in an error body, a
+        stream's error event or a broken answer, which the exception quotes in turn
+        (``ai21.errors`` keep it as ``details``).
+        """
+        forms = self._forms()
+        seen: set[int] = set()
+        current: BaseException | None = exc
+        while current is not None and id(current) not in seen and forms:
+            seen.add(id(current))
+            current.args = tuple(
+                self.redact(arg) if isinstance(arg, str) else arg for arg in current.args
+            )
+            details = getattr(current, "details", None)
+            if isinstance(details, str):
+                current.details = self.redact(details)  # type: ignore[attr-defined]
+            current = current.__cause__ or current.__context__
 
 
 # Weak values: an entry goes with the instance that holds it.

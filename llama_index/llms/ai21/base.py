@@ -667,6 +667,7 @@ class AI21(FunctionCallingLLM):
         try:
             return call_with_retries(attempt, self.max_retries)
         except Exception as exc:
+            self._secrets.scrub(exc)  # a server may have quoted the key back
             mapped = self._deployment.error(exc)
             if mapped is exc:
                 raise
@@ -677,6 +678,7 @@ class AI21(FunctionCallingLLM):
         try:
             return await acall_with_retries(attempt, self.max_retries)
         except Exception as exc:
+            self._secrets.scrub(exc)
             mapped = self._deployment.error(exc)
             if mapped is exc:
                 raise
@@ -715,6 +717,9 @@ class AI21(FunctionCallingLLM):
             yield from chunks
         except httpx.TransportError as exc:
             raise _interrupted(exc, state) from exc
+        except Exception as exc:  # an error event, a broken event: may quote the key back
+            self._secrets.scrub(exc)
+            raise
         finally:
             response.close()
 
@@ -745,6 +750,9 @@ class AI21(FunctionCallingLLM):
                 yield chunk
         except httpx.TransportError as exc:
             raise _interrupted(exc, state) from exc
+        except Exception as exc:
+            self._secrets.scrub(exc)
+            raise
         finally:
             await response.aclose()
 
