@@ -34,8 +34,15 @@ _import_sdk_without_its_httpx_handler()
 from llama_index.llms.ai21.base import AI21  # noqa: E402
 from llama_index.llms.ai21.errors import (  # noqa: E402
     AI21ResponseError,
+    HostedAPIRetiredError,
     MalformedResponseError,
     StreamInterruptedError,
 )
 
-__all__ = ["AI21", "AI21ResponseError", "MalformedResponseError", "StreamInterruptedError"]
+__all__ = [
+    "AI21",
+    "AI21ResponseError",
+    "HostedAPIRetiredError",
+    "MalformedResponseError",
+    "StreamInterruptedError",
+]

@@ -855,7 +855,8 @@ class AI21(FunctionCallingLLM):
     def _structured_llm_kwargs(self, llm_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
         """JSON mode for the text-parsing program (``pydantic_program_mode="llm"``).
 
-        By default structured output goes through function calling. With
+        By default structured output is guided decoding where the server has it (``json_schema``)
+        and function calling elsewhere. With
         ``pydantic_program_mode=PydanticProgramMode.LLM`` LlamaIndex prompts with the JSON
         schema and parses the text; asking for ``response_format={"type": "json_object"}``
         then guarantees the text is JSON.
