@@ -1,28 +1,38 @@
 """Issue "Trust no server", the HTTP layer's part, on scripted loopback servers: the
 credentials of a ``base_url`` sent as httpx sends them and shown nowhere, pool exhaustion
-reported as httpx reports it, and error bodies that cost bounded memory however large they
-inflate."""
+reported as httpx reports it, bodies (error bodies, answers, streams) that cost bounded memory
+however large they inflate, whatever their coding."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import functools
 import gzip
 import json
 import logging
 import threading
 import time
 import tracemalloc
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import brotli
 import httpx
 import pytest
 from ai21.errors import AI21ServerError
 
-from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21._http import ERROR_BODY_LIMIT, HTTPClients, HTTPConfig
+from llama_index.llms.ai21 import AI21, _http
+from llama_index.llms.ai21._http import (
+    ANSWER_LIMIT,
+    ERROR_BODY_LIMIT,
+    INFLATED_PIECE,
+    HTTPClients,
+    HTTPConfig,
+)
+from llama_index.llms.ai21.errors import MalformedResponseError
 from tests.transport.servers import Peer, Server, chat_answer, response
 
 PATH = "/v1/chat/completions"
@@ -249,7 +259,7 @@ def test_pool_exhaustion_is_a_pool_timeout_on_both_paths_as_with_httpx() -> None
     assert seen == [httpx.PoolTimeout] * 3
 
 
-# ------------------------------------------------------------------ bounded error bodies
+# ------------------------------------------------------------------ bounded bodies
 
 KIND_OF = {
     "complete": "chat",
@@ -257,17 +267,33 @@ KIND_OF = {
     "acomplete": "achat",
     "astream_complete": "astream",
 }
-INFLATED = 64 * 1024 * 1024  # what the small gzip body below inflates to
+INFLATED = 64 * 1024 * 1024  # what the small compressed bodies below inflate to
 
 
-def _inflating(status: int, start: bytes = b"<html>") -> Callable[[Peer], None]:
-    body = gzip.compress(start + b"x" * INFLATED, compresslevel=9)  # about 64 KiB
+@functools.cache
+def _packed(encoding: str, plain: bytes, size: int) -> bytes:
+    """``plain`` followed by ``x`` up to ``size`` bytes, compressed as ``encoding`` says
+    (64 MiB: about 64 KiB of gzip, 100 bytes of brotli); made once a session."""
+    body = plain + b"x" * (size - len(plain))
+    if encoding == "br":
+        return bytes(brotli.compress(body, quality=5))
+    for coding in reversed(encoding.split(", ")):  # "gzip, gzip": gzip applied twice
+        body = gzip.compress(body, compresslevel=9) if coding == "gzip" else zlib.compress(body)
+    return body
 
+
+def _encoded(status: int, body: bytes, encoding: str) -> Callable[[Peer], None]:
     def handler(peer: Peer) -> None:
         while peer.read_request() is not None:
-            peer.send(response(status, body=body, headers=[("Content-Encoding", "gzip")]))
+            peer.send(response(status, body=body, headers=[("Content-Encoding", encoding)]))
 
     return handler
+
+
+def _inflating(
+    status: int, start: bytes = b"<html>", encoding: str = "gzip", size: int = INFLATED
+) -> Callable[[Peer], None]:
+    return _encoded(status, _packed(encoding, start, size), encoding)
 
 
 def _peak(call: Callable[[], Any]) -> tuple[int, BaseException]:
@@ -284,11 +310,30 @@ def _peak(call: Callable[[], Any]) -> tuple[int, BaseException]:
         tracemalloc.stop()
 
 
+def test_every_request_accepts_gzip_and_deflate_only() -> None:
+    """httpx would ask for br (and zstd) too when brotli (zstandard) is installed, and decode
+    them without bound; the HTTP layer decodes gzip and deflate only, a bounded step at a
+    time. Every request says so, discovery's and those on a user's own client included."""
+    with Server(_answers) as server:
+        url = server.url() + "/v1"  # a generic server: asked what it is first
+        for kind in KINDS:
+            _text(AI21(model="jamba-mini", base_url=url, max_retries=0), kind)
+        with httpx.Client() as theirs:
+            _text(AI21(model="jamba-mini", base_url=url, http_client=theirs), "chat")
+    heads = [head.lower() for head in server.heads]
+    assert any(b"get /v1/models" in head for head in heads)
+    assert all(b"\r\naccept-encoding: gzip, deflate\r\n" in head + b"\r\n" for head in heads)
+
+
 @pytest.mark.slow  # 64 MiB of inflation each (a third of a second): out of the inner loop
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
 @pytest.mark.parametrize("method", ["complete", "acomplete", "stream_complete", "astream_complete"])
-def test_an_error_body_that_inflates_to_64_mib_costs_a_bounded_prefix(method: str) -> None:
-    """The SDK's exception quotes a bounded prefix of the body: the rest is never inflated."""
-    with Server(_inflating(500)) as server:
+def test_an_error_body_that_inflates_to_64_mib_costs_a_bounded_prefix(
+    method: str, encoding: str
+) -> None:
+    """The SDK's exception quotes a bounded prefix of the body: the rest is never inflated.
+    A coding the request did not accept (br) is not decoded at all: the exception says so."""
+    with Server(_inflating(500, encoding=encoding)) as server:
         llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=0)
 
         def call() -> None:
@@ -297,20 +342,25 @@ def test_an_error_body_that_inflates_to_64_mib_costs_a_bounded_prefix(method: st
         peak, error = _peak(call)
         llm.close()
     assert isinstance(error, AI21ServerError)
+    if encoding == "br":
+        assert "encoded as 'br', which the request did not accept" in str(error)
+        assert "x" not in str(error.details)
     assert str(error).count("x") <= ERROR_BODY_LIMIT
     assert peak < INFLATED / 16, f"peak {peak / 2**20:.1f} MiB for a 64 MiB body"
 
 
-@pytest.mark.slow  # 64 MiB sent and read each (two thirds of a second): out of the inner loop
+@pytest.mark.slow  # 16 MiB sent and read each (a third of a second): out of the inner loop
 @pytest.mark.parametrize("start", [b"<html>", b'{"answer": '])
 @pytest.mark.parametrize("method", ["complete", "acomplete"])
-def test_a_200_body_of_64_mib_that_is_not_json_costs_no_more_than_httpx_reading_it(
+def test_a_200_body_of_16_mib_that_is_not_json_costs_no_more_than_httpx_reading_it(
     method: str, start: bytes
 ) -> None:
     """The body must be read whole to parse it (httpx's own ``read()`` costs about twice its
     size), but saying it is not JSON costs no more than that: the error quotes the first 200
-    characters, and no parser keeps (or makes) a text copy of the whole body."""
-    with Server(_inflating(200, start)) as server:
+    characters, and no parser keeps (or makes) a text copy of the whole body. (16 MiB: half
+    of ``ANSWER_LIMIT``, past which a body is not read whole; see below.)"""
+    size = ANSWER_LIMIT // 2
+    with Server(_inflating(200, start, size=size)) as server:
         url = server.url() + "/studio/v1"
         oracle, _ = _peak(lambda: httpx.post(url + "/chat/completions", content=b"{}").json())
         llm = AI21(api_key="k", base_url=url, max_retries=0)
@@ -319,3 +369,122 @@ def test_a_200_body_of_64_mib_that_is_not_json_costs_no_more_than_httpx_reading_
     assert "not valid JSON" in str(error)
     assert str(error).endswith("x" * 180 + "'")  # 200 characters quoted
     assert peak < 1.5 * oracle, f"{peak / 2**20:.0f} MiB; httpx: {oracle / 2**20:.0f} MiB"
+
+
+LIMIT = 1024 * 1024  # ANSWER_LIMIT in the tests below: the bound shows against 8 MiB bodies
+
+
+@pytest.fixture
+def one_mib_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_http, "ANSWER_LIMIT", LIMIT)
+
+
+def _endless(peer: Peer) -> None:
+    """A 200 answer whose chunked body goes on (8 MiB, then a close without its end)."""
+    peer.read_request()
+    head = response(length=False, headers=[("Transfer-Encoding", "chunked")], body=b"")
+    peer.send(head + b'7\r\n{"a":"x\r\n')
+    block = b"%x\r\n%s\r\n" % (INFLATED_PIECE, b"x" * INFLATED_PIECE)
+    for _ in range(128):
+        try:
+            peer.sock.sendall(block)
+        except OSError:
+            return
+
+
+@pytest.mark.usefixtures("one_mib_answers")
+@pytest.mark.parametrize("encoding", ["identity", "gzip", "deflate"])
+@pytest.mark.parametrize("method", ["complete", "acomplete"])
+def test_a_200_answer_larger_than_the_limit_is_not_read_further(method: str, encoding: str) -> None:
+    """An answer that goes on (uncompressed), or inflates, past ``ANSWER_LIMIT`` fails naming
+    the limit, having read and inflated no more than that."""
+    if encoding == "identity":
+        handler = _endless
+    else:
+        handler = _inflating(200, b'{"a":"', encoding, 8 * LIMIT)
+    with Server(handler) as server:
+        llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=0)
+        peak, error = _peak(lambda: _text(llm, KIND_OF[method]))
+        llm.close()
+    assert isinstance(error, MalformedResponseError)
+    assert str(error) == (
+        "malformed AI21 response: the body is larger than 1 MiB; the rest was not read"
+    )
+    assert peak < 3 * LIMIT, f"peak {peak / 2**20:.1f} MiB; limit 1 MiB"
+
+
+@pytest.mark.usefixtures("one_mib_answers")
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+@pytest.mark.parametrize("method", ["complete", "acomplete"])
+def test_an_answer_of_exactly_the_limit_is_read(method: str, encoding: str) -> None:
+    answer = chat_answer("answered")
+    body = answer + b" " * (LIMIT - len(answer))  # JSON may end in spaces
+    headers = [] if encoding == "identity" else [("Content-Encoding", encoding)]
+    packed = body if encoding == "identity" else gzip.compress(body)
+
+    def handler(peer: Peer) -> None:
+        while peer.read_request() is not None:
+            peer.send(response(body=packed, headers=headers))
+
+    with Server(handler) as server:
+        llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=0)
+        assert _text(llm, KIND_OF[method]) == "answered"
+        llm.close()
+
+
+@pytest.mark.parametrize("encoding", ["br", "gzip, gzip", "compress"])
+@pytest.mark.parametrize("method", ["complete", "acomplete", "stream_complete", "astream_complete"])
+def test_an_answer_in_a_coding_the_request_did_not_accept_is_not_read(
+    method: str, encoding: str
+) -> None:
+    """A brotli bomb (8 MiB in 30 bytes), gzip applied twice (8 MiB in 8 KiB), an unknown
+    coding: never decoded, and not retried (the server would answer the same)."""
+    body = b'{"a":"' if encoding == "compress" else _packed(encoding, b'{"a":"', 8 * LIMIT)
+    with Server(_encoded(200, body, encoding)) as server:
+        llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=2)
+        peak, error = _peak(lambda: _text(llm, KIND_OF[method]))
+        llm.close()
+    assert isinstance(error, MalformedResponseError)
+    stream = "stream" if "stream" in method else "response"
+    assert str(error) == (
+        f"malformed AI21 {stream}: the body is encoded as {encoding!r}, which the request did "
+        "not accept (Accept-Encoding: gzip, deflate); it was not read"
+    )
+    assert server.requests == 1
+    assert peak < LIMIT, f"peak {peak / 2**20:.1f} MiB"
+
+
+def _event(content: str, finish: str | None = None) -> bytes:
+    chunk: dict[str, Any] = {
+        "id": "chatcmpl-1",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}],
+    }
+    if finish is not None:
+        chunk["usage"] = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+@pytest.mark.parametrize("method", ["stream_complete", "astream_complete"])
+def test_a_compressed_stream_is_inflated_a_bounded_step_at_a_time(method: str) -> None:
+    """8 MiB of keep-alive comments in 8 KiB of gzip, in one piece: inflated a piece at a
+    time as the stream is read (httpx inflates each piece it reads whole)."""
+    comments = (b": " + b"k" * 1021 + b"\n") * (8 * 1024)
+    events = _event("Hello") + comments + _event(" there", "stop") + b"data: [DONE]\n\n"
+    packed = gzip.compress(events)
+
+    def handler(peer: Peer) -> None:
+        peer.read_request()
+        headers = [("Content-Type", "text/event-stream"), ("Content-Encoding", "gzip")]
+        peer.send(response(body=packed, headers=headers))
+
+    with Server(handler) as server:
+        llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=0)
+        tracemalloc.start()
+        try:
+            text = _text(llm, KIND_OF[method])
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        llm.close()
+    assert text == "Hello there"
+    assert peak < 2 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB for 8 MiB in one piece"
