@@ -36,6 +36,9 @@ holds both paths to plain httpx on the same misbehaving servers):
   not read. Error bodies are read up to :data:`ERROR_BODY_LIMIT` only, a 200 answer up to
   :data:`ANSWER_LIMIT` (past it the call fails): an answer that inflates to gigabytes, or
   never ends, costs no more than that.
+- A corrupt gzip or deflate stream is ``httpx.RemoteProtocolError`` (httpx raises
+  ``DecodingError``, which is not a ``TransportError``), so a stream that breaks that way after
+  its first event ends as any other broken stream does.
 
 Requests are sent here, not through the SDK's ``execute_http_request``, and the SDK still
 decides the errors: a status other than 200 goes to the SDK's own
@@ -764,10 +767,24 @@ def _inflater(response: httpx.Response) -> _Inflater | None:
 
 
 def _corrupt(response: httpx.Response, inflater: _Inflater, exc: zlib.error) -> httpx.HTTPError:
-    """A body whose gzip or deflate bytes do not inflate: httpx's own ``DecodingError``, as
-    httpx's decoders raise it."""
+    """A whole body whose gzip or deflate bytes do not inflate: httpx's own
+    ``DecodingError``, as ``response.read()`` raises it."""
     message = f"the {inflater.coding} body does not inflate: {exc}"
     return httpx.DecodingError(message, request=response.request)
+
+
+def _broken(
+    response: httpx.Response, inflater: _Inflater, exc: zlib.error
+) -> httpx.RemoteProtocolError:
+    """A stream whose gzip or deflate bytes stop inflating: ``httpx.RemoteProtocolError``, the
+    class httpcore raises for a body broken in its framing ("the protocol was violated by the
+    server", httpx's docs), not httpx's ``DecodingError``, which is no ``TransportError``: so
+    a stream broken this way after its first event ends in ``StreamInterruptedError`` (with the
+    text that arrived) like any other broken stream, and one broken before it is retried as
+    those are."""
+    return httpx.RemoteProtocolError(
+        f"the {inflater.coding} stream does not inflate: {exc}", request=response.request
+    )
 
 
 class _Collected:
@@ -874,7 +891,7 @@ def _streamed(response: httpx.Response) -> Iterator[bytes]:
         try:
             yield from inflater.feed(raw)
         except zlib.error as exc:
-            raise _corrupt(response, inflater, exc) from exc
+            raise _broken(response, inflater, exc) from exc
 
 
 # A shell around the inflater, kept out of mutation testing (scripts/mutation.sh).
@@ -890,7 +907,7 @@ async def _astreamed(  # pragma: no mutate block
             for piece in inflater.feed(raw):
                 yield piece
         except zlib.error as exc:
-            raise _corrupt(response, inflater, exc) from exc
+            raise _broken(response, inflater, exc) from exc
 
 
 # ------------------------------------------------------------------ event loops and forks
