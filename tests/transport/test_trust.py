@@ -1,7 +1,7 @@
 """Issue "Trust no server", the HTTP layer's part, on scripted loopback servers: the
 credentials of a ``base_url`` sent as httpx sends them and shown nowhere, pool exhaustion
-reported as httpx reports it, bodies (error bodies, answers, streams) that cost bounded memory
-however large they inflate, whatever their coding."""
+reported as httpx reports it, bodies (error bodies, answers, streams, discovery's answers) that
+cost bounded memory however large they inflate, whatever their coding."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import pytest
 from ai21.errors import AI21ServerError
 
 from llama_index.llms.ai21 import AI21, _http
+from llama_index.llms.ai21._discovery import MAX_ANSWER_BYTES
 from llama_index.llms.ai21._http import (
     ANSWER_LIMIT,
     ERROR_BODY_LIMIT,
@@ -488,3 +489,49 @@ def test_a_compressed_stream_is_inflated_a_bounded_step_at_a_time(method: str) -
         llm.close()
     assert text == "Hello there"
     assert peak < 2 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB for 8 MiB in one piece"
+
+
+# ------------------------------------------------------------------ bounded discovery
+
+
+@pytest.fixture
+def warnings(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    return caplog
+
+
+def _listing(encoding: str) -> Callable[[Peer], None]:
+    """``GET /v1/models`` answers a body that inflates to 16 MiB; the chat is answered."""
+    packed = _packed(encoding, b'{"data":[{"id":"', 4 * MAX_ANSWER_BYTES)
+
+    def handler(peer: Peer) -> None:
+        while (head := peer.read_request()) is not None:
+            if b" /v1/models " in head:
+                peer.send(response(body=packed, headers=[("Content-Encoding", encoding)]))
+            else:
+                peer.send(response(body=chat_answer("answered")))
+
+    return handler
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
+def test_a_discovery_answer_that_inflates_to_16_mib_costs_no_more_than_its_limit(
+    encoding: str, warnings: pytest.LogCaptureFixture
+) -> None:
+    """Discovery reads at most ``MAX_ANSWER_BYTES`` (4 MiB) of an answer, inflated no further
+    (httpx inflates each piece it reads whole), and no br at all; then falls back, warning
+    once."""
+    with Server(_listing(encoding)) as server:
+        llm = AI21(base_url=server.url() + "/v1", model="ai21labs/AI21-Jamba2-3B")
+        tracemalloc.start()
+        try:
+            window = llm.metadata.context_window
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        llm.close()
+    assert window == 256_000  # the model table's
+    assert peak < 2 * MAX_ANSWER_BYTES, f"peak {peak / 2**20:.1f} MiB for a 16 MiB answer"
+    [record] = warnings.records
+    reason = "larger than 4 MiB" if encoding == "gzip" else "encoded as 'br'"
+    assert reason in record.getMessage()

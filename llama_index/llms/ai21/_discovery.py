@@ -9,9 +9,10 @@ instance. Nothing here raises: an answer that is missing, refused, too large or 
 server's documentation shows is :data:`None` to the caller, which falls back.
 
 :class:`Ask` is the one place that talks HTTP for discovery. It is deliberately stricter than
-the request path: bounded in time (:data:`PROBE_TIMEOUT`) and size (:data:`MAX_ANSWER_BYTES`),
-never retried, and a ``200`` whose JSON body is ``{"error": ...}`` counts as a failure (LM
-Studio answers unknown paths that way: https://lmstudio.ai/docs/developer/rest).
+the request path: bounded in time (:data:`PROBE_TIMEOUT`) and size
+(:data:`MAX_ANSWER_BYTES`, decoded, and inflated no further than that), never retried, and a
+``200`` whose JSON body is ``{"error": ...}`` counts as a failure (LM Studio answers unknown
+paths that way: https://lmstudio.ai/docs/developer/rest).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 
 import httpx
 import orjson
+
+from llama_index.llms.ai21._http import BodyNotRead, read_body
 
 logger = logging.getLogger("llama_index.llms.ai21")
 
@@ -153,11 +156,9 @@ class Ask:
         try:
             if response.status_code != 200:
                 raise ProbeError(f"HTTP {response.status_code}")
-            content = bytearray()
-            for piece in response.iter_bytes():
-                content += piece
-                if len(content) > MAX_ANSWER_BYTES:
-                    raise ProbeError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+            content = read_body(response, MAX_ANSWER_BYTES)
+        except BodyNotRead as exc:
+            raise ProbeError(str(exc)) from None
         finally:
             response.close()
         try:
