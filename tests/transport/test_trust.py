@@ -1,7 +1,8 @@
 """Issue "Trust no server", the HTTP layer's part, on scripted loopback servers: the
 credentials of a ``base_url`` sent as httpx sends them and shown nowhere, pool exhaustion
 reported as httpx reports it, bodies (error bodies, answers, streams, discovery's answers) that
-cost bounded memory however large they inflate, whatever their coding."""
+cost bounded memory however large they inflate, whatever their coding, and discovery requests
+that end at their deadline however slowly the server sends."""
 
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ import httpx
 import pytest
 from ai21.errors import AI21ServerError
 
-from llama_index.llms.ai21 import AI21, _http
-from llama_index.llms.ai21._discovery import MAX_ANSWER_BYTES
+from llama_index.llms.ai21 import AI21, _discovery, _http
+from llama_index.llms.ai21._discovery import MAX_ANSWER_BYTES, Ask
 from llama_index.llms.ai21._http import (
     ANSWER_LIMIT,
     ERROR_BODY_LIMIT,
@@ -535,3 +536,71 @@ def test_a_discovery_answer_that_inflates_to_16_mib_costs_no_more_than_its_limit
     [record] = warnings.records
     reason = "larger than 4 MiB" if encoding == "gzip" else "encoded as 'br'"
     assert reason in record.getMessage()
+
+
+DEADLINE = 0.5  # PROBE_TIMEOUT in the tests below
+
+
+class _Dripping:
+    """``GET /v1/models`` answered a byte every tenth of a second (each read well within the
+    read timeout) for ``seconds``, in its headers or its body; anything else answered."""
+
+    def __init__(self, phase: str, seconds: float = 10.0) -> None:
+        self.phase = phase
+        self.seconds = seconds
+
+    def __call__(self, peer: Peer) -> None:
+        while (head := peer.read_request()) is not None:
+            if b" /v1/models " not in head:
+                peer.send(response(body=chat_answer("answered")))
+                continue
+            if self.phase == "body":
+                peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            deadline = time.monotonic() + self.seconds
+            while time.monotonic() < deadline and not peer.server.stopped.is_set():
+                peer.send(b"H" if self.phase == "headers" else b" ")
+                time.sleep(0.1)
+            return
+
+
+@pytest.fixture
+def short_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_discovery, "PROBE_TIMEOUT", DEADLINE)
+
+
+@pytest.mark.usefixtures("short_deadline")
+@pytest.mark.parametrize("phase", ["headers", "body"])
+@pytest.mark.parametrize("method", ["complete", "acomplete"])
+def test_a_discovery_answer_sent_a_byte_at_a_time_ends_at_its_deadline(
+    method: str, phase: str, warnings: pytest.LogCaptureFixture
+) -> None:
+    """The first call waits for discovery, which gets ``PROBE_TIMEOUT`` for each request as a
+    whole (docs/laptop.md: "Each answer is read with at most 10 seconds"), not per read: a
+    server that sends a byte now and then is no answer once that is up."""
+    with Server(_Dripping(phase)) as server:
+        llm = AI21(
+            base_url=server.url() + "/v1", model="ai21labs/AI21-Jamba2-3B", deployment="vllm"
+        )
+        started = time.monotonic()
+        assert _text(llm, KIND_OF[method]) == "answered"
+        took = time.monotonic() - started
+        llm.close()
+    assert took < DEADLINE + 4, f"{took:.1f} s; the server drips for 10 s"
+    [record] = warnings.records
+    assert f"no complete answer within {DEADLINE:g} s" in record.getMessage()
+
+
+@pytest.mark.usefixtures("short_deadline")
+def test_a_discovery_request_on_a_pooled_connection_ends_at_its_deadline_too() -> None:
+    """A connection from the pool has no connect event to learn its socket from: the request
+    goes on a new connection instead, whose socket the deadline can shut."""
+    with Server(_Dripping("headers")) as server, httpx.Client() as client:
+        base_url = server.url() + "/v1"
+        assert client.get(base_url + "/chat/completions").status_code == 200  # now pooled
+        ask = Ask(client, base_url, {}, timeout=120)
+        started = time.monotonic()
+        assert ask.get("/models") is None
+        took = time.monotonic() - started
+        assert server.connections == 2
+    assert took < DEADLINE + 4, f"{took:.1f} s; the server drips for 10 s"
+    assert ask.failures == [f"GET {base_url}/models: no complete answer within {DEADLINE:g} s"]

@@ -39,6 +39,7 @@ holds both paths to plain httpx on the same misbehaving servers):
 - A corrupt gzip or deflate stream is ``httpx.RemoteProtocolError`` (httpx raises
   ``DecodingError``, which is not a ``TransportError``), so a stream that breaks that way after
   its first event ends as any other broken stream does.
+- :class:`Deadline` bounds a whole sync request (discovery's), where httpx bounds each read.
 
 Requests are sent here, not through the SDK's ``execute_http_request``, and the SDK still
 decides the errors: a status other than 200 goes to the SDK's own
@@ -604,6 +605,77 @@ def _read_end(response: httpx.Response, chunks: Iterator[bytes]) -> None:
 def _shut(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+class _PooledConnection(Exception):
+    """A request with a deadline got a pooled connection, whose socket it cannot learn."""
+
+
+class Deadline:
+    """A limit on a whole sync request (connecting, the answer's headers and its body), where
+    httpx's timeouts bound each read: a server that sends a byte now and then holds a request
+    for as long as it likes. When the time is up the request's socket is shut down, which ends
+    the read in progress as a server's close would (``httpx.RemoteProtocolError`` or
+    ``ReadError``), and :attr:`expired` says why.
+
+    The socket comes from httpcore's ``trace`` request extension
+    (https://www.encode.io/httpcore/extensions/#trace): its ``connect_tcp.complete`` event
+    carries the new connection's network stream. A pooled connection has no such event: a
+    request that gets one is stopped before it writes anything (httpcore then closes that idle
+    connection) and :meth:`send` sends it again, until it gets a new one. On a transport that
+    is not httpcore's (a user's own), nothing is learned and only httpx's timeouts apply.
+
+    Usage: ``with Deadline(10) as deadline: response = deadline.send(client, request)`` and
+    read the body inside the ``with``.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sock = self._socket
+        if sock is not None:
+            _shut(sock)
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        if event.endswith((".connect_tcp.complete", ".connect_unix_socket.complete")):
+            sock = info["return_value"].get_extra_info("socket")
+            with self._lock:
+                if self._socket is None:  # through a proxy: the proxy's connection
+                    self._socket = sock
+                expired = self.expired
+            if expired and sock is not None:
+                _shut(sock)
+        elif event == "http11.send_request_headers.started" and self._socket is None:
+            raise _PooledConnection
+        elif event == "http2.send_request_headers.started":
+            # One HTTP/2 connection carries other requests too: it is not shut for this one.
+            with self._lock:
+                self._socket = None
+
+    def send(self, client: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        """``client.send(request, stream=True, **kwargs)`` on a new connection."""
+        request.extensions = {**request.extensions, "trace": self._trace}
+        for _ in range(MAX_CONNECTIONS + 1):  # each try closes one pooled connection: bounded
+            try:
+                return client.send(request, stream=True, **kwargs)
+            except _PooledConnection:
+                continue
+        raise httpx.ConnectError("no new connection for a request", request=request)
 
 
 class AsyncStream:
