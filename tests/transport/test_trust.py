@@ -538,12 +538,12 @@ def test_a_discovery_answer_that_inflates_to_16_mib_costs_no_more_than_its_limit
     assert reason in record.getMessage()
 
 
-DEADLINE = 0.5  # PROBE_TIMEOUT in the tests below
+DEADLINE = 0.25  # PROBE_TIMEOUT in the tests below (the read timeout too: 5 drips)
 
 
 class _Dripping:
-    """``GET /v1/models`` answered a byte every tenth of a second (each read well within the
-    read timeout) for ``seconds``, in its headers or its body; anything else answered."""
+    """``GET /v1/models`` answered a byte every 50 ms (each read well within the read timeout)
+    for ``seconds``, in its headers or its body; anything else answered."""
 
     def __init__(self, phase: str, seconds: float = 10.0) -> None:
         self.phase = phase
@@ -559,7 +559,7 @@ class _Dripping:
             deadline = time.monotonic() + self.seconds
             while time.monotonic() < deadline and not peer.server.stopped.is_set():
                 peer.send(b"H" if self.phase == "headers" else b" ")
-                time.sleep(0.1)
+                time.sleep(0.05)
             return
 
 
