@@ -9,7 +9,7 @@
 # mutmut wraps every mutated function in a trampoline; for an async generator that wrapper
 # is a second generator, and an event loop's shutdown then closes both at once ("aclose():
 # asynchronous generator is already running"). So the package's async generators
-# (_LoopClient._close_with_loop, _WriteWatch.pieces, _bounded) are shells
+# (_LoopClient._close_with_loop, _WriteWatch.pieces, _bounded, _astreamed) are shells
 # marked `# pragma: no mutate block`, and what they call is mutated.
 #
 # Mutants of a module only: bash scripts/mutation.sh "llama_index.llms.ai21._http*"

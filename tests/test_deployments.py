@@ -125,16 +125,18 @@ def test_parse_base_url_returns_the_url() -> None:
 
 
 @pytest.mark.parametrize("deployment", [AI21Studio(), OpenAICompatible()])
-def test_headers_json_user_agent_key_then_extras(deployment: Any) -> None:
+def test_headers_json_user_agent_codings_key_then_extras(deployment: Any) -> None:
     assert deployment.headers("k1", {"X-Team": "a", "User-Agent": "mine"}) == {
         "Content-Type": "application/json",
         "User-Agent": "mine",
+        "Accept-Encoding": "gzip, deflate",
         "Authorization": "Bearer k1",
         "X-Team": "a",
     }
     assert deployment.headers(None, {}) == {
         "Content-Type": "application/json",
         "User-Agent": user_agent(),
+        "Accept-Encoding": "gzip, deflate",
     }
     assert "Authorization" not in deployment.headers("", {})
 

@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import json
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 
@@ -16,7 +17,7 @@ import psutil
 import pytest
 
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.errors import MalformedResponseError
+from llama_index.llms.ai21.errors import MalformedResponseError, StreamInterruptedError
 from tests.transport.servers import Peer, Server, chat_answer, response
 
 
@@ -113,6 +114,62 @@ def test_a_compressed_stream_is_inflated(encoding: str, method: str) -> None:
 
             deltas = asyncio.run(run())
     assert "".join(d or "" for d in deltas) == "Hello there"
+
+
+def _read_stream(llm: AI21, method: str) -> None:
+    """Read ``llm``'s stream to its end (``method``: "stream_complete" or "astream_complete")."""
+
+    async def astream() -> None:
+        async for _ in await llm.astream_complete("hi"):
+            pass
+
+    if method == "stream_complete":
+        list(llm.stream_complete("hi"))
+    else:
+        asyncio.run(astream())
+
+
+def _turns_corrupt(peer: Peer) -> None:
+    """A gzip event stream whose compressed bytes turn to garbage after two events; a whole
+    deflate body that does not inflate."""
+    peer.read_request()
+    if b'"stream":true' not in peer.last_body:
+        body = zlib.compress(chat_answer("answered"))[:20] + b"\xff" * 50
+        peer.send(response(body=body, headers=[("Content-Encoding", "deflate")]))
+        return
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    first = packer.compress(_event("Hello") + _event(" there")) + packer.flush(zlib.Z_SYNC_FLUSH)
+    headers = [("Content-Type", "text/event-stream"), ("Content-Encoding", "gzip")]
+    peer.send(response(body=b"", length=False, headers=[*headers, ("Connection", "close")]))
+    peer.send(first)
+    time.sleep(0.1)  # the events arrive, and reach the caller, before the garbage
+    peer.send(b"\xff" * 64)
+
+
+@pytest.mark.parametrize("method", ["stream_complete", "astream_complete"])
+def test_a_compressed_stream_that_turns_corrupt_is_interrupted_with_its_text(method: str) -> None:
+    """Bytes that stop inflating mid-stream break the stream as a lost connection does:
+    ``StreamInterruptedError`` with the text that arrived (httpx raises ``DecodingError``,
+    which is no transport error; the HTTP layer raises ``RemoteProtocolError``)."""
+    with Server(_turns_corrupt) as server:
+        llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=1)
+        with pytest.raises(StreamInterruptedError) as caught:
+            _read_stream(llm, method)
+    assert caught.value.partial_text == "Hello there"
+    assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+    assert "gzip stream does not inflate" in str(caught.value)
+    assert server.requests == 1
+
+
+@pytest.mark.parametrize("method", ["complete", "acomplete"])
+def test_a_whole_body_that_does_not_inflate_is_httpx_decoding_error(method: str) -> None:
+    """As ``response.read()`` raises it; not retried (the server would send the same)."""
+    with Server(_turns_corrupt) as server:
+        llm = AI21(api_key="k", base_url=server.url() + "/studio/v1", max_retries=1)
+        call = llm.complete if method == "complete" else lambda p: asyncio.run(llm.acomplete(p))
+        with pytest.raises(httpx.DecodingError, match="deflate body does not inflate"):
+            call("hi")
+    assert server.requests == 1
 
 
 @pytest.mark.parametrize("method", ["complete", "acomplete"])

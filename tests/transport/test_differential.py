@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import brotli
 import httpx
 import pytest
 import trustme
@@ -139,11 +138,6 @@ def gzipped_chunks(peer: Peer) -> None:
     )
     while peer.read_request() is not None:
         peer.send(head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
-
-
-def brotli_body(peer: Peer) -> None:
-    while peer.read_request() is not None:
-        peer.send(response(body=brotli.compress(JSON), headers=[("Content-Encoding", "br")]))
 
 
 def redirect(peer: Peer) -> None:
@@ -264,7 +258,8 @@ SCENARIOS = [
     Scenario("a Latin-1 reason phrase", reason_phrase("Très bien".encode("latin-1"))),
     Scenario("gzip body", gzipped),
     Scenario("gzip body in chunks", gzipped_chunks),
-    Scenario("br body", brotli_body),
+    # A br body is where the package parts from httpx on purpose: its requests do not accept
+    # br, and an answer in it is refused unread (test_trust.py), httpx decodes it unbounded.
     Scenario("redirect", redirect),
     Scenario("connect timeout", None, timeout=0.3, backlog_full=True),
     Scenario("client certificate missing (TLS 1.3)", answer_ok, tls="mtls 1.3", sync_only=True),

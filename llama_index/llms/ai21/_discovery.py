@@ -9,9 +9,10 @@ instance. Nothing here raises: an answer that is missing, refused, too large or 
 server's documentation shows is :data:`None` to the caller, which falls back.
 
 :class:`Ask` is the one place that talks HTTP for discovery. It is deliberately stricter than
-the request path: bounded in time (:data:`PROBE_TIMEOUT`) and size (:data:`MAX_ANSWER_BYTES`),
-never retried, and a ``200`` whose JSON body is ``{"error": ...}`` counts as a failure (LM
-Studio answers unknown paths that way: https://lmstudio.ai/docs/developer/rest).
+the request path: bounded in time (:data:`PROBE_TIMEOUT` for the whole request) and size
+(:data:`MAX_ANSWER_BYTES`, decoded, and inflated no further than that), never retried, and a
+``200`` whose JSON body is ``{"error": ...}`` counts as a failure (LM Studio answers unknown
+paths that way: https://lmstudio.ai/docs/developer/rest).
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ from typing import Any
 import httpx
 import orjson
 
+from llama_index.llms.ai21._http import BodyNotRead, Deadline, read_body
+
 logger = logging.getLogger("llama_index.llms.ai21")
 
 PROBE_TIMEOUT = 10.0
-"""Seconds allowed for each discovery request (the instance's ``timeout`` if smaller)."""
+"""Seconds allowed for each discovery request as a whole, from connecting to the answer's last
+byte (the instance's ``timeout`` if smaller): a server that sends its answer a byte at a time
+gets no longer (docs/laptop.md: "Each answer is read with at most 10 seconds")."""
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 """Largest discovery answer read (llama.cpp's ``/props`` carries the chat template, Ollama's
 ``/api/show`` the license: tens of kilobytes)."""
@@ -119,7 +124,8 @@ class Ask:
         self.base_url = base_url.rstrip("/")
         self.root = server_root(base_url)
         self.headers = headers
-        self.timeout = httpx.Timeout(min(timeout, PROBE_TIMEOUT))
+        self.seconds = min(timeout, PROBE_TIMEOUT)
+        self.timeout = httpx.Timeout(self.seconds)
         self.failures: list[str] = []
 
     def get(self, path: str, *, root: bool = False) -> Any:
@@ -149,17 +155,21 @@ class Ask:
         request = self.client.build_request(
             method, url, headers=self.headers, json=body, timeout=self.timeout
         )
-        response = self.client.send(request, stream=True, auth=self.auth)
-        try:
-            if response.status_code != 200:
-                raise ProbeError(f"HTTP {response.status_code}")
-            content = bytearray()
-            for piece in response.iter_bytes():
-                content += piece
-                if len(content) > MAX_ANSWER_BYTES:
-                    raise ProbeError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
-        finally:
-            response.close()
+        with Deadline(self.seconds) as deadline:
+            try:
+                response = deadline.send(self.client, request, auth=self.auth)
+                try:
+                    if response.status_code != 200:
+                        raise ProbeError(f"HTTP {response.status_code}")
+                    content = read_body(response, MAX_ANSWER_BYTES)
+                finally:
+                    response.close()
+            except BodyNotRead as exc:
+                raise ProbeError(str(exc)) from None
+            except httpx.TransportError:
+                if not deadline.expired:
+                    raise
+                raise ProbeError(f"no complete answer within {self.seconds:g} s") from None
         try:
             decoded = orjson.loads(content)
         except orjson.JSONDecodeError as exc:

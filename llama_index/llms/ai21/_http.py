@@ -29,8 +29,17 @@ holds both paths to plain httpx on the same misbehaving servers):
   accepts, would hold a call for as long as the server keeps sending).
 - A stream left at its ``[DONE]`` event looks briefly for its body's end, so its connection
   can be reused, and never waits on a server that holds the connection open.
-- Error bodies are read up to :data:`ERROR_BODY_LIMIT` only: an answer that inflates to
-  gigabytes costs no more than that.
+- Every body is decoded here, not by httpx, a bounded step at a time (:class:`_Inflater`),
+  and only in the codings requests accept (:data:`ACCEPT_ENCODING`: gzip and deflate): httpx
+  decodes each piece it reads whole, and also decodes br and zstd when their libraries are
+  installed (an 823-byte brotli body is 512 MiB in one call). An answer in another coding is
+  not read. Error bodies are read up to :data:`ERROR_BODY_LIMIT` only, a 200 answer up to
+  :data:`ANSWER_LIMIT` (past it the call fails): an answer that inflates to gigabytes, or
+  never ends, costs no more than that.
+- A corrupt gzip or deflate stream is ``httpx.RemoteProtocolError`` (httpx raises
+  ``DecodingError``, which is not a ``TransportError``), so a stream that breaks that way after
+  its first event ends as any other broken stream does.
+- :class:`Deadline` bounds a whole sync request (discovery's), where httpx bounds each read.
 
 Requests are sent here, not through the SDK's ``execute_http_request``, and the SDK still
 decides the errors: a status other than 200 goes to the SDK's own
@@ -96,6 +105,22 @@ EXIT_CLOSE_SECONDS = 1.0
 # ``details``. The rest is not read (its connection is dropped, as httpx drops any connection
 # whose answer was not read to its end).
 ERROR_BODY_LIMIT = 64 * 1024
+# The largest 200 answer read (decoded); past it the call fails, reading no further. A chat
+# answer holds at most the model's output, and Jamba's context is 256K tokens: an answer that
+# filled all of it is about 1 MiB of English at 4 bytes a token, some 6 MiB where every
+# character is JSON-escaped (``\u4e2d``: 6 bytes) or a tool call's arguments are JSON inside
+# JSON (reasoning and content share that budget). 32 MiB holds several such answers (``n``
+# choices) and still bounds what a server that never ends its body costs.
+ANSWER_LIMIT = 32 * 1024 * 1024
+# The content codings requests accept (every deployment's headers carry it): the two that
+# ``_Inflater`` decodes a bounded step at a time. httpx's default adds ``br`` when brotli is
+# installed and ``zstd`` when zstandard is (``httpx/_client.py``, ``ACCEPT_ENCODING``), and
+# its decoders inflate each piece whole (its ``BrotliDecoder`` calls brotli's
+# ``Decompressor.process(data)`` without its ``output_buffer_limit``). A server may use no
+# coding the request did not accept (RFC 9110, section 12.5.3): an answer in another is not
+# read (:class:`BodyNotRead`).
+ACCEPT_ENCODING = "gzip, deflate"
+INFLATED_PIECE = 64 * 1024  # the most one step of inflating a body yields
 BODY_PIECE = 64 * 1024  # async request bodies larger than this are written in pieces
 LARGE_JSON = 1024 * 1024  # bodies larger than this are parsed by the stdlib (see decode_json)
 _JSON_STARTS = (b"{", b"[")
@@ -544,7 +569,7 @@ class Stream:
         self._chunks: Iterator[bytes] | None = None
 
     def iter_bytes(self) -> Iterator[bytes]:
-        chunks = self._chunks = self.response.iter_bytes()
+        chunks = self._chunks = _streamed(self.response)
         return chunks
 
     def close(self) -> None:
@@ -582,6 +607,77 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+class _PooledConnection(Exception):
+    """A request with a deadline got a pooled connection, whose socket it cannot learn."""
+
+
+class Deadline:
+    """A limit on a whole sync request (connecting, the answer's headers and its body), where
+    httpx's timeouts bound each read: a server that sends a byte now and then holds a request
+    for as long as it likes. When the time is up the request's socket is shut down, which ends
+    the read in progress as a server's close would (``httpx.RemoteProtocolError`` or
+    ``ReadError``), and :attr:`expired` says why.
+
+    The socket comes from httpcore's ``trace`` request extension
+    (https://www.encode.io/httpcore/extensions/#trace): its ``connect_tcp.complete`` event
+    carries the new connection's network stream. A pooled connection has no such event: a
+    request that gets one is stopped before it writes anything (httpcore then closes that idle
+    connection) and :meth:`send` sends it again, until it gets a new one. On a transport that
+    is not httpcore's (a user's own), nothing is learned and only httpx's timeouts apply.
+
+    Usage: ``with Deadline(10) as deadline: response = deadline.send(client, request)`` and
+    read the body inside the ``with``.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sock = self._socket
+        if sock is not None:
+            _shut(sock)
+
+    def _trace(self, event: str, info: dict[str, Any]) -> None:
+        if event.endswith((".connect_tcp.complete", ".connect_unix_socket.complete")):
+            sock = info["return_value"].get_extra_info("socket")
+            with self._lock:
+                if self._socket is None:  # through a proxy: the proxy's connection
+                    self._socket = sock
+                expired = self.expired
+            if expired and sock is not None:
+                _shut(sock)
+        elif event == "http11.send_request_headers.started" and self._socket is None:
+            raise _PooledConnection
+        elif event == "http2.send_request_headers.started":
+            # One HTTP/2 connection carries other requests too: it is not shut for this one.
+            with self._lock:
+                self._socket = None
+
+    def send(self, client: httpx.Client, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        """``client.send(request, stream=True, **kwargs)`` on a new connection."""
+        request.extensions = {**request.extensions, "trace": self._trace}
+        for _ in range(MAX_CONNECTIONS + 1):  # each try closes one pooled connection: bounded
+            try:
+                return client.send(request, stream=True, **kwargs)
+            except _PooledConnection:
+                continue
+        raise httpx.ConnectError("no new connection for a request", request=request)
+
+
 class AsyncStream:
     """The async :class:`Stream`: every failure as httpx's exception, every piece of the
     body within the read timeout."""
@@ -592,7 +688,7 @@ class AsyncStream:
         self._chunks: AsyncIterator[bytes] | None = None
 
     def aiter_bytes(self) -> AsyncIterator[bytes]:
-        chunks = self._chunks = _bounded(self.response, self._read_timeout)
+        chunks = self._chunks = _astreamed(self.response, self._read_timeout)
         return chunks
 
     async def aclose(self) -> None:
@@ -611,11 +707,11 @@ class AsyncStream:
 
 # A shell around the reads, kept out of mutation testing (scripts/mutation.sh).
 async def _bounded(  # pragma: no mutate block
-    response: httpx.Response, read_timeout: float | None, raw: bool = False
+    response: httpx.Response, read_timeout: float | None
 ) -> AsyncIterator[bytes]:
-    """The decoded (or ``raw``) body, each piece within ``read_timeout``, failures as
+    """The raw body (decoded above this), each piece within ``read_timeout``, failures as
     httpx's."""
-    pieces = response.aiter_raw() if raw else response.aiter_bytes()
+    pieces = response.aiter_raw()
     while True:
         error: Exception | None = None
         try:
@@ -680,55 +776,210 @@ async def _next_within(pieces: AsyncIterator[bytes], seconds: float | None) -> b
     return await asyncio.wait_for(anext(pieces, None), seconds)  # pragma: no cover
 
 
-async def _read_all(response: httpx.Response, read_timeout: float | None) -> bytes:
-    """The whole decoded body."""
-    return b"".join([piece async for piece in _bounded(response, read_timeout)])
+# ------------------------------------------------------------------ bodies, decoded here
 
 
-def _inflater(response: httpx.Response) -> Any:
-    """A zlib decompressor for a gzip or deflate body (None: not compressed that way)."""
-    encoding = response.headers.get("content-encoding", "").strip().lower()
-    if encoding in {"gzip", "x-gzip"}:
-        return zlib.decompressobj(zlib.MAX_WBITS | 16)
-    if encoding == "deflate":
-        return zlib.decompressobj()
-    return None
+class BodyNotRead(Exception):
+    """A body that was not read (whole): larger than its limit, or in a content coding the
+    request did not accept. The message says which, and quotes nothing of the body."""
 
 
-def _prefix(pieces: list[bytes], size: int, inflater: Any, piece: bytes, limit: int) -> int:
-    """Add what ``piece`` adds to the first ``limit`` bytes of the body (``size`` so far);
-    the new size."""
-    if inflater is not None:
-        piece = inflater.decompress(piece, max(limit - size, 1))
-    pieces.append(piece[: limit - size])
-    return size + len(pieces[-1])
+class _Inflater:
+    """Inflates a gzip or deflate body as httpx's ``GZipDecoder`` and ``DeflateDecoder`` do (a
+    deflate body is a zlib stream or, as some servers send it, a raw one), but at most
+    :data:`INFLATED_PIECE` bytes a step, through zlib's ``max_length``
+    (https://docs.python.org/3/library/zlib.html#zlib.Decompress.decompress): httpx inflates
+    each piece it reads whole, and 64 KiB of gzip can be 64 MiB. A reader that stops early
+    inflates nothing more. Raises ``zlib.error`` for bytes that do not inflate."""
+
+    __slots__ = ("_may_be_raw", "_zlib", "coding")
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        gzip = coding in {"gzip", "x-gzip"}
+        self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16 if gzip else zlib.MAX_WBITS)
+        self._may_be_raw = not gzip  # deflate, until its first bytes inflate
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """What ``data`` adds to the body, in pieces of at most ``INFLATED_PIECE`` bytes."""
+        while True:
+            try:
+                piece = self._zlib.decompress(data, INFLATED_PIECE)
+            except zlib.error:
+                if not self._may_be_raw:
+                    raise
+                self._may_be_raw = False
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)  # httpx's raw fallback
+                continue
+            self._may_be_raw = False
+            data = self._zlib.unconsumed_tail
+            if piece:
+                yield piece
+            if not data and len(piece) < INFLATED_PIECE:  # nothing held back: all inflated
+                return
+
+
+def _inflater(response: httpx.Response) -> _Inflater | None:
+    """How ``response``'s body is decoded: None (not encoded), or an :class:`_Inflater`.
+    :class:`BodyNotRead` for any other coding, or more than one (httpx would decode those,
+    without bound)."""
+    value = response.headers.get("content-encoding")
+    if not value:
+        return None
+    codings = [c.strip().lower() for c in value.split(",")]
+    codings = [c for c in codings if c not in {"", "identity"}]
+    if not codings:
+        return None
+    if len(codings) == 1 and codings[0] in {"gzip", "x-gzip", "deflate"}:
+        return _Inflater(codings[0])
+    raise BodyNotRead(
+        f"the body is encoded as {', '.join(codings)!r}, which the request did not accept "
+        f"(Accept-Encoding: {ACCEPT_ENCODING}); it was not read"
+    )
+
+
+def _corrupt(response: httpx.Response, inflater: _Inflater, exc: zlib.error) -> httpx.HTTPError:
+    """A whole body whose gzip or deflate bytes do not inflate: httpx's own
+    ``DecodingError``, as ``response.read()`` raises it."""
+    message = f"the {inflater.coding} body does not inflate: {exc}"
+    return httpx.DecodingError(message, request=response.request)
+
+
+def _broken(
+    response: httpx.Response, inflater: _Inflater, exc: zlib.error
+) -> httpx.RemoteProtocolError:
+    """A stream whose gzip or deflate bytes stop inflating: ``httpx.RemoteProtocolError``, the
+    class httpcore raises for a body broken in its framing ("the protocol was violated by the
+    server", httpx's docs), not httpx's ``DecodingError``, which is no ``TransportError``: so
+    a stream broken this way after its first event ends in ``StreamInterruptedError`` (with the
+    text that arrived) like any other broken stream, and one broken before it is retried as
+    those are."""
+    return httpx.RemoteProtocolError(
+        f"the {inflater.coding} stream does not inflate: {exc}", request=response.request
+    )
+
+
+class _Collected:
+    """A body's decoded bytes, up to a limit (the sync and async readers feed it raw pieces)."""
+
+    __slots__ = ("inflater", "limit", "pieces", "size")
+
+    def __init__(self, response: httpx.Response, limit: int) -> None:
+        self.inflater = _inflater(response)
+        self.limit = limit
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    def add(self, raw: bytes) -> bool:
+        """Add a raw piece of the body; whether the body is longer than the limit (then its
+        first ``limit`` bytes are kept and nothing more is inflated)."""
+        for piece in (raw,) if self.inflater is None else self.inflater.feed(raw):
+            if len(piece) > self.limit - self.size:
+                self.pieces.append(piece[: self.limit - self.size])
+                self.size = self.limit
+                return True
+            self.pieces.append(piece)
+            self.size += len(piece)
+        return False
+
+    def too_large(self) -> BodyNotRead:
+        return BodyNotRead(f"the body is larger than {_size(self.limit)}; the rest was not read")
+
+
+def _size(limit: int) -> str:
+    for unit, name in ((1024 * 1024, "MiB"), (1024, "KiB")):
+        if limit >= unit and limit % unit == 0:
+            return f"{limit // unit} {name}"
+    return f"{limit} bytes"
+
+
+def read_body(response: httpx.Response, limit: int) -> bytes:
+    """The whole decoded body, if it is at most ``limit`` bytes; else :class:`BodyNotRead`
+    (as for a coding not accepted). A body that does not inflate: ``httpx.DecodingError``."""
+    body = _Collected(response, limit)
+    try:
+        for raw in response.iter_raw():
+            if body.add(raw):
+                raise body.too_large()
+    except zlib.error as exc:
+        assert body.inflater is not None
+        raise _corrupt(response, body.inflater, exc) from exc
+    return b"".join(body.pieces)
+
+
+async def aread_body(response: httpx.Response, read_timeout: float | None, limit: int) -> bytes:
+    body = _Collected(response, limit)
+    try:
+        async for raw in _bounded(response, read_timeout):
+            if body.add(raw):
+                raise body.too_large()
+    except zlib.error as exc:
+        assert body.inflater is not None
+        raise _corrupt(response, body.inflater, exc) from exc
+    return b"".join(body.pieces)
 
 
 def _read_some(response: httpx.Response, limit: int) -> bytes:
-    """The first ``limit`` bytes of the decoded body. A gzip or deflate body is inflated up to
-    there only (httpx inflates each piece it reads whole: 64 KiB of gzip can be 64 MiB)."""
-    inflater = _inflater(response)
-    pieces: list[bytes] = []
-    size = 0
-    chunks = response.iter_raw() if inflater is not None else response.iter_bytes()
+    """The first ``limit`` bytes of the decoded (error) body, inflated only that far; a
+    body in a coding not accepted says so instead, quoting nothing of it."""
+    try:
+        body = _Collected(response, limit)
+    except BodyNotRead as exc:
+        return f"({exc})".encode()
     with contextlib.suppress(zlib.error):  # a broken body: what was read so far
-        for piece in chunks:
-            size = _prefix(pieces, size, inflater, piece, limit)
-            if size >= limit:
+        for raw in response.iter_raw():
+            if body.add(raw):
                 break
-    return b"".join(pieces)
+    return b"".join(body.pieces)
 
 
 async def _aread_some(response: httpx.Response, read_timeout: float | None, limit: int) -> bytes:
-    inflater = _inflater(response)
-    pieces: list[bytes] = []
-    size = 0
+    try:
+        body = _Collected(response, limit)
+    except BodyNotRead as exc:
+        return f"({exc})".encode()
     with contextlib.suppress(zlib.error):
-        async for piece in _bounded(response, read_timeout, raw=inflater is not None):
-            size = _prefix(pieces, size, inflater, piece, limit)
-            if size >= limit:
+        async for raw in _bounded(response, read_timeout):
+            if body.add(raw):
                 break
-    return b"".join(pieces)
+    return b"".join(body.pieces)
+
+
+def _stream_inflater(response: httpx.Response) -> _Inflater | None:
+    try:
+        return _inflater(response)
+    except BodyNotRead as exc:
+        raise MalformedResponseError(f"malformed AI21 stream: {exc}") from None
+
+
+def _streamed(response: httpx.Response) -> Iterator[bytes]:
+    """A streamed body, decoded a bounded step at a time as it comes; a stream in a coding not
+    accepted is refused (:class:`MalformedResponseError`) before any of it is read."""
+    inflater = _stream_inflater(response)
+    if inflater is None:
+        yield from response.iter_raw()
+        return
+    for raw in response.iter_raw():
+        try:
+            yield from inflater.feed(raw)
+        except zlib.error as exc:
+            raise _broken(response, inflater, exc) from exc
+
+
+# A shell around the inflater, kept out of mutation testing (scripts/mutation.sh).
+async def _astreamed(  # pragma: no mutate block
+    response: httpx.Response, read_timeout: float | None
+) -> AsyncIterator[bytes]:
+    inflater = _stream_inflater(response)
+    async for raw in _bounded(response, read_timeout):
+        if inflater is None:
+            yield raw
+            continue
+        try:
+            for piece in inflater.feed(raw):
+                yield piece
+        except zlib.error as exc:
+            raise _broken(response, inflater, exc) from exc
 
 
 # ------------------------------------------------------------------ event loops and forks
@@ -1054,7 +1305,10 @@ class HTTPClients:
         try:
             if response.status_code != 200:
                 _raise_for_status(response, _read_some(response, ERROR_BODY_LIMIT))
-            return decode_json(response.read())
+            try:
+                return decode_json(read_body(response, ANSWER_LIMIT))
+            except BodyNotRead as exc:
+                raise MalformedResponseError(f"malformed AI21 response: {exc}") from None
         finally:
             response.close()
 
@@ -1065,7 +1319,10 @@ class HTTPClients:
                 _raise_for_status(
                     response, await _aread_some(response, read_timeout, ERROR_BODY_LIMIT)
                 )
-            return decode_json(await _read_all(response, read_timeout))
+            try:
+                return decode_json(await aread_body(response, read_timeout, ANSWER_LIMIT))
+            except BodyNotRead as exc:
+                raise MalformedResponseError(f"malformed AI21 response: {exc}") from None
         finally:
             await response.aclose()
 

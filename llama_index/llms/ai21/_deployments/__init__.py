@@ -29,7 +29,7 @@ import httpx
 
 from llama_index.llms.ai21._dialect import CHAT_PATH, Dialect, JambaChat, Limits
 from llama_index.llms.ai21._discovery import Ask, Served, entries, names, positive_int
-from llama_index.llms.ai21._http import user_agent
+from llama_index.llms.ai21._http import ACCEPT_ENCODING, user_agent
 from llama_index.llms.ai21._models import ModelInfo, is_known, model_info
 
 __all__ = ["CHAT_PATH", "Deployment", "choose", "kinds", "parse_base_url"]
@@ -98,8 +98,14 @@ class Deployment:
     # ------------------------------------------------------------------ requests
 
     def headers(self, api_key: str | None, extra: Mapping[str, str]) -> dict[str, str]:
-        """Every request header: JSON, our user agent, the bearer key (if any), then ``extra``."""
-        headers = {"Content-Type": "application/json", "User-Agent": user_agent()}
+        """Every request header: JSON, our user agent, the codings the HTTP layer decodes
+        within bounds (``_http.ACCEPT_ENCODING``: httpx would also ask for br and zstd), the
+        bearer key (if any), then ``extra``."""
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": user_agent(),
+            "Accept-Encoding": ACCEPT_ENCODING,
+        }
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         headers.update(extra)
