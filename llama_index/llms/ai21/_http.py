@@ -109,9 +109,11 @@ ERROR_BODY_LIMIT = 64 * 1024
 # answer holds at most the model's output, and Jamba's context is 256K tokens: an answer that
 # filled all of it is about 1 MiB of English at 4 bytes a token, some 6 MiB where every
 # character is JSON-escaped (``\u4e2d``: 6 bytes) or a tool call's arguments are JSON inside
-# JSON (reasoning and content share that budget). 32 MiB holds several such answers (``n``
-# choices) and still bounds what a server that never ends its body costs.
-ANSWER_LIMIT = 32 * 1024 * 1024
+# JSON (reasoning and content share that budget). ``logprobs`` multiply it: with
+# ``top_logprobs=20`` a token costs about 1 KiB. 64 MiB holds several long answers (``n``
+# choices), or some 60,000 tokens with 20 log-probabilities each, and still bounds what a
+# server that never ends its body costs.
+ANSWER_LIMIT = 64 * 1024 * 1024
 # The content codings requests accept (every deployment's headers carry it): the two that
 # ``_Inflater`` decodes a bounded step at a time. httpx's default adds ``br`` when brotli is
 # installed and ``zstd`` when zstandard is (``httpx/_client.py``, ``ACCEPT_ENCODING``), and
