@@ -287,6 +287,13 @@ def _clip(raw: bytes, limit: int = 200) -> str:
     return text if len(text) <= limit and len(raw) <= 4 * limit else f"{text[:limit]}..."
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A server's value for an error message: a string quoted and cut, else its type."""
+    if not isinstance(value, str):
+        return f"a {type(value).__name__}"
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}..."
+
+
 def _bad(what: str) -> MalformedResponseError:
     return MalformedResponseError(f"malformed AI21 stream event: {what}")
 
@@ -553,6 +560,24 @@ class ChatStreamState:
         except MalformedResponseError as exc:
             raise _bad(str(exc)) from exc
 
+    @staticmethod
+    def _second_call(
+        index: int, call: list[Any], call_id: Any, name: Any
+    ) -> MalformedResponseError:
+        """A fragment that names another call than the one at its index. Servers name a call
+        on its first fragment; later ones carry no ``id`` or ``name`` (OpenAI, vLLM,
+        llama.cpp), an empty ``id``, or the same ones again (SGLang; vLLM's last fragment,
+        vllm-project/vllm#31438), all of them fine. Folding another call's arguments into the
+        first would make both unusable (``'{"x": 1}{"x": 2}'``), and which one the server meant
+        is not known: neither is guessed."""
+        other = f"id {_shown(call_id)}" if call_id and call_id != call[0] else ""
+        if name and name != call[1]:
+            other += f"{' and ' if other else ''}name {_shown(name)}"
+        return _bad(
+            f"a fragment of tool call {index} has {other}, but tool call {index} is "
+            f"{_shown(call[0])} to {_shown(call[1])}: two calls on one index"
+        )
+
     def _merge_tool_calls(self, fragments: Any) -> None:
         if not isinstance(fragments, list):
             raise _bad("delta.tool_calls should be a list")
@@ -566,9 +591,12 @@ class ChatStreamState:
             if not isinstance(function, dict):
                 raise _bad(f"delta.tool_calls[{position}].function should be an object")
             call = self._calls.get(index)
-            if call is None:
-                call_id = fragment.get("id")
-                name = function.get("name")
+            call_id = fragment.get("id")
+            name = function.get("name")
+            if call is not None:
+                if (call_id and call_id != call[0]) or (name and name != call[1]):
+                    raise self._second_call(index, call, call_id, name)
+            else:
                 if not isinstance(call_id, str) or not isinstance(name, str):
                     raise _bad(
                         f"the first fragment of tool call {index} needs a string 'id' and "
