@@ -1,5 +1,5 @@
-"""A stream never folds two tool calls into one: answers scripted byte for byte on a loopback
-server, read through the public API."""
+"""What a stream refuses, a whole answer refuses too, and a stream never folds two tool calls
+into one: answers scripted byte for byte on a loopback server, read through the public API."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from llama_index.core.base.llms.types import ChatResponse
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse
 from llama_index.core.tools import FunctionTool
 
 from llama_index.llms.ai21 import AI21
@@ -35,6 +35,15 @@ def _event(delta: dict[str, Any], finish: Any = None, usage: Any = None) -> dict
 def _sse(*events: dict[str, Any]) -> bytes:
     lines = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events]
     return b"".join(lines) + b"data: [DONE]\n\n"
+
+
+def _whole(finish: Any = "stop", usage: Any = None) -> bytes:
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": "hi"},
+        "finish_reason": finish,
+    }
+    return json.dumps({"id": "chatcmpl-1", "choices": [choice], "usage": usage or USAGE}).encode()
 
 
 @contextmanager
@@ -144,3 +153,69 @@ def test_later_fragments_that_name_the_same_call_or_none_build_one_call(
     assert [(s.tool_id, s.tool_name, s.tool_kwargs) for s in selections] == [
         ("call_A", "add", {"x": 1})
     ]
+
+
+# -------------------------------------------------- whole answers refuse what streams refuse
+
+WHOLE = ["chat", "achat", "complete", "acomplete"]
+BOTH = ["chat", "acomplete", "stream_chat", "astream_chat"]
+
+
+def _answer(llm: AI21, method: str) -> Any:
+    if "complete" in method:
+        return _last(llm, method, getattr(llm, method), "hi")
+    return _last(llm, method, getattr(llm, method), [ChatMessage(role="user", content="hi")])
+
+
+def _body(method: str, finish: Any = "stop", usage: Any = None) -> bytes:
+    if "stream" not in method:
+        return _whole(finish, usage)
+    return _sse(_event({"content": "hi"}), _event({}, finish, usage or USAGE))
+
+
+@pytest.mark.parametrize("method", WHOLE)
+@pytest.mark.parametrize("finish", [7, ["stop"]])
+def test_a_finish_reason_that_is_not_a_string_is_malformed_in_a_whole_answer(
+    method: str, finish: Any
+) -> None:
+    with _answering(_whole(finish)) as llm, pytest.raises(MalformedResponseError) as caught:
+        _answer(llm, method)
+    assert str(caught.value) == (
+        "malformed AI21 response: choices[0].finish_reason should be str, "
+        f"got {type(finish).__name__}"
+    )
+
+
+@pytest.mark.parametrize("method", ["chat", "acomplete"])
+def test_a_null_finish_reason_is_still_read(method: str) -> None:
+    with _answering(_whole(None)) as llm:
+        answer = _answer(llm, method)
+    assert answer.additional_kwargs == {**USAGE, "finish_reason": None}
+
+
+@pytest.mark.parametrize("method", BOTH)
+@pytest.mark.parametrize(("count", "got"), [(True, "bool"), (-5, "-5")])
+def test_a_token_count_that_is_not_a_non_negative_int_is_malformed(
+    method: str, count: Any, got: str
+) -> None:
+    usage = {**USAGE, "completion_tokens": count}
+    with (
+        _answering(_body(method, usage=usage)) as llm,
+        pytest.raises(MalformedResponseError) as caught,
+    ):
+        _answer(llm, method)
+    assert str(caught.value).endswith(
+        f"usage.completion_tokens should be a non-negative int, got {got}"
+    )
+
+
+@pytest.mark.parametrize("method", BOTH)
+def test_a_detail_count_that_is_not_a_non_negative_int_is_left_out(method: str) -> None:
+    usage = {
+        **USAGE,
+        "completion_tokens_details": {"reasoning_tokens": -3},
+        "prompt_tokens_details": {"cached_tokens": True},
+    }
+    with _answering(_body(method, usage=usage)) as llm:
+        answer = _answer(llm, method)
+    assert answer.additional_kwargs == {**USAGE, "finish_reason": "stop"}
