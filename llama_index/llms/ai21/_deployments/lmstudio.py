@@ -23,7 +23,14 @@ from typing import Any
 
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
 from llama_index.llms.ai21._dialect import Limits
-from llama_index.llms.ai21._discovery import Ask, Served, as_list, entries, names, positive_int
+from llama_index.llms.ai21._discovery import (
+    Ask,
+    Served,
+    as_list,
+    context_length,
+    entries,
+    names,
+)
 
 
 class LMStudio(OpenAICompatible):
@@ -65,7 +72,7 @@ class LMStudio(OpenAICompatible):
         if match is not None:
             config = match[1].get("config")
             context = (
-                positive_int(config.get("context_length")) if isinstance(config, dict) else None
+                context_length(config.get("context_length")) if isinstance(config, dict) else None
             )
         capabilities = entry.get("capabilities") if entry is not None else None
         capabilities = capabilities if isinstance(capabilities, dict) else {}
@@ -77,7 +84,7 @@ class LMStudio(OpenAICompatible):
             models=tuple(dict.fromkeys([*listed, *(i["id"] for _, i in loaded)])),
             context_window=context,
             trained_context_window=(
-                positive_int(entry.get("max_context_length")) if entry is not None else None
+                context_length(entry.get("max_context_length")) if entry is not None else None
             ),
             function_calling=tools if isinstance(tools, bool) else None,
             notes=notes,
@@ -101,10 +108,10 @@ class LMStudio(OpenAICompatible):
             model=model,
             models=tuple(dict.fromkeys([*listed, *(m["id"] for m in loaded)])),
             context_window=(
-                positive_int(entry.get("loaded_context_length")) if entry is not None else None
+                context_length(entry.get("loaded_context_length")) if entry is not None else None
             ),
             trained_context_window=(
-                positive_int(entry.get("max_context_length")) if entry is not None else None
+                context_length(entry.get("max_context_length")) if entry is not None else None
             ),
         )
 
