@@ -1,5 +1,5 @@
 """One bad field in a discovery answer is that field not said: the rest of what the server said
-is kept. Over real HTTP against scripted
+is kept, and the names it reports are clipped in messages. Over real HTTP against scripted
 loopback servers (``tests/local_servers.py``); then every kind's reading of answers of any
 shape (property-based), which never raises."""
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21._deployments import discover, kinds
-from llama_index.llms.ai21._discovery import MAX_CONTEXT, Ask
+from llama_index.llms.ai21._discovery import MAX_CONTEXT, Ask, shown_names
 from tests import local_servers as ls
 
 JAMBA2 = "ai21labs/AI21-Jamba2-3B"
@@ -97,6 +97,40 @@ def test_an_error_body_of_any_shape_is_a_failed_answer(
         assert llm.metadata.context_window == 6144  # from /api/v0/models, asked next
         assert (llm.deployment, llm.model) == ("lmstudio", ls.LMS_KEY)
     assert "/api/v1/models: HTTP 200 with an error body: a list" in warnings.text
+
+
+def test_a_listing_of_many_models_is_clipped_in_the_log(
+    warnings: pytest.LogCaptureFixture,
+) -> None:
+    listing = {"data": [{"id": f"model-{i:07d}", "owned_by": "vllm"} for i in range(90_000)]}
+    script = ls.Script(routes={("GET", "/v1/models"): (200, listing)})
+    with ls.serving(script) as server:
+        llm = AI21(base_url=server.base_url, model="not-listed", deployment="vllm")
+        assert llm.metadata.context_window
+    [line] = [r.getMessage() for r in warnings.records if "does not list" in r.getMessage()]
+    assert "(it serves ['model-0000000', 'model-0000001'," in line
+    assert "'model-0000009'] and 89990 more)" in line
+    assert len(line) < 800
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="base.py lists every name (str(served_names)): it needs shown_names(served.models)",
+)
+def test_a_listing_of_many_models_is_clipped_in_the_error() -> None:
+    listing = {"data": [{"id": f"model-{i:07d}", "owned_by": "vllm"} for i in range(90_000)]}
+    script = ls.Script(routes={("GET", "/v1/models"): (200, listing)})
+    with ls.serving(script) as server, pytest.raises(ValueError, match="model= was not") as caught:
+        AI21(base_url=server.base_url).complete("hi")
+    assert "'model-0000009'] and 89990 more)" in str(caught.value)
+    assert len(str(caught.value)) < 800
+
+
+def test_shown_names_clips_the_list_and_each_name() -> None:
+    assert shown_names([]) == "[]"
+    assert shown_names(["a", "b"]) == "['a', 'b']"
+    assert shown_names([str(i) for i in range(11)]) == f"{[str(i) for i in range(10)]} and 1 more"
+    assert shown_names(["x" * 500]) == f"[{'x' * 100!r}...]"
 
 
 # ------------------------------------------------------------ answers of any shape, any kind
@@ -218,3 +252,4 @@ def test_any_answer_is_read_without_raising(
     for window in (served.context_window, served.trained_context_window):
         assert window is None or 0 < window <= MAX_CONTEXT
     assert all(isinstance(name, str) for name in served.models)
+    assert all(len(note) < 1000 for note in [*served.notes, *ask.failures])

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,23 @@ def context_length(value: Any) -> int | None:
     """``value`` if it is a context length (an int from 1 to :data:`MAX_CONTEXT`, never a
     bool), else ``None``: not said."""
     return value if value.__class__ is int and 0 < value <= MAX_CONTEXT else None
+
+
+SHOWN_NAMES = 10
+"""How many of the names a server reports a message lists (a server may list 90,000)."""
+
+
+def shown_name(name: str, limit: int = 100) -> str:
+    """A name for a message or a log line: quoted, and cut at ``limit`` characters."""
+    return repr(name) if len(name) <= limit else f"{name[:limit]!r}..."
+
+
+def shown_names(names: Sequence[str]) -> str:
+    """Names a server reported, for a message or a log line: the first :data:`SHOWN_NAMES`
+    (each cut as :func:`shown_name` cuts it), then how many more."""
+    listed = "[" + ", ".join(shown_name(name) for name in names[:SHOWN_NAMES]) + "]"
+    more = len(names) - SHOWN_NAMES
+    return f"{listed} and {more} more" if more > 0 else listed
 
 
 def said(value: Any, limit: int = 200) -> str:

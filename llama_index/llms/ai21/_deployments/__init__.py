@@ -34,6 +34,8 @@ from llama_index.llms.ai21._discovery import (
     context_length,
     entries,
     names,
+    shown_name,
+    shown_names,
 )
 from llama_index.llms.ai21._http import user_agent
 from llama_index.llms.ai21._models import ModelInfo, is_known, model_info
@@ -155,8 +157,8 @@ class Deployment:
         notes = []
         if entry is None and model is not None and listed:
             notes.append(
-                f"the server does not list model {model!r} with a max_model_len "
-                f"(it serves {list(served)})"
+                f"the server does not list model {shown_name(model)} with a max_model_len "
+                f"(it serves {shown_names(served)})"
             )
         root = entry.get("root") if entry else None
         return Served(

@@ -30,6 +30,7 @@ from llama_index.llms.ai21._discovery import (
     context_length,
     entries,
     names,
+    shown_name,
 )
 
 
@@ -77,7 +78,7 @@ class LMStudio(OpenAICompatible):
         capabilities = entry.get("capabilities") if entry is not None else None
         capabilities = capabilities if isinstance(capabilities, dict) else {}
         tools = capabilities.get("trained_for_tool_use")
-        notes = () if match or model is None else (f"model {model!r} is not loaded",)
+        notes = () if match or model is None else (f"model {shown_name(model)} is not loaded",)
         return Served(
             kind=self.kind,
             model=model,

@@ -35,6 +35,7 @@ from llama_index.llms.ai21._discovery import (
     context_length,
     entries,
     names,
+    shown_name,
 )
 
 logger = logging.getLogger("llama_index.llms.ai21")
@@ -100,8 +101,8 @@ class Ollama(OpenAICompatible):
             older = isinstance(version, dict) and _version(version.get("version")) < (0, 6, 7)
             context = 2048 if older else DEFAULT_NUM_CTX
             notes.append(
-                f"model {model!r} is not loaded and sets no num_ctx: Ollama's smallest default "
-                f"context ({context}) is assumed"
+                f"model {shown_name(model)} is not loaded and sets no num_ctx: Ollama's smallest "
+                f"default context ({context}) is assumed"
             )
         if context is not None and trained is not None:
             context = min(context, trained)
