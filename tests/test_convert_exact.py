@@ -334,6 +334,21 @@ def body(message: dict[str, Any], **extra: Any) -> dict[str, Any]:
             {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, "other": "x"},
             {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
         ),
+        ({"prompt_tokens": 0}, {"prompt_tokens": 0}),
+        (
+            {
+                "completion_tokens_details": {"reasoning_tokens": 4},
+                "prompt_tokens_details": {"cached_tokens": 0},
+            },
+            {"reasoning_tokens": 4, "cached_tokens": 0},
+        ),
+        (  # a detail that is not a count is left out, as one not reported is
+            {
+                "completion_tokens_details": {"reasoning_tokens": -3},
+                "prompt_tokens_details": {"cached_tokens": True},
+            },
+            {},
+        ),
     ],
 )
 def test_usage_kwargs(usage: Any, counts: dict[str, int]) -> None:
@@ -344,8 +359,13 @@ def test_usage_kwargs(usage: Any, counts: dict[str, int]) -> None:
     ("usage", "message"),
     [
         ([], "'usage' should be dict, got list"),
-        ({"completion_tokens": 2.0}, "usage.completion_tokens should be int, got float"),
-        ({"total_tokens": None}, "usage.total_tokens should be int, got NoneType"),
+        (
+            {"completion_tokens": 2.0},
+            "usage.completion_tokens should be a non-negative int, got float",
+        ),
+        ({"total_tokens": None}, "usage.total_tokens should be a non-negative int, got NoneType"),
+        ({"prompt_tokens": True}, "usage.prompt_tokens should be a non-negative int, got bool"),
+        ({"prompt_tokens": -5}, "usage.prompt_tokens should be a non-negative int, got -5"),
     ],
 )
 def test_bad_usage(usage: Any, message: str) -> None:
@@ -411,6 +431,14 @@ def test_bad_tool_calls(calls: Any, message: str) -> None:
             "choices[0].message.reasoning should be str, got list",
         ),
         (body({"content": ""}, usage=[]), "'usage' should be dict, got list"),
+        (
+            {"choices": [{"message": {"content": ""}, "finish_reason": 7}]},
+            "choices[0].finish_reason should be str, got int",
+        ),
+        (
+            {"choices": [{"message": {"content": ""}, "finish_reason": ["stop"]}]},
+            "choices[0].finish_reason should be str, got list",
+        ),
     ],
 )
 @pytest.mark.parametrize("parse", [chat_response_from_ai21, completion_response_from_ai21])

@@ -19,6 +19,7 @@ REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"
 JAMBA2 = "ai21labs/AI21-Jamba2-3B"
 JAMBA_1 = "ai21labs/AI21-Jamba-Mini-1.7"
 QUESTION = "What is 3 times 4?"
+DEEP = "[" * 100_000 + "]" * 100_000  # JSON nested far past Python's recursion limit
 ONE_CALL = '<tool_call>\n{"name": "multiply", "arguments": {"a": 3, "b": 4}}\n</tool_call>'
 TWO_CALLS = (
     "Let me compute.\n"
@@ -121,7 +122,10 @@ def test_the_parsed_calls_round_trip_in_the_next_request(
         "<tool_call>\nnot json\n</tool_call>",
         '<tool_call>\n{"arguments": {}}\n</tool_call>',  # no name
         '<tool_call>\n{"name": "multiply", "arguments": {"a": 3',  # never closed
+        f'<tool_call>\n{{"name": "multiply", "arguments": {{"a": {DEEP}}}}}\n</tool_call>',
+        f'<tool_call>\n{{"name": "multiply", "arguments": "{DEEP}"}}\n</tool_call>',
     ],
+    ids=["not-json", "no-name", "unclosed", "deep", "deep-arguments"],
 )
 def test_unreadable_tool_call_text_names_the_server_flags(
     make: Callable[..., AI21], vllm: Emulator, method: str, content: str

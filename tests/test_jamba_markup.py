@@ -27,6 +27,7 @@ from tests.transport.servers import Peer, Server
 JAMBA_1 = "ai21labs/AI21-Jamba-Mini-1.7"
 JAMBA2 = "ai21labs/AI21-Jamba2-3B"
 QUESTION = "What is 3 times 4, and 2 plus 5?"
+DEEP = "[" * 100_000 + "]" * 100_000  # JSON nested far past Python's recursion limit
 # As vLLM's jamba parser tests have Jamba's output (tests/tool_parsers/test_jamba_tool_parser.py):
 # text, then one array of calls, with whitespace inside the tags.
 BEFORE = " Sure! let me call the tools for you."
@@ -215,8 +216,10 @@ def test_hermes_text_from_a_jamba_1_model_and_jamba_text_without_tools_are_left_
         '<tool_calls>[{"arguments": {"a": 3, "b": 4}}]</tool_calls>',  # no name
         "<tool_calls>[multiply(a=3, b=4)]</tool_calls>",  # not JSON
         '<tool_calls>[{"name": "multiply", "arguments": {"a": 3, "b": 4}}]',  # never closed
+        f"<tool_calls>{DEEP}</tool_calls>",  # the stdlib's parser: a RecursionError
+        f'<tool_calls>[{{"name": "multiply", "arguments": "{DEEP}"}}]</tool_calls>',
     ],
-    ids=["object", "no-name", "not-json", "unclosed"],
+    ids=["object", "no-name", "not-json", "unclosed", "deep", "deep-arguments"],
 )
 def test_unreadable_jamba_text_names_the_server_flags(
     scripted: Callable[[str], Scripted], method: str, content: str

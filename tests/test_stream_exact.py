@@ -150,7 +150,11 @@ def test_bad_json_names_the_error_and_chains_it() -> None:
         ),
         (
             event({"content": "x"}, usage={"total_tokens": "9"}),
-            ("malformed AI21 response: usage.total_tokens should be int, got str"),
+            "malformed AI21 response: usage.total_tokens should be a non-negative int, got str",
+        ),
+        (
+            event({"content": "x"}, usage={"total_tokens": -1}),
+            "malformed AI21 response: usage.total_tokens should be a non-negative int, got -1",
         ),
     ],
 )

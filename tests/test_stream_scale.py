@@ -62,6 +62,33 @@ def test_a_bad_event_is_quoted_from_a_prefix_of_its_bytes() -> None:
     assert len(str(caught.value)) < 400
 
 
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"data: " + b"x" * 4, b"x" * 4],  # pieces of one unfinished line
+        [b"data: x\ndata: yyyyy"],  # the unfinished tail of a chunk
+        [b"data: x\ndata: " + b"y" * 5 + b"\n"],  # a whole line inside one large chunk
+        [b"data: ", b"yyyyy\n"],  # the pieces and the chunk that ends them
+    ],
+    ids=["pieces", "tail", "inside-a-chunk", "ended"],
+)
+def test_a_line_longer_than_the_limit_is_refused_wherever_it_is_cut(chunks: list[bytes]) -> None:
+    decoder = LineDecoder(limit=10)
+    for chunk in chunks[:-1]:
+        decoder.feed(chunk)
+    with pytest.raises(MalformedResponseError, match="a line is longer than 10 bytes") as caught:
+        decoder.feed(chunks[-1])
+    assert "data: " in str(caught.value), "quotes the line's start"
+    assert _decode([b"data: 1234\n", b"data", b": 5678\n"]) == [b"data: 1234", b"data: 5678"]
+
+
+def test_an_event_nested_too_deeply_is_malformed_at_any_length() -> None:
+    for padding in (0, _stream.LARGE_EVENT):  # orjson's depth limit; the stdlib's recursion
+        line = b'data: {"pad": "' + b" " * padding + b'", "x": ' + b"[" * 100_000
+        with pytest.raises(MalformedResponseError, match="not valid JSON"):
+            _stream.decode_sse_line(line + b"]" * 100_000 + b"}")
+
+
 @pytest.fixture
 def counted_blocks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many tool-call blocks the stream state builds."""

@@ -365,19 +365,32 @@ def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
     return value
 
 
+def _is_count(value: Any) -> bool:
+    """Whether ``value`` is a token count: a non-negative int (``True`` is an int, not a count)."""
+    return value.__class__ is int and value >= 0
+
+
 def usage_kwargs(usage: Any) -> dict[str, int]:
-    """``prompt_tokens``/``completion_tokens``/``total_tokens`` from an AI21 ``usage`` object."""
+    """``prompt_tokens``/``completion_tokens``/``total_tokens`` from an AI21 ``usage`` object
+    (streamed or whole: one reading for both)."""
     if usage is None:
         return {}
     _expect(usage, dict, "'usage'")
     counts: dict[str, int] = {}
     for key in USAGE_KEYS:
         if key in usage:
-            counts[key] = _expect(usage[key], int, f"usage.{key}")
-    # OpenAI's usage details, as vLLM and llama.cpp report them when they count them.
+            value = usage[key]
+            if not _is_count(value):
+                got = value if value.__class__ is int else type(value).__name__
+                raise MalformedResponseError(
+                    f"malformed AI21 response: usage.{key} should be a non-negative int, got {got}"
+                )
+            counts[key] = value
+    # OpenAI's usage details, as vLLM and llama.cpp report them when they count them; a
+    # detail that is not a count is left out, as one not reported is.
     for details, key in _USAGE_DETAILS:
         value = usage.get(details)
-        if isinstance(value, dict) and isinstance(value.get(key), int):
+        if isinstance(value, dict) and _is_count(value.get(key)):
             counts[key] = value[key]
     return counts
 
@@ -463,7 +476,10 @@ def _first_choice(
     content = message.get("content")
     content = "" if content is None else _expect(content, str, "choices[0].message.content")
     tool_calls = parse_tool_calls(message.get("tool_calls"), "choices[0].message.tool_calls")
-    extra = {**usage_kwargs(raw.get("usage")), "finish_reason": choice.get("finish_reason")}
+    finish_reason = choice.get("finish_reason")
+    if finish_reason is not None:  # null while unfinished, as streams read it (_stream)
+        _expect(finish_reason, str, "choices[0].finish_reason")
+    extra = {**usage_kwargs(raw.get("usage")), "finish_reason": finish_reason}
     # AI21's 2026 spec names it reasoning_content; vLLM's reasoning parsers, reasoning.
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if reasoning is not None:

@@ -17,9 +17,10 @@ paths that way: https://lmstudio.ai/docs/developer/rest).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,9 +65,43 @@ class Served:
     """Why a figure is missing or assumed, for the log."""
 
 
-def positive_int(value: Any) -> int | None:
-    """``value`` if it is a positive integer (never a bool), else ``None``."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+MAX_CONTEXT = 2**31 - 1
+"""The largest context length read: servers keep it in a 32-bit int (llama.cpp's ``n_ctx`` is an
+``int32_t``), and no model comes near it. A larger figure is not one the server runs with."""
+
+
+def context_length(value: Any) -> int | None:
+    """``value`` if it is a context length (an int from 1 to :data:`MAX_CONTEXT`, never a
+    bool), else ``None``: not said."""
+    return value if value.__class__ is int and 0 < value <= MAX_CONTEXT else None
+
+
+SHOWN_NAMES = 10
+"""How many of the names a server reports a message lists (a server may list 90,000)."""
+
+
+def shown_name(name: str, limit: int = 100) -> str:
+    """A name for a message or a log line: quoted, and cut at ``limit`` characters."""
+    return repr(name) if len(name) <= limit else f"{name[:limit]!r}..."
+
+
+def shown_names(names: Sequence[str]) -> str:
+    """Names a server reported, for a message or a log line: the first :data:`SHOWN_NAMES`
+    (each cut as :func:`shown_name` cuts it), then how many more."""
+    listed = "[" + ", ".join(shown_name(name) for name in names[:SHOWN_NAMES]) + "]"
+    more = len(names) - SHOWN_NAMES
+    return f"{listed} and {more} more" if more > 0 else listed
+
+
+def said(value: Any, limit: int = 200) -> str:
+    """What a server said in a field of any shape, for a message: a string (or an object's
+    ``message`` string) quoted and cut, else only its type (``str()`` of an answer nested a
+    thousand deep is a RecursionError, and of a large one megabytes)."""
+    if isinstance(value, dict) and isinstance(value.get("message"), str):
+        value = value["message"]
+    if isinstance(value, str):
+        return repr(value) if len(value) <= limit else f"{value[:limit]!r}..."
+    return f"a {type(value).__name__}"
 
 
 def entries(answer: Any, key: str = "data") -> list[dict[str, Any]]:
@@ -172,12 +207,27 @@ class Ask:
                 raise ProbeError(f"no complete answer within {self.seconds:g} s") from None
         try:
             decoded = orjson.loads(content)
-        except orjson.JSONDecodeError as exc:
-            raise ProbeError("answer is not JSON") from exc
+        except orjson.JSONDecodeError:
+            decoded = _json_with_any_ints(content)
         if isinstance(decoded, dict) and "error" in decoded:
             # LM Studio: HTTP 200 with {"error": "Unexpected endpoint or method. ..."}.
-            raise ProbeError(f"HTTP 200 with an error body: {str(decoded['error'])[:200]!r}")
+            raise ProbeError(f"HTTP 200 with an error body: {said(decoded['error'])}")
         return decoded
+
+
+def _json_with_any_ints(content: bytes | bytearray) -> Any:
+    """An answer ``orjson`` refused, read by the stdlib: ``orjson`` refuses a whole document for
+    one integer past 64 bits (a ``max_model_len`` of 400 digits), and one field must not lose
+    the rest. Integers too long to be a count are read as ``None`` (not said): ``int()`` itself
+    refuses 4,300 digits."""
+    try:
+        return json.loads(content, parse_int=_count_or_none)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested thousands deep
+        raise ProbeError("answer is not JSON") from exc
+
+
+def _count_or_none(digits: str) -> int | None:
+    return int(digits) if len(digits) <= 20 else None
 
 
 class DiscoveryLock:

@@ -227,7 +227,7 @@ def decode_json(body: bytes) -> Any:
         if len(body) > LARGE_JSON:
             return json.loads(body)
         return orjson.loads(body)
-    except (orjson.JSONDecodeError, ValueError) as exc:
+    except (orjson.JSONDecodeError, ValueError, RecursionError) as exc:  # json: nesting
         reason = (
             f"{type(exc).__name__}: {exc.msg if isinstance(exc, json.JSONDecodeError) else exc}"
         )

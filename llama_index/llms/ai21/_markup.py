@@ -97,7 +97,7 @@ class ToolMarkup:
         """The ``(name, arguments)`` of each call in one block's JSON; None if unreadable."""
         try:
             parsed = json.loads(block)  # whitespace around it is JSON's too
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: brackets nested thousands deep
             return None
         items = parsed if self.in_array else [parsed]
         if not isinstance(items, list):
@@ -134,7 +134,7 @@ def _call(item: Any) -> tuple[str, dict[str, Any]] | None:
     if isinstance(arguments, str):  # some templates send arguments as a JSON string
         try:
             arguments = json.loads(arguments or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     if not isinstance(name, str) or not isinstance(arguments, dict):
         return None

@@ -22,6 +22,7 @@ what differs is handled here once, for both:
 from __future__ import annotations
 
 import bisect
+import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, Final
 
@@ -58,6 +59,20 @@ DONE: Final = _Done()
 # are comments (keep-alives). Both are legal SSE, so they are skipped, not rejected.
 _IGNORED_FIELDS = (b"event:", b"id:", b"retry:", b":")
 
+LARGE_EVENT: Final = 1024 * 1024
+"""Events longer than this (a whole tool call in one event) are parsed by the stdlib: ``orjson``,
+several times faster per event, sets aside about twelve times a document's size to parse it
+(96 MiB for 8 MiB), the stdlib about twice (``_http.decode_json`` does the same for bodies)."""
+
+
+MAX_LINE_BYTES: Final = 16 * 1024 * 1024
+"""The longest stream line read (16 MiB); a longer one is a :class:`MalformedResponseError`.
+
+The largest real event is a final one that carries a whole tool call (Ollama sends each call in
+one event) or a whole answer: at most Jamba's 256K-token context, about 4 characters a token,
+each at worst a 6-byte JSON escape (``\\u00e9``): about 6 MiB. 16 MiB leaves more than twice
+that; without a limit, a line that never ends is kept in memory until the client runs out."""
+
 
 class LineDecoder:
     """Bytes in, complete lines out, with no I/O: the one line splitter of both stream loops.
@@ -67,40 +82,67 @@ class LineDecoder:
     in a list and joined once, when the line ends, so the work is linear in the bytes however
     a long line is cut into chunks (httpx's ``LineDecoder`` and openai-python's
     ``SSEDecoder`` do the same). Lines stay bytes: ``orjson`` reads bytes, so nothing is
-    decoded to text first.
+    decoded to text first. A line longer than ``limit`` raises :class:`MalformedResponseError`
+    as soon as its pending pieces pass it, before they are joined.
     """
 
-    __slots__ = ("_pending",)
+    __slots__ = ("_pending", "_size", "limit")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_LINE_BYTES) -> None:
         self._pending: list[bytes] = []
+        self._size = 0  # the bytes in ``_pending``
+        self.limit = limit
 
     def feed(self, chunk: bytes) -> list[bytes]:
         """The lines that ``chunk`` completes, in order."""
         if b"\n" not in chunk and b"\r" not in chunk:  # a piece of a long line: kept, not copied
             if chunk:
-                self._pending.append(chunk)
+                self._keep(chunk)
             return []
         lines = chunk.splitlines()  # bytes.splitlines splits at LF, CR and CRLF only
         if not lines:
             return lines
         tail = lines.pop() if chunk[-1] not in _LINE_ENDS else None
+        if len(chunk) > self.limit:  # (a line within one chunk is no longer than the chunk)
+            for line in lines:
+                if len(line) > self.limit:
+                    raise self._too_long([line])
         if self._pending and lines:  # the first line ends the one left unfinished
-            self._pending.append(lines[0])
+            self._keep(lines[0])
             lines[0] = b"".join(self._pending)
-            self._pending = []
+            self._pending, self._size = [], 0
         if tail is not None:
-            self._pending.append(tail)
+            self._keep(tail)
         return [line for line in lines if line]
 
     def flush(self) -> list[bytes]:
         """A last line that ended with the body rather than with a line ending."""
         line = b"".join(self._pending)
-        self._pending = []
+        self._pending, self._size = [], 0
         return [line] if line else []
+
+    def _keep(self, piece: bytes) -> None:
+        self._pending.append(piece)
+        self._size += len(piece)
+        if self._size > self.limit:
+            pending, self._pending, self._size = self._pending, [], 0
+            raise self._too_long(pending)
+
+    def _too_long(self, pieces: list[bytes]) -> MalformedResponseError:
+        start = bytearray()
+        for piece in pieces:  # enough of the line to quote, never all of it
+            start += piece[: _QUOTED_BYTES - len(start)]
+            if len(start) >= _QUOTED_BYTES:
+                break
+        return MalformedResponseError(
+            f"malformed AI21 stream: a line is longer than {self.limit} bytes "
+            f"({self.limit / 2**20:g} MiB), more than any event carries: {_clip(bytes(start))}"
+        )
 
 
 _LINE_ENDS = b"\r\n"
+_QUOTED_BYTES = 801  # of a line too long, for its error: one more than _clip decodes, so it
+# marks the line as cut
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -209,10 +251,11 @@ def decode_sse_line(line: bytes) -> dict[str, Any] | _Done | None:
         if payload.startswith(b"[DONE]"):
             return DONE
         try:
-            event = orjson.loads(payload)  # several times faster than json, per event
-        except orjson.JSONDecodeError as exc:  # includes invalid UTF-8
+            event = orjson.loads(payload) if len(payload) <= LARGE_EVENT else json.loads(payload)
+        except (ValueError, RecursionError) as exc:  # ValueError: also invalid UTF-8
             raise MalformedResponseError(
-                f"malformed AI21 stream: event is not valid JSON ({exc}): {_clip(payload)}"
+                f"malformed AI21 stream: event is not valid JSON ({_json_error(exc)}): "
+                f"{_clip(payload)}"
             ) from exc
         if not isinstance(event, dict):
             raise MalformedResponseError(
@@ -226,11 +269,29 @@ def decode_sse_line(line: bytes) -> dict[str, Any] | _Done | None:
     )
 
 
+def _json_error(exc: ValueError | RecursionError) -> str:
+    """What is wrong with a line that is not JSON, for its error; the error no longer holds the
+    line (a ``JSONDecodeError``'s ``doc`` is all of it, as text: ``_http.decode_json`` drops it
+    too)."""
+    if isinstance(exc, RecursionError):  # the stdlib's parser, on brackets nested thousands deep
+        return "nested too deeply"
+    if isinstance(exc, json.JSONDecodeError):  # orjson's is one too
+        exc.doc = ""
+    return str(exc)
+
+
 def _clip(raw: bytes, limit: int = 200) -> str:
     """The first ``limit`` characters of ``raw`` for an error message, decoding only the bytes
     they can come from (a hostile line may be many megabytes)."""
     text = raw[: 4 * limit].decode("utf-8", errors="replace")
     return text if len(text) <= limit and len(raw) <= 4 * limit else f"{text[:limit]}..."
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A server's value for an error message: a string quoted and cut, else its type."""
+    if not isinstance(value, str):
+        return f"a {type(value).__name__}"
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}..."
 
 
 def _bad(what: str) -> MalformedResponseError:
@@ -499,6 +560,24 @@ class ChatStreamState:
         except MalformedResponseError as exc:
             raise _bad(str(exc)) from exc
 
+    @staticmethod
+    def _second_call(
+        index: int, call: list[Any], call_id: Any, name: Any
+    ) -> MalformedResponseError:
+        """A fragment that names another call than the one at its index. Servers name a call
+        on its first fragment; later ones carry no ``id`` or ``name`` (OpenAI, vLLM,
+        llama.cpp), an empty ``id``, or the same ones again (SGLang; vLLM's last fragment,
+        vllm-project/vllm#31438), all of them fine. Folding another call's arguments into the
+        first would make both unusable (``'{"x": 1}{"x": 2}'``), and which one the server meant
+        is not known: neither is guessed."""
+        other = f"id {_shown(call_id)}" if call_id and call_id != call[0] else ""
+        if name and name != call[1]:
+            other += f"{' and ' if other else ''}name {_shown(name)}"
+        return _bad(
+            f"a fragment of tool call {index} has {other}, but tool call {index} is "
+            f"{_shown(call[0])} to {_shown(call[1])}: two calls on one index"
+        )
+
     def _merge_tool_calls(self, fragments: Any) -> None:
         if not isinstance(fragments, list):
             raise _bad("delta.tool_calls should be a list")
@@ -512,9 +591,12 @@ class ChatStreamState:
             if not isinstance(function, dict):
                 raise _bad(f"delta.tool_calls[{position}].function should be an object")
             call = self._calls.get(index)
-            if call is None:
-                call_id = fragment.get("id")
-                name = function.get("name")
+            call_id = fragment.get("id")
+            name = function.get("name")
+            if call is not None:
+                if (call_id and call_id != call[0]) or (name and name != call[1]):
+                    raise self._second_call(index, call, call_id, name)
+            else:
                 if not isinstance(call_id, str) or not isinstance(name, str):
                     raise _bad(
                         f"the first fragment of tool call {index} needs a string 'id' and "

@@ -61,7 +61,7 @@ from llama_index.core.types import Model, PydanticProgramMode
 from llama_index.llms.ai21._convert import _tool_call_to_ai21, normalize_tool_choice
 from llama_index.llms.ai21._deployments import Deployment, choose, discover, parse_base_url
 from llama_index.llms.ai21._dialect import Call, Dialect, check_json, check_template_kwargs
-from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text
+from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text, shown_names
 from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
 from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted, watching_exhaustion
 from llama_index.llms.ai21._models import DEFAULT_MODEL, ModelInfo, describe_guess, is_known
@@ -574,10 +574,10 @@ class AI21(FunctionCallingLLM):
             self._asked_server = None
             where = root_text(self.base_url)  # the field: a password in it is masked
             served_names = list(served.models) if served is not None else []
+            said = f"it serves {shown_names(served_names)}" if served_names else "no answer"
             raise ValueError(
                 f"model= was not given and the server at {where} did not say which one model "
-                f"it serves ({'it serves ' + str(served_names) if served_names else 'no answer'}"
-                "): pass model=..."
+                f"it serves ({said}): pass model=..."
             )
         return asked
 
@@ -1166,6 +1166,6 @@ def _parse_arguments(arguments: dict[str, Any] | str) -> dict[str, Any] | None:
         return {}
     try:
         parsed = json.loads(arguments)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the interpreter's limit
         return None
     return parsed if isinstance(parsed, dict) else None

@@ -28,7 +28,15 @@ from typing import Any, ClassVar, Literal
 import httpx
 
 from llama_index.llms.ai21._dialect import CHAT_PATH, Dialect, JambaChat, Limits
-from llama_index.llms.ai21._discovery import Ask, Served, entries, names, positive_int
+from llama_index.llms.ai21._discovery import (
+    Ask,
+    Served,
+    context_length,
+    entries,
+    names,
+    shown_name,
+    shown_names,
+)
 from llama_index.llms.ai21._http import ACCEPT_ENCODING, user_agent
 from llama_index.llms.ai21._models import ModelInfo, is_known, model_info
 
@@ -155,8 +163,8 @@ class Deployment:
         notes = []
         if entry is None and model is not None and listed:
             notes.append(
-                f"the server does not list model {model!r} with a max_model_len "
-                f"(it serves {list(served)})"
+                f"the server does not list model {shown_name(model)} with a max_model_len "
+                f"(it serves {shown_names(served)})"
             )
         root = entry.get("root") if entry else None
         return Served(
@@ -164,7 +172,7 @@ class Deployment:
             model=model,
             models=served,
             root=root if isinstance(root, str) and root else None,
-            context_window=positive_int(entry.get("max_model_len")) if entry else None,
+            context_window=context_length(entry.get("max_model_len")) if entry else None,
             notes=tuple(notes),
         )
 
@@ -228,7 +236,7 @@ def discover(deployment: Deployment, ask: Ask, model: str | None) -> tuple[Deplo
 def recognise(listed: list[dict[str, Any]], ask: Ask) -> Deployment | None:
     """The deployment of the server whose ``/models`` entries are ``listed``: by their
     ``owned_by``, else by a kind's own probe (:meth:`Deployment.identify`)."""
-    owners = {e.get("owned_by") for e in listed}
+    owners = {owner for e in listed if isinstance(owner := e.get("owned_by"), str)}
     candidates = [c for c in dict.fromkeys(kinds().values()) if not c.adopts_recognised_server]
     for cls in candidates:
         if cls.owned_by & owners:

@@ -25,7 +25,7 @@ from typing import Any
 
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
 from llama_index.llms.ai21._dialect import Limits
-from llama_index.llms.ai21._discovery import Ask, Served, as_list, names, positive_int
+from llama_index.llms.ai21._discovery import Ask, Served, as_list, context_length, names
 
 
 class LlamaCpp(OpenAICompatible):
@@ -56,7 +56,7 @@ class LlamaCpp(OpenAICompatible):
         props = ask.get("/props", root=True)
         props = props if isinstance(props, dict) else {}
         settings = props.get("default_generation_settings")
-        slot_context = positive_int(settings.get("n_ctx")) if isinstance(settings, dict) else None
+        slot_context = context_length(settings.get("n_ctx")) if isinstance(settings, dict) else None
         caps = props.get("chat_template_caps")
         tool_calls = caps.get("supports_tool_calls") if isinstance(caps, dict) else None
         template = props.get("chat_template")
@@ -64,8 +64,8 @@ class LlamaCpp(OpenAICompatible):
             kind=self.kind,
             model=model,
             models=tuple(dict.fromkeys([*served, *aliases])),
-            context_window=slot_context or positive_int(meta.get("n_ctx")),
-            trained_context_window=positive_int(meta.get("n_ctx_train")),
+            context_window=slot_context or context_length(meta.get("n_ctx")),
+            trained_context_window=context_length(meta.get("n_ctx_train")),
             function_calling=tool_calls if isinstance(tool_calls, bool) else None,
             reasoning=True if isinstance(template, str) and opens_think(template) else None,
         )

@@ -23,7 +23,15 @@ from typing import Any
 
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
 from llama_index.llms.ai21._dialect import Limits
-from llama_index.llms.ai21._discovery import Ask, Served, as_list, entries, names, positive_int
+from llama_index.llms.ai21._discovery import (
+    Ask,
+    Served,
+    as_list,
+    context_length,
+    entries,
+    names,
+    shown_name,
+)
 
 
 class LMStudio(OpenAICompatible):
@@ -65,19 +73,19 @@ class LMStudio(OpenAICompatible):
         if match is not None:
             config = match[1].get("config")
             context = (
-                positive_int(config.get("context_length")) if isinstance(config, dict) else None
+                context_length(config.get("context_length")) if isinstance(config, dict) else None
             )
         capabilities = entry.get("capabilities") if entry is not None else None
         capabilities = capabilities if isinstance(capabilities, dict) else {}
         tools = capabilities.get("trained_for_tool_use")
-        notes = () if match or model is None else (f"model {model!r} is not loaded",)
+        notes = () if match or model is None else (f"model {shown_name(model)} is not loaded",)
         return Served(
             kind=self.kind,
             model=model,
             models=tuple(dict.fromkeys([*listed, *(i["id"] for _, i in loaded)])),
             context_window=context,
             trained_context_window=(
-                positive_int(entry.get("max_context_length")) if entry is not None else None
+                context_length(entry.get("max_context_length")) if entry is not None else None
             ),
             function_calling=tools if isinstance(tools, bool) else None,
             notes=notes,
@@ -101,10 +109,10 @@ class LMStudio(OpenAICompatible):
             model=model,
             models=tuple(dict.fromkeys([*listed, *(m["id"] for m in loaded)])),
             context_window=(
-                positive_int(entry.get("loaded_context_length")) if entry is not None else None
+                context_length(entry.get("loaded_context_length")) if entry is not None else None
             ),
             trained_context_window=(
-                positive_int(entry.get("max_context_length")) if entry is not None else None
+                context_length(entry.get("max_context_length")) if entry is not None else None
             ),
         )
 

@@ -29,7 +29,14 @@ from typing import Any
 
 from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatible
 from llama_index.llms.ai21._dialect import Limits
-from llama_index.llms.ai21._discovery import Ask, Served, entries, names, positive_int
+from llama_index.llms.ai21._discovery import (
+    Ask,
+    Served,
+    context_length,
+    entries,
+    names,
+    shown_name,
+)
 
 logger = logging.getLogger("llama_index.llms.ai21")
 
@@ -41,8 +48,11 @@ bytes a token; the estimate only decides whether to warn)."""
 
 
 def _version(text: Any) -> tuple[int, ...]:
-    parts = re.findall(r"\d+", text) if isinstance(text, str) else []
-    return tuple(int(p) for p in parts[:3])
+    """``(major, minor, patch)`` of a version string; ``()`` (read as older) if it is none."""
+    parts = re.findall(r"[0-9]+", text)[:3] if isinstance(text, str) else []
+    if any(len(part) > 9 for part in parts):  # int() refuses 4,300 digits: not a version
+        return ()
+    return tuple(int(p) for p in parts)
 
 
 class Ollama(OpenAICompatible):
@@ -73,12 +83,17 @@ class Ollama(OpenAICompatible):
             return Served(kind=self.kind, model=None, models=pulled)
         notes: list[str] = []
         entry = next((m for m in running if model in (m.get("model"), m.get("name"))), None)
-        context = positive_int(entry.get("context_length")) if entry is not None else None
+        context = context_length(entry.get("context_length")) if entry is not None else None
         show = ask.post("/api/show", {"model": model}, root=True)
         show = show if isinstance(show, dict) else {}
         info = show.get("model_info")
         info = info if isinstance(info, dict) else {}
-        trained = positive_int(info.get(f"{info.get('general.architecture')}.context_length"))
+        architecture = info.get("general.architecture")
+        trained = (
+            context_length(info.get(f"{architecture}.context_length"))
+            if isinstance(architecture, str)
+            else None
+        )
         if context is None:
             context = _num_ctx(show.get("parameters"))
         if context is None and show:
@@ -86,8 +101,8 @@ class Ollama(OpenAICompatible):
             older = isinstance(version, dict) and _version(version.get("version")) < (0, 6, 7)
             context = 2048 if older else DEFAULT_NUM_CTX
             notes.append(
-                f"model {model!r} is not loaded and sets no num_ctx: Ollama's smallest default "
-                f"context ({context}) is assumed"
+                f"model {shown_name(model)} is not loaded and sets no num_ctx: Ollama's smallest "
+                f"default context ({context}) is assumed"
             )
         if context is not None and trained is not None:
             context = min(context, trained)
@@ -126,8 +141,10 @@ def _num_ctx(parameters: Any) -> int | None:
         return None
     for line in parameters.splitlines():
         name, _, value = line.strip().partition(" ")
-        if name == "num_ctx" and value.strip().isdigit():
-            return positive_int(int(value.strip()))
+        digits = value.strip()
+        # ASCII digits, few enough for int() (which refuses 4,300 of them, and "²")
+        if name == "num_ctx" and digits.isascii() and digits.isdigit() and len(digits) <= 10:
+            return context_length(int(digits))
     return None
 
 

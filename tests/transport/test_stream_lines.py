@@ -1,0 +1,119 @@
+"""A stream line is bounded: a line that never ends is refused at 16 MiB, read no further, and a
+bad line's error does not keep the line alive, on scripted servers, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21._stream import MAX_LINE_BYTES
+from llama_index.llms.ai21.errors import MalformedResponseError
+from tests.transport.servers import Peer, Server, response
+
+SSE_HEAD = response(
+    body=b"", length=False, headers=[("Content-Type", "text/event-stream"), ("Connection", "close")]
+)
+START = b'data: {"choices":[{"index":0,"delta":{"content":"'
+MIB = 1 << 20
+
+
+class _EndlessLine:
+    """Starts an event, then sends its content until the client stops reading (or 64 MiB)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def __call__(self, peer: Peer) -> None:
+        peer.read_request()
+        peer.sock.sendall(SSE_HEAD + START)
+        piece = b"x" * MIB
+        try:
+            while self.sent < 64 * MIB and not peer.server.stopped.is_set():
+                peer.sock.sendall(piece)
+                self.sent += len(piece)
+        except OSError:
+            pass  # the client closed the connection: what the test expects
+
+
+def _bad_line(size: int) -> Callable[[Peer], None]:
+    """A line of ``size`` bytes that is not JSON (its string never closes), then ``[DONE]``."""
+
+    def handler(peer: Peer) -> None:
+        peer.read_request()
+        peer.send(SSE_HEAD + START + b"x" * (size - len(START)) + b"\n\ndata: [DONE]\n\n")
+
+    return handler
+
+
+def _stream(llm: AI21, method: str) -> None:
+    if method == "stream_chat":
+        for _ in llm.stream_complete("hi"):
+            pass
+        return
+
+    async def run() -> None:
+        async for _ in await llm.astream_complete("hi"):
+            pass
+
+    asyncio.run(run())
+
+
+def _error_and_peak(llm: AI21, method: str) -> tuple[MalformedResponseError, int]:
+    tracemalloc.start()
+    try:
+        with pytest.raises(MalformedResponseError) as caught:
+            _stream(llm, method)
+        return caught.value, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _largest_text(exc: BaseException) -> int:
+    """The longest str or bytes an exception chain holds in its attributes and arguments."""
+    sizes = [0]
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        values: list[Any] = [*vars(current).values(), *current.args]
+        sizes += [len(v) for v in values if isinstance(v, str | bytes)]
+        current = current.__cause__ or current.__context__
+    return max(sizes)
+
+
+@pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
+def test_a_line_that_never_ends_is_refused_at_the_limit(method: str) -> None:
+    endless = _EndlessLine()
+    with Server(endless) as server:
+        llm = AI21(base_url=server.url() + "/v1", model="m", deployment="vllm", max_retries=0)
+        error, peak = _error_and_peak(llm, method)
+        llm.close()
+    assert f"a line is longer than {MAX_LINE_BYTES} bytes (16 MiB)" in str(error)
+    assert str(error).startswith("malformed AI21 stream")
+    assert len(str(error)) < 400
+    # The pending pieces, never joined, and what the transport buffers; without the limit the
+    # 64 MiB line costs about 900 MiB.
+    assert peak < MAX_LINE_BYTES + 8 * MIB, f"peak {peak / MIB:.1f} MiB"
+    assert endless.sent < 48 * MIB, "the client stopped reading at the limit"
+
+
+@pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
+def test_a_bad_line_under_the_limit_costs_a_few_times_its_size_and_is_not_kept(
+    method: str,
+) -> None:
+    size = 4 * MIB
+    with Server(_bad_line(size)) as server:
+        llm = AI21(base_url=server.url() + "/v1", model="m", deployment="vllm", max_retries=0)
+        error, peak = _error_and_peak(llm, method)
+        llm.close()
+    assert "event is not valid JSON" in str(error)
+    assert len(str(error)) < 400
+    # orjson sets aside about twelve times a document to parse it (56 MiB here, with the line);
+    # the stdlib, for a line this long, about twice.
+    assert peak < 5 * size, f"peak {peak / MIB:.1f} MiB for a {size // MIB} MiB line"
+    assert _largest_text(error) < 1000, "the error keeps (a copy of) the line"
