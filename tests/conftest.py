@@ -41,21 +41,59 @@ SLOW_MODULES = {
 }
 # Docs tests that build the site (the ``site`` fixture) or run the pages' samples.
 SLOW_FIXTURES = {"site", "emulator_env", "docs_vllm_emulator"}
-# Load tests (thousands of calls) in modules that are otherwise quick.
+# Single tests (all their cases) kept out of the inner loop, which must stay under 40 s on two
+# cores: load tests (thousands of calls), tests that read tens of MiB or wait out real
+# deadlines, and wide matrices of hostile answers. ./dev test and CI run them all.
 SLOW_TESTS = {
     "test_two_thousand_asyncio_runs_keep_no_loop_and_stay_within_40_mib",
     "test_hundreds_of_concurrent_tasks_with_injected_faults",
+    # property-based: hypothesis writes a hundred discovery answers per server kind
+    "test_any_answer_is_read_without_raising",
+    # real deadlines and waits
+    "test_a_discovery_answer_sent_a_byte_at_a_time_ends_at_its_deadline",
+    "test_a_real_wait_is_slept",
+    "test_answers_on_one_kept_alive_connection_leave_nothing_behind",
+    # tens of MiB sent and read
+    "test_a_200_answer_larger_than_the_limit_is_not_read_further",
+    "test_an_answer_of_exactly_the_limit_is_read",
+    "test_a_line_that_never_ends_is_refused_at_the_limit",
+    "test_each_streamed_tool_call_is_built_once_per_event_that_touches_it",
+    # wide matrices: every hostile answer over every method
+    "test_an_answer_in_a_coding_the_request_did_not_accept_is_not_read",
+    "test_a_tool_call_cut_at_max_tokens_says_so",
+    "test_unreadable_jamba_text_names_the_server_flags",
+    "test_unreadable_tool_call_text_names_the_server_flags",
+    "test_a_finish_reason_that_is_not_a_string_is_malformed_in_a_whole_answer",
+    "test_a_token_count_that_is_not_a_non_negative_int_is_malformed",
+    "test_retry_after_is_honoured_up_to_two_minutes",
+}
+
+
+# Wide matrices of which the inner loop runs the first case only (one status, one method).
+SLOW_BEYOND_FIRST = {
+    "test_sdk_errors_reach_the_caller_unchanged",
+    "test_transient_statuses_are_retried",
+    "test_client_errors_are_never_retried",
+    "test_a_secret_the_server_quotes_back_is_masked",
+    "test_timeout_bounds_each_attempt",
+    "test_stream_stalled_mid_answer_raises_within_the_timeout",
+    "test_the_first_async_call_asks_the_server_off_the_event_loop",
 }
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    first_seen: set[str] = set()
     for item in items:
         module = item.path.name
         fixtures = set(getattr(item, "fixturenames", ()))
+        name = getattr(item, "originalname", item.name)
+        later_case = name in SLOW_BEYOND_FIRST and name in first_seen
+        first_seen.add(name)
         if (
             module in SLOW_MODULES
             or (module == "test_docs.py" and fixtures & SLOW_FIXTURES)
-            or getattr(item, "originalname", item.name) in SLOW_TESTS
+            or name in SLOW_TESTS
+            or later_case
         ):
             item.add_marker(pytest.mark.slow)
 
