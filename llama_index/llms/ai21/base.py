@@ -9,6 +9,7 @@ LlamaIndex responses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -911,18 +912,13 @@ class AI21(FunctionCallingLLM):
         elsewhere structured output goes through function calling (JSON mode in "llm" mode).
         """
         if not self._uses_json_schema():
-            with watching_exhaustion() as exhausted:
-                try:
-                    result = super().structured_predict(
-                        output_cls,
-                        prompt,
-                        llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
-                        **prompt_args,
-                    )
-                except ValueError as exc:  # its own error is about the empty answer
-                    if exhausted:
-                        raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
-                    raise
+            with _naming_exhaustion(output_cls):
+                result = super().structured_predict(
+                    output_cls,
+                    prompt,
+                    llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
+                    **prompt_args,
+                )
             return cast(Model, result)
         messages, kwargs = self._schema_call(output_cls, prompt, llm_kwargs, prompt_args)
         return self._schema_result(output_cls, self.chat(messages, **kwargs))
@@ -937,18 +933,13 @@ class AI21(FunctionCallingLLM):
     ) -> Model:
         """Async version of `structured_predict`."""
         if not self._uses_json_schema():
-            with watching_exhaustion() as exhausted:
-                try:
-                    result = await super().astructured_predict(
-                        output_cls,
-                        prompt,
-                        llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
-                        **prompt_args,
-                    )
-                except ValueError as exc:  # its own error is about the empty answer
-                    if exhausted:
-                        raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
-                    raise
+            with _naming_exhaustion(output_cls):
+                result = await super().astructured_predict(
+                    output_cls,
+                    prompt,
+                    llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
+                    **prompt_args,
+                )
             return cast(Model, result)
         messages, kwargs = self._schema_call(output_cls, prompt, llm_kwargs, prompt_args)
         return self._schema_result(output_cls, await self.achat(messages, **kwargs))
@@ -1098,6 +1089,19 @@ def json_schema_format(output_cls: type[Any]) -> dict[str, Any]:
         "type": "json_schema",
         "json_schema": {"name": output_cls.__name__, "schema": output_cls.model_json_schema()},
     }
+
+
+@contextlib.contextmanager
+def _naming_exhaustion(output_cls: type[Any]) -> Iterator[None]:
+    """Around LlamaIndex's own structured programs: if one fails (its error is about the empty
+    answer) after an answer spent all of ``max_tokens`` on reasoning, say that instead."""
+    with watching_exhaustion() as exhausted:
+        try:
+            yield
+        except ValueError as exc:
+            if exhausted:
+                raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
+            raise
 
 
 def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
