@@ -456,16 +456,6 @@ def test_an_answer_in_a_coding_the_request_did_not_accept_is_not_read(
     assert peak < LIMIT, f"peak {peak / 2**20:.1f} MiB"
 
 
-def _event(content: str, finish: str | None = None) -> bytes:
-    chunk: dict[str, Any] = {
-        "id": "chatcmpl-1",
-        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": finish}],
-    }
-    if finish is not None:
-        chunk["usage"] = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
-    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
-
-
 @pytest.mark.parametrize("method", ["stream_complete", "astream_complete"])
 def test_a_compressed_stream_is_inflated_a_bounded_step_at_a_time(method: str) -> None:
     """8 MiB of keep-alive comments in 8 KiB of gzip, in one piece: inflated a piece at a
