@@ -19,6 +19,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Generator,
+    Iterable,
     Iterator,
     Sequence,
 )
@@ -56,6 +57,8 @@ from llama_index.core.instrumentation.events.llm import (
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.program.function_program import get_function_tool
+from llama_index.core.program.utils import process_streaming_objects
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import Model, PydanticProgramMode
 
@@ -951,10 +954,15 @@ class AI21(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Generator[Model | FlexibleModel, None, None]:
-        """Stream partial ``output_cls`` objects as the answer arrives (function calling)."""
-        return super().stream_structured_predict(
-            output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
-        )
+        """Stream partial ``output_cls`` objects as the answer arrives, ending with the
+        validated object.
+
+        The request is the one `structured_predict` sends: the class's JSON schema as
+        ``response_format`` where the server has guided decoding, else the class as a tool the
+        model is required to call. An answer that ends without a valid object (text instead of
+        the call, JSON that does not validate) is a ``ValueError`` at the end of the stream.
+        """
+        return super().stream_structured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
 
     async def astream_structured_predict(
         self,
@@ -965,8 +973,146 @@ class AI21(FunctionCallingLLM):
     ) -> AsyncGenerator[Model | FlexibleModel, None]:
         """Async version of `stream_structured_predict`."""
         return await super().astream_structured_predict(
-            output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
+            output_cls, prompt, llm_kwargs, **prompt_args
         )
+
+    # LlamaIndex's own streamed programs ask for the tool without requiring it (core's
+    # ``FunctionCallingProgram.stream_call`` drops ``tool_required``), so a model may answer
+    # with text, and they end on an empty partial object instead of an error. Here the stream
+    # sends what `structured_predict` sends, and its end is checked as that answer is.
+
+    def _structured_stream_call(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Generator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None, None]:
+        request = self._structured_stream_request(output_cls, prompt, llm_kwargs, prompt_args)
+        if request is None:
+            return super()._structured_stream_call(
+                output_cls, prompt, self._structured_llm_kwargs(llm_kwargs), **prompt_args
+            )
+        messages, kwargs, tool = request
+        if tool is None:
+            stream = self.stream_chat(messages, **kwargs)
+        else:
+            stream = self.stream_chat_with_tools([tool], chat_history=messages, **kwargs)
+        return self._partial_objects(output_cls, stream)
+
+    async def _structured_astream_call(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> AsyncGenerator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None]:
+        request = self._structured_stream_request(output_cls, prompt, llm_kwargs, prompt_args)
+        if request is None:
+            return await super()._structured_astream_call(
+                output_cls, prompt, self._structured_llm_kwargs(llm_kwargs), **prompt_args
+            )
+        messages, kwargs, tool = request
+        if tool is None:
+            stream = await self.astream_chat(messages, **kwargs)
+        else:
+            stream = await self.astream_chat_with_tools([tool], chat_history=messages, **kwargs)
+        return self._apartial_objects(output_cls, stream)
+
+    def _structured_stream_request(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None,
+        prompt_args: dict[str, Any],
+    ) -> tuple[list[ChatMessage], dict[str, Any], BaseTool | None] | None:
+        """The messages, keywords and tool (``None``: guided decoding) of a streamed structured
+        call; ``None`` where LlamaIndex's own program runs (the "llm" mode, a model without
+        function calling)."""
+        mode = self.pydantic_program_mode
+        schema = self._uses_json_schema()
+        function_calling = mode == PydanticProgramMode.FUNCTION or (
+            mode == PydanticProgramMode.DEFAULT and self.metadata.is_function_calling_model
+        )
+        if not schema and not function_calling:
+            return None
+        messages = self._extend_messages(prompt.format_messages(llm=self, **prompt_args))
+        if schema:
+            return (
+                messages,
+                {"response_format": json_schema_format(output_cls), **(llm_kwargs or {})},
+                None,
+            )
+        # As LlamaIndex's program does: the tool is required, one call, the rest as given.
+        kwargs = {
+            k: v
+            for k, v in (llm_kwargs or {}).items()
+            if k not in ("tool_required", "tool_choice", "allow_parallel_tool_calls")
+        }
+        kwargs.update(tool_required=True, allow_parallel_tool_calls=False)
+        return messages, kwargs, get_function_tool(output_cls)
+
+    def _partial_objects(
+        self, output_cls: type[Model], stream: Iterable[ChatResponse]
+    ) -> Generator[Model | FlexibleModel, None, None]:
+        partial: Any = None
+        last: ChatResponse | None = None
+        for last in stream:
+            partial = self._partial(output_cls, last, partial)
+            yield partial
+        final = self._final_object(output_cls, last)
+        if final != partial:
+            yield final
+
+    async def _apartial_objects(
+        self, output_cls: type[Model], stream: AsyncIterator[ChatResponse]
+    ) -> AsyncGenerator[Model | FlexibleModel, None]:
+        partial: Any = None
+        last: ChatResponse | None = None
+        async for last in stream:
+            partial = self._partial(output_cls, last, partial)
+            yield partial
+        final = self._final_object(output_cls, last)
+        if final != partial:
+            yield final
+
+    def _partial(self, output_cls: type[Model], response: ChatResponse, partial: Any) -> Any:
+        """The object so far (LlamaIndex's reading of partial JSON and of growing tool calls)."""
+        return process_streaming_objects(
+            response,
+            output_cls,
+            cur_objects=None if partial is None else [partial],
+            allow_parallel_tool_calls=False,
+            flexible_mode=True,
+            llm=self,
+        )
+
+    def _final_object(self, output_cls: type[Model], response: ChatResponse | None) -> Model:
+        """The whole answer as ``output_cls``, or a ``ValueError`` saying why it is not one."""
+        if response is None:
+            raise ValueError(f"no {output_cls.__name__}: the stream ended without an answer")
+        if self._uses_json_schema():  # guided decoding: the text is the object
+            return parse_structured(output_cls, response)
+        message = response.message
+        if not message.additional_kwargs.get("tool_calls") and not any(
+            isinstance(b, ToolCallBlock) for b in message.blocks
+        ):
+            text = message.content or ""
+            finish_reason = response.additional_kwargs.get("finish_reason")
+            if reasoning_exhausted(finish_reason, text, _reasoning(response)):
+                raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}")
+            raise ValueError(
+                f"no {output_cls.__name__}: the model answered without calling the "
+                f"{output_cls.__name__} tool: {text[:200]!r}"
+            )
+        selection = self.get_tool_calls_from_response(response)[0]
+        try:
+            return output_cls.model_validate(selection.tool_kwargs)
+        except ValueError as exc:
+            raise ValueError(
+                f"the {output_cls.__name__} tool was called with arguments that are not a "
+                f"valid {output_cls.__name__} ({exc}): {selection.tool_kwargs!r}"
+            ) from exc
 
     # ------------------------------------------------------------------ tokenizer
 
@@ -1110,15 +1256,16 @@ def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
     try:
         return output_cls.model_validate_json(text)
     except ValueError as exc:
-        reasoning = "".join(
-            b.content or "" for b in response.message.blocks if isinstance(b, ThinkingBlock)
-        )
         finish_reason = response.additional_kwargs.get("finish_reason")
-        if reasoning_exhausted(finish_reason, text, reasoning):
+        if reasoning_exhausted(finish_reason, text, _reasoning(response)):
             raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
         raise ValueError(
             f"the answer is not a valid {output_cls.__name__} ({exc}): {text[:200]!r}"
         ) from exc
+
+
+def _reasoning(response: ChatResponse) -> str:
+    return "".join(b.content or "" for b in response.message.blocks if isinstance(b, ThinkingBlock))
 
 
 async def _amap(
