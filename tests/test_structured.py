@@ -169,6 +169,7 @@ SERVERS = {
     "ai21-default": ("ai21", PydanticProgramMode.DEFAULT),
     "vllm-default": ("vllm", PydanticProgramMode.DEFAULT),
     "vllm-function": ("vllm", PydanticProgramMode.FUNCTION),
+    "vllm-llm": ("vllm", PydanticProgramMode.LLM),
 }
 
 
@@ -203,7 +204,10 @@ def stream_last(llm: AI21, use_async: bool) -> Any:
 
 def scripted_answer(server: Emulator, llm: AI21, arguments: dict[str, Any]) -> None:
     """The answer the request asks for: the object as the tool's arguments, or as the text."""
-    if llm.pydantic_program_mode == PydanticProgramMode.DEFAULT and server.flavour == "vllm":
+    mode = llm.pydantic_program_mode
+    if mode == PydanticProgramMode.LLM or (
+        mode == PydanticProgramMode.DEFAULT and server.flavour == "vllm"
+    ):
         server.reply_next(json.dumps(arguments))
     else:
         server.reply_next(tool_calls=[{"name": "Album", "arguments": arguments}])
@@ -237,7 +241,7 @@ def test_a_streamed_structured_answer_without_the_object_is_an_error(
     # Before, the stream ended on an empty Album(title=None, ...) partial, silently.
     llm, server = server_llm
     server.reply_next("Sorry, I cannot help with that.")
-    with pytest.raises(ValueError, match=r"(?s)Album.*: 'Sorry, I cannot help with that.'$"):
+    with pytest.raises(ValueError, match=r"(?s)Album.*Sorry, I cannot help with that\."):
         stream_last(llm, use_async)
 
 
@@ -248,5 +252,16 @@ def test_a_streamed_structured_answer_that_does_not_validate_is_an_error(
 ) -> None:
     llm, server = server_llm
     scripted_answer(server, llm, {"title": "Abbey Road", "artist": "The Beatles"})
-    with pytest.raises(ValueError, match=r"(?s)not a valid Album .*year"):
+    with pytest.raises(ValueError, match=r"(?s)Album.*year.*Field required"):
         stream_last(llm, use_async)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_streamed_json_mode_answer_is_read_as_structured_predict_reads_it(
+    make_llm: Callable[..., AI21], emulator: Emulator, use_async: bool
+) -> None:
+    # JSON in a fence: LlamaIndex's partial reading never gets past the fence (its stream ended
+    # on an empty partial object); its parser, as structured_predict uses it, reads it.
+    llm = make_llm(pydantic_program_mode=PydanticProgramMode.LLM)
+    emulator.reply_next(f"```json\n{json.dumps(ABBEY_ROAD_ARGS)}\n```")
+    assert stream_last(llm, use_async) == ABBEY_ROAD
