@@ -19,6 +19,7 @@ from collections.abc import (
     Awaitable,
     Callable,
     Generator,
+    Iterable,
     Iterator,
     Sequence,
 )
@@ -56,6 +57,10 @@ from llama_index.core.instrumentation.events.llm import (
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.output_parsers.pydantic import PydanticOutputParser
+from llama_index.core.program.function_program import get_function_tool
+from llama_index.core.program.llm_program import LLMTextCompletionProgram
+from llama_index.core.program.utils import process_streaming_objects
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import Model, PydanticProgramMode
 
@@ -951,10 +956,15 @@ class AI21(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Generator[Model | FlexibleModel, None, None]:
-        """Stream partial ``output_cls`` objects as the answer arrives (function calling)."""
-        return super().stream_structured_predict(
-            output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
-        )
+        """Stream partial ``output_cls`` objects as the answer arrives, ending with the
+        validated object.
+
+        The request is the one `structured_predict` sends: the class's JSON schema as
+        ``response_format`` where the server has guided decoding, else the class as a tool the
+        model is required to call. An answer that ends without a valid object (text instead of
+        the call, JSON that does not validate) is a ``ValueError`` at the end of the stream.
+        """
+        return super().stream_structured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
 
     async def astream_structured_predict(
         self,
@@ -965,8 +975,162 @@ class AI21(FunctionCallingLLM):
     ) -> AsyncGenerator[Model | FlexibleModel, None]:
         """Async version of `stream_structured_predict`."""
         return await super().astream_structured_predict(
-            output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
+            output_cls, prompt, llm_kwargs, **prompt_args
         )
+
+    # LlamaIndex's own streamed programs ask for the tool without requiring it (core's
+    # ``FunctionCallingProgram.stream_call`` drops ``tool_required``), and end on an empty
+    # partial object, silently, when the answer holds none. Here a stream sends what the
+    # non-streamed call sends, hands out LlamaIndex's partial objects, and its whole answer is
+    # then read as the non-streamed one is: the validated object, or a ``ValueError``.
+
+    def _structured_stream_call(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Generator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None, None]:
+        call = self._structured_stream(output_cls, prompt, llm_kwargs, prompt_args)
+        if call is None:
+            llm_kwargs = self._structured_llm_kwargs(llm_kwargs)
+            return super()._structured_stream_call(output_cls, prompt, llm_kwargs, **prompt_args)
+        if call.tool is None:
+            stream = self.stream_chat(call.messages, **call.kwargs)
+        else:
+            stream = self.stream_chat_with_tools(
+                [call.tool], chat_history=call.messages, **call.kwargs
+            )
+        return self._partial_objects(call, stream)
+
+    async def _structured_astream_call(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> AsyncGenerator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None]:
+        call = self._structured_stream(output_cls, prompt, llm_kwargs, prompt_args)
+        if call is None:
+            llm_kwargs = self._structured_llm_kwargs(llm_kwargs)
+            return await super()._structured_astream_call(
+                output_cls, prompt, llm_kwargs, **prompt_args
+            )
+        if call.tool is None:
+            stream = await self.astream_chat(call.messages, **call.kwargs)
+        else:
+            stream = await self.astream_chat_with_tools(
+                [call.tool], chat_history=call.messages, **call.kwargs
+            )
+        return self._apartial_objects(call, stream)
+
+    def _structured_stream(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None,
+        prompt_args: dict[str, Any],
+    ) -> _StructuredStream | None:
+        """What a streamed structured call sends, and how its whole answer is read: as
+        `structured_predict` does in each ``pydantic_program_mode``. ``None`` for a mode this
+        package does not run itself (LlamaIndex's own program then runs)."""
+        mode = self.pydantic_program_mode
+        if self._uses_json_schema():  # guided decoding
+            messages = self._extend_messages(prompt.format_messages(llm=self, **prompt_args))
+            kwargs = {"response_format": json_schema_format(output_cls), **(llm_kwargs or {})}
+            return _StructuredStream(output_cls, messages, kwargs)
+        if mode == PydanticProgramMode.FUNCTION or (
+            mode == PydanticProgramMode.DEFAULT and self.metadata.is_function_calling_model
+        ):
+            # As LlamaIndex's program: the class as the one tool, required, one call.
+            kwargs = {
+                k: v
+                for k, v in (llm_kwargs or {}).items()
+                if k not in ("tool_required", "tool_choice", "allow_parallel_tool_calls")
+            }
+            kwargs.update(tool_required=True, allow_parallel_tool_calls=False)
+            messages = self._extend_messages(prompt.format_messages(llm=self, **prompt_args))
+            return _StructuredStream(output_cls, messages, kwargs, get_function_tool(output_cls))
+        if mode in (PydanticProgramMode.LLM, PydanticProgramMode.DEFAULT) and (
+            self.metadata.is_chat_model
+        ):
+            # As LlamaIndex's text program: the schema in the prompt (its parser sets itself
+            # on the template), the answer's JSON read by that parser; JSON mode where there.
+            parser = PydanticOutputParser(output_cls=output_cls)
+            program: LLMTextCompletionProgram[Model] = LLMTextCompletionProgram.from_defaults(
+                output_parser=parser, prompt=prompt, llm=self
+            )
+            messages = program.prompt.format_messages(llm=self, **prompt_args)
+            messages = self._extend_messages(messages)
+            kwargs = self._structured_llm_kwargs(llm_kwargs) or {}
+            return _StructuredStream(output_cls, messages, kwargs, parser=parser)
+        return None
+
+    def _partial_objects(
+        self, call: _StructuredStream, stream: Iterable[ChatResponse]
+    ) -> Generator[Any, None, None]:
+        partial: Any = None
+        last: ChatResponse | None = None
+        for last in stream:
+            partial = self._partial(call.output_cls, last, partial)
+            yield partial
+        final = self._final_object(call, last)
+        if final != partial:
+            yield final
+
+    async def _apartial_objects(
+        self, call: _StructuredStream, stream: AsyncIterator[ChatResponse]
+    ) -> AsyncGenerator[Any, None]:
+        partial: Any = None
+        last: ChatResponse | None = None
+        async for last in stream:
+            partial = self._partial(call.output_cls, last, partial)
+            yield partial
+        final = self._final_object(call, last)
+        if final != partial:
+            yield final
+
+    def _partial(self, output_cls: type[Model], response: ChatResponse, partial: Any) -> Any:
+        """The object so far (LlamaIndex's reading of partial JSON and of growing tool calls)."""
+        return process_streaming_objects(
+            response,
+            output_cls,
+            cur_objects=None if partial is None else [partial],
+            allow_parallel_tool_calls=False,
+            flexible_mode=True,
+            llm=self,
+        )
+
+    def _final_object(self, call: _StructuredStream, response: ChatResponse | None) -> Any:
+        """The whole answer as the class, or a ``ValueError`` saying why it is not one."""
+        name = call.output_cls.__name__
+        if response is None:
+            raise ValueError(f"no {name}: the stream ended without an answer")
+        if call.tool is None:
+            if call.parser is None:
+                return parse_structured(call.output_cls, response)
+            try:
+                return call.parser.parse(response.message.content or "")
+            except ValueError as exc:
+                _raise_if_exhausted(call.output_cls, response, exc)
+                raise ValueError(f"no {name} in the answer: {exc}") from exc
+        message = response.message
+        if not message.additional_kwargs.get("tool_calls") and not any(
+            isinstance(b, ToolCallBlock) for b in message.blocks
+        ):
+            text = message.content or ""
+            _raise_if_exhausted(call.output_cls, response, None)
+            raise ValueError(
+                f"no {name}: the model answered without calling the {name} tool: {text[:200]!r}"
+            )
+        selection = self.get_tool_calls_from_response(response)[0]
+        try:
+            return call.output_cls.model_validate(selection.tool_kwargs)
+        except ValueError as exc:
+            raise ValueError(
+                f"the {name} tool was called with arguments that are not a valid {name} "
+                f"({exc}): {selection.tool_kwargs!r}"
+            ) from exc
 
     # ------------------------------------------------------------------ tokenizer
 
@@ -1110,15 +1274,37 @@ def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
     try:
         return output_cls.model_validate_json(text)
     except ValueError as exc:
-        reasoning = "".join(
-            b.content or "" for b in response.message.blocks if isinstance(b, ThinkingBlock)
-        )
         finish_reason = response.additional_kwargs.get("finish_reason")
-        if reasoning_exhausted(finish_reason, text, reasoning):
+        if reasoning_exhausted(finish_reason, text, _reasoning(response)):
             raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
         raise ValueError(
             f"the answer is not a valid {output_cls.__name__} ({exc}): {text[:200]!r}"
         ) from exc
+
+
+class _StructuredStream(NamedTuple):
+    """A streamed structured call: what goes out, and what reads its whole answer (the tool's
+    arguments, the text as the schema's JSON, or the text through LlamaIndex's parser)."""
+
+    output_cls: type[Any]
+    messages: list[ChatMessage]
+    kwargs: dict[str, Any]
+    tool: BaseTool | None = None
+    parser: PydanticOutputParser[Any] | None = None
+
+
+def _raise_if_exhausted(
+    output_cls: type[Any], response: ChatResponse, exc: Exception | None
+) -> None:
+    """A ``ValueError`` naming ``max_tokens`` if the answer spent it all on reasoning."""
+    text = response.message.content or ""
+    finish_reason = response.additional_kwargs.get("finish_reason")
+    if reasoning_exhausted(finish_reason, text, _reasoning(response)):
+        raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
+
+
+def _reasoning(response: ChatResponse) -> str:
+    return "".join(b.content or "" for b in response.message.blocks if isinstance(b, ThinkingBlock))
 
 
 async def _amap(
