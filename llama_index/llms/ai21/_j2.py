@@ -135,7 +135,8 @@ def to_j2_chat(
             converted.append({"role": "assistant", "text": text})
         else:
             raise ValueError(
-                f"messages[{index}] has role {message.role.value!r}; Jurassic-2 chat supports "
+                f"messages[{index}] has role {getattr(message.role, 'value', message.role)!r}; "
+                "Jurassic-2 chat supports "
                 "only system, user and assistant messages (no tools)"
             )
     if not converted:

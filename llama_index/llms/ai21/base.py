@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -63,7 +64,14 @@ from llama_index.llms.ai21._convert import _tool_call_to_ai21, normalize_tool_ch
 from llama_index.llms.ai21._deployments import Deployment, choose, discover, parse_base_url
 from llama_index.llms.ai21._dialect import Call, Dialect, check_json, check_template_kwargs
 from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text, shown_names
-from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
+from llama_index.llms.ai21._http import (
+    AsyncStream,
+    HTTPClients,
+    HTTPConfig,
+    Stream,
+    check_headers,
+    check_tls,
+)
 from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted, watching_exhaustion
 from llama_index.llms.ai21._models import DEFAULT_MODEL, ModelInfo, describe_guess, is_known
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
@@ -173,6 +181,9 @@ class AI21(FunctionCallingLLM):
     timeout: float = Field(
         default=DEFAULT_TIMEOUT,
         gt=0,
+        # The most a socket timeout can be (about 292 years): beyond it, the stdlib's
+        # settimeout raises OverflowError on the first connect.
+        le=threading.TIMEOUT_MAX,
         allow_inf_nan=False,
         description="Seconds allowed for each attempt's connect, each read and each write.",
     )
@@ -283,6 +294,11 @@ class AI21(FunctionCallingLLM):
             )
         if kind.lists_models and kwargs.get("model") is None:
             kwargs["model"] = ""  # the served model, learned on first need (_know_server)
+        elif not kind.lists_models and kwargs.get("model") == "":
+            raise ValueError(
+                f'model="" names no model: deployment="{kind.kind}" needs a name '
+                f"(or leave model out for {DEFAULT_MODEL!r})"
+            )
         super().__init__(**kwargs)
         _, credentials = split_credentials(parse_base_url(self.base_url))
         if credentials is not None:  # kept apart, sent as Basic auth; the field shows a mask
@@ -318,6 +334,18 @@ class AI21(FunctionCallingLLM):
         return str(url).rstrip("/")
 
     def _client_config(self) -> HTTPConfig:
+        # Checked here, at construction and whenever a setting changes (fields are not
+        # validated on assignment): before any request, by name.
+        check_headers(self.default_headers)
+        check_tls(self.verify, self.cert)
+        for name, client in (
+            ("http_client", self.http_client),
+            ("async_http_client", self.async_http_client),
+        ):
+            if client is not None and client.is_closed:
+                raise ValueError(
+                    f"{name} is closed: pass an open client (this package never closes yours)"
+                )
         base_url = self._server_url()
         credentials = self._secrets.credentials
         return HTTPConfig(
