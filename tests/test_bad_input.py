@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, TextBlock, ToolCallBlock
+from llama_index.core.tools import FunctionTool
 
 from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
@@ -90,6 +91,13 @@ BAD_CONSTRUCTION: list[tuple[str, Callable[[Path], dict[str, Any]], str]] = [
     ),
     ("timeout beyond a socket's", lambda _: {"timeout": 1e300}, "timeout"),
     ("empty model", lambda _: {"model": ""}, 'model="" names no model'),
+    ("max_tokens=True", lambda _: {"max_tokens": True}, "max_tokens must be a number, got True"),
+    ("temperature=False", lambda _: {"temperature": False}, "temperature must be a number"),
+    (
+        "num_output leaving no room",
+        lambda _: {"context_window": 4096, "num_output": 4096},
+        "num_output (4096) must be less than context_window (4096)",
+    ),
 ]
 
 
@@ -139,6 +147,12 @@ def _tool_call(**kwargs: Any) -> list[ChatMessage]:
     ]
 
 
+def multiply(a: int, b: int) -> int:
+    """Multiply two integers."""
+    return a * b
+
+
+TOOLS = [FunctionTool.from_defaults(multiply)]
 HI = [ChatMessage(role="user", content="hi")]
 BAD_CALLS: list[tuple[str, Callable[[AI21], Any], str]] = [
     ("empty stop", lambda llm: llm.chat(HI, stop=""), "stop sequences must not be empty"),
@@ -157,6 +171,21 @@ BAD_CALLS: list[tuple[str, Callable[[AI21], Any], str]] = [
         "NaN in tool arguments",
         lambda llm: llm.chat(_tool_call(tool_kwargs={"x": float("nan")})),
         "messages[0] has a tool call to 'f' whose arguments are not JSON-serializable",
+    ),
+    (
+        "tool_required a string",
+        lambda llm: llm.chat_with_tools(TOOLS, "hi", tool_required="no"),
+        "tool_required must be True or False, got 'no'",
+    ),
+    (
+        "a function as a tool",
+        lambda llm: llm.chat_with_tools([multiply], "hi"),  # type: ignore[list-item]
+        "tools[0] is a function, not a LlamaIndex tool",
+    ),
+    (
+        "tools=None",
+        lambda llm: llm.chat_with_tools(None, "hi"),  # type: ignore[arg-type]
+        "tools must be a list of LlamaIndex tools (FunctionTool, ...), got NoneType",
     ),
     (
         "an unknown role",

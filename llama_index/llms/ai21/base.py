@@ -21,6 +21,7 @@ from collections.abc import (
     Callable,
     Generator,
     Iterator,
+    Mapping,
     Sequence,
 )
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
@@ -48,6 +49,7 @@ from llama_index.core.bridge.pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationInfo,
     field_validator,
 )
 from llama_index.core.instrumentation.events.llm import (
@@ -379,6 +381,29 @@ class AI21(FunctionCallingLLM):
             self._http = HTTPClients(self._client_config())
             self._built_from = self._settings()  # after: the config masks a new password
         return self._http
+
+    @field_validator(
+        *("max_tokens", "temperature", "top_p", "timeout", "max_retries"),
+        *("context_window", "num_output"),
+        mode="before",
+    )
+    @classmethod
+    def _not_a_bool(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads True as 1; a per-call keyword refuses it (_dialect.check_params).
+        if isinstance(value, bool):
+            raise ValueError(f"{info.field_name} must be a number, got {value!r}")
+        return value
+
+    @field_validator("num_output")
+    @classmethod
+    def _output_leaves_room(cls, value: int | None, info: ValidationInfo) -> int | None:
+        window = info.data.get("context_window")
+        if value is not None and window is not None and value >= window:
+            raise ValueError(
+                f"num_output ({value}) must be less than context_window ({window}): "
+                "LlamaIndex reserves it out of the window, leaving nothing for the prompt"
+            )
+        return value
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -1029,6 +1054,21 @@ class AI21(FunctionCallingLLM):
         required call is logged once as not enforceable (docs/tools-and-agents.md).
         ``allow_parallel_tool_calls=False`` keeps only the first tool call of each answer.
         """
+        if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
+            raise ValueError(
+                f"tools must be a list of LlamaIndex tools (FunctionTool, ...), got "
+                f"{type(tools).__name__}"
+            )
+        for index, tool in enumerate(tools):
+            if not hasattr(getattr(tool, "metadata", None), "to_openai_tool"):
+                raise ValueError(
+                    f"tools[{index}] is a {type(tool).__name__}, not a LlamaIndex tool (wrap a "
+                    "function with FunctionTool.from_defaults(fn))"
+                )
+        if tool_required is None:
+            tool_required = False
+        elif not isinstance(tool_required, bool):  # "no" and "false" are true
+            raise ValueError(f"tool_required must be True or False, got {tool_required!r}")
         specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
         messages = list(chat_history or [])
         if user_msg is not None:
