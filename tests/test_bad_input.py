@@ -91,6 +91,12 @@ BAD_CONSTRUCTION: list[tuple[str, Callable[[Path], dict[str, Any]], str]] = [
     ),
     ("timeout beyond a socket's", lambda _: {"timeout": 1e300}, "timeout"),
     ("empty model", lambda _: {"model": ""}, 'model="" names no model'),
+    ("rate_limiter", lambda _: {"rate_limiter": 200}, "rate_limiter must be a LlamaIndex rate"),
+    (
+        "callback_manager a list",
+        lambda _: {"callback_manager": []},
+        "callback_manager must be a LlamaIndex CallbackManager, got list",
+    ),
     ("max_tokens=True", lambda _: {"max_tokens": True}, "max_tokens must be a number, got True"),
     ("temperature=False", lambda _: {"temperature": False}, "temperature must be a number"),
     (

@@ -52,6 +52,7 @@ from llama_index.core.bridge.pydantic import (
     ValidationInfo,
     field_validator,
 )
+from llama_index.core.callbacks import CallbackManager
 from llama_index.core.instrumentation.events.llm import (
     LLMStructuredPredictEndEvent,
     LLMStructuredPredictStartEvent,
@@ -402,6 +403,30 @@ class AI21(FunctionCallingLLM):
             raise ValueError(
                 f"num_output ({value}) must be less than context_window ({window}): "
                 "LlamaIndex reserves it out of the window, leaving nothing for the prompt"
+            )
+        return value
+
+    # LlamaIndex's own fields: BaseLLM types the rate limiter as Any and lets any object through
+    # as the callback manager, so a wrong one failed (AttributeError) or was ignored on a call.
+    @field_validator("rate_limiter")
+    @classmethod
+    def _a_rate_limiter(cls, value: Any) -> Any:
+        if value is not None and not (
+            callable(getattr(value, "acquire", None))
+            and callable(getattr(value, "async_acquire", None))
+        ):
+            raise ValueError(
+                f"rate_limiter must be a LlamaIndex rate limiter (acquire and async_acquire, "
+                f"e.g. TokenBucketRateLimiter), got {type(value).__name__}"
+            )
+        return value
+
+    @field_validator("callback_manager", mode="before")
+    @classmethod
+    def _a_callback_manager(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, CallbackManager):
+            raise ValueError(
+                f"callback_manager must be a LlamaIndex CallbackManager, got {type(value).__name__}"
             )
         return value
 
