@@ -136,6 +136,28 @@ def test_a_setting_changed_later_is_checked_before_the_next_request(
     assert emulator.requests == []
 
 
+BAD_ASSIGNMENTS: list[tuple[str, Any]] = [
+    ("max_retries", -1),  # was sent with one attempt and no word
+    ("context_window", -5),  # was planned with
+    ("system_prompt", 3),  # was sent as a number
+    ("model", 3),  # was an AttributeError on the next call
+    ("default_headers", None),  # likewise
+    ("timeout", "soon"),  # was a TypeError on the next call
+    ("temperature", 5),
+    ("http_client", "x"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), BAD_ASSIGNMENTS, ids=[f for f, _ in BAD_ASSIGNMENTS])
+def test_a_bad_value_assigned_later_is_refused_at_once(
+    llm: AI21, emulator: Emulator, field: str, value: Any
+) -> None:
+    with pytest.raises(ValueError, match=f"validation error for AI21\n{field}\n"):
+        setattr(llm, field, value)
+    llm.complete("hi")  # the instance is as it was
+    assert len(emulator.requests) == 1
+
+
 def _role(role: str) -> ChatMessage:
     """A message whose role is no ``MessageRole`` (``model_construct`` skips validation, as
     code that builds messages from stored dicts may)."""

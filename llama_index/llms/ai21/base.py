@@ -135,7 +135,9 @@ class AI21(FunctionCallingLLM):
         ```
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # Assignments are validated as construction is: docs/configuration.md lets fields change
+    # between calls, and an unchecked one failed deep inside (or was sent) on the next call.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     model: str = Field(
         default=DEFAULT_MODEL,
