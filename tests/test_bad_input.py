@@ -123,6 +123,13 @@ def test_bad_construction_is_a_value_error_naming_it(
     assert emulator.requests == []
 
 
+def test_a_bad_ai21_api_host_is_named_as_the_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AI21_API_HOST", f"http://user:{PASSWORD}@localhost:8000/v1?x=1")
+    message = "AI21_API_HOST, the base_url here: base_url 'http://user:[secure]@localhost"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        AI21(api_key="k")
+
+
 def test_a_setting_changed_later_is_checked_before_the_next_request(
     llm: AI21, emulator: Emulator, tmp_path: Path
 ) -> None:

@@ -279,11 +279,18 @@ class AI21(FunctionCallingLLM):
             ValueError: a field is invalid or unknown, the deployment is unknown or does not
                 fit the model or URL, or AI21's API is used with no key.
         """
+        from_environment = False
         if kwargs.get("base_url") is None:
             kwargs.pop("base_url", None)
             if os.environ.get("AI21_API_HOST"):
                 kwargs["base_url"] = os.environ["AI21_API_HOST"]
-        kind = choose(kwargs.get("deployment"), kwargs.get("base_url"))
+                from_environment = True
+        try:
+            kind = choose(kwargs.get("deployment"), kwargs.get("base_url"))
+        except ValueError as exc:
+            if from_environment and str(exc).startswith("base_url"):  # not passed: say where from
+                raise ValueError(f"AI21_API_HOST, the base_url here: {exc}") from None
+            raise
         kwargs["deployment"] = kind.kind
         if kwargs.get("base_url") is None:
             if kind.default_base_url is None:
