@@ -165,6 +165,11 @@ def test_a_bad_value_assigned_later_is_refused_at_once(
     assert len(emulator.requests) == 1
 
 
+def _j2(llm: AI21) -> AI21:
+    llm.model = "j2-mid"  # the legacy Jurassic-2 dialect, on AI21's API (the emulator)
+    return llm
+
+
 def _role(role: str) -> ChatMessage:
     """A message whose role is no ``MessageRole`` (``model_construct`` skips validation, as
     code that builds messages from stored dicts may)."""
@@ -221,6 +226,16 @@ BAD_CALLS: list[tuple[str, Callable[[AI21], Any], str]] = [
         "tools=None",
         lambda llm: llm.chat_with_tools(None, "hi"),  # type: ignore[arg-type]
         "tools must be a list of LlamaIndex tools (FunctionTool, ...), got NoneType",
+    ),
+    (
+        "a required tool on Jurassic-2",
+        lambda llm: _j2(llm).chat(HI, tool_choice="required"),
+        "j2-mid (Jurassic-2) supports neither documents nor tools",
+    ),
+    (
+        "response_format on Jurassic-2",
+        lambda llm: _j2(llm).complete("hi", response_format={"type": "json_object"}),
+        "response_format is not accepted here, got {'type': 'json_object'}",
     ),
     (
         "an unknown role",

@@ -143,6 +143,8 @@ def check_params(params: dict[str, Any], limits: Limits, *, stream: bool) -> Non
     response_format = params.get("response_format")
     if response_format is not None:
         kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if not limits.response_formats:
+            raise ValueError(f"response_format is not accepted here, got {response_format!r}")
         if kind not in limits.response_formats:
             allowed = " or ".join(
                 f'{{"type": "{k}", ...}}' for k in sorted(limits.response_formats)
