@@ -1,7 +1,8 @@
 """Importing the package and calling it on every deployment kind leaves the process as it was:
 warnings filters, other libraries' loggers, the environment, ``ssl``, ``socket`` and
-``http.client`` defaults, the recursion limit, signal handlers, the asyncio policy, hooks,
-and the attributes of the libraries underneath (httpx, httpcore, aiohttp, the ai21 SDK).
+``http.client`` defaults, the recursion limit, import machinery, working directory, umask,
+locale, garbage collector, signal handlers, the asyncio policy, hooks, and the attributes of
+the libraries underneath (httpx, httpcore, aiohttp, httpx-aiohttp, the ai21 SDK).
 
 One fresh interpreter snapshots all of it after importing what the package stands on (so
 their own import-time settings are not counted) and again after importing the package and
@@ -17,13 +18,20 @@ import sys
 import pytest
 
 PROBE = r"""
-import asyncio, http.client, json, logging, os, signal, socket, ssl, sys, threading, warnings
+import asyncio, codecs, gc, http.client, json, locale, logging, mimetypes, os, signal, socket
+import ssl, sys, threading, warnings
 
 import aiohttp, httpcore, httpx, httpx_aiohttp, llama_index.core.llms  # what the package stands on
 from ai21_emulator import Emulator
 
 LIBRARIES = ("httpx", "httpcore", "aiohttp", "httpx_aiohttp", "ai21", "ssl", "socket", "json",
              "asyncio", "logging", "warnings", "http.client")
+
+
+def umask():
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
 
 
 def snapshot():
@@ -43,6 +51,10 @@ def snapshot():
         "socket.timeout": socket.getdefaulttimeout(),
         "http.client": (http.client._MAXLINE, http.client._MAXHEADERS),
         "recursionlimit": sys.getrecursionlimit(),
+        "sys.path": repr((sys.path, sys.meta_path, sys.path_hooks)),
+        "cwd, umask, locale": repr((os.getcwd(), umask(), locale.setlocale(locale.LC_ALL))),
+        "gc": repr((gc.isenabled(), gc.get_threshold())),
+        "codecs, mimetypes": repr((codecs.lookup("utf-8"), mimetypes.inited)),
         "switchinterval": sys.getswitchinterval(),
         "signals": {s.name: repr(signal.getsignal(s)) for s in signal.valid_signals()
                     if isinstance(s, signal.Signals)},
