@@ -41,6 +41,11 @@ BAD_CONSTRUCTION: list[tuple[str, Callable[[Path], dict[str, Any]], str]] = [
         lambda _: {"api_key": "sk-1\u00a0"},
         "api_key contains the non-ASCII character U+00A0 at position 4",
     ),
+    (
+        "api_key with a trailing space",
+        lambda _: {"api_key": "sk-1 "},
+        "api_key has a space at its end (copied with the key?): strip it",
+    ),
     ("base_url int", lambda _: {"base_url": 8000}, "base_url must be a string, got int"),
     (
         "base_url port out of range",

@@ -54,6 +54,11 @@ def check_api_key(key: object, source: str) -> str:
                 f"{source} contains {what} {where} (a key read from a file keeps its trailing "
                 "newline: strip it); a key must be printable text"
             )
+    if key != key.strip(" "):
+        # A header value cannot start or end with a space (RFC 9110 section 5.5): h11 refused
+        # it on the sync path, while aiohttp sent it and the server stripped it.
+        where = "at its end" if key.endswith(" ") else "at its start"
+        raise ValueError(f"{source} has a space {where} (copied with the key?): strip it")
     return key
 
 
