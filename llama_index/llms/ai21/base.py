@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -21,6 +22,7 @@ from collections.abc import (
     Generator,
     Iterable,
     Iterator,
+    Mapping,
     Sequence,
 )
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
@@ -48,8 +50,10 @@ from llama_index.core.bridge.pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationInfo,
     field_validator,
 )
+from llama_index.core.callbacks import CallbackManager
 from llama_index.core.instrumentation.events.llm import (
     LLMStructuredPredictEndEvent,
     LLMStructuredPredictStartEvent,
@@ -68,7 +72,14 @@ from llama_index.llms.ai21._convert import _tool_call_to_ai21, normalize_tool_ch
 from llama_index.llms.ai21._deployments import Deployment, choose, discover, parse_base_url
 from llama_index.llms.ai21._dialect import Call, Dialect, check_json, check_template_kwargs
 from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text, shown_names
-from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
+from llama_index.llms.ai21._http import (
+    AsyncStream,
+    HTTPClients,
+    HTTPConfig,
+    Stream,
+    check_headers,
+    check_tls,
+)
 from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted, watching_exhaustion
 from llama_index.llms.ai21._models import DEFAULT_MODEL, ModelInfo, describe_guess, is_known
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
@@ -129,7 +140,9 @@ class AI21(FunctionCallingLLM):
         ```
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # Assignments are validated as construction is: docs/configuration.md lets fields change
+    # between calls, and an unchecked one failed deep inside (or was sent) on the next call.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -178,6 +191,9 @@ class AI21(FunctionCallingLLM):
     timeout: float = Field(
         default=DEFAULT_TIMEOUT,
         gt=0,
+        # The most a socket timeout can be (about 292 years): beyond it, the stdlib's
+        # settimeout raises OverflowError on the first connect.
+        le=threading.TIMEOUT_MAX,
         allow_inf_nan=False,
         description="Seconds allowed for each attempt's connect, each read and each write.",
     )
@@ -268,11 +284,18 @@ class AI21(FunctionCallingLLM):
             ValueError: a field is invalid or unknown, the deployment is unknown or does not
                 fit the model or URL, or AI21's API is used with no key.
         """
+        from_environment = False
         if kwargs.get("base_url") is None:
             kwargs.pop("base_url", None)
             if os.environ.get("AI21_API_HOST"):
                 kwargs["base_url"] = os.environ["AI21_API_HOST"]
-        kind = choose(kwargs.get("deployment"), kwargs.get("base_url"))
+                from_environment = True
+        try:
+            kind = choose(kwargs.get("deployment"), kwargs.get("base_url"))
+        except ValueError as exc:
+            if from_environment and str(exc).startswith("base_url"):  # not passed: say where from
+                raise ValueError(f"AI21_API_HOST, the base_url here: {exc}") from None
+            raise
         kwargs["deployment"] = kind.kind
         if kwargs.get("base_url") is None:
             if kind.default_base_url is None:
@@ -288,6 +311,11 @@ class AI21(FunctionCallingLLM):
             )
         if kind.lists_models and kwargs.get("model") is None:
             kwargs["model"] = ""  # the served model, learned on first need (_know_server)
+        elif not kind.lists_models and kwargs.get("model") == "":
+            raise ValueError(
+                f'model="" names no model: deployment="{kind.kind}" needs a name '
+                f"(or leave model out for {DEFAULT_MODEL!r})"
+            )
         super().__init__(**kwargs)
         _, credentials = split_credentials(parse_base_url(self.base_url))
         if credentials is not None:  # kept apart, sent as Basic auth; the field shows a mask
@@ -323,6 +351,18 @@ class AI21(FunctionCallingLLM):
         return str(url).rstrip("/")
 
     def _client_config(self) -> HTTPConfig:
+        # Checked here, at construction and whenever a setting changes (fields are not
+        # validated on assignment): before any request, by name.
+        check_headers(self.default_headers)
+        check_tls(self.verify, self.cert)
+        for name, client in (
+            ("http_client", self.http_client),
+            ("async_http_client", self.async_http_client),
+        ):
+            if client is not None and client.is_closed:
+                raise ValueError(
+                    f"{name} is closed: pass an open client (this package never closes yours)"
+                )
         base_url = self._server_url()
         credentials = self._secrets.credentials
         return HTTPConfig(
@@ -356,6 +396,53 @@ class AI21(FunctionCallingLLM):
             self._http = HTTPClients(self._client_config())
             self._built_from = self._settings()  # after: the config masks a new password
         return self._http
+
+    @field_validator(
+        *("max_tokens", "temperature", "top_p", "timeout", "max_retries"),
+        *("context_window", "num_output"),
+        mode="before",
+    )
+    @classmethod
+    def _not_a_bool(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads True as 1; a per-call keyword refuses it (_dialect.check_params).
+        if isinstance(value, bool):
+            raise ValueError(f"{info.field_name} must be a number, got {value!r}")
+        return value
+
+    @field_validator("num_output")
+    @classmethod
+    def _output_leaves_room(cls, value: int | None, info: ValidationInfo) -> int | None:
+        window = info.data.get("context_window")
+        if value is not None and window is not None and value >= window:
+            raise ValueError(
+                f"num_output ({value}) must be less than context_window ({window}): "
+                "LlamaIndex reserves it out of the window, leaving nothing for the prompt"
+            )
+        return value
+
+    # LlamaIndex's own fields: BaseLLM types the rate limiter as Any and lets any object through
+    # as the callback manager, so a wrong one failed (AttributeError) or was ignored on a call.
+    @field_validator("rate_limiter")
+    @classmethod
+    def _a_rate_limiter(cls, value: Any) -> Any:
+        if value is not None and not (
+            callable(getattr(value, "acquire", None))
+            and callable(getattr(value, "async_acquire", None))
+        ):
+            raise ValueError(
+                f"rate_limiter must be a LlamaIndex rate limiter (acquire and async_acquire, "
+                f"e.g. TokenBucketRateLimiter), got {type(value).__name__}"
+            )
+        return value
+
+    @field_validator("callback_manager", mode="before")
+    @classmethod
+    def _a_callback_manager(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, CallbackManager):
+            raise ValueError(
+                f"callback_manager must be a LlamaIndex CallbackManager, got {type(value).__name__}"
+            )
+        return value
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -1165,6 +1252,21 @@ class AI21(FunctionCallingLLM):
         required call is logged once as not enforceable (docs/tools-and-agents.md).
         ``allow_parallel_tool_calls=False`` keeps only the first tool call of each answer.
         """
+        if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
+            raise ValueError(
+                f"tools must be a list of LlamaIndex tools (FunctionTool, ...), got "
+                f"{type(tools).__name__}"
+            )
+        for index, tool in enumerate(tools):
+            if not hasattr(getattr(tool, "metadata", None), "to_openai_tool"):
+                raise ValueError(
+                    f"tools[{index}] is a {type(tool).__name__}, not a LlamaIndex tool (wrap a "
+                    "function with FunctionTool.from_defaults(fn))"
+                )
+        if tool_required is None:
+            tool_required = False
+        elif not isinstance(tool_required, bool):  # "no" and "false" are true
+            raise ValueError(f"tool_required must be True or False, got {tool_required!r}")
         specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
         messages = list(chat_history or [])
         if user_msg is not None:
