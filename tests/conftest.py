@@ -53,6 +53,7 @@ SLOW_TESTS = {
     "test_a_discovery_answer_sent_a_byte_at_a_time_ends_at_its_deadline",
     "test_a_real_wait_is_slept",
     "test_answers_on_one_kept_alive_connection_leave_nothing_behind",
+    "test_a_server_not_yet_listening_is_asked_again_once_it_is",  # starts one mid-test
     # tens of MiB sent and read
     "test_a_200_answer_larger_than_the_limit_is_not_read_further",
     "test_an_answer_of_exactly_the_limit_is_read",

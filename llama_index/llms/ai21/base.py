@@ -95,6 +95,28 @@ OUTPUT_SHARE = 4
 """The default ``num_output`` is at most this share of the context window (a quarter)."""
 
 
+def _unreachable_advice(failures: Sequence[str]) -> str:
+    """What to do when discovery got no list of models, from why (:class:`Ask`'s failures,
+    e.g. ``GET http://localhost:8000/v1/models: ConnectError``)."""
+    reasons = " ".join(failures)
+    if "ConnectError" in reasons:
+        # Also a server still loading its weights: vLLM listens only once the model is loaded.
+        return (
+            "nothing accepted the connection: is the server running (and done loading its "
+            "model), at that host and port?"
+        )
+    if "HTTP 503" in reasons:  # llama-server answers 503 while it loads the model
+        return "the server is not ready (still loading its model?): try again when it is."
+    if "HTTP 401" in reasons or "HTTP 403" in reasons:
+        return (
+            "the server wants a key: pass api_key=... (AI21_API_KEY is never sent to a server "
+            "of your own)."
+        )
+    if "HTTP 404" in reasons:
+        return "is base_url the server's /v1 URL (e.g. http://localhost:8000/v1)? Or pass model=..."
+    return "pass model=..."
+
+
 class AI21(FunctionCallingLLM):
     """AI21 Labs models (Jamba, and the legacy Jurassic-2 line) as a LlamaIndex LLM.
 
@@ -250,6 +272,7 @@ class AI21(FunctionCallingLLM):
     _model_learned: bool = PrivateAttr(default=False)
     _built_from: tuple[Any, ...] = PrivateAttr(default=())
     _model_facts: _ModelFacts | None = PrivateAttr(default=None)
+    _discovery_failures: tuple[str, ...] = PrivateAttr(default=())  # the last asking's
 
     def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
         """Create the LLM.
@@ -263,11 +286,14 @@ class AI21(FunctionCallingLLM):
             ValueError: a field is invalid or unknown, the deployment is unknown or does not
                 fit the model or URL, or AI21's API is used with no key.
         """
+        url_source = "base_url"
         if kwargs.get("base_url") is None:
             kwargs.pop("base_url", None)
             if os.environ.get("AI21_API_HOST"):
                 kwargs["base_url"] = os.environ["AI21_API_HOST"]
-        kind = choose(kwargs.get("deployment"), kwargs.get("base_url"))
+                url_source = "AI21_API_HOST"
+        deployment = kwargs.get("deployment")
+        kind = choose(deployment, kwargs.get("base_url"))
         kwargs["deployment"] = kind.kind
         if kwargs.get("base_url") is None:
             if kind.default_base_url is None:
@@ -295,7 +321,7 @@ class AI21(FunctionCallingLLM):
         if key is None and kind.api_key_env is not None:
             key, source = os.environ.get(kind.api_key_env), kind.api_key_env
         if not key and kind.api_key_required:
-            raise ValueError(kind.missing_key_message)
+            raise ValueError(self._missing_key_message(url_source, chose_by_url=deployment is None))
         self._secrets = Secrets(check_api_key(key, source) if key else None, credentials)
         # On a server that can be asked, the name is checked against what it reports, on
         # first need (_know_server): a name the server reports is not "unknown".
@@ -303,6 +329,23 @@ class AI21(FunctionCallingLLM):
             _warn_unknown_model(self.model)
         self._http = HTTPClients(self._client_config())
         self._built_from = self._settings()
+
+    def _missing_key_message(self, url_source: str, *, chose_by_url: bool) -> str:
+        """Why a key is needed, and what to do. A URL of the user's that no kind claims (a
+        server's root without ``/v1``, a proxy's path) fell back to AI21's API, which needs a
+        key: say so first, since the user meant a server of their own more often than not."""
+        kind = self._chosen_kind
+        url = parse_base_url(self.base_url)  # the field: its password is masked
+        if not chose_by_url or kind.default_base_url == self.base_url or kind.claims(url):
+            return kind.missing_key_message
+        v1 = url.copy_with(path=url.path.rstrip("/") + "/v1")
+        return (
+            f"{url_source} {self.base_url!r} does not end in /v1, so it was taken for an endpoint "
+            "that speaks AI21's API, which needs a key (api_key=... or AI21_API_KEY). For a "
+            "server of your own (vLLM, llama.cpp, LM Studio, Ollama), give its /v1 URL, "
+            f'base_url={masked(v1)!r}, or name its kind, e.g. deployment="vllm" (vLLM\'s routes '
+            "are under /v1). See docs/self-hosted.md."
+        )
 
     def _server_url(self) -> str:
         """The base URL requests go to: ``base_url`` without credentials. A password set on
@@ -529,6 +572,15 @@ class AI21(FunctionCallingLLM):
         if served is not None and served.model and not self.model:
             self.model, self._model_learned = served.model, True
         self._served = served
+        said_before, self._discovery_failures = self._discovery_failures, tuple(ask.failures)
+        if ask.unreachable:
+            # Nothing listened: a server still starting (vLLM listens only once its model is
+            # loaded; the request itself is retried meanwhile). Ask again on next need, or the
+            # model table's figures would stand in for the server's for good. Refused is
+            # instant; the same failure is not reported twice in a row.
+            self._asked_server = None
+            if said_before == self._discovery_failures:
+                return
         self._report(served, ask)
 
     def _report(self, served: Served | None, ask: Ask) -> None:
@@ -575,10 +627,16 @@ class AI21(FunctionCallingLLM):
             self._asked_server = None
             where = root_text(self.base_url)  # the field: a password in it is masked
             served_names = list(served.models) if served is not None else []
-            said = f"it serves {shown_names(served_names)}" if served_names else "no answer"
+            if served_names:
+                raise ValueError(
+                    f"model= was not given and the server at {where} did not say which one "
+                    f"model it serves (it serves {shown_names(served_names)}): pass model=..."
+                )
+            failures = self._discovery_failures
             raise ValueError(
-                f"model= was not given and the server at {where} did not say which one model "
-                f"it serves ({said}): pass model=..."
+                f"model= was not given and the server at {where} could not be asked which "
+                f"model it serves ({'; '.join(failures) or 'no answer'}): "
+                f"{_unreachable_advice(failures)}"
             )
         return asked
 

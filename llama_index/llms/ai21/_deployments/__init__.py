@@ -39,6 +39,7 @@ from llama_index.llms.ai21._discovery import (
 )
 from llama_index.llms.ai21._http import ACCEPT_ENCODING, user_agent
 from llama_index.llms.ai21._models import ModelInfo, is_known, model_info
+from llama_index.llms.ai21._secrets import masked
 
 __all__ = ["CHAT_PATH", "Deployment", "choose", "kinds", "parse_base_url"]
 
@@ -259,5 +260,19 @@ def parse_base_url(base_url: str) -> httpx.URL:
             "e.g. https://api.ai21.com/studio/v1 or http://localhost:8000/v1"
         )
     if url.query or url.fragment:
-        raise ValueError(f"base_url {base_url!r} must not have a query or fragment")
+        raise ValueError(f"base_url {masked(url)!r} must not have a query or fragment")
+    path = url.path.rstrip("/")
+    for route in API_ROUTES:
+        if path.endswith(route):
+            # A URL pasted from a server's docs or a curl line: requests would go to
+            # .../chat/completions/chat/completions and get a 404 that names no cause.
+            root = url.copy_with(path=path.removesuffix(route) or "/")
+            raise ValueError(
+                f"base_url {masked(url)!r} ends in the route {route}: give the API's root, "
+                f"base_url={masked(root).rstrip('/')!r} (requests add {CHAT_PATH} to it)"
+            )
     return url
+
+
+API_ROUTES = ("/chat/completions", "/completions", "/models")
+"""Routes under an API's root: a ``base_url`` ending in one is a route, not the root."""
