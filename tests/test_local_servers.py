@@ -208,6 +208,7 @@ def test_several_models_and_no_model_is_a_clear_error_before_any_chat() -> None:
         with pytest.raises(ValueError, match="model= was not given") as caught:
             llm.complete("hi")
         assert "llama3.2:latest" in str(caught.value)
+        assert "serves more than one model" in str(caught.value)
         assert server.chats() == []
         llm.model = "llama3.2:latest"
         assert llm.complete("hi").text

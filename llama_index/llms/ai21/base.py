@@ -629,8 +629,8 @@ class AI21(FunctionCallingLLM):
             served_names = list(served.models) if served is not None else []
             if served_names:
                 raise ValueError(
-                    f"model= was not given and the server at {where} did not say which one "
-                    f"model it serves (it serves {shown_names(served_names)}): pass model=..."
+                    f"model= was not given and the server at {where} serves more than one "
+                    f"model ({shown_names(served_names)}): pass model=... naming the one to use"
                 )
             failures = self._discovery_failures
             raise ValueError(
