@@ -129,6 +129,13 @@ class AI21(FunctionCallingLLM):
     exactly as the SDK raises them; transient ones (408, 429, 500, 502, 503, 504, timeouts,
     dropped connections) are retried first, honouring ``Retry-After``.
 
+    Per call, ``chat`` and ``complete`` (and their streaming and async twins) take
+    ``preamble_override=`` (the system message for that call), ``documents=`` (grounding
+    texts), ``chat_template_kwargs=``, the sampling fields (``max_tokens=``, ``temperature=``,
+    ...) and any other API field (``n=``, ``response_format=``, ...), which is sent as given;
+    ``chat_with_tools`` and its twins also take ``tool_required=`` and ``tool_choice=``
+    (``"auto"``, ``"none"``, ``"required"`` or a tool's name).
+
     Example:
         ```python
         from llama_index.core.llms import ChatMessage
@@ -485,9 +492,10 @@ class AI21(FunctionCallingLLM):
         """Context window, output budget and capabilities of ``model``.
 
         Never fails for an unknown name (see the models page). On a self-hosted server they
-        are what the server reports, asked once, when first needed (vLLM's and SGLang's
-        ``max_model_len``, llama.cpp's ``/props``, LM Studio's and Ollama's own APIs: see
-        "Jamba on your computer"); the model table fills in what it does not say.
+        are what the server reports, asked once, when first needed, and again while it
+        refuses connections (vLLM's and SGLang's ``max_model_len``, llama.cpp's ``/props``, LM
+        Studio's and Ollama's own APIs: see "Jamba on your computer"); the model table fills in
+        what it does not say.
         """
         return self._metadata(ask_server=True)
 
