@@ -66,7 +66,7 @@ from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_te
 from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
 from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted, watching_exhaustion
 from llama_index.llms.ai21._models import DEFAULT_MODEL, ModelInfo, describe_guess, is_known
-from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
+from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries, is_permanent
 from llama_index.llms.ai21._secrets import (
     MASK,
     Secrets,
@@ -115,6 +115,29 @@ def _unreachable_advice(failures: Sequence[str]) -> str:
     if "HTTP 404" in reasons:
         return "is base_url the server's /v1 URL (e.g. http://localhost:8000/v1)? Or pass model=..."
     return "pass model=..."
+
+
+def _note_where(exc: BaseException, max_retries: int) -> None:
+    """Add a note (PEP 678, Python 3.11+) to an httpx transport error saying which request
+    failed, and for a refused connection what to check: httpx's own message is the socket's
+    (``[Errno 111] Connection refused``), with no URL. The class and message stay httpx's."""
+    if not isinstance(exc, httpx.TransportError) or not hasattr(exc, "add_note"):
+        return
+    try:
+        request = exc.request
+    except RuntimeError:  # raised with no request attached
+        return
+    url = request.url.copy_with(username=None, password=None)  # never a URL's password
+    note = f"AI21: {request.method} {url}"
+    if isinstance(exc, httpx.ConnectError) and not is_permanent(exc):
+        attempts = max_retries + 1
+        note += (
+            f" was refused ({attempts} attempt{'' if attempts == 1 else 's'}): is the server "
+            "running (and done loading its model), at that host and port? A self-hosted "
+            "base_url is the server's /v1 URL."
+        )
+    if note not in getattr(exc, "__notes__", ()):
+        exc.add_note(note)
 
 
 class AI21(FunctionCallingLLM):
@@ -735,6 +758,7 @@ class AI21(FunctionCallingLLM):
             return call_with_retries(attempt, self.max_retries)
         except Exception as exc:
             self._secrets.scrub(exc)  # a server may have quoted the key back
+            _note_where(exc, self.max_retries)
             mapped = self._deployment.error(exc)
             if mapped is exc:
                 raise
@@ -746,6 +770,7 @@ class AI21(FunctionCallingLLM):
             return await acall_with_retries(attempt, self.max_retries)
         except Exception as exc:
             self._secrets.scrub(exc)
+            _note_where(exc, self.max_retries)
             mapped = self._deployment.error(exc)
             if mapped is exc:
                 raise
