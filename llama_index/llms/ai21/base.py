@@ -620,6 +620,14 @@ class AI21(FunctionCallingLLM):
         where = root_text(self.base_url)  # the field: a password in it is masked
         kind = served.kind if served else self._deployment.kind
         reasons = [*(served.notes if served else ()), *ask.failures]
+        if ask.unreachable:  # asked again at the next need: nothing is known about it yet
+            logger.warning(
+                "The server at %s refused the connection (%s): the model table's figures "
+                "apply until it answers (it is asked again at the next need).",
+                where,
+                "; ".join(reasons),
+            )
+            return
         unknown_window = served is None or served.context_window is None
         if unknown_window and self.context_window is None:
             logger.warning(
