@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import httpx
 import llama_index.core.instrumentation as instrument
+from ai21.errors import AI21APIError
 from llama_index.core.base.llms.generic_utils import (
     astream_chat_to_completion_decorator,
     stream_chat_to_completion_decorator,
@@ -115,29 +116,6 @@ def _unreachable_advice(failures: Sequence[str]) -> str:
     if "HTTP 404" in reasons:
         return "is base_url the server's /v1 URL (e.g. http://localhost:8000/v1)? Or pass model=..."
     return "pass model=..."
-
-
-def _note_where(exc: BaseException, max_retries: int) -> None:
-    """Add a note (PEP 678, Python 3.11+) to an httpx transport error saying which request
-    failed, and for a refused connection what to check: httpx's own message is the socket's
-    (``[Errno 111] Connection refused``), with no URL. The class and message stay httpx's."""
-    if not isinstance(exc, httpx.TransportError) or not hasattr(exc, "add_note"):
-        return
-    try:
-        request = exc.request
-    except RuntimeError:  # raised with no request attached
-        return
-    url = request.url.copy_with(username=None, password=None)  # never a URL's password
-    note = f"AI21: {request.method} {url}"
-    if isinstance(exc, httpx.ConnectError) and not is_permanent(exc):
-        attempts = max_retries + 1
-        note += (
-            f" was refused ({attempts} attempt{'' if attempts == 1 else 's'}): is the server "
-            "running (and done loading its model), at that host and port? A self-hosted "
-            "base_url is the server's /v1 URL."
-        )
-    if note not in getattr(exc, "__notes__", ()):
-        exc.add_note(note)
 
 
 class AI21(FunctionCallingLLM):
@@ -759,38 +737,75 @@ class AI21(FunctionCallingLLM):
 
     # ------------------------------------------------------------------ requests
 
-    def _with_retries(self, attempt: Callable[[], _T]) -> _T:
+    def _with_retries(self, attempt: Callable[[], _T], path: str) -> _T:
         """``attempt()`` under the retry policy; a failure as the deployment words it (AI21's
         retired API: a 410 that says so). Every request goes through here or its twin."""
         try:
             return call_with_retries(attempt, self.max_retries)
         except Exception as exc:
             self._secrets.scrub(exc)  # a server may have quoted the key back
-            _note_where(exc, self.max_retries)
+            self._explain(exc, path)
             mapped = self._deployment.error(exc)
             if mapped is exc:
                 raise
             raise mapped from exc
 
-    async def _awith_retries(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+    async def _awith_retries(self, attempt: Callable[[], Awaitable[_T]], path: str) -> _T:
         """The async twin of :meth:`_with_retries`."""
         try:
             return await acall_with_retries(attempt, self.max_retries)
         except Exception as exc:
             self._secrets.scrub(exc)
-            _note_where(exc, self.max_retries)
+            self._explain(exc, path)
             mapped = self._deployment.error(exc)
             if mapped is exc:
                 raise
             raise mapped from exc
 
+    def _explain(self, exc: BaseException, path: str) -> None:
+        """Add a note (PEP 678, Python 3.11+; class and message stay as they are) naming the
+        request that failed, where its cause is not plain: httpx's message for a refused
+        connection is the socket's (``[Errno 111] Connection refused``, no URL), and a server
+        of one's own answers a missing key or a wrong URL with a bare 401 or 404."""
+        if not hasattr(exc, "add_note"):
+            return
+        # The client's base URL: never credentials (they travel as auth).
+        request = f"AI21: POST {self._clients().config.base_url}{path}"
+        note = None
+        if isinstance(exc, httpx.ConnectError) and not is_permanent(exc):
+            attempts = self.max_retries + 1
+            note = (
+                f"{request} was refused ({attempts} attempt{'' if attempts == 1 else 's'}): is "
+                "the server running (and done loading its model), at that host and port? A "
+                "self-hosted base_url is the server's /v1 URL."
+            )
+        elif isinstance(exc, httpx.TransportError):
+            note = request
+        elif isinstance(exc, AI21APIError) and self._deployment.api_key_env is None:
+            status = exc.status_code
+            if status in (401, 403) and self._secrets.api_key is None:
+                note = (
+                    f"{request} answered {status}: the server wants a key (it was started with "
+                    "--api-key): pass api_key=... (AI21_API_KEY is never sent to a server of "
+                    "your own)."
+                )
+            elif status in (401, 403):
+                note = f"{request} answered {status}: the server refused the api_key given."
+            elif status == 404:
+                note = (
+                    f"{request} answered 404: is base_url the server's /v1 URL, and model= a "
+                    "name it serves (GET <base_url>/models lists them)?"
+                )
+        if note is not None and note not in getattr(exc, "__notes__", ()):
+            exc.add_note(note)
+
     def _post(self, call: Call) -> Any:
         clients = self._clients()
-        return self._with_retries(lambda: clients.post(call.path, call.body))
+        return self._with_retries(lambda: clients.post(call.path, call.body), call.path)
 
     async def _apost(self, call: Call) -> Any:
         clients = self._clients()
-        return await self._awith_retries(lambda: clients.apost(call.path, call.body))
+        return await self._awith_retries(lambda: clients.apost(call.path, call.body), call.path)
 
     def _stream_events(self, call: Call) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
@@ -809,7 +824,7 @@ class AI21(FunctionCallingLLM):
                 response.close()
                 raise
 
-        response, state, chunks, first = self._with_retries(open_stream)
+        response, state, chunks, first = self._with_retries(open_stream, call.path)
         try:
             if first is None:
                 raise ended_early(state)
@@ -841,7 +856,7 @@ class AI21(FunctionCallingLLM):
                 await response.aclose()
                 raise
 
-        response, state, chunks, first = await self._awith_retries(open_stream)
+        response, state, chunks, first = await self._awith_retries(open_stream, call.path)
         try:
             if first is None:
                 raise ended_early(state)

@@ -5,7 +5,7 @@ which request dialect a model speaks there (:meth:`Deployment.dialect`), what it
 streamed requests, the shape of grounding documents, its client-side limits, and what it can
 tell about a model. ``base.py`` never branches on the kind: it asks the deployment.
 
-Kinds today (``docs/deployments.md``):
+Kinds today (docs/self-hosted.md, "Choosing the deployment"):
 
 - ``"ai21"`` (:mod:`.ai21`): AI21's hosted API, the default.
 - ``"openai-compatible"`` (:mod:`.openai_compatible`): a self-hosted OpenAI-compatible server.
