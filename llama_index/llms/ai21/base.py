@@ -118,6 +118,12 @@ def _unreachable_advice(failures: Sequence[str]) -> str:
     return "pass model=..."
 
 
+def _url(clients: HTTPClients, call: Call) -> str:
+    """Where ``call`` goes, for messages: the clients' base URL has no credentials (a URL's
+    user and password travel as ``auth``)."""
+    return f"{clients.config.base_url}{call.path}"
+
+
 class AI21(FunctionCallingLLM):
     """AI21 Labs models (Jamba, and the legacy Jurassic-2 line) as a LlamaIndex LLM.
 
@@ -737,40 +743,39 @@ class AI21(FunctionCallingLLM):
 
     # ------------------------------------------------------------------ requests
 
-    def _with_retries(self, attempt: Callable[[], _T], path: str) -> _T:
+    def _with_retries(self, attempt: Callable[[], _T], url: str) -> _T:
         """``attempt()`` under the retry policy; a failure as the deployment words it (AI21's
         retired API: a 410 that says so). Every request goes through here or its twin."""
         try:
             return call_with_retries(attempt, self.max_retries)
         except Exception as exc:
             self._secrets.scrub(exc)  # a server may have quoted the key back
-            self._explain(exc, path)
+            self._explain(exc, url)
             mapped = self._deployment.error(exc)
             if mapped is exc:
                 raise
             raise mapped from exc
 
-    async def _awith_retries(self, attempt: Callable[[], Awaitable[_T]], path: str) -> _T:
+    async def _awith_retries(self, attempt: Callable[[], Awaitable[_T]], url: str) -> _T:
         """The async twin of :meth:`_with_retries`."""
         try:
             return await acall_with_retries(attempt, self.max_retries)
         except Exception as exc:
             self._secrets.scrub(exc)
-            self._explain(exc, path)
+            self._explain(exc, url)
             mapped = self._deployment.error(exc)
             if mapped is exc:
                 raise
             raise mapped from exc
 
-    def _explain(self, exc: BaseException, path: str) -> None:
+    def _explain(self, exc: BaseException, url: str) -> None:
         """Add a note (PEP 678, Python 3.11+; class and message stay as they are) naming the
         request that failed, where its cause is not plain: httpx's message for a refused
         connection is the socket's (``[Errno 111] Connection refused``, no URL), and a server
         of one's own answers a missing key or a wrong URL with a bare 401 or 404."""
         if not hasattr(exc, "add_note"):
             return
-        # The client's base URL: never credentials (they travel as auth).
-        request = f"AI21: POST {self._clients().config.base_url}{path}"
+        request = f"AI21: POST {url}"
         note = None
         if isinstance(exc, httpx.ConnectError) and not is_permanent(exc):
             attempts = self.max_retries + 1
@@ -801,11 +806,13 @@ class AI21(FunctionCallingLLM):
 
     def _post(self, call: Call) -> Any:
         clients = self._clients()
-        return self._with_retries(lambda: clients.post(call.path, call.body), call.path)
+        return self._with_retries(lambda: clients.post(call.path, call.body), _url(clients, call))
 
     async def _apost(self, call: Call) -> Any:
         clients = self._clients()
-        return await self._awith_retries(lambda: clients.apost(call.path, call.body), call.path)
+        return await self._awith_retries(
+            lambda: clients.apost(call.path, call.body), _url(clients, call)
+        )
 
     def _stream_events(self, call: Call) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
@@ -824,7 +831,7 @@ class AI21(FunctionCallingLLM):
                 response.close()
                 raise
 
-        response, state, chunks, first = self._with_retries(open_stream, call.path)
+        response, state, chunks, first = self._with_retries(open_stream, _url(clients, call))
         try:
             if first is None:
                 raise ended_early(state)
@@ -856,7 +863,7 @@ class AI21(FunctionCallingLLM):
                 await response.aclose()
                 raise
 
-        response, state, chunks, first = await self._awith_retries(open_stream, call.path)
+        response, state, chunks, first = await self._awith_retries(open_stream, _url(clients, call))
         try:
             if first is None:
                 raise ended_early(state)
