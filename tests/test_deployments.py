@@ -65,6 +65,21 @@ def test_an_unknown_kind_names_the_known_ones() -> None:
 
 
 @pytest.mark.parametrize(
+    ("kind", "meant"),
+    [
+        ("vLLM", "vllm"),
+        ("vlm", "vllm"),
+        ("llama-cpp", "llamacpp"),
+        ("Ollama", "ollama"),
+        ("lm_studio", "lmstudio"),
+    ],
+)
+def test_an_unknown_deployment_close_to_a_known_one_is_named(kind: str, meant: str) -> None:
+    with pytest.raises(ValueError, match=rf"\): did you mean {meant!r}\?$"):
+        choose(kind, None)
+
+
+@pytest.mark.parametrize(
     ("base_url", "message"),
     [
         (

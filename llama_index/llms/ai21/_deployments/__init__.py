@@ -19,6 +19,7 @@ names it ``DEPLOYMENT``; it is found by :func:`kinds` without touching anything 
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 from collections.abc import Mapping, Sequence
@@ -214,7 +215,9 @@ def choose(kind: str | None, base_url: str | None) -> type[Deployment]:
         cls = available.get(kind)
         if cls is None:
             names = ", ".join(repr(k) for k in sorted(available))
-            raise ValueError(f"deployment={kind!r} is not a known deployment kind ({names})")
+            close = difflib.get_close_matches(str(kind).lower(), available, n=1)
+            hint = f": did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"deployment={kind!r} is not a known deployment kind ({names}){hint}")
         return cls
     if base_url is not None:
         url = parse_base_url(base_url)
