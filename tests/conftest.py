@@ -54,6 +54,7 @@ SLOW_TESTS = {
     "test_a_real_wait_is_slept",
     "test_answers_on_one_kept_alive_connection_leave_nothing_behind",
     "test_a_server_not_yet_listening_is_asked_again_once_it_is",  # starts one mid-test
+    "test_a_404_on_a_url_taken_for_ai21s_api_names_both_roots",
     # tens of MiB sent and read
     "test_a_200_answer_larger_than_the_limit_is_not_read_further",
     "test_an_answer_of_exactly_the_limit_is_read",

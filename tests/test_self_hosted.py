@@ -462,3 +462,22 @@ def test_a_bare_401_or_404_from_your_server_gets_a_note_saying_what_to_check(
     assert caught.value.status_code == status
     assert str(caught.value).startswith(f"Failed with http status code: {status} ")
     assert caught.value.__notes__ == [f"AI21: POST {base_url}/chat/completions {advice}"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
+def test_a_404_on_a_url_taken_for_ai21s_api_names_both_roots(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AI21_API_KEY left in the environment and a vLLM URL without /v1: AI21's API is assumed,
+    the key is sent, vLLM answers 404 to /chat/completions."""
+    monkeypatch.setenv("AI21_API_KEY", "an-old-ai21-key")
+    with Emulator(flavour="vllm", models=[MODEL]) as server:
+        root = server.base_url.removesuffix("/v1")
+        llm = AI21(model=MODEL, base_url=root, max_retries=0)
+        with pytest.raises(ai21.errors.AI21APIError) as caught:
+            llm.complete("hi")
+    assert caught.value.status_code == 404
+    assert caught.value.__notes__ == [
+        f"AI21: POST {root}/chat/completions answered 404: is base_url the API's root (AI21's "
+        "API: .../studio/v1; a server of your own: its /v1 URL), and model= a name it serves?"
+    ]

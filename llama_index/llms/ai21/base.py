@@ -801,6 +801,13 @@ class AI21(FunctionCallingLLM):
                     f"{request} answered 404: is base_url the server's /v1 URL, and model= a "
                     "name it serves (GET <base_url>/models lists them)?"
                 )
+        elif isinstance(exc, AI21APIError) and exc.status_code == 404:
+            # AI21's API, or a URL no kind claimed (a server's root without /v1, with
+            # AI21_API_KEY set): say both, since nothing here tells them apart.
+            note = (
+                f"{request} answered 404: is base_url the API's root (AI21's API: "
+                ".../studio/v1; a server of your own: its /v1 URL), and model= a name it serves?"
+            )
         if note is not None and note not in getattr(exc, "__notes__", ()):
             exc.add_note(note)
 
