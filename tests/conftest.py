@@ -53,6 +53,8 @@ SLOW_TESTS = {
     "test_a_discovery_answer_sent_a_byte_at_a_time_ends_at_its_deadline",
     "test_a_real_wait_is_slept",
     "test_answers_on_one_kept_alive_connection_leave_nothing_behind",
+    "test_a_server_not_yet_listening_is_asked_again_once_it_is",  # starts one mid-test
+    "test_a_404_on_a_url_taken_for_ai21s_api_names_both_roots",
     # tens of MiB sent and read
     "test_a_200_answer_larger_than_the_limit_is_not_read_further",
     "test_an_answer_of_exactly_the_limit_is_read",
@@ -73,6 +75,7 @@ SLOW_TESTS = {
 
 # Wide matrices of which the inner loop runs the first case only (one status, one method).
 SLOW_BEYOND_FIRST = {
+    "test_a_bare_401_or_404_from_your_server_gets_a_note_saying_what_to_check",
     "test_sdk_errors_reach_the_caller_unchanged",
     "test_transient_statuses_are_retried",
     "test_client_errors_are_never_retried",

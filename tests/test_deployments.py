@@ -65,6 +65,21 @@ def test_an_unknown_kind_names_the_known_ones() -> None:
 
 
 @pytest.mark.parametrize(
+    ("kind", "meant"),
+    [
+        ("vLLM", "vllm"),
+        ("vlm", "vllm"),
+        ("llama-cpp", "llamacpp"),
+        ("Ollama", "ollama"),
+        ("lm_studio", "lmstudio"),
+    ],
+)
+def test_an_unknown_deployment_close_to_a_known_one_is_named(kind: str, meant: str) -> None:
+    with pytest.raises(ValueError, match=rf"\): did you mean {meant!r}\?$"):
+        choose(kind, None)
+
+
+@pytest.mark.parametrize(
     ("base_url", "message"),
     [
         (
@@ -79,6 +94,33 @@ def test_an_unknown_kind_names_the_known_ones() -> None:
         ),
         ("http://h/v1?a=1", "base_url 'http://h/v1?a=1' must not have a query or fragment"),
         ("http://h/v1#top", "base_url 'http://h/v1#top' must not have a query or fragment"),
+        (
+            "http://u:pw@h/v1?a=1",
+            "base_url 'http://u:[secure]@h/v1?a=1' must not have a query or fragment",
+        ),
+        # A route pasted from a server's docs or a curl line, not the API's root.
+        (
+            "http://localhost:8000/v1/chat/completions",
+            "base_url 'http://localhost:8000/v1/chat/completions' ends in the route "
+            "/chat/completions: give the API's root, base_url='http://localhost:8000/v1' "
+            "(requests add /chat/completions to it)",
+        ),
+        (
+            "https://api.ai21.com/studio/v1/chat/completions/",
+            "base_url 'https://api.ai21.com/studio/v1/chat/completions/' ends in the route "
+            "/chat/completions: give the API's root, base_url='https://api.ai21.com/studio/v1' "
+            "(requests add /chat/completions to it)",
+        ),
+        (
+            "http://u:pw@h/v1/models",
+            "base_url 'http://u:[secure]@h/v1/models' ends in the route /models: give the "
+            "API's root, base_url='http://u:[secure]@h/v1' (requests add /chat/completions to it)",
+        ),
+        (
+            "http://h/v1/completions",
+            "base_url 'http://h/v1/completions' ends in the route /completions: give the "
+            "API's root, base_url='http://h/v1' (requests add /chat/completions to it)",
+        ),
     ],
 )
 def test_parse_base_url_says_what_is_wrong(base_url: str, message: str) -> None:

@@ -6,11 +6,14 @@ server would silently lose, over real HTTP against scripted loopback servers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import pickle
+import socket
 from typing import Any
 
+import httpx
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, ThinkingBlock
 from llama_index.core.indices.prompt_helper import PromptHelper
@@ -205,6 +208,7 @@ def test_several_models_and_no_model_is_a_clear_error_before_any_chat() -> None:
         with pytest.raises(ValueError, match="model= was not given") as caught:
             llm.complete("hi")
         assert "llama3.2:latest" in str(caught.value)
+        assert "serves more than one model" in str(caught.value)
         assert server.chats() == []
         llm.model = "llama3.2:latest"
         assert llm.complete("hi").text
@@ -214,7 +218,7 @@ def test_without_a_model_a_server_that_did_not_answer_is_asked_again() -> None:
     server = ls.ScriptedServer(ls.llamacpp())  # listening, not answering yet
     try:
         llm = AI21(base_url=server.base_url, timeout=0.3, max_retries=0)
-        with pytest.raises(ValueError, match="did not say which one model"):
+        with pytest.raises(ValueError, match="could not be asked which model it serves"):
             llm.complete("hi")
         server.thread.start()
         assert llm.complete("hi").text
@@ -223,6 +227,74 @@ def test_without_a_model_a_server_that_did_not_answer_is_asked_again() -> None:
         if server.thread.is_alive():
             server.httpd.shutdown()
         server.httpd.server_close()
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:  # a port that was free a moment ago, now closed
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+
+
+@pytest.mark.parametrize(
+    ("server", "said", "advice"),
+    [
+        (
+            "nothing listening",
+            "/v1/models: ConnectError)",
+            "nothing accepted the connection: is the server running (and done loading its "
+            "model), at that host and port?",
+        ),
+        (
+            "wants a key",
+            "/v1/models: HTTP 401)",
+            "the server wants a key: pass api_key=... (AI21_API_KEY is never sent to a server "
+            "of your own).",
+        ),
+        (
+            "no such route",
+            "/v1/models: HTTP 404)",
+            "is base_url the server's /v1 URL (e.g. http://localhost:8000/v1)? Or pass model=...",
+        ),
+    ],
+)
+def test_without_a_model_the_error_says_why_the_server_could_not_be_asked(
+    server: str, said: str, advice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not "pass model=..." for a server that is down or wants a key: the reason and the fix."""
+    monkeypatch.setenv("AI21_API_KEY", "sk-not-for-self-hosted")  # never sent to /v1 servers
+    with contextlib.ExitStack() as stack:
+        if server == "nothing listening":
+            base_url = _closed_port_url()
+        elif server == "wants a key":
+            base_url = stack.enter_context(Emulator(["k"], flavour="vllm")).base_url
+        else:  # AI21's flavour has no /v1/models
+            base_url = stack.enter_context(Emulator()).base_url.replace("/studio/v1", "/v1")
+        llm = AI21(base_url=base_url, max_retries=0)
+        with pytest.raises(ValueError, match=r"^model= was not given") as caught:
+            llm.complete("hi")
+    message = str(caught.value)
+    assert message.startswith("model= was not given and the server at http://127.0.0.1:")
+    assert said in message
+    assert message.endswith(advice)
+
+
+def test_a_server_not_yet_listening_is_asked_again_once_it_is(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A first call while vLLM still loads its model (connection refused) does not leave the
+    instance on the model table's figures for good: the next need asks again."""
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    base_url = _closed_port_url()
+    llm = AI21(model="ai21labs/AI21-Jamba2-3B", base_url=base_url, max_retries=0)
+    table = model_info("ai21labs/AI21-Jamba2-3B").context_window
+    assert (llm.metadata.context_window, llm.deployment) == (table, "openai-compatible")
+    assert llm.metadata.context_window == table  # asked again: still refused, not re-reported
+    assert len([r for r in caplog.records if "refused the connection" in r.getMessage()]) == 1
+    port = httpx.URL(base_url).port
+    with Emulator(flavour="vllm", port=port, max_model_len=4096) as server:
+        assert (llm.metadata.context_window, llm.deployment) == (4096, "vllm")
+        assert llm.complete("hi").text
+        assert [r.path for r in server.requests].count("/v1/models") == 1  # then known
 
 
 def test_a_changed_base_url_is_asked_again() -> None:

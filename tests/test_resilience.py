@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -203,6 +205,27 @@ def test_connection_refused_is_retried_then_raised(
     assert [line.split(";")[0] for line in _retry_lines(caplog)] == [
         "AI21 request failed (ConnectError)"
     ] * 2
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
+@pytest.mark.parametrize("method", CHAT_METHODS)
+def test_a_refused_connection_says_which_request_and_what_to_check(
+    waits: list[float], method: str
+) -> None:
+    """httpx's own message is the socket's ("[Errno 111] Connection refused"): a note names
+    the request and what to check; the class and the message stay httpx's."""
+    with socket.socket() as sock:  # a port that was free a moment ago, now closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    llm = AI21(model="ai21labs/AI21-Jamba2-3B", base_url=f"http://u:pw@127.0.0.1:{port}/v1")
+    with pytest.raises(httpx.ConnectError) as caught:
+        call(llm, method, arg_for(method))
+    assert caught.value.__notes__ == [
+        f"AI21: POST http://127.0.0.1:{port}/v1/chat/completions was refused (4 attempts): is "
+        "the server running (and done loading its model), at that host and port? A "
+        "self-hosted base_url is the server's /v1 URL."
+    ]
+    assert len(waits) == 3
 
 
 @pytest.mark.parametrize("method", CHAT_METHODS)

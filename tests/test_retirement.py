@@ -92,6 +92,42 @@ def test_the_no_key_error_names_the_three_ways_on() -> None:
     assert "AI21_API_KEY" in message
 
 
+@pytest.mark.parametrize("source", ["base_url", "AI21_API_HOST"])
+def test_a_server_root_without_v1_is_named_in_the_no_key_error(
+    source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A vLLM URL without /v1 is no self-hosted URL, so AI21's API (which needs a key) was
+    assumed: the error says that, and the URL to give instead, not the generic three ways."""
+    url = "http://u:pw@localhost:8000/"
+    kwargs: dict[str, Any] = {"base_url": url}
+    if source == "AI21_API_HOST":
+        monkeypatch.setenv("AI21_API_HOST", url)
+        kwargs = {}
+    with pytest.raises(ValueError, match="does not end in /v1") as caught:
+        AI21(model="ai21labs/AI21-Jamba2-3B", **kwargs)
+    message = str(caught.value)
+    assert message.startswith(
+        f"{source} 'http://u:[secure]@localhost:8000/' does not end in /v1, so it was taken "
+        "for an endpoint that speaks AI21's API, which needs a key"
+    )
+    assert "base_url='http://u:[secure]@localhost:8000/v1'" in message
+    assert 'deployment="vllm"' in message
+    assert "pw" not in message.replace("api_key", "")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"deployment": "ai21", "base_url": "http://localhost:8000"},  # asked for AI21's API
+        {"base_url": "http://127.0.0.1:8021/studio/v1"},  # the emulator's AI21 flavour
+    ],
+)
+def test_a_url_meant_for_ai21s_api_gets_the_three_ways_on(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"^No AI21 API key\. AI21's hosted API was retired"):
+        AI21(**kwargs)
+
+
 def test_the_retired_error_pickles_and_keeps_its_fields() -> None:
     import pickle
 

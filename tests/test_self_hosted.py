@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -345,7 +346,11 @@ def test_an_unreachable_server_does_not_break_metadata(caplog: pytest.LogCapture
     caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
     llm = AI21(model=MODEL, base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=2)
     assert llm.metadata.context_window == 256_000
-    assert "Could not read the context window" in caplog.text
+    assert (
+        "The server at http://127.0.0.1:9 refused the connection (GET "
+        "http://127.0.0.1:9/v1/models: ConnectError): the model table's figures apply until "
+        "it answers (it is asked again at the next need)."
+    ) in caplog.text
 
 
 # ---------------------------------------------------------------------------- tools, agents
@@ -403,3 +408,76 @@ def test_a_function_agent_calls_the_tool_and_answers(
         "name": "multiply",
         "arguments": '{"a":3,"b":4}',
     }
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
+@pytest.mark.parametrize("method", ["complete", "astream_chat"])
+@pytest.mark.parametrize(
+    ("key", "model", "root", "status", "advice"),
+    [
+        (
+            None,
+            MODEL,
+            "/v1",
+            401,
+            "answered 401: the server wants a key (it was started with --api-key): pass "
+            "api_key=... (AI21_API_KEY is never sent to a server of your own).",
+        ),
+        ("wrong", MODEL, "/v1", 401, "answered 401: the server refused the api_key given."),
+        (
+            "right",
+            "ai21labs/AI21-Jamba2-3b",  # a typo: vLLM's 404 names the model
+            "/v1",
+            404,
+            "answered 404: is base_url the server's /v1 URL, and model= a name it serves "
+            "(GET <base_url>/models lists them)?",
+        ),
+        (
+            "right",
+            MODEL,
+            "",  # the server's root, not its /v1: every route is a 404
+            404,
+            "answered 404: is base_url the server's /v1 URL, and model= a name it serves "
+            "(GET <base_url>/models lists them)?",
+        ),
+    ],
+)
+def test_a_bare_401_or_404_from_your_server_gets_a_note_saying_what_to_check(
+    key: str | None,
+    model: str,
+    root: str,
+    status: int,
+    advice: str,
+    method: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The SDK's exception, class and message unchanged, with a note naming the request and
+    the likely cause: vLLM's 401 body is just {"error": "Unauthorized"}."""
+    monkeypatch.setenv("AI21_API_KEY", "right")  # AI21's variable: not sent to vLLM
+    with Emulator(["right"], flavour="vllm", models=[MODEL]) as server:
+        base_url = server.base_url.removesuffix("/v1") + root
+        llm = AI21(model=model, base_url=base_url, api_key=key, deployment="vllm", max_retries=0)
+        with pytest.raises(ai21.errors.AI21APIError) as caught:
+            call(llm, method, arg_for(method))
+    assert caught.value.status_code == status
+    assert str(caught.value).startswith(f"Failed with http status code: {status} ")
+    assert caught.value.__notes__ == [f"AI21: POST {base_url}/chat/completions {advice}"]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
+def test_a_404_on_a_url_taken_for_ai21s_api_names_both_roots(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AI21_API_KEY left in the environment and a vLLM URL without /v1: AI21's API is assumed,
+    the key is sent, vLLM answers 404 to /chat/completions."""
+    monkeypatch.setenv("AI21_API_KEY", "an-old-ai21-key")
+    with Emulator(flavour="vllm", models=[MODEL]) as server:
+        root = server.base_url.removesuffix("/v1")
+        llm = AI21(model=MODEL, base_url=root, max_retries=0)
+        with pytest.raises(ai21.errors.AI21APIError) as caught:
+            llm.complete("hi")
+    assert caught.value.status_code == 404
+    assert caught.value.__notes__ == [
+        f"AI21: POST {root}/chat/completions answered 404: is base_url the API's root (AI21's "
+        "API: .../studio/v1; a server of your own: its /v1 URL), and model= a name it serves?"
+    ]

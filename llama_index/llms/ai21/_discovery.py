@@ -28,6 +28,7 @@ import httpx
 import orjson
 
 from llama_index.llms.ai21._http import BodyNotRead, Deadline, read_body
+from llama_index.llms.ai21._retry import is_permanent
 
 logger = logging.getLogger("llama_index.llms.ai21")
 
@@ -162,6 +163,9 @@ class Ask:
         self.seconds = min(timeout, PROBE_TIMEOUT)
         self.timeout = httpx.Timeout(self.seconds)
         self.failures: list[str] = []
+        # A connection refused or reset (not a name that does not resolve, nor a certificate
+        # that fails): a server not yet listening, worth asking again (see AI21._ask_server).
+        self.unreachable = False
 
     def get(self, path: str, *, root: bool = False) -> Any:
         """``GET`` ``path`` under ``base_url`` (or the server's root): the JSON answer, or
@@ -184,6 +188,8 @@ class Ask:
             self.failures.append(f"{method} {url}: {exc}")
         except httpx.HTTPError as exc:  # only its class: httpx's message may repeat the URL
             self.failures.append(f"{method} {url}: {type(exc).__name__}")
+            if isinstance(exc, httpx.ConnectError) and not is_permanent(exc):
+                self.unreachable = True
         return None
 
     def answer(self, method: str, url: httpx.URL, body: dict[str, Any] | None) -> Any:

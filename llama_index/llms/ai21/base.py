@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 import httpx
 import llama_index.core.instrumentation as instrument
+from ai21.errors import AI21APIError
 from llama_index.core.base.llms.generic_utils import (
     astream_chat_to_completion_decorator,
     stream_chat_to_completion_decorator,
@@ -82,7 +83,7 @@ from llama_index.llms.ai21._http import (
 )
 from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted, watching_exhaustion
 from llama_index.llms.ai21._models import DEFAULT_MODEL, ModelInfo, describe_guess, is_known
-from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries
+from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries, is_permanent
 from llama_index.llms.ai21._secrets import (
     MASK,
     Secrets,
@@ -111,6 +112,34 @@ OUTPUT_SHARE = 4
 """The default ``num_output`` is at most this share of the context window (a quarter)."""
 
 
+def _unreachable_advice(failures: Sequence[str]) -> str:
+    """What to do when discovery got no list of models, from why (:class:`Ask`'s failures,
+    e.g. ``GET http://localhost:8000/v1/models: ConnectError``)."""
+    reasons = " ".join(failures)
+    if "ConnectError" in reasons:
+        # Also a server still loading its weights: vLLM listens only once the model is loaded.
+        return (
+            "nothing accepted the connection: is the server running (and done loading its "
+            "model), at that host and port?"
+        )
+    if "HTTP 503" in reasons:  # llama-server answers 503 while it loads the model
+        return "the server is not ready (still loading its model?): try again when it is."
+    if "HTTP 401" in reasons or "HTTP 403" in reasons:
+        return (
+            "the server wants a key: pass api_key=... (AI21_API_KEY is never sent to a server "
+            "of your own)."
+        )
+    if "HTTP 404" in reasons:
+        return "is base_url the server's /v1 URL (e.g. http://localhost:8000/v1)? Or pass model=..."
+    return "pass model=..."
+
+
+def _url(clients: HTTPClients, call: Call) -> str:
+    """Where ``call`` goes, for messages: the clients' base URL has no credentials (a URL's
+    user and password travel as ``auth``)."""
+    return f"{clients.config.base_url}{call.path}"
+
+
 class AI21(FunctionCallingLLM):
     """AI21 Labs models (Jamba, and the legacy Jurassic-2 line) as a LlamaIndex LLM.
 
@@ -122,6 +151,13 @@ class AI21(FunctionCallingLLM):
     ``ai21`` SDK's exceptions (``ai21.errors.Unauthorized``, ``TooManyRequestsError``, ...),
     exactly as the SDK raises them; transient ones (408, 429, 500, 502, 503, 504, timeouts,
     dropped connections) are retried first, honouring ``Retry-After``.
+
+    Per call, ``chat`` and ``complete`` (and their streaming and async twins) take
+    ``preamble_override=`` (the system message for that call), ``documents=`` (grounding
+    texts), ``chat_template_kwargs=``, the sampling fields (``max_tokens=``, ``temperature=``,
+    ...) and any other API field (``n=``, ``response_format=``, ...), which is sent as given;
+    ``chat_with_tools`` and its twins also take ``tool_required=`` and ``tool_choice=``
+    (``"auto"``, ``"none"``, ``"required"`` or a tool's name).
 
     Example:
         ```python
@@ -271,6 +307,7 @@ class AI21(FunctionCallingLLM):
     _model_learned: bool = PrivateAttr(default=False)
     _built_from: tuple[Any, ...] = PrivateAttr(default=())
     _model_facts: _ModelFacts | None = PrivateAttr(default=None)
+    _discovery_failures: tuple[str, ...] = PrivateAttr(default=())  # the last asking's
 
     def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
         """Create the LLM.
@@ -284,16 +321,17 @@ class AI21(FunctionCallingLLM):
             ValueError: a field is invalid or unknown, the deployment is unknown or does not
                 fit the model or URL, or AI21's API is used with no key.
         """
-        from_environment = False
+        url_source = "base_url"
         if kwargs.get("base_url") is None:
             kwargs.pop("base_url", None)
             if os.environ.get("AI21_API_HOST"):
                 kwargs["base_url"] = os.environ["AI21_API_HOST"]
-                from_environment = True
+                url_source = "AI21_API_HOST"
+        deployment = kwargs.get("deployment")
         try:
-            kind = choose(kwargs.get("deployment"), kwargs.get("base_url"))
+            kind = choose(deployment, kwargs.get("base_url"))
         except ValueError as exc:
-            if from_environment and str(exc).startswith("base_url"):  # not passed: say where from
+            if url_source != "base_url" and str(exc).startswith("base_url"):  # say where from
                 raise ValueError(f"AI21_API_HOST, the base_url here: {exc}") from None
             raise
         kwargs["deployment"] = kind.kind
@@ -328,7 +366,7 @@ class AI21(FunctionCallingLLM):
         if key is None and kind.api_key_env is not None:
             key, source = os.environ.get(kind.api_key_env), kind.api_key_env
         if not key and kind.api_key_required:
-            raise ValueError(kind.missing_key_message)
+            raise ValueError(self._missing_key_message(url_source, chose_by_url=deployment is None))
         self._secrets = Secrets(check_api_key(key, source) if key else None, credentials)
         # On a server that can be asked, the name is checked against what it reports, on
         # first need (_know_server): a name the server reports is not "unknown".
@@ -336,6 +374,23 @@ class AI21(FunctionCallingLLM):
             _warn_unknown_model(self.model)
         self._http = HTTPClients(self._client_config())
         self._built_from = self._settings()
+
+    def _missing_key_message(self, url_source: str, *, chose_by_url: bool) -> str:
+        """Why a key is needed, and what to do. A URL of the user's that no kind claims (a
+        server's root without ``/v1``, a proxy's path) fell back to AI21's API, which needs a
+        key: say so first, since the user meant a server of their own more often than not."""
+        kind = self._chosen_kind
+        url = parse_base_url(self.base_url)  # the field: its password is masked
+        if not chose_by_url or kind.default_base_url == self.base_url or kind.claims(url):
+            return kind.missing_key_message
+        v1 = url.copy_with(path=url.path.rstrip("/") + "/v1")
+        return (
+            f"{url_source} {self.base_url!r} does not end in /v1, so it was taken for an endpoint "
+            "that speaks AI21's API, which needs a key (api_key=... or AI21_API_KEY). For a "
+            "server of your own (vLLM, llama.cpp, LM Studio, Ollama), give its /v1 URL, "
+            f'base_url={masked(v1)!r}, or name its kind, e.g. deployment="vllm" (vLLM\'s routes '
+            "are under /v1). See docs/self-hosted.md."
+        )
 
     def _server_url(self) -> str:
         """The base URL requests go to: ``base_url`` without credentials. A password set on
@@ -534,9 +589,10 @@ class AI21(FunctionCallingLLM):
         """Context window, output budget and capabilities of ``model``.
 
         Never fails for an unknown name (see the models page). On a self-hosted server they
-        are what the server reports, asked once, when first needed (vLLM's and SGLang's
-        ``max_model_len``, llama.cpp's ``/props``, LM Studio's and Ollama's own APIs: see
-        "Jamba on your computer"); the model table fills in what it does not say.
+        are what the server reports, asked once, when first needed, and again while it
+        refuses connections (vLLM's and SGLang's ``max_model_len``, llama.cpp's ``/props``, LM
+        Studio's and Ollama's own APIs: see "Jamba on your computer"); the model table fills in
+        what it does not say.
         """
         return self._metadata(ask_server=True)
 
@@ -621,6 +677,15 @@ class AI21(FunctionCallingLLM):
         if served is not None and served.model and not self.model:
             self.model, self._model_learned = served.model, True
         self._served = served
+        said_before, self._discovery_failures = self._discovery_failures, tuple(ask.failures)
+        if ask.unreachable:
+            # Nothing listened: a server still starting (vLLM listens only once its model is
+            # loaded; the request itself is retried meanwhile). Ask again on next need, or the
+            # model table's figures would stand in for the server's for good. Refused is
+            # instant; the same failure is not reported twice in a row.
+            self._asked_server = None
+            if said_before == self._discovery_failures:
+                return
         self._report(served, ask)
 
     def _report(self, served: Served | None, ask: Ask) -> None:
@@ -629,6 +694,14 @@ class AI21(FunctionCallingLLM):
         where = root_text(self.base_url)  # the field: a password in it is masked
         kind = served.kind if served else self._deployment.kind
         reasons = [*(served.notes if served else ()), *ask.failures]
+        if ask.unreachable:  # asked again at the next need: nothing is known about it yet
+            logger.warning(
+                "The server at %s refused the connection (%s): the model table's figures "
+                "apply until it answers (it is asked again at the next need).",
+                where,
+                "; ".join(reasons),
+            )
+            return
         unknown_window = served is None or served.context_window is None
         if unknown_window and self.context_window is None:
             logger.warning(
@@ -667,10 +740,16 @@ class AI21(FunctionCallingLLM):
             self._asked_server = None
             where = root_text(self.base_url)  # the field: a password in it is masked
             served_names = list(served.models) if served is not None else []
-            said = f"it serves {shown_names(served_names)}" if served_names else "no answer"
+            if served_names:
+                raise ValueError(
+                    f"model= was not given and the server at {where} serves more than one "
+                    f"model ({shown_names(served_names)}): pass model=... naming the one to use"
+                )
+            failures = self._discovery_failures
             raise ValueError(
-                f"model= was not given and the server at {where} did not say which one model "
-                f"it serves ({said}): pass model=..."
+                f"model= was not given and the server at {where} could not be asked which "
+                f"model it serves ({'; '.join(failures) or 'no answer'}): "
+                f"{_unreachable_advice(failures)}"
             )
         return asked
 
@@ -754,36 +833,83 @@ class AI21(FunctionCallingLLM):
 
     # ------------------------------------------------------------------ requests
 
-    def _with_retries(self, attempt: Callable[[], _T]) -> _T:
+    def _with_retries(self, attempt: Callable[[], _T], url: str) -> _T:
         """``attempt()`` under the retry policy; a failure as the deployment words it (AI21's
         retired API: a 410 that says so). Every request goes through here or its twin."""
         try:
             return call_with_retries(attempt, self.max_retries)
         except Exception as exc:
             self._secrets.scrub(exc)  # a server may have quoted the key back
+            self._explain(exc, url)
             mapped = self._deployment.error(exc)
             if mapped is exc:
                 raise
             raise mapped from exc
 
-    async def _awith_retries(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+    async def _awith_retries(self, attempt: Callable[[], Awaitable[_T]], url: str) -> _T:
         """The async twin of :meth:`_with_retries`."""
         try:
             return await acall_with_retries(attempt, self.max_retries)
         except Exception as exc:
             self._secrets.scrub(exc)
+            self._explain(exc, url)
             mapped = self._deployment.error(exc)
             if mapped is exc:
                 raise
             raise mapped from exc
 
+    def _explain(self, exc: BaseException, url: str) -> None:
+        """Add a note (PEP 678, Python 3.11+; class and message stay as they are) naming the
+        request that failed, where its cause is not plain: httpx's message for a refused
+        connection is the socket's (``[Errno 111] Connection refused``, no URL), and a server
+        of one's own answers a missing key or a wrong URL with a bare 401 or 404."""
+        if not hasattr(exc, "add_note"):
+            return
+        request = f"AI21: POST {url}"
+        note = None
+        if isinstance(exc, httpx.ConnectError) and not is_permanent(exc):
+            attempts = self.max_retries + 1
+            note = (
+                f"{request} was refused ({attempts} attempt{'' if attempts == 1 else 's'}): is "
+                "the server running (and done loading its model), at that host and port? A "
+                "self-hosted base_url is the server's /v1 URL."
+            )
+        elif isinstance(exc, httpx.TransportError):
+            note = request
+        elif isinstance(exc, AI21APIError) and self._deployment.api_key_env is None:
+            status = exc.status_code
+            if status in (401, 403) and self._secrets.api_key is None:
+                note = (
+                    f"{request} answered {status}: the server wants a key (it was started with "
+                    "--api-key): pass api_key=... (AI21_API_KEY is never sent to a server of "
+                    "your own)."
+                )
+            elif status in (401, 403):
+                note = f"{request} answered {status}: the server refused the api_key given."
+            elif status == 404:
+                note = (
+                    f"{request} answered 404: is base_url the server's /v1 URL, and model= a "
+                    "name it serves (GET <base_url>/models lists them)?"
+                )
+        elif isinstance(exc, AI21APIError) and exc.status_code == 404:
+            # AI21's API, or a URL no kind claimed (a server's root without /v1, with
+            # AI21_API_KEY set): say both, since nothing here tells them apart.
+            note = (
+                f"{request} answered 404: is base_url the API's root (AI21's API: "
+                ".../studio/v1; a server of your own: its /v1 URL), and model= a name it serves?"
+            )
+        if note is not None and note not in getattr(exc, "__notes__", ()):
+            exc.add_note(note)
+
     def _post(self, call: Call) -> Any:
         clients = self._clients()
-        return self._with_retries(lambda: clients.post(call.path, call.body))
+        return self._with_retries(lambda: clients.post(call.path, call.body), _url(clients, call))
 
     async def _apost(self, call: Call) -> Any:
         clients = self._clients()
-        return await self._awith_retries(lambda: clients.apost(call.path, call.body))
+        return await self._awith_retries(
+            lambda: clients.apost(call.path, call.body), _url(clients, call)
+        )
 
     def _stream_events(self, call: Call) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
@@ -802,7 +928,7 @@ class AI21(FunctionCallingLLM):
                 response.close()
                 raise
 
-        response, state, chunks, first = self._with_retries(open_stream)
+        response, state, chunks, first = self._with_retries(open_stream, _url(clients, call))
         try:
             if first is None:
                 raise ended_early(state)
@@ -834,7 +960,7 @@ class AI21(FunctionCallingLLM):
                 await response.aclose()
                 raise
 
-        response, state, chunks, first = await self._awith_retries(open_stream)
+        response, state, chunks, first = await self._awith_retries(open_stream, _url(clients, call))
         try:
             if first is None:
                 raise ended_early(state)

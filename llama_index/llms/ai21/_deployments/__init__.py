@@ -5,7 +5,7 @@ which request dialect a model speaks there (:meth:`Deployment.dialect`), what it
 streamed requests, the shape of grounding documents, its client-side limits, and what it can
 tell about a model. ``base.py`` never branches on the kind: it asks the deployment.
 
-Kinds today (``docs/deployments.md``):
+Kinds today (docs/self-hosted.md, "Choosing the deployment"):
 
 - ``"ai21"`` (:mod:`.ai21`): AI21's hosted API, the default.
 - ``"openai-compatible"`` (:mod:`.openai_compatible`): a self-hosted OpenAI-compatible server.
@@ -19,6 +19,7 @@ names it ``DEPLOYMENT``; it is found by :func:`kinds` without touching anything 
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 from collections.abc import Mapping, Sequence
@@ -39,7 +40,7 @@ from llama_index.llms.ai21._discovery import (
 )
 from llama_index.llms.ai21._http import ACCEPT_ENCODING, user_agent
 from llama_index.llms.ai21._models import ModelInfo, is_known, model_info
-from llama_index.llms.ai21._secrets import shown_url
+from llama_index.llms.ai21._secrets import masked, shown_url
 
 __all__ = ["CHAT_PATH", "Deployment", "choose", "kinds", "parse_base_url"]
 
@@ -214,7 +215,9 @@ def choose(kind: str | None, base_url: str | None) -> type[Deployment]:
         cls = available.get(kind)
         if cls is None:
             names = ", ".join(repr(k) for k in sorted(available))
-            raise ValueError(f"deployment={kind!r} is not a known deployment kind ({names})")
+            close = difflib.get_close_matches(str(kind).lower(), available, n=1)
+            hint = f": did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"deployment={kind!r} is not a known deployment kind ({names}){hint}")
         return cls
     if base_url is not None:
         url = parse_base_url(base_url)
@@ -274,4 +277,18 @@ def parse_base_url(base_url: str) -> httpx.URL:
         raise ValueError(f"base_url {shown} must not have a query or fragment")
     if url.port is not None and not 0 < url.port < 65536:
         raise ValueError(f"base_url {shown} has port {url.port}; a port is 1 to 65535")
+    path = url.path.rstrip("/")
+    for route in API_ROUTES:
+        if path.endswith(route):
+            # A URL pasted from a server's docs or a curl line: requests would go to
+            # .../chat/completions/chat/completions and get a 404 that names no cause.
+            root = url.copy_with(path=path.removesuffix(route) or "/")
+            raise ValueError(
+                f"base_url {shown} ends in the route {route}: give the API's root, "
+                f"base_url={masked(root).rstrip('/')!r} (requests add {CHAT_PATH} to it)"
+            )
     return url
+
+
+API_ROUTES = ("/chat/completions", "/completions", "/models")
+"""Routes under an API's root: a ``base_url`` ending in one is a route, not the root."""
