@@ -499,10 +499,10 @@ class AI21(FunctionCallingLLM):
         """Context window, output budget and capabilities of ``model``.
 
         Never fails for an unknown name (see the models page). On a self-hosted server they
-        are what the server reports, asked once, when first needed, and again while it
-        refuses connections (vLLM's and SGLang's ``max_model_len``, llama.cpp's ``/props``, LM
-        Studio's and Ollama's own APIs: see "Jamba on your computer"); the model table fills in
-        what it does not say.
+        are what the server reports (vLLM's and SGLang's ``max_model_len``, llama.cpp's
+        ``/props``, LM Studio's and Ollama's own APIs: see "Jamba on your computer"), asked
+        once, when first needed, and again while the server is not ready (it refuses the
+        connection, or answers 503); the model table fills in what it does not say.
         """
         return self._metadata(ask_server=True)
 
@@ -588,11 +588,12 @@ class AI21(FunctionCallingLLM):
             self.model, self._model_learned = served.model, True
         self._served = served
         said_before, self._discovery_failures = self._discovery_failures, tuple(ask.failures)
-        if ask.unreachable:
-            # Nothing listened: a server still starting (vLLM listens only once its model is
-            # loaded; the request itself is retried meanwhile). Ask again on next need, or the
-            # model table's figures would stand in for the server's for good. Refused is
-            # instant; the same failure is not reported twice in a row.
+        if ask.not_ready:
+            # A server still starting: nothing listening (vLLM, until its model is loaded) or
+            # a 503 (llama-server, while it loads); the request itself is retried meanwhile.
+            # Ask again on next need, or the model table's figures would stand in for the
+            # server's for good. Both answers are instant; the same failure is not reported
+            # twice in a row.
             self._asked_server = None
             if said_before == self._discovery_failures:
                 return
@@ -604,10 +605,10 @@ class AI21(FunctionCallingLLM):
         where = root_text(self.base_url)  # the field: a password in it is masked
         kind = served.kind if served else self._deployment.kind
         reasons = [*(served.notes if served else ()), *ask.failures]
-        if ask.unreachable:  # asked again at the next need: nothing is known about it yet
+        if ask.not_ready:  # asked again at the next need: nothing is known about it yet
             logger.warning(
-                "The server at %s refused the connection (%s): the model table's figures "
-                "apply until it answers (it is asked again at the next need).",
+                "The server at %s is not ready (%s): the model table's figures apply until "
+                "it answers (it is asked again at the next need).",
                 where,
                 "; ".join(reasons),
             )
