@@ -255,6 +255,11 @@ def _closed_port_url() -> str:
             "/v1/models: HTTP 404)",
             "is base_url the server's /v1 URL (e.g. http://localhost:8000/v1)? Or pass model=...",
         ),
+        (
+            "loading",  # llama-server while it loads the model
+            "/v1/models: HTTP 503)",
+            "the server is not ready (still loading its model?): try again when it is.",
+        ),
     ],
 )
 def test_without_a_model_the_error_says_why_the_server_could_not_be_asked(
@@ -267,6 +272,9 @@ def test_without_a_model_the_error_says_why_the_server_could_not_be_asked(
             base_url = _closed_port_url()
         elif server == "wants a key":
             base_url = stack.enter_context(Emulator(["k"], flavour="vllm")).base_url
+        elif server == "loading":
+            loading = (503, {"error": {"code": 503, "message": "Loading model"}})
+            base_url = stack.enter_context(ls.serving(ls.Script({}, loading))).base_url
         else:  # AI21's flavour has no /v1/models
             base_url = stack.enter_context(Emulator()).base_url.replace("/studio/v1", "/v1")
         llm = AI21(base_url=base_url, max_retries=0)
