@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import json
 import logging
 import os
@@ -62,7 +63,13 @@ from llama_index.core.types import Model, PydanticProgramMode
 
 from llama_index.llms.ai21._convert import _tool_call_to_ai21, normalize_tool_choice
 from llama_index.llms.ai21._deployments import Deployment, choose, discover, parse_base_url
-from llama_index.llms.ai21._dialect import Call, Dialect, check_json, check_template_kwargs
+from llama_index.llms.ai21._dialect import (
+    CONTROL_KWARGS,
+    Call,
+    Dialect,
+    check_json,
+    check_template_kwargs,
+)
 from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text, shown_names
 from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
 from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted, watching_exhaustion
@@ -702,6 +709,7 @@ class AI21(FunctionCallingLLM):
                 merged = {**self.chat_template_kwargs, **per_call}
                 call_kwargs = {**call_kwargs, "chat_template_kwargs": merged}
         params.update(call_kwargs)
+        _warn_near_misses(call_kwargs)
         return params
 
     def _chat_build(
@@ -1201,6 +1209,42 @@ class _ModelFacts(NamedTuple):
     dialect: Dialect
     info: ModelInfo  # the model table's, as the deployment reads it
     known: bool  # whether the model table has the name
+
+
+# The per-call keywords this package reads or checks (docs/configuration.md, "Per-call
+# keywords"). Any other keyword is sent as a request field unchanged, and vLLM ignores a field
+# it does not know, so a misspelt one (max_token=) would do nothing without a word.
+KNOWN_CALL_KEYWORDS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "n",
+    "response_format",
+    "chat_template_kwargs",
+    "tools",
+    *CONTROL_KWARGS,
+)
+
+
+def _warn_near_misses(call_kwargs: dict[str, Any]) -> None:
+    """Warn about a per-call keyword that is almost one this package knows (``max_token``,
+    ``temprature``, ``document``, ``top-p``): it is still sent, as documented."""
+    for name in call_kwargs:
+        if name in KNOWN_CALL_KEYWORDS:
+            continue
+        # 0.85: a letter dropped, doubled or swapped in a name of six letters or more, never
+        # top_k for top_p (0.8) nor min_tokens for max_tokens (0.8), real sampling fields.
+        close = difflib.get_close_matches(
+            name.replace("-", "_").lower(), KNOWN_CALL_KEYWORDS, n=1, cutoff=0.85
+        )
+        if close:
+            logger.warning(
+                "%s= is not a keyword this package knows: it is sent to the server as a "
+                "request field as it is, which the server may ignore. Did you mean %s=?",
+                name,
+                close[0],
+            )
 
 
 def _warn_unknown_model(model: str) -> None:
