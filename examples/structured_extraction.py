@@ -12,11 +12,11 @@ fills the schema from the words of the email, so the fields below come from it.
 
 Three ways to get structure out of Jamba:
 
-- guided decoding (the default on a server of your own): ``structured_predict`` sends the class's
-  JSON schema as ``response_format={"type": "json_schema", ...}``, and the server can only write
-  JSON that fits it;
-- function calling (the default on AI21's API, and what ``stream_structured_predict`` uses): the
-  pydantic class is offered as a tool and the model's tool-call arguments are validated into it;
+- guided decoding (the default on a server of your own): ``structured_predict`` (and
+  ``stream_structured_predict``) sends the class's JSON schema as
+  ``response_format={"type": "json_schema", ...}``, and the server can only write JSON that fits it;
+- function calling (the default on AI21's API): the pydantic class is offered as a tool and the
+  model's tool-call arguments are validated into it;
 - JSON mode: ``AI21(pydantic_program_mode=PydanticProgramMode.LLM)`` puts the JSON schema in the
   prompt and asks for ``response_format={"type": "json_object"}`` where the server takes it
   (LM Studio does not), so the answer is JSON.

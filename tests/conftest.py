@@ -68,6 +68,8 @@ SLOW_TESTS = {
     "test_a_finish_reason_that_is_not_a_string_is_malformed_in_a_whole_answer",
     "test_a_token_count_that_is_not_a_non_negative_int_is_malformed",
     "test_retry_after_is_honoured_up_to_two_minutes",
+    # secrets over every surface, a refused connection and read timeouts included
+    "test_no_secret_in_copies_instrumentation_warnings_or_transport_errors",
 }
 
 

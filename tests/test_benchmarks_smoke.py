@@ -113,3 +113,19 @@ def test_paced_streams_run_and_print_every_reader(capsys: pytest.CaptureFixture[
         "package",
         "package async",
     ]
+
+
+@pytest.mark.slow
+def test_in_situ_runs_and_prints_every_figure(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import in_situ
+
+    assert in_situ.main(["--tokens", "5", "--rounds", "1"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [row[:18].strip() for row in rows] == [
+        "package",
+        "package unwrapped",
+        "wrapper in situ",
+        "wrapper alone",
+        "uuid4 in situ",
+        "uuid4 alone",
+    ]

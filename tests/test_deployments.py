@@ -128,11 +128,12 @@ def test_parse_base_url_says_what_is_wrong(base_url: str, message: str) -> None:
         parse_base_url(base_url)
 
 
-@pytest.mark.parametrize("base_url", ["http://[::1/v1", 42])
-def test_parse_base_url_chains_the_parse_error(base_url: Any) -> None:
+def test_parse_base_url_chains_the_parse_error() -> None:
     with pytest.raises(ValueError, match=r"^base_url .* is not a valid URL: ") as caught:
-        parse_base_url(base_url)
-    assert isinstance(caught.value.__cause__, httpx.InvalidURL | TypeError)
+        parse_base_url("http://[::1/v1")
+    assert isinstance(caught.value.__cause__, httpx.InvalidURL)
+    with pytest.raises(ValueError, match=r"^base_url must be a string, got int$"):
+        parse_base_url(42)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

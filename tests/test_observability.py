@@ -70,6 +70,7 @@ def run(llm: AI21, method: str) -> None:
             list(result)
 
 
+JAMBA2 = "ai21labs/AI21-Jamba2-3B"
 USAGE = {"prompt_tokens": 17, "completion_tokens": 5, "total_tokens": 22}
 CALL = {"name": "multiply", "arguments": '{"a":3,"b":4}'}
 
@@ -106,14 +107,27 @@ def recorder() -> Iterator[Recorder]:
         dispatcher.event_handlers.remove(handler)
 
 
+@pytest.mark.parametrize("server", ["ai21", "vllm"])
 @pytest.mark.parametrize("method", METHODS)
 def test_token_counting_handler_sees_ai21_usage(
-    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+    make_llm: Callable[..., AI21],
+    emulator: Emulator,
+    ai21_emulator_vllm: Emulator,
+    method: str,
+    server: str,
 ) -> None:
-    # A deliberately poor tokenizer, so a count that matches came from AI21, not from it.
+    # A deliberately poor tokenizer, so a count that matches came from the server, not from it.
+    # A self-hosted server streams the usage in an event of its own after the final one
+    # (stream_options.include_usage); LlamaIndex's handler reads it from the final raw event.
     counter = TokenCountingHandler(tokenizer=lambda text: [text])
+    callbacks = CallbackManager([counter])
+    if server == "ai21":
+        llm = make_llm(callback_manager=callbacks)
+    else:
+        emulator = ai21_emulator_vllm
+        llm = AI21(model=JAMBA2, base_url=emulator.base_url, callback_manager=callbacks)
     script(emulator, method)
-    run(make_llm(callback_manager=CallbackManager([counter])), method)
+    run(llm, method)
     (event,) = counter.llm_token_counts
     assert event.prompt_token_count == 17
     assert event.completion_token_count == 5

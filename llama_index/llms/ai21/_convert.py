@@ -77,7 +77,8 @@ def _message_text(
                 else ""
             )
             raise ValueError(
-                f"messages[{index}] ({message.role.value}) contains a {block.block_type!r} "
+                f"messages[{index}] ({getattr(message.role, 'value', message.role)}) contains a "
+                f"{block.block_type!r} "
                 f"content block, which the AI21 API cannot represent{hint}; "
                 "only text is supported"
             )
@@ -156,7 +157,7 @@ def _tool_call_to_ai21(call: Any, index: int) -> dict[str, Any]:
 
 def _arguments_json(arguments: Any, index: int, name: str) -> str:
     try:
-        return json.dumps(arguments)
+        return json.dumps(arguments, allow_nan=False)  # NaN and infinities are not JSON
     except (TypeError, ValueError, RecursionError) as exc:
         raise ValueError(
             f"messages[{index}] has a tool call to {name!r} whose arguments are not "
@@ -225,7 +226,8 @@ def to_ai21_message(
             "tool_call_id": call_id,
         }
     raise ValueError(
-        f"messages[{index}] has role {role.value!r}, which the AI21 API does not support "
+        f"messages[{index}] has role {getattr(role, 'value', role)!r}, which the AI21 API "
+        "does not support "
         "(supported: system, user, assistant, tool)"
     )
 

@@ -72,6 +72,9 @@ _RANGES: dict[str, tuple[float, float | None, bool]] = {
     "top_p": (0.0, 1.0, True),
 }
 _INTEGERS = ("max_tokens", "n")
+# Fields built from the call itself: a keyword or ``additional_kwargs`` entry of that name
+# would replace the conversation the caller passed, silently.
+BUILT_FIELDS = ("messages", "prompt")
 
 
 def check_json(name: str, value: Any, depth: int = 0) -> None:
@@ -126,9 +129,22 @@ def check_params(params: dict[str, Any], limits: Limits, *, stream: bool) -> Non
         isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
     ):
         raise ValueError(f"stop must be a string or a list of strings, got {stop!r}")
+    if stop == "" or (isinstance(stop, list) and "" in stop):
+        # An empty sequence is found at once: the server ends every answer before it begins
+        # (vLLM) or refuses the request.
+        raise ValueError(f"stop sequences must not be empty, got {stop!r}")
+    for name in BUILT_FIELDS:
+        if name in params:
+            raise ValueError(
+                f"{name} is what this package writes from the call's arguments; pass the "
+                f"conversation to the method instead of a {name!r} keyword or "
+                "additional_kwargs entry"
+            )
     response_format = params.get("response_format")
     if response_format is not None:
         kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if not limits.response_formats:
+            raise ValueError(f"response_format is not accepted here, got {response_format!r}")
         if kind not in limits.response_formats:
             allowed = " or ".join(
                 f'{{"type": "{k}", ...}}' for k in sorted(limits.response_formats)
@@ -287,7 +303,10 @@ class JambaChat:
         params = dict(params)
         preamble = params.pop("preamble_override", None)
         documents = params.pop("documents", None)
-        single_tool_call = params.pop("parallel_tool_calls", True) is False
+        parallel = params.pop("parallel_tool_calls", None)
+        if parallel is not None and not isinstance(parallel, bool):
+            raise ValueError(f"parallel_tool_calls must be True or False, got {parallel!r}")
+        single_tool_call = parallel is False
         params.pop("stream", None)
         if "chat_template_kwargs" in params:
             check_template_kwargs(params["chat_template_kwargs"])

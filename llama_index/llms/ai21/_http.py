@@ -68,6 +68,7 @@ import contextvars
 import json
 import os
 import platform
+import re
 import socket
 import ssl
 import sys
@@ -75,7 +76,14 @@ import threading
 import urllib.request
 import weakref
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
@@ -152,6 +160,46 @@ class HTTPConfig:
     auth: tuple[str, str] | None = field(default=None, repr=False)
 
 
+# RFC 9110 section 5.1 (field names are tokens) and 5.5 (field values: visible characters with
+# inner spaces or tabs, no leading or trailing whitespace), ASCII only as httpx writes them:
+# h11 (sync) refuses anything else with its own LocalProtocolError, aiohttp (async) sends some
+# of it (a name with a colon or a space, surrounding whitespace) as it is.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"([\x21-\x7e]([ \t]*[\x21-\x7e])*)?")
+
+
+def check_headers(headers: Mapping[str, str], name: str = "default_headers") -> None:
+    """A ``ValueError`` naming the first header that cannot be sent as given (its value is
+    never quoted: a header may carry a gateway's key)."""
+    for key, value in headers.items():
+        if not isinstance(key, str) or not _HEADER_NAME.fullmatch(key):
+            raise ValueError(
+                f"{name} has the name {key!r}, which is not an HTTP header name (ASCII letters, "
+                "digits and !#$%&'*+-.^_`|~ only)"
+            )
+        if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+            raise ValueError(
+                f"{name}[{key!r}] is not a valid HTTP header value: printable ASCII only, "
+                "without line breaks, control characters or leading or trailing whitespace"
+            )
+
+
+def check_tls(verify: Any, cert: Any) -> None:
+    """A ``ValueError`` naming a ``verify`` or ``cert`` path that does not exist (else the
+    first request's ``FileNotFoundError`` says neither which setting nor which file)."""
+    if isinstance(verify, str) and not os.path.exists(verify):
+        raise ValueError(
+            f"verify={verify!r} is neither a CA bundle file nor a directory of CA "
+            "certificates: no such path"
+        )
+    for path in [cert] if isinstance(cert, str) else list(cert or ()):
+        if not os.path.isfile(path):
+            raise ValueError(
+                f"cert={cert!r} names {path!r}, which is not a file (a PEM file with the "
+                "certificate and key, or (cert_file, key_file))"
+            )
+
+
 def ssl_context(verify: Any = True, cert: Any = None) -> ssl.SSLContext:
     """httpx's ``verify``/``cert`` settings as one ``ssl.SSLContext``, built the same way on
     every httpx version (0.27 and 0.28 differ in ``create_ssl_context``'s parameters and
@@ -203,6 +251,25 @@ def user_agent() -> str:
 # orjson reserves about ten times the output's size for the bytes it returns, and a RAG
 # prompt is often tens of kilobytes. Answers are read by orjson, which has no such cost.
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def encode_body(body: Any) -> bytes:
+    """``body`` as JSON bytes; a ``ValueError`` for text with a lone surrogate (from bytes
+    decoded with ``errors="surrogateescape"``, or a string cut inside an emoji), which is not
+    Unicode: the stdlib writes it as a ``\\udXXX`` escape that no server can decode (they
+    answer 400 or 500), so it is refused before any request."""
+    text = _encode_json(body)
+    if "\\ud" in text:  # an escaped surrogate, paired (an emoji) or not: look closer
+        try:
+            json.dumps(body, ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            # Not chained: the error's ``object`` is the whole request body.
+            raise ValueError(
+                f"the request contains the lone surrogate U+{ord(exc.object[exc.start]):04X}, "
+                "which is not Unicode text (bytes decoded with errors='surrogateescape', or a "
+                "string cut inside a character?): fix or drop it before sending"
+            ) from None
+    return text.encode()
 
 
 def quote(body: bytes, limit: int = QUOTE_CHARS) -> str:
@@ -1236,7 +1303,7 @@ class HTTPClients:
         headers = client.headers
         if client is self.config.http_client or client is self.config.async_http_client:
             headers = self._headers.get(id(client)) or self._user_headers(client)
-        content = None if body is None else _encode_json(body).encode()
+        content = None if body is None else encode_body(body)
         if (
             content is not None
             and len(content) > BODY_PIECE

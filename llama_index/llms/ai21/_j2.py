@@ -25,6 +25,7 @@ from llama_index.llms.ai21._convert import (
     _expect,
     _message_text,
     _with_system,
+    normalize_tool_choice,
 )
 from llama_index.llms.ai21._dialect import CONTROL_KWARGS, Call, Limits, check_params
 from llama_index.llms.ai21._stream import ChatStreamState
@@ -67,7 +68,12 @@ class J2:
 
     def _params(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
         check_model_name(model)  # here too: the model may be changed after construction
-        if params.get("documents") is not None or params.get("tools"):
+        choice = params.get("tool_choice")
+        asks_for_a_tool = choice is not None and normalize_tool_choice(choice) not in (
+            "auto",
+            "none",
+        )
+        if params.get("documents") is not None or params.get("tools") or asks_for_a_tool:
             raise ValueError(f"{model} (Jurassic-2) supports neither documents nor tools")
         params = {k: v for k, v in params.items() if k not in CONTROL_KWARGS and k != "tools"}
         params.pop("stream", None)
@@ -135,7 +141,8 @@ def to_j2_chat(
             converted.append({"role": "assistant", "text": text})
         else:
             raise ValueError(
-                f"messages[{index}] has role {message.role.value!r}; Jurassic-2 chat supports "
+                f"messages[{index}] has role {getattr(message.role, 'value', message.role)!r}; "
+                "Jurassic-2 chat supports "
                 "only system, user and assistant messages (no tools)"
             )
     if not converted:

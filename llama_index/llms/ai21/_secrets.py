@@ -19,6 +19,7 @@ writes: fields, ``repr``, dumps, logs, exception texts and pickles.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import unicodedata
 import weakref
@@ -30,9 +31,20 @@ import httpx
 MASK = "[secure]"  # httpx's URL repr writes a password as this
 
 
-def check_api_key(key: str, source: str) -> str:
-    """``key`` if it can be sent as a header; a ``ValueError`` naming the problem if not."""
+def check_api_key(key: object, source: str) -> str:
+    """``key`` if it can be sent as a header; a ``ValueError`` naming the problem, never the
+    key, if not."""
+    if not isinstance(key, str):
+        raise ValueError(f"{source} must be a string, got {type(key).__name__}")
     for position, char in enumerate(key):
+        if not char.isascii():
+            # httpx writes header values as ASCII: its UnicodeEncodeError would quote the whole
+            # header, key included, in its repr (a pasted key often carries a smart quote or
+            # a non-breaking space).
+            raise ValueError(
+                f"{source} contains the non-ASCII character U+{ord(char):04X} at position "
+                f"{position}; a key is sent in an HTTP header, which carries ASCII only"
+            )
         if unicodedata.category(char) == "Cc":
             what = {"\n": "a newline", "\r": "a carriage return", "\0": "a NUL"}.get(
                 char, f"the control character U+{ord(char):04X}"
@@ -42,6 +54,11 @@ def check_api_key(key: str, source: str) -> str:
                 f"{source} contains {what} {where} (a key read from a file keeps its trailing "
                 "newline: strip it); a key must be printable text"
             )
+    if key != key.strip(" "):
+        # A header value cannot start or end with a space (RFC 9110 section 5.5): h11 refused
+        # it on the sync path, while aiohttp sent it and the server stripped it.
+        where = "at its end" if key.endswith(" ") else "at its start"
+        raise ValueError(f"{source} has a space {where} (copied with the key?): strip it")
     return key
 
 
@@ -64,6 +81,33 @@ def split_credentials(url: httpx.URL) -> tuple[httpx.URL, URLCredentials | None]
         )
     credentials = URLCredentials(url.username, url.password or "")
     return url.copy_with(username=None, password=None), credentials
+
+
+def _userinfo_password(text: str) -> tuple[str, str, str] | None:
+    """``text`` split around the password of its userinfo (``scheme://user:`` + password +
+    ``@host...``), read as loosely as a URL that may not parse needs; ``None``: no password."""
+    head, separator, rest = text.rpartition("://") if "://" in text else ("", "", text)
+    if "@" not in rest:
+        return None
+    userinfo, host = rest.rsplit("@", 1)
+    user, colon, password = userinfo.partition(":")
+    if not colon or not password:
+        return None
+    return f"{head}{separator}{user}:", password, f"@{host}"
+
+
+def shown_url(text: str, detail: str = "") -> tuple[str, str]:
+    """``text``, a URL given by the user that may not even parse, and ``detail`` (a parser's
+    message about it), for an error message: any password in them masked, as httpx's repr
+    masks it (``user:[secure]@host``)."""
+    parts = _userinfo_password(text)
+    if parts is None:
+        return text, detail
+    before, password, after = parts
+    # A parser that read the URL differently may quote a piece of the password (httpx reads
+    # http://user:pass/word@host's "pass" as a port): every quoted piece of it is masked too.
+    detail = re.sub(r"'([^']+)'", lambda m: MASK if m[1] in password else m[0], detail)
+    return before + MASK + after, detail.replace(password, MASK)
 
 
 def masked(url: httpx.URL) -> str:

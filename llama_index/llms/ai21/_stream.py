@@ -349,6 +349,7 @@ class ChatStreamState:
         "_tool_text",
         "finish_reason",
         "markup",
+        "raw_usage",
         "reasoning",
         "text",
         "usage",
@@ -368,6 +369,7 @@ class ChatStreamState:
         self._changed: set[int] = set()
         self.finish_reason: str | None = None
         self.usage: dict[str, int] = {}
+        self.raw_usage: Any = None  # the server's ``usage`` object, as it sent it
         self.markup = markup or NO_MARKUP
         # Reasoning left in content (no --reasoning-parser): split at </think> (_markup).
         self._splitter = ThinkSplitter() if self.markup.split_think else None
@@ -547,9 +549,14 @@ class ChatStreamState:
         raise _diagnose(event)
 
     def with_usage(self, response: ChatResponse) -> ChatResponse:
-        """``response`` (the final one) with the usage that arrived after it."""
+        """``response`` (the final one) with the usage that arrived after it: in its
+        ``additional_kwargs``, and in its ``raw`` event as AI21's own final event carries it
+        (LlamaIndex's ``TokenCountingHandler`` reads ``raw["usage"]``; without it, it counts
+        the text with its own tokenizer instead of taking the server's counts)."""
         thinking = response.additional_kwargs.get("thinking_delta")
         response.additional_kwargs = self.final_kwargs()
+        if isinstance(response.raw, dict) and self.raw_usage is not None:
+            response.raw = {**response.raw, "usage": self.raw_usage}
         if thinking:
             response.additional_kwargs["thinking_delta"] = thinking
         return response
@@ -559,6 +566,7 @@ class ChatStreamState:
             self.usage = usage_kwargs(usage)
         except MalformedResponseError as exc:
             raise _bad(str(exc)) from exc
+        self.raw_usage = usage
 
     @staticmethod
     def _second_call(

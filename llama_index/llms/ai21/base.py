@@ -14,13 +14,16 @@ import difflib
 import json
 import logging
 import os
+import threading
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
     Generator,
+    Iterable,
     Iterator,
+    Mapping,
     Sequence,
 )
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
@@ -49,8 +52,10 @@ from llama_index.core.bridge.pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationInfo,
     field_validator,
 )
+from llama_index.core.callbacks import CallbackManager
 from llama_index.core.instrumentation.events.llm import (
     LLMStructuredPredictEndEvent,
     LLMStructuredPredictStartEvent,
@@ -58,6 +63,10 @@ from llama_index.core.instrumentation.events.llm import (
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
+from llama_index.core.output_parsers.pydantic import PydanticOutputParser
+from llama_index.core.program.function_program import get_function_tool
+from llama_index.core.program.llm_program import LLMTextCompletionProgram
+from llama_index.core.program.utils import process_streaming_objects
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import Model, PydanticProgramMode
 
@@ -71,7 +80,14 @@ from llama_index.llms.ai21._dialect import (
     check_template_kwargs,
 )
 from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text, shown_names
-from llama_index.llms.ai21._http import AsyncStream, HTTPClients, HTTPConfig, Stream
+from llama_index.llms.ai21._http import (
+    AsyncStream,
+    HTTPClients,
+    HTTPConfig,
+    Stream,
+    check_headers,
+    check_tls,
+)
 from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted, watching_exhaustion
 from llama_index.llms.ai21._models import DEFAULT_MODEL, ModelInfo, describe_guess, is_known
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries, is_permanent
@@ -167,7 +183,9 @@ class AI21(FunctionCallingLLM):
         ```
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # Assignments are validated as construction is: docs/configuration.md lets fields change
+    # between calls, and an unchecked one failed deep inside (or was sent) on the next call.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -216,6 +234,9 @@ class AI21(FunctionCallingLLM):
     timeout: float = Field(
         default=DEFAULT_TIMEOUT,
         gt=0,
+        # The most a socket timeout can be (about 292 years): beyond it, the stdlib's
+        # settimeout raises OverflowError on the first connect.
+        le=threading.TIMEOUT_MAX,
         allow_inf_nan=False,
         description="Seconds allowed for each attempt's connect, each read and each write.",
     )
@@ -314,7 +335,12 @@ class AI21(FunctionCallingLLM):
                 kwargs["base_url"] = os.environ["AI21_API_HOST"]
                 url_source = "AI21_API_HOST"
         deployment = kwargs.get("deployment")
-        kind = choose(deployment, kwargs.get("base_url"))
+        try:
+            kind = choose(deployment, kwargs.get("base_url"))
+        except ValueError as exc:
+            if url_source != "base_url" and str(exc).startswith("base_url"):  # say where from
+                raise ValueError(f"AI21_API_HOST, the base_url here: {exc}") from None
+            raise
         kwargs["deployment"] = kind.kind
         if kwargs.get("base_url") is None:
             if kind.default_base_url is None:
@@ -330,6 +356,11 @@ class AI21(FunctionCallingLLM):
             )
         if kind.lists_models and kwargs.get("model") is None:
             kwargs["model"] = ""  # the served model, learned on first need (_know_server)
+        elif not kind.lists_models and kwargs.get("model") == "":
+            raise ValueError(
+                f'model="" names no model: deployment="{kind.kind}" needs a name '
+                f"(or leave model out for {DEFAULT_MODEL!r})"
+            )
         super().__init__(**kwargs)
         _, credentials = split_credentials(parse_base_url(self.base_url))
         if credentials is not None:  # kept apart, sent as Basic auth; the field shows a mask
@@ -382,6 +413,18 @@ class AI21(FunctionCallingLLM):
         return str(url).rstrip("/")
 
     def _client_config(self) -> HTTPConfig:
+        # Checked here, at construction and whenever a setting changes (fields are not
+        # validated on assignment): before any request, by name.
+        check_headers(self.default_headers)
+        check_tls(self.verify, self.cert)
+        for name, client in (
+            ("http_client", self.http_client),
+            ("async_http_client", self.async_http_client),
+        ):
+            if client is not None and client.is_closed:
+                raise ValueError(
+                    f"{name} is closed: pass an open client (this package never closes yours)"
+                )
         base_url = self._server_url()
         credentials = self._secrets.credentials
         return HTTPConfig(
@@ -415,6 +458,53 @@ class AI21(FunctionCallingLLM):
             self._http = HTTPClients(self._client_config())
             self._built_from = self._settings()  # after: the config masks a new password
         return self._http
+
+    @field_validator(
+        *("max_tokens", "temperature", "top_p", "timeout", "max_retries"),
+        *("context_window", "num_output"),
+        mode="before",
+    )
+    @classmethod
+    def _not_a_bool(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads True as 1; a per-call keyword refuses it (_dialect.check_params).
+        if isinstance(value, bool):
+            raise ValueError(f"{info.field_name} must be a number, got {value!r}")
+        return value
+
+    @field_validator("num_output")
+    @classmethod
+    def _output_leaves_room(cls, value: int | None, info: ValidationInfo) -> int | None:
+        window = info.data.get("context_window")
+        if value is not None and window is not None and value >= window:
+            raise ValueError(
+                f"num_output ({value}) must be less than context_window ({window}): "
+                "LlamaIndex reserves it out of the window, leaving nothing for the prompt"
+            )
+        return value
+
+    # LlamaIndex's own fields: BaseLLM types the rate limiter as Any and lets any object through
+    # as the callback manager, so a wrong one failed (AttributeError) or was ignored on a call.
+    @field_validator("rate_limiter")
+    @classmethod
+    def _a_rate_limiter(cls, value: Any) -> Any:
+        if value is not None and not (
+            callable(getattr(value, "acquire", None))
+            and callable(getattr(value, "async_acquire", None))
+        ):
+            raise ValueError(
+                f"rate_limiter must be a LlamaIndex rate limiter (acquire and async_acquire, "
+                f"e.g. TokenBucketRateLimiter), got {type(value).__name__}"
+            )
+        return value
+
+    @field_validator("callback_manager", mode="before")
+    @classmethod
+    def _a_callback_manager(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, CallbackManager):
+            raise ValueError(
+                f"callback_manager must be a LlamaIndex CallbackManager, got {type(value).__name__}"
+            )
+        return value
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -1088,10 +1178,15 @@ class AI21(FunctionCallingLLM):
         llm_kwargs: dict[str, Any] | None = None,
         **prompt_args: Any,
     ) -> Generator[Model | FlexibleModel, None, None]:
-        """Stream partial ``output_cls`` objects as the answer arrives (function calling)."""
-        return super().stream_structured_predict(
-            output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
-        )
+        """Stream partial ``output_cls`` objects as the answer arrives, ending with the
+        validated object.
+
+        The request is the one `structured_predict` sends: the class's JSON schema as
+        ``response_format`` where the server has guided decoding, else the class as a tool the
+        model is required to call. An answer that ends without a valid object (text instead of
+        the call, JSON that does not validate) is a ``ValueError`` at the end of the stream.
+        """
+        return super().stream_structured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
 
     async def astream_structured_predict(
         self,
@@ -1102,8 +1197,162 @@ class AI21(FunctionCallingLLM):
     ) -> AsyncGenerator[Model | FlexibleModel, None]:
         """Async version of `stream_structured_predict`."""
         return await super().astream_structured_predict(
-            output_cls, prompt, llm_kwargs=self._structured_llm_kwargs(llm_kwargs), **prompt_args
+            output_cls, prompt, llm_kwargs, **prompt_args
         )
+
+    # LlamaIndex's own streamed programs ask for the tool without requiring it (core's
+    # ``FunctionCallingProgram.stream_call`` drops ``tool_required``), and end on an empty
+    # partial object, silently, when the answer holds none. Here a stream sends what the
+    # non-streamed call sends, hands out LlamaIndex's partial objects, and its whole answer is
+    # then read as the non-streamed one is: the validated object, or a ``ValueError``.
+
+    def _structured_stream_call(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> Generator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None, None]:
+        call = self._structured_stream(output_cls, prompt, llm_kwargs, prompt_args)
+        if call is None:
+            llm_kwargs = self._structured_llm_kwargs(llm_kwargs)
+            return super()._structured_stream_call(output_cls, prompt, llm_kwargs, **prompt_args)
+        if call.tool is None:
+            stream = self.stream_chat(call.messages, **call.kwargs)
+        else:
+            stream = self.stream_chat_with_tools(
+                [call.tool], chat_history=call.messages, **call.kwargs
+            )
+        return self._partial_objects(call, stream)
+
+    async def _structured_astream_call(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None = None,
+        **prompt_args: Any,
+    ) -> AsyncGenerator[Model | list[Model] | FlexibleModel | list[FlexibleModel], None]:
+        call = self._structured_stream(output_cls, prompt, llm_kwargs, prompt_args)
+        if call is None:
+            llm_kwargs = self._structured_llm_kwargs(llm_kwargs)
+            return await super()._structured_astream_call(
+                output_cls, prompt, llm_kwargs, **prompt_args
+            )
+        if call.tool is None:
+            stream = await self.astream_chat(call.messages, **call.kwargs)
+        else:
+            stream = await self.astream_chat_with_tools(
+                [call.tool], chat_history=call.messages, **call.kwargs
+            )
+        return self._apartial_objects(call, stream)
+
+    def _structured_stream(
+        self,
+        output_cls: type[Model],
+        prompt: PromptTemplate,
+        llm_kwargs: dict[str, Any] | None,
+        prompt_args: dict[str, Any],
+    ) -> _StructuredStream | None:
+        """What a streamed structured call sends, and how its whole answer is read: as
+        `structured_predict` does in each ``pydantic_program_mode``. ``None`` for a mode this
+        package does not run itself (LlamaIndex's own program then runs)."""
+        mode = self.pydantic_program_mode
+        if self._uses_json_schema():  # guided decoding
+            messages = self._extend_messages(prompt.format_messages(llm=self, **prompt_args))
+            kwargs = {"response_format": json_schema_format(output_cls), **(llm_kwargs or {})}
+            return _StructuredStream(output_cls, messages, kwargs)
+        if mode == PydanticProgramMode.FUNCTION or (
+            mode == PydanticProgramMode.DEFAULT and self.metadata.is_function_calling_model
+        ):
+            # As LlamaIndex's program: the class as the one tool, required, one call.
+            kwargs = {
+                k: v
+                for k, v in (llm_kwargs or {}).items()
+                if k not in ("tool_required", "tool_choice", "allow_parallel_tool_calls")
+            }
+            kwargs.update(tool_required=True, allow_parallel_tool_calls=False)
+            messages = self._extend_messages(prompt.format_messages(llm=self, **prompt_args))
+            return _StructuredStream(output_cls, messages, kwargs, get_function_tool(output_cls))
+        if mode in (PydanticProgramMode.LLM, PydanticProgramMode.DEFAULT) and (
+            self.metadata.is_chat_model
+        ):
+            # As LlamaIndex's text program: the schema in the prompt (its parser sets itself
+            # on the template), the answer's JSON read by that parser; JSON mode where there.
+            parser = PydanticOutputParser(output_cls=output_cls)
+            program: LLMTextCompletionProgram[Model] = LLMTextCompletionProgram.from_defaults(
+                output_parser=parser, prompt=prompt, llm=self
+            )
+            messages = program.prompt.format_messages(llm=self, **prompt_args)
+            messages = self._extend_messages(messages)
+            kwargs = self._structured_llm_kwargs(llm_kwargs) or {}
+            return _StructuredStream(output_cls, messages, kwargs, parser=parser)
+        return None
+
+    def _partial_objects(
+        self, call: _StructuredStream, stream: Iterable[ChatResponse]
+    ) -> Generator[Any, None, None]:
+        partial: Any = None
+        last: ChatResponse | None = None
+        for last in stream:
+            partial = self._partial(call.output_cls, last, partial)
+            yield partial
+        final = self._final_object(call, last)
+        if final != partial:
+            yield final
+
+    async def _apartial_objects(
+        self, call: _StructuredStream, stream: AsyncIterator[ChatResponse]
+    ) -> AsyncGenerator[Any, None]:
+        partial: Any = None
+        last: ChatResponse | None = None
+        async for last in stream:
+            partial = self._partial(call.output_cls, last, partial)
+            yield partial
+        final = self._final_object(call, last)
+        if final != partial:
+            yield final
+
+    def _partial(self, output_cls: type[Model], response: ChatResponse, partial: Any) -> Any:
+        """The object so far (LlamaIndex's reading of partial JSON and of growing tool calls)."""
+        return process_streaming_objects(
+            response,
+            output_cls,
+            cur_objects=None if partial is None else [partial],
+            allow_parallel_tool_calls=False,
+            flexible_mode=True,
+            llm=self,
+        )
+
+    def _final_object(self, call: _StructuredStream, response: ChatResponse | None) -> Any:
+        """The whole answer as the class, or a ``ValueError`` saying why it is not one."""
+        name = call.output_cls.__name__
+        if response is None:
+            raise ValueError(f"no {name}: the stream ended without an answer")
+        if call.tool is None:
+            if call.parser is None:
+                return parse_structured(call.output_cls, response)
+            try:
+                return call.parser.parse(response.message.content or "")
+            except ValueError as exc:
+                _raise_if_exhausted(call.output_cls, response, exc)
+                raise ValueError(f"no {name} in the answer: {exc}") from exc
+        message = response.message
+        if not message.additional_kwargs.get("tool_calls") and not any(
+            isinstance(b, ToolCallBlock) for b in message.blocks
+        ):
+            text = message.content or ""
+            _raise_if_exhausted(call.output_cls, response, None)
+            raise ValueError(
+                f"no {name}: the model answered without calling the {name} tool: {text[:200]!r}"
+            )
+        selection = self.get_tool_calls_from_response(response)[0]
+        try:
+            return call.output_cls.model_validate(selection.tool_kwargs)
+        except ValueError as exc:
+            raise ValueError(
+                f"the {name} tool was called with arguments that are not a valid {name} "
+                f"({exc}): {selection.tool_kwargs!r}"
+            ) from exc
 
     # ------------------------------------------------------------------ tokenizer
 
@@ -1138,6 +1387,21 @@ class AI21(FunctionCallingLLM):
         required call is logged once as not enforceable (docs/tools-and-agents.md).
         ``allow_parallel_tool_calls=False`` keeps only the first tool call of each answer.
         """
+        if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
+            raise ValueError(
+                f"tools must be a list of LlamaIndex tools (FunctionTool, ...), got "
+                f"{type(tools).__name__}"
+            )
+        for index, tool in enumerate(tools):
+            if not hasattr(getattr(tool, "metadata", None), "to_openai_tool"):
+                raise ValueError(
+                    f"tools[{index}] is a {type(tool).__name__}, not a LlamaIndex tool (wrap a "
+                    "function with FunctionTool.from_defaults(fn))"
+                )
+        if tool_required is None:
+            tool_required = False
+        elif not isinstance(tool_required, bool):  # "no" and "false" are true
+            raise ValueError(f"tool_required must be True or False, got {tool_required!r}")
         specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
         messages = list(chat_history or [])
         if user_msg is not None:
@@ -1283,15 +1547,37 @@ def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
     try:
         return output_cls.model_validate_json(text)
     except ValueError as exc:
-        reasoning = "".join(
-            b.content or "" for b in response.message.blocks if isinstance(b, ThinkingBlock)
-        )
         finish_reason = response.additional_kwargs.get("finish_reason")
-        if reasoning_exhausted(finish_reason, text, reasoning):
+        if reasoning_exhausted(finish_reason, text, _reasoning(response)):
             raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
         raise ValueError(
             f"the answer is not a valid {output_cls.__name__} ({exc}): {text[:200]!r}"
         ) from exc
+
+
+class _StructuredStream(NamedTuple):
+    """A streamed structured call: what goes out, and what reads its whole answer (the tool's
+    arguments, the text as the schema's JSON, or the text through LlamaIndex's parser)."""
+
+    output_cls: type[Any]
+    messages: list[ChatMessage]
+    kwargs: dict[str, Any]
+    tool: BaseTool | None = None
+    parser: PydanticOutputParser[Any] | None = None
+
+
+def _raise_if_exhausted(
+    output_cls: type[Any], response: ChatResponse, exc: Exception | None
+) -> None:
+    """A ``ValueError`` naming ``max_tokens`` if the answer spent it all on reasoning."""
+    text = response.message.content or ""
+    finish_reason = response.additional_kwargs.get("finish_reason")
+    if reasoning_exhausted(finish_reason, text, _reasoning(response)):
+        raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
+
+
+def _reasoning(response: ChatResponse) -> str:
+    return "".join(b.content or "" for b in response.message.blocks if isinstance(b, ThinkingBlock))
 
 
 async def _amap(

@@ -40,7 +40,7 @@ from llama_index.llms.ai21._discovery import (
 )
 from llama_index.llms.ai21._http import ACCEPT_ENCODING, user_agent
 from llama_index.llms.ai21._models import ModelInfo, is_known, model_info
-from llama_index.llms.ai21._secrets import masked
+from llama_index.llms.ai21._secrets import masked, shown_url
 
 __all__ = ["CHAT_PATH", "Deployment", "choose", "kinds", "parse_base_url"]
 
@@ -253,17 +253,30 @@ def recognise(listed: list[dict[str, Any]], ask: Ask) -> Deployment | None:
 
 def parse_base_url(base_url: str) -> httpx.URL:
     """``base_url`` as a URL, or a ``ValueError`` that says what is wrong with it."""
+    if not isinstance(base_url, str | httpx.URL):
+        raise ValueError(f"base_url must be a string, got {type(base_url).__name__}")
+    text, _ = shown_url(str(base_url))
+    shown = repr(text)
     try:
         url = httpx.URL(base_url)
-    except (httpx.InvalidURL, TypeError) as exc:
-        raise ValueError(f"base_url {base_url!r} is not a valid URL: {exc}") from exc
+        failure = None
+    except httpx.InvalidURL as exc:
+        failure = exc
+    if failure is not None:  # raised out here: not even the implicit context is kept
+        detail = shown_url(str(base_url), str(failure))[1]
+        error = ValueError(f"base_url {shown} is not a valid URL: {detail}")
+        # With a password, not chained: httpx's message may quote a piece of it (the
+        # "port" of http://user:pass/word@host), which ours masks.
+        raise error from (failure if text == str(base_url) else None)
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(
-            f"base_url {base_url!r} must be an http:// or https:// URL with a host, "
+            f"base_url {shown} must be an http:// or https:// URL with a host, "
             "e.g. https://api.ai21.com/studio/v1 or http://localhost:8000/v1"
         )
     if url.query or url.fragment:
-        raise ValueError(f"base_url {masked(url)!r} must not have a query or fragment")
+        raise ValueError(f"base_url {shown} must not have a query or fragment")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ValueError(f"base_url {shown} has port {url.port}; a port is 1 to 65535")
     path = url.path.rstrip("/")
     for route in API_ROUTES:
         if path.endswith(route):
@@ -271,7 +284,7 @@ def parse_base_url(base_url: str) -> httpx.URL:
             # .../chat/completions/chat/completions and get a 404 that names no cause.
             root = url.copy_with(path=path.removesuffix(route) or "/")
             raise ValueError(
-                f"base_url {masked(url)!r} ends in the route {route}: give the API's root, "
+                f"base_url {shown} ends in the route {route}: give the API's root, "
                 f"base_url={masked(root).rstrip('/')!r} (requests add {CHAT_PATH} to it)"
             )
     return url
