@@ -75,6 +75,7 @@ SLOW_TESTS = {
 
 # Wide matrices of which the inner loop runs the first case only (one status, one method).
 SLOW_BEYOND_FIRST = {
+    "test_a_per_call_keyword_close_to_a_known_one_is_warned_about_and_still_sent",
     "test_a_bare_401_or_404_from_your_server_gets_a_note_saying_what_to_check",
     "test_sdk_errors_reach_the_caller_unchanged",
     "test_transient_statuses_are_retried",

@@ -470,3 +470,37 @@ def test_settings_changed_after_creation_take_effect(
     llm.complete("after")
     assert emulator.last_request.headers["X-Changed"] == "yes"
     assert emulator.last_request.json["temperature"] == 0.7
+
+
+@pytest.mark.parametrize(
+    ("keyword", "meant"),
+    [
+        ("max_token", "max_tokens"),
+        ("temprature", "temperature"),
+        ("document", "documents"),
+        ("top-p", "top_p"),
+        ("seed", None),  # real request fields: sent without a word
+        ("top_k", None),
+        ("min_tokens", None),
+    ],
+)
+def test_a_per_call_keyword_close_to_a_known_one_is_warned_about_and_still_sent(
+    make_llm: Callable[..., AI21],
+    emulator: Emulator,
+    caplog: pytest.LogCaptureFixture,
+    keyword: str,
+    meant: str | None,
+) -> None:
+    """Unknown per-call keywords are sent as they are (docs/configuration.md), and a server
+    ignores a field it does not know: a misspelt max_tokens would silently do nothing."""
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    make_llm(model="jamba-mini").complete("hi", **{keyword: 3})
+    assert emulator.last_request.json[keyword] == 3
+    said = [r.getMessage() for r in caplog.records]
+    if meant is None:
+        assert said == []
+    else:
+        assert said == [
+            f"{keyword}= is not a keyword this package knows: it is sent to the server as a "
+            f"request field as it is, which the server may ignore. Did you mean {meant}=?"
+        ]

@@ -255,6 +255,11 @@ def _closed_port_url() -> str:
             "/v1/models: HTTP 404)",
             "is base_url the server's /v1 URL (e.g. http://localhost:8000/v1)? Or pass model=...",
         ),
+        (
+            "loading",  # llama-server while it loads the model
+            "/v1/models: HTTP 503)",
+            "the server is not ready (still loading its model?): try again when it is.",
+        ),
     ],
 )
 def test_without_a_model_the_error_says_why_the_server_could_not_be_asked(
@@ -267,6 +272,9 @@ def test_without_a_model_the_error_says_why_the_server_could_not_be_asked(
             base_url = _closed_port_url()
         elif server == "wants a key":
             base_url = stack.enter_context(Emulator(["k"], flavour="vllm")).base_url
+        elif server == "loading":
+            loading = (503, {"error": {"code": 503, "message": "Loading model"}})
+            base_url = stack.enter_context(ls.serving(ls.Script({}, loading))).base_url
         else:  # AI21's flavour has no /v1/models
             base_url = stack.enter_context(Emulator()).base_url.replace("/studio/v1", "/v1")
         llm = AI21(base_url=base_url, max_retries=0)
@@ -289,12 +297,34 @@ def test_a_server_not_yet_listening_is_asked_again_once_it_is(
     table = model_info("ai21labs/AI21-Jamba2-3B").context_window
     assert (llm.metadata.context_window, llm.deployment) == (table, "openai-compatible")
     assert llm.metadata.context_window == table  # asked again: still refused, not re-reported
-    assert len([r for r in caplog.records if "refused the connection" in r.getMessage()]) == 1
+    assert len([r for r in caplog.records if "is not ready" in r.getMessage()]) == 1
     port = httpx.URL(base_url).port
     with Emulator(flavour="vllm", port=port, max_model_len=4096) as server:
         assert (llm.metadata.context_window, llm.deployment) == (4096, "vllm")
         assert llm.complete("hi").text
         assert [r.path for r in server.requests].count("/v1/models") == 1  # then known
+
+
+def test_a_llama_server_still_loading_its_model_is_asked_again_once_loaded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """llama-server answers every route 503 "Loading model" while it loads: the instance
+    does not keep the model table's context window (256K) for a server run with -c 4096."""
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    loading = (
+        503,
+        {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}},
+    )
+    chat = ("POST", "/v1/chat/completions")
+    with ls.serving(ls.Script(routes={chat: loading}, unknown=loading)) as server:
+        llm = AI21(model=ls.GGUF, base_url=server.base_url, max_retries=0)
+        assert llm.metadata.context_window == model_info(ls.GGUF).context_window
+        assert llm.metadata.context_window == model_info(ls.GGUF).context_window
+        said = [r.getMessage() for r in caplog.records if "is not ready" in r.getMessage()]
+        [line] = said
+        assert "/v1/models: HTTP 503" in line
+        server.script = ls.llamacpp(n_ctx=4096)  # loaded
+        assert (llm.metadata.context_window, llm.deployment) == (4096, "llamacpp")
 
 
 def test_a_changed_base_url_is_asked_again() -> None:

@@ -135,7 +135,7 @@ valid_kwargs = st.fixed_dictionaries(
         "temperature": st.floats(0, 2),
         "top_p": st.floats(0.01, 1),
         "max_tokens": st.integers(0, 4096),
-        "stop": text.filter(bool) | st.lists(text.filter(bool), max_size=3),
+        "stop": text.filter(bool) | st.lists(text.filter(bool), max_size=3),  # "" is refused
         "seed": st.integers(0, 2**31),
         "preamble_override": text,
         "documents": st.lists(text | st.fixed_dictionaries({"content": text}), max_size=3),

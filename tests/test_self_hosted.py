@@ -347,7 +347,7 @@ def test_an_unreachable_server_does_not_break_metadata(caplog: pytest.LogCapture
     llm = AI21(model=MODEL, base_url="http://127.0.0.1:9/v1", max_retries=0, timeout=2)
     assert llm.metadata.context_window == 256_000
     assert (
-        "The server at http://127.0.0.1:9 refused the connection (GET "
+        "The server at http://127.0.0.1:9 is not ready (GET "
         "http://127.0.0.1:9/v1/models: ConnectError): the model table's figures apply until "
         "it answers (it is asked again at the next need)."
     ) in caplog.text

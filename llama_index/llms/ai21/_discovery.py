@@ -163,9 +163,11 @@ class Ask:
         self.seconds = min(timeout, PROBE_TIMEOUT)
         self.timeout = httpx.Timeout(self.seconds)
         self.failures: list[str] = []
-        # A connection refused or reset (not a name that does not resolve, nor a certificate
-        # that fails): a server not yet listening, worth asking again (see AI21._ask_server).
-        self.unreachable = False
+        # A server not ready yet, worth asking again (see AI21._ask_server): a connection
+        # refused or reset (not a name that does not resolve, nor a certificate that fails;
+        # vLLM listens only once its model is loaded), or a 503 (llama-server answers every
+        # route so while it loads the model: "Loading model").
+        self.not_ready = False
 
     def get(self, path: str, *, root: bool = False) -> Any:
         """``GET`` ``path`` under ``base_url`` (or the server's root): the JSON answer, or
@@ -189,7 +191,7 @@ class Ask:
         except httpx.HTTPError as exc:  # only its class: httpx's message may repeat the URL
             self.failures.append(f"{method} {url}: {type(exc).__name__}")
             if isinstance(exc, httpx.ConnectError) and not is_permanent(exc):
-                self.unreachable = True
+                self.not_ready = True
         return None
 
     def answer(self, method: str, url: httpx.URL, body: dict[str, Any] | None) -> Any:
@@ -201,6 +203,7 @@ class Ask:
                 response = deadline.send(self.client, request, auth=self.auth)
                 try:
                     if response.status_code != 200:
+                        self.not_ready = self.not_ready or response.status_code == 503
                         raise ProbeError(f"HTTP {response.status_code}")
                     content = read_body(response, MAX_ANSWER_BYTES)
                 finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import json
 import logging
 import os
@@ -71,7 +72,13 @@ from llama_index.core.types import Model, PydanticProgramMode
 
 from llama_index.llms.ai21._convert import _tool_call_to_ai21, normalize_tool_choice
 from llama_index.llms.ai21._deployments import Deployment, choose, discover, parse_base_url
-from llama_index.llms.ai21._dialect import Call, Dialect, check_json, check_template_kwargs
+from llama_index.llms.ai21._dialect import (
+    CONTROL_KWARGS,
+    Call,
+    Dialect,
+    check_json,
+    check_template_kwargs,
+)
 from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text, shown_names
 from llama_index.llms.ai21._http import (
     AsyncStream,
@@ -589,10 +596,10 @@ class AI21(FunctionCallingLLM):
         """Context window, output budget and capabilities of ``model``.
 
         Never fails for an unknown name (see the models page). On a self-hosted server they
-        are what the server reports, asked once, when first needed, and again while it
-        refuses connections (vLLM's and SGLang's ``max_model_len``, llama.cpp's ``/props``, LM
-        Studio's and Ollama's own APIs: see "Jamba on your computer"); the model table fills in
-        what it does not say.
+        are what the server reports (vLLM's and SGLang's ``max_model_len``, llama.cpp's
+        ``/props``, LM Studio's and Ollama's own APIs: see "Jamba on your computer"), asked
+        once, when first needed, and again while the server is not ready (it refuses the
+        connection, or answers 503); the model table fills in what it does not say.
         """
         return self._metadata(ask_server=True)
 
@@ -678,11 +685,12 @@ class AI21(FunctionCallingLLM):
             self.model, self._model_learned = served.model, True
         self._served = served
         said_before, self._discovery_failures = self._discovery_failures, tuple(ask.failures)
-        if ask.unreachable:
-            # Nothing listened: a server still starting (vLLM listens only once its model is
-            # loaded; the request itself is retried meanwhile). Ask again on next need, or the
-            # model table's figures would stand in for the server's for good. Refused is
-            # instant; the same failure is not reported twice in a row.
+        if ask.not_ready:
+            # A server still starting: nothing listening (vLLM, until its model is loaded) or
+            # a 503 (llama-server, while it loads); the request itself is retried meanwhile.
+            # Ask again on next need, or the model table's figures would stand in for the
+            # server's for good. Both answers are instant; the same failure is not reported
+            # twice in a row.
             self._asked_server = None
             if said_before == self._discovery_failures:
                 return
@@ -694,10 +702,10 @@ class AI21(FunctionCallingLLM):
         where = root_text(self.base_url)  # the field: a password in it is masked
         kind = served.kind if served else self._deployment.kind
         reasons = [*(served.notes if served else ()), *ask.failures]
-        if ask.unreachable:  # asked again at the next need: nothing is known about it yet
+        if ask.not_ready:  # asked again at the next need: nothing is known about it yet
             logger.warning(
-                "The server at %s refused the connection (%s): the model table's figures "
-                "apply until it answers (it is asked again at the next need).",
+                "The server at %s is not ready (%s): the model table's figures apply until "
+                "it answers (it is asked again at the next need).",
                 where,
                 "; ".join(reasons),
             )
@@ -791,6 +799,7 @@ class AI21(FunctionCallingLLM):
                 merged = {**self.chat_template_kwargs, **per_call}
                 call_kwargs = {**call_kwargs, "chat_template_kwargs": merged}
         params.update(call_kwargs)
+        _warn_near_misses(call_kwargs)
         return params
 
     def _chat_build(
@@ -1464,6 +1473,42 @@ class _ModelFacts(NamedTuple):
     dialect: Dialect
     info: ModelInfo  # the model table's, as the deployment reads it
     known: bool  # whether the model table has the name
+
+
+# The per-call keywords this package reads or checks (docs/configuration.md, "Per-call
+# keywords"). Any other keyword is sent as a request field unchanged, and vLLM ignores a field
+# it does not know, so a misspelt one (max_token=) would do nothing without a word.
+KNOWN_CALL_KEYWORDS = (
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "n",
+    "response_format",
+    "chat_template_kwargs",
+    "tools",
+    *CONTROL_KWARGS,
+)
+
+
+def _warn_near_misses(call_kwargs: dict[str, Any]) -> None:
+    """Warn about a per-call keyword that is almost one this package knows (``max_token``,
+    ``temprature``, ``document``, ``top-p``): it is still sent, as documented."""
+    for name in call_kwargs:
+        if name in KNOWN_CALL_KEYWORDS:
+            continue
+        # 0.85: a letter dropped, doubled or swapped in a name of six letters or more, never
+        # top_k for top_p (0.8) nor min_tokens for max_tokens (0.8), real sampling fields.
+        close = difflib.get_close_matches(
+            name.replace("-", "_").lower(), KNOWN_CALL_KEYWORDS, n=1, cutoff=0.85
+        )
+        if close:
+            logger.warning(
+                "%s= is not a keyword this package knows: it is sent to the server as a "
+                "request field as it is, which the server may ignore. Did you mean %s=?",
+                name,
+                close[0],
+            )
 
 
 def _warn_unknown_model(model: str) -> None:
