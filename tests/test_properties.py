@@ -65,7 +65,7 @@ call_kwargs = st.fixed_dictionaries(
         "top_p": valid_or_not(st.floats(0.01, 1)),
         "max_tokens": valid_or_not(st.integers(0, 4096)),
         "n": valid_or_not(st.integers(1, 16)),
-        "stop": valid_or_not(text | st.lists(text.filter(bool), max_size=3)),
+        "stop": valid_or_not(text.filter(bool) | st.lists(text.filter(bool), max_size=3)),
         "seed": json_scalar | weird,
         "preamble_override": valid_or_not(text),
         "documents": valid_or_not(
@@ -135,7 +135,7 @@ valid_kwargs = st.fixed_dictionaries(
         "temperature": st.floats(0, 2),
         "top_p": st.floats(0.01, 1),
         "max_tokens": st.integers(0, 4096),
-        "stop": text | st.lists(text.filter(bool), max_size=3),
+        "stop": text.filter(bool) | st.lists(text.filter(bool), max_size=3),  # none empty
         "seed": st.integers(0, 2**31),
         "preamble_override": text,
         "documents": st.lists(text | st.fixed_dictionaries({"content": text}), max_size=3),
