@@ -157,6 +157,7 @@ BAD_ASSIGNMENTS: list[tuple[str, Any]] = [
     ("timeout", "soon"),  # was a TypeError on the next call
     ("temperature", 5),
     ("http_client", "x"),
+    ("deployment", "vllm"),  # was kept in the field and changed nothing
 ]
 
 
