@@ -46,6 +46,12 @@ BAD_CONSTRUCTION: list[tuple[str, Callable[[Path], dict[str, Any]], str]] = [
         lambda _: {"api_key": "sk-1 "},
         "api_key has a space at its end (copied with the key?): strip it",
     ),
+    (
+        "base_url: the chat endpoint pasted whole",
+        lambda _: {"base_url": "http://localhost:8000/v1/chat/completions"},
+        "base_url 'http://localhost:8000/v1/chat/completions' ends with the endpoint "
+        "/chat/completions: pass the API root it is under ('http://localhost:8000/v1')",
+    ),
     ("base_url int", lambda _: {"base_url": 8000}, "base_url must be a string, got int"),
     (
         "base_url port out of range",
@@ -300,6 +306,7 @@ BAD_URLS_WITH_A_PASSWORD = [
     f"http://user:{PASSWORD}@localhost:8000/v1\n",
     f"http://user:{PASSWORD}@localhost:port/v1",
     "http://user:pass/word@localhost:8000/v1",  # httpx reads "pass" as the port
+    f"http://user:{PASSWORD}@localhost:8000/v1/chat/completions",
 ]
 
 

@@ -274,4 +274,16 @@ def parse_base_url(base_url: str) -> httpx.URL:
         raise ValueError(f"base_url {shown} must not have a query or fragment")
     if url.port is not None and not 0 < url.port < 65536:
         raise ValueError(f"base_url {shown} has port {url.port}; a port is 1 to 65535")
+    endpoint = next((e for e in _ENDPOINTS if url.path.rstrip("/").endswith(e)), None)
+    if endpoint is not None:  # the endpoint a server's docs show, pasted whole
+        raise ValueError(
+            f"base_url {shown} ends with the endpoint {endpoint}: pass the API root it is "
+            f"under ({shown_url(str(url).rstrip('/')[: -len(endpoint)])[0]!r}); the package "
+            "adds each endpoint's path"
+        )
     return url
+
+
+# Endpoints under the API root, which a base_url never ends with: chat and the model list
+# (AI21's API and OpenAI-compatible servers), and the OpenAI-style text completions.
+_ENDPOINTS = ("/chat/completions", "/completions", "/models")
