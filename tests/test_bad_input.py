@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ai21.errors
 import httpx
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, TextBlock, ToolCallBlock
@@ -341,3 +343,26 @@ def test_a_key_that_is_not_ascii_is_refused_without_echoing_it() -> None:
     assert KEY not in repr(caught.value)
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None
+
+
+# ------------------------------------------------------------------ a path the server lacks
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
+@pytest.mark.parametrize("method", ["complete", "acomplete"])
+def test_a_404_names_the_url_in_a_note_and_keeps_the_sdks_error(
+    ai21_emulator_vllm: Emulator, method: str
+) -> None:
+    """A vLLM server's root without ``/v1``: the server cannot say more than 404 (its
+    discovery 404 was logged); the SDK's exception and message stay, a note says where."""
+    root = ai21_emulator_vllm.base_url.removesuffix("/v1")
+    llm = AI21(base_url=root, deployment="vllm", model="ai21labs/AI21-Jamba2-3B", max_retries=0)
+    with pytest.raises(
+        ai21.errors.AI21APIError, match=r"^Failed with http status code: 404"
+    ) as caught:
+        call(llm, method, arg_for(method))
+    assert caught.value.__notes__ == [
+        f"POST {root}/chat/completions answered 404: if that path is wrong, base_url is not "
+        "the API root (a server of your own: its /v1 URL, such as http://localhost:8000/v1; "
+        "AI21's API: https://api.ai21.com/studio/v1)"
+    ]

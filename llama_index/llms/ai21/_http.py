@@ -91,6 +91,7 @@ import aiohttp
 import certifi
 import httpx
 import orjson
+from ai21.errors import AI21APIError
 from ai21.http_client.base_http_client import handle_non_success_response
 from ai21.version import VERSION as SDK_VERSION
 from httpx_aiohttp import AiohttpTransport
@@ -323,7 +324,19 @@ def _raise_for_status(response: httpx.Response, body: bytes) -> NoReturn:
     # The SDK's exceptions carry the body but not the headers: the retry policy reads
     # ``Retry-After`` from here.
     last_retry_after.set(response.headers.get("retry-after"))  # pragma: no mutate (any case)
-    handle_non_success_response(response.status_code, _error_text(response, body))
+    try:
+        handle_non_success_response(response.status_code, _error_text(response, body))
+    except AI21APIError as exc:
+        if response.status_code == 404 and hasattr(exc, "add_note"):  # Python 3.11+
+            # The SDK's class and message stay as they are; a note (shown in tracebacks) says
+            # which URL was missing: most often a base_url that is not the API root.
+            request = response.request
+            exc.add_note(
+                f"{request.method} {request.url} answered 404: if that path is wrong, base_url "
+                "is not the API root (a server of your own: its /v1 URL, such as "
+                "http://localhost:8000/v1; AI21's API: https://api.ai21.com/studio/v1)"
+            )
+        raise
     raise AssertionError("unreachable")  # pragma: no cover, no mutate
 
 
