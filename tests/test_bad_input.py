@@ -194,10 +194,9 @@ def _role(role: str) -> ChatMessage:
 
 
 def _tool_call(**kwargs: Any) -> list[ChatMessage]:
+    block = ToolCallBlock(**{"tool_call_id": "c1", "tool_name": "f", **kwargs})
     return [
-        ChatMessage(
-            role="assistant", blocks=[ToolCallBlock(tool_call_id="c1", tool_name="f", **kwargs)]
-        ),
+        ChatMessage(role="assistant", blocks=[block]),
         ChatMessage(role="tool", content="1", additional_kwargs={"tool_call_id": "c1"}),
     ]
 
@@ -251,6 +250,11 @@ BAD_CALLS: list[tuple[str, Callable[[AI21], Any], str]] = [
         "response_format on Jurassic-2",
         lambda llm: _j2(llm).complete("hi", response_format={"type": "json_object"}),
         "response_format is not accepted here, got {'type': 'json_object'}",
+    ),
+    (
+        "a tool call without a name",
+        lambda llm: llm.chat(_tool_call(tool_name="")),
+        "messages[0] has a tool call ('c1') without a tool name",
     ),
     (
         "an unknown role",
