@@ -84,6 +84,8 @@ SLOW_BEYOND_FIRST = {
     "test_timeout_bounds_each_attempt",
     "test_stream_stalled_mid_answer_raises_within_the_timeout",
     "test_the_first_async_call_asks_the_server_off_the_event_loop",
+    "test_a_lone_surrogate_is_refused_before_any_request",
+    "test_a_404_names_the_url_in_a_note_and_keeps_the_sdks_error",
 }
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ai21.errors
 import httpx
 import pytest
 from llama_index.core.base.llms.types import ChatMessage, TextBlock, ToolCallBlock
@@ -28,7 +30,7 @@ KEY = "sk-test-é-7d2e9b4a"
 
 
 def _closed_client() -> httpx.Client:
-    client = httpx.Client()
+    client = httpx.Client(verify=False)  # no CA bundle to load: a closed client is all it takes
     client.close()
     return client
 
@@ -45,6 +47,12 @@ BAD_CONSTRUCTION: list[tuple[str, Callable[[Path], dict[str, Any]], str]] = [
         "api_key with a trailing space",
         lambda _: {"api_key": "sk-1 "},
         "api_key has a space at its end (copied with the key?): strip it",
+    ),
+    (
+        "base_url: the chat endpoint pasted whole",
+        lambda _: {"base_url": "http://localhost:8000/v1/chat/completions"},
+        "base_url 'http://localhost:8000/v1/chat/completions' ends in the route "
+        "/chat/completions: give the API's root, base_url='http://localhost:8000/v1'",
     ),
     ("base_url int", lambda _: {"base_url": 8000}, "base_url must be a string, got int"),
     (
@@ -157,6 +165,7 @@ BAD_ASSIGNMENTS: list[tuple[str, Any]] = [
     ("timeout", "soon"),  # was a TypeError on the next call
     ("temperature", 5),
     ("http_client", "x"),
+    ("deployment", "vllm"),  # was kept in the field and changed nothing
 ]
 
 
@@ -164,10 +173,11 @@ BAD_ASSIGNMENTS: list[tuple[str, Any]] = [
 def test_a_bad_value_assigned_later_is_refused_at_once(
     llm: AI21, emulator: Emulator, field: str, value: Any
 ) -> None:
+    before = getattr(llm, field)
     with pytest.raises(ValueError, match=f"validation error for AI21\n{field}\n"):
         setattr(llm, field, value)
-    llm.complete("hi")  # the instance is as it was
-    assert len(emulator.requests) == 1
+    assert getattr(llm, field) is before  # the instance is as it was
+    assert emulator.requests == []
 
 
 def _j2(llm: AI21) -> AI21:
@@ -184,10 +194,9 @@ def _role(role: str) -> ChatMessage:
 
 
 def _tool_call(**kwargs: Any) -> list[ChatMessage]:
+    block = ToolCallBlock(**{"tool_call_id": "c1", "tool_name": "f", **kwargs})
     return [
-        ChatMessage(
-            role="assistant", blocks=[ToolCallBlock(tool_call_id="c1", tool_name="f", **kwargs)]
-        ),
+        ChatMessage(role="assistant", blocks=[block]),
         ChatMessage(role="tool", content="1", additional_kwargs={"tool_call_id": "c1"}),
     ]
 
@@ -241,6 +250,11 @@ BAD_CALLS: list[tuple[str, Callable[[AI21], Any], str]] = [
         "response_format on Jurassic-2",
         lambda llm: _j2(llm).complete("hi", response_format={"type": "json_object"}),
         "response_format is not accepted here, got {'type': 'json_object'}",
+    ),
+    (
+        "a tool call without a name",
+        lambda llm: llm.chat(_tool_call(tool_name="")),
+        "messages[0] has a tool call ('c1') without a tool name",
     ),
     (
         "an unknown role",
@@ -298,6 +312,7 @@ BAD_URLS_WITH_A_PASSWORD = [
     f"http://user:{PASSWORD}@localhost:8000/v1\n",
     f"http://user:{PASSWORD}@localhost:port/v1",
     "http://user:pass/word@localhost:8000/v1",  # httpx reads "pass" as the port
+    f"http://user:{PASSWORD}@localhost:8000/v1/chat/completions",
 ]
 
 
@@ -332,3 +347,25 @@ def test_a_key_that_is_not_ascii_is_refused_without_echoing_it() -> None:
     assert KEY not in repr(caught.value)
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None
+
+
+# ------------------------------------------------------------------ a path the server lacks
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
+@pytest.mark.parametrize("method", ["complete", "acomplete"])
+def test_a_404_names_the_url_in_a_note_and_keeps_the_sdks_error(
+    ai21_emulator_vllm: Emulator, method: str
+) -> None:
+    """A vLLM server's root without ``/v1``: the server cannot say more than 404 (its
+    discovery 404 was logged); the SDK's exception and message stay, a note says where."""
+    root = ai21_emulator_vllm.base_url.removesuffix("/v1")
+    llm = AI21(base_url=root, deployment="vllm", model="ai21labs/AI21-Jamba2-3B", max_retries=0)
+    with pytest.raises(
+        ai21.errors.AI21APIError, match=r"^Failed with http status code: 404"
+    ) as caught:
+        call(llm, method, arg_for(method))
+    assert caught.value.__notes__ == [
+        f"AI21: POST {root}/chat/completions answered 404: is base_url the server's /v1 URL, "
+        "and model= a name it serves (GET <base_url>/models lists them)?"
+    ]

@@ -1,7 +1,8 @@
 """The key and a ``base_url`` password appear on none of the surfaces the other secret tests
-leave out: copies, LlamaIndex instrumentation (every event's dump, every span's arguments,
-instance and result or error), warnings, and the exceptions of a refused connection and of a
-read timeout, sync and async, with their whole chains and tracebacks.
+leave out: copies, pydantic 1's ``dict()``/``json()``, LlamaIndex instrumentation (every
+event's dump, every span's arguments, instance and result or error), warnings, and the
+exceptions of a refused connection and of a read timeout, sync and async, with their whole
+chains and tracebacks.
 
 (``test_secrets_and_state.py`` and ``test_url_credentials.py`` cover ``repr``, dumps, pickles
 and log records; ``test_echoed_secrets.py`` a server that quotes them back.)
@@ -112,6 +113,7 @@ def test_no_secret_in_copies_instrumentation_warnings_or_transport_errors(
         llm = AI21(api_key=KEY, base_url=f"http://user:{PASSWORD}@{host}", max_retries=0)
         texts += [repr(copy.deepcopy(llm)), repr(copy.copy(llm)), repr(llm.model_copy())]
         texts += [repr(llm.metadata), repr(vars(llm)), repr(llm.__pydantic_private__)]
+        texts += [str(llm.dict()), llm.json()]  # pydantic 1's names (deprecated: recorded)
         # Answered (401: Basic auth replaces the key, as in httpx), events and spans on the way.
         with contextlib.suppress(Exception):
             llm.chat(hi)

@@ -146,7 +146,7 @@ def _tool_call_to_ai21(call: Any, index: int) -> dict[str, Any]:
         call_id = getattr(call, "id", None)
         name = getattr(function, "name", None)
         arguments = getattr(function, "arguments", None)
-    if not isinstance(call_id, str) or not isinstance(name, str):
+    if not isinstance(call_id, str) or not isinstance(name, str) or not name:
         raise ValueError(
             f"messages[{index}] has a tool call without a string 'id' and 'function.name': {call!r}"
         )
@@ -174,6 +174,11 @@ def _assistant_tool_calls(message: ChatMessage, index: int) -> list[dict[str, An
                 raise ValueError(
                     f"messages[{index}] has a tool call to {block.tool_name!r} without an id; "
                     "AI21 needs the id to match the tool result"
+                )
+            if not block.tool_name:
+                raise ValueError(
+                    f"messages[{index}] has a tool call ({block.tool_call_id!r}) without a tool "
+                    "name; the model needs it to read the result"
                 )
             arguments = block.tool_kwargs
             calls.append(

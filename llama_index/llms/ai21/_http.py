@@ -247,29 +247,31 @@ def user_agent() -> str:
     )
 
 
-# Bodies are written by the stdlib (compact, ASCII-only, as the SDK sends them), not orjson:
-# orjson reserves about ten times the output's size for the bytes it returns, and a RAG
-# prompt is often tens of kilobytes. Answers are read by orjson, which has no such cost.
-_encode_json = json.JSONEncoder(separators=(",", ":")).encode
+# Bodies are written by the stdlib, not orjson: orjson reserves about ten times the output's
+# size for the bytes it returns, and a RAG prompt is often tens of kilobytes. Answers are read
+# by orjson, which has no such cost. Compact UTF-8, as httpx writes ``json=`` bodies
+# (``httpx._content.encode_json``): against ASCII escapes (the SDK's ``json.dumps``), the same
+# for English text, a third fewer bytes for accented text and half for CJK (and faster to
+# write), and a lone surrogate, which is not Unicode, fails the encoding instead of going out
+# as an escape that servers cannot decode.
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def encode_body(body: Any) -> bytes:
     """``body`` as JSON bytes; a ``ValueError`` for text with a lone surrogate (from bytes
-    decoded with ``errors="surrogateescape"``, or a string cut inside an emoji), which is not
-    Unicode: the stdlib writes it as a ``\\udXXX`` escape that no server can decode (they
-    answer 400 or 500), so it is refused before any request."""
+    decoded with ``errors="surrogateescape"``, or a string cut inside a character), which no
+    server can decode (they answer 400 or 500): refused before any request."""
     text = _encode_json(body)
-    if "\\ud" in text:  # an escaped surrogate, paired (an emoji) or not: look closer
-        try:
-            json.dumps(body, ensure_ascii=False).encode()
-        except UnicodeEncodeError as exc:
-            # Not chained: the error's ``object`` is the whole request body.
-            raise ValueError(
-                f"the request contains the lone surrogate U+{ord(exc.object[exc.start]):04X}, "
-                "which is not Unicode text (bytes decoded with errors='surrogateescape', or a "
-                "string cut inside a character?): fix or drop it before sending"
-            ) from None
-    return text.encode()
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        surrogate = ord(exc.object[exc.start])
+    # Raised out here, not chained: the error's ``object`` is the whole request body.
+    raise ValueError(
+        f"the request contains the lone surrogate U+{surrogate:04X}, which is not Unicode text "
+        "(bytes decoded with errors='surrogateescape', or a string cut inside a character?): "
+        "fix or drop it before sending"
+    )
 
 
 def quote(body: bytes, limit: int = QUOTE_CHARS) -> str:

@@ -197,6 +197,9 @@ class AI21(FunctionCallingLLM):
     )
     deployment: str = Field(
         default="ai21",
+        # Chosen at construction (an assignment would change nothing else: a ValidationError);
+        # discovery writes the kind it recognised through __dict__.
+        frozen=True,
         description=(
             'Where the model runs: "ai21" (AI21\'s hosted API), "openai-compatible" (a '
             'self-hosted server, recognised on first need as one of the following), "vllm", '
@@ -657,7 +660,7 @@ class AI21(FunctionCallingLLM):
     def _ask_server(self) -> None:
         if self._asked_server is not None:  # base_url changed: start again
             self._deployment = self._chosen_kind()
-            self.deployment = self._chosen_kind.kind
+            self.__dict__["deployment"] = self._chosen_kind.kind
             self._model_facts = None
             if self._model_learned:
                 self.model, self._model_learned = "", False
@@ -678,7 +681,7 @@ class AI21(FunctionCallingLLM):
             deployment, served = self._deployment, None
         if deployment is not self._deployment:  # the generic kind adopts the server's own
             self._deployment = deployment
-            self.deployment = deployment.kind
+            self.__dict__["deployment"] = deployment.kind
         self._deployment.served = served
         self._model_facts = None  # they include what the server said
         if served is not None and served.model and not self.model:
