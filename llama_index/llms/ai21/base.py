@@ -1452,7 +1452,11 @@ class AI21(FunctionCallingLLM):
             ]
         if not calls:
             if error_on_no_tool_call:
-                raise ValueError("Expected at least one tool call, but the response has none")
+                text = response.message.content or ""
+                raise ValueError(
+                    "Expected at least one tool call, but the response has none; the model "
+                    f"answered: {text[:200]!r}"
+                )
             return []
         selections = []
         for call_id, name, arguments in calls:
