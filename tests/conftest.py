@@ -86,6 +86,8 @@ SLOW_BEYOND_FIRST = {
     "test_the_first_async_call_asks_the_server_off_the_event_loop",
     "test_a_lone_surrogate_is_refused_before_any_request",
     "test_a_404_names_the_url_in_a_note_and_keeps_the_sdks_error",
+    # a three-turn agent loop per kind of server (about 0.15 s each)
+    "test_a_streamed_function_agent_loop_keeps_reasoning_calls_errors_and_counts",
 }
 
 

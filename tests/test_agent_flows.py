@@ -1,0 +1,214 @@
+"""LlamaIndex agent flows end to end on each kind of server the package reads differently: a
+streamed FunctionAgent loop (reasoning, parallel calls, a tool that raises, a second turn, token
+counts), an AgentWorkflow handoff, and a ReActAgent on a reasoning model whose server leaves the
+reasoning in ``content``. Over real HTTP against the emulator's AI21 and vLLM flavours (vLLM
+with its parsers, and a server without them that leaves tool calls in the text)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from llama_index.core.agent.workflow import (
+    AgentOutput,
+    AgentStream,
+    AgentWorkflow,
+    FunctionAgent,
+    ReActAgent,
+    ToolCallResult,
+)
+from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
+from llama_index.core.tools import FunctionTool
+
+from ai21_emulator import Emulator
+from llama_index.llms.ai21 import AI21
+from tests.calculator import TOOLS
+
+REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"
+JAMBA_17 = "ai21labs/AI21-Jamba-Mini-1.7"
+
+pytestmark = [  # llama-index-workflows' inspection of the agents (their warnings, not ours)
+    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20"),
+    pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211"),
+    pytest.mark.filterwarnings("ignore:is_running called from within a step:DeprecationWarning"),
+]
+
+
+def check_stock(item: str) -> str:
+    """Look an item up in the stock system."""
+    raise RuntimeError(f"the stock system is down (asked for {item})")
+
+
+STOCK = FunctionTool.from_defaults(check_stock)
+
+
+@pytest.fixture(scope="module")
+def unparsed_server() -> Iterator[Emulator]:
+    """A server without tool or reasoning parsers that takes tools anyway (SGLang's way): tool
+    calls come back as the model's text, reasoning inside ``content``."""
+    with Emulator(flavour="vllm", parsers=False, unparsed_tool_calls=True) as emulator:
+        yield emulator
+
+
+# server id -> (emulator fixture, model, whether the model reasons, the field reasoning is
+# sent back in inside a tool loop)
+SERVERS: dict[str, tuple[str, str, bool, str | None]] = {
+    "ai21": ("emulator", "jamba-mini", True, "reasoning_content"),
+    "vllm-reasoning-3b": ("ai21_emulator_vllm", REASONING_3B, True, "reasoning"),
+    "unparsed-reasoning-3b": ("unparsed_server", REASONING_3B, True, "reasoning"),
+    "unparsed-jamba-1.7": ("unparsed_server", JAMBA_17, False, None),
+}
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> tuple[Emulator, str, bool, str | None]:
+    fixture, model, reasons, field = SERVERS[request.param]
+    emulator: Emulator = request.getfixturevalue(fixture)
+    emulator.reset()
+    return emulator, model, reasons, field
+
+
+def make_llm(emulator: Emulator, model: str, **kwargs: Any) -> AI21:
+    return AI21(
+        model=model, base_url=emulator.base_url, api_key=emulator.api_key, max_retries=0, **kwargs
+    )
+
+
+def chats(emulator: Emulator) -> list[dict[str, Any]]:
+    return [r.json for r in emulator.requests if r.path.endswith("/chat/completions")]
+
+
+@pytest.mark.parametrize("server", SERVERS, indirect=True)
+async def test_a_streamed_function_agent_loop_keeps_reasoning_calls_errors_and_counts(
+    server: tuple[Emulator, str, bool, str | None],
+) -> None:
+    emulator, model, reasons, field = server
+    usage = {"prompt_tokens": 40, "completion_tokens": 6}
+    thoughts = ["Multiply, and check the stock.", "Now add one.", "Done."]
+    thought = iter(thoughts if reasons else [None] * 3)
+    emulator.reply_next(
+        reasoning=next(thought),
+        tool_calls=[
+            {"name": "multiply", "arguments": '{"a": 3, "b": 4}'},
+            {"name": "check_stock", "arguments": '{"item": "bolts"}'},
+        ],
+        usage=usage,
+    )
+    emulator.reply_next(
+        reasoning=next(thought),
+        tool_calls=[{"name": "add", "arguments": '{"a": 12, "b": 1}'}],
+        usage=usage,
+    )
+    emulator.reply_next("It is 13; the stock system is down.", reasoning=next(thought), usage=usage)
+    counter = TokenCountingHandler(tokenizer=lambda text: [text])  # counts only from the server
+    llm = make_llm(emulator, model, callback_manager=CallbackManager([counter]))
+    agent = FunctionAgent(tools=[*TOOLS, STOCK], llm=llm, system_prompt="Be exact.")
+
+    handler = agent.run("What is 3 times 4, plus 1? Are bolts in stock?")
+    events = [event async for event in handler.stream_events()]
+    result = await handler
+
+    assert str(result) == "It is 13; the stock system is down."
+    results = [e for e in events if isinstance(e, ToolCallResult)]
+    assert [(r.tool_name, r.tool_output.is_error) for r in results] == [
+        ("multiply", False),
+        ("check_stock", True),
+        ("add", False),
+    ]
+    stream = [e for e in events if isinstance(e, AgentStream)]
+    assert "".join(e.delta for e in stream) == "It is 13; the stock system is down."
+    thinking = "".join(e.thinking_delta or "" for e in stream)
+    # (left in content, each turn's reasoning ends with the newline before </think>)
+    assert thinking.replace("\n", "") == ("".join(thoughts) if reasons else "")
+    outputs = [e for e in events if isinstance(e, AgentOutput)]
+    assert [len(o.tool_calls) for o in outputs[:2]] == [2, 1]
+    assert (counter.prompt_llm_token_count, counter.completion_llm_token_count) == (120, 18)
+
+    *_, last = chats(emulator)
+    system, user, first, *first_results, second, second_result = last["messages"]
+    assert (system, user["role"]) == ({"role": "system", "content": "Be exact."}, "user")
+    ids = [r.tool_id for r in results]
+    assert [c["id"] for c in first["tool_calls"]] == ids[:2]
+    assert [c["id"] for c in second["tool_calls"]] == ids[2:]
+    assert [(m["tool_call_id"], m["content"]) for m in [*first_results, second_result]] == [
+        (ids[0], "12"),
+        (ids[1], "the stock system is down (asked for bolts)"),
+        (ids[2], "13"),
+    ]
+    # The reasoning of each tool-call turn after the question goes back with it.
+    sent_back = [(first.get(field), second.get(field)) if field else (None, None)]
+    assert sent_back == [(thoughts[0], thoughts[1]) if reasons else (None, None)]
+
+
+async def test_an_agent_workflow_hands_off_with_reasoning_and_tool_calls_intact(
+    ai21_emulator_vllm: Emulator,
+) -> None:
+    emulator = ai21_emulator_vllm
+    llm = make_llm(emulator, REASONING_3B)
+    handoff = '{"to_agent": "calculator", "reason": "arithmetic"}'
+    emulator.reply_next(reasoning="A sum.", tool_calls=[{"name": "handoff", "arguments": handoff}])
+    emulator.reply_next(
+        reasoning="Multiply.", tool_calls=[{"name": "multiply", "arguments": '{"a":3,"b":4}'}]
+    )
+    emulator.reply_next("It is 12.", reasoning="Done.")
+    desk = FunctionAgent(
+        name="desk",
+        description="Answers the user.",
+        llm=llm,
+        tools=[],
+        can_handoff_to=["calculator"],
+        system_prompt="You are the front desk.",
+    )
+    calculator = FunctionAgent(
+        name="calculator",
+        description="Does arithmetic.",
+        llm=llm,
+        tools=TOOLS,
+        system_prompt="You do arithmetic.",
+    )
+    handler = AgentWorkflow(agents=[desk, calculator], root_agent="desk").run("3 times 4?")
+    events = [event async for event in handler.stream_events()]
+    assert str(await handler) == "It is 12."
+
+    outputs = [e for e in events if isinstance(e, AgentOutput)]
+    assert [o.current_agent_name for o in outputs] == ["desk", "calculator", "calculator"]
+    first, second, third = chats(emulator)
+    assert [t["function"]["name"] for t in first["tools"]] == ["handoff"]
+    assert first["messages"][0] == {"role": "system", "content": "You are the front desk."}
+    # The calculator sees its own system prompt, and the handoff turn with its reasoning.
+    system, question, handed, handed_result = second["messages"]
+    assert system == {"role": "system", "content": "You do arithmetic."}
+    assert question == {"role": "user", "content": "3 times 4?"}
+    assert handed["tool_calls"][0]["function"] == {"name": "handoff", "arguments": handoff}
+    assert handed["reasoning"] == "A sum."
+    assert handed_result["tool_call_id"] == handed["tool_calls"][0]["id"]
+    assert "calculator" in handed_result["content"]
+    assert third["messages"][-2]["reasoning"] == "Multiply."
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "non-streaming"])
+async def test_a_react_agent_reads_its_format_under_reasoning_left_in_content(
+    unparsed_server: Emulator, streaming: bool
+) -> None:
+    # No reasoning parser: the reasoning arrives in content before </think>. ReAct's output
+    # parser must see only the answer ("Thought: ... Action: ..."), and the reasoning must not
+    # be sent back as the assistant's words.
+    emulator = unparsed_server
+    emulator.reset()
+    action = 'Thought: I need a tool.\nAction: multiply\nAction Input: {"a": 3, "b": 4}'
+    emulator.reply_next(action, reasoning="Let me think about tools.")
+    emulator.reply_next(
+        "Thought: I can answer without using any more tools.\nAnswer: It is 12.",
+        reasoning="Now I know.",
+    )
+    agent = ReActAgent(tools=TOOLS, llm=make_llm(emulator, REASONING_3B), streaming=streaming)
+    handler = agent.run("What is 3 times 4?")
+    events = [event async for event in handler.stream_events()]
+    assert str(await handler) == "It is 12."
+    results = [e for e in events if isinstance(e, ToolCallResult)]
+    assert [(r.tool_name, r.tool_output.content) for r in results] == [("multiply", "12")]
+    *_, last = chats(emulator)
+    assistant = [m for m in last["messages"] if m["role"] == "assistant"]
+    assert [m["content"].splitlines()[0] for m in assistant] == ["Thought: I need a tool."]
+    assert "think" not in str(last["messages"])
