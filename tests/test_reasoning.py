@@ -215,23 +215,40 @@ class City(BaseModel):
     name: str
 
 
-@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "structured_predict",
+        "astructured_predict",
+        "stream_structured_predict",
+        "astream_structured_predict",
+    ],
+)
 @pytest.mark.parametrize(
     "mode",
     [PydanticProgramMode.DEFAULT, PydanticProgramMode.LLM, PydanticProgramMode.FUNCTION],
     ids=["json_schema", "llm", "function"],
 )
 def test_structured_predict_names_max_tokens(
-    make: Callable[..., AI21], vllm: Emulator, mode: PydanticProgramMode, is_async: bool
+    make: Callable[..., AI21], vllm: Emulator, mode: PydanticProgramMode, method: str
 ) -> None:
-    """Guided decoding, LlamaIndex's text program and its function-calling program alike."""
+    """Guided decoding, LlamaIndex's text program and its function-calling program alike,
+    streamed or not."""
     vllm.reply_next("", reasoning="Thinking about cities", finish_reason="length")
     llm = make(pydantic_program_mode=mode)
     prompt = PromptTemplate("Capital of {country}?")
 
-    def predict() -> City:
-        if is_async:
+    async def last_streamed() -> Any:
+        stream = await llm.astream_structured_predict(City, prompt, country="France")
+        return [city async for city in stream][-1]
+
+    def predict() -> Any:
+        if method == "astructured_predict":
             return asyncio.run(llm.astructured_predict(City, prompt, country="France"))
+        if method == "stream_structured_predict":
+            return list(llm.stream_structured_predict(City, prompt, country="France"))[-1]
+        if method == "astream_structured_predict":
+            return asyncio.run(last_streamed())
         return llm.structured_predict(City, prompt, country="France")
 
     with pytest.raises(ValueError, match="no City: the model spent all of max_tokens on reasoning"):
