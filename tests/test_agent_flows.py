@@ -6,6 +6,7 @@ with its parsers, and a server without them that leaves tool calls in the text).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -212,3 +213,26 @@ async def test_a_react_agent_reads_its_format_under_reasoning_left_in_content(
     assistant = [m for m in last["messages"] if m["role"] == "assistant"]
     assert [m["content"].splitlines()[0] for m in assistant] == ["Thought: I need a tool."]
     assert "think" not in str(last["messages"])
+
+
+@pytest.mark.parametrize("finish_reason", ["tool_calls", "length"])
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "non-streaming"])
+async def test_a_tool_call_whose_arguments_are_not_json_stops_the_agent_with_its_name(
+    ai21_emulator_vllm: Emulator, streaming: bool, finish_reason: str
+) -> None:
+    # LlamaIndex's agents read tool calls with error_on_no_tool_call=False; a call whose
+    # arguments never became a JSON object was skipped there, and the run ended on an empty
+    # answer with the call silently dropped. (While a stream's arguments are still arriving
+    # they are skipped: the other agent tests stream their calls in fragments.)
+    emulator = ai21_emulator_vllm
+    emulator.reset()
+    emulator.reply_next(
+        tool_calls=[{"name": "multiply", "arguments": '{"a": 3, "b": '}],
+        finish_reason=finish_reason,
+    )
+    agent = FunctionAgent(tools=TOOLS, llm=make_llm(emulator, JAMBA_17), streaming=streaming)
+    cut = "; the answer was cut at max_tokens" if finish_reason == "length" else ""
+    expected = f"""to 'multiply' has arguments that are not a JSON object: '{{"a": 3, "b": '{cut}"""
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        await agent.run("What is 3 times 4?")
+    assert len(chats(emulator)) == 1

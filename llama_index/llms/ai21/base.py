@@ -1437,9 +1437,12 @@ class AI21(FunctionCallingLLM):
         """The response's tool calls with parsed arguments.
 
         Raises:
-            ValueError: there is no tool call, or a call's arguments are not a JSON
-                object (only when ``error_on_no_tool_call``; otherwise such calls are
-                skipped, as they are in a stream while the arguments are still arriving).
+            ValueError: there is no tool call (only when ``error_on_no_tool_call``), or a
+                call's arguments are not a JSON object. Without ``error_on_no_tool_call``
+                such a call is skipped while a stream's arguments are still arriving, but not
+                in a whole answer (one with its ``finish_reason``): LlamaIndex's agents ask
+                with ``error_on_no_tool_call=False``, and would end the run on an empty answer
+                with the call dropped.
         """
         blocks = [b for b in response.message.blocks if isinstance(b, ToolCallBlock)]
         if blocks:
@@ -1458,16 +1461,24 @@ class AI21(FunctionCallingLLM):
                     f"answered: {text[:200]!r}"
                 )
             return []
+        finish_reason = response.additional_kwargs.get("finish_reason")
         selections = []
         for call_id, name, arguments in calls:
             parsed = _parse_arguments(arguments)
             if parsed is None:
-                if error_on_no_tool_call:
+                if error_on_no_tool_call or finish_reason is not None:
+                    shown = arguments[:200] if isinstance(arguments, str) else arguments
+                    cut = (
+                        "; the answer was cut at max_tokens (finish_reason 'length'): raise "
+                        "max_tokens (per call or on the instance)"
+                        if finish_reason == "length"
+                        else ""
+                    )
                     raise ValueError(
                         f"Tool call {call_id or name!r} to {name!r} has arguments that are not "
-                        f"a JSON object: {arguments!r}"
+                        f"a JSON object: {shown!r}{cut}"
                     )
-                continue
+                continue  # a stream's call whose arguments are still arriving
             selections.append(ToolSelection(tool_id=call_id, tool_name=name, tool_kwargs=parsed))
         return selections
 
