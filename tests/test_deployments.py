@@ -202,10 +202,10 @@ def test_what_each_kind_adds_and_accepts() -> None:
     assert (hosted.lists_models, local.lists_models) == (False, True)
     assert hosted.limits.max_tokens == 4096
     assert hosted.limits.response_formats == {"text", "json_object"}
-    assert (hosted.limits.n_max, hosted.limits.n_with_stream) == (16, False)
+    assert hosted.limits.n_max == 16
     assert local.limits.max_tokens is None
     assert local.limits.response_formats == {"text", "json_object", "json_schema"}
-    assert (local.limits.n_max, local.limits.n_with_stream) == (None, True)
+    assert local.limits.n_max is None
 
 
 def test_documents_take_each_kinds_shape() -> None:

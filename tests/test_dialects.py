@@ -98,7 +98,8 @@ def test_the_callers_params_are_not_mutated_and_are_checked_against_the_limits()
     assert params == {"preamble_override": "p", "documents": [], "n": 2}
     with pytest.raises(ValueError, match="n must be 1 when streaming"):
         JambaChat(AI21Studio()).chat("m", HI, {"n": 2}, system_prompt=None, stream=True)
-    JambaChat(OpenAICompatible()).chat("m", HI, {"n": 2}, system_prompt=None, stream=True)
+    with pytest.raises(ValueError, match="n must be 1 when streaming"):
+        JambaChat(OpenAICompatible()).chat("m", HI, {"n": 2}, system_prompt=None, stream=True)
 
 
 def test_complete_is_one_user_message_never_streamed() -> None:

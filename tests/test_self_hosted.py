@@ -116,6 +116,20 @@ def test_an_unknown_model_is_a_404_with_the_servers_message(
     assert "The model `ai21labs/AI21-Jamba-Nope` does not exist" in str(caught.value)
 
 
+@pytest.mark.parametrize("method", ["stream_chat", "astream_chat", "stream_complete"])
+def test_several_answers_are_not_streamed_into_one(
+    local: AI21, vllm: Emulator, method: str
+) -> None:
+    # vLLM streams n answers as interleaved chunks (each names its choice's index); folded into
+    # one streamed response they made one answer of all of them, mixed.
+    with pytest.raises(ValueError, match="n must be 1 when streaming"):
+        call(local, method, arg_for(method), n=2)
+    assert [r.path for r in vllm.requests if r.path.endswith("/chat/completions")] == []
+    several = local.chat([ChatMessage(role="user", content="Hi")], n=2)
+    assert len(several.raw["choices"]) == 2
+    assert "reply 2 of 2" not in several.message.content  # the first answer, alone
+
+
 def test_the_servers_own_limit_answers_long_max_tokens(local: AI21, vllm: Emulator) -> None:
     assert local.complete("hi", max_tokens=8000).text  # no 4096 cap client-side
     assert vllm.last_request.json["max_tokens"] == 8000

@@ -62,7 +62,6 @@ class Limits:
     max_tokens: int | None
     response_formats: frozenset[str]
     n_max: int | None = 16
-    n_with_stream: bool = False  # whether ``n > 1`` may be streamed
 
 
 # Documented ranges of AI21's chat API (docs.ai21.com, Jamba API reference):
@@ -122,8 +121,13 @@ def check_params(params: dict[str, Any], limits: Limits, *, stream: bool) -> Non
         _check_number("max_tokens", params["max_tokens"], 0, limits.max_tokens, False)
     if params.get("n") is not None:
         _check_number("n", params["n"], 1, limits.n_max, False)
-        if stream and params["n"] > 1 and not limits.n_with_stream:
-            raise ValueError("n must be 1 when streaming (the server streams a single answer)")
+        if stream and params["n"] > 1:
+            # AI21's API refuses it; a server that streams n answers interleaves their chunks,
+            # and a streamed ChatResponse holds one answer (its deltas would mix all of them).
+            raise ValueError(
+                "n must be 1 when streaming (a streamed response holds one answer; without "
+                "streaming, raw['choices'] holds all n)"
+            )
     stop = params.get("stop")
     if stop is not None and not (
         isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))

@@ -40,7 +40,6 @@ class LlamaCpp(OpenAICompatible):
         max_tokens=None,
         response_formats=frozenset({"text", "json_object", "json_schema"}),
         n_max=None,
-        n_with_stream=False,
     )
 
     def learn(self, ask: Ask, model: str | None, listed: list[dict[str, Any]]) -> Served:

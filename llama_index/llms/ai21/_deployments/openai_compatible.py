@@ -43,7 +43,6 @@ class OpenAICompatible(Deployment):
         max_tokens=None,
         response_formats=frozenset({"text", "json_object", "json_schema"}),
         n_max=None,
-        n_with_stream=True,
     )
     lists_models = True
     adopts_recognised_server = True
