@@ -416,8 +416,9 @@ class AI21(FunctionCallingLLM):
         return str(url).rstrip("/")
 
     def _client_config(self) -> HTTPConfig:
-        # Checked here, at construction and whenever a setting changes (fields are not
-        # validated on assignment): before any request, by name.
+        # Checked here, at construction and whenever a setting changes (checks across
+        # fields, and of files and clients, which no field validator runs): before any
+        # request, by name.
         check_headers(self.default_headers)
         check_tls(self.verify, self.cert)
         for name, client in (
