@@ -488,7 +488,9 @@ class AI21(FunctionCallingLLM):
 
     # LlamaIndex's own fields: BaseLLM types the rate limiter as Any and lets any object through
     # as the callback manager, so a wrong one failed (AttributeError) or was ignored on a call.
-    @field_validator("rate_limiter")
+    # (The rate limiter is newer than the oldest llama-index-core this package supports: on
+    # those versions there is no such field to check.)
+    @field_validator("rate_limiter", check_fields=False)
     @classmethod
     def _a_rate_limiter(cls, value: Any) -> Any:
         if value is not None and not (
