@@ -78,6 +78,13 @@ def short_body(peer: Peer) -> None:
     peer.send(response(body=b"x" * 100)[:-50])
 
 
+def chunked_cut_short(peer: Peer) -> None:
+    """A chunked answer whose connection closes (cleanly) after its first chunk."""
+    peer.read_request()
+    head = response(length=False, headers=[("Transfer-Encoding", "chunked")], body=b"")
+    peer.send(head + b"5\r\nhello\r\n")
+
+
 def long_header(peer: Peer) -> None:
     while peer.read_request() is not None:
         peer.send(response(headers=[("X-Long", "v" * 10_240)]))
@@ -247,6 +254,7 @@ SCENARIOS = [
     Scenario("not HTTP", not_http),
     Scenario("bad chunking", bad_chunking),
     Scenario("short body", short_body),
+    Scenario("chunked body cut short", chunked_cut_short),
     Scenario("10 KB header", long_header),
     Scenario("120 headers", many_headers),
     Scenario("HTTP/1.0", http_10),
@@ -304,6 +312,7 @@ EXPECTED: dict[str, type[httpx.TransportError]] = {
     "not HTTP": httpx.RemoteProtocolError,
     "bad chunking": httpx.RemoteProtocolError,
     "short body": httpx.RemoteProtocolError,
+    "chunked body cut short": httpx.RemoteProtocolError,
     "slow headers": httpx.ReadTimeout,
     "slow body": httpx.ReadTimeout,
     "peer stops reading a large body": httpx.WriteTimeout,
@@ -593,6 +602,22 @@ def test_async_transport_behaves_like_httpx(setup: Setup) -> None:
     for exc in raised:
         assert_clean(exc)
     assert [should_retry(e) for e in raised] == [should_retry(e) for e in oracle]
+
+
+# A whole answer cut off mid-body: the async path says what httpcore says (not aiohttp's
+# "Response payload is not completed: <ContentLengthError: 400, ...>", a status nobody sent).
+CUT_OFF = [
+    s for s in SCENARIOS if s.name in {"short body", "chunked body cut short", "reset mid-body"}
+]
+
+
+@pytest.mark.parametrize("setup", CUT_OFF, ids=_ids(CUT_OFF), indirect=True)
+def test_an_answer_cut_off_mid_body_reads_as_httpx_says_it(setup: Setup) -> None:
+    oracle: list[BaseException] = []
+    _oracle_sync(setup, oracle)
+    raised: list[BaseException] = []
+    asyncio.run(_ours_async(setup, raised))
+    assert [(type(e), str(e)) for e in raised] == [(type(e), str(e)) for e in oracle]
 
 
 def test_the_catalogue_covers_the_expected_outcomes() -> None:

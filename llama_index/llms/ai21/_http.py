@@ -58,6 +58,7 @@ offer, checked on those versions (the floor in ``pyproject.toml`` to the newest 
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import atexit
 import base64
@@ -93,6 +94,9 @@ import httpx
 import orjson
 from ai21.http_client.base_http_client import handle_non_success_response
 from ai21.version import VERSION as SDK_VERSION
+
+# Internal aiohttp API (3.12.7-3.14.5): the parser's exceptions (not in aiohttp's namespace).
+from aiohttp.http_exceptions import ContentLengthError, TransferEncodingError
 from httpx_aiohttp import AiohttpTransport
 
 from llama_index.llms.ai21._retry import last_retry_after
@@ -360,6 +364,7 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
         exc = exc.__cause__
     cause: BaseException | None = exc
     mapped: type[httpx.TransportError]
+    message: str | None = None
     if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ClientSSLError):
         # Refused, unreachable, a name that does not resolve, a certificate that fails
         # verification: httpcore raises ConnectError for each.
@@ -382,7 +387,10 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
         mapped, cause = httpx.RemoteProtocolError, exc.__cause__
     elif isinstance(exc, aiohttp.ClientPayloadError):
         # Bad chunked framing, a body shorter than its Content-Length, or a reset mid-body.
-        mapped = httpx.ReadError if _lost_to_os_error(exc) else httpx.RemoteProtocolError
+        lost = _lost_to_os_error(exc)
+        mapped = httpx.ReadError if lost is not None else httpx.RemoteProtocolError
+        # The words httpcore uses for the same event, not aiohttp's.
+        message = lost or _cut_short(exc)
     elif isinstance(exc, aiohttp.ServerDisconnectedError):
         mapped = httpx.RemoteProtocolError  # httpcore: "Server disconnected without ..."
     elif isinstance(exc, OSError):  # aiohttp.ClientOSError, ClientConnectionResetError
@@ -394,7 +402,7 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
         mapped = httpx.TransportError
     else:
         return None
-    error = mapped(str(exc) or type(exc).__name__, request=request)
+    error = mapped(message or str(exc) or type(exc).__name__, request=request)
     error.__cause__ = cause
     return error
 
@@ -428,9 +436,10 @@ _held: contextvars.ContextVar[_Held | None] = contextvars.ContextVar("ai21_held"
 _carried: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-def _lost_to_os_error(exc: aiohttp.ClientPayloadError) -> bool:
-    """Whether the connection under an unfinished body failed (a reset, ...) rather than
-    closed. aiohttp says so only in the message, which then ends with the error's ``repr``:
+def _lost_to_os_error(exc: aiohttp.ClientPayloadError) -> str | None:
+    """What httpcore says (the OS error's ``str``) when the connection under an unfinished body
+    failed (a reset, ...) rather than closed; None when it closed. aiohttp says so only in the
+    message, which then ends with the error's ``repr``:
     ``Response payload is not completed: <...>. ConnectionResetError(104, '...')``. The
     exception's ``__cause__`` is the parser's error (``TransferEncodingError``, ...), not the
     OS error; that is the cause of the connection's ``closed`` future's exception, set in the
@@ -438,9 +447,37 @@ def _lost_to_os_error(exc: aiohttp.ClientPayloadError) -> bool:
     reader already scheduled can precede: so the message, not the future.
     Internal aiohttp API (3.12.7-3.14.5): this message's form (the differential suite's
     "reset mid-body" and "short body" fail if it changes)."""
-    name = str(exc).rpartition(". ")[2].partition("(")[0]
+    name, _, args = str(exc).rpartition(". ")[2].partition("(")
     error = getattr(builtins, name, None)
-    return isinstance(error, type) and issubclass(error, OSError)
+    if not (isinstance(error, type) and issubclass(error, OSError)):
+        return None
+    try:  # the OS error's arguments, as its repr wrote them: (104, 'Connection reset by peer')
+        parsed = ast.literal_eval("(" + args)
+        text = str(error(*(parsed if isinstance(parsed, tuple) else (parsed,))))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        text = ""
+    return text or name
+
+
+# h11's words (``h11/_readers.py``, ``read_eof``) for a body its peer closed before its end, which
+# httpcore raises as they are; aiohttp's (``http_parser.py``, ``feed_eof``) name its parser's
+# exception and say ``400``, a status nobody sent. The byte counts are in aiohttp's message
+# since 3.10 (Internal aiohttp API (3.12.7-3.14.5): that message's form).
+_CUT_SHORT = "peer closed connection without sending complete message body"
+_RECEIVED = re.compile(r"received (\d+) of (\d+) bytes")
+
+
+def _cut_short(exc: aiohttp.ClientPayloadError) -> str | None:
+    """httpcore's message for a body that ended early (its connection closed), or None."""
+    parser_error = exc.__cause__
+    if isinstance(parser_error, ContentLengthError):
+        counts = _RECEIVED.search(str(parser_error))
+        if counts is None:
+            return _CUT_SHORT
+        return f"{_CUT_SHORT} (received {counts[1]} bytes, expected {counts[2]})"
+    if isinstance(parser_error, TransferEncodingError) and "Not enough data" in str(parser_error):
+        return f"{_CUT_SHORT} (incomplete chunked read)"
+    return None
 
 
 class _StaleConnection(Exception):
