@@ -64,6 +64,10 @@ def _stream_then(after_done: str) -> Callable[[Peer], None]:
             if after_done == "end":  # in one piece: reuse must not depend on timing
                 peer.send(head.encode() + events + b"0\r\n\r\n")
                 continue
+            if after_done == "no [DONE]":  # the body ends after the last event instead
+                events = b"".join(_chunk(event) for event in EVENTS[:-1])
+                peer.send(head.encode() + events + b"0\r\n\r\n")
+                continue
             peer.send(head.encode() + events)
             if after_done == "reset":
                 time.sleep(0.05)  # the events first, then the reset
@@ -114,6 +118,39 @@ def test_finished_streams_reuse_their_connection(method: str) -> None:
                 assert _stream(llm, method)[-1] == " world"
         else:
             asyncio.run(several())
+        llm.close()
+        assert server.requests == 3
+        assert server.connections == 1
+
+
+class _LateTimer:
+    """A ``threading.Timer`` that fires at the latest moment a real one can: when it is
+    cancelled, after the read it guards has returned (its thread lost the race to it)."""
+
+    def __init__(self, interval: float, function: Callable[..., None], args: Any = ()) -> None:
+        self._fire = lambda: function(*args)
+
+    def start(self) -> None:
+        pass
+
+    def cancel(self) -> None:
+        self._fire()
+
+
+@pytest.mark.parametrize("ending", ["end", "no [DONE]"])
+def test_a_stream_end_watchdog_never_shuts_a_connection_back_in_the_pool(
+    ending: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watchdog on a finished stream's last read can fire after that read handed the
+    connection back to the pool, where another thread may be sending on it: it must leave
+    the socket alone then (else that request fails: "Server disconnected without sending a
+    response"). Here every watchdog fires that late, and the connection is still reused;
+    also for a body that ends without ``[DONE]``, whose end is read before the close."""
+    monkeypatch.setattr(threading, "Timer", _LateTimer)
+    with Server(_stream_then(ending)) as server:
+        llm = AI21(api_key=KEY, base_url=server.url() + "/studio/v1", max_retries=0)
+        for _ in range(3):
+            assert _stream(llm, "stream_chat")[-1] == " world"
         llm.close()
         assert server.requests == 3
         assert server.connections == 1

@@ -695,12 +695,24 @@ def _read_end(response: httpx.Response, chunks: Iterator[bytes]) -> None:
     """Read the rest of a stream if it is only the body's end; the connection then goes back
     to the pool. httpcore reads with the request's read timeout, for which a server that
     holds the connection after its last event would make the caller wait: the socket is shut
-    down after ``DRAIN_SECONDS`` instead, which ends the read (and the connection)."""
+    down after ``DRAIN_SECONDS`` instead, which ends the read (and the connection).
+
+    The shutdown never reaches a connection back in the pool: httpx returns it there inside
+    the read that finds the body's end (``iter_raw`` closes the response), a moment before
+    the watchdog can be cancelled, and another thread may by then be sending its request on
+    it ("Server disconnected without sending a response"). :class:`_Releasing` marks the
+    release under the lock the watchdog shuts the socket under; a socket shut before it is
+    released is dropped by the pool (httpcore checks an idle connection before reuse)."""
+    body = response.stream
+    if response.is_closed or not isinstance(body, httpx.SyncByteStream):
+        return  # read to its end already: its connection may be another request's by now
     stream = response.extensions.get("network_stream")
     sock = stream.get_extra_info("socket") if stream is not None else None
     if sock is None:
         return
-    watchdog = threading.Timer(DRAIN_SECONDS, _shut, (sock,))
+    releasing = _Releasing(body)
+    response.stream = releasing
+    watchdog = threading.Timer(DRAIN_SECONDS, releasing.shut, (sock,))
     watchdog.start()
     try:
         next(chunks, None)  # the end: back to the pool; more data: dropped by the close
@@ -708,6 +720,29 @@ def _read_end(response: httpx.Response, chunks: Iterator[bytes]) -> None:
         pass  # shut down, reset, ...: the connection is dropped by the close
     finally:
         watchdog.cancel()
+
+
+class _Releasing(httpx.SyncByteStream):
+    """A response's body stream whose close (which hands the connection back to the pool)
+    first stops :meth:`shut` from touching the connection's socket."""
+
+    def __init__(self, stream: httpx.SyncByteStream) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._released = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._stream)
+
+    def shut(self, sock: socket.socket) -> None:
+        with self._lock:
+            if not self._released:
+                _shut(sock)
+
+    def close(self) -> None:
+        with self._lock:
+            self._released = True
+        self._stream.close()
 
 
 def _shut(sock: socket.socket) -> None:
