@@ -170,6 +170,24 @@ def test_a_pickle_whose_secrets_are_gone_says_so(proxy: ThreadingHTTPServer) -> 
     assert "sk-local" not in str(caught.value)
 
 
+def test_a_pickle_for_ai21s_api_whose_key_is_nowhere_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker started with ``spawn`` unpickles an instance built with ``api_key=``: without
+    ``AI21_API_KEY`` there, the error says the pickle left the key behind and where to put it
+    (not only that no key was given, which the user did give)."""
+    monkeypatch.delenv("AI21_API_KEY", raising=False)
+    llm = AI21(api_key="sk-local", base_url="http://127.0.0.1:9/studio/v1")
+    data = pickle.dumps(llm)
+    del llm
+    gc.collect()  # as in a process that never had the original
+    with pytest.raises(ValueError, match=r"pickled with its api_key.*set AI21_API_KEY") as caught:
+        pickle.loads(data)
+    assert "sk-local" not in str(caught.value)
+    monkeypatch.setenv("AI21_API_KEY", "sk-from-the-environment")
+    assert pickle.loads(data).base_url == "http://127.0.0.1:9/studio/v1"
+
+
 @pytest.mark.parametrize(
     ("key", "named"),
     [

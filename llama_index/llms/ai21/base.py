@@ -569,13 +569,16 @@ class AI21(FunctionCallingLLM):
         elif state.get("ai21_had_credentials"):
             lost.append("base_url's password")
         kind = choose(fields.get("deployment"), fields.get("base_url"))
-        if found is None and state.get("ai21_had_key") and kind.api_key_env is None:
+        env = kind.api_key_env
+        if found is None and state.get("ai21_had_key") and not (env and os.environ.get(env)):
             lost.append("api_key")
         if lost:
             raise ValueError(
                 f"This AI21 instance was pickled with its {' and '.join(lost)}, which pickles "
-                "never carry, and this process cannot find them: build the instance here "
-                "(e.g. in the worker's initializer) with api_key=... and the full base_url"
+                "never carry, and this process cannot find them: "
+                + (f"set {env} in its environment, or " if env and lost == ["api_key"] else "")
+                + "build the instance here (e.g. in the worker's initializer) with api_key=... "
+                "and the full base_url"
             )
         api_key = found.api_key if found is not None else None
         self.__init__(api_key=api_key, **fields)  # type: ignore[misc]
