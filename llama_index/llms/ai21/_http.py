@@ -402,9 +402,18 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
         mapped = httpx.TransportError
     else:
         return None
-    error = mapped(message or str(exc) or type(exc).__name__, request=request)
+    error = mapped(_short(message or str(exc) or type(exc).__name__), request=request)
     error.__cause__ = cause
     return error
+
+
+def _short(message: str, limit: int = 2 * QUOTE_CHARS) -> str:
+    """An error message of at most about ``limit`` characters. aiohttp's parser errors quote
+    the line they failed on, whole: a chunk-size line of 64 KiB of digits made a 64 KiB message
+    (in every log record and ``StreamInterruptedError`` of it); h11's are short."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}... ({len(message)} characters)"
 
 
 class _Held:
