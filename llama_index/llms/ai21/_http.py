@@ -374,8 +374,10 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
         # waiting for a free connection; ``sock_connect`` (httpx's connect timeout) the rest.
         held = _held.get()
         mapped = httpx.PoolTimeout if held is not None and held.full else httpx.ConnectTimeout
+        if mapped is httpx.ConnectTimeout:
+            message = "timed out"  # httpcore's words (the socket's timeout), for both
     elif isinstance(exc, asyncio.TimeoutError):  # SocketTimeoutError included
-        mapped = httpx.ReadTimeout
+        mapped, message = httpx.ReadTimeout, "timed out"
     elif isinstance(exc, aiohttp.ClientHttpProxyError):
         # The proxy refused the tunnel (a CONNECT answered 407, 403, ...): httpcore raises
         # ProxyError with the proxy's status and reason, and it is not retried. aiohttp's
@@ -392,7 +394,9 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
         # The words httpcore uses for the same event, not aiohttp's.
         message = lost or _cut_short(exc)
     elif isinstance(exc, aiohttp.ServerDisconnectedError):
-        mapped = httpx.RemoteProtocolError  # httpcore: "Server disconnected without ..."
+        # Before the answer's status line (mid-body it is a ClientPayloadError): httpcore's words.
+        mapped = httpx.RemoteProtocolError
+        message = "Server disconnected without sending a response."
     elif isinstance(exc, OSError):  # aiohttp.ClientOSError, ClientConnectionResetError
         # Also while writing: httpcore then reads the answer, and reports the read's error.
         mapped = httpx.ReadError
