@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import json
 import logging
+import re
 import socket
 import ssl
 import time
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 import trustme
@@ -622,13 +624,25 @@ SAME_WORDS = {
 CUT_OFF = [s for s in SCENARIOS if s.name in SAME_WORDS]
 
 
+# aiohttp counts a short body's bytes in its message since 3.14.0 (aio-libs/aiohttp#12753);
+# before, the async path cannot say them.
+_AIOHTTP_COUNTS_BYTES = tuple(int(part) for part in aiohttp.__version__.split(".")[:2]) >= (3, 14)
+
+
+def _without_counts(message: str) -> str:
+    return re.sub(r" \(received \d+ bytes, expected \d+\)$", "", message)
+
+
 @pytest.mark.parametrize("setup", CUT_OFF, ids=_ids(CUT_OFF), indirect=True)
 def test_an_answer_cut_off_or_missing_reads_as_httpx_says_it(setup: Setup) -> None:
     oracle: list[BaseException] = []
     _oracle_sync(setup, oracle)
     raised: list[BaseException] = []
     asyncio.run(_ours_async(setup, raised))
-    assert [(type(e), str(e)) for e in raised] == [(type(e), str(e)) for e in oracle]
+    said = [(type(e), str(e)) for e in oracle]
+    if not _AIOHTTP_COUNTS_BYTES:
+        said = [(kind, _without_counts(message)) for kind, message in said]
+    assert [(type(e), str(e)) for e in raised] == said
 
 
 def test_the_catalogue_covers_the_expected_outcomes() -> None:

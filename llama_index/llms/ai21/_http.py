@@ -475,7 +475,8 @@ def _lost_to_os_error(exc: aiohttp.ClientPayloadError) -> str | None:
 # h11's words (``h11/_readers.py``, ``read_eof``) for a body its peer closed before its end, which
 # httpcore raises as they are; aiohttp's (``http_parser.py``, ``feed_eof``) name its parser's
 # exception and say ``400``, a status nobody sent. The byte counts are in aiohttp's message
-# since 3.10 (Internal aiohttp API (3.12.7-3.14.5): that message's form).
+# since 3.14.0 (aio-libs/aiohttp#12753); without them, so is ours (Internal aiohttp API
+# (3.12.7-3.14.5): that message's form).
 _CUT_SHORT = "peer closed connection without sending complete message body"
 _RECEIVED = re.compile(r"received (\d+) of (\d+) bytes")
 
