@@ -99,7 +99,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     if args.flavour != "vllm" and (
         args.models
         or args.force_include_usage
@@ -134,6 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.log:
         emulator._state.log = _log
     name = "AI21" if args.flavour == "ai21" else "vLLM (Jamba)"
+    try:
+        emulator.start()
+    except OSError as exc:  # the port is taken, or the host is not an address of this machine
+        print(f"python -m ai21_emulator: {exc}", file=sys.stderr)
+        return 1
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with emulator:
             print(emulator.base_url, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import subprocess
@@ -80,9 +81,32 @@ def test_lifecycle() -> None:
         assert httpx.get(f"{emu.url}/_emulator/requests").json() == []
 
 
-def test_port_in_use_fails_fast() -> None:
-    with Emulator() as first, pytest.raises(OSError, match="in use"):
-        Emulator(port=first.port).start()
+def test_port_in_use_fails_fast_naming_the_address() -> None:
+    with Emulator() as first:
+        second = Emulator(port=first.port)
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{first.port}: .*in use"):
+            second.start()
+        assert not second.running
+        assert httpx.get(f"{first.url}/_emulator/requests").json() == []  # the first serves on
+
+
+@pytest.mark.slow  # a subprocess or a load test
+def test_cli_on_a_port_in_use_says_so_in_one_line() -> None:
+    with Emulator() as first:
+        port = first.port
+        result = subprocess.run(
+            [sys.executable, "-m", "ai21_emulator", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env(),
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""  # no base URL for a script to wait on
+    assert result.stderr.strip().splitlines() == [
+        f"python -m ai21_emulator: [Errno {errno.EADDRINUSE}] cannot listen on "
+        f"127.0.0.1:{port}: {os.strerror(errno.EADDRINUSE)}"
+    ]
 
 
 def test_api_keys() -> None:
