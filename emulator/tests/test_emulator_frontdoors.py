@@ -109,6 +109,20 @@ def test_cli_on_a_port_in_use_says_so_in_one_line() -> None:
     ]
 
 
+def test_max_records_keeps_the_newest() -> None:
+    with Emulator(max_records=2) as emu, httpx.Client(base_url=emu.base_url) as http:
+        for word in ("one", "two", "three"):
+            body = {**BODY, "messages": [{"role": "user", "content": word}]}
+            http.post("/chat/completions", json=body, headers={"Authorization": "Bearer x"})
+        said = [r.json["messages"][0]["content"] for r in emu.requests]
+        assert said == ["two", "three"]
+        assert emu.last_request.json["messages"][0]["content"] == "three"
+        assert len(httpx.get(f"{emu.url}/_emulator/requests").json()) == 2
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="max_records"):
+            Emulator(max_records=bad)  # type: ignore[arg-type]
+
+
 def test_api_keys() -> None:
     with Emulator(api_keys=("a", "b")) as emu, httpx.Client(base_url=emu.base_url) as http:
         assert emu.api_key == "a"
@@ -188,7 +202,10 @@ def cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
 
 @pytest.mark.slow  # a subprocess or a load test
 def test_cli_prints_the_base_url_first_and_logs_without_the_key() -> None:
-    with cli("--port", "0", "--api-key", SECRET, "--log") as (process, base_url):
+    with cli("--port", "0", "--api-key", SECRET, "--log", "--max-records", "1") as (
+        process,
+        base_url,
+    ):
         assert base_url.startswith("http://127.0.0.1:")
         assert base_url.endswith("/studio/v1")
         ok = httpx.post(
@@ -205,6 +222,8 @@ def test_cli_prints_the_base_url_first_and_logs_without_the_key() -> None:
             timeout=10,
         )
         assert bad.status_code == 401
+        [kept] = httpx.get(base_url.replace("/studio/v1", "/_emulator/requests")).json()
+        assert kept["path"] == "/studio/v1/chat/completions"  # one kept, not two
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0
