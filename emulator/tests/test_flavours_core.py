@@ -75,6 +75,20 @@ def test_hosted_bodies_have_the_recorded_shape(emu: Emulator, http: httpx.Client
     assert done == b"data: [DONE]"
 
 
+@pytest.mark.parametrize("value", ["-1", "x", "12345678", "1e3"])
+def test_a_bad_token_count_header_is_a_400_naming_the_limit(http: httpx.Client, value: str) -> None:
+    reply = http.post(
+        "/studio/v1/chat/completions",
+        json=HOSTED_BODY,
+        headers={"Authorization": "Bearer emulator-key", "X-Emulator-Answer-Tokens": value},
+    )
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "detail": "Invalid X-Emulator-Answer-Tokens header: "
+        "expected a whole number of tokens up to 9999999"
+    }
+
+
 def test_hosted_stream_events_end_with_crlf_crlf(emu: Emulator, http: httpx.Client) -> None:
     reply = http.post(
         "/studio/v1/chat/completions",
