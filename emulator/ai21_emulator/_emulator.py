@@ -105,6 +105,9 @@ class Emulator:
             raise ValueError(f"{named}: only for flavour='vllm'")
         if handler is not None and not callable(handler):
             raise TypeError("handler must be callable")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            # getaddrinfo would take 70000 as 4464 and "8021" as a service name
+            raise ValueError(f"port must be an integer from 0 to 65535, not {port!r}")
         if max_records is not None and (
             isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1
         ):

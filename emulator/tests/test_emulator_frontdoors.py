@@ -109,6 +109,12 @@ def test_cli_on_a_port_in_use_says_so_in_one_line() -> None:
     ]
 
 
+@pytest.mark.parametrize("port", [65536, 70000, -1, "8021", None, True, 80.0])
+def test_a_port_out_of_range_or_not_a_number_is_a_value_error(port: object) -> None:
+    with pytest.raises(ValueError, match="port must be an integer from 0 to 65535"):
+        Emulator(port=port)  # type: ignore[arg-type]
+
+
 def test_max_records_keeps_the_newest() -> None:
     with Emulator(max_records=2) as emu, httpx.Client(base_url=emu.base_url) as http:
         for word in ("one", "two", "three"):
@@ -262,6 +268,26 @@ def test_cli_vllm_flavour() -> None:
     assert process.returncode == 0
     assert "no API key needed" in err
     assert "POST /v1/chat/completions 200 model=tiny" in err
+
+
+@pytest.mark.slow  # a subprocess or a load test
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--port", "70000"), "argument --port: expected a port from 0 to 65535, not '70000'"),
+        (("--max-records", "-1"), "argument --max-records: expected a whole number >= 0"),
+    ],
+)
+def test_cli_refuses_a_bad_number(args: tuple[str, ...], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ai21_emulator", *args],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert message in result.stderr
 
 
 @pytest.mark.slow  # a subprocess or a load test
