@@ -146,14 +146,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.flavour == "vllm"
         else {}
     )
-    emulator = Emulator(
-        api_keys=args.api_keys,
-        host=args.host,
-        port=args.port,
-        flavour=args.flavour,
-        max_records=args.max_records or None,
-        **vllm_options,
-    )
+    try:
+        emulator = Emulator(
+            api_keys=args.api_keys,
+            host=args.host,
+            port=args.port,
+            flavour=args.flavour,
+            max_records=args.max_records or None,
+            **vllm_options,
+        )
+    except ValueError as exc:  # e.g. --api-key "" or --max-model-len 0
+        _parser().error(str(exc))
     if args.log:
         emulator._state.log = _log
     name = "AI21" if args.flavour == "ai21" else "vLLM (Jamba)"

@@ -276,9 +276,14 @@ def test_cli_vllm_flavour() -> None:
     [
         (("--port", "70000"), "argument --port: expected a port from 0 to 65535, not '70000'"),
         (("--max-records", "-1"), "argument --max-records: expected a whole number >= 0"),
+        (("--api-key", ""), "error: api_keys must hold non-empty strings"),
+        (
+            ("--flavour", "vllm", "--max-model-len", "0"),
+            "error: max_model_len must be an integer >= 1, not 0",
+        ),
     ],
 )
-def test_cli_refuses_a_bad_number(args: tuple[str, ...], message: str) -> None:
+def test_cli_refuses_a_bad_value(args: tuple[str, ...], message: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "ai21_emulator", *args],
         capture_output=True,
