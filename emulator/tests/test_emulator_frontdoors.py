@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import os
 import signal
 import subprocess
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ai21_emulator import DEFAULT_API_KEY, Emulator, RecordedRequest
+from ai21_emulator import DEFAULT_API_KEY, Emulator, Fault, RecordedRequest
 
 # The distribution's directory (emulator/), which holds the import package ai21_emulator.
 DISTRIBUTION = Path(__file__).resolve().parents[1]
@@ -107,6 +108,38 @@ def test_cli_on_a_port_in_use_says_so_in_one_line() -> None:
         f"python -m ai21_emulator: [Errno {errno.EADDRINUSE}] cannot listen on "
         f"127.0.0.1:{port}: {os.strerror(errno.EADDRINUSE)}"
     ]
+
+
+@pytest.mark.slow  # a subprocess or a load test (here: two client timeouts)
+def test_clients_that_leave_mid_answer_log_nothing_and_stop_stays_prompt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client that closes a stream after a few events, or its connection during a stall or a
+    delay: no warning, error or traceback is logged, and stop() ends the server thread."""
+    headers = {"Authorization": f"Bearer {DEFAULT_API_KEY}", "X-Emulator-Answer-Tokens": "5000"}
+    body = {**BODY, "stream": True}
+    caplog.set_level(logging.DEBUG)
+    emu = Emulator().start()
+    emu.inject(Fault(), Fault(stall_after=2, stall_seconds=30), Fault(delay=30))
+    with httpx.Client(base_url=emu.base_url, headers=headers, timeout=0.3) as http:
+        with http.stream("POST", "/chat/completions", json=body) as reply:
+            assert next(reply.iter_lines()).startswith("data: ")  # then close mid-answer
+        for _ in range(2):  # the stall, then the delay: the client times out and hangs up
+            with (
+                pytest.raises(httpx.ReadTimeout),
+                http.stream("POST", "/chat/completions", json=body) as reply,
+            ):
+                reply.read()
+    server = emu._server
+    assert server is not None
+    stopping = threading.Thread(target=emu.stop)
+    stopping.start()
+    stopping.join(timeout=20)  # generous: the server cancels what is in flight after 0.25 s
+    assert not stopping.is_alive()
+    assert not server._thread.is_alive()
+    assert len(emu.requests) == 3
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert loud == []
 
 
 @pytest.mark.parametrize("port", [65536, 70000, -1, "8021", None, True, 80.0])
