@@ -130,7 +130,11 @@ def run_sample(block: Block, namespace: dict[str, Any]) -> None:
     # Top-level ``await`` is allowed, as in a notebook cell.
     source = "\n" * (block.line - 1) + block.code
     try:
-        code = compile(source, block.page, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        # dont_inherit: this module's `from __future__ import annotations` must not reach the
+        # samples, which users run without it (it would hide an annotation naming nothing).
+        code = compile(
+            source, block.page, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+        )
         result = eval(code, namespace)
         if inspect.iscoroutine(result):
             asyncio.run(result)

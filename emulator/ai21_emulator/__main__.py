@@ -1,13 +1,15 @@
 """Command line for the AI21 emulator.
 
 Usage: ``python -m ai21_emulator [--host H] [--port P] [--api-key K ...] [--log]
-[--flavour ai21|vllm] [--served-model-name NAME ...] [--max-model-len N]
+[--max-records N] [--flavour ai21|vllm] [--served-model-name NAME ...] [--max-model-len N]
 [--enable-force-include-usage] [--no-parsers [--unparsed-tool-calls]]``
 
 Prints the base URL (e.g. ``http://127.0.0.1:8021/studio/v1``, or ``.../v1`` for vLLM) as the
 first line on stdout, then serves until SIGINT/SIGTERM and exits 0. ``--port 0`` picks a free
 port. ``--log`` prints one line per API request to stderr (method, path, status, model, time);
-keys are never printed. The vLLM options are named after vLLM's own server flags.
+keys are never printed. ``--max-records N`` (default 10000; 0: all) keeps only the newest N
+request records, so a server left running holds bounded memory. The vLLM options are named
+after vLLM's own server flags.
 """
 
 from __future__ import annotations
@@ -23,6 +25,19 @@ from ._catalog import DEFAULT_MAX_MODEL_LEN
 from ._emulator import DEFAULT_API_KEY, FLAVOURS, Emulator
 
 DEFAULT_PORT = 8021
+DEFAULT_MAX_RECORDS = 10_000
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, not {text!r}")
+    return int(text)
+
+
+def _non_negative_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, not {text!r}")
+    return int(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     parser.add_argument(
         "--port",
-        type=int,
+        type=_port,
         default=DEFAULT_PORT,
         help=f"port, 0 = any free (default: {DEFAULT_PORT})",
     )
@@ -45,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"accepted bearer token; repeat for several (default: {DEFAULT_API_KEY!r})",
     )
     parser.add_argument("--log", action="store_true", help="log each request to stderr")
+    parser.add_argument(
+        "--max-records",
+        type=_non_negative_int,
+        default=DEFAULT_MAX_RECORDS,
+        metavar="N",
+        help="keep the newest N requests for GET /_emulator/requests, so a server that runs for "
+        f"long holds bounded memory; 0 keeps all (default: {DEFAULT_MAX_RECORDS})",
+    )
     parser.add_argument(
         "--flavour",
         choices=FLAVOURS,
@@ -99,7 +122,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     if args.flavour != "vllm" and (
         args.models
         or args.force_include_usage
@@ -124,16 +146,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.flavour == "vllm"
         else {}
     )
-    emulator = Emulator(
-        api_keys=args.api_keys,
-        host=args.host,
-        port=args.port,
-        flavour=args.flavour,
-        **vllm_options,
-    )
+    try:
+        emulator = Emulator(
+            api_keys=args.api_keys,
+            host=args.host,
+            port=args.port,
+            flavour=args.flavour,
+            max_records=args.max_records or None,
+            **vllm_options,
+        )
+    except ValueError as exc:  # e.g. --api-key "" or --max-model-len 0
+        _parser().error(str(exc))
     if args.log:
         emulator._state.log = _log
     name = "AI21" if args.flavour == "ai21" else "vLLM (Jamba)"
+    try:
+        emulator.start()
+    except OSError as exc:  # the port is taken, or the host is not an address of this machine
+        print(f"python -m ai21_emulator: {exc}", file=sys.stderr)
+        return 1
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with emulator:
             print(emulator.base_url, flush=True)

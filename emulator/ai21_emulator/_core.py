@@ -117,8 +117,10 @@ def _answer(
     counts: dict[str, int | None] = {}
     for name in (ANSWER_TOKENS_HEADER, CACHED_TOKENS_HEADER):
         value = headers.get(name.lower())
-        if value is not None and not (value.isdigit() and len(value) <= 7):
-            return flavour.error(400, f"Invalid {name} header: expected a whole number of tokens")
+        if value is not None and not (value.isascii() and value.isdigit() and len(value) <= 7):
+            return flavour.error(
+                400, f"Invalid {name} header: expected a whole number of tokens up to 9999999"
+            )
         counts[name] = None if value is None else int(value)
     context = ChatContext(
         reply_id=flavour.new_id(),

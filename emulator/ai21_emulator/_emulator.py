@@ -54,6 +54,9 @@ class Emulator:
         unparsed_tool_calls: vLLM only, with ``parsers=False``: accept tools anyway and leave
             the model's calls in ``content`` as it wrote them (``<tool_call>...</tool_call>``),
             as a server of another kind without a tool parser (SGLang) does.
+        max_records: Keep only the newest this many recorded requests (:attr:`requests`,
+            ``GET /_emulator/requests``), so a server that runs for long holds bounded memory
+            (about 5 KiB a request of 1.3 KB). Default None: keep every one.
 
     Example:
         >>> import httpx
@@ -84,6 +87,7 @@ class Emulator:
         force_include_usage: bool = False,
         parsers: bool = True,
         unparsed_tool_calls: bool = False,
+        max_records: int | None = None,
     ) -> None:
         if flavour not in FLAVOURS:
             raise ValueError(f"flavour must be one of {FLAVOURS}, not {flavour!r}")
@@ -101,6 +105,13 @@ class Emulator:
             raise ValueError(f"{named}: only for flavour='vllm'")
         if handler is not None and not callable(handler):
             raise TypeError("handler must be callable")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            # getaddrinfo would take 70000 as 4464 and "8021" as a service name
+            raise ValueError(f"port must be an integer from 0 to 65535, not {port!r}")
+        if max_records is not None and (
+            isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1
+        ):
+            raise ValueError(f"max_records must be None or an integer >= 1, not {max_records!r}")
         if api_keys is None:
             keys: tuple[str, ...] = (DEFAULT_API_KEY,) if flavour == "ai21" else ()
         else:
@@ -133,7 +144,7 @@ class Emulator:
         self._host = host
         self._port = port
         self._handler = handler
-        self._state = EmulatorState(keys, chosen, Script(handler))
+        self._state = EmulatorState(keys, chosen, Script(handler), max_records)
         self._server: ServerThread | None = None
         self._lifecycle = threading.Lock()
 
@@ -218,16 +229,17 @@ class Emulator:
 
     @property
     def requests(self) -> list[RecordedRequest]:
-        """Requests received so far, in arrival order (a snapshot copy)."""
+        """Requests received so far, in arrival order (a snapshot copy; the newest
+        ``max_records`` when that is set)."""
         return self._state.records()
 
     @property
     def last_request(self) -> RecordedRequest:
         """The most recent request. Raises LookupError if none has arrived yet."""
-        records = self._state.records()
-        if not records:
+        record = self._state.last_record()
+        if record is None:
             raise LookupError("the emulator has not received any request yet")
-        return records[-1]
+        return record
 
     def inject(self, *faults: Fault) -> None:
         """Queue faults; each applies to its next ``count`` matching requests, in FIFO order."""

@@ -9,7 +9,9 @@ The control endpoints under ``/_emulator/`` are served here, with no auth.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -203,14 +205,23 @@ def build_app(state: EmulatorState) -> web.Application:
 
 def listening_socket(host: str, port: int, backlog: int = LISTEN_BACKLOG) -> socket.socket:
     """A bound, listening, non-blocking TCP socket (port 0 picks a free port)."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
     sock = socket.socket(family, kind, proto)
     try:
-        if hasattr(socket, "SO_REUSEADDR"):
+        # As asyncio's create_server: SO_REUSEADDR only on POSIX, where it merely lets a port in
+        # TIME_WAIT be reused; on Windows it lets a second socket bind a port already in use.
+        if os.name == "posix" and sys.platform != "cygwin":
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise type(exc)(exc.errno, f"cannot listen on {where}: {exc.strerror}") from exc
         sock.listen(backlog)
         sock.setblocking(False)
     except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -69,14 +70,21 @@ class EmulatorState:
     """The flavour, accepted keys (none: no auth, vLLM only), recorded requests, pending faults,
     scripted replies and the optional request logger."""
 
-    def __init__(self, api_keys: Iterable[str], flavour: Flavour, script: Script) -> None:
+    def __init__(
+        self,
+        api_keys: Iterable[str],
+        flavour: Flavour,
+        script: Script,
+        max_records: int | None = None,
+    ) -> None:
         self.api_keys: frozenset[str] = frozenset(api_keys)
         self.flavour = flavour
         self.script = script
         self.faults = FaultQueue()
         self.log: Callable[[str], None] | None = None
         self._lock = threading.Lock()
-        self._records: list[RecordedRequest] = []
+        # The newest ``max_records`` (all when None): a long-running server keeps bounded memory.
+        self._records: deque[RecordedRequest] = deque(maxlen=max_records)
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:
@@ -85,6 +93,10 @@ class EmulatorState:
     def records(self) -> list[RecordedRequest]:
         with self._lock:
             return list(self._records)
+
+    def last_record(self) -> RecordedRequest | None:
+        with self._lock:
+            return self._records[-1] if self._records else None
 
     def clear_records(self) -> int:
         with self._lock:

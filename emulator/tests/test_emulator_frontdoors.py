@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import os
 import signal
 import subprocess
@@ -16,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ai21_emulator import DEFAULT_API_KEY, Emulator, RecordedRequest
+from ai21_emulator import DEFAULT_API_KEY, Emulator, Fault, RecordedRequest
 
 # The distribution's directory (emulator/), which holds the import package ai21_emulator.
 DISTRIBUTION = Path(__file__).resolve().parents[1]
@@ -80,9 +82,84 @@ def test_lifecycle() -> None:
         assert httpx.get(f"{emu.url}/_emulator/requests").json() == []
 
 
-def test_port_in_use_fails_fast() -> None:
-    with Emulator() as first, pytest.raises(OSError, match="in use"):
-        Emulator(port=first.port).start()
+def test_port_in_use_fails_fast_naming_the_address() -> None:
+    with Emulator() as first:
+        second = Emulator(port=first.port)
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{first.port}: .*in use"):
+            second.start()
+        assert not second.running
+        assert httpx.get(f"{first.url}/_emulator/requests").json() == []  # the first serves on
+
+
+@pytest.mark.slow  # a subprocess or a load test
+def test_cli_on_a_port_in_use_says_so_in_one_line() -> None:
+    with Emulator() as first:
+        port = first.port
+        result = subprocess.run(
+            [sys.executable, "-m", "ai21_emulator", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            env=env(),
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""  # no base URL for a script to wait on
+    assert result.stderr.strip().splitlines() == [
+        f"python -m ai21_emulator: [Errno {errno.EADDRINUSE}] cannot listen on "
+        f"127.0.0.1:{port}: {os.strerror(errno.EADDRINUSE)}"
+    ]
+
+
+@pytest.mark.slow  # a subprocess or a load test (here: two client timeouts)
+def test_clients_that_leave_mid_answer_log_nothing_and_stop_stays_prompt(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A client that closes a stream after a few events, or its connection during a stall or a
+    delay: no warning, error or traceback is logged, and stop() ends the server thread."""
+    headers = {"Authorization": f"Bearer {DEFAULT_API_KEY}", "X-Emulator-Answer-Tokens": "5000"}
+    body = {**BODY, "stream": True}
+    caplog.set_level(logging.DEBUG)
+    emu = Emulator().start()
+    emu.inject(Fault(), Fault(stall_after=2, stall_seconds=30), Fault(delay=30))
+    with httpx.Client(base_url=emu.base_url, headers=headers, timeout=0.3) as http:
+        with http.stream("POST", "/chat/completions", json=body) as reply:
+            assert next(reply.iter_lines()).startswith("data: ")  # then close mid-answer
+        for _ in range(2):  # the stall, then the delay: the client times out and hangs up
+            with (
+                pytest.raises(httpx.ReadTimeout),
+                http.stream("POST", "/chat/completions", json=body) as reply,
+            ):
+                reply.read()
+    server = emu._server
+    assert server is not None
+    stopping = threading.Thread(target=emu.stop)
+    stopping.start()
+    stopping.join(timeout=20)  # generous: the server cancels what is in flight after 0.25 s
+    assert not stopping.is_alive()
+    assert not server._thread.is_alive()
+    assert len(emu.requests) == 3
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info]
+    assert loud == []
+
+
+@pytest.mark.parametrize("port", [65536, 70000, -1, "8021", None, True, 80.0])
+def test_a_port_out_of_range_or_not_a_number_is_a_value_error(port: object) -> None:
+    with pytest.raises(ValueError, match="port must be an integer from 0 to 65535"):
+        Emulator(port=port)  # type: ignore[arg-type]
+
+
+def test_max_records_keeps_the_newest() -> None:
+    with Emulator(max_records=2) as emu, httpx.Client(base_url=emu.base_url) as http:
+        for word in ("one", "two", "three"):
+            body = {**BODY, "messages": [{"role": "user", "content": word}]}
+            http.post("/chat/completions", json=body, headers={"Authorization": "Bearer x"})
+        said = [r.json["messages"][0]["content"] for r in emu.requests]
+        assert said == ["two", "three"]
+        assert emu.last_request.json["messages"][0]["content"] == "three"
+        assert len(httpx.get(f"{emu.url}/_emulator/requests").json()) == 2
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="max_records"):
+            Emulator(max_records=bad)  # type: ignore[arg-type]
 
 
 def test_api_keys() -> None:
@@ -164,7 +241,10 @@ def cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
 
 @pytest.mark.slow  # a subprocess or a load test
 def test_cli_prints_the_base_url_first_and_logs_without_the_key() -> None:
-    with cli("--port", "0", "--api-key", SECRET, "--log") as (process, base_url):
+    with cli("--port", "0", "--api-key", SECRET, "--log", "--max-records", "1") as (
+        process,
+        base_url,
+    ):
         assert base_url.startswith("http://127.0.0.1:")
         assert base_url.endswith("/studio/v1")
         ok = httpx.post(
@@ -181,6 +261,8 @@ def test_cli_prints_the_base_url_first_and_logs_without_the_key() -> None:
             timeout=10,
         )
         assert bad.status_code == 401
+        [kept] = httpx.get(base_url.replace("/studio/v1", "/_emulator/requests")).json()
+        assert kept["path"] == "/studio/v1/chat/completions"  # one kept, not two
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0
@@ -219,6 +301,31 @@ def test_cli_vllm_flavour() -> None:
     assert process.returncode == 0
     assert "no API key needed" in err
     assert "POST /v1/chat/completions 200 model=tiny" in err
+
+
+@pytest.mark.slow  # a subprocess or a load test
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--port", "70000"), "argument --port: expected a port from 0 to 65535, not '70000'"),
+        (("--max-records", "-1"), "argument --max-records: expected a whole number >= 0"),
+        (("--api-key", ""), "error: api_keys must hold non-empty strings"),
+        (
+            ("--flavour", "vllm", "--max-model-len", "0"),
+            "error: max_model_len must be an integer >= 1, not 0",
+        ),
+    ],
+)
+def test_cli_refuses_a_bad_value(args: tuple[str, ...], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ai21_emulator", *args],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert message in result.stderr
 
 
 @pytest.mark.slow  # a subprocess or a load test

@@ -41,6 +41,54 @@ def test_hosted_ids_and_request_id_header(emu: Emulator, http: httpx.Client, str
     assert reply.headers["request-id"] == match.group(1)
 
 
+def test_hosted_bodies_have_the_recorded_shape(emu: Emulator, http: httpx.Client) -> None:
+    """Key order, spacing, nulls and the token count of the live API's recorded answers (a 2025
+    capture with the ai21 SDK): compact JSON for a whole answer; ``json.dumps`` spacing in a
+    stream, a role event, one event per token, an empty closing piece that carries the finish
+    reason and the usage (counted as a token), then ``[DONE]``."""
+    headers = {"Authorization": f"Bearer {emu.api_key}"}
+    whole = http.post("/studio/v1/chat/completions", json=HOSTED_BODY, headers=headers)
+    assert whole.headers["content-type"] == "application/json"
+    assert re.fullmatch(
+        rb'\{"id":"chatcmpl-[-0-9a-f]{36}","choices":\[\{"index":0,"message":\{"role":"assistant",'
+        rb'"content":"[^"]+","tool_calls":null\},"logprobs":null,"finish_reason":"stop"\}\],'
+        rb'"usage":\{"prompt_tokens":\d+,"completion_tokens":\d+,"total_tokens":\d+\}\}',
+        whole.content,
+    )
+    streamed = http.post(
+        "/studio/v1/chat/completions", json={**HOSTED_BODY, "stream": True}, headers=headers
+    )
+    assert streamed.headers["content-type"] == "text/event-stream; charset=utf-8"
+    first, *pieces, last, done = streamed.content.split(b"\r\n\r\n")[:-1]
+    reply_id = json.loads(first.removeprefix(b"data: "))["id"]
+    head = b'data: {"id": "' + reply_id.encode() + b'", "choices": [{"index": 0, "delta": '
+    assert first == head + b'{"role": "assistant"}, "logprobs": null, "finish_reason": null}]}'
+    piece_shape = rb'\{"content": "[^"]+"\}, "logprobs": null, "finish_reason": null\}\]\}'
+    assert all(re.fullmatch(re.escape(head) + piece_shape, piece) for piece in pieces)
+    usage = whole.json()["usage"]
+    assert usage["completion_tokens"] == len(pieces) + 1
+    assert last == head + (
+        b'{"content": ""}, "logprobs": null, "finish_reason": "stop"}], "usage": '
+        b'{"prompt_tokens": %d, "completion_tokens": %d, "total_tokens": %d}}'
+        % (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"])
+    )
+    assert done == b"data: [DONE]"
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "12345678", "1e3"])
+def test_a_bad_token_count_header_is_a_400_naming_the_limit(http: httpx.Client, value: str) -> None:
+    reply = http.post(
+        "/studio/v1/chat/completions",
+        json=HOSTED_BODY,
+        headers={"Authorization": "Bearer emulator-key", "X-Emulator-Answer-Tokens": value},
+    )
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "detail": "Invalid X-Emulator-Answer-Tokens header: "
+        "expected a whole number of tokens up to 9999999"
+    }
+
+
 def test_hosted_stream_events_end_with_crlf_crlf(emu: Emulator, http: httpx.Client) -> None:
     reply = http.post(
         "/studio/v1/chat/completions",
