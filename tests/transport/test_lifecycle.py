@@ -17,11 +17,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
 
 from llama_index.llms.ai21 import AI21
-from tests.transport.servers import Handler, Peer, Server
+from llama_index.llms.ai21._http import Deadline
+from tests.transport.servers import Handler, Peer, Server, response
 
 KEY = "sk-SECRET-KEY"
 
@@ -584,3 +586,29 @@ def test_a_loop_left_behind_closes_its_session_quietly(echo_server: Server, scri
     assert done.stdout.startswith("hi @ ")
     noise = ("nclosed", "still open", "Task was destroyed", "never awaited", "ResourceWarning")
     assert [line for line in done.stderr.splitlines() if any(n in line for n in noise)] == []
+
+
+def _json_answers(peer: Peer) -> None:
+    while peer.read_request() is not None:
+        peer.send(response())
+
+
+def test_a_discovery_deadline_never_shuts_a_connection_back_in_the_pool(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Discovery's deadline (:class:`Deadline`) is cancelled after its answer is read and the
+    connection is back in the pool, where another thread's request may already be using it:
+    a deadline that runs out then must leave the socket alone. Here every deadline runs out
+    that late, and the next request still reuses the connection."""
+    monkeypatch.setattr(threading, "Timer", _LateTimer)
+    with Server(_json_answers) as server, httpx.Client() as client:
+        url = server.url() + "/v1/models"
+        with Deadline(10) as deadline:
+            answer = deadline.send(client, client.build_request("GET", url))
+            try:
+                answer.read()
+            finally:
+                answer.close()
+        assert client.get(url).status_code == 200  # on the connection the deadline released
+        assert server.requests == 2
+        assert server.connections == 1

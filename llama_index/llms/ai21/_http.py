@@ -781,6 +781,8 @@ class Deadline:
     request that gets one is stopped before it writes anything (httpcore then closes that idle
     connection) and :meth:`send` sends it again, until it gets a new one. On a transport that
     is not httpcore's (a user's own), nothing is learned and only httpx's timeouts apply.
+    Once the response is closed (its ``response_closed`` event: the connection goes back to
+    the pool) the socket is no longer this request's, and is never shut.
 
     Usage: ``with Deadline(10) as deadline: response = deadline.send(client, request)`` and
     read the body inside the ``with``.
@@ -802,11 +804,10 @@ class Deadline:
         self._timer.cancel()
 
     def _expire(self) -> None:
-        with self._lock:
+        with self._lock:  # not while the response's close hands the connection back (_trace)
             self.expired = True
-            sock = self._socket
-        if sock is not None:
-            _shut(sock)
+            if self._socket is not None:
+                _shut(self._socket)
 
     def _trace(self, event: str, info: dict[str, Any]) -> None:
         if event.endswith((".connect_tcp.complete", ".connect_unix_socket.complete")):
@@ -819,8 +820,10 @@ class Deadline:
                 _shut(sock)
         elif event == "http11.send_request_headers.started" and self._socket is None:
             raise _PooledConnection
-        elif event == "http2.send_request_headers.started":
+        elif event in ("http2.send_request_headers.started", "http11.response_closed.started"):
             # One HTTP/2 connection carries other requests too: it is not shut for this one.
+            # An HTTP/1.1 response's close hands its connection back to the pool, where
+            # another thread's request may take it before this deadline is cancelled.
             with self._lock:
                 self._socket = None
 
