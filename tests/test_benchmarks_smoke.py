@@ -129,3 +129,33 @@ def test_in_situ_runs_and_prints_every_figure(capsys: pytest.CaptureFixture[str]
         "uuid4 in situ",
         "uuid4 alone",
     ]
+
+
+def _has_commit(commit: str) -> bool:
+    found = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}"],
+        capture_output=True,
+        check=False,
+    )
+    return found.returncode == 0
+
+
+@pytest.mark.slow
+def test_transport_history_runs_both_trees_and_cleans_up(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from benchmarks import transport_history
+
+    if not _has_commit(transport_history.LAST_OWN_TRANSPORT):
+        pytest.skip("needs the git history (a shallow clone lacks the old commit)")
+    worktrees = subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    args = ["--tokens", "5", "--streams", "1", "--rounds", "1"]
+    assert transport_history.main(args) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [row[:16].strip() for row in rows] == ["before, urllib3", "before, httpx", "now"]
+    after = subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    assert after == worktrees  # the temporary worktree is gone
