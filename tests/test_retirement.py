@@ -11,7 +11,7 @@ import pytest
 
 from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.errors import HostedAPIRetiredError
+from llama_index.llms.ai21.errors import DOCS_URL, SELF_HOSTED_DOCS, HostedAPIRetiredError
 from tests.calls import METHOD_IDS, arg_for, call
 
 LIVE_410 = (
@@ -27,7 +27,7 @@ def assert_retired(exc: BaseException) -> None:
     message = str(exc)
     assert "retired on 2026-08-09" in message
     assert "base_url=" in message
-    assert "docs/self-hosted.md" in message
+    assert SELF_HOSTED_DOCS in message  # an address: a wheel has no docs/ folder
     assert "This API has been retired" in message  # the server's own words, kept
     assert "This API has been retired" in (exc.details or "")
 
@@ -112,6 +112,7 @@ def test_a_server_root_without_v1_is_named_in_the_no_key_error(
     )
     assert "base_url='http://u:[secure]@localhost:8000/v1'" in message
     assert 'deployment="vllm"' in message
+    assert message.endswith(f"See {SELF_HOSTED_DOCS}")
     assert "pw" not in message.replace("api_key", "")
 
 
@@ -124,8 +125,23 @@ def test_a_server_root_without_v1_is_named_in_the_no_key_error(
     ],
 )
 def test_a_url_meant_for_ai21s_api_gets_the_three_ways_on(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match=r"^No AI21 API key\. AI21's hosted API was retired"):
+    with pytest.raises(
+        ValueError, match=r"^No AI21 API key\. AI21's hosted API was retired"
+    ) as caught:
         AI21(**kwargs)
+    assert str(caught.value).endswith(f"See {SELF_HOSTED_DOCS}")
+
+
+def test_error_messages_point_at_the_docs_by_the_address_the_metadata_gives() -> None:
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    metadata = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert metadata["urls"]["Documentation"] == DOCS_URL
+    page = SELF_HOSTED_DOCS.removeprefix(f"{DOCS_URL}/")
+    assert (root / "docs" / page).is_file()
 
 
 def test_the_retired_error_pickles_and_keeps_its_fields() -> None:

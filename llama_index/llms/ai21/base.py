@@ -101,7 +101,7 @@ from llama_index.llms.ai21._secrets import (
 )
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
 from llama_index.llms.ai21._tokenizer import load_tokenizer
-from llama_index.llms.ai21.errors import StreamInterruptedError
+from llama_index.llms.ai21.errors import SELF_HOSTED_DOCS, StreamInterruptedError
 
 if TYPE_CHECKING:
     from llama_index.core.program.utils import FlexibleModel
@@ -399,7 +399,7 @@ class AI21(FunctionCallingLLM):
             "that speaks AI21's API, which needs a key (api_key=... or AI21_API_KEY). For a "
             "server of your own (vLLM, llama.cpp, LM Studio, Ollama), give its /v1 URL, "
             f'base_url={masked(v1)!r}, or name its kind, e.g. deployment="vllm" (vLLM\'s routes '
-            "are under /v1). See docs/self-hosted.md."
+            f"are under /v1). See {SELF_HOSTED_DOCS}"
         )
 
     def _server_url(self) -> str:

@@ -14,6 +14,14 @@ from typing import Any
 
 from ai21.errors import AI21APIError
 
+DOCS_URL = (
+    "https://github.com/run-llama/llama_index/tree/main/llama-index-integrations/llms/"
+    "llama-index-llms-ai21/docs"
+)
+"""The package's docs (``Documentation`` in its metadata): error messages point at their pages
+by address, since a package installed from a wheel has no ``docs/`` folder."""
+SELF_HOSTED_DOCS = f"{DOCS_URL}/self-hosted.md"
+
 
 class AI21ResponseError(RuntimeError):
     """Base class for problems with what the server sent back."""
@@ -64,6 +72,6 @@ class HostedAPIRetiredError(AI21APIError):
             "serve one yourself (vLLM, llama.cpp's llama-server, LM Studio, Ollama) and pass "
             'its URL, e.g. AI21(model="ai21labs/AI21-Jamba2-3B", '
             'base_url="http://localhost:8000/v1"); the exact serve command per model is on the '
-            "'Self-hosted Jamba' page of llama-index-llms-ai21's docs (docs/self-hosted.md). "
+            f"'Self-hosted Jamba' page of llama-index-llms-ai21's docs ({SELF_HOSTED_DOCS}). "
             f"Server said: {self.details}"
         )

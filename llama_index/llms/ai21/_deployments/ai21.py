@@ -23,7 +23,7 @@ from llama_index.llms.ai21._deployments import Deployment
 from llama_index.llms.ai21._dialect import Dialect, Limits
 from llama_index.llms.ai21._j2 import J2, check_model_name
 from llama_index.llms.ai21._models import is_j2
-from llama_index.llms.ai21.errors import HostedAPIRetiredError
+from llama_index.llms.ai21.errors import SELF_HOSTED_DOCS, HostedAPIRetiredError
 
 
 class AI21Studio(Deployment):
@@ -42,7 +42,7 @@ class AI21Studio(Deployment):
         'base_url="http://localhost:8000/v1"), no key needed; run the offline emulator '
         "(python -m ai21_emulator, or its ai21_emulator pytest fixture) and "
         "pass its base_url and api_key; or, for an endpoint that still speaks AI21's API, pass "
-        "api_key=... or set AI21_API_KEY. See docs/self-hosted.md."
+        f"api_key=... or set AI21_API_KEY. See {SELF_HOSTED_DOCS}"
     )
 
     @classmethod
