@@ -19,6 +19,8 @@ lists them field by field:
 - Ids ``chatcmpl-<16 hex>``, tool-call ids ``chatcmpl-tool-<16 hex>``; ``model`` is echoed.
 - Streams: LF framing, compact JSON; role chunk ``{"role":"assistant","content":""}``, reasoning
   pieces, content pieces, the finish chunk; usage only on request (``stream_options``).
+- ``logprobs: true`` (``top_logprobs`` 0-20, which needs it): OpenAI's ``logprobs.content``,
+  one entry per reasoning and answer token, each stream chunk with its token's; else null.
 - Usage details: ``completion_tokens_details.reasoning_tokens`` behind a reasoning parser,
   ``prompt_tokens_details.cached_tokens`` for the ``X-Emulator-Cached-Tokens`` header (a server
   with ``--enable-prompt-tokens-details``); null otherwise, left out of the stream's usage.
@@ -189,6 +191,7 @@ class VllmFlavour(Flavour):
             single_choice_streams=False,
             content_parts=True,
             tool_choice=True,
+            logprobs=True,
         )
         self._models_body = json_bytes(
             {
@@ -349,11 +352,15 @@ class VllmFlavour(Flavour):
                 "tool_calls": [call.to_json() for call in choice.tool_calls],
                 self.reasoning_field: choice.reasoning_text,
             }
+            logprobs = None
+            if request.logprobs:  # every generated token: the reasoning's, then the answer's
+                tokens = (*(choice.reasoning or ()), *choice.tokens)
+                logprobs = {"content": _scenario.token_logprobs(tokens, request.top_logprobs)}
             choices.append(
                 {
                     "index": i,
                     "message": message,
-                    "logprobs": None,
+                    "logprobs": logprobs,
                     "finish_reason": choice.finish_reason,
                     "stop_reason": choice.stop_sequence,
                     "token_ids": None,
@@ -407,11 +414,16 @@ class VllmFlavour(Flavour):
                 usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
             return usage
 
-        def emit(index: int, delta: dict[str, Any], finish: Choice | None = None) -> None:
+        def emit(
+            index: int, delta: dict[str, Any], finish: Choice | None = None, token: str = ""
+        ) -> None:
+            logprobs = None
+            if request.logprobs and token:  # the token this chunk carries
+                logprobs = {"content": _scenario.token_logprobs([token], request.top_logprobs)}
             piece: dict[str, Any] = {
                 "index": index,
                 "delta": delta,
-                "logprobs": None,
+                "logprobs": logprobs,
                 "finish_reason": None if finish is None else finish.finish_reason,
             }
             if finish is not None:
@@ -428,14 +440,14 @@ class VllmFlavour(Flavour):
             for token in choice.reasoning or ():
                 sent += 1
                 thought += 1
-                emit(index, {self.reasoning_field: token})
+                emit(index, {self.reasoning_field: token}, token=token)
             # A length cut ends on the last content chunk; a natural end (the end-of-sequence
             # token, no text) gets its own finish chunk with an empty delta.
             cut = choice.finish_reason == "length" and not choice.tool_calls
             for k, token in enumerate(choice.tokens):
                 sent += 1
                 last = cut and k == len(choice.tokens) - 1
-                emit(index, {"content": token}, choice if last else None)
+                emit(index, {"content": token}, choice if last else None, token=token)
             for number, call in enumerate(choice.tool_calls):
                 sent += 1
                 emit(index, call.start_delta(number))

@@ -386,6 +386,33 @@ def _logprob(token: str) -> float:
 _TOP_FILLERS = ("▁the", "▁a", "▁and", "▁of", "▁to", "▁in", "▁is", "▁that", "▁it", "▁for")
 
 
+def token_logprobs(tokens: Sequence[str], top: int) -> list[dict[str, Any]]:
+    """OpenAI's (and vLLM's) ``logprobs.content`` for ``tokens``: each with a deterministic
+    ``logprob``, its UTF-8 ``bytes`` and ``top`` candidates (the token itself first, then
+    fillers, each a nat less likely than the one before)."""
+    out = []
+    for token in tokens:
+        lp = _logprob(token)
+        candidates = [token, *(f.replace("▁", " ") for f in _TOP_FILLERS)]
+        candidates = [token, *(c for c in candidates[1:] if c != token)][:top]
+        out.append(
+            {
+                "token": token,
+                "logprob": lp,
+                "bytes": list(token.encode()),
+                "top_logprobs": [
+                    {
+                        "token": c,
+                        "logprob": lp if k == 0 else round(lp - k, 4),
+                        "bytes": list(c.encode()),
+                    }
+                    for k, c in enumerate(candidates)
+                ],
+            }
+        )
+    return out
+
+
 def _j2_tokens(text: str, top_k: int, *, endoftext: bool) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     pos = 0

@@ -74,6 +74,8 @@ class ChatLimits:
         single_choice_streams: Whether ``stream: true`` needs ``n == 1`` (AI21's host).
         content_parts: Whether message ``content`` may be a list of text parts (OpenAI style).
         tool_choice: Whether ``tool_choice`` is read (vLLM); AI21's host has no such field.
+        logprobs: Whether ``logprobs`` and ``top_logprobs`` are read (vLLM, up to its default
+            ``--max-logprobs`` of 20); AI21's host has no such fields.
     """
 
     models: tuple[str, ...] | None
@@ -86,6 +88,7 @@ class ChatLimits:
     single_choice_streams: bool = True
     content_parts: bool = False
     tool_choice: bool = False
+    logprobs: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ class ChatRequest:
     stream_options: StreamOptions | None = None
     tool_choice: str | None = None
     named_tool: str | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,9 @@ class J2Request:
     top_k_return: int = 0
     prompt: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+MAX_TOP_LOGPROBS = 20  # vLLM's default --max-logprobs
 
 
 def error(loc: Loc, msg: str, kind: str) -> dict[str, Any]:
@@ -341,9 +349,17 @@ def validate_chat(
     stream_options = (
         _stream_options(c, body.get("stream_options")) if limits.stream_options else None
     )
+    logprobs, top_logprobs = False, 0
+    if limits.logprobs:
+        logprobs = c.boolean(body, "logprobs", root)
+        top_logprobs = c.integer(body, "top_logprobs", root, 0, 0, MAX_TOP_LOGPROBS)
 
     if c.errors:
         return None, c.errors
+    if top_logprobs and not logprobs:
+        # vLLM's ChatCompletionRequest.check_logprobs.
+        msg = "Value error, when using `top_logprobs`, `logprobs` must be set to true."
+        return None, [error(root, msg, "value_error")]
     if stream and n > 1 and limits.single_choice_streams:
         return None, [error(root, "Value error, n must be 1 when stream = True", "value_error")]
     if stream_options is not None and not stream:
@@ -372,6 +388,8 @@ def validate_chat(
         stream_options=stream_options,
         tool_choice=tool_choice,
         named_tool=named_tool,
+        logprobs=logprobs,
+        top_logprobs=top_logprobs,
     )
     return request, []
 

@@ -523,6 +523,10 @@ def test_unknown_model_is_a_404(http: httpx.Client) -> None:
             body(tools=TOOLS, tool_choice={"type": "function", "function": {}}),
             "Expected field `name` in `function` in `tool_choice`!",
         ),
+        (body(logprobs="yes"), "body.logprobs"),
+        (body(logprobs=True, top_logprobs=21), "body.top_logprobs"),
+        (body(logprobs=True, top_logprobs=-1), "body.top_logprobs"),
+        (body(top_logprobs=2), "when using `top_logprobs`, `logprobs` must be set to true."),
     ],
 )
 def test_validation_errors_are_400_bad_request(
@@ -831,3 +835,54 @@ def test_the_openai_sdk_reads_every_shape(vllm: Emulator) -> None:
         vllm.inject(Fault(status=404))
         with pytest.raises(openai.NotFoundError):
             client.chat.completions.create(model=MINI, messages=[{"role": "user", "content": "Hi"}])
+
+
+# -- token log-probabilities ---------------------------------------------------------------------
+
+
+def test_logprobs_come_only_when_asked(http: httpx.Client) -> None:
+    plain = http.post("/chat/completions", json=body()).json()["choices"][0]
+    assert plain["logprobs"] is None
+    assert all(c["choices"][0]["logprobs"] is None for c in post_stream(http, body()))
+
+
+@pytest.mark.parametrize("top", [0, 3])
+def test_logprobs_cover_every_generated_token_with_its_candidates(
+    http: httpx.Client, top: int
+) -> None:
+    """OpenAI's shape, as vLLM sends it: ``logprobs.content`` holds one entry per generated
+    token (the reasoning's first), each with its UTF-8 ``bytes`` and ``top_logprobs``
+    candidates, the most likely first; a stream carries each token's in its own chunk."""
+    payload = {**body(), "model": REASONER, "logprobs": True, "top_logprobs": top}
+    choice = http.post("/chat/completions", json=payload).json()["choices"][0]
+    message = choice["message"]
+    entries = choice["logprobs"]["content"]
+    assert "".join(e["token"] for e in entries) == message["reasoning"] + message["content"]
+    for entry in entries:
+        assert entry["bytes"] == list(entry["token"].encode())
+        assert entry["logprob"] < 0
+        candidates = entry["top_logprobs"]
+        assert len(candidates) == top
+        if top:
+            assert (candidates[0]["token"], candidates[0]["logprob"]) == (
+                entry["token"],
+                entry["logprob"],
+            )
+            assert [c["logprob"] for c in candidates] == sorted(
+                (c["logprob"] for c in candidates), reverse=True
+            )
+            assert len({c["token"] for c in candidates}) == top
+    chunks = post_stream(http, payload)
+    streamed = [
+        e
+        for c in chunks
+        if c["choices"][0]["logprobs"]
+        for e in c["choices"][0]["logprobs"]["content"]
+    ]
+    assert streamed == entries
+    for chunk in chunks:
+        delta, logprobs = chunk["choices"][0]["delta"], chunk["choices"][0]["logprobs"]
+        piece = delta.get("content") or delta.get("reasoning")
+        assert (logprobs is None) == (not piece)
+        if piece:
+            assert [e["token"] for e in logprobs["content"]] == [piece]

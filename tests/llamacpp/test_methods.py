@@ -117,3 +117,28 @@ def test_conversation_history_reaches_the_prompt(
     )
     grown = three.additional_kwargs["prompt_tokens"] - one.additional_kwargs["prompt_tokens"]
     assert grown == system_and_turns
+
+
+@pytest.mark.parametrize("method", METHOD_IDS)
+def test_logprobs_come_for_every_token_with_the_token_first(
+    make_llm: Callable[..., AI21], servers: Servers, method: str
+) -> None:
+    """llama-server's ``logprobs``/``top_logprobs`` (OpenAI's fields) in LlamaIndex's
+    ``logprobs``: per generated token (the reasoning's too) the token itself, then the other
+    candidates. A stream's come chunk by chunk, without two the server sends in no chunk (the
+    ``</think>`` its reasoning parser takes, and the end-of-sequence token)."""
+    llm = make_llm()
+    whole = call(llm, method.replace("stream_", ""), arg_for(method, "Hi"), logprobs=True)
+    tokens = [p[0].token for p in whole.responses[0].logprobs]
+    assert len(tokens) == servers.completion_tokens()
+    assert "".join(tokens).endswith(servers.answer())
+    assert "</think>" in tokens
+    outcome = call(llm, method, arg_for(method, "Hi"), logprobs=True, top_logprobs=2)
+    positions = [p for r in outcome.responses for p in (r.logprobs or [])]
+    if "stream" in method:
+        tokens = [t for t in tokens if t not in ("</think>", "")]
+    assert [p[0].token for p in positions] == tokens
+    for position in positions:
+        assert len(position) in (2, 3)  # the token, and the candidates that are not it
+        assert position[0].logprob <= 0
+        assert all(other.token != position[0].token for other in position[1:])

@@ -67,3 +67,22 @@ def test_conversation_history_reaches_the_prompt(make_llm: Callable[..., AI21]) 
     )
     assert three.additional_kwargs["prompt_tokens"] > one.additional_kwargs["prompt_tokens"]
     assert three.raw["model"] == MODEL
+
+
+@pytest.mark.parametrize("method", METHOD_IDS)
+def test_logprobs_come_for_every_token_with_the_token_first(
+    make_llm: Callable[..., AI21], servers: Servers, method: str
+) -> None:
+    """vLLM's ``logprobs``/``top_logprobs`` (OpenAI's fields) in LlamaIndex's ``logprobs``: per
+    generated token the token itself, then the other candidates; a stream's, chunk by chunk."""
+    outcome = call(make_llm(), method, arg_for(method, "Hi"), logprobs=True, top_logprobs=2)
+    positions = [p for r in outcome.responses for p in (r.logprobs or [])]
+    pieces = servers.answer_pieces
+    assert [p[0].token for p in positions[: len(pieces)]] == pieces
+    assert len(positions) - len(pieces) in (0, 1)  # and the end-of-sequence token's, or not
+    for position in positions:
+        assert len(position) in (2, 3)  # the token, and the candidates that are not it
+        token = position[0]
+        assert token.logprob <= 0
+        assert token.bytes == list(token.token.encode())
+        assert all(other.token != token.token for other in position[1:])

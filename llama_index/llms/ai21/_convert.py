@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -20,6 +20,7 @@ from llama_index.core.base.llms.types import (
     CitableBlock,
     CompletionResponse,
     DocumentBlock,
+    LogProb,
     MessageRole,
     TextBlock,
     ThinkingBlock,
@@ -402,6 +403,64 @@ def usage_kwargs(usage: Any) -> dict[str, int]:
     return counts
 
 
+def token_logprobs(value: Any, where: str) -> list[list[LogProb]] | None:
+    """A choice's ``logprobs`` as LlamaIndex's ``logprobs``: one list per generated token, the
+    token itself first, then the other candidates the server listed (``top_logprobs``, in its
+    order); None when the server sent none.
+
+    The shape is OpenAI's, which vLLM, llama.cpp's server and Ollama send:
+    ``{"content": [{"token", "logprob", "bytes", "top_logprobs": [...]}, ...]}``. The token
+    comes first even when ``top_logprobs`` is 0 or does not hold it (a sampled token), so
+    ``logprobs[i][0]`` is always what the model wrote at position ``i``.
+    """
+    if value is None:
+        return None
+    _expect(value, dict, where)
+    content = value.get("content")
+    if content is None:
+        return None
+    _expect(content, list, f"{where}.content")
+    return [_position(entry, f"{where}.content[{i}]") for i, entry in enumerate(content)]
+
+
+def _position(entry: Any, where: str) -> list[LogProb]:
+    chosen = _logprob(entry, where)
+    position = [chosen]
+    others = entry.get("top_logprobs")
+    if others is None:
+        return position
+    _expect(others, list, f"{where}.top_logprobs")
+    listed = False  # the token itself, among the candidates: already first
+    for k, other in enumerate(others):
+        candidate = _logprob(other, f"{where}.top_logprobs[{k}]")
+        if not listed and candidate.token == chosen.token:
+            # By its text: llama-server lists a token it was made to write (a grammar, greedy
+            # sampling) at logprob 0 and again among the candidates at -3.4e38 (measured).
+            listed = True
+            continue
+        position.append(candidate)
+    return position
+
+
+def _logprob(entry: Any, where: str) -> LogProb:
+    _expect(entry, dict, where)
+    token = _expect(entry.get("token"), str, f"{where}.token")
+    logprob = entry.get("logprob")
+    if logprob.__class__ not in (int, float):
+        raise MalformedResponseError(
+            f"malformed AI21 response: {where}.logprob should be a number, got "
+            f"{type(logprob).__name__}"
+        )
+    raw = entry.get("bytes")  # null where the token is no whole UTF-8 sequence (OpenAI)
+    if raw is not None and not (
+        isinstance(raw, list) and all(b.__class__ is int and 0 <= b <= 255 for b in raw)
+    ):
+        raise MalformedResponseError(
+            f"malformed AI21 response: {where}.bytes should be a list of byte values"
+        )
+    return LogProb(token=token, logprob=logprob, bytes=raw or [])
+
+
 def parse_tool_calls(raw_calls: Any, where: str) -> list[dict[str, Any]]:
     """Validate a complete ``tool_calls`` list from a response."""
     if raw_calls is None:
@@ -468,12 +527,17 @@ def assistant_message(
     )
 
 
-def _first_choice(
-    raw: Any, markup: Markup | None = None
-) -> tuple[str, list[dict[str, Any]], dict[str, Any], str | None]:
-    """Content, tool calls and ``additional_kwargs`` (token counts, finish reason) of the
-    first choice of a non-streaming chat completion (AI21's Jamba API reference), with the
-    reasoning and tool calls a server left in ``content`` read out (``_markup``)."""
+class _Choice(NamedTuple):
+    content: str
+    tool_calls: list[dict[str, Any]]
+    extra: dict[str, Any]  # additional_kwargs: token counts, finish reason
+    reasoning: str | None
+    logprobs: list[list[LogProb]] | None
+
+
+def _first_choice(raw: Any, markup: Markup | None = None) -> _Choice:
+    """The first choice of a non-streaming chat completion (AI21's Jamba API reference), with
+    the reasoning and tool calls a server left in ``content`` read out (``_markup``)."""
     _expect(raw, dict, "the response body")
     choices = _expect(raw.get("choices"), list, "'choices'")
     if not choices:
@@ -497,7 +561,8 @@ def _first_choice(
         tools = markup.tools
         if tools is not None and not tool_calls and tools.open in content:
             content, tool_calls = tools.read(content, extra["finish_reason"])
-    return content, tool_calls, extra, reasoning
+    logprobs = token_logprobs(choice.get("logprobs"), "choices[0].logprobs")
+    return _Choice(content, tool_calls, extra, reasoning, logprobs)
 
 
 def chat_response_from_ai21(raw: Any, markup: Markup | None = None) -> ChatResponse:
@@ -505,23 +570,27 @@ def chat_response_from_ai21(raw: Any, markup: Markup | None = None) -> ChatRespo
 
     The first choice becomes the message; ``raw`` keeps all of them (``n > 1``).
     """
-    content, tool_calls, extra, reasoning = _first_choice(raw, markup)
+    choice = _first_choice(raw, markup)
     return ChatResponse(
-        message=assistant_message(content, tool_calls, reasoning),
+        message=assistant_message(choice.content, choice.tool_calls, choice.reasoning),
         raw=raw,
-        additional_kwargs=extra,
+        additional_kwargs=choice.extra,
+        logprobs=choice.logprobs,
     )
 
 
 def completion_response_from_ai21(raw: Any, markup: Markup | None = None) -> CompletionResponse:
     """The same as :func:`chat_response_from_ai21`, for ``complete``: the text of the first
     choice, with any tool calls in ``additional_kwargs`` as a chat response would have them."""
-    content, tool_calls, extra, reasoning = _first_choice(raw, markup)
-    if tool_calls:
-        extra["tool_calls"] = tool_calls
-    if reasoning is not None:
-        extra["reasoning"] = reasoning
-    return CompletionResponse(text=content, raw=raw, additional_kwargs=extra)
+    choice = _first_choice(raw, markup)
+    extra = choice.extra
+    if choice.tool_calls:
+        extra["tool_calls"] = choice.tool_calls
+    if choice.reasoning is not None:
+        extra["reasoning"] = choice.reasoning
+    return CompletionResponse(
+        text=choice.content, raw=raw, additional_kwargs=extra, logprobs=choice.logprobs
+    )
 
 
 # -------------------------------------------------------------------------- documents

@@ -62,6 +62,8 @@ class Limits:
     max_tokens: int | None
     response_formats: frozenset[str]
     n_max: int | None = 16
+    no_logprobs: str | None = None
+    """Why ``logprobs`` / ``top_logprobs`` are refused here; None where the server sends them."""
 
 
 # Documented ranges of AI21's chat API (docs.ai21.com, Jamba API reference):
@@ -137,6 +139,8 @@ def check_params(params: dict[str, Any], limits: Limits, *, stream: bool) -> Non
         # An empty sequence is found at once: the server ends every answer before it begins
         # (vLLM) or refuses the request.
         raise ValueError(f"stop sequences must not be empty, got {stop!r}")
+    if params.get("logprobs") is not None or params.get("top_logprobs") is not None:
+        _check_logprobs(params, limits)
     for name in BUILT_FIELDS:
         if name in params:
             raise ValueError(
@@ -161,6 +165,21 @@ def check_params(params: dict[str, Any], limits: Limits, *, stream: bool) -> Non
             )
     for name, value in params.items():
         check_json(name, value)
+
+
+def _check_logprobs(params: dict[str, Any], limits: Limits) -> None:
+    """``logprobs`` (a bool) and ``top_logprobs`` (the candidates per token besides the token
+    itself), as OpenAI's API and vLLM take them: vLLM refuses ``top_logprobs`` without
+    ``logprobs=True`` (its ``ChatCompletionRequest``), and so does this, before the request."""
+    asked, top = params.get("logprobs"), params.get("top_logprobs")
+    if asked is not None and not isinstance(asked, bool):
+        raise ValueError(f"logprobs must be True or False, got {asked!r}")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 0):
+        raise ValueError(f"top_logprobs must be an integer >= 0, got {top!r}")
+    if top and not asked:
+        raise ValueError(f"top_logprobs={top} needs logprobs=True")
+    if (asked or top) and limits.no_logprobs is not None:
+        raise ValueError(limits.no_logprobs)
 
 
 # ------------------------------------------------------------------ calls
@@ -243,6 +262,7 @@ class JambaChat:
     def __init__(self, deployment: Server) -> None:
         self.deployment = deployment
         self._warned_unenforceable = False
+        self._warned_no_logprobs = False
         # The deployment's facts, read once: base.py keeps a dialect per model and makes a new
         # one when the deployment learns about its server, so they cannot go stale here, and
         # every later call stays inside this module and _convert (docs/architecture.md).
@@ -358,6 +378,8 @@ class JambaChat:
 
     def chat_response(self, raw: Any, call: Call | None = None) -> ChatResponse:
         response = chat_response_from_ai21(raw, call.markup if call else None)
+        if response.logprobs is None and call is not None and call.body.get("logprobs"):
+            self.no_logprobs()
         finish_reason = response.additional_kwargs.get("finish_reason")
         if finish_reason == "length":
             warn_if_reasoning_exhausted(
@@ -367,6 +389,8 @@ class JambaChat:
 
     def completion_response(self, raw: Any, call: Call | None = None) -> CompletionResponse:
         response = completion_response_from_ai21(raw, call.markup if call else None)
+        if response.logprobs is None and call is not None and call.body.get("logprobs"):
+            self.no_logprobs()
         finish_reason = response.additional_kwargs.get("finish_reason")
         if finish_reason == "length":
             warn_if_reasoning_exhausted(
@@ -375,7 +399,23 @@ class JambaChat:
         return response
 
     def stream_state(self, call: Call | None = None) -> ChatStreamState:
-        return ChatStreamState(call.markup if call else None)
+        missing = self.no_logprobs if _asks_logprobs(call) else None
+        return ChatStreamState(call.markup if call else None, on_no_logprobs=missing)
+
+    def no_logprobs(self) -> None:
+        """``logprobs=True`` went unanswered (a server without them, e.g. an older release):
+        said once (WARNING), never dropped silently."""
+        if not self._warned_no_logprobs:
+            self._warned_no_logprobs = True
+            logger.warning(
+                "logprobs=True was sent, but the server (deployment %r) answered without token "
+                "log-probabilities: the responses' logprobs are None",
+                self.deployment.kind,
+            )
+
+
+def _asks_logprobs(call: Call | None) -> bool:
+    return call is not None and bool(call.body.get("logprobs"))
 
 
 def _reasoning_of(response: ChatResponse) -> str:

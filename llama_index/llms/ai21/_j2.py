@@ -15,6 +15,7 @@ from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
     CompletionResponse,
+    LogProb,
     MessageRole,
 )
 
@@ -24,6 +25,7 @@ from llama_index.llms.ai21._convert import (
     _USER_ROLES,
     _expect,
     _message_text,
+    _position,
     _with_system,
     normalize_tool_choice,
 )
@@ -32,7 +34,15 @@ from llama_index.llms.ai21._stream import ChatStreamState
 from llama_index.llms.ai21.errors import MalformedResponseError
 
 DEFAULT_MAX_TOKENS = 512  # the J2 API's own default is 16 tokens, too short to be useful
-LIMITS = Limits(max_tokens=None, response_formats=frozenset())
+LIMITS = Limits(
+    max_tokens=None,
+    response_formats=frozenset(),
+    no_logprobs=(
+        "Jurassic-2 has no logprobs field: its /complete answers carry every token's "
+        "log-probability (complete() returns them in CompletionResponse.logprobs; "
+        "top_k_return=N adds N candidates per token), its /chat answers none"
+    ),
+)
 
 # J2 speaks camelCase; snake_case per-call keywords are translated.
 _NAMES = {
@@ -111,7 +121,9 @@ class J2:
 
     def completion_response(self, raw: Any, call: Call | None = None) -> CompletionResponse:
         text, extra = completion_from_j2(raw)
-        return CompletionResponse(text=text, raw=raw, additional_kwargs=extra)
+        return CompletionResponse(
+            text=text, raw=raw, additional_kwargs=extra, logprobs=logprobs_from_j2(raw)
+        )
 
     def stream_state(  # pragma: no cover - J2 never streams
         self, call: Call | None = None
@@ -196,6 +208,29 @@ def completion_from_j2(raw: Any) -> tuple[str, dict[str, Any]]:
         }
     extra["finish_reason"] = _j2_finish_reason(first.get("finishReason"))
     return text, extra
+
+
+def logprobs_from_j2(raw: Any) -> list[list[LogProb]] | None:
+    """The first completion's tokens as LlamaIndex's ``logprobs`` (J2 sends them with every
+    answer): per token its ``generatedToken`` first, then the other ``topTokens`` (with
+    ``topKReturn``). Tokens are named as J2's tokenizer names them (``▁`` for a space).
+
+    Nobody asked for them (J2 has no such field), so, as the token counts are, they are read
+    only from tokens in J2's shape: None, not an error, for anything else."""
+    tokens = raw["completions"][0]["data"].get("tokens")  # the rest checked by completion_from_j2
+    if not isinstance(tokens, list):
+        return None
+    positions = []
+    for i, token in enumerate(tokens):
+        generated = token.get("generatedToken") if isinstance(token, dict) else None
+        if not isinstance(generated, dict):
+            return None
+        entry = {**generated, "top_logprobs": token.get("topTokens")}
+        try:
+            positions.append(_position(entry, f"completions[0].data.tokens[{i}]"))
+        except MalformedResponseError:
+            return None
+    return positions
 
 
 def _j2_finish_reason(value: Any) -> str | None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Final
 
 import orjson
@@ -31,12 +31,13 @@ from ai21.http_client.base_http_client import handle_non_success_response
 from llama_index.core.base.llms.types import (
     ChatMessage,
     ChatResponse,
+    LogProb,
     MessageRole,
     TextBlock,
     ToolCallBlock,
 )
 
-from llama_index.llms.ai21._convert import assistant_message, usage_kwargs
+from llama_index.llms.ai21._convert import assistant_message, token_logprobs, usage_kwargs
 from llama_index.llms.ai21._markup import (
     NO_MARKUP,
     Markup,
@@ -343,6 +344,8 @@ class ChatStreamState:
         "_calls",
         "_changed",
         "_dicts",
+        "_logprobs",
+        "_on_no_logprobs",
         "_order",
         "_splitter",
         "_tag_tail",
@@ -355,7 +358,9 @@ class ChatStreamState:
         "usage",
     )
 
-    def __init__(self, markup: Markup | None = None) -> None:
+    def __init__(
+        self, markup: Markup | None = None, on_no_logprobs: Callable[[], None] | None = None
+    ) -> None:
         self.text = ""
         self.reasoning = ""
         # Tool calls by index: [id, name, argument pieces]; ``_dicts`` and ``_blocks`` hold
@@ -377,6 +382,11 @@ class ChatStreamState:
         # ("<tool_call>", "<tool_calls>"); ``_tag_tail`` is what may be the start of one.
         self._tag_tail = ""
         self._tool_text: str | None = None
+        # Token log-probabilities (``logprobs=True``) not yet handed over: an event whose text
+        # is held (markup) passes its tokens' to the next response.
+        self._logprobs: list[list[LogProb]] = []
+        # Called at the final event if logprobs were asked for and none came.
+        self._on_no_logprobs = on_no_logprobs
 
     def arrived(self) -> str:
         """What had arrived, for an error message."""
@@ -472,6 +482,9 @@ class ChatStreamState:
             return None
         if content is not None and content.__class__ is not str:
             raise _bad(f"delta.content should be a string, got {type(content).__name__}")
+        if choice.get("logprobs") is not None:  # asked for: the tokens of this event
+            self._logprobs += token_logprobs(choice["logprobs"], "choices[0].logprobs") or []
+            self._on_no_logprobs = None
         # Reasoning comes in a field of its own, usually in deltas before the answer; a delta
         # may carry both (vLLM's deepseek_r1 parser, when ``</think>`` falls inside a delta of
         # several tokens).
@@ -514,21 +527,28 @@ class ChatStreamState:
             message = ChatMessage(role=MessageRole.ASSISTANT, blocks=[TextBlock(text=self.text)])
         if not is_last:
             if thinking:
-                return ChatResponse(
+                response = ChatResponse(
                     message=message,
                     delta=content or "",
                     raw=event,
                     additional_kwargs={"thinking_delta": thinking},
                 )
-            return ChatResponse(message=message, delta=content or "", raw=event)
-        if self.finish_reason == "length":  # only a cut answer can have spent it on reasoning
-            warn_if_reasoning_exhausted(self.finish_reason, self.text, self.reasoning)
-        extra = self.final_kwargs()
-        if thinking:
-            extra["thinking_delta"] = thinking
-        return ChatResponse(
-            message=message, delta=content or "", raw=event, additional_kwargs=extra
-        )
+            else:
+                response = ChatResponse(message=message, delta=content or "", raw=event)
+        else:
+            if self._on_no_logprobs is not None:
+                self._on_no_logprobs()
+            if self.finish_reason == "length":  # only a cut answer can have spent it reasoning
+                warn_if_reasoning_exhausted(self.finish_reason, self.text, self.reasoning)
+            extra = self.final_kwargs()
+            if thinking:
+                extra["thinking_delta"] = thinking
+            response = ChatResponse(
+                message=message, delta=content or "", raw=event, additional_kwargs=extra
+            )
+        if self._logprobs:
+            response.logprobs, self._logprobs = self._logprobs, []
+        return response
 
     def final_kwargs(self) -> dict[str, Any]:
         """The final response's ``additional_kwargs``: token counts, ``finish_reason`` and,

@@ -32,8 +32,7 @@ import httpx
 import llama_index.core.instrumentation as instrument
 from ai21.errors import AI21APIError
 from llama_index.core.base.llms.generic_utils import (
-    astream_chat_to_completion_decorator,
-    stream_chat_to_completion_decorator,
+    prompt_to_messages,
 )
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -1066,7 +1065,7 @@ class AI21(FunctionCallingLLM):
         if not self._dialect.streams:
             response = self._dialect.completion_response(self._post(call), call)
             return _iter_one(response.model_copy(update={"delta": response.text}))
-        return stream_chat_to_completion_decorator(self._stream_chat)(prompt, **kwargs)
+        return _completion_chunks(self._stream_chat(prompt_to_messages(prompt), **kwargs))
 
     @llm_completion_callback()
     async def acomplete(
@@ -1085,7 +1084,7 @@ class AI21(FunctionCallingLLM):
         if not self._dialect.streams:
             response = self._dialect.completion_response(await self._apost(call), call)
             return _aiter_one(response.model_copy(update={"delta": response.text}))
-        return await astream_chat_to_completion_decorator(self._astream_chat)(prompt, **kwargs)
+        return _acompletion_chunks(await self._astream_chat(prompt_to_messages(prompt), **kwargs))
 
     # ------------------------------------------------------------ structured output
 
@@ -1636,6 +1635,29 @@ def _single_tool_call(response: ChatResponse) -> ChatResponse:
 
 def _as_single_chunk(response: ChatResponse) -> ChatResponse:
     return response.model_copy(update={"delta": response.message.content or ""})
+
+
+def _completion_chunk(response: ChatResponse) -> CompletionResponse:
+    """A streamed chat chunk as a completion chunk, as LlamaIndex's
+    ``stream_chat_to_completion_decorator`` makes it, with its ``logprobs`` (which that drops)
+    and without writing the chunk's ``additional_kwargs`` into its message's."""
+    return CompletionResponse(
+        text=response.message.content or "",
+        additional_kwargs={**response.message.additional_kwargs, **response.additional_kwargs},
+        delta=response.delta,
+        raw=response.raw,
+        logprobs=response.logprobs,
+    )
+
+
+def _completion_chunks(chunks: ChatResponseGen) -> CompletionResponseGen:
+    for chunk in chunks:
+        yield _completion_chunk(chunk)
+
+
+async def _acompletion_chunks(chunks: ChatResponseAsyncGen) -> CompletionResponseAsyncGen:
+    async for chunk in chunks:
+        yield _completion_chunk(chunk)
 
 
 def _iter_one(item: _T) -> Generator[_T, None, None]:

@@ -31,7 +31,15 @@ class AI21Studio(Deployment):
     default_base_url = "https://api.ai21.com/studio/v1"
     api_key_env = "AI21_API_KEY"
     api_key_required = True
-    limits = Limits(max_tokens=4096, response_formats=frozenset({"text", "json_object"}))
+    limits = Limits(
+        max_tokens=4096,
+        response_formats=frozenset({"text", "json_object"}),
+        # The chat API's schema has no such field; its answers carry "logprobs": null.
+        no_logprobs=(
+            "AI21's chat API sends no token log-probabilities (logprobs is not one of its "
+            "fields); a self-hosted server (vLLM, llama.cpp, Ollama) sends them"
+        ),
+    )
     reasoning_fields = ("reasoning_content",)  # AI21's 2026 spec: assistant reasoning_content
     tool_choice_support = "emulated"  # the API has no tool_choice field
     reads_documents = True
