@@ -210,6 +210,22 @@ def test_structured_predict_names_max_tokens_when_reasoning_used_them_all(
 # --------------------------------------------------------------------------- usage
 
 
+@SERVERS
+@pytest.mark.parametrize("method", ["chat", "stream_chat", "astream_complete"])
+def test_logprobs_cover_the_reasoning_the_think_tag_and_the_answer(
+    make_r3b: Callable[..., AI21], r3b: Reasoning3B, server: str, method: str
+) -> None:
+    """vLLM reports every generated token's logprob, the reasoning's and ``</think>`` too, with
+    its reasoning parser (which sends ``</think>``'s in a chunk with an empty delta: it comes
+    with the next chunk the caller gets) or without (the client splits the text)."""
+    llm = make_r3b(base_url=server_url(r3b, server))
+    outcome = call(llm, method, arg_for(method, "Hi"), logprobs=True)
+    tokens = [p[0].token for r in outcome.responses for p in (r.logprobs or [])]
+    chain = r3b.chains["default"]
+    assert tokens == [*chain["reasoning"], "</think>", *chain["answer"], "<|im_end|>"]
+    assert outcome.text == r3b.answer()
+
+
 @pytest.mark.parametrize("method", CHAT_METHODS)
 def test_reasoning_tokens_are_reported_as_the_server_counts_them(
     make_r3b: Callable[..., AI21], method: str
