@@ -223,6 +223,36 @@ def test_logprobs_a_server_does_not_send_are_said_missing_once(
     assert len([r for r in caplog.records if "logprobs" in r.getMessage()]) == 1  # not asked
 
 
+def _answers_with_broken_logprobs(peer: Peer) -> None:
+    """Logprobs whether asked or not, and not in OpenAI's shape."""
+    while (head := peer.read_request()) is not None:
+        if not head.startswith(b"POST /v1/chat/completions "):
+            peer.send(response(status=404, body=b'{"detail":"Not Found"}'))
+            continue
+        choice = {"index": 0, "logprobs": {"content": "garbage"}, "finish_reason": "stop"}
+        if json.loads(peer.last_body).get("stream"):
+            chunk = {"id": "c", "choices": [{**choice, "delta": {"content": "Hi"}}]}
+            body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+            peer.send(response(body=body, headers=[("Content-Type", "text/event-stream")]))
+        else:
+            answer = {"id": "c", "choices": [{**choice, "message": {"content": "Hi"}}]}
+            peer.send(response(body=json.dumps(answer).encode()))
+
+
+@pytest.mark.parametrize("method", ["chat", "astream_chat", "complete", "stream_complete"])
+def test_logprobs_nobody_asked_for_are_not_read(method: str) -> None:
+    """A server's unasked logprobs cost nothing and fail nothing; asked for, they are read and
+    checked like the rest of the answer."""
+    with Server(_answers_with_broken_logprobs) as server:
+        llm = AI21(base_url=server.url() + "/v1", model=JAMBA2, deployment="vllm", max_retries=0)
+        outcome = call(llm, method, arg_for(method))
+        assert outcome.text == "Hi"
+        assert positions(outcome.responses) == []
+        with pytest.raises(MalformedResponseError, match=r"logprobs\.content should be list"):
+            call(llm, method, arg_for(method), logprobs=True)
+        llm.close()
+
+
 # --------------------------------------------------------------------- the conversion
 
 

@@ -535,9 +535,11 @@ class _Choice(NamedTuple):
     logprobs: list[list[LogProb]] | None
 
 
-def _first_choice(raw: Any, markup: Markup | None = None) -> _Choice:
+def _first_choice(raw: Any, markup: Markup | None = None, logprobs: bool = False) -> _Choice:
     """The first choice of a non-streaming chat completion (AI21's Jamba API reference), with
-    the reasoning and tool calls a server left in ``content`` read out (``_markup``)."""
+    the reasoning and tool calls a server left in ``content`` read out (``_markup``), and its
+    token logprobs if they were asked for (``logprobs``): a server's unasked ones are not
+    read, so they cost nothing and fail nothing."""
     _expect(raw, dict, "the response body")
     choices = _expect(raw.get("choices"), list, "'choices'")
     if not choices:
@@ -561,16 +563,18 @@ def _first_choice(raw: Any, markup: Markup | None = None) -> _Choice:
         tools = markup.tools
         if tools is not None and not tool_calls and tools.open in content:
             content, tool_calls = tools.read(content, extra["finish_reason"])
-    logprobs = token_logprobs(choice.get("logprobs"), "choices[0].logprobs")
-    return _Choice(content, tool_calls, extra, reasoning, logprobs)
+    tokens = token_logprobs(choice.get("logprobs"), "choices[0].logprobs") if logprobs else None
+    return _Choice(content, tool_calls, extra, reasoning, tokens)
 
 
-def chat_response_from_ai21(raw: Any, markup: Markup | None = None) -> ChatResponse:
+def chat_response_from_ai21(
+    raw: Any, markup: Markup | None = None, logprobs: bool = False
+) -> ChatResponse:
     """Turn a non-streaming chat completion into a ``ChatResponse``.
 
     The first choice becomes the message; ``raw`` keeps all of them (``n > 1``).
     """
-    choice = _first_choice(raw, markup)
+    choice = _first_choice(raw, markup, logprobs)
     return ChatResponse(
         message=assistant_message(choice.content, choice.tool_calls, choice.reasoning),
         raw=raw,
@@ -579,10 +583,12 @@ def chat_response_from_ai21(raw: Any, markup: Markup | None = None) -> ChatRespo
     )
 
 
-def completion_response_from_ai21(raw: Any, markup: Markup | None = None) -> CompletionResponse:
+def completion_response_from_ai21(
+    raw: Any, markup: Markup | None = None, logprobs: bool = False
+) -> CompletionResponse:
     """The same as :func:`chat_response_from_ai21`, for ``complete``: the text of the first
     choice, with any tool calls in ``additional_kwargs`` as a chat response would have them."""
-    choice = _first_choice(raw, markup)
+    choice = _first_choice(raw, markup, logprobs)
     extra = choice.extra
     if choice.tool_calls:
         extra["tool_calls"] = choice.tool_calls

@@ -377,8 +377,9 @@ class JambaChat:
     # at again (nor is _markup entered for them).
 
     def chat_response(self, raw: Any, call: Call | None = None) -> ChatResponse:
-        response = chat_response_from_ai21(raw, call.markup if call else None)
-        if response.logprobs is None and call is not None and call.body.get("logprobs"):
+        asked = call is not None and bool(call.body.get("logprobs"))
+        response = chat_response_from_ai21(raw, call.markup if call else None, asked)
+        if asked and response.logprobs is None:
             self.no_logprobs()
         finish_reason = response.additional_kwargs.get("finish_reason")
         if finish_reason == "length":
@@ -388,8 +389,9 @@ class JambaChat:
         return response
 
     def completion_response(self, raw: Any, call: Call | None = None) -> CompletionResponse:
-        response = completion_response_from_ai21(raw, call.markup if call else None)
-        if response.logprobs is None and call is not None and call.body.get("logprobs"):
+        asked = call is not None and bool(call.body.get("logprobs"))
+        response = completion_response_from_ai21(raw, call.markup if call else None, asked)
+        if asked and response.logprobs is None:
             self.no_logprobs()
         finish_reason = response.additional_kwargs.get("finish_reason")
         if finish_reason == "length":
@@ -399,8 +401,9 @@ class JambaChat:
         return response
 
     def stream_state(self, call: Call | None = None) -> ChatStreamState:
-        missing = self.no_logprobs if _asks_logprobs(call) else None
-        return ChatStreamState(call.markup if call else None, on_no_logprobs=missing)
+        if call is None or not call.body.get("logprobs"):
+            return ChatStreamState(call.markup if call else None)
+        return ChatStreamState(call.markup, logprobs=True, on_no_logprobs=self.no_logprobs)
 
     def no_logprobs(self) -> None:
         """``logprobs=True`` went unanswered (a server without them, e.g. an older release):
@@ -412,10 +415,6 @@ class JambaChat:
                 "log-probabilities: the responses' logprobs are None",
                 self.deployment.kind,
             )
-
-
-def _asks_logprobs(call: Call | None) -> bool:
-    return call is not None and bool(call.body.get("logprobs"))
 
 
 def _reasoning_of(response: ChatResponse) -> str:

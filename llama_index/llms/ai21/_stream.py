@@ -356,10 +356,14 @@ class ChatStreamState:
         "reasoning",
         "text",
         "usage",
+        "wants_logprobs",
     )
 
     def __init__(
-        self, markup: Markup | None = None, on_no_logprobs: Callable[[], None] | None = None
+        self,
+        markup: Markup | None = None,
+        logprobs: bool = False,
+        on_no_logprobs: Callable[[], None] | None = None,
     ) -> None:
         self.text = ""
         self.reasoning = ""
@@ -382,10 +386,13 @@ class ChatStreamState:
         # ("<tool_call>", "<tool_calls>"); ``_tag_tail`` is what may be the start of one.
         self._tag_tail = ""
         self._tool_text: str | None = None
-        # Token log-probabilities (``logprobs=True``) not yet handed over: an event whose text
-        # is held (markup) passes its tokens' to the next response.
+        # Token log-probabilities, read only when asked for (``logprobs``): a server's unasked
+        # ones cost nothing. Those not yet handed over wait in ``_logprobs``: an event whose
+        # text is held (markup), or that carries no text (vLLM's ``</think>``), passes its
+        # tokens' to the next response. ``_on_no_logprobs`` is called at the final event if
+        # none came.
+        self.wants_logprobs = logprobs
         self._logprobs: list[list[LogProb]] = []
-        # Called at the final event if logprobs were asked for and none came.
         self._on_no_logprobs = on_no_logprobs
 
     def arrived(self) -> str:
@@ -482,7 +489,7 @@ class ChatStreamState:
             return None
         if content is not None and content.__class__ is not str:
             raise _bad(f"delta.content should be a string, got {type(content).__name__}")
-        if choice.get("logprobs") is not None:  # asked for: the tokens of this event
+        if self.wants_logprobs and choice.get("logprobs") is not None:  # this event's tokens'
             self._logprobs += token_logprobs(choice["logprobs"], "choices[0].logprobs") or []
             self._on_no_logprobs = None
         # Reasoning comes in a field of its own, usually in deltas before the answer; a delta
