@@ -76,7 +76,9 @@ from llama_index.llms.ai21._dialect import (
     Call,
     Dialect,
     check_json,
+    check_request_options,
     check_template_kwargs,
+    open_extra_body,
 )
 from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text, shown_names
 from llama_index.llms.ai21._http import (
@@ -100,7 +102,11 @@ from llama_index.llms.ai21._secrets import (
 )
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
 from llama_index.llms.ai21._tokenizer import load_tokenizer
-from llama_index.llms.ai21.errors import SELF_HOSTED_DOCS, StreamInterruptedError
+from llama_index.llms.ai21.errors import (
+    MIGRATION_DOCS,
+    SELF_HOSTED_DOCS,
+    StreamInterruptedError,
+)
 
 if TYPE_CHECKING:
     from llama_index.core.program.utils import FlexibleModel
@@ -282,6 +288,14 @@ class AI21(FunctionCallingLLM):
         default=None,
         description="Override whether the model can call tools (default: the model table).",
     )
+    strict: bool = Field(
+        default=False,
+        description=(
+            "Mark every tool offered as strict (OpenAI's function.strict: its arguments must "
+            "follow its schema, where the server enforces it); per call, strict= to "
+            "chat_with_tools and its twins wins. False sends nothing."
+        ),
+    )
     verify: bool | str = Field(
         default=True,
         description=(
@@ -330,6 +344,11 @@ class AI21(FunctionCallingLLM):
             ValueError: a field is invalid or unknown, the deployment is unknown or does not
                 fit the model or URL, or AI21's API is used with no key.
         """
+        for name in OPENAI_LIKE_NAMES.keys() & kwargs.keys():
+            raise ValueError(
+                f"{name}= is a setting of LlamaIndex's OpenAI/OpenAILike, not of AI21: "
+                f"{OPENAI_LIKE_NAMES[name]}. See {MIGRATION_DOCS}"
+            )
         url_source = "base_url"
         if kwargs.get("base_url") is None:
             kwargs.pop("base_url", None)
@@ -516,9 +535,18 @@ class AI21(FunctionCallingLLM):
     def _stop_as_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("default_headers", "additional_kwargs", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        # llama-index-llms-openai takes None for both (its defaults): code written for it
+        # passes it.
+        return {} if value is None else value
+
     @field_validator("additional_kwargs")
     @classmethod
     def _json_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # At construction, as every call would (a ValueError if extra_body is not a dict).
+        check_request_options(open_extra_body(value) if "extra_body" in value else value)
         check_json("additional_kwargs", value)
         return value
 
@@ -799,7 +827,10 @@ class AI21(FunctionCallingLLM):
             "stop": self.stop,
         }
         params = {k: v for k, v in params.items() if v is not None}
-        params.update(self.additional_kwargs)
+        instance = self.additional_kwargs
+        params.update(open_extra_body(instance) if "extra_body" in instance else instance)
+        if "extra_body" in call_kwargs:
+            call_kwargs = open_extra_body(call_kwargs)
         if self.chat_template_kwargs is not None:
             params["chat_template_kwargs"] = self.chat_template_kwargs
             per_call = call_kwargs.get("chat_template_kwargs")
@@ -1018,6 +1049,11 @@ class AI21(FunctionCallingLLM):
             await self._abuilt(self._chat_build(messages, kwargs, stream=True))
         )
 
+    def _to_prompt(self, prompt: str) -> str:
+        """``prompt`` through ``completion_to_prompt`` (never None: LlamaIndex sets its
+        default, which returns the prompt)."""
+        return cast(Callable[[str], str], self.completion_to_prompt)(prompt)
+
     # ------------------------------------------------------------------ public API
 
     @llm_chat_callback()
@@ -1048,9 +1084,15 @@ class AI21(FunctionCallingLLM):
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        """Complete a prompt (sent as one user message; J2 models use ``/complete``)."""
+        """Complete a prompt (sent as one user message; J2 models use ``/complete``).
+
+        Unless ``formatted=True``, the prompt goes through ``completion_to_prompt`` first
+        (LlamaIndex's default leaves it as it is), as in llama-index-llms-openai-like.
+        """
         # Straight to a CompletionResponse, without a ChatResponse in between: this call is
         # hot in RAG loops.
+        if not formatted:
+            prompt = self._to_prompt(prompt)
         call = self._built(self._complete_build(prompt, kwargs))
         return self._dialect.completion_response(self._post(call), call)
 
@@ -1058,7 +1100,10 @@ class AI21(FunctionCallingLLM):
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        """Stream a completion (J2: the whole answer as one chunk)."""
+        """Stream a completion (J2: the whole answer as one chunk); ``formatted`` as in
+        `complete`."""
+        if not formatted:
+            prompt = self._to_prompt(prompt)
         call = self._built(
             self._complete_build(prompt, kwargs)
         )  # checks everything before any request
@@ -1072,6 +1117,8 @@ class AI21(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
         """Async version of `complete`."""
+        if not formatted:
+            prompt = self._to_prompt(prompt)
         call = await self._abuilt(self._complete_build(prompt, kwargs))
         return self._dialect.completion_response(await self._apost(call), call)
 
@@ -1080,6 +1127,8 @@ class AI21(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         """Async version of `stream_complete`."""
+        if not formatted:
+            prompt = self._to_prompt(prompt)
         call = await self._abuilt(self._complete_build(prompt, kwargs))
         if not self._dialect.streams:
             response = self._dialect.completion_response(await self._apost(call), call)
@@ -1383,6 +1432,7 @@ class AI21(FunctionCallingLLM):
         allow_parallel_tool_calls: bool = False,
         tool_required: bool = False,
         tool_choice: str | dict[str, Any] | None = None,
+        strict: bool | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
         """Offer ``tools`` as function definitions, without touching ``chat_history``.
@@ -1394,6 +1444,9 @@ class AI21(FunctionCallingLLM):
         has no such field, so a named tool is offered alone, ``"none"`` offers none, and a
         required call is logged once as not enforceable (docs/tools-and-agents.md).
         ``allow_parallel_tool_calls=False`` keeps only the first tool call of each answer.
+        ``strict=True`` (default: the ``strict`` field) marks each tool ``"strict": true`` with
+        ``additionalProperties: false``, as llama-index-llms-openai does; otherwise nothing is
+        added (a ``"strict": false`` would reach the model's prompt on vLLM).
         """
         if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
             raise ValueError(
@@ -1410,7 +1463,15 @@ class AI21(FunctionCallingLLM):
             tool_required = False
         elif not isinstance(tool_required, bool):  # "no" and "false" are true
             raise ValueError(f"tool_required must be True or False, got {tool_required!r}")
+        if strict is None:
+            strict = self.strict
+        elif not isinstance(strict, bool):
+            raise ValueError(f"strict must be True or False, got {strict!r}")
         specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
+        if strict:
+            for spec in specs:  # new dicts on every call: ours to change
+                spec["function"]["strict"] = True
+                spec["function"]["parameters"]["additionalProperties"] = False
         messages = list(chat_history or [])
         if user_msg is not None:
             if isinstance(user_msg, str):
@@ -1512,6 +1573,41 @@ KNOWN_CALL_KEYWORDS = (
     "tools",
     *CONTROL_KWARGS,
 )
+
+
+_LEAVE_OUT = "leave it out"
+# Constructor arguments of llama-index-llms-openai's OpenAI and OpenAILike that AI21 has no
+# field for, and what to write instead: code moving from OpenAILike would otherwise get
+# pydantic's bare "Extra inputs are not permitted".
+OPENAI_LIKE_NAMES = {
+    "api_base": 'AI21 calls it base_url=, e.g. base_url="http://localhost:8000/v1"',
+    "is_chat_model": (
+        f"Jamba models are chat models, always sent to /chat/completions; {_LEAVE_OUT}"
+    ),
+    "reuse_client": (
+        "AI21 always reuses its connection pools, one per event loop (so async calls from "
+        f"several loops are safe); {_LEAVE_OUT}"
+    ),
+    "should_use_structured_outputs": (
+        "structured output uses the server's guided decoding (response_format json_schema) "
+        f"by default, and pydantic_program_mode= chooses; {_LEAVE_OUT}"
+    ),
+    "tokenizer": (
+        "llm.tokenizer is the model's own (the [tokenizer] extra), and max_tokens is never "
+        f"inferred from a prompt; {_LEAVE_OUT}"
+    ),
+    "api_version": f"an Azure OpenAI setting; {_LEAVE_OUT}",
+    "max_new_tokens": "AI21 calls it max_tokens=",
+    "logprobs": 'pass logprobs=True per call, or additional_kwargs={"logprobs": True}',
+    "top_logprobs": ("pass top_logprobs=N per call (with logprobs=True), or in additional_kwargs"),
+    "reasoning_effort": (
+        "pass reasoning_effort= per call, or in additional_kwargs: it is sent as the request field"
+    ),
+    "modalities": f"Jamba reads and writes text only; {_LEAVE_OUT}",
+    "audio_config": f"Jamba reads and writes text only; {_LEAVE_OUT}",
+    "openai_client": "pass your own httpx clients instead: http_client=, async_http_client=",
+    "async_openai_client": "pass your own httpx clients instead: http_client=, async_http_client=",
+}
 
 
 def _warn_near_misses(call_kwargs: dict[str, Any]) -> None:
