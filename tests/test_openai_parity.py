@@ -354,3 +354,32 @@ def test_stream_options_never_reach_jurassic_2_which_never_streams(
         "absent",
         "absent",
     ]
+
+
+# ------------------------------------------------------------------ streamed tool calls
+
+
+def now() -> str:
+    """The time now."""
+    return "noon"
+
+
+@pytest.mark.parametrize(
+    ("tool", "whole"), [(ADD, {"a": 1, "b": 2}), (FunctionTool.from_defaults(now), {})]
+)
+def test_a_streamed_call_is_not_shown_without_arguments_and_then_taken_back(
+    make_local: Callable[..., AI21], vllm: Emulator, tool: FunctionTool, whole: dict[str, Any]
+) -> None:
+    """What agents put in each AgentStream: a chunk's calls with error_on_no_tool_call=False. The
+    chunk naming the call before its arguments showed it as a call without arguments ({}),
+    which the following chunks took back; a call that takes none still ends with {}."""
+    llm = make_local()
+    seen = [
+        [
+            (s.tool_name, s.tool_kwargs)
+            for s in llm.get_tool_calls_from_response(c, error_on_no_tool_call=False)
+        ]
+        for c in llm.stream_chat_with_tools([tool], user_msg="add 1 2")
+    ]
+    assert seen[-1] == [(tool.metadata.name, whole)]
+    assert all(calls == [] for calls in seen[:-1])

@@ -1529,8 +1529,17 @@ class AI21(FunctionCallingLLM):
                 )
             return []
         finish_reason = response.additional_kwargs.get("finish_reason")
+        # A stream's chunk before its last (a whole answer has no delta): a call named whose
+        # arguments have not begun is left out as one whose arguments are still arriving, not
+        # shown as a call without arguments ({}) that the next chunk would take back. A call
+        # that takes none ends with its "{}", or with the stream.
+        arriving = (
+            not error_on_no_tool_call and finish_reason is None and response.delta is not None
+        )
         selections = []
         for call_id, name, arguments in calls:
+            if arriving and isinstance(arguments, str) and not arguments.strip():
+                continue
             parsed = _parse_arguments(arguments)
             if parsed is None:
                 if error_on_no_tool_call or finish_reason is not None:
