@@ -95,6 +95,7 @@ SLOW_BEYOND_FIRST = {
     "test_an_option_of_openai_pythons_create_is_refused_before_any_request",
     "test_strict_marks_every_tool_strict_as_openai_does",
     "test_completion_to_prompt_shapes_the_prompt_unless_formatted",
+    "test_your_clients_query_goes_with_every_request",
     # a three-turn agent loop per kind of server (about 0.15 s each)
     "test_a_streamed_function_agent_loop_keeps_reasoning_calls_errors_and_counts",
 }

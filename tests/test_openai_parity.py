@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21.base import OPENAI_LIKE_NAMES
 from llama_index.llms.ai21.errors import DOCS_URL, MIGRATION_DOCS
 from tests.calls import METHOD_IDS, arg_for, call
+from tests.transport.servers import Peer, Server, chat_answer, response
 
 JAMBA2 = "ai21labs/AI21-Jamba2-3B"
 HI = [ChatMessage(role="user", content="hi")]
@@ -311,6 +313,7 @@ def test_none_for_default_headers_and_additional_kwargs_is_empty(
         ("reuse_client", False, "one per event loop"),
         ("reasoning_effort", "low", "per call"),
         ("max_new_tokens", 5, "max_tokens="),
+        ("default_query", {"api-version": "1"}, r"httpx.Client\(params=...\)"),
     ],
 )
 def test_an_openai_like_setting_names_what_to_write_instead(
@@ -383,3 +386,50 @@ def test_a_streamed_call_is_not_shown_without_arguments_and_then_taken_back(
     ]
     assert seen[-1] == [(tool.metadata.name, whole)]
     assert all(calls == [] for calls in seen[:-1])
+
+
+# ------------------------------------------------------------------ your clients' query
+
+
+def _answers(peer: Peer) -> None:
+    while (head := peer.read_request()) is not None:
+        if not head.startswith(b"POST /v1/chat/completions"):
+            peer.send(response(status=404, body=b'{"detail":"Not Found"}'))
+        elif json.loads(peer.last_body).get("stream"):
+            chunk = {
+                "id": "c",
+                "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}],
+            }
+            body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+            peer.send(response(body=body, headers=[("Content-Type", "text/event-stream")]))
+        else:
+            peer.send(response(body=chat_answer("Hi")))
+
+
+@pytest.mark.parametrize("method", ["complete", "stream_chat", "achat", "astream_complete"])
+def test_your_clients_query_goes_with_every_request(method: str) -> None:
+    """What extra_query= and default_query= are refused in favour of: openai-python builds its
+    requests on the client it is given, query included; here the query of the client given
+    went only with discovery's GETs."""
+    params = {"api-version": "1"}
+    with Server(_answers) as server:
+        url = server.url() + "/v1"
+        if method.startswith("a"):
+
+            async def run() -> str:
+                async with httpx.AsyncClient(params=params) as client:
+                    llm = AI21(
+                        base_url=url, model=JAMBA2, deployment="vllm", async_http_client=client
+                    )
+                    if method == "achat":
+                        return (await llm.achat(arg_for(method))).message.content or ""
+                    return "".join([c.delta async for c in await llm.astream_complete("hi")])
+
+            text = asyncio.run(run())
+        else:
+            with httpx.Client(params=params) as client:
+                llm = AI21(base_url=url, model=JAMBA2, deployment="vllm", http_client=client)
+                text = call(llm, method, arg_for(method)).text
+    assert text == "Hi"
+    [post] = [head.split(b" ")[1] for head in server.heads if head.startswith(b"POST")]
+    assert post == b"/v1/chat/completions?api-version=1"

@@ -1394,6 +1394,8 @@ class HTTPClients:
         headers = client.headers
         if client is self.config.http_client or client is self.config.async_http_client:
             headers = self._headers.get(id(client)) or self._user_headers(client)
+            if client.params:  # the user's client's query, as its own requests carry it
+                url = url.copy_merge_params(client.params)
         content = None if body is None else encode_body(body)
         if (
             content is not None

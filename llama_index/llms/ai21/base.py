@@ -1615,6 +1615,10 @@ OPENAI_LIKE_NAMES = {
     ),
     "modalities": f"Jamba reads and writes text only; {_LEAVE_OUT}",
     "audio_config": f"Jamba reads and writes text only; {_LEAVE_OUT}",
+    "default_query": (
+        "pass your own http_client=/async_http_client= built with it, "
+        "httpx.Client(params=...): its query goes with every request"
+    ),
     "openai_client": "pass your own httpx clients instead: http_client=, async_http_client=",
     "async_openai_client": "pass your own httpx clients instead: http_client=, async_http_client=",
 }
