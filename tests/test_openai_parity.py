@@ -15,7 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
+from llama_index.core import Document
 from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.extractors import DocumentContextExtractor
+from llama_index.core.node_parser import SentenceSplitter
+from llama_index.core.storage.docstore import SimpleDocumentStore
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.openai import OpenAI
 from llama_index.llms.openai_like import OpenAILike
@@ -146,10 +150,59 @@ def test_an_extra_body_of_none_sends_nothing(
 # ------------------------------------------------------------------ openai-python's options
 
 
+@pytest.mark.parametrize("method", METHOD_IDS)
+def test_extra_headers_are_sent_as_headers_of_that_request_by_every_method(
+    make_local: Callable[..., AI21], vllm: Emulator, method: str
+) -> None:
+    llm = make_local(default_headers={"X-Team": "search", "X-Trace": "instance"})
+    call(llm, method, arg_for(method), extra_headers={"X-Trace": "call-7"})
+    [request] = [r for r in vllm.requests if r.path.endswith("/chat/completions")]
+    assert "extra_headers" not in request.json
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    assert (headers["x-team"], headers["x-trace"]) == ("search", "call-7")
+    vllm.reset()
+    call(llm, method, arg_for(method))  # one call's: not the next one's
+    [request] = [r for r in vllm.requests if r.path.endswith("/chat/completions")]
+    assert {name.lower(): value for name, value in request.headers.items()}["x-trace"] == "instance"
+
+
+def test_llamaindexs_document_context_extractor_runs_with_its_extra_headers(
+    make_local: Callable[..., AI21], vllm: Emulator
+) -> None:
+    """LlamaIndex's own DocumentContextExtractor calls achat(..., extra_headers=...)."""
+    text = "Jamba is a hybrid SSM-Transformer model by AI21. " * 12
+    document = Document(text=text)
+    store = SimpleDocumentStore()
+    store.add_documents([document])
+    nodes = SentenceSplitter(chunk_size=64, chunk_overlap=0).get_nodes_from_documents([document])
+    extractor = DocumentContextExtractor(
+        docstore=store, llm=make_local(), max_context_length=10_000, num_workers=1
+    )
+    [context] = asyncio.run(extractor.aextract(nodes[:1]))
+    assert context["context"]
+    headers = {name.lower(): value for name, value in vllm.last_request.headers.items()}
+    assert headers["anthropic-beta"] == "prompt-caching-2024-07-31"
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ({"X-Trace": "a\nb"}, r"extra_headers\['X-Trace'\] is not a valid HTTP header value"),
+        ({"X Trace": "1"}, "extra_headers has the name 'X Trace'"),
+        ([("X-Trace", "1")], "extra_headers must be a dict"),
+    ],
+)
+def test_extra_headers_that_cannot_be_sent_are_refused_before_any_request(
+    make_local: Callable[..., AI21], vllm: Emulator, headers: Any, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        list(make_local().stream_complete("hi", extra_headers=headers))
+    assert chat_requests(vllm) == 0
+
+
 @pytest.mark.parametrize(
     ("name", "value", "advice"),
     [
-        ("extra_headers", {"X-Trace": "1"}, "default_headers="),
         ("extra_query", {"api-version": "1"}, r"httpx.Client\(params=...\)"),
         ("timeout", 5, r"AI21\(timeout=...\)"),
         ("strict", True, "chat_with_tools"),
@@ -168,9 +221,25 @@ def test_an_option_of_openai_pythons_create_is_refused_before_any_request(
     ignore them (vLLM ignores what it does not know), so they are refused, saying what to do."""
     with pytest.raises(ValueError, match=rf"{name}= is not a request field.*{advice}"):
         call(make_local(), method, arg_for(method), **{name: value})
-    with pytest.raises(ValueError, match=rf"{name}= is not a request field.*{advice}"):
-        make_local(additional_kwargs={"extra_body": {name: value}})
     assert chat_requests(vllm) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "advice"),
+    [
+        ("extra_headers", {"X-Trace": "1"}, "default_headers= field"),
+        ("extra_query", {"api-version": "1"}, r"httpx.Client\(params=...\)"),
+        ("timeout", 5, r"AI21\(timeout=...\)"),
+        ("strict", True, "chat_with_tools"),
+    ],
+)
+@pytest.mark.parametrize("nested", [False, True])
+def test_an_option_of_openai_pythons_create_in_additional_kwargs_is_refused(
+    name: str, value: Any, advice: str, nested: bool
+) -> None:
+    extra = {"extra_body": {name: value}} if nested else {name: value}
+    with pytest.raises(ValueError, match=rf"{name}= is not a request field.*{advice}"):
+        AI21(model=JAMBA2, base_url="http://127.0.0.1:9/v1", additional_kwargs=extra)
 
 
 # ------------------------------------------------------------------ stream_options

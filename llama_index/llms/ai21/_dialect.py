@@ -80,11 +80,12 @@ BUILT_FIELDS = ("messages", "prompt")
 # body (https://github.com/openai/openai-python, "Undocumented request params"), and OpenAI's
 # per-tool ``strict``: code written for LlamaIndex's OpenAI integrations passes them, and as
 # body fields here a server would ignore them (vLLM ignores fields it does not know).
-# ``extra_body`` is read instead (``open_extra_body``).
+# ``extra_body`` is read instead (``open_extra_body``), and a call's ``extra_headers`` are sent
+# as its headers (``base.py``): only ``additional_kwargs`` can bring them here.
 REQUEST_OPTIONS = {
     "extra_headers": (
-        "per-request headers are not supported: set default_headers= on the instance (sent "
-        "with every request), or pass your own http_client=/async_http_client= carrying them"
+        "headers for every request are the default_headers= field; per call, extra_headers= "
+        "is sent as headers"
     ),
     "extra_query": (
         "query parameters are not supported: pass your own http_client=/async_http_client= "
@@ -242,6 +243,7 @@ class Call(NamedTuple):
     body: dict[str, Any]
     single_tool_call: bool = False  # keep only the first tool call of the answer
     markup: Markup | None = None  # what to read out of the answer text (``_markup``)
+    headers: Mapping[str, str] | None = None  # the call's own (``extra_headers=``), over the rest
 
 
 class Dialect(Protocol):

@@ -845,6 +845,10 @@ class AI21(FunctionCallingLLM):
     def _chat_build(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, stream: bool
     ) -> Callable[[], Call]:
+        if "extra_headers" in kwargs:
+            return _with_headers(
+                kwargs, lambda rest: self._chat_build(messages, rest, stream=stream)
+            )
         return lambda: self._dialect.chat(
             self.model,
             messages,
@@ -854,6 +858,8 @@ class AI21(FunctionCallingLLM):
         )
 
     def _complete_build(self, prompt: str, kwargs: dict[str, Any]) -> Callable[[], Call]:
+        if "extra_headers" in kwargs:
+            return _with_headers(kwargs, lambda rest: self._complete_build(prompt, rest))
         return lambda: self._dialect.complete(
             self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
         )
@@ -952,12 +958,14 @@ class AI21(FunctionCallingLLM):
 
     def _post(self, call: Call) -> Any:
         clients = self._clients()
-        return self._with_retries(lambda: clients.post(call.path, call.body), _url(clients, call))
+        return self._with_retries(
+            lambda: clients.post(call.path, call.body, call.headers), _url(clients, call)
+        )
 
     async def _apost(self, call: Call) -> Any:
         clients = self._clients()
         return await self._awith_retries(
-            lambda: clients.apost(call.path, call.body), _url(clients, call)
+            lambda: clients.apost(call.path, call.body, call.headers), _url(clients, call)
         )
 
     def _stream_events(self, call: Call) -> ChatResponseGen:
@@ -966,7 +974,7 @@ class AI21(FunctionCallingLLM):
         dialect = self._dialect
 
         def open_stream() -> tuple[Stream, ChatStreamState, Iterator[ChatResponse], Any]:
-            response = clients.open_stream(call.path, call.body)
+            response = clients.open_stream(call.path, call.body, call.headers)
             state = dialect.stream_state(call)
             chunks = responses(response.iter_bytes(), state)
             if call.single_tool_call:
@@ -998,7 +1006,7 @@ class AI21(FunctionCallingLLM):
         async def open_stream() -> tuple[
             AsyncStream, ChatStreamState, AsyncIterator[ChatResponse], Any
         ]:
-            response = await clients.aopen_stream(call.path, call.body)
+            response = await clients.aopen_stream(call.path, call.body, call.headers)
             state = dialect.stream_state(call)
             chunks = aresponses(response.aiter_bytes(), state)
             if call.single_tool_call:
@@ -1622,6 +1630,27 @@ OPENAI_LIKE_NAMES = {
     "openai_client": "pass your own httpx clients instead: http_client=, async_http_client=",
     "async_openai_client": "pass your own httpx clients instead: http_client=, async_http_client=",
 }
+
+
+def _with_headers(
+    kwargs: dict[str, Any], build: Callable[[dict[str, Any]], Callable[[], Call]]
+) -> Callable[[], Call]:
+    """A call's builder with its ``extra_headers=`` (openai-python's per-request headers:
+    LlamaIndex's own ``DocumentContextExtractor`` passes them) sent as headers, checked now,
+    before any request; the other keywords built as usual."""
+    rest = dict(kwargs)  # the caller's: stream_complete builds from them twice
+    headers = rest.pop("extra_headers")
+    if headers is not None:
+        if not isinstance(headers, Mapping):
+            raise ValueError(
+                f"extra_headers must be a dict of header names and values, got {headers!r}"
+            )
+        check_headers(headers, "extra_headers")
+        headers = dict(headers)
+    built = build(rest)
+    if not headers:
+        return built
+    return lambda: built()._replace(headers=headers)
 
 
 def _warn_near_misses(call_kwargs: dict[str, Any]) -> None:
