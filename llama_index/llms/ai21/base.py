@@ -169,8 +169,9 @@ class AI21(FunctionCallingLLM):
     ``preamble_override=`` (the system message for that call), ``documents=`` (grounding
     texts), ``chat_template_kwargs=``, the sampling fields (``max_tokens=``, ``temperature=``,
     ...) and any other API field (``n=``, ``response_format=``, ...), which is sent as given;
-    ``chat_with_tools`` and its twins also take ``tool_required=`` and ``tool_choice=``
-    (``"auto"``, ``"none"``, ``"required"`` or a tool's name).
+    ``extra_body=`` (its entries as fields) and ``extra_headers=`` (that request's headers) as
+    openai-python takes them. ``chat_with_tools`` and its twins also take ``tool_required=``,
+    ``tool_choice=`` (``"auto"``, ``"none"``, ``"required"`` or a tool's name) and ``strict=``.
 
     Example:
         ```python
