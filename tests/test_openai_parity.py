@@ -7,6 +7,7 @@ with ``OpenAILike`` itself as the oracle where both should send the same."""
 from __future__ import annotations
 
 import asyncio
+import difflib
 import inspect
 import json
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from llama_index.llms.openai_like import OpenAILike
 
 from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21.base import OPENAI_LIKE_NAMES
+from llama_index.llms.ai21.base import OPENAI_LIKE_NAMES, _near_miss
 from llama_index.llms.ai21.errors import DOCS_URL, MIGRATION_DOCS
 from tests.calls import METHOD_IDS, arg_for, call
 from tests.transport.servers import Peer, Server, chat_answer, response
@@ -502,3 +503,24 @@ def test_your_clients_query_goes_with_every_request(method: str) -> None:
     assert text == "Hi"
     [post] = [head.split(b" ")[1] for head in server.heads if head.startswith(b"POST")]
     assert post == b"/v1/chat/completions?api-version=1"
+
+
+def test_a_field_passed_through_on_every_call_is_compared_with_known_keywords_once(
+    make_local: Callable[..., AI21], vllm: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """seed=, user= and an extra_body's entries go out on every call; telling whether each is a
+    misspelt keyword (difflib, about 10 µs a name) is done once per name, not once per call."""
+    compared: list[str] = []
+    real = difflib.get_close_matches
+
+    def counting(word: str, *args: Any, **kwargs: Any) -> list[str]:
+        compared.append(word)
+        return real(word, *args, **kwargs)
+
+    monkeypatch.setattr(difflib, "get_close_matches", counting)
+    _near_miss.cache_clear()  # as in a fresh process
+    llm = make_local()
+    for _ in range(3):
+        llm.chat(HI, seed=7, extra_body={"top_k_parity": 3, "temprature_parity": 0.2})
+    assert sorted(compared) == ["seed", "temprature_parity", "top_k_parity"]
+    assert all(r.json["seed"] == 7 for r in vllm.requests if r.path.endswith("/completions"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
+import functools
 import json
 import logging
 import os
@@ -1660,18 +1661,27 @@ def _warn_near_misses(call_kwargs: dict[str, Any]) -> None:
     for name in call_kwargs:
         if name in KNOWN_CALL_KEYWORDS:
             continue
-        # 0.85: a letter dropped, doubled or swapped in a name of six letters or more, never
-        # top_k for top_p (0.8) nor min_tokens for max_tokens (0.8), real sampling fields.
-        close = difflib.get_close_matches(
-            name.replace("-", "_").lower(), KNOWN_CALL_KEYWORDS, n=1, cutoff=0.85
-        )
-        if close:
+        close = _near_miss(name)
+        if close is not None:
             logger.warning(
                 "%s= is not a keyword this package knows: it is sent to the server as a "
                 "request field as it is, which the server may ignore. Did you mean %s=?",
                 name,
-                close[0],
+                close,
             )
+
+
+@functools.lru_cache(maxsize=512)
+def _near_miss(name: str) -> str | None:
+    """The known keyword ``name`` is a letter or two away from, if any. Kept per name: difflib
+    takes about 10 µs a name, and fields passed through on every call (``seed=``, an
+    ``extra_body``'s ``top_k``) would pay it on every call."""
+    # 0.85: a letter dropped, doubled or swapped in a name of six letters or more, never
+    # top_k for top_p (0.8) nor min_tokens for max_tokens (0.8), real sampling fields.
+    close = difflib.get_close_matches(
+        name.replace("-", "_").lower(), KNOWN_CALL_KEYWORDS, n=1, cutoff=0.85
+    )
+    return close[0] if close else None
 
 
 def _warn_unknown_model(model: str) -> None:
