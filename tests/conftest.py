@@ -70,6 +70,10 @@ SLOW_TESTS = {
     "test_retry_after_is_honoured_up_to_two_minutes",
     # secrets over every surface, a refused connection and read timeouts included
     "test_no_secret_in_copies_instrumentation_warnings_or_transport_errors",
+    # OpenAILike as the oracle: openai-python's first request loads its resources (0.4 s)
+    "test_extra_body_reaches_the_server_as_openai_like_sends_it",
+    "test_strict_tools_are_the_ones_openai_like_sends",
+    "test_llamaindexs_document_context_extractor_runs_with_its_extra_headers",  # 0.3 s
 }
 
 
@@ -86,6 +90,15 @@ SLOW_BEYOND_FIRST = {
     "test_the_first_async_call_asks_the_server_off_the_event_loop",
     "test_a_lone_surrogate_is_refused_before_any_request",
     "test_a_404_names_the_url_in_a_note_and_keeps_the_sdks_error",
+    # what code written for OpenAILike passes, over every method (tests/test_openai_parity.py)
+    "test_extra_body_entries_are_sent_as_request_fields_by_every_method",
+    "test_extra_headers_are_sent_as_headers_of_that_request_by_every_method",
+    "test_an_option_of_openai_pythons_create_in_additional_kwargs_is_refused",
+    "test_stream_options_in_additional_kwargs_leave_calls_that_do_not_stream_alone",
+    "test_an_option_of_openai_pythons_create_is_refused_before_any_request",
+    "test_strict_marks_every_tool_strict_as_openai_does",
+    "test_completion_to_prompt_shapes_the_prompt_unless_formatted",
+    "test_your_clients_query_goes_with_every_request",
     # a three-turn agent loop per kind of server (about 0.15 s each)
     "test_a_streamed_function_agent_loop_keeps_reasoning_calls_errors_and_counts",
 }

@@ -161,7 +161,7 @@ BAD_ASSIGNMENTS: list[tuple[str, Any]] = [
     ("context_window", -5),  # was planned with
     ("system_prompt", 3),  # was sent as a number
     ("model", 3),  # was an AttributeError on the next call
-    ("default_headers", None),  # likewise
+    ("default_headers", "X-Team: search"),  # likewise (None is no headers, as in OpenAILike)
     ("timeout", "soon"),  # was a TypeError on the next call
     ("temperature", 5),
     ("http_client", "x"),

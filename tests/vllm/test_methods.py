@@ -86,3 +86,19 @@ def test_logprobs_come_for_every_token_with_the_token_first(
         assert token.logprob <= 0
         assert token.bytes == list(token.token.encode())
         assert all(other.token != token.token for other in position[1:])
+
+
+@pytest.mark.parametrize("method", METHOD_IDS)
+def test_what_code_written_for_openai_like_passes_is_taken(
+    make_llm: Callable[..., AI21], servers: Servers, method: str
+) -> None:
+    """additional_kwargs as OpenAILike users write them for vLLM: stream_options, which vLLM
+    refuses on a request that does not stream, and extra_body, whose entries are vLLM's
+    fields; and a call's extra_headers."""
+    llm = make_llm(
+        additional_kwargs={"stream_options": {"include_usage": True}, "extra_body": {"top_k": 1}}
+    )
+    outcome = call(llm, method, arg_for(method, "Hi"), extra_headers={"X-Parity": "1"})
+    assert outcome.text == servers.answer
+    final = outcome.responses[-1].additional_kwargs
+    assert final["total_tokens"] == final["prompt_tokens"] + final["completion_tokens"] > 0

@@ -76,6 +76,30 @@ _INTEGERS = ("max_tokens", "n")
 # Fields built from the call itself: a keyword or ``additional_kwargs`` entry of that name
 # would replace the conversation the caller passed, silently.
 BUILT_FIELDS = ("messages", "prompt")
+# Keywords of openai-python's ``create()`` that are options of the request, not fields of its
+# body (https://github.com/openai/openai-python, "Undocumented request params"), and OpenAI's
+# per-tool ``strict``: code written for LlamaIndex's OpenAI integrations passes them, and as
+# body fields here a server would ignore them (vLLM ignores fields it does not know).
+# ``extra_body`` is read instead (``open_extra_body``), and a call's ``extra_headers`` are sent
+# as its headers (``base.py``): only ``additional_kwargs`` can bring them here.
+REQUEST_OPTIONS = {
+    "extra_headers": (
+        "headers for every request are the default_headers= field; per call, extra_headers= "
+        "is sent as headers"
+    ),
+    "extra_query": (
+        "query parameters are not supported: pass your own http_client=/async_http_client= "
+        "built with them, httpx.Client(params=...)"
+    ),
+    "timeout": (
+        "the timeout is the instance's: AI21(timeout=...) (seconds for each attempt's "
+        "connect, read and write), or set llm.timeout before the call"
+    ),
+    "strict": (
+        "strict belongs to the tools' definitions: pass it to chat_with_tools(), "
+        "predict_and_call() and their twins, or set AI21(strict=True)"
+    ),
+}
 
 
 def check_json(name: str, value: Any, depth: int = 0) -> None:
@@ -141,6 +165,8 @@ def check_params(params: dict[str, Any], limits: Limits, *, stream: bool) -> Non
         raise ValueError(f"stop sequences must not be empty, got {stop!r}")
     if params.get("logprobs") is not None or params.get("top_logprobs") is not None:
         _check_logprobs(params, limits)
+    if not params.keys().isdisjoint(REQUEST_OPTIONS):
+        check_request_options(params)
     for name in BUILT_FIELDS:
         if name in params:
             raise ValueError(
@@ -165,6 +191,30 @@ def check_params(params: dict[str, Any], limits: Limits, *, stream: bool) -> Non
             )
     for name, value in params.items():
         check_json(name, value)
+
+
+def check_request_options(fields: Mapping[str, Any]) -> None:
+    """A ``ValueError`` for an option of openai-python's ``create()`` (``REQUEST_OPTIONS``)
+    among request fields, saying what to do instead."""
+    for name, advice in REQUEST_OPTIONS.items():
+        if name in fields:
+            raise ValueError(f"{name}= is not a request field (nothing was sent): {advice}")
+
+
+def open_extra_body(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` with its ``extra_body`` opened: openai-python's way to send fields its
+    ``create()`` does not name (vLLM's docs pass ``top_k``, ``chat_template_kwargs`` and the
+    like so), written by code for LlamaIndex's OpenAI integrations. Its entries are request
+    fields and win over the ones beside it, as openai-python merges them over its body."""
+    extra = fields["extra_body"]
+    rest = {k: v for k, v in fields.items() if k != "extra_body"}
+    if extra is None:
+        return rest
+    if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
+        raise ValueError(
+            f"extra_body must be a dict of request fields (e.g. {{'top_k': 20}}), got {extra!r}"
+        )
+    return {**rest, **extra}
 
 
 def _check_logprobs(params: dict[str, Any], limits: Limits) -> None:
@@ -193,6 +243,7 @@ class Call(NamedTuple):
     body: dict[str, Any]
     single_tool_call: bool = False  # keep only the first tool call of the answer
     markup: Markup | None = None  # what to read out of the answer text (``_markup``)
+    headers: Mapping[str, str] | None = None  # the call's own (``extra_headers=``), over the rest
 
 
 class Dialect(Protocol):
@@ -332,6 +383,16 @@ class JambaChat:
             raise ValueError(f"parallel_tool_calls must be True or False, got {parallel!r}")
         single_tool_call = parallel is False
         params.pop("stream", None)
+        # Dropped from a call that does not stream (vLLM refuses it there: "Stream options can
+        # only be defined when `stream=True`"), as llama-index-llms-openai drops it; added to
+        # the deployment's own on a stream (the user's keys win).
+        options = params.pop("stream_options", None)
+        if options is not None and not isinstance(options, Mapping):
+            raise ValueError(
+                f'stream_options must be a dict (e.g. {{"include_usage": true}}), got {options!r}'
+            )
+        if options and stream:
+            check_json("stream_options", options)
         if "chat_template_kwargs" in params:
             check_template_kwargs(params["chat_template_kwargs"])
         self._tool_choice(params)
@@ -357,6 +418,8 @@ class JambaChat:
                 self._stream_fields = self.deployment.stream_fields()
             body.update(self._stream_fields)
         body.update(params)
+        if options and stream:
+            body["stream_options"] = {**body.get("stream_options", {}), **options}
         body["stream"] = stream
         if documents is not None and field:
             body["documents"] = self.deployment.documents(documents)

@@ -87,6 +87,7 @@ class J2:
             raise ValueError(f"{model} (Jurassic-2) supports neither documents nor tools")
         params = {k: v for k, v in params.items() if k not in CONTROL_KWARGS and k != "tools"}
         params.pop("stream", None)
+        params.pop("stream_options", None)  # J2 never streams (as in JambaChat.chat)
         check_params(params, LIMITS, stream=False)
         params.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
         if isinstance(params.get("stop"), str):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
+import functools
 import json
 import logging
 import os
@@ -76,7 +77,9 @@ from llama_index.llms.ai21._dialect import (
     Call,
     Dialect,
     check_json,
+    check_request_options,
     check_template_kwargs,
+    open_extra_body,
 )
 from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text, shown_names
 from llama_index.llms.ai21._http import (
@@ -100,13 +103,18 @@ from llama_index.llms.ai21._secrets import (
 )
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
 from llama_index.llms.ai21._tokenizer import load_tokenizer
-from llama_index.llms.ai21.errors import SELF_HOSTED_DOCS, StreamInterruptedError
+from llama_index.llms.ai21.errors import (
+    MIGRATION_DOCS,
+    SELF_HOSTED_DOCS,
+    StreamInterruptedError,
+)
 
 if TYPE_CHECKING:
     from llama_index.core.program.utils import FlexibleModel
     from llama_index.core.tools.types import BaseTool
 
 _T = TypeVar("_T")
+_PromptFunction = Callable[[str], str]  # made once: subscripting it costs 0.5 µs a call
 
 logger = logging.getLogger("llama_index.llms.ai21")
 dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]
@@ -162,8 +170,9 @@ class AI21(FunctionCallingLLM):
     ``preamble_override=`` (the system message for that call), ``documents=`` (grounding
     texts), ``chat_template_kwargs=``, the sampling fields (``max_tokens=``, ``temperature=``,
     ...) and any other API field (``n=``, ``response_format=``, ...), which is sent as given;
-    ``chat_with_tools`` and its twins also take ``tool_required=`` and ``tool_choice=``
-    (``"auto"``, ``"none"``, ``"required"`` or a tool's name).
+    ``extra_body=`` (its entries as fields) and ``extra_headers=`` (that request's headers) as
+    openai-python takes them. ``chat_with_tools`` and its twins also take ``tool_required=``,
+    ``tool_choice=`` (``"auto"``, ``"none"``, ``"required"`` or a tool's name) and ``strict=``.
 
     Example:
         ```python
@@ -282,6 +291,14 @@ class AI21(FunctionCallingLLM):
         default=None,
         description="Override whether the model can call tools (default: the model table).",
     )
+    strict: bool = Field(
+        default=False,
+        description=(
+            "Mark every tool offered as strict (OpenAI's function.strict: its arguments must "
+            "follow its schema, where the server enforces it); per call, strict= to "
+            "chat_with_tools and its twins wins. False sends nothing."
+        ),
+    )
     verify: bool | str = Field(
         default=True,
         description=(
@@ -330,6 +347,11 @@ class AI21(FunctionCallingLLM):
             ValueError: a field is invalid or unknown, the deployment is unknown or does not
                 fit the model or URL, or AI21's API is used with no key.
         """
+        for name in OPENAI_LIKE_NAMES.keys() & kwargs.keys():
+            raise ValueError(
+                f"{name}= is a setting of LlamaIndex's OpenAI/OpenAILike, not of AI21: "
+                f"{OPENAI_LIKE_NAMES[name]}. See {MIGRATION_DOCS}"
+            )
         url_source = "base_url"
         if kwargs.get("base_url") is None:
             kwargs.pop("base_url", None)
@@ -516,9 +538,18 @@ class AI21(FunctionCallingLLM):
     def _stop_as_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("default_headers", "additional_kwargs", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        # llama-index-llms-openai takes None for both (its defaults): code written for it
+        # passes it.
+        return {} if value is None else value
+
     @field_validator("additional_kwargs")
     @classmethod
     def _json_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # At construction, as every call would (a ValueError if extra_body is not a dict).
+        check_request_options(open_extra_body(value) if "extra_body" in value else value)
         check_json("additional_kwargs", value)
         return value
 
@@ -799,7 +830,10 @@ class AI21(FunctionCallingLLM):
             "stop": self.stop,
         }
         params = {k: v for k, v in params.items() if v is not None}
-        params.update(self.additional_kwargs)
+        instance = self.additional_kwargs
+        params.update(open_extra_body(instance) if "extra_body" in instance else instance)
+        if "extra_body" in call_kwargs:
+            call_kwargs = open_extra_body(call_kwargs)
         if self.chat_template_kwargs is not None:
             params["chat_template_kwargs"] = self.chat_template_kwargs
             per_call = call_kwargs.get("chat_template_kwargs")
@@ -813,6 +847,10 @@ class AI21(FunctionCallingLLM):
     def _chat_build(
         self, messages: Sequence[ChatMessage], kwargs: dict[str, Any], *, stream: bool
     ) -> Callable[[], Call]:
+        if "extra_headers" in kwargs:
+            return _with_headers(
+                kwargs, lambda rest: self._chat_build(messages, rest, stream=stream)
+            )
         return lambda: self._dialect.chat(
             self.model,
             messages,
@@ -822,6 +860,8 @@ class AI21(FunctionCallingLLM):
         )
 
     def _complete_build(self, prompt: str, kwargs: dict[str, Any]) -> Callable[[], Call]:
+        if "extra_headers" in kwargs:
+            return _with_headers(kwargs, lambda rest: self._complete_build(prompt, rest))
         return lambda: self._dialect.complete(
             self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
         )
@@ -920,12 +960,14 @@ class AI21(FunctionCallingLLM):
 
     def _post(self, call: Call) -> Any:
         clients = self._clients()
-        return self._with_retries(lambda: clients.post(call.path, call.body), _url(clients, call))
+        return self._with_retries(
+            lambda: clients.post(call.path, call.body, call.headers), _url(clients, call)
+        )
 
     async def _apost(self, call: Call) -> Any:
         clients = self._clients()
         return await self._awith_retries(
-            lambda: clients.apost(call.path, call.body), _url(clients, call)
+            lambda: clients.apost(call.path, call.body, call.headers), _url(clients, call)
         )
 
     def _stream_events(self, call: Call) -> ChatResponseGen:
@@ -934,7 +976,7 @@ class AI21(FunctionCallingLLM):
         dialect = self._dialect
 
         def open_stream() -> tuple[Stream, ChatStreamState, Iterator[ChatResponse], Any]:
-            response = clients.open_stream(call.path, call.body)
+            response = clients.open_stream(call.path, call.body, call.headers)
             state = dialect.stream_state(call)
             chunks = responses(response.iter_bytes(), state)
             if call.single_tool_call:
@@ -966,7 +1008,7 @@ class AI21(FunctionCallingLLM):
         async def open_stream() -> tuple[
             AsyncStream, ChatStreamState, AsyncIterator[ChatResponse], Any
         ]:
-            response = await clients.aopen_stream(call.path, call.body)
+            response = await clients.aopen_stream(call.path, call.body, call.headers)
             state = dialect.stream_state(call)
             chunks = aresponses(response.aiter_bytes(), state)
             if call.single_tool_call:
@@ -1018,6 +1060,11 @@ class AI21(FunctionCallingLLM):
             await self._abuilt(self._chat_build(messages, kwargs, stream=True))
         )
 
+    def _to_prompt(self, prompt: str) -> str:
+        """``prompt`` through ``completion_to_prompt`` (never None: LlamaIndex sets its
+        default, which returns the prompt)."""
+        return cast(_PromptFunction, self.completion_to_prompt)(prompt)
+
     # ------------------------------------------------------------------ public API
 
     @llm_chat_callback()
@@ -1048,9 +1095,15 @@ class AI21(FunctionCallingLLM):
 
     @llm_completion_callback()
     def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
-        """Complete a prompt (sent as one user message; J2 models use ``/complete``)."""
+        """Complete a prompt (sent as one user message; J2 models use ``/complete``).
+
+        Unless ``formatted=True``, the prompt goes through ``completion_to_prompt`` first
+        (LlamaIndex's default leaves it as it is), as in llama-index-llms-openai-like.
+        """
         # Straight to a CompletionResponse, without a ChatResponse in between: this call is
         # hot in RAG loops.
+        if not formatted:
+            prompt = self._to_prompt(prompt)
         call = self._built(self._complete_build(prompt, kwargs))
         return self._dialect.completion_response(self._post(call), call)
 
@@ -1058,7 +1111,10 @@ class AI21(FunctionCallingLLM):
     def stream_complete(
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseGen:
-        """Stream a completion (J2: the whole answer as one chunk)."""
+        """Stream a completion (J2: the whole answer as one chunk); ``formatted`` as in
+        `complete`."""
+        if not formatted:
+            prompt = self._to_prompt(prompt)
         call = self._built(
             self._complete_build(prompt, kwargs)
         )  # checks everything before any request
@@ -1072,6 +1128,8 @@ class AI21(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponse:
         """Async version of `complete`."""
+        if not formatted:
+            prompt = self._to_prompt(prompt)
         call = await self._abuilt(self._complete_build(prompt, kwargs))
         return self._dialect.completion_response(await self._apost(call), call)
 
@@ -1080,6 +1138,8 @@ class AI21(FunctionCallingLLM):
         self, prompt: str, formatted: bool = False, **kwargs: Any
     ) -> CompletionResponseAsyncGen:
         """Async version of `stream_complete`."""
+        if not formatted:
+            prompt = self._to_prompt(prompt)
         call = await self._abuilt(self._complete_build(prompt, kwargs))
         if not self._dialect.streams:
             response = self._dialect.completion_response(await self._apost(call), call)
@@ -1383,6 +1443,7 @@ class AI21(FunctionCallingLLM):
         allow_parallel_tool_calls: bool = False,
         tool_required: bool = False,
         tool_choice: str | dict[str, Any] | None = None,
+        strict: bool | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
         """Offer ``tools`` as function definitions, without touching ``chat_history``.
@@ -1394,6 +1455,9 @@ class AI21(FunctionCallingLLM):
         has no such field, so a named tool is offered alone, ``"none"`` offers none, and a
         required call is logged once as not enforceable (docs/tools-and-agents.md).
         ``allow_parallel_tool_calls=False`` keeps only the first tool call of each answer.
+        ``strict=True`` (default: the ``strict`` field) marks each tool ``"strict": true`` with
+        ``additionalProperties: false``, as llama-index-llms-openai does; otherwise nothing is
+        added (a ``"strict": false`` would reach the model's prompt on vLLM).
         """
         if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
             raise ValueError(
@@ -1410,7 +1474,15 @@ class AI21(FunctionCallingLLM):
             tool_required = False
         elif not isinstance(tool_required, bool):  # "no" and "false" are true
             raise ValueError(f"tool_required must be True or False, got {tool_required!r}")
+        if strict is None:
+            strict = self.strict
+        elif not isinstance(strict, bool):
+            raise ValueError(f"strict must be True or False, got {strict!r}")
         specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
+        if strict:
+            for spec in specs:  # new dicts on every call: ours to change
+                spec["function"]["strict"] = True
+                spec["function"]["parameters"]["additionalProperties"] = False
         messages = list(chat_history or [])
         if user_msg is not None:
             if isinstance(user_msg, str):
@@ -1467,8 +1539,17 @@ class AI21(FunctionCallingLLM):
                 )
             return []
         finish_reason = response.additional_kwargs.get("finish_reason")
+        # A stream's chunk before its last (a whole answer has no delta): a call named whose
+        # arguments have not begun is left out as one whose arguments are still arriving, not
+        # shown as a call without arguments ({}) that the next chunk would take back. A call
+        # that takes none ends with its "{}", or with the stream.
+        arriving = (
+            not error_on_no_tool_call and finish_reason is None and response.delta is not None
+        )
         selections = []
         for call_id, name, arguments in calls:
+            if arriving and isinstance(arguments, str) and not arguments.strip():
+                continue
             parsed = _parse_arguments(arguments)
             if parsed is None:
                 if error_on_no_tool_call or finish_reason is not None:
@@ -1514,24 +1595,93 @@ KNOWN_CALL_KEYWORDS = (
 )
 
 
+_LEAVE_OUT = "leave it out"
+# Constructor arguments of llama-index-llms-openai's OpenAI and OpenAILike that AI21 has no
+# field for, and what to write instead: code moving from OpenAILike would otherwise get
+# pydantic's bare "Extra inputs are not permitted".
+OPENAI_LIKE_NAMES = {
+    "api_base": 'AI21 calls it base_url=, e.g. base_url="http://localhost:8000/v1"',
+    "is_chat_model": (
+        f"Jamba models are chat models, always sent to /chat/completions; {_LEAVE_OUT}"
+    ),
+    "reuse_client": (
+        "AI21 always reuses its connection pools, one per event loop (so async calls from "
+        f"several loops are safe); {_LEAVE_OUT}"
+    ),
+    "should_use_structured_outputs": (
+        "structured output uses the server's guided decoding (response_format json_schema) "
+        f"by default, and pydantic_program_mode= chooses; {_LEAVE_OUT}"
+    ),
+    "tokenizer": (
+        "llm.tokenizer is the model's own (the [tokenizer] extra), and max_tokens is never "
+        f"inferred from a prompt; {_LEAVE_OUT}"
+    ),
+    "api_version": f"an Azure OpenAI setting; {_LEAVE_OUT}",
+    "max_new_tokens": "AI21 calls it max_tokens=",
+    "logprobs": 'pass logprobs=True per call, or additional_kwargs={"logprobs": True}',
+    "top_logprobs": ("pass top_logprobs=N per call (with logprobs=True), or in additional_kwargs"),
+    "reasoning_effort": (
+        "pass reasoning_effort= per call, or in additional_kwargs: it is sent as the request field"
+    ),
+    "modalities": f"Jamba reads and writes text only; {_LEAVE_OUT}",
+    "audio_config": f"Jamba reads and writes text only; {_LEAVE_OUT}",
+    "default_query": (
+        "pass your own http_client=/async_http_client= built with it, "
+        "httpx.Client(params=...): its query goes with every request"
+    ),
+    "openai_client": "pass your own httpx clients instead: http_client=, async_http_client=",
+    "async_openai_client": "pass your own httpx clients instead: http_client=, async_http_client=",
+}
+
+
+def _with_headers(
+    kwargs: dict[str, Any], build: Callable[[dict[str, Any]], Callable[[], Call]]
+) -> Callable[[], Call]:
+    """A call's builder with its ``extra_headers=`` (openai-python's per-request headers:
+    LlamaIndex's own ``DocumentContextExtractor`` passes them) sent as headers, checked now,
+    before any request; the other keywords built as usual."""
+    rest = dict(kwargs)  # the caller's: stream_complete builds from them twice
+    headers = rest.pop("extra_headers")
+    if headers is not None:
+        if not isinstance(headers, Mapping):
+            raise ValueError(
+                f"extra_headers must be a dict of header names and values, got {headers!r}"
+            )
+        check_headers(headers, "extra_headers")
+        headers = dict(headers)
+    built = build(rest)
+    if not headers:
+        return built
+    return lambda: built()._replace(headers=headers)
+
+
 def _warn_near_misses(call_kwargs: dict[str, Any]) -> None:
     """Warn about a per-call keyword that is almost one this package knows (``max_token``,
     ``temprature``, ``document``, ``top-p``): it is still sent, as documented."""
     for name in call_kwargs:
         if name in KNOWN_CALL_KEYWORDS:
             continue
-        # 0.85: a letter dropped, doubled or swapped in a name of six letters or more, never
-        # top_k for top_p (0.8) nor min_tokens for max_tokens (0.8), real sampling fields.
-        close = difflib.get_close_matches(
-            name.replace("-", "_").lower(), KNOWN_CALL_KEYWORDS, n=1, cutoff=0.85
-        )
-        if close:
+        close = _near_miss(name)
+        if close is not None:
             logger.warning(
                 "%s= is not a keyword this package knows: it is sent to the server as a "
                 "request field as it is, which the server may ignore. Did you mean %s=?",
                 name,
-                close[0],
+                close,
             )
+
+
+@functools.lru_cache(maxsize=512)
+def _near_miss(name: str) -> str | None:
+    """The known keyword ``name`` is a letter or two away from, if any. Kept per name: difflib
+    takes about 10 µs a name, and fields passed through on every call (``seed=``, an
+    ``extra_body``'s ``top_k``) would pay it on every call."""
+    # 0.85: a letter dropped, doubled or swapped in a name of six letters or more, never
+    # top_k for top_p (0.8) nor min_tokens for max_tokens (0.8), real sampling fields.
+    close = difflib.get_close_matches(
+        name.replace("-", "_").lower(), KNOWN_CALL_KEYWORDS, n=1, cutoff=0.85
+    )
+    return close[0] if close else None
 
 
 def _warn_unknown_model(model: str) -> None:

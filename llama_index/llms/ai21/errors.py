@@ -21,6 +21,7 @@ DOCS_URL = (
 """The package's docs (``Documentation`` in its metadata): error messages point at their pages
 by address, since a package installed from a wheel has no ``docs/`` folder."""
 SELF_HOSTED_DOCS = f"{DOCS_URL}/self-hosted.md"
+MIGRATION_DOCS = f"{DOCS_URL}/migration.md#from-openailike"
 
 
 class AI21ResponseError(RuntimeError):
