@@ -70,6 +70,9 @@ SLOW_TESTS = {
     "test_retry_after_is_honoured_up_to_two_minutes",
     # secrets over every surface, a refused connection and read timeouts included
     "test_no_secret_in_copies_instrumentation_warnings_or_transport_errors",
+    # many callers leaving or cancelled at once; an agent's whole workflow
+    "test_threads_sharing_one_instance_while_some_leave_their_streams",
+    "test_an_agent_run_cancelled_mid_stream_closes_the_stream",
 }
 
 
@@ -88,6 +91,11 @@ SLOW_BEYOND_FIRST = {
     "test_a_404_names_the_url_in_a_note_and_keeps_the_sdks_error",
     # a three-turn agent loop per kind of server (about 0.15 s each)
     "test_a_streamed_function_agent_loop_keeps_reasoning_calls_errors_and_counts",
+    # every method, every way of stopping early (gc.collect() and wait_for's 0.2 s among them)
+    "test_a_sync_stream_left_mid_answer_closes_its_connection",
+    "test_an_async_stream_left_mid_answer_closes_its_connection_quietly",
+    "test_a_cancelled_call_raises_the_callers_exception_and_nothing_is_retried",
+    "test_ctrl_c_in_a_sync_call_propagates_and_nothing_is_retried",
 }
 
 

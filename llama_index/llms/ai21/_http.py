@@ -694,6 +694,11 @@ class Stream:
         chunks = self._chunks = _streamed(self.response)
         return chunks
 
+    def abandon(self) -> None:
+        """The caller left mid-answer (``break``, ``close()``, Ctrl-C): :meth:`close` reads
+        nothing more. The rest is not the body's end, and the caller should not wait for it."""
+        self._chunks = None
+
     def close(self) -> None:
         """Close; read on only for the body's end, for at most ``DRAIN_SECONDS`` (a caller
         stops at ``[DONE]``, which the end-of-body marker may follow a moment later)."""
@@ -851,13 +856,23 @@ class AsyncStream:
         chunks = self._chunks = _astreamed(self.response, self._read_timeout)
         return chunks
 
+    def abandon(self) -> None:
+        """The caller left mid-answer or was cancelled: :meth:`aclose` reads nothing more.
+        Besides the wait, a read then would race asyncio's own closing of the body's
+        generators when the loop shuts down (``shutdown_asyncgens`` closes every one it
+        knows, at once: "aclose(): asynchronous generator is already running")."""
+        self._chunks = None
+
     async def aclose(self) -> None:
         chunks, self._chunks = self._chunks, None
         try:
             if chunks is not None:
                 # aiohttp parses what arrives as it comes: at the body's end this returns at
                 # once; a piece of data means the caller left mid-answer (dropped below).
-                await asyncio.wait_for(anext(chunks, None), DRAIN_SECONDS)
+                # Read in this task: ``asyncio.wait_for`` reads in a task of its own on 3.11,
+                # whose failure nobody retrieves when this one is cancelled meanwhile ("Task
+                # exception was never retrieved" as ``asyncio.run`` shuts the loop down).
+                await _next_within(chunks, DRAIN_SECONDS)
         except Exception:  # timed out, reset, ...: the connection is dropped by the close
             pass
         finally:

@@ -956,6 +956,9 @@ class AI21(FunctionCallingLLM):
         except Exception as exc:  # an error event, a broken event: may quote the key back
             self._secrets.scrub(exc)
             raise
+        except BaseException:  # the caller left (GeneratorExit) or was interrupted
+            response.abandon()
+            raise
         finally:
             response.close()
 
@@ -988,6 +991,9 @@ class AI21(FunctionCallingLLM):
             raise _interrupted(exc, state) from exc
         except Exception as exc:
             self._secrets.scrub(exc)
+            raise
+        except BaseException:  # the caller left (GeneratorExit) or was cancelled
+            response.abandon()
             raise
         finally:
             await response.aclose()
