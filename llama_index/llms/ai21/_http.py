@@ -28,7 +28,8 @@ holds both paths to plain httpx on the same misbehaving servers):
   own read timeout restarts with every byte, so an endless chunk extension, which its parser
   accepts, would hold a call for as long as the server keeps sending).
 - A stream left at its ``[DONE]`` event looks briefly for its body's end, so its connection
-  can be reused, and never waits on a server that holds the connection open.
+  can be reused, and never waits on a server that holds the connection open; one the caller
+  left mid-answer (or a cancelled or interrupted one) reads nothing more (``abandon()``).
 - Every body is decoded here, not by httpx, a bounded step at a time (:class:`_Inflater`),
   and only in the codings requests accept (:data:`ACCEPT_ENCODING`: gzip and deflate): httpx
   decodes each piece it reads whole, and also decodes br and zstd when their libraries are
