@@ -870,15 +870,24 @@ class AsyncStream:
             if chunks is not None:
                 # aiohttp parses what arrives as it comes: at the body's end this returns at
                 # once; a piece of data means the caller left mid-answer (dropped below).
-                # Read in this task: ``asyncio.wait_for`` reads in a task of its own on 3.11,
-                # whose failure nobody retrieves when this one is cancelled meanwhile ("Task
-                # exception was never retrieved" as ``asyncio.run`` shuts the loop down).
-                await _next_within(chunks, DRAIN_SECONDS)
-        except Exception:  # timed out, reset, ...: the connection is dropped by the close
+                # ``wait_for``, not ``asyncio.timeout``: on 3.11 the latter raises
+                # CancelledError for its own expiry in a task whose earlier cancel was
+                # caught, and this expiry is common (a server that holds the connection).
+                await asyncio.wait_for(_read_one(chunks), DRAIN_SECONDS)
+        except Exception:  # timed out: the connection is dropped by the close
             pass
         finally:
             with contextlib.suppress(Exception):  # closing a failed connection
                 await self.response.aclose()
+
+
+async def _read_one(chunks: AsyncIterator[bytes]) -> None:
+    """Read one piece, or the end. A failure (reset, ...) is dropped here, not raised: on
+    3.11 ``wait_for`` runs this in a task of its own, whose exception nobody would retrieve
+    if the caller is cancelled meanwhile ("Task exception was never retrieved"); the
+    connection is dropped by the close either way."""
+    with contextlib.suppress(Exception):
+        await anext(chunks, None)
 
 
 # A shell around the reads, kept out of mutation testing (scripts/mutation.sh).
