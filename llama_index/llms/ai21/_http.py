@@ -870,9 +870,10 @@ class AsyncStream:
             if chunks is not None:
                 # aiohttp parses what arrives as it comes: at the body's end this returns at
                 # once; a piece of data means the caller left mid-answer (dropped below).
-                # ``wait_for``, not ``asyncio.timeout``: on 3.11 the latter raises
-                # CancelledError for its own expiry in a task whose earlier cancel was
-                # caught, and this expiry is common (a server that holds the connection).
+                # ``wait_for``, not ``asyncio.timeout``: on early 3.11 releases the latter
+                # raises CancelledError for its own expiry in a task whose earlier cancel was
+                # caught (CPython gh-102780), and this expiry is common (a server that holds
+                # the connection after ``[DONE]``).
                 await asyncio.wait_for(_read_one(chunks), DRAIN_SECONDS)
         except Exception:  # timed out: the connection is dropped by the close
             pass
