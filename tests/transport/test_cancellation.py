@@ -293,7 +293,12 @@ HOWS = [
         marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout: 3.11+"),
     ),
 ]
-RAISED = {"cancel": asyncio.CancelledError, "timeout": TimeoutError, "wait_for": TimeoutError}
+# asyncio.TimeoutError: the builtin TimeoutError on 3.11+, its own class on 3.10.
+RAISED = {
+    "cancel": asyncio.CancelledError,
+    "timeout": TimeoutError,
+    "wait_for": asyncio.TimeoutError,
+}
 
 
 @pytest.mark.parametrize("how", HOWS)
