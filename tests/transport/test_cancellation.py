@@ -143,6 +143,8 @@ async def _async_stream(llm: AI21, method: str) -> AsyncIterator[Any]:
 def test_a_sync_stream_left_mid_answer_closes_its_connection(
     still_writing: tuple[_StillWriting, AI21], method: str, how: str
 ) -> None:
+    """``break``, ``close()`` or dropping the stream: its connection is closed (the rest of the
+    answer is never read as the next call's), and the next call works."""
     server, llm = still_writing
 
     def leave() -> None:
@@ -181,10 +183,13 @@ def test_an_async_stream_left_mid_answer_closes_its_connection_quietly(
     how: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Also when the loop ends right after: LlamaIndex's stream wrapper does not close the
-    package's generator, which asyncio then closes in a task of its own, while ``asyncio.run``
-    shuts the loop down ("Task exception was never retrieved" when that close read on in a
-    task of its own, as ``asyncio.wait_for`` does on Python 3.11)."""
+    """``break``, ``aclose()`` or dropping the stream: its connection is closed, never reused,
+    and nothing is logged, also when the loop ends at once. LlamaIndex's stream wrapper does
+    not close the package's generator, which asyncio then closes in a task of its own, while
+    ``asyncio.run`` shuts the loop down: a close that read on for the body's end raced
+    ``shutdown_asyncgens``, which closes the body's generators that read was running ("aclose():
+    asynchronous generator is already running"), and left ``wait_for``'s task with an
+    exception nobody retrieved ("Task exception was never retrieved")."""
     caplog.set_level(logging.WARNING)
     server, llm = still_writing
 
