@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,6 +35,7 @@ KEY = "sk-SECRET-KEY"
 MESSAGES = [ChatMessage(role="user", content="Tell me a long story.")]
 HOLD = b"Hold on"  # a prompt the server never answers
 BUSY = b"Busy"  # a prompt the server answers 503
+HEAD_ONLY = b"Head only"  # a prompt whose streamed answer stops after its head
 STREAM_HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 )
@@ -53,7 +55,8 @@ TOOL = FunctionTool.from_defaults(get_weather)
 
 class _StillWriting:
     """A server whose streamed answers are still being written: each sends its head and first
-    events, then waits for the client; a request that says ``HOLD`` gets no answer at all. It
+    events (only its head if it says ``HEAD_ONLY``), then waits for the client; a request that
+    says ``HOLD`` gets no answer at all. It
     records what the client then does with that connection: closes it (``left``), or sends
     another request on it (``reused``: the next request would read the rest of the first
     answer as its own). Other requests get a short answer, or a 503 if they say ``BUSY``."""
@@ -74,7 +77,9 @@ class _StillWriting:
             if HOLD not in peer.last_body and b'"stream":true' not in peer.last_body:
                 peer.send(response(body=chat_answer("short answer")))
                 continue
-            if HOLD not in peer.last_body:  # the stream's head and first events
+            if HEAD_ONLY in peer.last_body:
+                peer.send(STREAM_HEAD)
+            elif HOLD not in peer.last_body:  # the stream's head and first events
                 first = _event({"role": "assistant", "content": '{"city": "Par'})
                 peer.send(STREAM_HEAD + _chunk(first) + _chunk(_event({"content": "is"})))
             self.waiting.set()
@@ -299,6 +304,11 @@ HOWS = [
     ),
 ]
 # asyncio.TimeoutError: the builtin TimeoutError on 3.11+, its own class on 3.10.
+PROMPTS = {
+    "before the answer": "Hold on",
+    "before the first event": "Head only",
+    "mid-stream": "Weather in Paris?",
+}
 RAISED = {
     "cancel": asyncio.CancelledError,
     "timeout": TimeoutError,
@@ -310,7 +320,12 @@ RAISED = {
 @pytest.mark.parametrize(
     ("method", "where"),
     [(m, "before the answer") for m in ASYNC_CALLS]
-    + [(m, "mid-stream") for m in ASYNC_CALLS if m.startswith("astream")],
+    + [
+        (m, where)
+        for m in ASYNC_CALLS
+        if m.startswith("astream")
+        for where in ("before the first event", "mid-stream")
+    ],
 )
 def test_a_cancelled_call_raises_the_callers_exception_and_nothing_is_retried(
     still_writing: tuple[_StillWriting, AI21],
@@ -326,7 +341,7 @@ def test_a_cancelled_call_raises_the_callers_exception_and_nothing_is_retried(
     next call on the loop works."""
     caplog.set_level(logging.INFO)
     server, llm = still_writing
-    prompt = "Hold on" if where == "before the answer" else "Weather in Paris?"
+    prompt = PROMPTS[where]
 
     async def run() -> tuple[type, str]:
         started = asyncio.Event()
@@ -436,16 +451,27 @@ def ctrl_c(still_writing: tuple[_StillWriting, AI21]) -> Iterator[Callable[[], N
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
+    def press() -> None:
+        # A moment after the server has sent what it sends, so that the client has read it
+        # (should it not have, the call is interrupted earlier, and must behave the same).
+        time.sleep(0.05)
+        signal.pthread_kill(main, signal.SIGUSR1)
+
     previous = signal.signal(signal.SIGUSR1, interrupt)
     main = threading.get_ident()
-    yield lambda: signal.pthread_kill(main, signal.SIGUSR1)
+    yield press
     signal.signal(signal.SIGUSR1, previous)
 
 
 @pytest.mark.parametrize(
     ("method", "where"),
     [(m, "before the answer") for m in SYNC_CALLS]
-    + [(m, w) for m in SYNC_CALLS if m.startswith("stream") for w in ("mid-stream", "consumer")],
+    + [
+        (m, where)
+        for m in SYNC_CALLS
+        if m.startswith("stream")
+        for where in ("before the first event", "mid-stream", "consumer")
+    ],
 )
 def test_ctrl_c_in_a_sync_call_propagates_and_nothing_is_retried(
     still_writing: tuple[_StillWriting, AI21],
@@ -479,7 +505,7 @@ def test_ctrl_c_in_a_sync_call_propagates_and_nothing_is_retried(
     else:
         server.on_wait = ctrl_c
         with pytest.raises(KeyboardInterrupt):
-            _sync_call(llm, method, "Hold on" if where == "before the answer" else "Weather?")
+            _sync_call(llm, method, PROMPTS[where])
         server.on_wait = None
     assert server.wait_left(1) == 1
     assert server.reused == 0

@@ -941,7 +941,8 @@ class AI21(FunctionCallingLLM):
                 chunks = map(_single_tool_call, chunks)
             try:
                 return response, state, chunks, next(chunks, None)
-            except BaseException:
+            except BaseException:  # nothing of the answer is used: none of it is read on
+                response.abandon()
                 response.close()
                 raise
 
@@ -977,6 +978,7 @@ class AI21(FunctionCallingLLM):
             try:
                 return response, state, chunks, await anext(chunks, None)
             except BaseException:
+                response.abandon()
                 await response.aclose()
                 raise
 
