@@ -696,8 +696,9 @@ class Stream:
         return chunks
 
     def abandon(self) -> None:
-        """The caller left mid-answer (``break``, ``close()``, Ctrl-C): :meth:`close` reads
-        nothing more. The rest is not the body's end, and the caller should not wait for it."""
+        """Nothing more of this answer is wanted (the caller left mid-answer with ``break``,
+        ``close()`` or Ctrl-C, or its first event never came): :meth:`close` reads nothing more.
+        The rest is not the body's end, and the caller should not wait for it."""
         self._chunks = None
 
     def close(self) -> None:
@@ -858,8 +859,9 @@ class AsyncStream:
         return chunks
 
     def abandon(self) -> None:
-        """The caller left mid-answer or was cancelled: :meth:`aclose` reads nothing more.
-        Besides the wait, a read then would race asyncio's own closing of the body's
+        """Nothing more of this answer is wanted (the caller left mid-answer or was cancelled,
+        or its first event never came): :meth:`aclose` reads nothing more. Besides the wait, a
+        read then would race asyncio's own closing of the body's
         generators when the loop shuts down (``shutdown_asyncgens`` closes every one it
         knows, at once: "aclose(): asynchronous generator is already running")."""
         self._chunks = None
@@ -883,8 +885,8 @@ class AsyncStream:
 
 
 async def _read_one(chunks: AsyncIterator[bytes]) -> None:
-    """Read one piece, or the end. A failure (reset, ...) is dropped here, not raised: on
-    3.11 ``wait_for`` runs this in a task of its own, whose exception nobody would retrieve
+    """Read one piece, or the end. A failure (reset, ...) is dropped here, not raised: before
+    3.12 ``wait_for`` runs this in a task of its own, whose exception nobody would retrieve
     if the caller is cancelled meanwhile ("Task exception was never retrieved"); the
     connection is dropped by the close either way."""
     with contextlib.suppress(Exception):
