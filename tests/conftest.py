@@ -74,6 +74,9 @@ SLOW_TESTS = {
     "test_extra_body_reaches_the_server_as_openai_like_sends_it",
     "test_strict_tools_are_the_ones_openai_like_sends",
     "test_llamaindexs_document_context_extractor_runs_with_its_extra_headers",  # 0.3 s
+    # many callers leaving or cancelled at once; an agent's whole workflow
+    "test_threads_sharing_one_instance_while_some_leave_their_streams",
+    "test_an_agent_run_cancelled_mid_stream_closes_the_stream",
 }
 
 
@@ -101,6 +104,11 @@ SLOW_BEYOND_FIRST = {
     "test_your_clients_query_goes_with_every_request",
     # a three-turn agent loop per kind of server (about 0.15 s each)
     "test_a_streamed_function_agent_loop_keeps_reasoning_calls_errors_and_counts",
+    # every method, every way of stopping early (gc.collect() and wait_for's 0.2 s among them)
+    "test_a_sync_stream_left_mid_answer_closes_its_connection",
+    "test_an_async_stream_left_mid_answer_closes_its_connection_quietly",
+    "test_a_cancelled_call_raises_the_callers_exception_and_nothing_is_retried",
+    "test_ctrl_c_in_a_sync_call_propagates_and_nothing_is_retried",
 }
 
 

@@ -9,6 +9,7 @@ The control endpoints under ``/_emulator/`` are served here, with no auth.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sys
@@ -127,7 +128,8 @@ async def _stream(request: web.Request, reply: Response, fault: Fault | None) ->
             await response.write(event)
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError included
             return response  # the client stopped reading and closed: normal, not an error
-    await response.write_eof()
+    with contextlib.suppress(ConnectionResetError):  # the last event's write found it gone
+        await response.write_eof()
     return response
 
 

@@ -14,11 +14,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
+import aiohttp
 import httpx
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
 from ai21_emulator import DEFAULT_API_KEY, Emulator, Fault, RecordedRequest
+from ai21_emulator._scenario import Response
+from ai21_emulator._server import _stream
 
 # The distribution's directory (emulator/), which holds the import package ai21_emulator.
 DISTRIBUTION = Path(__file__).resolve().parents[1]
@@ -459,3 +464,24 @@ def test_pytest_plugin_is_opt_in(tmp_path: Path) -> None:
     enabled = run_pytest(tmp_path)
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
     assert "1 passed" in enabled.stdout
+
+
+async def test_a_client_gone_by_the_end_of_body_write_is_not_an_error() -> None:
+    """The last event's write can find the client gone (the socket's send fails, and asyncio
+    closes the transport without raising): the end-of-body write then raises, as the next
+    event's would. The stream ends there quietly, as when an event's write fails (aiohttp
+    logged "Error handling request" with a traceback; seen with clients leaving streams from
+    many threads). Scripted with aiohttp's mocked request: the race takes a loaded machine."""
+    writer = mock.Mock()
+    writer.write_headers = mock.AsyncMock()
+    writer.write = mock.AsyncMock()
+    writer.drain = mock.AsyncMock()
+    writer.write_eof = mock.AsyncMock(
+        side_effect=aiohttp.ClientConnectionResetError("Cannot write to closing transport")
+    )
+    request = make_mocked_request("POST", "/studio/v1/chat/completions", writer=writer)
+    events = (b"data: {}\n\n", b"data: [DONE]\n\n")
+    response = await _stream(request, Response(status=200, events=events), None)
+    assert response.status == 200
+    assert [call.args[0] for call in writer.write.await_args_list] == list(events)
+    writer.write_eof.assert_awaited_once()

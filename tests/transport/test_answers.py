@@ -341,6 +341,6 @@ def test_an_abandoned_stream_does_not_poison_the_next_call(kind: str) -> None:
             answers = asyncio.run(run())
         llm.close()
     assert answers == ["short answer"] * 3
-    # At most one new connection per abandoned stream (the async path may read a rest that
-    # has already arrived in full, the body's end included, and keep the connection).
+    # At most one new connection per abandoned stream (on the async path aiohttp keeps the
+    # connection when the rest, the body's end included, had arrived and been parsed already).
     assert server.connections <= 1 + 3

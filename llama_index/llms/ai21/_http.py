@@ -28,7 +28,8 @@ holds both paths to plain httpx on the same misbehaving servers):
   own read timeout restarts with every byte, so an endless chunk extension, which its parser
   accepts, would hold a call for as long as the server keeps sending).
 - A stream left at its ``[DONE]`` event looks briefly for its body's end, so its connection
-  can be reused, and never waits on a server that holds the connection open.
+  can be reused, and never waits on a server that holds the connection open; one the caller
+  left mid-answer (or a cancelled or interrupted one) reads nothing more (``abandon()``).
 - Every body is decoded here, not by httpx, a bounded step at a time (:class:`_Inflater`),
   and only in the codings requests accept (:data:`ACCEPT_ENCODING`: gzip and deflate): httpx
   decodes each piece it reads whole, and also decodes br and zstd when their libraries are
@@ -694,6 +695,12 @@ class Stream:
         chunks = self._chunks = _streamed(self.response)
         return chunks
 
+    def abandon(self) -> None:
+        """Nothing more of this answer is wanted (the caller left mid-answer with ``break``,
+        ``close()`` or Ctrl-C, or its first event never came): :meth:`close` reads nothing more.
+        The rest is not the body's end, and the caller should not wait for it."""
+        self._chunks = None
+
     def close(self) -> None:
         """Close; read on only for the body's end, for at most ``DRAIN_SECONDS`` (a caller
         stops at ``[DONE]``, which the end-of-body marker may follow a moment later)."""
@@ -851,18 +858,39 @@ class AsyncStream:
         chunks = self._chunks = _astreamed(self.response, self._read_timeout)
         return chunks
 
+    def abandon(self) -> None:
+        """Nothing more of this answer is wanted (the caller left mid-answer or was cancelled,
+        or its first event never came): :meth:`aclose` reads nothing more. Besides the wait, a
+        read then would race asyncio's own closing of the body's
+        generators when the loop shuts down (``shutdown_asyncgens`` closes every one it
+        knows, at once: "aclose(): asynchronous generator is already running")."""
+        self._chunks = None
+
     async def aclose(self) -> None:
         chunks, self._chunks = self._chunks, None
         try:
             if chunks is not None:
                 # aiohttp parses what arrives as it comes: at the body's end this returns at
                 # once; a piece of data means the caller left mid-answer (dropped below).
-                await asyncio.wait_for(anext(chunks, None), DRAIN_SECONDS)
-        except Exception:  # timed out, reset, ...: the connection is dropped by the close
+                # ``wait_for``, not ``asyncio.timeout``: on early 3.11 releases the latter
+                # raises CancelledError for its own expiry in a task whose earlier cancel was
+                # caught (CPython gh-102780), and this expiry is common (a server that holds
+                # the connection after ``[DONE]``).
+                await asyncio.wait_for(_read_one(chunks), DRAIN_SECONDS)
+        except Exception:  # timed out: the connection is dropped by the close
             pass
         finally:
             with contextlib.suppress(Exception):  # closing a failed connection
                 await self.response.aclose()
+
+
+async def _read_one(chunks: AsyncIterator[bytes]) -> None:
+    """Read one piece, or the end. A failure (reset, ...) is dropped here, not raised: before
+    3.12 ``wait_for`` runs this in a task of its own, whose exception nobody would retrieve
+    if the caller is cancelled meanwhile ("Task exception was never retrieved"); the
+    connection is dropped by the close either way."""
+    with contextlib.suppress(Exception):
+        await anext(chunks, None)
 
 
 # A shell around the reads, kept out of mutation testing (scripts/mutation.sh).

@@ -983,7 +983,8 @@ class AI21(FunctionCallingLLM):
                 chunks = map(_single_tool_call, chunks)
             try:
                 return response, state, chunks, next(chunks, None)
-            except BaseException:
+            except BaseException:  # nothing of the answer is used: none of it is read on
+                response.abandon()
                 response.close()
                 raise
 
@@ -997,6 +998,9 @@ class AI21(FunctionCallingLLM):
             raise _interrupted(exc, state) from exc
         except Exception as exc:  # an error event, a broken event: may quote the key back
             self._secrets.scrub(exc)
+            raise
+        except BaseException:  # the caller left (GeneratorExit) or was interrupted
+            response.abandon()
             raise
         finally:
             response.close()
@@ -1016,6 +1020,7 @@ class AI21(FunctionCallingLLM):
             try:
                 return response, state, chunks, await anext(chunks, None)
             except BaseException:
+                response.abandon()
                 await response.aclose()
                 raise
 
@@ -1030,6 +1035,9 @@ class AI21(FunctionCallingLLM):
             raise _interrupted(exc, state) from exc
         except Exception as exc:
             self._secrets.scrub(exc)
+            raise
+        except BaseException:  # the caller left (GeneratorExit) or was cancelled
+            response.abandon()
             raise
         finally:
             await response.aclose()
