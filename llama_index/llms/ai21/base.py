@@ -171,8 +171,11 @@ class AI21(FunctionCallingLLM):
     texts), ``chat_template_kwargs=``, the sampling fields (``max_tokens=``, ``temperature=``,
     ...) and any other API field (``n=``, ``response_format=``, ...), which is sent as given;
     ``extra_body=`` (its entries as fields) and ``extra_headers=`` (that request's headers) as
-    openai-python takes them. ``chat_with_tools`` and its twins also take ``tool_required=``,
-    ``tool_choice=`` (``"auto"``, ``"none"``, ``"required"`` or a tool's name) and ``strict=``.
+    openai-python takes them, and ``stream_options=`` (streams only). On a server of your own,
+    ``logprobs=True`` (and ``top_logprobs=N``) fills the responses' ``logprobs``.
+    ``complete`` and its twins apply ``completion_to_prompt`` unless ``formatted=True``.
+    ``chat_with_tools`` and its twins also take ``tool_required=``, ``tool_choice=``
+    (``"auto"``, ``"none"``, ``"required"`` or a tool's name) and ``strict=``.
 
     Example:
         ```python
