@@ -479,7 +479,14 @@ def test_settings_changed_after_creation_take_effect(
         ("temprature", "temperature"),
         ("document", "documents"),
         ("top-p", "top_p"),
+        ("logprob", "logprobs"),  # the keywords of docs/configuration.md's table, all of them
+        ("top_logprob", "top_logprobs"),
+        ("stream_option", "stream_options"),
+        ("extra_header", "extra_headers"),
+        ("extrabody", "extra_body"),
+        ("formated", "formatted"),
         ("seed", None),  # real request fields: sent without a word
+        ("prompt_logprobs", None),
         ("top_k", None),
         ("min_tokens", None),
     ],

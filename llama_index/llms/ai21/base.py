@@ -1082,8 +1082,9 @@ class AI21(FunctionCallingLLM):
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Chat; ``preamble_override=`` replaces the system message for this call.
 
-        Any other keyword (``n``, ``response_format``, ``documents``, ...) goes into the
-        request. ``documents`` takes strings, dicts or LlamaIndex Documents/Nodes.
+        Any other keyword (``n``, ``response_format``, ``documents``, ``logprobs``, ...) goes
+        into the request; ``extra_body``'s entries go as fields and ``extra_headers`` as this
+        request's headers. ``documents`` takes strings, dicts or LlamaIndex Documents/Nodes.
         """
         return self._chat(messages, **kwargs)
 
@@ -1602,6 +1603,12 @@ KNOWN_CALL_KEYWORDS = (
     "response_format",
     "chat_template_kwargs",
     "tools",
+    "logprobs",
+    "top_logprobs",
+    "extra_body",
+    "extra_headers",
+    "stream_options",
+    "formatted",
     *CONTROL_KWARGS,
 )
 
