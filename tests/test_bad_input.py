@@ -112,6 +112,12 @@ BAD_CONSTRUCTION: list[tuple[str, Callable[[Path], dict[str, Any]], str]] = [
     ),
     ("max_tokens=True", lambda _: {"max_tokens": True}, "max_tokens must be a number, got True"),
     ("temperature=False", lambda _: {"temperature": False}, "temperature must be a number"),
+    ("strict='yes'", lambda _: {"strict": "yes"}, "strict must be True or False, got 'yes'"),
+    (
+        "is_function_calling_model=0",
+        lambda _: {"is_function_calling_model": 0},
+        "is_function_calling_model must be True or False, got 0",
+    ),
     (
         "num_output leaving no room",
         lambda _: {"context_window": 4096, "num_output": 4096},

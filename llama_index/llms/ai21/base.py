@@ -499,6 +499,14 @@ class AI21(FunctionCallingLLM):
             raise ValueError(f"{info.field_name} must be a number, got {value!r}")
         return value
 
+    @field_validator("strict", "is_function_calling_model", mode="before")
+    @classmethod
+    def _a_bool(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads "yes", "no", 1 and 0 as bools; a per-call keyword refuses them.
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"{info.field_name} must be True or False, got {value!r}")
+        return value
+
     @field_validator("num_output")
     @classmethod
     def _output_leaves_room(cls, value: int | None, info: ValidationInfo) -> int | None:
