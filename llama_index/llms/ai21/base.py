@@ -1653,7 +1653,9 @@ def _with_headers(
     if headers is not None:
         if not isinstance(headers, Mapping):
             raise ValueError(
-                f"extra_headers must be a dict of header names and values, got {headers!r}"
+                # Its type only: what was passed may hold a credential (an Authorization).
+                "extra_headers must be a dict of header names and values, got "
+                f"{type(headers).__name__}"
             )
         check_headers(headers, "extra_headers")
         headers = dict(headers)
