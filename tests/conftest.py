@@ -102,6 +102,9 @@ SLOW_BEYOND_FIRST = {
     "test_strict_marks_every_tool_strict_as_openai_does",
     "test_completion_to_prompt_shapes_the_prompt_unless_formatted",
     "test_your_clients_query_goes_with_every_request",
+    # hostile answers and caller's headers (about 0.13 s each: bodies past 1 MiB)
+    "test_a_logprob_no_float_holds_is_malformed",
+    "test_a_header_that_frames_the_body_is_refused_before_any_request",
     # a three-turn agent loop per kind of server (about 0.15 s each)
     "test_a_streamed_function_agent_loop_keeps_reasoning_calls_errors_and_counts",
     # every method, every way of stopping early (gc.collect() and wait_for's 0.2 s among them)

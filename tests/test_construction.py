@@ -6,6 +6,7 @@ never sent.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from typing import Any
@@ -201,3 +202,34 @@ def test_a_pickled_copy_builds_its_own_clients(emulator: Emulator) -> None:
         copy = pickle.loads(pickle.dumps(llm))
     assert copy.http_client is None
     assert copy.complete("hi").text  # its own pool, not the closed client of the original
+
+
+def test_pickling_leaves_the_instance_pickled_whole(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What does not pickle (your own client, a lambda) is left out of the pickle, not out of
+    the instance: LlamaIndex's BaseComponent deleted it from the instance's own fields (an
+    AttributeError on its next call) and said so through the root logger."""
+    import pickle
+
+    import httpx
+
+    caplog.set_level(logging.WARNING)
+    with httpx.Client() as mine:
+        llm = AI21(
+            api_key=emulator.api_key,
+            base_url=emulator.base_url,
+            http_client=mine,
+            completion_to_prompt=lambda prompt: f"Q: {prompt}",
+        )
+        copy = pickle.loads(pickle.dumps(llm))
+        assert llm.complete("hi").text
+        assert llm.http_client is mine
+    assert emulator.last_request.json["messages"][-1]["content"] == "Q: hi"
+    assert copy.completion_to_prompt("hi") == "hi"  # LlamaIndex's default
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        (
+            "llama_index.llms.ai21",
+            "completion_to_prompt cannot be pickled (function): the pickled copy has the default",
+        )
+    ]

@@ -253,6 +253,48 @@ def test_logprobs_nobody_asked_for_are_not_read(method: str) -> None:
         llm.close()
 
 
+PAD = " " * (1 << 20)  # past 1 MiB, a body (and a stream event) is parsed by the stdlib
+
+
+def _answers_with_an_enormous_logprob(peer: Peer) -> None:
+    """A logprob of 400 digits in an answer past 1 MiB: the stdlib reads it as an integer that
+    no float holds (orjson refuses it in a small body); J2's tokens carry one too."""
+    lp = {"content": [{"token": "Hi", "logprob": -(10**400)}]}
+    while (head := peer.read_request()) is not None:
+        if head.startswith(b"POST /studio/v1/j2-mid/complete "):
+            token = {"generatedToken": {"token": "Hi", "logprob": -(10**400)}, "topTokens": None}
+            data = {"text": "Hi", "tokens": [token], "pad": PAD}
+            answer: Any = {"completions": [{"data": data, "finishReason": {"reason": "stop"}}]}
+            peer.send(response(body=json.dumps(answer).encode()))
+            continue
+        if not head.startswith(b"POST /v1/chat/completions "):
+            peer.send(response(status=404, body=b'{"detail":"Not Found"}'))
+            continue
+        choice = {"index": 0, "logprobs": lp, "finish_reason": "stop"}
+        if json.loads(peer.last_body).get("stream"):
+            chunk = {"id": PAD, "choices": [{**choice, "delta": {"content": "Hi"}}]}
+            body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+            peer.send(response(body=body, headers=[("Content-Type", "text/event-stream")]))
+        else:
+            answer = {"id": PAD, "choices": [{**choice, "message": {"content": "Hi"}}]}
+            peer.send(response(body=json.dumps(answer).encode()))
+
+
+@pytest.mark.parametrize("method", ["chat", "astream_chat"])
+def test_a_logprob_no_float_holds_is_malformed(method: str) -> None:
+    """Not pydantic's ValidationError from LlamaIndex's LogProb; J2's answer keeps its text,
+    without logprobs (J2's are read only when they are in its shape)."""
+    with Server(_answers_with_an_enormous_logprob) as server:
+        llm = AI21(base_url=server.url() + "/v1", model=JAMBA2, deployment="vllm", max_retries=0)
+        with pytest.raises(MalformedResponseError, match="an integer beyond a float's range"):
+            call(llm, method, arg_for(method), logprobs=True)
+        llm.close()
+        j2 = AI21(base_url=server.url() + "/studio/v1", model="j2-mid", api_key="k")
+        answer = j2.complete("hi")
+        assert (answer.text, answer.logprobs) == ("Hi", None)
+        j2.close()
+
+
 # --------------------------------------------------------------------- the conversion
 
 
@@ -320,6 +362,23 @@ def test_token_logprobs(value: Any, expected: Any) -> None:
         (
             {"content": [{"token": "Hi", "logprob": "-1"}]},
             r"content\[0\].logprob should be a number, got str",
+        ),
+        (
+            {"content": [{"token": "Hi", "logprob": True}]},
+            r"content\[0\].logprob should be a number, got bool",
+        ),
+        # what the stdlib's parser reads in a large body or event (orjson refuses both)
+        (
+            {"content": [{"token": "Hi", "logprob": float("nan")}]},
+            r"content\[0\].logprob should be a number, got NaN",
+        ),
+        (
+            {"content": [{"token": "Hi", "logprob": -(10**400)}]},
+            r"content\[0\].logprob should be a number, got an integer beyond a float's range",
+        ),
+        (
+            {"content": [{"token": "Hi", "logprob": -(2**1024 - 2**970)}]},  # rounds to -inf
+            r"content\[0\].logprob should be a number, got an integer beyond a float's range",
         ),
         (
             {"content": [{"token": "Hi", "logprob": -1, "bytes": [256]}]},

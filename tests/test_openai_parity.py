@@ -524,3 +524,11 @@ def test_a_field_passed_through_on_every_call_is_compared_with_known_keywords_on
         llm.chat(HI, seed=7, extra_body={"top_k_parity": 3, "temprature_parity": 0.2})
     assert sorted(compared) == ["seed", "temprature_parity", "top_k_parity"]
     assert all(r.json["seed"] == 7 for r in vllm.requests if r.path.endswith("/completions"))
+
+
+def test_the_misspelling_check_keeps_at_most_512_names(make_local: Callable[..., AI21]) -> None:
+    """It is kept by name only (never a value), and names a program makes up (an
+    extra_body's keys, say) cannot grow it without bound."""
+    _near_miss.cache_clear()
+    make_local()._params({"extra_body": {f"field_{i}": i for i in range(600)}})
+    assert _near_miss.cache_info().currsize == 512

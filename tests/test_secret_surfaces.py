@@ -138,3 +138,46 @@ def test_no_secret_in_copies_instrumentation_warnings_or_transport_errors(
     for text in texts:
         for secret in SECRETS:
             assert secret not in text
+
+
+CALL_SECRET = "tok-per-call-6d4b2f8a10"
+
+
+def test_a_calls_extra_headers_reach_no_response_error_or_log_record(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A credential in a call's ``extra_headers`` is sent, and shown nowhere this package or
+    httpx/httpcore write (responses, exceptions with their chains, DEBUG log records). LlamaIndex's
+    instrumentation sees every keyword of a call as given (docs/configuration.md)."""
+    caplog.set_level(logging.DEBUG)
+    headers = {"Authorization": f"Bearer {CALL_SECRET}", "X-Gateway-Key": CALL_SECRET}
+    hi = [ChatMessage(role="user", content="hi")]
+    texts: list[str] = []
+    llm = AI21(api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0)
+    texts += [repr(llm.chat(hi, extra_headers={"X-Gateway-Key": CALL_SECRET}))]
+    texts += [repr(r) for r in llm.stream_chat(hi, extra_headers={"X-Gateway-Key": CALL_SECRET})]
+    for attempt in (  # the emulator refuses the replaced key: 401
+        lambda: llm.chat(hi, extra_headers=headers),
+        lambda: list(llm.stream_chat(hi, extra_headers=headers)),
+        lambda: asyncio.run(llm.achat(hi, extra_headers=headers)),
+    ):
+        with pytest.raises(Exception) as caught:  # noqa: PT011 (the SDK's 401)
+            attempt()
+        texts += _texts_of(caught.value)
+    refused = AI21(
+        api_key=KEY, base_url=f"http://127.0.0.1:{_unused_port()}/v1", model="m", max_retries=0
+    )
+    for attempt in (
+        lambda: refused.chat(hi, extra_headers=headers),
+        lambda: asyncio.run(refused.achat(hi, extra_headers=headers)),
+    ):
+        with pytest.raises(Exception) as caught:  # noqa: PT011 (transport errors)
+            attempt()
+        texts += _texts_of(caught.value)
+    llm.close()
+    refused.close()
+    sent = [{k.lower(): v for k, v in r.headers.items()} for r in emulator.requests]
+    assert all(headers.get("x-gateway-key") == CALL_SECRET for headers in sent)
+    assert any(r.name.startswith(("httpx", "httpcore")) for r in caplog.records)
+    for text in [*texts, caplog.text]:
+        assert CALL_SECRET not in text

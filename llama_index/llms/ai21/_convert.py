@@ -442,14 +442,24 @@ def _position(entry: Any, where: str) -> list[LogProb]:
     return position
 
 
+_FLOAT_RANGE = 2**1024 - 2**970  # from here on, float() overflows (rounds to infinity)
+
+
 def _logprob(entry: Any, where: str) -> LogProb:
     _expect(entry, dict, where)
     token = _expect(entry.get("token"), str, f"{where}.token")
     logprob = entry.get("logprob")
-    if logprob.__class__ not in (int, float):
+    # Besides a wrong type: NaN, and an integer no float holds (pydantic's ValidationError in
+    # LogProb), which the stdlib's parser reads in a large body or event (_http's decode_json)
+    # where orjson refuses both as invalid JSON. A float that is a number passes the first test.
+    if (logprob.__class__ is not float or logprob != logprob) and (
+        logprob.__class__ is not int or not -_FLOAT_RANGE < logprob < _FLOAT_RANGE
+    ):
+        got = "NaN" if logprob.__class__ is float else type(logprob).__name__
+        if logprob.__class__ is int:
+            got = "an integer beyond a float's range"
         raise MalformedResponseError(
-            f"malformed AI21 response: {where}.logprob should be a number, got "
-            f"{type(logprob).__name__}"
+            f"malformed AI21 response: {where}.logprob should be a number, got {got}"
         )
     raw = entry.get("bytes")  # null where the token is no whole UTF-8 sequence (OpenAI)
     if raw is not None and not (

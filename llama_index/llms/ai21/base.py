@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import os
+import pickle
 import threading
 from collections.abc import (
     AsyncGenerator,
@@ -49,6 +50,7 @@ from llama_index.core.base.llms.types import (
     ToolCallBlock,
 )
 from llama_index.core.bridge.pydantic import (
+    BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -588,9 +590,24 @@ class AI21(FunctionCallingLLM):
         elsewhere the key comes from the environment as for a new instance (see
         ``_secrets``).
         """
-        state = super().__getstate__()
-        fields = dict(state["__dict__"])
-        fields["http_client"] = fields["async_http_client"] = None
+        # pydantic's state, not LlamaIndex's BaseComponent's: that one deletes what does not
+        # pickle (your own clients, a lambda given as completion_to_prompt) from the dicts
+        # pydantic hands it, which are the instance's own, so the instance pickled lost those
+        # fields (an AttributeError on its next call), and it says so through the root logger.
+        # The same is left out here, of a copy.
+        state = BaseModel.__getstate__(self)
+        fields = {}
+        for name, value in state["__dict__"].items():
+            if name in ("http_client", "async_http_client"):
+                value = None
+            elif not _pickles(value):
+                logger.warning(
+                    "%s cannot be pickled (%s): the pickled copy has the default",
+                    name,
+                    type(value).__name__,
+                )
+                continue
+            fields[name] = value
         state["__dict__"] = fields
         state["__pydantic_private__"] = None  # rebuilt by __init__ (holds the secrets)
         state["ai21_secrets"] = self._secrets.token
@@ -1671,7 +1688,9 @@ def _with_headers(
     if headers is not None:
         if not isinstance(headers, Mapping):
             raise ValueError(
-                f"extra_headers must be a dict of header names and values, got {headers!r}"
+                # Its type only: what was passed may hold a credential (an Authorization).
+                "extra_headers must be a dict of header names and values, got "
+                f"{type(headers).__name__}"
             )
         check_headers(headers, "extra_headers")
         headers = dict(headers)
@@ -1679,6 +1698,14 @@ def _with_headers(
     if not headers:
         return built
     return lambda: built()._replace(headers=headers)
+
+
+def _pickles(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:  # whatever pickling raises: left out, as LlamaIndex leaves it out
+        return False
+    return True
 
 
 def _warn_near_misses(call_kwargs: dict[str, Any]) -> None:
