@@ -20,7 +20,7 @@ from llama_index.llms.ai21._convert import token_logprobs
 from llama_index.llms.ai21.errors import MalformedResponseError
 from tests.calculator import TOOLS
 from tests.calls import METHOD_IDS, arg_for, call
-from tests.transport.servers import Peer, Server, chat_answer, response
+from tests.transport.servers import Peer, Server, answers_hi, response
 
 JAMBA2 = "ai21labs/AI21-Jamba2-3B"
 REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"
@@ -180,24 +180,9 @@ def test_ai21s_api_refuses_logprobs_before_any_request(
 # --------------------------------------------------------------------- a server without them
 
 
-def _answers_without_logprobs(peer: Peer) -> None:
-    while (head := peer.read_request()) is not None:
-        if not head.startswith(b"POST /v1/chat/completions "):
-            peer.send(response(status=404, body=b'{"detail":"Not Found"}'))
-        elif json.loads(peer.last_body).get("stream"):
-            chunk = {
-                "id": "c",
-                "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}],
-            }
-            body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
-            peer.send(response(body=body, headers=[("Content-Type", "text/event-stream")]))
-        else:
-            peer.send(response(body=chat_answer("Hi")))
-
-
 @pytest.fixture
 def bare_server() -> Iterator[Server]:
-    with Server(_answers_without_logprobs) as server:
+    with Server(answers_hi) as server:
         yield server
 
 

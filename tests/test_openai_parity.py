@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import difflib
 import inspect
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21.base import OPENAI_LIKE_NAMES, _near_miss
 from llama_index.llms.ai21.errors import DOCS_URL, MIGRATION_DOCS
 from tests.calls import METHOD_IDS, arg_for, call
-from tests.transport.servers import Peer, Server, chat_answer, response
+from tests.transport.servers import Server, answers_hi
 
 JAMBA2 = "ai21labs/AI21-Jamba2-3B"
 HI = [ChatMessage(role="user", content="hi")]
@@ -461,28 +460,13 @@ def test_a_streamed_call_is_not_shown_without_arguments_and_then_taken_back(
 # ------------------------------------------------------------------ your clients' query
 
 
-def _answers(peer: Peer) -> None:
-    while (head := peer.read_request()) is not None:
-        if not head.startswith(b"POST /v1/chat/completions"):
-            peer.send(response(status=404, body=b'{"detail":"Not Found"}'))
-        elif json.loads(peer.last_body).get("stream"):
-            chunk = {
-                "id": "c",
-                "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}],
-            }
-            body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
-            peer.send(response(body=body, headers=[("Content-Type", "text/event-stream")]))
-        else:
-            peer.send(response(body=chat_answer("Hi")))
-
-
 @pytest.mark.parametrize("method", ["complete", "stream_chat", "achat", "astream_complete"])
 def test_your_clients_query_goes_with_every_request(method: str) -> None:
     """What extra_query= and default_query= are refused in favour of: openai-python builds its
     requests on the client it is given, query included; here the query of the client given
     went only with discovery's GETs."""
     params = {"api-version": "1"}
-    with Server(_answers) as server:
+    with Server(answers_hi) as server:
         url = server.url() + "/v1"
         if method.startswith("a"):
 

@@ -104,6 +104,23 @@ def chat_answer(content: str) -> bytes:
     ).encode()
 
 
+def answers_hi(peer: Peer) -> None:
+    """A minimal vLLM: ``POST /v1/chat/completions`` (any query) says "Hi" (one event when
+    streamed, with no usage and no logprobs), every other route is a 404."""
+    while (head := peer.read_request()) is not None:
+        if not head.startswith((b"POST /v1/chat/completions ", b"POST /v1/chat/completions?")):
+            peer.send(response(status=404, body=b'{"detail":"Not Found"}'))
+        elif json.loads(peer.last_body).get("stream"):
+            chunk = {
+                "id": "c",
+                "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}],
+            }
+            body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+            peer.send(response(body=body, headers=[("Content-Type", "text/event-stream")]))
+        else:
+            peer.send(response(body=chat_answer("Hi")))
+
+
 Handler = Callable[[Peer], None]
 
 
