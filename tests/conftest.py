@@ -195,6 +195,24 @@ def llm(make_llm: Callable[..., AI21]) -> AI21:
 
 
 @pytest.fixture
+def vllm(ai21_emulator_vllm: Emulator) -> Emulator:
+    """The session's vLLM-flavoured emulator, reset."""
+    return ai21_emulator_vllm
+
+
+@pytest.fixture
+def make_local(vllm: Emulator) -> Callable[..., AI21]:
+    """Build an ``AI21`` on the vLLM-flavoured emulator, serving Jamba2 3B by default, with no
+    retries; keyword arguments override (modules that need another default define their own)."""
+
+    def make(**kwargs: Any) -> AI21:
+        kwargs.setdefault("model", "ai21labs/AI21-Jamba2-3B")
+        return AI21(base_url=vllm.base_url, max_retries=0, **kwargs)
+
+    return make
+
+
+@pytest.fixture
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Every wait between attempts, recorded instead of slept (sync and async)."""
     recorded: list[float] = []

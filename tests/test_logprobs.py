@@ -26,20 +26,6 @@ JAMBA2 = "ai21labs/AI21-Jamba2-3B"
 REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"
 
 
-@pytest.fixture
-def vllm(ai21_emulator_vllm: Emulator) -> Emulator:
-    return ai21_emulator_vllm
-
-
-@pytest.fixture
-def make_local(vllm: Emulator) -> Callable[..., AI21]:
-    def make(**kwargs: Any) -> AI21:
-        kwargs.setdefault("model", JAMBA2)
-        return AI21(base_url=vllm.base_url, max_retries=0, **kwargs)
-
-    return make
-
-
 def positions(responses: list[Any]) -> list[list[LogProb]]:
     """Every chunk's logprobs, in order (a whole answer is one chunk)."""
     return [position for r in responses for position in (r.logprobs or [])]

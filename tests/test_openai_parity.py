@@ -63,20 +63,6 @@ def openai_like(vllm: Emulator) -> Iterator[Callable[..., OpenAILike]]:
         yield make
 
 
-@pytest.fixture
-def vllm(ai21_emulator_vllm: Emulator) -> Emulator:
-    return ai21_emulator_vllm
-
-
-@pytest.fixture
-def make_local(vllm: Emulator) -> Callable[..., AI21]:
-    def make(**kwargs: Any) -> AI21:
-        kwargs.setdefault("model", JAMBA2)
-        return AI21(base_url=vllm.base_url, max_retries=0, **kwargs)
-
-    return make
-
-
 def sent(vllm: Emulator) -> dict[str, Any]:
     """The body of the one chat request made (discovery's GETs aside)."""
     [request] = [r for r in vllm.requests if r.path.endswith("/chat/completions")]
