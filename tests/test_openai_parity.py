@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from llama_index.core import Document
-from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.base.llms.types import ChatMessage, ThinkingBlock
 from llama_index.core.extractors import DocumentContextExtractor
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.storage.docstore import SimpleDocumentStore
@@ -502,3 +502,77 @@ def test_the_misspelling_check_keeps_at_most_512_names(make_local: Callable[...,
     _near_miss.cache_clear()
     make_local()._params({"extra_body": {f"field_{i}": i for i in range(600)}})
     assert _near_miss.cache_info().currsize == 512
+
+
+# ------------------------------------------------------------------ a per-call model=
+
+JAMBA_1_7 = "ai21labs/AI21-Jamba-Mini-1.7"
+REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"
+SKY = "The sky over Tel Aviv is green today."
+
+
+@pytest.mark.parametrize("method", METHOD_IDS)
+def test_a_per_call_model_writes_the_request_by_that_models_recipe(
+    make_local: Callable[..., AI21], vllm: Emulator, method: str
+) -> None:
+    """OpenAI's LLMs take model= per call. The call is the model's own: Reasoning 3B's template
+    reads no documents field, so its documents go into the prompt, even on an instance of a
+    Jamba 1.x model, whose template does read the field."""
+    llm = make_local(model=JAMBA_1_7)
+    call(
+        llm, method, arg_for(method, "What colour is the sky?"), model=REASONING_3B, documents=[SKY]
+    )
+    body = sent(vllm)
+    assert body["model"] == REASONING_3B
+    assert "documents" not in body
+    assert SKY in body["messages"][0]["content"]
+
+
+def test_a_per_call_jamba_1_x_model_gets_its_documents_field_on_any_instance(
+    make_local: Callable[..., AI21], vllm: Emulator
+) -> None:
+    llm = make_local(model=REASONING_3B)
+    llm.chat(HI, model=JAMBA_1_7, documents=[SKY])
+    assert sent(vllm)["documents"] == [{"text": SKY}]
+    vllm.reset()
+    llm.chat(HI, model=REASONING_3B, documents=[SKY])  # the instance's own, named: the same
+    assert "documents" not in sent(vllm)
+
+
+@pytest.mark.parametrize("method", ["chat", "astream_chat"])
+def test_a_per_call_models_answer_is_read_by_its_recipe(method: str) -> None:
+    """On a server without a reasoning parser, Reasoning 3B's reasoning arrives in the text,
+    ending in </think>: asked for per call, it is split off as for an instance of it."""
+    with Emulator(flavour="vllm", parsers=False, reasoning=True) as server:
+        llm = AI21(base_url=server.base_url, model="ai21labs/AI21-Jamba2-3B", max_retries=0)
+        outcome = call(llm, method, HI, model=REASONING_3B)
+    assert (
+        outcome.text
+        == f"This is the AI21 emulator ({REASONING_3B}), not a real model. You said: hi"
+    )
+    message = outcome.responses[-1].message
+    assert [b.content for b in message.blocks if isinstance(b, ThinkingBlock)] == [
+        "The user asked: hi. I answer from what the conversation gives me."
+    ]
+
+
+@pytest.mark.parametrize("method", ["complete", "stream_chat", "astream_complete"])
+def test_a_per_call_jurassic_2_model_takes_its_own_route(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    """On AI21's API a J2 model has routes of its own and never streams (one chunk)."""
+    llm = make_llm(model="jamba-mini", max_retries=0)
+    outcome = call(llm, method, arg_for(method, "hi"), model="j2-mid")
+    [request] = emulator.requests
+    assert request.path == f"/studio/v1/j2-mid/{'chat' if method == 'stream_chat' else 'complete'}"
+    assert len(outcome.responses) == 1
+    assert outcome.text.startswith("This is the AI21 emulator (j2-mid)")
+
+
+@pytest.mark.parametrize("model", ["", "  ", 3, ["jamba-mini"]])
+def test_a_per_call_model_that_names_no_model_is_refused_before_any_request(
+    make_local: Callable[..., AI21], vllm: Emulator, model: Any
+) -> None:
+    with pytest.raises(ValueError, match=r"model= must name a model"):
+        make_local().chat(HI, model=model)
+    assert chat_requests(vllm) == 0

@@ -848,6 +848,13 @@ class AI21(FunctionCallingLLM):
     def _dialect(self) -> Dialect:
         return self._facts.dialect
 
+    def _dialect_of(self, model: str | None) -> Dialect:
+        """How a call's request is written and its answer read: for the instance's model, or
+        for a per-call ``model=`` (:func:`_call_model`) by that model's own recipe."""
+        if model is None or model == self.model:
+            return self._dialect
+        return self._deployment.dialect(model)
+
     # ------------------------------------------------------------------ payloads
 
     def _params(self, call_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -862,6 +869,8 @@ class AI21(FunctionCallingLLM):
         params.update(open_extra_body(instance) if "extra_body" in instance else instance)
         if "extra_body" in call_kwargs:
             call_kwargs = open_extra_body(call_kwargs)
+        if "model" in call_kwargs:  # the dialect's argument (_call_model), not a field to copy
+            call_kwargs = {k: v for k, v in call_kwargs.items() if k != "model"}
         if self.chat_template_kwargs is not None:
             params["chat_template_kwargs"] = self.chat_template_kwargs
             per_call = call_kwargs.get("chat_template_kwargs")
@@ -879,8 +888,9 @@ class AI21(FunctionCallingLLM):
             return _with_headers(
                 kwargs, lambda rest: self._chat_build(messages, rest, stream=stream)
             )
-        return lambda: self._dialect.chat(
-            self.model,
+        model = _call_model(kwargs)
+        return lambda: self._dialect_of(model).chat(
+            model or self.model,
             messages,
             self._params(kwargs),
             system_prompt=self.system_prompt,
@@ -890,8 +900,9 @@ class AI21(FunctionCallingLLM):
     def _complete_build(self, prompt: str, kwargs: dict[str, Any]) -> Callable[[], Call]:
         if "extra_headers" in kwargs:
             return _with_headers(kwargs, lambda rest: self._complete_build(prompt, rest))
-        return lambda: self._dialect.complete(
-            self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
+        model = _call_model(kwargs)
+        return lambda: self._dialect_of(model).complete(
+            model or self.model, prompt, self._params(kwargs), system_prompt=self.system_prompt
         )
 
     def _built(self, build: Callable[[], Call]) -> Call:
@@ -998,10 +1009,9 @@ class AI21(FunctionCallingLLM):
             lambda: clients.apost(call.path, call.body, call.headers), _url(clients, call)
         )
 
-    def _stream_events(self, call: Call) -> ChatResponseGen:
+    def _stream_events(self, call: Call, dialect: Dialect) -> ChatResponseGen:
         """Yield responses; retry until the first one has reached the caller, never after."""
         clients = self._clients()
-        dialect = self._dialect
 
         def open_stream() -> tuple[Stream, ChatStreamState, Iterator[ChatResponse], Any]:
             response = clients.open_stream(call.path, call.body, call.headers)
@@ -1033,9 +1043,8 @@ class AI21(FunctionCallingLLM):
         finally:
             response.close()
 
-    async def _astream_events(self, call: Call) -> ChatResponseAsyncGen:
+    async def _astream_events(self, call: Call, dialect: Dialect) -> ChatResponseAsyncGen:
         clients = self._clients()
-        dialect = self._dialect
 
         async def open_stream() -> tuple[
             AsyncStream, ChatStreamState, AsyncIterator[ChatResponse], Any
@@ -1074,27 +1083,30 @@ class AI21(FunctionCallingLLM):
 
     def _chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = self._built(self._chat_build(messages, kwargs, stream=False))
-        response = self._dialect.chat_response(self._post(call), call)
+        response = self._dialect_of(_call_model(kwargs)).chat_response(self._post(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     async def _achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         call = await self._abuilt(self._chat_build(messages, kwargs, stream=False))
-        response = self._dialect.chat_response(await self._apost(call), call)
+        dialect = self._dialect_of(_call_model(kwargs))
+        response = dialect.chat_response(await self._apost(call), call)
         return _single_tool_call(response) if call.single_tool_call else response
 
     def _stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
-        if not self._dialect.streams:  # the whole answer, as one chunk
+        model = _call_model(kwargs)
+        if not self._dialect_of(model).streams:  # the whole answer, as one chunk
             return _iter_one(_as_single_chunk(self._chat(messages, **kwargs)))
-        return self._stream_events(self._built(self._chat_build(messages, kwargs, stream=True)))
+        call = self._built(self._chat_build(messages, kwargs, stream=True))
+        return self._stream_events(call, self._dialect_of(model))
 
     async def _astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
-        if not self._dialect.streams:
+        model = _call_model(kwargs)
+        if not self._dialect_of(model).streams:
             return _aiter_one(_as_single_chunk(await self._achat(messages, **kwargs)))
-        return self._astream_events(
-            await self._abuilt(self._chat_build(messages, kwargs, stream=True))
-        )
+        call = await self._abuilt(self._chat_build(messages, kwargs, stream=True))
+        return self._astream_events(call, self._dialect_of(model))
 
     def _to_prompt(self, prompt: str) -> str:
         """``prompt`` through ``completion_to_prompt`` (never None: LlamaIndex sets its
@@ -1142,7 +1154,7 @@ class AI21(FunctionCallingLLM):
         if not formatted:
             prompt = self._to_prompt(prompt)
         call = self._built(self._complete_build(prompt, kwargs))
-        return self._dialect.completion_response(self._post(call), call)
+        return self._dialect_of(_call_model(kwargs)).completion_response(self._post(call), call)
 
     @llm_completion_callback()
     def stream_complete(
@@ -1155,8 +1167,9 @@ class AI21(FunctionCallingLLM):
         call = self._built(
             self._complete_build(prompt, kwargs)
         )  # checks everything before any request
-        if not self._dialect.streams:
-            response = self._dialect.completion_response(self._post(call), call)
+        dialect = self._dialect_of(_call_model(kwargs))
+        if not dialect.streams:
+            response = dialect.completion_response(self._post(call), call)
             return _iter_one(response.model_copy(update={"delta": response.text}))
         return _completion_chunks(self._stream_chat(prompt_to_messages(prompt), **kwargs))
 
@@ -1168,7 +1181,8 @@ class AI21(FunctionCallingLLM):
         if not formatted:
             prompt = self._to_prompt(prompt)
         call = await self._abuilt(self._complete_build(prompt, kwargs))
-        return self._dialect.completion_response(await self._apost(call), call)
+        dialect = self._dialect_of(_call_model(kwargs))
+        return dialect.completion_response(await self._apost(call), call)
 
     @llm_completion_callback()
     async def astream_complete(
@@ -1178,8 +1192,9 @@ class AI21(FunctionCallingLLM):
         if not formatted:
             prompt = self._to_prompt(prompt)
         call = await self._abuilt(self._complete_build(prompt, kwargs))
-        if not self._dialect.streams:
-            response = self._dialect.completion_response(await self._apost(call), call)
+        dialect = self._dialect_of(_call_model(kwargs))
+        if not dialect.streams:
+            response = dialect.completion_response(await self._apost(call), call)
             return _aiter_one(response.model_copy(update={"delta": response.text}))
         return _acompletion_chunks(await self._astream_chat(prompt_to_messages(prompt), **kwargs))
 
@@ -1620,6 +1635,7 @@ class _ModelFacts(NamedTuple):
 # keywords"). Any other keyword is sent as a request field unchanged, and vLLM ignores a field
 # it does not know, so a misspelt one (max_token=) would do nothing without a word.
 KNOWN_CALL_KEYWORDS = (
+    "model",
     "max_tokens",
     "temperature",
     "top_p",
@@ -1675,6 +1691,19 @@ OPENAI_LIKE_NAMES = {
     "openai_client": "pass your own httpx clients instead: http_client=, async_http_client=",
     "async_openai_client": "pass your own httpx clients instead: http_client=, async_http_client=",
 }
+
+
+def _call_model(kwargs: dict[str, Any]) -> str | None:
+    """A call's own ``model=`` (llama-index-llms-openai takes one per call too), checked; ``None``:
+    the instance's. The call's request is written and its answer read by that model's recipe
+    (``AI21._dialect_of``): its tool-call format and reasoning, where its documents go (a field
+    or the prompt), J2's routes."""
+    model = kwargs.get("model")
+    if model is None:
+        return None
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"model= must name a model (a non-empty string), got {model!r}")
+    return model
 
 
 def _with_headers(
