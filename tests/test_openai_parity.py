@@ -29,7 +29,7 @@ from llama_index.llms.ai21 import AI21
 from llama_index.llms.ai21.base import OPENAI_LIKE_NAMES, _near_miss
 from llama_index.llms.ai21.errors import DOCS_URL, MIGRATION_DOCS
 from tests.calls import METHOD_IDS, arg_for, call
-from tests.transport.servers import Server, answers_hi
+from tests.transport.servers import Peer, Server, answers_hi, chat_answer, response
 
 JAMBA2 = "ai21labs/AI21-Jamba2-3B"
 HI = [ChatMessage(role="user", content="hi")]
@@ -473,6 +473,63 @@ def test_your_clients_query_goes_with_every_request(method: str) -> None:
     assert text == "Hi"
     [post] = [head.split(b" ")[1] for head in server.heads if head.startswith(b"POST")]
     assert post == b"/v1/chat/completions?api-version=1"
+
+
+def sticky(peer: Peer) -> None:
+    """A load balancer's sticky session: its first answer sets the cookie that routes the
+    client's next requests to the same replica (where its prompt's prefix is cached)."""
+    while (head := peer.read_request()) is not None:
+        if not head.startswith(b"POST"):  # discovery's GETs
+            peer.send(response(status=404, body=b'{"detail":"Not Found"}'))
+            continue
+        first = not any(h.startswith(b"POST") for h in peer.server.heads[:-1])
+        cookie = [("Set-Cookie", "replica=2; Path=/")] if first else []
+        peer.send(response(body=chat_answer("Hi"), headers=cookie))
+
+
+def test_your_clients_cookies_go_with_every_request(vllm: Emulator) -> None:
+    """As openai-python sends them (it builds its requests on the client it is given)."""
+    with httpx.Client(cookies={"gateway_session": "s-1"}) as client:
+        llm = AI21(base_url=vllm.base_url, model=JAMBA2, http_client=client)
+        assert llm.chat(HI).message.content
+    [request] = [r for r in vllm.requests if r.path.endswith("/chat/completions")]
+    assert request.headers["Cookie"] == "gateway_session=s-1"
+
+
+@pytest.mark.parametrize("method", ["chat", "astream_chat"])
+def test_a_sticky_session_cookie_your_client_was_given_is_sent_back(method: str) -> None:
+    with Server(sticky) as server:
+        url = server.url() + "/v1"
+        if method == "chat":
+            with httpx.Client() as client:
+                llm = AI21(base_url=url, model=JAMBA2, deployment="vllm", http_client=client)
+                for _ in range(2):
+                    llm.chat(HI)
+        else:
+
+            async def run() -> None:
+                async with httpx.AsyncClient() as client:
+                    llm = AI21(
+                        base_url=url, model=JAMBA2, deployment="vllm", async_http_client=client
+                    )
+                    for _ in range(2):
+                        await llm.achat(HI)
+
+            asyncio.run(run())
+    first, second = [head for head in server.heads if head.startswith(b"POST")]
+    assert b"cookie:" not in first.lower()
+    assert b"Cookie: replica=2" in second.split(b"\r\n")
+
+
+def test_the_packages_own_clients_keep_no_cookie(vllm: Emulator) -> None:
+    """Its own clients send none and keep none (the key authenticates; httpx's cookie jar costs
+    45 µs a request even when it keeps nothing): documented with http_client=."""
+    with Server(sticky) as server:
+        llm = AI21(base_url=server.url() + "/v1", model=JAMBA2, deployment="vllm")
+        for _ in range(2):
+            llm.chat(HI)
+        llm.close()  # its pooled connection: else the server waits for it at its stop
+    assert not any(b"cookie:" in head.lower() for head in server.heads)
 
 
 def test_a_field_passed_through_on_every_call_is_compared_with_known_keywords_once(

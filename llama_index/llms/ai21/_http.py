@@ -1446,10 +1446,13 @@ class HTTPClients:
         if url is None:
             url = self._urls[path] = httpx.URL(self.config.base_url + path)
         headers = client.headers
+        cookies = None
         if client is self.config.http_client or client is self.config.async_http_client:
             headers = self._headers.get(id(client)) or self._user_headers(client)
             if client.params:  # the user's client's query, as its own requests carry it
                 url = url.copy_merge_params(client.params)
+            if client.cookies:  # and its cookies (a load balancer's sticky session, say)
+                cookies = client.cookies
         if extra_headers:
             headers = httpx.Headers(headers)
             headers.update(extra_headers)
@@ -1465,20 +1468,24 @@ class HTTPClients:
             headers = httpx.Headers(headers)
             headers["Content-Length"] = str(len(content))
             watch = _WriteWatch(content, self._timeout.write)
-            return httpx.Request(
+            request = httpx.Request(
                 "POST",
                 url,
                 headers=headers,
                 content=watch.pieces(),
                 extensions={**self._timeouts, _WATCH: watch},
             )
-        return httpx.Request(
-            "GET" if body is None else "POST",
-            url,
-            headers=headers,
-            content=content,
-            extensions=self._timeouts,
-        )
+        else:
+            request = httpx.Request(
+                "GET" if body is None else "POST",
+                url,
+                headers=headers,
+                content=content,
+                extensions=self._timeouts,
+            )
+        if cookies is not None:
+            cookies.set_cookie_header(request)  # as httpx's own build_request sets them
+        return request
 
     def send(self, request: httpx.Request) -> httpx.Response:
         """Send on the sync client; the response with its body unread."""
