@@ -101,6 +101,7 @@ from aiohttp.http_exceptions import ContentLengthError, TransferEncodingError
 from httpx_aiohttp import AiohttpTransport
 
 from llama_index.llms.ai21._retry import last_retry_after
+from llama_index.llms.ai21._secrets import scrub_headers
 from llama_index.llms.ai21.errors import MalformedResponseError
 
 VIA = "llama-index"
@@ -1528,6 +1529,11 @@ class HTTPClients:
                 return decode_json(read_body(response, ANSWER_LIMIT))
             except BodyNotRead as exc:
                 raise MalformedResponseError(f"malformed AI21 response: {exc}") from None
+        except Exception as exc:
+            # The server may have quoted what it was sent: a credential of the request's
+            # headers, as sent (the user's client's, its auth's, default_headers, a call's).
+            scrub_headers(exc, response.request.headers)
+            raise
         finally:
             response.close()
 
@@ -1542,6 +1548,9 @@ class HTTPClients:
                 return decode_json(await aread_body(response, read_timeout, ANSWER_LIMIT))
             except BodyNotRead as exc:
                 raise MalformedResponseError(f"malformed AI21 response: {exc}") from None
+        except Exception as exc:
+            scrub_headers(exc, response.request.headers)  # as in _read
+            raise
         finally:
             await response.aclose()
 

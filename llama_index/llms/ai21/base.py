@@ -101,6 +101,7 @@ from llama_index.llms.ai21._secrets import (
     check_api_key,
     find,
     masked,
+    scrub_headers,
     split_credentials,
 )
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
@@ -1011,7 +1012,8 @@ class AI21(FunctionCallingLLM):
                 chunks = map(_single_tool_call, chunks)
             try:
                 return response, state, chunks, next(chunks, None)
-            except BaseException:  # nothing of the answer is used: none of it is read on
+            except BaseException as exc:  # nothing of the answer is used: none of it is read on
+                scrub_headers(exc, response.response.request.headers)  # an error event's quote
                 response.abandon()
                 response.close()
                 raise
@@ -1024,8 +1026,8 @@ class AI21(FunctionCallingLLM):
             yield from chunks
         except httpx.TransportError as exc:
             raise _interrupted(exc, state) from exc
-        except Exception as exc:  # an error event, a broken event: may quote the key back
-            self._secrets.scrub(exc)
+        except Exception as exc:  # an error event, a broken event: may quote a secret back
+            self._secrets.scrub(exc, response.response.request.headers)
             raise
         except BaseException:  # the caller left (GeneratorExit) or was interrupted
             response.abandon()
@@ -1047,7 +1049,8 @@ class AI21(FunctionCallingLLM):
                 chunks = _amap(_single_tool_call, chunks)
             try:
                 return response, state, chunks, await anext(chunks, None)
-            except BaseException:
+            except BaseException as exc:
+                scrub_headers(exc, response.response.request.headers)
                 response.abandon()
                 await response.aclose()
                 raise
@@ -1062,7 +1065,7 @@ class AI21(FunctionCallingLLM):
         except httpx.TransportError as exc:
             raise _interrupted(exc, state) from exc
         except Exception as exc:
-            self._secrets.scrub(exc)
+            self._secrets.scrub(exc, response.response.request.headers)
             raise
         except BaseException:  # the caller left (GeneratorExit) or was cancelled
             response.abandon()
