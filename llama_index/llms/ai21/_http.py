@@ -195,8 +195,8 @@ def check_headers(headers: Mapping[str, str], name: str = "default_headers") -> 
     for key, value in headers.items():
         if not isinstance(key, str) or not _HEADER_NAME.fullmatch(key):
             raise ValueError(
-                f"{name} has the name {key!r}, which is not an HTTP header name (ASCII letters, "
-                "digits and !#$%&'*+-.^_`|~ only)"
+                f"{name} has {_bad_name(key)}, which is not an HTTP header name: a name is "
+                "ASCII letters, digits and !#$%&'*+-.^_`|~ only"
             )
         framing = _FRAMING_HEADERS.get(key.lower())
         if framing is not None:
@@ -209,6 +209,29 @@ def check_headers(headers: Mapping[str, str], name: str = "default_headers") -> 
                 f"{name}[{key!r}] is not a valid HTTP header value: printable ASCII only, "
                 "without line breaks, control characters or leading or trailing whitespace"
             )
+
+
+def _bad_name(key: object) -> str:
+    """A header name that is not one, described for a message that must not quote a
+    credential (a whole ``Authorization: Bearer sk-...`` line pasted as the name, a key and
+    its name swapped): only what precedes a colon or a space, the name of a pasted line, is
+    quoted; otherwise the character that is not allowed and its position."""
+    if not isinstance(key, str):
+        return f"a name of type {type(key).__name__}"
+    if not key:
+        return "an empty name"
+    bad = next(i for i, char in enumerate(key) if not _HEADER_NAME.fullmatch(char))
+    char = key[bad]
+    rest = ", and more not shown" if key[bad + 1 :].strip() else ""
+    if char == ":" and bad:
+        return (
+            f"a name {key[:bad]!r} followed by a colon{rest} (a whole 'Name: value' line? the "
+            "value belongs in the dict's value)"
+        )
+    if char == " " and bad:
+        return f"a name {key[:bad]!r} followed by a space{rest}"
+    shown = repr(char) if char.isascii() and char.isprintable() else f"U+{ord(char):04X}"
+    return f"a name with {shown} at position {bad} of its {len(key)} characters (not shown)"
 
 
 def check_tls(verify: Any, cert: Any) -> None:

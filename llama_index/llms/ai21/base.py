@@ -199,7 +199,10 @@ class AI21(FunctionCallingLLM):
 
     # Assignments are validated as construction is: docs/configuration.md lets fields change
     # between calls, and an unchecked one failed deep inside (or was sent) on the next call.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # A field's error names the field and the problem, not the value given (pydantic's
+    # ``hide_input_in_errors``): the value may be a credential in the wrong place, such as
+    # ``default_headers="Authorization: Bearer sk-..."``, which pydantic quoted whole.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
 
     model: str = Field(
         default=DEFAULT_MODEL,
