@@ -271,6 +271,13 @@ class Secrets:
     def __repr__(self) -> str:
         return "Secrets(...)"
 
+    def __copy__(self) -> Secrets:
+        """The same secrets under a token of their own (an instance's copy holds its own)."""
+        return Secrets(self.api_key, self.credentials)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secrets:
+        return self.__copy__()
+
     def _forms(self) -> list[str]:
         """Each secret as a server could echo it: the key; the password, as written and as
         percent-encoded in a URL; and the Basic token sent for ``user:password`` (httpx's

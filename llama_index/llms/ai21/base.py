@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import difflib
 import functools
 import json
@@ -644,6 +645,28 @@ class AI21(FunctionCallingLLM):
             )
         api_key = found.api_key if found is not None else None
         self.__init__(api_key=api_key, **fields)  # type: ignore[misc]
+
+    # ------------------------------------------------------------------ copies
+
+    def __copy__(self) -> AI21:
+        """A shallow copy (``copy.copy``, ``model_copy()``), as pydantic makes it (fields and
+        connection pools shared), with its own secrets: a password set later on the copy's
+        ``base_url`` stays the copy's (shared, the original sent it once its clients were
+        rebuilt)."""
+        copied = super().__copy__()
+        copied._secrets = copy.copy(self._secrets)
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> AI21:
+        """A deep copy (``copy.deepcopy``, ``model_copy(deep=True)``: LlamaIndex and users copy
+        LLMs): its own fields, secrets and connection pools. Your own ``http_client`` and
+        ``async_http_client`` are shared, not copied: they are yours, with their pools, TLS
+        settings and hooks (and httpx cannot copy a client: its ``TypeError``)."""
+        memo = {} if memo is None else memo
+        for client in (self.http_client, self.async_http_client):
+            if client is not None:
+                memo[id(client)] = client
+        return super().__deepcopy__(memo)
 
     # ------------------------------------------------------------------ lifecycle
 
