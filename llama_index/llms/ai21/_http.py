@@ -1470,10 +1470,13 @@ class HTTPClients:
         if url is None:
             url = self._urls[path] = httpx.URL(self.config.base_url + path)
         headers = client.headers
+        cookies = None  # this package's clients keep none (_keeping_no_cookies)
         if client is self.config.http_client or client is self.config.async_http_client:
             headers = self._headers.get(id(client)) or self._user_headers(client)
             if client.params:  # the user's client's query, as its own requests carry it
                 url = url.copy_merge_params(client.params)
+            if client.cookies:  # its cookies (a gateway's session), as its own requests too
+                cookies = client.cookies
         if extra_headers:
             headers = httpx.Headers(headers)
             headers.update(extra_headers)
@@ -1493,6 +1496,7 @@ class HTTPClients:
                 "POST",
                 url,
                 headers=headers,
+                cookies=cookies,
                 content=watch.pieces(),
                 extensions={**self._timeouts, _WATCH: watch},
             )
@@ -1500,6 +1504,7 @@ class HTTPClients:
             "GET" if body is None else "POST",
             url,
             headers=headers,
+            cookies=cookies,
             content=content,
             extensions=self._timeouts,
         )
