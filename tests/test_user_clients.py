@@ -82,3 +82,28 @@ def test_the_cookies_of_your_clients_go_with_every_request(emulator: Emulator) -
         "session=sess-async-5b1e",
         "session=sess-async-5b1e",
     ]
+
+
+def test_a_header_changed_on_your_client_goes_with_the_next_request(emulator: Emulator) -> None:
+    """A gateway token rotated in place on your client is sent from the next request on (the
+    first one seen went on being sent)."""
+
+    async def run() -> None:
+        async with httpx.AsyncClient(headers={"X-Gateway-Key": "async-1"}) as mine_async:
+            llm = AI21(
+                api_key=emulator.api_key,
+                base_url=emulator.base_url,
+                http_client=mine,
+                async_http_client=mine_async,
+            )
+            llm.complete("hi")
+            await llm.acomplete("hi")
+            mine.headers["X-Gateway-Key"] = "sync-2"
+            mine_async.headers = {"X-Gateway-Key": "async-2"}  # replaced whole
+            list(llm.stream_complete("hi"))
+            await llm.acomplete("hi")
+
+    with httpx.Client(headers={"X-Gateway-Key": "sync-1"}) as mine:
+        asyncio.run(run())
+    sent = [request.headers.get("X-Gateway-Key") for request in emulator.requests]
+    assert sent == ["sync-1", "async-1", "sync-2", "async-2"]
