@@ -289,11 +289,6 @@ class Secrets:
             forms += [password, quote(password, safe=""), basic]
         return forms
 
-    def redact(self, text: str, headers: Headers = ()) -> str:
-        """``text`` with every secret masked (``[secure]``): the instance's, and the
-        credentials among ``headers`` (:func:`header_forms`)."""
-        return _masked(text, _longest_first([*self._forms(), *header_forms(headers)]))
-
     def scrub(self, exc: BaseException, headers: Headers = ()) -> None:
         """Mask the secrets in the texts of ``exc`` and the exceptions chained to it, in place:
         the instance's, and the credentials among ``headers`` (the request's, as sent).
