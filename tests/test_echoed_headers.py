@@ -188,3 +188,24 @@ def test_what_discovery_says_masks_a_credential_header_the_server_quoted(
     for text in texts:
         assert "[secure]" in text
         assert GATEWAY[:4] not in text  # not even the piece before a cut
+
+
+def _echoing_as_php(peer: Peer) -> None:
+    """A 401 whose JSON body quotes the request's headers as PHP's ``json_encode`` writes a
+    string by default: each ``/`` as ``\\/``."""
+    while (head := peer.read_request()) is not None:
+        said = json.dumps({"detail": head.decode("latin-1")}).replace("/", "\\/")
+        peer.send(response(401, body=said.encode(), headers=[("Connection", "close")]))
+        return
+
+
+def test_a_credential_quoted_in_json_with_escaped_slashes_is_masked() -> None:
+    slashed = "gw/key/5e1d+9c7a31=="  # as a base64 token may be
+    with Server(_echoing_as_php) as server, httpx.Client(headers={"X-Api-Key": slashed}) as mine:
+        llm = AI21(base_url=server.url() + "/v1", model=MODEL, max_retries=0, http_client=mine)
+        with pytest.raises(Exception) as caught:  # noqa: PT011 (the SDK's 401)
+            llm.chat(arg_for("chat"))
+    assert f"X-Api-Key: {slashed}" in server.heads[-1].decode()
+    shown = _texts(caught.value)
+    assert "X-Api-Key: [secure]" in shown
+    assert "5e1d" not in shown

@@ -23,6 +23,7 @@ writes: fields, ``repr``, dumps, logs, exception texts and pickles.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import secrets
 import unicodedata
@@ -203,8 +204,17 @@ def _longest_first(forms: Iterable[str]) -> list[str]:
     """The forms worth masking, longest first: a short one masked first could break a longer
     one it is part of and leave the rest of that one shown. Shorter than 4 characters is left
     alone (masking it everywhere would garble the message, and it guards nothing), and so is a
-    piece of the mask itself (``secure``), which masking would nest."""
-    kept = {form for form in forms if len(form) >= 4 and form not in MASK}
+    piece of the mask itself (``secure``), which masking would nest. Each is masked as a JSON
+    string quotes it too (an error body is often JSON): quotes and backslashes escaped,
+    non-ASCII as ``\\u`` escapes or not, and ``/`` as ``\\/`` (PHP's ``json_encode`` writes it
+    so by default, and a base64 token may hold one)."""
+    kept: set[str] = set()
+    for form in forms:
+        if len(form) < 4 or form in MASK:
+            continue
+        for ascii_only in (True, False):
+            quoted = json.dumps(form, ensure_ascii=ascii_only)[1:-1]
+            kept |= {form, quoted, quoted.replace("/", "\\/")}
     return sorted(kept, key=len, reverse=True)
 
 
