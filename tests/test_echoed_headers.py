@@ -209,3 +209,27 @@ def test_a_credential_quoted_in_json_with_escaped_slashes_is_masked() -> None:
     shown = _texts(caught.value)
     assert "X-Api-Key: [secure]" in shown
     assert "5e1d" not in shown
+
+
+def test_a_credential_cut_by_the_error_body_limit_shows_no_piece() -> None:
+    """An error body is kept to its first 64 KiB: a credential the cut falls inside is masked
+    from its start (its first 8 characters would be shown)."""
+
+    def echo_past_the_limit(peer: Peer) -> None:
+        while (head := peer.read_request()) is not None:
+            said = next(line for line in head.split(b"\r\n") if line.startswith(b"X-Gateway"))
+            body = b"x" * (64 * 1024 - 23) + b" " + said + b" was refused"
+            peer.send(response(401, body=body, headers=[("Connection", "close")]))
+            return
+
+    with (
+        Server(echo_past_the_limit) as server,
+        httpx.Client(headers={"X-Gateway-Key": GATEWAY}) as mine,
+    ):
+        llm = AI21(base_url=server.url() + "/v1", model=MODEL, max_retries=0, http_client=mine)
+        with pytest.raises(Exception) as caught:  # noqa: PT011 (the SDK's 401)
+            llm.chat(arg_for("chat"))
+    shown = _texts(caught.value)
+    assert shown.count("x" * 1000) >= 1  # the body is quoted, up to the limit
+    assert GATEWAY[:7] not in shown
+    assert "x X-Gateway-Key: [secure]" in shown  # the first 7 characters, masked

@@ -219,22 +219,22 @@ def _longest_first(forms: Iterable[str]) -> list[str]:
 
 
 # Where a message cuts what a server said at a limit ("...", after a repr's closing quote or
-# not), the cut may fall inside a secret: the piece shown is masked too.
-_CUT = re.compile(r"'?\.\.\.")
+# not; or its end: an error body is kept to its first 64 KiB), the cut may fall inside a
+# secret: the piece shown is masked too.
+_CUT = re.compile(r"'?\.\.\.|\Z")
 
 
 def _masked(text: str, forms: list[str]) -> str:
     for form in forms:
         if form in text:
             text = text.replace(form, MASK)
-    if forms and "..." in text:
-        text = _cut_masked(text, forms)
-    return text
+    return _cut_masked(text, forms) if forms else text
 
 
 def _cut_masked(text: str, forms: list[str]) -> str:
-    """``text`` with the start of a secret that a cut (``...``) ends masked: ``sk-a1b2...``
-    reads ``[secure]...``. Pieces under 4 characters are left, as short secrets are."""
+    """``text`` with the start of a secret that a cut (``...``, or the end) ends masked:
+    ``sk-a1b2...`` reads ``[secure]...``. Pieces under 4 characters are left, as short secrets
+    are."""
     pieces, done = [], 0
     for cut in _CUT.finditer(text):
         before = text[done : cut.start()]
