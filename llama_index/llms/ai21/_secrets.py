@@ -146,6 +146,8 @@ CREDENTIAL_WORDS = (
     "credential",
 )
 
+HEADER_FORM_MIN = 8  # characters; a value of a credential header shorter than this is left
+
 # RFC 9110 section 11.4: credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ]. The
 # scheme (Bearer, Basic, ...) says nothing secret and stays readable: ``Bearer [secure]``.
 _SCHEME = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) +(\S.*)")
@@ -161,8 +163,8 @@ def header_forms(headers: Headers) -> list[str]:
     """The secrets among ``headers`` as a server could quote them back: the value of each
     credential header (:func:`is_credential_header`); of an ``Authorization`` or
     ``Proxy-Authorization``, what follows the scheme, and for ``Basic`` its password too;
-    of a ``Cookie``, each cookie's value. Computed only when an exception is masked: a call
-    that succeeds pays nothing for it."""
+    of a ``Cookie``, each cookie's value; each of at least :data:`HEADER_FORM_MIN` characters.
+    Computed only when an exception is masked: a call that succeeds pays nothing for it."""
     if isinstance(headers, httpx.Headers):
         items: Iterable[tuple[str, str]] = headers.multi_items()
     elif isinstance(headers, Mapping):
@@ -187,7 +189,10 @@ def header_forms(headers: Headers) -> list[str]:
                 forms.append(_basic_password(scheme[2]))
         else:
             forms.append(value)
-    return forms
+    # A header is taken for a credential by its name alone, so a short value may be none
+    # (``X-Auth-Mode: none``, ``X-Api-Key-Version: 2024``): masking it everywhere would garble
+    # the message. Keys and tokens are longer than this.
+    return [form for form in forms if len(form) >= HEADER_FORM_MIN]
 
 
 def _basic_password(token: str) -> str:
