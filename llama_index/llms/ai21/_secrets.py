@@ -243,15 +243,17 @@ def _cut_masked(text: str, forms: list[str]) -> str:
     # The last 4 characters of a piece before a cut are 4 of some secret's: one look-up per
     # cut finds the secrets worth comparing, so that a hostile body of cuts stays cheap
     # (64 KiB of "..." or of a secret's start and "..." in a few tens of milliseconds).
-    starts: dict[str, set[str]] = {}  # 4 characters -> each start of a secret ending in them
+    # 4 characters -> (secret, n) for each start of a secret, secret[:n], ending in them (the
+    # starts themselves are sliced only when compared: a JWT's would be megabytes).
+    starts: dict[str, list[tuple[str, int]]] = {}
     for form in forms:
         for end in range(4, len(form)):
-            starts.setdefault(form[end - 4 : end], set()).add(form[:end])
+            starts.setdefault(form[end - 4 : end], []).append((form, end))
     pieces, done = [], 0
     for cut in _CUT.finditer(text):
         before = text[done : cut.start()]
         candidates = starts.get(before[-4:], ())
-        size = max((len(start) for start in candidates if before.endswith(start)), default=0)
+        size = max((n for form, n in candidates if before.endswith(form[:n])), default=0)
         pieces += [before[: len(before) - size], MASK if size else "", cut[0]]
         done = cut.end()
     return "".join([*pieces, text[done:]])
