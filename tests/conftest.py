@@ -88,6 +88,8 @@ SLOW_BEYOND_FIRST = {
     "test_transient_statuses_are_retried",
     "test_client_errors_are_never_retried",
     "test_a_secret_the_server_quotes_back_is_masked",
+    "test_a_credential_header_the_server_quotes_back_is_masked",
+    "test_the_basic_auth_of_the_users_own_client_is_masked",
     "test_timeout_bounds_each_attempt",
     "test_stream_stalled_mid_answer_raises_within_the_timeout",
     "test_the_first_async_call_asks_the_server_off_the_event_loop",

@@ -78,12 +78,35 @@ BAD_CONSTRUCTION: list[tuple[str, Callable[[Path], dict[str, Any]], str]] = [
     (
         "header name with a colon",
         lambda _: {"default_headers": {"X-Team:": "a"}},
-        "default_headers has the name 'X-Team:', which is not an HTTP header name",
+        "default_headers has a name 'X-Team' followed by a colon (a whole 'Name: value' line? "
+        "the value belongs in the dict's value), which is not an HTTP header name",
+    ),
+    (  # the name is quoted, not what follows it: the credential
+        "header line pasted as a name",
+        lambda _: {"default_headers": {f"Authorization: Bearer {PASSWORD}": "x"}},
+        "default_headers has a name 'Authorization' followed by a colon, and more not shown (a "
+        "whole 'Name: value' line?",
+    ),
+    (
+        "header name with a space",
+        lambda _: {"default_headers": {f"X-Api-Key {PASSWORD}": "x"}},
+        "default_headers has a name 'X-Api-Key' followed by a space, and more not shown, which",
+    ),
+    (  # a key and its header's name swapped: none of the key is shown
+        "header name with a character a key may hold",
+        lambda _: {"default_headers": {f"{PASSWORD}/x==": "X-Api-Key"}},
+        f"default_headers has a name with '/' at position {len(PASSWORD)} of its "
+        f"{len(PASSWORD) + 4} characters (not shown), which is not an HTTP header name",
+    ),
+    (  # pydantic's own error names the field, not the value (it may be a pasted credential)
+        "header line instead of a dict",
+        lambda _: {"default_headers": f"Authorization: Bearer {PASSWORD}"},
+        "default_headers\n  Input should be a valid dictionary [type=dict_type]",
     ),
     (
         "empty header name",
         lambda _: {"default_headers": {"": "a"}},
-        "default_headers has the name '', which is not an HTTP header name",
+        "default_headers has an empty name, which is not an HTTP header name",
     ),
     (
         "verify: no such file",
@@ -137,9 +160,10 @@ def test_bad_construction_is_a_value_error_naming_it(
     kwargs: Callable[[Path], dict[str, Any]],
     message: str,
 ) -> None:
-    with pytest.raises(ValueError, match=re.escape(message)):
+    with pytest.raises(ValueError, match=re.escape(message)) as caught:
         make_llm(**kwargs(tmp_path))
     assert emulator.requests == []
+    assert PASSWORD not in str(caught.value)
 
 
 def test_a_bad_ai21_api_host_is_named_as_the_source(monkeypatch: pytest.MonkeyPatch) -> None:

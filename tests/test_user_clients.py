@@ -54,3 +54,56 @@ def test_an_async_client_of_the_users_carries_the_calls(emulator: Emulator) -> N
     assert sent == ["/studio/v1/chat/completions"]
     assert emulator.last_request.api_key == emulator.api_key
     assert emulator.last_request.headers["X-Team"] == "search"
+
+
+def test_the_cookies_of_your_clients_go_with_every_request(emulator: Emulator) -> None:
+    """A gateway's session cookie in your client's jar goes with each request, as your client's
+    own requests carry it (it went with discovery's requests only)."""
+
+    async def run() -> None:
+        async with httpx.AsyncClient(cookies={"session": "sess-async-5b1e"}) as mine_async:
+            llm = AI21(
+                api_key=emulator.api_key,
+                base_url=emulator.base_url,
+                http_client=mine,
+                async_http_client=mine_async,
+            )
+            llm.complete("hi")
+            list(llm.stream_complete("hi"))
+            await llm.acomplete("hi")
+            async for _ in await llm.astream_complete("hi"):
+                pass
+
+    with httpx.Client(cookies={"session": "sess-sync-3c7d"}) as mine:
+        asyncio.run(run())
+    assert [request.headers.get("Cookie") for request in emulator.requests] == [
+        "session=sess-sync-3c7d",
+        "session=sess-sync-3c7d",
+        "session=sess-async-5b1e",
+        "session=sess-async-5b1e",
+    ]
+
+
+def test_a_header_changed_on_your_client_goes_with_the_next_request(emulator: Emulator) -> None:
+    """A gateway token rotated in place on your client is sent from the next request on (the
+    first one seen went on being sent)."""
+
+    async def run() -> None:
+        async with httpx.AsyncClient(headers={"X-Gateway-Key": "async-1"}) as mine_async:
+            llm = AI21(
+                api_key=emulator.api_key,
+                base_url=emulator.base_url,
+                http_client=mine,
+                async_http_client=mine_async,
+            )
+            llm.complete("hi")
+            await llm.acomplete("hi")
+            mine.headers["X-Gateway-Key"] = "sync-2"
+            mine_async.headers = {"X-Gateway-Key": "async-2"}  # replaced whole
+            list(llm.stream_complete("hi"))
+            await llm.acomplete("hi")
+
+    with httpx.Client(headers={"X-Gateway-Key": "sync-1"}) as mine:
+        asyncio.run(run())
+    sent = [request.headers.get("X-Gateway-Key") for request in emulator.requests]
+    assert sent == ["sync-1", "async-1", "sync-2", "async-2"]

@@ -211,8 +211,12 @@ def open_extra_body(fields: Mapping[str, Any]) -> dict[str, Any]:
     if extra is None:
         return rest
     if not isinstance(extra, Mapping) or not all(isinstance(k, str) for k in extra):
+        # Its type only, as for extra_headers: what was passed may hold a credential.
+        got = type(extra).__name__
+        if isinstance(extra, Mapping):
+            got += " with a key that is not a string"
         raise ValueError(
-            f"extra_body must be a dict of request fields (e.g. {{'top_k': 20}}), got {extra!r}"
+            f"extra_body must be a dict of request fields (e.g. {{'top_k': 20}}), got {got}"
         )
     return {**rest, **extra}
 

@@ -29,6 +29,7 @@ import orjson
 
 from llama_index.llms.ai21._http import BodyNotRead, Deadline, read_body
 from llama_index.llms.ai21._retry import is_permanent
+from llama_index.llms.ai21._secrets import scrub_headers
 
 logger = logging.getLogger("llama_index.llms.ai21")
 
@@ -198,6 +199,16 @@ class Ask:
         request = self.client.build_request(
             method, url, headers=self.headers, json=body, timeout=self.timeout
         )
+        try:
+            return self._answer(request)
+        except ProbeError as exc:
+            # A server may quote what it was sent in an error body, which the failure quotes
+            # in turn (logged, or in a ValueError): the request's credentials are masked, its
+            # headers read as sent (the key's, the URL's Basic auth, the user's client's).
+            scrub_headers(exc, request.headers)
+            raise
+
+    def _answer(self, request: httpx.Request) -> Any:
         with Deadline(self.seconds) as deadline:
             try:
                 response = deadline.send(self.client, request, auth=self.auth)

@@ -101,6 +101,7 @@ from aiohttp.http_exceptions import ContentLengthError, TransferEncodingError
 from httpx_aiohttp import AiohttpTransport
 
 from llama_index.llms.ai21._retry import last_retry_after
+from llama_index.llms.ai21._secrets import scrub_headers
 from llama_index.llms.ai21.errors import MalformedResponseError
 
 VIA = "llama-index"
@@ -194,8 +195,8 @@ def check_headers(headers: Mapping[str, str], name: str = "default_headers") -> 
     for key, value in headers.items():
         if not isinstance(key, str) or not _HEADER_NAME.fullmatch(key):
             raise ValueError(
-                f"{name} has the name {key!r}, which is not an HTTP header name (ASCII letters, "
-                "digits and !#$%&'*+-.^_`|~ only)"
+                f"{name} has {_bad_name(key)}, which is not an HTTP header name: a name is "
+                "ASCII letters, digits and !#$%&'*+-.^_`|~ only"
             )
         framing = _FRAMING_HEADERS.get(key.lower())
         if framing is not None:
@@ -208,6 +209,29 @@ def check_headers(headers: Mapping[str, str], name: str = "default_headers") -> 
                 f"{name}[{key!r}] is not a valid HTTP header value: printable ASCII only, "
                 "without line breaks, control characters or leading or trailing whitespace"
             )
+
+
+def _bad_name(key: object) -> str:
+    """A header name that is not one, described for a message that must not quote a
+    credential (a whole ``Authorization: Bearer sk-...`` line pasted as the name, a key and
+    its name swapped): only what precedes a colon or a space, the name of a pasted line, is
+    quoted; otherwise the character that is not allowed and its position."""
+    if not isinstance(key, str):
+        return f"a name of type {type(key).__name__}"
+    if not key:
+        return "an empty name"
+    bad = next(i for i, char in enumerate(key) if not _HEADER_NAME.fullmatch(char))
+    char = key[bad]
+    rest = ", and more not shown" if key[bad + 1 :].strip() else ""
+    if char == ":" and bad:
+        return (
+            f"a name {key[:bad]!r} followed by a colon{rest} (a whole 'Name: value' line? the "
+            "value belongs in the dict's value)"
+        )
+    if char == " " and bad:
+        return f"a name {key[:bad]!r} followed by a space{rest}"
+    shown = repr(char) if char.isascii() and char.isprintable() else f"U+{ord(char):04X}"
+    return f"a name with {shown} at position {bad} of its {len(key)} characters (not shown)"
 
 
 def check_tls(verify: Any, cert: Any) -> None:
@@ -1407,7 +1431,8 @@ class HTTPClients:
         self._ssl: ssl.SSLContext | None = None
         # Strong references, removed when each loop shuts down (or is found closed).
         self._async: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
-        self._headers: dict[int, httpx.Headers] = {}  # for the user's own clients
+        # For the user's own clients: their headers as last seen, and ours merged over them.
+        self._headers: dict[int, tuple[list[tuple[bytes, bytes]], httpx.Headers]] = {}
         _ALL.add(self)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -1446,12 +1471,12 @@ class HTTPClients:
         if url is None:
             url = self._urls[path] = httpx.URL(self.config.base_url + path)
         headers = client.headers
-        cookies = None
+        cookies = None  # this package's clients keep none (_keeping_no_cookies)
         if client is self.config.http_client or client is self.config.async_http_client:
-            headers = self._headers.get(id(client)) or self._user_headers(client)
+            headers = self._user_headers(client)
             if client.params:  # the user's client's query, as its own requests carry it
                 url = url.copy_merge_params(client.params)
-            if client.cookies:  # and its cookies (a load balancer's sticky session, say)
+            if client.cookies:  # its cookies (a gateway's session), as its own requests too
                 cookies = client.cookies
         if extra_headers:
             headers = httpx.Headers(headers)
@@ -1468,24 +1493,22 @@ class HTTPClients:
             headers = httpx.Headers(headers)
             headers["Content-Length"] = str(len(content))
             watch = _WriteWatch(content, self._timeout.write)
-            request = httpx.Request(
+            return httpx.Request(
                 "POST",
                 url,
                 headers=headers,
+                cookies=cookies,
                 content=watch.pieces(),
                 extensions={**self._timeouts, _WATCH: watch},
             )
-        else:
-            request = httpx.Request(
-                "GET" if body is None else "POST",
-                url,
-                headers=headers,
-                content=content,
-                extensions=self._timeouts,
-            )
-        if cookies is not None:
-            cookies.set_cookie_header(request)  # as httpx's own build_request sets them
-        return request
+        return httpx.Request(
+            "GET" if body is None else "POST",
+            url,
+            headers=headers,
+            cookies=cookies,
+            content=content,
+            extensions=self._timeouts,
+        )
 
     def send(self, request: httpx.Request) -> httpx.Response:
         """Send on the sync client; the response with its body unread."""
@@ -1535,6 +1558,11 @@ class HTTPClients:
                 return decode_json(read_body(response, ANSWER_LIMIT))
             except BodyNotRead as exc:
                 raise MalformedResponseError(f"malformed AI21 response: {exc}") from None
+        except Exception as exc:
+            # The server may have quoted what it was sent: a credential of the request's
+            # headers, as sent (the user's client's, its auth's, default_headers, a call's).
+            scrub_headers(exc, response.request.headers)
+            raise
         finally:
             response.close()
 
@@ -1549,6 +1577,9 @@ class HTTPClients:
                 return decode_json(await aread_body(response, read_timeout, ANSWER_LIMIT))
             except BodyNotRead as exc:
                 raise MalformedResponseError(f"malformed AI21 response: {exc}") from None
+        except Exception as exc:
+            scrub_headers(exc, response.request.headers)  # as in _read
+            raise
         finally:
             await response.aclose()
 
@@ -1589,10 +1620,17 @@ class HTTPClients:
     # ------------------------------------------------------------------ clients
 
     def _user_headers(self, client: httpx.Client | httpx.AsyncClient) -> httpx.Headers:
-        """The user's client's own headers with ours on top (ours win)."""
+        """The user's client's own headers with ours on top (ours win), merged again when the
+        client's change: a token rotated in place (``client.headers["X-Api-Key"] = ...``) goes
+        with the next request, as the client's own requests carry it. Comparing them costs
+        about 0.5 µs a request, merging them again about 7 µs."""
+        own = client.headers.raw
+        seen = self._headers.get(id(client))
+        if seen is not None and seen[0] == own:
+            return seen[1]
         headers = httpx.Headers(client.headers)
         headers.update(self.config.headers)
-        self._headers[id(client)] = headers
+        self._headers[id(client)] = (own, headers)
         return headers
 
     def _tls(self) -> ssl.SSLContext:

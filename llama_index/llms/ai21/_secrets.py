@@ -14,16 +14,23 @@ writes: fields, ``repr``, dumps, logs, exception texts and pickles.
   process forked from it while the original instance lives, the token finds the secrets
   again; anywhere else (a spawned worker) the key comes from the environment as for a new
   instance, and a key or password that cannot be found is a ``ValueError`` that says so.
+- A credential the user put in a header (their own client's, ``default_headers``, a call's
+  ``extra_headers``, an ``auth=`` of their client) is masked in an exception's text as well,
+  read from the request as it was sent, and only when there is an exception to mask
+  (:func:`header_forms`).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import secrets
 import unicodedata
 import weakref
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeAlias
 from urllib.parse import quote
 
 import httpx
@@ -117,6 +124,161 @@ def masked(url: httpx.URL) -> str:
     return repr(url)[len("URL('") : -len("')")]
 
 
+# A request's headers: httpx's ``Headers`` (a Mapping), a dict, or (name, value) pairs.
+Headers: TypeAlias = "Mapping[str, str] | Iterable[tuple[str, str]]"
+
+# Which headers hold a credential. httpx masks Authorization and Proxy-Authorization in its
+# Headers repr (``SENSITIVE_HEADERS``), openai-python's log filter Authorization and Azure's
+# ``api-key``; Sentry's default scrubbing denylist (from its Relay) goes further, by word:
+# password, secret, api_key, auth, credentials, token, session, cookie. A gateway's own header
+# is named anything (``X-Api-Key``, ``X-Auth-Token``, ``Ocp-Apim-Subscription-Key``), so a name
+# counts when it contains one of these words, whatever its case. Masking a header that held no
+# secret costs only that value's quotes in an error.
+CREDENTIAL_WORDS = (
+    "auth",
+    "cookie",
+    "key",
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "session",
+    "credential",
+)
+
+HEADER_FORM_MIN = 8  # characters; a value of a credential header shorter than this is left
+
+# RFC 9110 section 11.4: credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ]. The
+# scheme (Bearer, Basic, ...) says nothing secret and stays readable: ``Bearer [secure]``.
+_SCHEME = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+) +(\S.*)")
+
+
+def is_credential_header(name: str) -> bool:
+    """Whether a header named ``name`` counts as holding a credential (:data:`CREDENTIAL_WORDS`)."""
+    lowered = name.lower()
+    return any(word in lowered for word in CREDENTIAL_WORDS)
+
+
+def header_forms(headers: Headers) -> list[str]:
+    """The secrets among ``headers`` as a server could quote them back: the value of each
+    credential header (:func:`is_credential_header`); of an ``Authorization`` or
+    ``Proxy-Authorization``, what follows the scheme, and for ``Basic`` its password too;
+    of a ``Cookie``, each cookie's value; each of at least :data:`HEADER_FORM_MIN` characters.
+    Computed only when an exception is masked: a call that succeeds pays nothing for it."""
+    if isinstance(headers, httpx.Headers):
+        items: Iterable[tuple[str, str]] = headers.multi_items()
+    elif isinstance(headers, Mapping):
+        items = headers.items()
+    else:
+        items = headers
+    forms: list[str] = []
+    for name, value in items:
+        if not isinstance(name, str) or not isinstance(value, str):
+            continue
+        if not is_credential_header(name):
+            continue
+        lowered = name.lower()
+        scheme = _SCHEME.fullmatch(value) if lowered.endswith("authorization") else None
+        if lowered == "cookie":
+            for pair in value.split(";"):
+                cookie, equals, cookie_value = pair.strip().partition("=")
+                forms.append(cookie_value.strip() if equals else cookie)
+        elif scheme is not None:
+            forms.append(scheme[2])
+            if scheme[1].lower() == "basic":
+                forms.append(_basic_password(scheme[2]))
+        else:
+            forms.append(value)
+    # A header is taken for a credential by its name alone, so a short value may be none
+    # (``X-Auth-Mode: none``, ``X-Api-Key-Version: 2024``): masking it everywhere would garble
+    # the message. Keys and tokens are longer than this.
+    return [form for form in forms if len(form) >= HEADER_FORM_MIN]
+
+
+def _basic_password(token: str) -> str:
+    """The password of a ``Basic`` token (base64 of ``user:password``), as a server that
+    decoded it could quote it; ``""`` if it is not one."""
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return ""
+    return decoded.partition(":")[2]
+
+
+def _longest_first(forms: Iterable[str]) -> list[str]:
+    """The forms worth masking, longest first: a short one masked first could break a longer
+    one it is part of and leave the rest of that one shown. Shorter than 4 characters is left
+    alone (masking it everywhere would garble the message, and it guards nothing), and so is a
+    piece of the mask itself (``secure``), which masking would nest. Each is masked as a JSON
+    string quotes it too (an error body is often JSON): quotes and backslashes escaped,
+    non-ASCII as ``\\u`` escapes or not, and ``/`` as ``\\/`` (PHP's ``json_encode`` writes it
+    so by default, and a base64 token may hold one)."""
+    kept: set[str] = set()
+    for form in forms:
+        if len(form) < 4 or form in MASK:
+            continue
+        for ascii_only in (True, False):
+            quoted = json.dumps(form, ensure_ascii=ascii_only)[1:-1]
+            kept |= {form, quoted, quoted.replace("/", "\\/")}
+    return sorted(kept, key=len, reverse=True)
+
+
+# Where a message cuts what a server said at a limit ("...", after a repr's closing quote or
+# not; or its end: an error body is kept to its first 64 KiB), the cut may fall inside a
+# secret: the piece shown is masked too.
+_CUT = re.compile(r"'?\.\.\.|\Z")
+
+
+def _masked(text: str, forms: list[str]) -> str:
+    for form in forms:
+        if form in text:
+            text = text.replace(form, MASK)
+    return _cut_masked(text, forms) if forms else text
+
+
+def _cut_masked(text: str, forms: list[str]) -> str:
+    """``text`` with the start of a secret that a cut (``...``, or the end) ends masked:
+    ``sk-a1b2...`` reads ``[secure]...``. Pieces under 4 characters are left, as short secrets
+    are."""
+    # The last 4 characters of a piece before a cut are 4 of some secret's: one look-up per
+    # cut finds the secrets worth comparing, so that a hostile body of cuts stays cheap
+    # (64 KiB of "..." or of a secret's start and "..." in a few tens of milliseconds).
+    # 4 characters -> (secret, n) for each start of a secret, secret[:n], ending in them (the
+    # starts themselves are sliced only when compared: a JWT's would be megabytes).
+    starts: dict[str, list[tuple[str, int]]] = {}
+    for form in forms:
+        for end in range(4, len(form)):
+            starts.setdefault(form[end - 4 : end], []).append((form, end))
+    pieces, done = [], 0
+    for cut in _CUT.finditer(text):
+        before = text[done : cut.start()]
+        candidates = starts.get(before[-4:], ())
+        size = max((n for form, n in candidates if before.endswith(form[:n])), default=0)
+        pieces += [before[: len(before) - size], MASK if size else "", cut[0]]
+        done = cut.end()
+    return "".join([*pieces, text[done:]])
+
+
+def _scrub(exc: BaseException, forms: list[str]) -> None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and forms:
+        seen.add(id(current))
+        current.args = tuple(
+            _masked(arg, forms) if isinstance(arg, str) else arg for arg in current.args
+        )
+        details = getattr(current, "details", None)
+        if isinstance(details, str):
+            current.details = _masked(details, forms)  # type: ignore[attr-defined]
+        current = current.__cause__ or current.__context__
+
+
+def scrub_headers(exc: BaseException, headers: Headers) -> None:
+    """Mask the credentials among ``headers`` (a request's, as sent) in the texts of ``exc``
+    and the exceptions chained to it, in place (see :meth:`Secrets.scrub`)."""
+    _scrub(exc, _longest_first(header_forms(headers)))
+
+
 class Secrets:
     """One instance's secrets, findable by a token while the instance lives (pickling)."""
 
@@ -131,43 +293,33 @@ class Secrets:
     def __repr__(self) -> str:
         return "Secrets(...)"
 
+    def __copy__(self) -> Secrets:
+        """The same secrets under a token of their own (an instance's copy holds its own)."""
+        return Secrets(self.api_key, self.credentials)
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secrets:
+        return self.__copy__()
+
     def _forms(self) -> list[str]:
         """Each secret as a server could echo it: the key; the password, as written and as
         percent-encoded in a URL; and the Basic token sent for ``user:password`` (httpx's
-        ``BasicAuth``: UTF-8, base64). Shorter than 4 characters is left alone: masking it
-        everywhere would garble the message, and it guards nothing."""
+        ``BasicAuth``: UTF-8, base64)."""
         forms = [self.api_key or ""]
         if self.credentials is not None:
             user, password = self.credentials.username, self.credentials.password
             basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
             forms += [password, quote(password, safe=""), basic]
-        return [form for form in dict.fromkeys(forms) if len(form) >= 4]
+        return forms
 
-    def redact(self, text: str) -> str:
-        """``text`` with every secret masked (``[secure]``)."""
-        for form in self._forms():
-            text = text.replace(form, MASK)
-        return text
-
-    def scrub(self, exc: BaseException) -> None:
-        """Mask the secrets in the texts of ``exc`` and the exceptions chained to it, in place.
+    def scrub(self, exc: BaseException, headers: Headers = ()) -> None:
+        """Mask the secrets in the texts of ``exc`` and the exceptions chained to it, in place:
+        the instance's, and the credentials among ``headers`` (the request's, as sent).
 
         A server may quote what it was sent (its ``Authorization`` header) in an error body, a
         stream's error event or a broken answer, which the exception quotes in turn
         (``ai21.errors`` keep it as ``details``).
         """
-        forms = self._forms()
-        seen: set[int] = set()
-        current: BaseException | None = exc
-        while current is not None and id(current) not in seen and forms:
-            seen.add(id(current))
-            current.args = tuple(
-                self.redact(arg) if isinstance(arg, str) else arg for arg in current.args
-            )
-            details = getattr(current, "details", None)
-            if isinstance(details, str):
-                current.details = self.redact(details)  # type: ignore[attr-defined]
-            current = current.__cause__ or current.__context__
+        _scrub(exc, _longest_first([*self._forms(), *header_forms(headers)]))
 
 
 # Weak values: an entry goes with the instance that holds it.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import difflib
 import functools
 import json
@@ -101,6 +102,7 @@ from llama_index.llms.ai21._secrets import (
     check_api_key,
     find,
     masked,
+    scrub_headers,
     split_credentials,
 )
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
@@ -198,7 +200,10 @@ class AI21(FunctionCallingLLM):
 
     # Assignments are validated as construction is: docs/configuration.md lets fields change
     # between calls, and an unchecked one failed deep inside (or was sent) on the next call.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # A field's error names the field and the problem, not the value given (pydantic's
+    # ``hide_input_in_errors``): the value may be a credential in the wrong place, such as
+    # ``default_headers="Authorization: Bearer sk-..."``, which pydantic quoted whole.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, hide_input_in_errors=True)
 
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -641,6 +646,28 @@ class AI21(FunctionCallingLLM):
         api_key = found.api_key if found is not None else None
         self.__init__(api_key=api_key, **fields)  # type: ignore[misc]
 
+    # ------------------------------------------------------------------ copies
+
+    def __copy__(self) -> AI21:
+        """A shallow copy (``copy.copy``, ``model_copy()``), as pydantic makes it (fields and
+        connection pools shared), with its own secrets: a password set later on the copy's
+        ``base_url`` stays the copy's (shared, the original sent it once its clients were
+        rebuilt)."""
+        copied = super().__copy__()
+        copied._secrets = copy.copy(self._secrets)
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> AI21:
+        """A deep copy (``copy.deepcopy``, ``model_copy(deep=True)``: LlamaIndex and users copy
+        LLMs): its own fields, secrets and connection pools. Your own ``http_client`` and
+        ``async_http_client`` are shared, not copied: they are yours, with their pools, TLS
+        settings and hooks (and httpx cannot copy a client: its ``TypeError``)."""
+        memo = {} if memo is None else memo
+        for client in (self.http_client, self.async_http_client):
+            if client is not None:
+                memo[id(client)] = client
+        return super().__deepcopy__(memo)
+
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
@@ -1021,7 +1048,8 @@ class AI21(FunctionCallingLLM):
                 chunks = map(_single_tool_call, chunks)
             try:
                 return response, state, chunks, next(chunks, None)
-            except BaseException:  # nothing of the answer is used: none of it is read on
+            except BaseException as exc:  # nothing of the answer is used: none of it is read on
+                scrub_headers(exc, response.response.request.headers)  # an error event's quote
                 response.abandon()
                 response.close()
                 raise
@@ -1034,8 +1062,8 @@ class AI21(FunctionCallingLLM):
             yield from chunks
         except httpx.TransportError as exc:
             raise _interrupted(exc, state) from exc
-        except Exception as exc:  # an error event, a broken event: may quote the key back
-            self._secrets.scrub(exc)
+        except Exception as exc:  # an error event, a broken event: may quote a secret back
+            self._secrets.scrub(exc, response.response.request.headers)
             raise
         except BaseException:  # the caller left (GeneratorExit) or was interrupted
             response.abandon()
@@ -1056,7 +1084,8 @@ class AI21(FunctionCallingLLM):
                 chunks = _amap(_single_tool_call, chunks)
             try:
                 return response, state, chunks, await anext(chunks, None)
-            except BaseException:
+            except BaseException as exc:
+                scrub_headers(exc, response.response.request.headers)
                 response.abandon()
                 await response.aclose()
                 raise
@@ -1071,7 +1100,7 @@ class AI21(FunctionCallingLLM):
         except httpx.TransportError as exc:
             raise _interrupted(exc, state) from exc
         except Exception as exc:
-            self._secrets.scrub(exc)
+            self._secrets.scrub(exc, response.response.request.headers)
             raise
         except BaseException:  # the caller left (GeneratorExit) or was cancelled
             response.abandon()
