@@ -10,7 +10,7 @@ from typing import Any
 
 import ai21.errors
 import pytest
-from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.base.llms.types import CacheControl, CachePoint, ChatMessage, TextBlock
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload, LlamaDebugHandler
 
 from ai21_emulator import Emulator, Fault
@@ -511,3 +511,30 @@ def test_a_per_call_keyword_close_to_a_known_one_is_warned_about_and_still_sent(
             f"{keyword}= is not a keyword this package knows: it is sent to the server as a "
             f"request field as it is, which the server may ignore. Did you mean {meant}=?"
         ]
+
+
+# --------------------------------------------------------------------------- prompt caching
+
+
+@pytest.mark.parametrize("flavour", ["ai21", "vllm"])
+def test_a_prompt_caching_marker_is_not_sent(
+    flavour: str, llm: AI21, make_local: Callable[..., AI21], vllm: Emulator, emulator: Emulator
+) -> None:
+    """LlamaIndex's CachePoint (prompt caching on Anthropic's and Bedrock's APIs) in a message
+    written for them: vLLM caches prefixes by itself, so the text goes as it would without it."""
+    server, model = (emulator, llm) if flavour == "ai21" else (vllm, make_local())
+    cached = [
+        ChatMessage(
+            role="system",
+            blocks=[
+                TextBlock(text="A long, stable preamble."),
+                CachePoint(cache_control=CacheControl(type="ephemeral")),
+            ],
+        ),
+        ChatMessage(role="user", content="hi"),
+    ]
+    model.chat(cached)
+    with_marker = server.requests[-1].json["messages"]
+    model.chat([ChatMessage(role="system", content="A long, stable preamble."), cached[1]])
+    assert with_marker == server.requests[-1].json["messages"]
+    assert with_marker[0] == {"role": "system", "content": "A long, stable preamble."}

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from llama_index.core.base.llms.types import (
+    CachePoint,
     ChatMessage,
     ChatResponse,
     CitableBlock,
@@ -67,6 +68,11 @@ def _message_text(
             continue  # carried in the message's tool_calls
         elif isinstance(block, ThinkingBlock) and allow_tool_calls:
             continue  # sent back (or not) by to_ai21_messages, in the server's field
+        elif isinstance(block, CachePoint):
+            # Prompt caching's marker (LlamaIndex's, for Anthropic's and Bedrock's APIs): vLLM
+            # caches prompt prefixes by itself (--enable-prefix-caching, in AI21's recipes) and
+            # llama-server too (its cache_prompt), so the prefix is cached without it.
+            continue
         elif isinstance(block, CitableBlock | DocumentBlock) and documents is not None:
             documents.append(_block_document(block, index))
         elif isinstance(block, CitableBlock | DocumentBlock) and inline:
