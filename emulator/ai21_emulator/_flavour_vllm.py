@@ -9,8 +9,10 @@ Shapes follow vLLM's OpenAI server (docs.vllm.ai, "OpenAI-Compatible Server"); d
 lists them field by field:
 
 - Routes ``POST /v1/chat/completions``, ``GET /v1/models`` (with ``max_model_len``), ``GET
-  /health``. With keys configured, every ``/v1`` path needs ``Authorization: Bearer <key>``
+  /health``, ``GET /version``. With keys configured, every path under ``/v1`` (``/v2``,
+  ``/inference``, ``/cohere``) needs ``Authorization: Bearer <key>``, the scheme in any case
   (checked before routing, as vLLM's middleware does), else 401 ``{"error":"Unauthorized"}``.
+  A wrong method is a 405 with ``Allow``; a chat body not sent as ``application/json`` a 400.
 - Errors ``{"error": {"message", "type", "param", "code"}}``: request validation 400 ``"Bad
   Request"``; unknown model 404 ``NotFoundError``; ``max_tokens`` beyond ``max_model_len`` (or
   a prompt that fills it) 400 ``BadRequestError``, also for ``stream: true``; without the parser
@@ -41,7 +43,7 @@ from ._catalog import (
     VLLM_MODELS,
     vllm_template,
 )
-from ._flavour import CHAT, HEALTH, MODELS, ChatContext, Flavour, Route, error_type
+from ._flavour import CHAT, HEALTH, MODELS, VERSION, ChatContext, Flavour, Route, error_type
 from ._scenario import ChatPlan, Choice, Response, json_bytes
 from ._text import tokenize
 from ._validation import ChatLimits, ChatRequest, Errors, StreamOptions, body_not_object
@@ -51,6 +53,20 @@ API_ROOT = "/v1"
 REASONING_FIELDS = ("reasoning", "reasoning_content")
 _DETAIL_404 = json_bytes({"detail": "Not Found"})
 _DETAIL_405 = json_bytes({"detail": "Method Not Allowed"})
+# The path prefixes vLLM's API-key middleware guards (GUARDED_PREFIX, vLLM 0.32).
+GUARDED_PREFIXES = ("/v1", "/v2", "/inference", "/cohere")
+# What ``GET /version`` reports: the vLLM release whose server this flavour follows (the one
+# the project's tests/vllm suite runs against).
+VLLM_VERSION = "0.32.0"
+_ROUTES = {
+    API_ROOT + "/chat/completions": ("POST", CHAT),
+    API_ROOT + "/models": ("GET", MODELS),
+    "/health": ("GET", HEALTH),
+    "/version": ("GET", VERSION),
+}
+UNSUPPORTED_MEDIA_TYPE = (
+    "1 validation error:\n  Unsupported Media Type: Only 'application/json' is allowed"
+)
 _NULL_MESSAGE_FIELDS = {"refusal": None, "annotations": None, "audio": None, "function_call": None}
 
 
@@ -68,6 +84,12 @@ def error_body(
             }
         }
     )
+
+
+def _bearer_matches(authorization: str | None, keys: frozenset[str]) -> bool:
+    """``Authorization: <scheme> <key>``, the scheme ``bearer`` in any case (as vLLM reads it)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and token in keys
 
 
 def _validation_message(errors: Errors) -> str:
@@ -217,26 +239,34 @@ class VllmFlavour(Flavour):
     def gate(
         self, method: str, path: str, authorization: str | None, keys: frozenset[str]
     ) -> Route | Response:
-        # vLLM's API-key middleware runs before routing, for every /v1 path, comparing the whole
-        # header with "Bearer <key>".
+        # vLLM's API-key middleware runs before routing, for every path under its guarded
+        # prefixes, and takes the scheme in any case (vllm/entrypoints/serve/middleware/
+        # authenticate.py, vLLM 0.32).
         if (
             keys
-            and path.startswith(API_ROOT)
+            and path.startswith(GUARDED_PREFIXES)
             and method != "OPTIONS"
-            and not any(authorization == "Bearer " + key for key in keys)
+            and not _bearer_matches(authorization, keys)
         ):
             return Response(401, json_bytes({"error": "Unauthorized"}))
-        table = {
-            API_ROOT + "/chat/completions": ("POST", CHAT),
-            API_ROOT + "/models": ("GET", MODELS),
-            "/health": ("GET", HEALTH),
-        }
-        if path not in table:
+        entry = _ROUTES.get(path)
+        if entry is None:
             return Response(404, _DETAIL_404)
-        allowed, kind = table[path]
+        allowed, kind = entry
         if method != allowed:
-            return Response(405, _DETAIL_405)
+            # Starlette's 405 names the route's method (RFC 9110, 15.5.6).
+            return Response(405, _DETAIL_405, headers={"Allow": allowed})
         return Route(kind)
+
+    def check_content_type(self, route: Route, content_type: str | None) -> Response | None:
+        # vLLM's chat route depends on validate_json_request (vllm/entrypoints/serve/utils/
+        # api_utils.py): a media type other than application/json, or none, is a validation
+        # error, which vLLM answers 400 "Bad Request" before reading the body.
+        if route.kind != CHAT:
+            return None
+        if (content_type or "").lower().split(";", 1)[0] == "application/json":
+            return None
+        return self._bad_request(UNSUPPORTED_MEDIA_TYPE)
 
     def new_id(self) -> str:
         return "chatcmpl-" + uuid.uuid4().hex[:16]
@@ -262,6 +292,8 @@ class VllmFlavour(Flavour):
     def serve(self, route: Route, body: Any, context: ChatContext) -> Response:
         if route.kind == MODELS:
             return Response(200, self._models_body)
+        if route.kind == VERSION:
+            return Response(200, json_bytes({"version": VLLM_VERSION}))
         return Response(200, b"")  # /health
 
     def chat(self, body: Any, context: ChatContext) -> Response:

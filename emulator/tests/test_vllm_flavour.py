@@ -122,12 +122,19 @@ def test_a_configured_key_is_required_on_every_v1_path_before_routing() -> None:
     with Emulator(flavour="vllm", api_keys="sk-local") as emu, httpx.Client() as http:
         assert emu.api_key == "sk-local"
         chat = f"{emu.base_url}/chat/completions"
-        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "bearer sk-local"}):
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic sk-local"}):
             refused = http.post(chat, json=body(), headers=headers)
             assert refused.status_code == 401
             assert refused.content == b'{"error":"Unauthorized"}'
         good = {"Authorization": "Bearer sk-local"}
         assert http.post(chat, json=body(), headers=good).status_code == 200
+        # vLLM 0.32 reads the scheme in any case (serve/middleware/authenticate.py)
+        lower = {"Authorization": "bearer sk-local"}
+        assert http.post(chat, json=body(), headers=lower).status_code == 200
+        # ... and guards /v2, /inference and /cohere as it guards /v1
+        for prefix in ("/v2", "/inference", "/cohere"):
+            assert http.get(f"{emu.url}{prefix}/anything").status_code == 401
+            assert http.get(f"{emu.url}{prefix}/anything", headers=good).status_code == 404
         assert http.get(f"{emu.base_url}/models", headers=good).status_code == 200
         # vLLM's key middleware runs before routing: an unknown /v1 path is a 401 without a key
         assert http.get(f"{emu.base_url}/nowhere").status_code == 401
