@@ -86,6 +86,25 @@ def error_body(
     )
 
 
+def _permission(model: str, created: int) -> dict[str, Any]:
+    """vLLM's ``ModelPermission``, one per model card (vllm/entrypoints/serve/engine/
+    protocol.py, vLLM 0.32): its defaults; the id is a fixed ``modelperm-<16 hex>``."""
+    return {
+        "id": "modelperm-" + _scenario.digest(model, 0, 0)[:16],
+        "object": "model_permission",
+        "created": created,
+        "allow_create_engine": False,
+        "allow_sampling": True,
+        "allow_logprobs": True,
+        "allow_search_indices": False,
+        "allow_view": True,
+        "allow_fine_tuning": False,
+        "organization": "*",
+        "group": None,
+        "is_blocking": False,
+    }
+
+
 def _bearer_matches(authorization: str | None, keys: frozenset[str]) -> bool:
     """``Authorization: <scheme> <key>``, the scheme ``bearer`` in any case (as vLLM reads it)."""
     scheme, _, token = (authorization or "").partition(" ")
@@ -227,7 +246,7 @@ class VllmFlavour(Flavour):
                         "root": model,
                         "parent": None,
                         "max_model_len": max_model_len,
-                        "permission": [],
+                        "permission": [_permission(model, created)],
                     }
                     for model in served
                 ],

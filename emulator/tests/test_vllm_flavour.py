@@ -96,6 +96,23 @@ def test_base_url_models_and_health(vllm: Emulator, http: httpx.Client) -> None:
     assert [m["id"] for m in models["data"]] == HF_IDS
     assert {m["max_model_len"] for m in models["data"]} == {262144}
     assert {m["object"] for m in models["data"]} == {"model"}
+    # each card carries one ModelPermission with vLLM's defaults, as vLLM 0.32 lists them
+    for card in models["data"]:
+        [permission] = card["permission"]
+        assert re.fullmatch(r"modelperm-[0-9a-f]{16}", permission.pop("id"))
+        assert permission == {
+            "object": "model_permission",
+            "created": card["created"],
+            "allow_create_engine": False,
+            "allow_sampling": True,
+            "allow_logprobs": True,
+            "allow_search_indices": False,
+            "allow_view": True,
+            "allow_fine_tuning": False,
+            "organization": "*",
+            "group": None,
+            "is_blocking": False,
+        }
     health = httpx.get(f"{vllm.url}/health")
     assert (health.status_code, health.content) == (200, b"")
 
