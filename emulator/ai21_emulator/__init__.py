@@ -204,6 +204,7 @@ never get faults:
 - ``DELETE /_emulator/requests`` -> ``{"cleared": n}``
 - ``POST /_emulator/replies`` -- a scripted reply object (``{"content", "tool_calls": [{"name",
   "arguments", "id"}], "reasoning", "finish_reason", "usage"}``) or a list -> ``{"queued": n}``
+- ``GET /_emulator/replies`` -- the queued replies, next first, in that object form
 - ``DELETE /_emulator/replies`` -> ``{"cleared": n}``
 
 Answers of a given length

@@ -25,7 +25,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from . import _core
 from ._faults import Fault, fault_from_json, fault_to_json
 from ._scenario import Response, json_bytes
-from ._script import reply_from_json
+from ._script import reply_from_json, reply_to_json
 from ._state import EmulatorState
 
 CONTROL_PREFIX = "/_emulator/"
@@ -219,6 +219,11 @@ async def _queue_replies(request: web.Request) -> web.Response:
     return _control_json({"queued": len(replies)})
 
 
+async def _list_replies(request: web.Request) -> web.Response:
+    queued = request.app[_STATE_KEY].script.queued()
+    return _control_json([reply_to_json(reply) for reply in queued])
+
+
 async def _clear_replies(request: web.Request) -> web.Response:
     return _control_json({"cleared": request.app[_STATE_KEY].script.clear()})
 
@@ -230,6 +235,7 @@ _CONTROL_ROUTES: Mapping[tuple[str, str], Callable[[web.Request], Awaitable[web.
     ("GET", "requests"): _list_requests,
     ("DELETE", "requests"): _clear_requests,
     ("POST", "replies"): _queue_replies,
+    ("GET", "replies"): _list_replies,
     ("DELETE", "replies"): _clear_replies,
 }
 

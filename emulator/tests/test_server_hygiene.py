@@ -115,7 +115,7 @@ def test_a_body_that_is_not_its_content_encoding_is_a_400_in_the_flavours_shape(
         ("vllm", "GET", "/v1/chat/completions", "POST"),
         ("vllm", "POST", "/health", "GET"),
         ("vllm", "PUT", "/_emulator/faults", "POST, GET, DELETE"),
-        ("ai21", "GET", "/_emulator/replies", "POST, DELETE"),
+        ("ai21", "PATCH", "/_emulator/replies", "POST, GET, DELETE"),
     ],
 )
 def test_a_405_names_the_methods_the_route_takes(
