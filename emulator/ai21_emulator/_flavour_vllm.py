@@ -14,11 +14,12 @@ lists them field by field:
   (checked before routing, as vLLM's middleware does), else 401 ``{"error":"Unauthorized"}``.
   A wrong method is a 405 with ``Allow``; a chat body not sent as ``application/json`` a 400.
 - Errors ``{"error": {"message", "type", "param", "code"}}``: request validation 400 ``"Bad
-  Request"``; unknown model 404 ``NotFoundError``; ``max_tokens`` beyond ``max_model_len`` (or
-  a prompt that fills it) 400 ``BadRequestError``, also for ``stream: true``; without the parser
-  flags, ``tool_choice`` ``"auto"`` (the default when tools are offered) 400 ``BadRequestError``
-  naming the flags.
-- Ids ``chatcmpl-<16 hex>``, tool-call ids ``chatcmpl-tool-<16 hex>``; ``model`` is echoed.
+  Request"``; unknown model 404 ``NotFoundError`` naming the served ones; ``max_tokens`` beyond
+  ``max_model_len`` (or a prompt that fills it) 400 ``BadRequestError``, also for ``stream:
+  true``; without the parser flags, ``tool_choice`` ``"auto"`` (the default when tools are
+  offered) 400 ``BadRequestError`` naming the flags.
+- Ids ``chatcmpl-<16 hex>``, tool-call ids ``chatcmpl-tool-<16 hex>``; ``model`` is echoed
+  (none, null or "": the first served model).
 - Streams: LF framing, compact JSON; role chunk ``{"role":"assistant","content":""}``, reasoning
   pieces, content pieces, the finish chunk; usage only on request (``stream_options``).
 - ``logprobs: true`` (``top_logprobs`` 0-20, which needs it): OpenAI's ``logprobs.content``,
@@ -318,11 +319,18 @@ class VllmFlavour(Flavour):
     def chat(self, body: Any, context: ChatContext) -> Response:
         if not isinstance(body, dict):
             return self._bad_request(_validation_message(body_not_object(body)))
+        if body.get("model") in (None, ""):
+            # vLLM's ``model`` is optional: none (or "") is the first served model, the name
+            # its answer then carries (serve/engine/serving.py, _is_model_supported).
+            body = {**body, "model": self.models[0]}
         request, errors = _validate(body, self.limits)
         if request is None:
             return self._bad_request(_validation_message(errors))
         if request.model not in self.models:
-            message = f"The model `{request.model}` does not exist."
+            message = (
+                f"The model `{request.model}` does not exist. "
+                f"Valid aliases: {', '.join(self.models)}."
+            )
             return Response(
                 404, error_body(404, message, "NotFoundError", "model"), model=request.model
             )

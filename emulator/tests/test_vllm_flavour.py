@@ -514,17 +514,34 @@ def test_n_choices_stream_with_their_own_indexes(http: httpx.Client) -> None:
 # -- errors ---------------------------------------------------------------------------------
 
 
-def test_unknown_model_is_a_404(http: httpx.Client) -> None:
+def test_unknown_model_is_a_404_naming_the_served_ones(http: httpx.Client) -> None:
     reply = http.post("/chat/completions", json={**body(), "model": "jamba-mini"})
     assert reply.status_code == 404
     assert reply.json() == {
         "error": {
-            "message": "The model `jamba-mini` does not exist.",
+            "message": "The model `jamba-mini` does not exist. Valid aliases: "
+            + ", ".join(HF_IDS)
+            + ".",
             "type": "NotFoundError",
             "param": "model",
             "code": 404,
         }
     }
+
+
+@pytest.mark.parametrize("model", [None, "", "absent"])
+def test_a_request_without_a_model_is_the_first_served_models(
+    vllm: Emulator, http: httpx.Client, model: str | None
+) -> None:
+    """vLLM's ``model`` is optional: none, null or "" is answered by the first served model."""
+    sent = {key: value for key, value in body().items() if key != "model"}
+    if model != "absent":
+        sent["model"] = model
+    reply = http.post("/chat/completions", json=sent)
+    assert reply.status_code == 200
+    assert reply.json()["model"] == HF_IDS[0]
+    assert f"({HF_IDS[0]})" in reply.json()["choices"][0]["message"]["content"]
+    assert "model" not in vllm.last_request.json or vllm.last_request.json["model"] == model
 
 
 @pytest.mark.parametrize(
