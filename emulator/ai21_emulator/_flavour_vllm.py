@@ -303,6 +303,12 @@ class VllmFlavour(Flavour):
     def dumps(self, obj: Any) -> bytes:
         return json_bytes(obj)
 
+    def stream_error_event(self, code: int, message: str) -> bytes:
+        # vLLM's create_streaming_error_response: its ErrorResponse (``param`` included) through
+        # json.dumps (generate/base/serving.py, vLLM 0.32)
+        error = {"message": message, "type": error_type(code), "param": None, "code": code}
+        return b"data: " + json.dumps({"error": error}).encode() + self.event_end
+
     @staticmethod
     def _bad_request(message: str, kind: str = "Bad Request", model: str | None = None) -> Response:
         return Response(400, error_body(400, message, kind), model=model)

@@ -798,6 +798,7 @@ def test_stream_error_fault(vllm: Emulator, http: httpx.Client, after: int) -> N
         "error": {
             "message": "The engine failed while generating (injected fault).",
             "type": "InternalServerError",
+            "param": None,
             "code": 500,
         }
     }
@@ -812,7 +813,12 @@ def test_stream_error_fault_code_and_message_and_non_stream_requests(
     assert http.post("/chat/completions", json=body()).status_code == 200  # not affected
     vllm.inject(fault)
     error = post_stream(http, body())[-1]["error"]
-    assert error == {"message": "overloaded", "type": "ServiceUnavailableError", "code": 503}
+    assert error == {
+        "message": "overloaded",
+        "type": "ServiceUnavailableError",
+        "param": None,
+        "code": 503,
+    }
     with pytest.raises(ValueError, match="stream_error_code"):
         Fault(stream_error_after=0, stream_error_code=200)
 
