@@ -408,15 +408,19 @@ class VllmFlavour(Flavour):
     def _body(
         self, request: ChatRequest, plan: ChatPlan, context: ChatContext, counts_reasoning: bool
     ) -> dict[str, Any]:
+        """vLLM 0.32's ``ChatCompletionResponse.model_dump()`` (openai/chat_completion/
+        protocol.py): every field, null where unset, except the message's empty ``tool_calls``,
+        which its serializer drops."""
         choices = []
         for i, choice in enumerate(plan.choices):
-            message = {
+            message: dict[str, Any] = {
                 "role": "assistant",
                 "content": choice.content,
                 **_NULL_MESSAGE_FIELDS,
-                "tool_calls": [call.to_json() for call in choice.tool_calls],
-                self.reasoning_field: choice.reasoning_text,
             }
+            if choice.tool_calls:  # vLLM's ChatMessage leaves an empty list out
+                message["tool_calls"] = [call.to_json() for call in choice.tool_calls]
+            message[self.reasoning_field] = choice.reasoning_text
             logprobs = None
             if request.logprobs:  # every generated token: the reasoning's, then the answer's
                 tokens = (*(choice.reasoning or ()), *choice.tokens)
@@ -429,6 +433,7 @@ class VllmFlavour(Flavour):
                     "finish_reason": choice.finish_reason,
                     "stop_reason": choice.stop_sequence,
                     "token_ids": None,
+                    "routed_experts": None,
                 }
             )
         return {
@@ -442,7 +447,10 @@ class VllmFlavour(Flavour):
             "usage": self._usage(plan, counts_reasoning),
             "prompt_logprobs": None,
             "prompt_token_ids": None,
+            "prompt_text": None,
             "kv_transfer_params": None,
+            "ec_transfer_params": None,
+            "metrics": None,
         }
 
     def _stream_events(
