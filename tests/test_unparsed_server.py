@@ -84,7 +84,7 @@ def test_the_emulator_leaves_reasoning_and_calls_in_content(bare: Emulator) -> N
     assert answer["message"]["content"] == (
         '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": 2}}\n</tool_call>'
     )
-    assert answer["message"]["tool_calls"] == []
+    assert "tool_calls" not in answer["message"]  # vLLM leaves an empty list out
     assert answer["finish_reason"] == "stop"
 
 

@@ -44,7 +44,8 @@ jamba-mini-1.7(-2025-07), jamba-{mini,large}-1.6(-2025-03), jamba-1.5-{mini,larg
 jamba-instruct; j2-light, j2-mid, j2-ultra.
 
 Order of checks (FastAPI's): unknown route -> 404 ``{"detail":"Not Found"}``; wrong method -> 405
-``{"detail":"Method Not Allowed"}`` (both before auth); then auth; then body validation (422).
+``{"detail":"Method Not Allowed"}`` with ``Allow`` (both before auth); then auth; then body
+validation (422).
 Every API route needs ``Authorization: Bearer <accepted key>`` (scheme case-insensitive), else
 401 with exactly ``{"detail":"Forbidden: Bad or missing API token."}`` (AI21's error codes).
 
@@ -203,6 +204,7 @@ never get faults:
 - ``DELETE /_emulator/requests`` -> ``{"cleared": n}``
 - ``POST /_emulator/replies`` -- a scripted reply object (``{"content", "tool_calls": [{"name",
   "arguments", "id"}], "reasoning", "finish_reason", "usage"}``) or a list -> ``{"queued": n}``
+- ``GET /_emulator/replies`` -- the queued replies, next first, in that object form
 - ``DELETE /_emulator/replies`` -> ``{"cleared": n}``
 
 Answers of a given length
@@ -222,9 +224,12 @@ Server
 ------
 A listening socket with backlog 1024 is created first (so port 0 reports its real port) and
 handed to aiohttp via ``web.SockSite``; HTTP/1.1 keep-alive; aiohttp sets TCP_NODELAY; no
-access log; request bodies up to 64 MiB; client disconnects cancel their handler. ``stop()``
-waits at most 0.5 s for in-flight requests, then closes the loop; it is idempotent, and
-``start()`` after ``stop()`` serves again.
+access log; request bodies up to 64 MiB; client disconnects cancel their handler. A request
+aiohttp cannot read (a malformed request line or header, a body that does not match its
+``Content-Encoding``) gets a 400, is not recorded, and is logged as one DEBUG line on
+``aiohttp.server`` instead of aiohttp's ERROR with a traceback. ``stop()`` waits at most 0.5 s
+for in-flight requests, then closes the loop; it is idempotent, and ``start()`` after
+``stop()`` serves again.
 """
 
 from ._emulator import DEFAULT_API_KEY, Emulator

@@ -86,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
         "--max-model-len",
         type=int,
         default=DEFAULT_MAX_MODEL_LEN,
-        help=f"context length (default: {DEFAULT_MAX_MODEL_LEN})",
+        metavar="N",
+        help=f"context length in tokens (default: {DEFAULT_MAX_MODEL_LEN})",
     )
     vllm.add_argument(
         "--enable-force-include-usage",

@@ -110,6 +110,9 @@ def _answer(
     flavour = state.flavour
     if isinstance(target, Response):
         return target
+    refused = flavour.check_content_type(target, headers.get("content-type"))
+    if refused is not None:
+        return refused
     if target.needs_body and parsed is _INVALID:
         return flavour.unparsable(incoming.body)
     if target.kind != CHAT:

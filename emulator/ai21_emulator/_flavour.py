@@ -21,7 +21,8 @@ from ._scenario import Response
 from ._script import Reply
 
 # Route kinds a flavour's gate resolves to.
-CHAT, MODELS, HEALTH, J2_COMPLETE, J2_CHAT = "chat", "models", "health", "j2-complete", "j2-chat"
+CHAT, MODELS, HEALTH, VERSION = "chat", "models", "health", "version"
+J2_COMPLETE, J2_CHAT = "j2-complete", "j2-chat"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ class Flavour(abc.ABC):
         self, method: str, path: str, authorization: str | None, keys: frozenset[str]
     ) -> Route | Response:
         """Resolve routing and auth, in the flavour's order: a route, or the error to send."""
+
+    def check_content_type(self, route: Route, content_type: str | None) -> Response | None:
+        """The error for a request whose ``Content-Type`` the route refuses, else None."""
+        return None
 
     @abc.abstractmethod
     def new_id(self) -> str:

@@ -8,6 +8,7 @@ CRLF CRLF, as recordings of the live API show (2025-01).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
@@ -31,26 +32,32 @@ RETIRED_DETAIL = (
 )
 
 
-def route(method: str, path: str) -> Route | int:
-    """Resolve an API request to a :class:`Route`, or to the error status 404/405.
+def route(method: str, path: str) -> Route | Response:
+    """Resolve an API request to a :class:`Route`, or to FastAPI's 404 or 405 (the latter with
+    the ``Allow`` header Starlette sends, naming the route's method).
 
     Routes are served under ``/studio/v1`` and, for SDKs that drop the prefix, without it.
     J2 routes exist only for J2 models: ``/jamba-mini/complete`` is an unknown route (404).
     """
     if path.startswith(API_ROOT + "/"):
         path = path[len(API_ROOT) :]
+    target: Route | None = None
+    allowed = "POST"
     if path == "/chat/completions":
-        return Route(CHAT) if method == "POST" else 405
-    if path == "/models":
-        return Route(MODELS) if method == "GET" else 405
-    parts = path.split("/")
-    if len(parts) == 3 and parts[0] == "" and parts[2] in ("complete", "chat"):
-        if parts[1] not in _catalog.J2_IDS:
-            return 404
-        if method != "POST":
-            return 405
-        return Route(J2_COMPLETE if parts[2] == "complete" else J2_CHAT, parts[1])
-    return 404
+        target = Route(CHAT)
+    elif path == "/models":
+        target, allowed = Route(MODELS), "GET"
+    else:
+        parts = path.split("/")
+        if len(parts) == 3 and parts[0] == "" and parts[1] in _catalog.J2_IDS:
+            kinds = {"complete": J2_COMPLETE, "chat": J2_CHAT}
+            if parts[2] in kinds:
+                target = Route(kinds[parts[2]], parts[1])
+    if target is None:
+        return NOT_FOUND
+    if method != allowed:
+        return method_not_allowed(allowed)
+    return target
 
 
 def error_reply(status: int, detail: Any = None, model: str | None = None) -> Response:
@@ -86,9 +93,13 @@ def parse_body(raw: bytes) -> tuple[Any, Response | None]:
         return None, Response(422, json_bytes({"detail": [entry]}))
 
 
+def method_not_allowed(allowed: str) -> Response:
+    """FastAPI's 405: ``{"detail":"Method Not Allowed"}`` and ``Allow`` (RFC 9110, 15.5.6)."""
+    return dataclasses.replace(error_reply(405), headers={"Allow": allowed})
+
+
 UNAUTHORIZED = error_reply(401)
 NOT_FOUND = error_reply(404)
-METHOD_NOT_ALLOWED = error_reply(405)
 MODELS_REPLY = Response(200, _catalog.MODELS_BODY)
 
 
@@ -128,8 +139,8 @@ class AI21Flavour(Flavour):
         self, method: str, path: str, authorization: str | None, keys: frozenset[str]
     ) -> Route | Response:
         target = route(method, path)
-        if isinstance(target, int):
-            return NOT_FOUND if target == 404 else METHOD_NOT_ALLOWED
+        if isinstance(target, Response):
+            return target
         token = bearer_token(authorization)
         if token is None or token not in keys:
             return UNAUTHORIZED

@@ -9,14 +9,17 @@ Shapes follow vLLM's OpenAI server (docs.vllm.ai, "OpenAI-Compatible Server"); d
 lists them field by field:
 
 - Routes ``POST /v1/chat/completions``, ``GET /v1/models`` (with ``max_model_len``), ``GET
-  /health``. With keys configured, every ``/v1`` path needs ``Authorization: Bearer <key>``
+  /health``, ``GET /version``. With keys configured, every path under ``/v1`` (``/v2``,
+  ``/inference``, ``/cohere``) needs ``Authorization: Bearer <key>``, the scheme in any case
   (checked before routing, as vLLM's middleware does), else 401 ``{"error":"Unauthorized"}``.
+  A wrong method is a 405 with ``Allow``; a chat body not sent as ``application/json`` a 400.
 - Errors ``{"error": {"message", "type", "param", "code"}}``: request validation 400 ``"Bad
-  Request"``; unknown model 404 ``NotFoundError``; ``max_tokens`` beyond ``max_model_len`` (or
-  a prompt that fills it) 400 ``BadRequestError``, also for ``stream: true``; without the parser
-  flags, ``tool_choice`` ``"auto"`` (the default when tools are offered) 400 ``BadRequestError``
-  naming the flags.
-- Ids ``chatcmpl-<16 hex>``, tool-call ids ``chatcmpl-tool-<16 hex>``; ``model`` is echoed.
+  Request"``; unknown model 404 ``NotFoundError`` naming the served ones; ``max_tokens`` beyond
+  ``max_model_len`` (or a prompt that fills it) 400 ``BadRequestError``, also for ``stream:
+  true``; without the parser flags, ``tool_choice`` ``"auto"`` (the default when tools are
+  offered) 400 ``BadRequestError`` naming the flags.
+- Ids ``chatcmpl-<16 hex>``, tool-call ids ``chatcmpl-tool-<16 hex>``; ``model`` is echoed
+  (none, null or "": the first served model).
 - Streams: LF framing, compact JSON; role chunk ``{"role":"assistant","content":""}``, reasoning
   pieces, content pieces, the finish chunk; usage only on request (``stream_options``).
 - ``logprobs: true`` (``top_logprobs`` 0-20, which needs it): OpenAI's ``logprobs.content``,
@@ -41,7 +44,7 @@ from ._catalog import (
     VLLM_MODELS,
     vllm_template,
 )
-from ._flavour import CHAT, HEALTH, MODELS, ChatContext, Flavour, Route, error_type
+from ._flavour import CHAT, HEALTH, MODELS, VERSION, ChatContext, Flavour, Route, error_type
 from ._scenario import ChatPlan, Choice, Response, json_bytes
 from ._text import tokenize
 from ._validation import ChatLimits, ChatRequest, Errors, StreamOptions, body_not_object
@@ -51,6 +54,20 @@ API_ROOT = "/v1"
 REASONING_FIELDS = ("reasoning", "reasoning_content")
 _DETAIL_404 = json_bytes({"detail": "Not Found"})
 _DETAIL_405 = json_bytes({"detail": "Method Not Allowed"})
+# The path prefixes vLLM's API-key middleware guards (GUARDED_PREFIX, vLLM 0.32).
+GUARDED_PREFIXES = ("/v1", "/v2", "/inference", "/cohere")
+# What ``GET /version`` reports: the vLLM release whose server this flavour follows (the one
+# the project's tests/vllm suite runs against).
+VLLM_VERSION = "0.32.0"
+_ROUTES = {
+    API_ROOT + "/chat/completions": ("POST", CHAT),
+    API_ROOT + "/models": ("GET", MODELS),
+    "/health": ("GET", HEALTH),
+    "/version": ("GET", VERSION),
+}
+UNSUPPORTED_MEDIA_TYPE = (
+    "1 validation error:\n  Unsupported Media Type: Only 'application/json' is allowed"
+)
 _NULL_MESSAGE_FIELDS = {"refusal": None, "annotations": None, "audio": None, "function_call": None}
 
 
@@ -68,6 +85,31 @@ def error_body(
             }
         }
     )
+
+
+def _permission(model: str, created: int) -> dict[str, Any]:
+    """vLLM's ``ModelPermission``, one per model card (vllm/entrypoints/serve/engine/
+    protocol.py, vLLM 0.32): its defaults; the id is a fixed ``modelperm-<16 hex>``."""
+    return {
+        "id": "modelperm-" + _scenario.digest(model, 0, 0)[:16],
+        "object": "model_permission",
+        "created": created,
+        "allow_create_engine": False,
+        "allow_sampling": True,
+        "allow_logprobs": True,
+        "allow_search_indices": False,
+        "allow_view": True,
+        "allow_fine_tuning": False,
+        "organization": "*",
+        "group": None,
+        "is_blocking": False,
+    }
+
+
+def _bearer_matches(authorization: str | None, keys: frozenset[str]) -> bool:
+    """``Authorization: <scheme> <key>``, the scheme ``bearer`` in any case (as vLLM reads it)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and token in keys
 
 
 def _validation_message(errors: Errors) -> str:
@@ -205,7 +247,7 @@ class VllmFlavour(Flavour):
                         "root": model,
                         "parent": None,
                         "max_model_len": max_model_len,
-                        "permission": [],
+                        "permission": [_permission(model, created)],
                     }
                     for model in served
                 ],
@@ -217,26 +259,34 @@ class VllmFlavour(Flavour):
     def gate(
         self, method: str, path: str, authorization: str | None, keys: frozenset[str]
     ) -> Route | Response:
-        # vLLM's API-key middleware runs before routing, for every /v1 path, comparing the whole
-        # header with "Bearer <key>".
+        # vLLM's API-key middleware runs before routing, for every path under its guarded
+        # prefixes, and takes the scheme in any case (vllm/entrypoints/serve/middleware/
+        # authenticate.py, vLLM 0.32).
         if (
             keys
-            and path.startswith(API_ROOT)
+            and path.startswith(GUARDED_PREFIXES)
             and method != "OPTIONS"
-            and not any(authorization == "Bearer " + key for key in keys)
+            and not _bearer_matches(authorization, keys)
         ):
             return Response(401, json_bytes({"error": "Unauthorized"}))
-        table = {
-            API_ROOT + "/chat/completions": ("POST", CHAT),
-            API_ROOT + "/models": ("GET", MODELS),
-            "/health": ("GET", HEALTH),
-        }
-        if path not in table:
+        entry = _ROUTES.get(path)
+        if entry is None:
             return Response(404, _DETAIL_404)
-        allowed, kind = table[path]
+        allowed, kind = entry
         if method != allowed:
-            return Response(405, _DETAIL_405)
+            # Starlette's 405 names the route's method (RFC 9110, 15.5.6).
+            return Response(405, _DETAIL_405, headers={"Allow": allowed})
         return Route(kind)
+
+    def check_content_type(self, route: Route, content_type: str | None) -> Response | None:
+        # vLLM's chat route depends on validate_json_request (vllm/entrypoints/serve/utils/
+        # api_utils.py): a media type other than application/json, or none, is a validation
+        # error, which vLLM answers 400 "Bad Request" before reading the body.
+        if route.kind != CHAT:
+            return None
+        if (content_type or "").lower().split(";", 1)[0] == "application/json":
+            return None
+        return self._bad_request(UNSUPPORTED_MEDIA_TYPE)
 
     def new_id(self) -> str:
         return "chatcmpl-" + uuid.uuid4().hex[:16]
@@ -253,6 +303,12 @@ class VllmFlavour(Flavour):
     def dumps(self, obj: Any) -> bytes:
         return json_bytes(obj)
 
+    def stream_error_event(self, code: int, message: str) -> bytes:
+        # vLLM's create_streaming_error_response: its ErrorResponse (``param`` included) through
+        # json.dumps (generate/base/serving.py, vLLM 0.32)
+        error = {"message": message, "type": error_type(code), "param": None, "code": code}
+        return b"data: " + json.dumps({"error": error}).encode() + self.event_end
+
     @staticmethod
     def _bad_request(message: str, kind: str = "Bad Request", model: str | None = None) -> Response:
         return Response(400, error_body(400, message, kind), model=model)
@@ -262,16 +318,25 @@ class VllmFlavour(Flavour):
     def serve(self, route: Route, body: Any, context: ChatContext) -> Response:
         if route.kind == MODELS:
             return Response(200, self._models_body)
+        if route.kind == VERSION:
+            return Response(200, json_bytes({"version": VLLM_VERSION}))
         return Response(200, b"")  # /health
 
     def chat(self, body: Any, context: ChatContext) -> Response:
         if not isinstance(body, dict):
             return self._bad_request(_validation_message(body_not_object(body)))
+        if body.get("model") in (None, ""):
+            # vLLM's ``model`` is optional: none (or "") is the first served model, the name
+            # its answer then carries (serve/engine/serving.py, _is_model_supported).
+            body = {**body, "model": self.models[0]}
         request, errors = _validate(body, self.limits)
         if request is None:
             return self._bad_request(_validation_message(errors))
         if request.model not in self.models:
-            message = f"The model `{request.model}` does not exist."
+            message = (
+                f"The model `{request.model}` does not exist. "
+                f"Valid aliases: {', '.join(self.models)}."
+            )
             return Response(
                 404, error_body(404, message, "NotFoundError", "model"), model=request.model
             )
@@ -343,15 +408,19 @@ class VllmFlavour(Flavour):
     def _body(
         self, request: ChatRequest, plan: ChatPlan, context: ChatContext, counts_reasoning: bool
     ) -> dict[str, Any]:
+        """vLLM 0.32's ``ChatCompletionResponse.model_dump()`` (openai/chat_completion/
+        protocol.py): every field, null where unset, except the message's empty ``tool_calls``,
+        which its serializer drops."""
         choices = []
         for i, choice in enumerate(plan.choices):
-            message = {
+            message: dict[str, Any] = {
                 "role": "assistant",
                 "content": choice.content,
                 **_NULL_MESSAGE_FIELDS,
-                "tool_calls": [call.to_json() for call in choice.tool_calls],
-                self.reasoning_field: choice.reasoning_text,
             }
+            if choice.tool_calls:  # vLLM's ChatMessage leaves an empty list out
+                message["tool_calls"] = [call.to_json() for call in choice.tool_calls]
+            message[self.reasoning_field] = choice.reasoning_text
             logprobs = None
             if request.logprobs:  # every generated token: the reasoning's, then the answer's
                 tokens = (*(choice.reasoning or ()), *choice.tokens)
@@ -364,6 +433,7 @@ class VllmFlavour(Flavour):
                     "finish_reason": choice.finish_reason,
                     "stop_reason": choice.stop_sequence,
                     "token_ids": None,
+                    "routed_experts": None,
                 }
             )
         return {
@@ -377,7 +447,10 @@ class VllmFlavour(Flavour):
             "usage": self._usage(plan, counts_reasoning),
             "prompt_logprobs": None,
             "prompt_token_ids": None,
+            "prompt_text": None,
             "kv_transfer_params": None,
+            "ec_transfer_params": None,
+            "metrics": None,
         }
 
     def _stream_events(

@@ -151,6 +151,11 @@ class Script:
         with self._lock:
             return len(self._queue)
 
+    def queued(self) -> list[Reply]:
+        """The queued replies, next first (a copy)."""
+        with self._lock:
+            return list(self._queue)
+
     def clear(self) -> int:
         with self._lock:
             cleared = len(self._queue)
@@ -189,3 +194,23 @@ def reply_from_json(data: Any) -> Reply:
         finish_reason=data.get("finish_reason"),
         usage=data.get("usage"),
     )
+
+
+def reply_to_json(reply: Reply) -> dict[str, Any]:
+    """A :class:`Reply` in the JSON object form :func:`reply_from_json` reads back."""
+    return {
+        "content": reply.content,
+        "tool_calls": [
+            {
+                "name": call.name,
+                "arguments": call.arguments
+                if isinstance(call.arguments, str)
+                else dict(call.arguments),
+                "id": call.id,
+            }
+            for call in reply.tool_calls
+        ],
+        "reasoning": reply.reasoning,
+        "finish_reason": reply.finish_reason,
+        "usage": None if reply.usage is None else dict(reply.usage),
+    }

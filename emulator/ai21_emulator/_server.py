@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from . import _core
 from ._faults import Fault, fault_from_json, fault_to_json
 from ._scenario import Response, json_bytes
-from ._script import reply_from_json
+from ._script import reply_from_json, reply_to_json
 from ._state import EmulatorState
 
 CONTROL_PREFIX = "/_emulator/"
@@ -33,6 +35,42 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 SHUTDOWN_TIMEOUT = 0.25
 
 _STATE_KEY = web.AppKey("state", EmulatorState)
+
+
+def client_error_reason(exc: BaseException) -> str:
+    """The first line of aiohttp's message for a request it could not read."""
+    cause = exc.__cause__ if isinstance(exc, web.RequestPayloadError) else exc
+    lines = str(getattr(cause, "message", None) or cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
+
+
+if TYPE_CHECKING:  # subscriptable at run time only from Python 3.11
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
+else:
+    _LoggerAdapter = logging.LoggerAdapter
+
+
+class _ServerLog(_LoggerAdapter):
+    """aiohttp's server logger (``aiohttp.server``), except for a request aiohttp cannot parse.
+
+    A bad request line, header or chunk, or a body that does not match its Content-Encoding,
+    is the client's mistake: aiohttp answers it 400 (``_handle`` does for a body) and logs it as
+    an ERROR with a traceback, which Python's last-resort handler prints on the terminal of
+    whoever runs the emulator (the CLI, or a test session). Those go to DEBUG as one line, as
+    aiohttp already logs a first request with a bad method; anything else stays an ERROR.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("aiohttp.server"), {})
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        client_error = isinstance(exc_info, web.RequestPayloadError) or (
+            isinstance(exc_info, HttpProcessingError) and 400 <= exc_info.code < 500
+        )
+        if client_error:
+            self.debug("%s: %s", str(msg) % args, client_error_reason(exc_info))
+        else:
+            super().exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 def _headers(response: Response, fault: Fault | None) -> dict[str, str]:
@@ -61,7 +99,16 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         return await _control(request)
     state = request.app[_STATE_KEY]
     started = time.perf_counter()
-    incoming = _core.Incoming(request.method, request.path, request.headers, await request.read())
+    try:
+        body = await request.read()
+    except web.RequestPayloadError as exc:
+        # A body aiohttp cannot decode (gzip that is not): the client's mistake, answered 400
+        # like a request aiohttp cannot parse (not a 500), and not recorded.
+        reason = client_error_reason(exc)
+        refused = _json_response(state.flavour.error(400, f"Invalid request body: {reason}"))
+        refused.force_close()  # what is left of the body cannot be read
+        return refused
+    incoming = _core.Incoming(request.method, request.path, request.headers, body)
     outcome = _core.handle(state, incoming)
     fault = outcome.fault
     if fault is not None and fault.delay:
@@ -172,6 +219,11 @@ async def _queue_replies(request: web.Request) -> web.Response:
     return _control_json({"queued": len(replies)})
 
 
+async def _list_replies(request: web.Request) -> web.Response:
+    queued = request.app[_STATE_KEY].script.queued()
+    return _control_json([reply_to_json(reply) for reply in queued])
+
+
 async def _clear_replies(request: web.Request) -> web.Response:
     return _control_json({"cleared": request.app[_STATE_KEY].script.clear()})
 
@@ -183,6 +235,7 @@ _CONTROL_ROUTES: Mapping[tuple[str, str], Callable[[web.Request], Awaitable[web.
     ("GET", "requests"): _list_requests,
     ("DELETE", "requests"): _clear_requests,
     ("POST", "replies"): _queue_replies,
+    ("GET", "replies"): _list_replies,
     ("DELETE", "replies"): _clear_replies,
 }
 
@@ -191,9 +244,12 @@ async def _control(request: web.Request) -> web.StreamResponse:
     name = request.path[len(CONTROL_PREFIX) :]
     handler = _CONTROL_ROUTES.get((request.method, name))
     if handler is None:
-        known = any(key[1] == name for key in _CONTROL_ROUTES)
-        status = 405 if known else 404
-        return _control_json({"detail": "Method Not Allowed" if known else "Not Found"}, status)
+        allowed = [method for method, route in _CONTROL_ROUTES if route == name]
+        if not allowed:
+            return _control_json({"detail": "Not Found"}, 404)
+        refused = _control_json({"detail": "Method Not Allowed"}, 405)
+        refused.headers["Allow"] = ", ".join(allowed)
+        return refused
     return await handler(request)
 
 
@@ -286,6 +342,7 @@ class ServerThread:
             access_log=None,
             handle_signals=False,
             handler_cancellation=True,
+            logger=_ServerLog(),
             shutdown_timeout=SHUTDOWN_TIMEOUT,
         )
         await runner.setup()

@@ -131,8 +131,11 @@ def state(flavour: Any, keys: tuple[str, ...] = ("k",)) -> EmulatorState:
 
 
 def request(path: str, body: Any = None, method: str = "POST", **headers: str) -> Incoming:
+    """A request as an HTTP client sends it: a JSON body goes with its Content-Type."""
     raw = b"" if body is None else json.dumps(body).encode()
-    return Incoming(method, path, {k.replace("_", "-"): v for k, v in headers.items()}, raw)
+    sent = {} if body is None else {"Content-Type": "application/json"}
+    sent.update({k.replace("_", "-"): v for k, v in headers.items()})
+    return Incoming(method, path, sent, raw)
 
 
 def test_hosted_routes_before_auth_and_vllm_authenticates_first() -> None:

@@ -215,11 +215,24 @@ def test_replies_over_the_control_endpoint(emu: Emulator, http: httpx.Client) ->
     )
     assert queued.json() == {"queued": 2}
     assert chat(http, emu)["choices"][0]["message"]["content"] == "one"
-    assert httpx.delete(control).json() == {"cleared": 1}
+    # what is still queued, in the form POST takes, so another process can see it
+    pending = {"name": "f", "arguments": {"x": 1}, "id": None}
+    assert httpx.get(control).json() == [
+        {
+            "content": None,
+            "tool_calls": [pending],
+            "reasoning": None,
+            "finish_reason": None,
+            "usage": None,
+        }
+    ]
+    assert httpx.post(control, json=httpx.get(control).json()).json() == {"queued": 1}
+    assert httpx.delete(control).json() == {"cleared": 2}
+    assert httpx.get(control).json() == []
     bad = httpx.post(control, json={"content": "x", "colour": "red"})
     assert bad.status_code == 400
     assert "colour" in bad.json()["detail"]
-    assert httpx.get(control).status_code == 405
+    assert httpx.put(control).status_code == 405
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,23 @@ def test_base_url_models_and_health(vllm: Emulator, http: httpx.Client) -> None:
     assert [m["id"] for m in models["data"]] == HF_IDS
     assert {m["max_model_len"] for m in models["data"]} == {262144}
     assert {m["object"] for m in models["data"]} == {"model"}
+    # each card carries one ModelPermission with vLLM's defaults, as vLLM 0.32 lists them
+    for card in models["data"]:
+        [permission] = card["permission"]
+        assert re.fullmatch(r"modelperm-[0-9a-f]{16}", permission.pop("id"))
+        assert permission == {
+            "object": "model_permission",
+            "created": card["created"],
+            "allow_create_engine": False,
+            "allow_sampling": True,
+            "allow_logprobs": True,
+            "allow_search_indices": False,
+            "allow_view": True,
+            "allow_fine_tuning": False,
+            "organization": "*",
+            "group": None,
+            "is_blocking": False,
+        }
     health = httpx.get(f"{vllm.url}/health")
     assert (health.status_code, health.content) == (200, b"")
 
@@ -122,12 +139,19 @@ def test_a_configured_key_is_required_on_every_v1_path_before_routing() -> None:
     with Emulator(flavour="vllm", api_keys="sk-local") as emu, httpx.Client() as http:
         assert emu.api_key == "sk-local"
         chat = f"{emu.base_url}/chat/completions"
-        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "bearer sk-local"}):
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic sk-local"}):
             refused = http.post(chat, json=body(), headers=headers)
             assert refused.status_code == 401
             assert refused.content == b'{"error":"Unauthorized"}'
         good = {"Authorization": "Bearer sk-local"}
         assert http.post(chat, json=body(), headers=good).status_code == 200
+        # vLLM 0.32 reads the scheme in any case (serve/middleware/authenticate.py)
+        lower = {"Authorization": "bearer sk-local"}
+        assert http.post(chat, json=body(), headers=lower).status_code == 200
+        # ... and guards /v2, /inference and /cohere as it guards /v1
+        for prefix in ("/v2", "/inference", "/cohere"):
+            assert http.get(f"{emu.url}{prefix}/anything").status_code == 401
+            assert http.get(f"{emu.url}{prefix}/anything", headers=good).status_code == 404
         assert http.get(f"{emu.base_url}/models", headers=good).status_code == 200
         # vLLM's key middleware runs before routing: an unknown /v1 path is a 401 without a key
         assert http.get(f"{emu.base_url}/nowhere").status_code == 401
@@ -145,19 +169,24 @@ def test_non_stream_body_has_vllms_fields(http: httpx.Client) -> None:
     assert data["object"] == "chat.completion"
     assert isinstance(data["created"], int)
     assert data["model"] == MINI
-    for key in ("service_tier", "system_fingerprint", "prompt_logprobs", "kv_transfer_params"):
-        assert key in data
-        assert data[key] is None
+    # every field of vLLM 0.32's ChatCompletionResponse, null where unset
+    nulls = ("service_tier", "system_fingerprint", "prompt_logprobs", "prompt_token_ids")
+    nulls += ("prompt_text", "kv_transfer_params", "ec_transfer_params", "metrics")
+    assert set(data) == {"id", "object", "created", "model", "choices", "usage", *nulls}
+    assert all(data[key] is None for key in nulls)
     [choice] = data["choices"]
     assert choice["finish_reason"] == "stop"
     assert choice["stop_reason"] is None
     assert choice["logprobs"] is None
+    assert choice["token_ids"] is None
+    assert choice["routed_experts"] is None
     message = choice["message"]
     assert message["role"] == "assistant"
     assert message["content"] == (
         f"This is the AI21 emulator ({MINI}), not a real model. You said: Hi"
     )
-    assert message["tool_calls"] == []
+    # vLLM's ChatMessage serializer drops an empty tool_calls: a client must not expect it
+    assert "tool_calls" not in message
     for key in ("refusal", "annotations", "audio", "function_call", "reasoning"):
         assert key in message
         assert message[key] is None
@@ -206,7 +235,7 @@ def test_tool_choice_is_honoured(
     # calls, "stop" for a named one.
     payload = body(question, tools=TOOLS, tool_choice=tool_choice)
     [choice] = http.post("/chat/completions", json=payload).json()["choices"]
-    assert [c["function"]["name"] for c in choice["message"]["tool_calls"]] == called
+    assert [c["function"]["name"] for c in choice["message"].get("tool_calls", [])] == called
     assert choice["finish_reason"] == finish
     streamed = post_stream(http, payload)
     names = [
@@ -282,7 +311,7 @@ def test_without_the_parser_flags_no_tools_or_tool_choice_none_are_answered(
         reply = bare.post("/chat/completions", json=payload)
         assert reply.status_code == 200
         [choice] = reply.json()["choices"]
-        assert choice["message"]["tool_calls"] == []
+        assert "tool_calls" not in choice["message"]
         assert choice["message"]["content"].startswith("This is the AI21 emulator")
 
 
@@ -310,7 +339,7 @@ def test_a_server_that_takes_tools_without_a_parser_leaves_calls_in_content(
         else:
             [choice] = client.post("/chat/completions", json=payload).json()["choices"]
             text = choice["message"]["content"]
-            assert choice["message"]["tool_calls"] == []
+            assert "tool_calls" not in choice["message"]
             assert choice["finish_reason"] == "stop"
     assert text == markup
 
@@ -490,17 +519,34 @@ def test_n_choices_stream_with_their_own_indexes(http: httpx.Client) -> None:
 # -- errors ---------------------------------------------------------------------------------
 
 
-def test_unknown_model_is_a_404(http: httpx.Client) -> None:
+def test_unknown_model_is_a_404_naming_the_served_ones(http: httpx.Client) -> None:
     reply = http.post("/chat/completions", json={**body(), "model": "jamba-mini"})
     assert reply.status_code == 404
     assert reply.json() == {
         "error": {
-            "message": "The model `jamba-mini` does not exist.",
+            "message": "The model `jamba-mini` does not exist. Valid aliases: "
+            + ", ".join(HF_IDS)
+            + ".",
             "type": "NotFoundError",
             "param": "model",
             "code": 404,
         }
     }
+
+
+@pytest.mark.parametrize("model", [None, "", "absent"])
+def test_a_request_without_a_model_is_the_first_served_models(
+    vllm: Emulator, http: httpx.Client, model: str | None
+) -> None:
+    """vLLM's ``model`` is optional: none, null or "" is answered by the first served model."""
+    sent = {key: value for key, value in body().items() if key != "model"}
+    if model != "absent":
+        sent["model"] = model
+    reply = http.post("/chat/completions", json=sent)
+    assert reply.status_code == 200
+    assert reply.json()["model"] == HF_IDS[0]
+    assert f"({HF_IDS[0]})" in reply.json()["choices"][0]["message"]["content"]
+    assert "model" not in vllm.last_request.json or vllm.last_request.json["model"] == model
 
 
 @pytest.mark.parametrize(
@@ -757,6 +803,7 @@ def test_stream_error_fault(vllm: Emulator, http: httpx.Client, after: int) -> N
         "error": {
             "message": "The engine failed while generating (injected fault).",
             "type": "InternalServerError",
+            "param": None,
             "code": 500,
         }
     }
@@ -771,7 +818,12 @@ def test_stream_error_fault_code_and_message_and_non_stream_requests(
     assert http.post("/chat/completions", json=body()).status_code == 200  # not affected
     vllm.inject(fault)
     error = post_stream(http, body())[-1]["error"]
-    assert error == {"message": "overloaded", "type": "ServiceUnavailableError", "code": 503}
+    assert error == {
+        "message": "overloaded",
+        "type": "ServiceUnavailableError",
+        "param": None,
+        "code": 503,
+    }
     with pytest.raises(ValueError, match="stream_error_code"):
         Fault(stream_error_after=0, stream_error_code=200)
 
