@@ -170,7 +170,8 @@ class AI21(FunctionCallingLLM):
     exactly as the SDK raises them; transient ones (408, 429, 500, 502, 503, 504, timeouts,
     dropped connections) are retried first, honouring ``Retry-After``.
 
-    Per call, ``chat`` and ``complete`` (and their streaming and async twins) take
+    Per call, ``chat`` and ``complete`` (and their streaming and async twins) take ``model=``
+    (another model for that call, written and read by that model's recipe),
     ``preamble_override=`` (the system message for that call), ``documents=`` (grounding
     texts), ``chat_template_kwargs=``, the sampling fields (``max_tokens=``, ``temperature=``,
     ...) and any other API field (``n=``, ``response_format=``, ...), which is sent as given;
@@ -267,7 +268,11 @@ class AI21(FunctionCallingLLM):
         description="Retries after the first attempt for transient failures (0: one attempt).",
     )
     default_headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra HTTP headers sent with every request."
+        default_factory=dict,
+        description=(
+            "Extra HTTP headers sent with every request; shown in repr and dumps, so a secret "
+            "header belongs in your own http_client's headers."
+        ),
     )
     additional_kwargs: dict[str, Any] = Field(
         default_factory=dict,
@@ -324,13 +329,15 @@ class AI21(FunctionCallingLLM):
         default=None,
         exclude=True,
         description=(
-            "Your own httpx.Client for sync calls (proxies, TLS, tracing); never closed here."
+            "Your own httpx.Client for sync calls (proxies, TLS, tracing): its headers, query "
+            "and cookies go with each request (this package's headers win). Never closed "
+            "here; a copy of the instance shares it."
         ),
     )
     async_http_client: httpx.AsyncClient | None = Field(
         default=None,
         exclude=True,
-        description="Your own httpx.AsyncClient for async calls; not closed by us.",
+        description="Your own httpx.AsyncClient for async calls; likewise.",
     )
 
     _secrets: Secrets = PrivateAttr()
@@ -675,7 +682,9 @@ class AI21(FunctionCallingLLM):
 
         Optional: pools also close when the instance is garbage-collected, and each event
         loop's async pool when that loop shuts down. The instance stays usable (a new pool
-        opens on the next call). Clients you passed in are never closed.
+        opens on the next call). Clients you passed in are never closed. A shallow copy
+        (``copy.copy``, ``model_copy()``) shares the pools, so this closes them for both; a
+        deep copy has its own.
         """
         self._http.close()
 
