@@ -642,3 +642,14 @@ def test_a_per_call_model_that_names_no_model_is_refused_before_any_request(
     with pytest.raises(ValueError, match=r"model= must name a model"):
         make_local().chat(HI, model=model)
     assert chat_requests(vllm) == 0
+
+
+@pytest.mark.parametrize("method", ["chat", "stream_complete", "astream_chat"])
+def test_a_per_call_jurassic_2_model_on_your_own_server_is_refused_before_any_request(
+    make_local: Callable[..., AI21], vllm: Emulator, method: str
+) -> None:
+    """As the constructor refuses it: only AI21's hosted API served J2 (the server would have
+    answered a 404 for a name it never serves)."""
+    with pytest.raises(ValueError, match=r"'j2-mid' is a Jurassic-2 model"):
+        call(make_local(), method, arg_for(method, "hi"), model="j2-mid")
+    assert chat_requests(vllm) == 0

@@ -889,6 +889,7 @@ class AI21(FunctionCallingLLM):
         for a per-call ``model=`` (:func:`_call_model`) by that model's own recipe."""
         if model is None or model == self.model:
             return self._dialect
+        self._deployment.check(model)  # as the instance's model is (a J2 name on your server)
         return self._deployment.dialect(model)
 
     # ------------------------------------------------------------------ payloads
