@@ -1156,7 +1156,8 @@ class AI21(FunctionCallingLLM):
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        """Chat; ``preamble_override=`` replaces the system message for this call.
+        """Chat; ``preamble_override=`` replaces the system message for this call, and
+        ``model=`` asks another model, the request written and the answer read by its recipe.
 
         Any other keyword (``n``, ``response_format``, ``documents``, ``logprobs``, ...) goes
         into the request; ``extra_body``'s entries go as fields and ``extra_headers`` as this
