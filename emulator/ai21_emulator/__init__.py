@@ -212,7 +212,9 @@ Answers of a given length
 A request header ``X-Emulator-Answer-Tokens: N`` (chat completions only) makes the answer N
 deterministic filler tokens, whatever the conversation says: for load, streaming and memory
 tests. N is not capped at the API's 4096 unless the body sets ``max_tokens``; a header that is
-not a whole number -> 400.
+not a whole number, or is above 9999999, -> 400. The whole answer is built before its first
+event (a million tokens: seconds and hundreds of MB), so measure a client's memory with the
+emulator in another process.
 
 Records
 -------
