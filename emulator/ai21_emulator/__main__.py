@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         dest="api_keys",
         metavar="KEY",
-        help=f"accepted bearer token; repeat for several (default: {DEFAULT_API_KEY!r})",
+        help=(
+            f"accepted bearer token; repeat for several (default: {DEFAULT_API_KEY!r}; "
+            "for --flavour vllm none, so no key is needed)"
+        ),
     )
     parser.add_argument("--log", action="store_true", help="log each request to stderr")
     parser.add_argument(
