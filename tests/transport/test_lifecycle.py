@@ -21,7 +21,8 @@ import httpx
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
 
-from llama_index.llms.ai21 import AI21
+from ai21_emulator import Emulator, Fault
+from llama_index.llms.ai21 import AI21, StreamInterruptedError
 from llama_index.llms.ai21._http import Deadline
 from tests.transport.servers import Handler, Peer, Server, response
 
@@ -612,3 +613,55 @@ def test_a_discovery_deadline_never_shuts_a_connection_back_in_the_pool(
         assert client.get(url).status_code == 200  # on the connection the deadline released
         assert server.requests == 2
         assert server.connections == 1
+
+
+# ------------------------------------------------------------- closing an instance mid-stream
+
+
+def test_a_sync_stream_broken_by_its_instances_close_says_so(
+    make_local: Callable[..., AI21], vllm: Emulator
+) -> None:
+    """close() from another thread closes the pool under a stream being read: its error says
+    so, not only the socket's "Bad file descriptor"."""
+    llm = make_local()
+    vllm.inject(Fault(stream_delay=0.02, path_contains="chat"))
+    chunks = llm.stream_chat([ChatMessage(role="user", content="hi")])
+    next(chunks)
+    closer = threading.Timer(0.05, llm.close)
+    closer.start()
+    with pytest.raises(
+        StreamInterruptedError, match=r"the instance's close\(\) closed its connection pool"
+    ):
+        for _ in chunks:
+            pass
+    closer.join()
+    vllm.inject(Fault(stream_delay=0.02, drop_after=3, path_contains="chat"))
+    with pytest.raises(StreamInterruptedError) as dropped:  # by the server: no close() named
+        for _ in llm.stream_chat([ChatMessage(role="user", content="hi")]):
+            pass
+    assert "close()" not in str(dropped.value)
+
+
+def test_an_async_stream_broken_by_its_instances_aclose_says_so(
+    make_local: Callable[..., AI21], vllm: Emulator
+) -> None:
+    """Not "Server disconnected" alone, which blames the server for a local close."""
+    llm = make_local()
+
+    async def run(fault: Fault, close: bool) -> str:
+        vllm.inject(fault)
+        chunks = await llm.astream_chat([ChatMessage(role="user", content="hi")])
+        await anext(chunks)
+        if close:  # while the stream is being read
+            asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(llm.aclose()))
+        with pytest.raises(StreamInterruptedError) as caught:
+            async for _ in chunks:
+                pass
+        return str(caught.value)
+
+    closed = asyncio.run(run(Fault(stream_delay=0.02, path_contains="chat"), close=True))
+    assert "the instance's aclose() closed its connection pool while it was read" in closed
+    dropped = asyncio.run(
+        run(Fault(stream_delay=0.02, drop_after=3, path_contains="chat"), close=False)
+    )
+    assert "aclose" not in dropped

@@ -1426,6 +1426,9 @@ class HTTPClients:
             self._auth = httpx.BasicAuth(*config.auth)
         self._urls: dict[str, httpx.URL] = {}
         self._lock = threading.Lock()
+        # How many times close() / aclose() closed a pool: a stream that breaks after its pool
+        # was closed under it says so, not "Server disconnected" (base._interrupted).
+        self.closes = self.acloses = 0
         self._sync: httpx.Client | None = None
         self._closes_sync: weakref.finalize[Any, Any] | None = None
         self._ssl: ssl.SSLContext | None = None
@@ -1703,6 +1706,7 @@ class HTTPClients:
         with self._lock:
             client, self._sync = self._sync, None
         if client is not None:
+            self.closes += 1
             client.close()
         self._forget_closed_loops()
 
@@ -1711,4 +1715,5 @@ class HTTPClients:
         with self._lock:
             entry = self._async.pop(asyncio.get_running_loop(), None)
         if entry is not None:
+            self.acloses += 1
             await entry.closer.aclose()

@@ -1064,6 +1064,7 @@ class AI21(FunctionCallingLLM):
                 response.close()
                 raise
 
+        closes = clients.closes
         response, state, chunks, first = self._with_retries(open_stream, _url(clients, call))
         try:
             if first is None:
@@ -1071,7 +1072,7 @@ class AI21(FunctionCallingLLM):
             yield first
             yield from chunks
         except httpx.TransportError as exc:
-            raise _interrupted(exc, state) from exc
+            raise _interrupted(exc, state, "close()" if clients.closes != closes else None) from exc
         except Exception as exc:  # an error event, a broken event: may quote a secret back
             self._secrets.scrub(exc, response.response.request.headers)
             raise
@@ -1100,6 +1101,7 @@ class AI21(FunctionCallingLLM):
                 await response.aclose()
                 raise
 
+        closes = clients.acloses
         response, state, chunks, first = await self._awith_retries(open_stream, _url(clients, call))
         try:
             if first is None:
@@ -1108,7 +1110,8 @@ class AI21(FunctionCallingLLM):
             async for chunk in chunks:
                 yield chunk
         except httpx.TransportError as exc:
-            raise _interrupted(exc, state) from exc
+            closed = "aclose()" if clients.acloses != closes else None
+            raise _interrupted(exc, state, closed) from exc
         except Exception as exc:
             self._secrets.scrub(exc, response.response.request.headers)
             raise
@@ -1882,9 +1885,17 @@ async def _amap(
         yield function(item)
 
 
-def _interrupted(exc: Exception, state: ChatStreamState) -> StreamInterruptedError:
+def _interrupted(
+    exc: Exception, state: ChatStreamState, closed: str | None = None
+) -> StreamInterruptedError:
+    """The error of a stream broken after its first chunk; ``closed``: the instance's
+    ``close()``/``aclose()`` closed the pool under it (else the transport's own words, such as
+    "Server disconnected", would blame the server)."""
+    cause = f"{type(exc).__name__}: {exc}"
+    if closed is not None:
+        cause = f"the instance's {closed} closed its connection pool while it was read; {cause}"
     return StreamInterruptedError(
-        f"AI21 stream broke{state.arrived()} ({type(exc).__name__}: {exc}); not retried, since "
+        f"AI21 stream broke{state.arrived()} ({cause}); not retried, since "
         "the caller already has part of it",
         state.text,
         state.reasoning,
