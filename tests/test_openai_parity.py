@@ -653,3 +653,23 @@ def test_a_per_call_jurassic_2_model_on_your_own_server_is_refused_before_any_re
     with pytest.raises(ValueError, match=r"'j2-mid' is a Jurassic-2 model"):
         call(make_local(), method, arg_for(method, "hi"), model="j2-mid")
     assert chat_requests(vllm) == 0
+
+
+@pytest.mark.parametrize("method", ["chat", "astream_chat", "complete"])
+def test_one_server_many_models_an_instance_without_a_model_takes_one_per_call(
+    vllm: Emulator, method: str
+) -> None:
+    """LM Studio, Ollama or a router in front of several vLLMs: one base_url, a model per
+    call. Without one (per call or on the instance) it is still the ValueError naming them."""
+    llm = AI21(base_url=vllm.base_url, max_retries=0)
+    outcome = call(llm, method, arg_for(method, "hi"), model=REASONING_3B)
+    assert (
+        outcome.text
+        == f"This is the AI21 emulator ({REASONING_3B}), not a real model. You said: hi"
+    )
+    assert sent(vllm)["model"] == REASONING_3B
+    with pytest.raises(
+        ValueError, match=r"model= was not given and the server .* serves more than one"
+    ):
+        llm.chat(HI)
+    assert chat_requests(vllm) == 1

@@ -838,14 +838,16 @@ class AI21(FunctionCallingLLM):
         stands for, and so where documents go and how tool calls and reasoning come back)."""
         return not self.model or self._deployment.lists_models
 
-    def _ready_for_request(self) -> bool:
+    def _ready_for_request(self, call: Call) -> bool:
         """Before a request whose content depends on the server (no ``model`` given, or a
-        server not yet recognised), ask it, once; whether it was asked just now."""
+        server not yet recognised), ask it, once; whether it was asked just now. A ``call``
+        for a per-call ``model=`` needs no model of the instance's (one server, several
+        models: LM Studio, Ollama, vLLM's router)."""
         if not self._asks_before_requests():
             return False
         asked = self._asked_server != self.base_url
         served = self._know_server()
-        if not self.model:
+        if not self.model and not call.body.get("model"):
             # Nothing can be sent without a model; the next call asks the server again (it
             # may have started, or loaded a model, since).
             self._asked_server = None
@@ -944,7 +946,7 @@ class AI21(FunctionCallingLLM):
 
     def _built(self, build: Callable[[], Call]) -> Call:
         call = build()  # bad input is a ValueError before any request, discovery's included
-        if self._ready_for_request():
+        if self._ready_for_request(call):
             call = build()  # for the server it turned out to be, with the model it serves
         return self._checked(call)
 
@@ -955,7 +957,7 @@ class AI21(FunctionCallingLLM):
         asked = self._server_to_ask()
         if asked:
             await asyncio.to_thread(self._know_server)
-        if self._ready_for_request() or asked:
+        if self._ready_for_request(call) or asked:
             call = build()
         return self._checked(call)
 
