@@ -399,6 +399,27 @@ def test_an_openai_like_setting_names_what_to_write_instead(
     assert str(caught.value).endswith(f"See {MIGRATION_DOCS}")
 
 
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("timout", "timeout"),
+        ("max_token", "max_tokens"),
+        ("base_uri", "base_url"),
+        ("apikey", "api_key"),
+    ],
+)
+def test_a_misspelt_setting_names_the_one_meant(name: str, meant: str) -> None:
+    with pytest.raises(
+        ValueError, match=rf"^{name}= is not a setting of AI21: did you mean {meant}=\?$"
+    ):
+        AI21(model=JAMBA2, base_url="http://127.0.0.1:9/v1", **{name: 1})
+
+
+def test_a_setting_near_no_field_is_pydantics_error() -> None:
+    with pytest.raises(ValueError, match=r"Extra inputs are not permitted"):
+        AI21(model=JAMBA2, base_url="http://127.0.0.1:9/v1", colour="blue")
+
+
 def test_the_migration_address_is_a_section_of_the_docs() -> None:
     page, anchor = MIGRATION_DOCS.removeprefix(f"{DOCS_URL}/").split("#")
     text = (Path(__file__).resolve().parents[1] / "docs" / page).read_text(encoding="utf-8")

@@ -369,6 +369,10 @@ class AI21(FunctionCallingLLM):
                 f"{name}= is a setting of LlamaIndex's OpenAI/OpenAILike, not of AI21: "
                 f"{OPENAI_LIKE_NAMES[name]}. See {MIGRATION_DOCS}"
             )
+        for name in kwargs.keys() - type(self).model_fields.keys():
+            close = _near_field(name)
+            if close is not None:  # else pydantic's "Extra inputs are not permitted"
+                raise ValueError(f"{name}= is not a setting of AI21: did you mean {close}=?")
         url_source = "base_url"
         if kwargs.get("base_url") is None:
             kwargs.pop("base_url", None)
@@ -1808,6 +1812,14 @@ def _near_miss(name: str) -> str | None:
     close = difflib.get_close_matches(
         name.replace("-", "_").lower(), KNOWN_CALL_KEYWORDS, n=1, cutoff=0.85
     )
+    return close[0] if close else None
+
+
+def _near_field(name: str) -> str | None:
+    """The field of ``AI21`` a misspelt constructor keyword (``timout``, ``max_token``,
+    ``base_uri``) is a letter or two away from, if any; ``api_key`` too, an argument."""
+    fields = [*AI21.model_fields, "api_key"]
+    close = difflib.get_close_matches(name.replace("-", "_").lower(), fields, n=1, cutoff=0.8)
     return close[0] if close else None
 
 
