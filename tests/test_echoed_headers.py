@@ -22,7 +22,7 @@ import pytest
 
 from llama_index.llms.ai21 import AI21
 from tests.calls import arg_for, call
-from tests.transport.servers import Peer, Server, response
+from tests.transport.servers import ECHO_KINDS, Peer, Server, echoing, exception_texts, response
 
 MODEL = "ai21labs/AI21-Jamba2-3B"
 GATEWAY = "gw-key-5e1d9c7a31"  # the user's client's X-Gateway-Key
@@ -38,48 +38,12 @@ CLIENT_BASIC = base64.b64encode(f"me:{CLIENT_PASSWORD}".encode()).decode()
 ROUTINE = ("host:", "accept", "connection:", "user-agent:", "content-")
 
 
-def _echoing(kind: str) -> Callable[[Peer], None]:
-    """A server that quotes the whole request head (every header) in its answer."""
-
-    def serve(peer: Peer) -> None:
-        while (head := peer.read_request()) is not None:
-            # Every header of the request but the HTTP layer's own (a broken answer's error
-            # quotes the first 200 characters: the cut falls inside the last credential).
-            # One line: a broken stream's error quotes its first line only.
-            lines = head.decode("latin-1").split("\r\n")[1:]
-            said = " | ".join(line for line in lines if not line.lower().startswith(ROUTINE))
-            close = ("Connection", "close")  # nothing kept alive for the test's end to wait on
-            if head.startswith(b"GET"):  # discovery
-                peer.send(response(404, body=b"{}"))
-                continue
-            if kind == "401":
-                body = json.dumps({"detail": f"bad request {said}"}).encode()
-                peer.send(response(401, body=body, headers=[close]))
-            elif kind in ("error event", "error event mid-answer"):
-                event = {"error": {"message": f"denied for {said}", "code": 403}}
-                body = b"data: " + json.dumps(event).encode() + b"\n\ndata: [DONE]\n\n"
-                if kind == "error event mid-answer":  # after the caller has a first piece
-                    piece = {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}
-                    body = b"data: " + json.dumps(piece).encode() + b"\n\n" + body
-                peer.send(
-                    response(body=body, headers=[("Content-Type", "text/event-stream"), close])
-                )
-            else:  # a broken 200 answer, quoted by the error
-                peer.send(response(body=f"<html>{said}</html>".encode(), headers=[close]))
-            return
-
-    return serve
-
-
-def _texts(exc: BaseException) -> str:
-    """Everything an exception chain shows: str, repr, args and the SDK's details."""
-    parts = []
-    current: BaseException | None = exc
-    while current is not None:
-        parts += [str(current), repr(current), repr(current.args)]
-        parts.append(str(getattr(current, "details", "")))
-        current = current.__cause__ or current.__context__
-    return "\n".join(parts)
+def _headers(head: bytes) -> str:
+    """Every header of the request but the HTTP layer's own, on one line (a broken answer's
+    error quotes the first 200 characters: the cut falls inside the last credential; a broken
+    stream's error quotes its first line only)."""
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    return " | ".join(line for line in lines if not line.lower().startswith(ROUTINE))
 
 
 @contextlib.contextmanager
@@ -92,9 +56,9 @@ def _async_client(**settings: Any) -> Iterator[httpx.AsyncClient]:
         asyncio.run(client.aclose())
 
 
-@pytest.fixture(params=["401", "error event", "error event mid-answer", "broken answer"])
+@pytest.fixture(params=ECHO_KINDS)
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    with Server(_echoing(request.param)) as running:
+    with Server(echoing(request.param, _headers)) as running:
         yield running
 
 
@@ -119,7 +83,7 @@ def test_a_credential_header_the_server_quotes_back_is_masked(server: Server, me
         with pytest.raises(Exception) as caught:  # noqa: PT011 - each case raises its own class
             call(llm, method, arg_for(method), extra_headers=extra)
     sent = server.heads[-1].decode()
-    shown = _texts(caught.value)
+    shown = exception_texts(caught.value)
     for secret in (GATEWAY, SESSION, TEAM_TOKEN, PROXY_BASIC, BEARER):
         assert secret in sent  # went over the wire
         assert secret not in shown
@@ -148,7 +112,7 @@ def test_the_basic_auth_of_the_users_own_client_is_masked(server: Server, method
         with pytest.raises(Exception) as caught:  # noqa: PT011
             call(llm, method, arg_for(method))
     assert f"Authorization: Basic {CLIENT_BASIC}" in server.heads[-1].decode()
-    shown = _texts(caught.value)
+    shown = exception_texts(caught.value)
     assert CLIENT_BASIC not in shown
     assert CLIENT_BASIC[:4] not in shown  # not even the piece before a cut
     assert "Authorization: Basic [secure]" in shown
@@ -207,7 +171,7 @@ def test_a_credential_quoted_in_json_with_escaped_slashes_is_masked() -> None:
         with pytest.raises(Exception) as caught:  # noqa: PT011 (the SDK's 401)
             llm.chat(arg_for("chat"))
     assert f"X-Api-Key: {slashed}" in server.heads[-1].decode()
-    shown = _texts(caught.value)
+    shown = exception_texts(caught.value)
     assert "X-Api-Key: [secure]" in shown
     assert "5e1d" not in shown
 
@@ -230,7 +194,7 @@ def test_a_credential_cut_by_the_error_body_limit_shows_no_piece() -> None:
         llm = AI21(base_url=server.url() + "/v1", model=MODEL, max_retries=0, http_client=mine)
         with pytest.raises(Exception) as caught:  # noqa: PT011 (the SDK's 401)
             llm.chat(arg_for("chat"))
-    shown = _texts(caught.value)
+    shown = exception_texts(caught.value)
     assert shown.count("x" * 1000) >= 1  # the body is quoted, up to the limit
     assert GATEWAY[:7] not in shown
     assert "x X-Gateway-Key: [secure]" in shown  # the first 7 characters, masked

@@ -5,15 +5,14 @@ the key, the URL's password and the Basic token masked, sync and async, streamed
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from llama_index.llms.ai21 import AI21
 from tests.calls import arg_for, call
-from tests.transport.servers import Peer, Server, response
+from tests.transport.servers import ECHO_KINDS, Server, echoing, exception_texts
 
 KEY = "sk-SECRET-key-123"
 USER, PASSWORD = "someone", "pw:SECRET@456"
@@ -29,49 +28,9 @@ def _authorization(head: bytes) -> str:
     return ""
 
 
-def _echoing(kind: str) -> Callable[[Peer], None]:
-    """A server that puts the request's Authorization header into its answer."""
-
-    def serve(peer: Peer) -> None:
-        while (head := peer.read_request()) is not None:
-            if head.startswith(b"GET"):  # discovery: no answer
-                peer.send(response(404, body=b"{}"))
-                continue
-            said = _authorization(head)
-            close = ("Connection", "close")  # nothing kept alive for the test's end to wait on
-            if kind == "401":
-                body = json.dumps({"detail": f"bad token {said}"}).encode()
-                peer.send(response(401, body=body, headers=[close]))
-            elif kind in ("error event", "error event mid-answer"):
-                event = {"error": {"message": f"denied for {said}", "code": 403}}
-                body = b"data: " + json.dumps(event).encode() + b"\n\ndata: [DONE]\n\n"
-                if kind == "error event mid-answer":  # after the caller has a first piece
-                    piece = {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}
-                    body = b"data: " + json.dumps(piece).encode() + b"\n\n" + body
-                peer.send(
-                    response(body=body, headers=[("Content-Type", "text/event-stream"), close])
-                )
-            else:  # a broken 200 answer, quoted by the error
-                peer.send(response(body=f"<html>{said}</html>".encode(), headers=[close]))
-            return
-
-    return serve
-
-
-def _texts(exc: BaseException) -> str:
-    """Everything an exception chain shows: str, repr, args and the SDK's details."""
-    parts = []
-    current: BaseException | None = exc
-    while current is not None:
-        parts += [str(current), repr(current), repr(current.args)]
-        parts.append(str(getattr(current, "details", "")))
-        current = current.__cause__ or current.__context__
-    return "\n".join(parts)
-
-
-@pytest.fixture(params=["401", "error event", "error event mid-answer", "broken answer"])
+@pytest.fixture(params=ECHO_KINDS)
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    with Server(_echoing(request.param)) as running:
+    with Server(echoing(request.param, _authorization)) as running:
         yield running
 
 
@@ -89,7 +48,7 @@ def test_a_secret_the_server_quotes_back_is_masked(
         secrets = [PASSWORD, BASIC]
     with pytest.raises(Exception) as caught:  # noqa: PT011 - each case raises its own class
         call(llm, method, arg_for(method))
-    shown = _texts(caught.value)
+    shown = exception_texts(caught.value)
     assert "[secure]" in shown, "the server's quote reaches the caller, masked"
     for secret in secrets:
         assert secret not in shown
@@ -100,4 +59,4 @@ def test_a_short_key_is_not_masked_everywhere(server: Server) -> Any:
     llm = AI21(api_key="k", base_url=server.url() + "/v1", model=MODEL, max_retries=0)
     with pytest.raises(Exception) as caught:  # noqa: PT011
         llm.chat(arg_for("chat"))
-    assert "[secure]" not in _texts(caught.value)
+    assert "[secure]" not in exception_texts(caught.value)

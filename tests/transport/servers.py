@@ -121,6 +121,53 @@ def answers_hi(peer: Peer) -> None:
             peer.send(response(body=chat_answer("Hi")))
 
 
+def echoing(kind: str, quote: Callable[[bytes], str]) -> Callable[[Peer], None]:
+    """A minimal vLLM that quotes ``quote(request head)`` back in its answer, the way many
+    proxies echo a request: in a 401's body (``kind`` ``"401"``), an error event before or
+    after a first piece of the answer (``"error event"``, ``"error event mid-answer"``), or a
+    broken 200 answer (``"broken answer"``). Discovery's GETs get a 404; each connection is
+    closed after its answer (nothing kept alive for a test's end to wait on)."""
+
+    def serve(peer: Peer) -> None:
+        while (head := peer.read_request()) is not None:
+            if head.startswith(b"GET"):
+                peer.send(response(404, body=b"{}"))
+                continue
+            said = quote(head)
+            close = ("Connection", "close")
+            if kind == "401":
+                body = json.dumps({"detail": f"bad request {said}"}).encode()
+                peer.send(response(401, body=body, headers=[close]))
+            elif kind in ("error event", "error event mid-answer"):
+                event = {"error": {"message": f"denied for {said}", "code": 403}}
+                body = b"data: " + json.dumps(event).encode() + b"\n\ndata: [DONE]\n\n"
+                if kind == "error event mid-answer":  # after the caller has a first piece
+                    piece = {"choices": [{"index": 0, "delta": {"content": "Hel"}}]}
+                    body = b"data: " + json.dumps(piece).encode() + b"\n\n" + body
+                peer.send(
+                    response(body=body, headers=[("Content-Type", "text/event-stream"), close])
+                )
+            else:  # a broken 200 answer, quoted by the error
+                peer.send(response(body=f"<html>{said}</html>".encode(), headers=[close]))
+            return
+
+    return serve
+
+
+ECHO_KINDS = ["401", "error event", "error event mid-answer", "broken answer"]
+
+
+def exception_texts(exc: BaseException) -> str:
+    """Everything an exception chain shows: str, repr, args and the SDK's details."""
+    parts = []
+    current: BaseException | None = exc
+    while current is not None:
+        parts += [str(current), repr(current), repr(current.args)]
+        parts.append(str(getattr(current, "details", "")))
+        current = current.__cause__ or current.__context__
+    return "\n".join(parts)
+
+
 Handler = Callable[[Peer], None]
 
 
