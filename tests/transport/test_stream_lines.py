@@ -1,9 +1,11 @@
-"""A stream line is bounded: a line that never ends is refused at 16 MiB, read no further, and a
-bad line's error does not keep the line alive, on scripted servers, sync and async."""
+"""A stream is bounded: a line that never ends is refused at 16 MiB, an answer that never ends
+at 64 Mi characters, each read no further, and a bad line's error does not keep the line alive,
+on scripted servers, sync and async."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21._stream import MAX_LINE_BYTES
+from llama_index.llms.ai21._stream import MAX_ANSWER_CHARS, MAX_LINE_BYTES
 from llama_index.llms.ai21.errors import MalformedResponseError
 from tests.transport.servers import Peer, Server, response
 
@@ -36,6 +38,36 @@ class _EndlessLine:
             while self.sent < 64 * MIB and not peer.server.stopped.is_set():
                 peer.sock.sendall(piece)
                 self.sent += len(piece)
+        except OSError:
+            pass  # the client closed the connection: what the test expects
+
+
+class _EndlessAnswer:
+    """Streams events of ``field`` (1 Mi characters each) until the client stops reading, or
+    twice the answer limit."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.sent = 0
+
+    def event(self) -> bytes:
+        if self.field == "tool_calls":  # each event a new call: its id, name and arguments
+            index = self.sent // MIB
+            call = {"index": index, "id": f"call_{index}", "function": {"name": "f"}}
+            call["function"]["arguments"] = "x" * (MIB - len(call["id"]) - 1)
+            delta: dict[str, Any] = {"tool_calls": [call]}
+        else:
+            delta = {self.field: "x" * MIB}
+        event = {"choices": [{"index": 0, "delta": delta}]}
+        return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+    def __call__(self, peer: Peer) -> None:
+        peer.read_request()
+        peer.sock.sendall(SSE_HEAD)
+        try:
+            while self.sent < 2 * MAX_ANSWER_CHARS and not peer.server.stopped.is_set():
+                peer.sock.sendall(self.event())
+                self.sent += MIB
         except OSError:
             pass  # the client closed the connection: what the test expects
 
@@ -117,3 +149,26 @@ def test_a_bad_line_under_the_limit_costs_a_few_times_its_size_and_is_not_kept(
     # the stdlib, for a line this long, about twice.
     assert peak < 5 * size, f"peak {peak / MIB:.1f} MiB for a {size // MIB} MiB line"
     assert _largest_text(error) < 1000, "the error keeps (a copy of) the line"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
+@pytest.mark.parametrize("field", ["content", "reasoning", "tool_calls"])
+def test_an_answer_that_never_ends_is_refused_at_the_limit(method: str, field: str) -> None:
+    endless = _EndlessAnswer(field)
+    with Server(endless) as server:
+        llm = AI21(base_url=server.url() + "/v1", model="m", deployment="vllm", max_retries=0)
+        with pytest.raises(MalformedResponseError) as caught:
+            _stream(llm, method)
+        llm.close()
+    error = str(caught.value)
+    assert error.startswith(
+        f"malformed AI21 stream: the answer passed {MAX_ANSWER_CHARS:,} characters (64 Mi; "
+        "text, reasoning and tool calls together), more than any answer holds; read no further"
+    ), error
+    assert len(error) < 400
+    assert _largest_text(caught.value) < 1000, "the error keeps (a copy of) the answer"
+    # Refused at the event that passes the limit, long before the server stops sending (at
+    # twice the limit): what was sent beyond it sat in the sockets' buffers (up to 18 MiB
+    # seen on loopback).
+    assert MAX_ANSWER_CHARS < endless.sent < MAX_ANSWER_CHARS + 32 * MIB

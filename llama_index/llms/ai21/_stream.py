@@ -75,6 +75,14 @@ each at worst a 6-byte JSON escape (``\\u00e9``): about 6 MiB. 16 MiB leaves mor
 that; without a limit, a line that never ends is kept in memory until the client runs out."""
 
 
+MAX_ANSWER_CHARS: Final = 64 * 1024 * 1024
+"""The most a stream's answer may hold (64 Mi characters): its text, reasoning and tool calls
+together, as they arrive (a whole answer's body is read to 64 MiB, ``_http.ANSWER_LIMIT``).
+Jamba's 256K-token context holds a few million characters at most; past the limit the server
+is sending more than any answer can be, and the stream is refused (:class:`MalformedResponseError`)
+instead of kept in memory until the client runs out."""
+
+
 class LineDecoder:
     """Bytes in, complete lines out, with no I/O: the one line splitter of both stream loops.
 
@@ -344,6 +352,7 @@ class ChatStreamState:
         "_calls",
         "_changed",
         "_dicts",
+        "_kept",
         "_logprobs",
         "_on_no_logprobs",
         "_order",
@@ -367,6 +376,7 @@ class ChatStreamState:
     ) -> None:
         self.text = ""
         self.reasoning = ""
+        self._kept = 0  # characters of answer, reasoning and tool calls: MAX_ANSWER_CHARS
         # Tool calls by index: [id, name, argument pieces]; ``_dicts`` and ``_blocks`` hold
         # each call as an AI21 dict and as a block, in index order (``_order``). An event
         # rebuilds only the calls it touched (``_changed``), so folding N calls is linear in
@@ -394,6 +404,18 @@ class ChatStreamState:
         self.wants_logprobs = logprobs
         self._logprobs: list[list[LogProb]] = []
         self._on_no_logprobs = on_no_logprobs
+
+    def _keep(self, characters: int) -> None:
+        self._kept += characters
+        if self._kept > MAX_ANSWER_CHARS:
+            raise self._too_long()
+
+    def _too_long(self) -> MalformedResponseError:
+        return MalformedResponseError(
+            f"malformed AI21 stream: the answer passed {MAX_ANSWER_CHARS:,} characters "
+            f"({MAX_ANSWER_CHARS / 2**20:g} Mi; text, reasoning and tool calls together), more "
+            f"than any answer holds; read no further{self.arrived()}"
+        )
 
     def arrived(self) -> str:
         """What had arrived, for an error message."""
@@ -489,6 +511,10 @@ class ChatStreamState:
             return None
         if content is not None and content.__class__ is not str:
             raise _bad(f"delta.content should be a string, got {type(content).__name__}")
+        if content:  # counted as it comes: markup may hold it back
+            self._kept += len(content)
+            if self._kept > MAX_ANSWER_CHARS:
+                raise self._too_long()
         if self.wants_logprobs and choice.get("logprobs") is not None:  # this event's tokens'
             self._logprobs += token_logprobs(choice["logprobs"], "choices[0].logprobs") or []
             self._on_no_logprobs = None
@@ -499,6 +525,7 @@ class ChatStreamState:
         if thinking is not None:
             if not isinstance(thinking, str):
                 raise _bad("delta.reasoning should be a string")
+            self._keep(len(thinking))
             self.reasoning += thinking
             self._splitter = None  # the server splits reasoning itself
         if content and (self._splitter is not None or self.markup.tools is not None):
@@ -637,6 +664,7 @@ class ChatStreamState:
                         f"the first fragment of tool call {index} needs a string 'id' and "
                         "'function.name'"
                     )
+                self._keep(len(call_id) + len(name))
                 call = self._calls[index] = [call_id, name, []]
                 if self._order and index < self._order[-1]:
                     bisect.insort(self._order, index)  # _rebuild_changed realigns the lists
@@ -648,5 +676,6 @@ class ChatStreamState:
             if arguments is not None:
                 if not isinstance(arguments, str):
                     raise _bad(f"tool call {index} arguments should be a string fragment")
+                self._keep(len(arguments))
                 call[2].append(arguments)
             self._changed.add(index)
