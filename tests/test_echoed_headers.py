@@ -198,3 +198,49 @@ def test_a_credential_cut_by_the_error_body_limit_shows_no_piece() -> None:
     assert shown.count("x" * 1000) >= 1  # the body is quoted, up to the limit
     assert GATEWAY[:7] not in shown
     assert "x X-Gateway-Key: [secure]" in shown  # the first 7 characters, masked
+
+
+ENV_PROXY_PASSWORD = "env-proxy-pw-3b7f19c2"
+ENV_PROXY_BASIC = base64.b64encode(f"me:{ENV_PROXY_PASSWORD}".encode()).decode()
+
+
+def _headers_and_password(head: bytes) -> str:
+    """The request's headers, and the password of its ``Proxy-Authorization``, decoded (as a
+    proxy that checked it could say it)."""
+    said = _headers(head)
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(": ")
+        if name.lower() == "proxy-authorization":
+            said = base64.b64decode(value.split()[1]).decode().partition(":")[2] + " " + said
+    return said
+
+
+@pytest.mark.parametrize("kind", ECHO_KINDS)
+@pytest.mark.parametrize("method", ["chat", "achat", "stream_chat", "astream_chat"])
+def test_the_credentials_of_a_proxy_from_the_environment_are_masked_when_it_quotes_them(
+    kind: str, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``HTTP_PROXY``'s credentials are sent as ``Proxy-Authorization`` by httpx (on the sync
+    path, below the request the package sees); a forward proxy that quotes them back, as the
+    header or the password it decoded, gets them masked, on the package's clients and on a
+    user's own (which read the environment too)."""
+    with Server(echoing(kind, _headers_and_password)) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://me:{ENV_PROXY_PASSWORD}@127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        for own_client in (False, True):
+            with httpx.Client() as sync, _async_client() as not_sync:
+                clients = {"http_client": sync, "async_http_client": not_sync} if own_client else {}
+                # A name only the proxy would resolve: nothing leaves this machine.
+                llm = AI21(
+                    base_url="http://jamba.example/v1", model=MODEL, max_retries=0, **clients
+                )
+                with pytest.raises(Exception) as caught:  # noqa: PT011 - each kind its class
+                    call(llm, method, arg_for(method))
+                llm.close()
+            sent = proxy.heads[-1].decode().lower()
+            assert f"proxy-authorization: basic {ENV_PROXY_BASIC}".lower() in sent
+            shown = exception_texts(caught.value)
+            assert ENV_PROXY_PASSWORD not in shown, (own_client, shown)
+            assert ENV_PROXY_BASIC not in shown, (own_client, shown)
+            assert "[secure]" in shown

@@ -27,6 +27,7 @@ import json
 import re
 import secrets
 import unicodedata
+import urllib.request
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -273,10 +274,37 @@ def _scrub(exc: BaseException, forms: list[str]) -> None:
         current = current.__cause__ or current.__context__
 
 
+def _credential_forms(credentials: URLCredentials) -> list[str]:
+    """A URL's password as a server could echo it: as written, as percent-encoded in a URL,
+    and in the Basic token sent for ``user:password`` (httpx's ``BasicAuth``: UTF-8, base64)."""
+    user, password = credentials.username, credentials.password
+    basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return [password, quote(password, safe=""), basic]
+
+
+def proxy_forms() -> list[str]:
+    """The credentials of the environment's proxies (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``; httpx reads them with the same stdlib function). httpcore writes their
+    ``Proxy-Authorization`` below the request the package sees, so the request's headers do
+    not hold them; a forward proxy may quote them back. Read only when an exception is masked."""
+    forms: list[str] = []
+    for scheme, url in urllib.request.getproxies().items():
+        if scheme == "no" or "@" not in url:
+            continue
+        try:
+            credentials = split_credentials(httpx.URL(url if "://" in url else f"http://{url}"))[1]
+        except (httpx.InvalidURL, TypeError, ValueError):
+            continue  # not a URL httpx would use either
+        if credentials is not None:
+            forms += _credential_forms(credentials)
+    return forms
+
+
 def scrub_headers(exc: BaseException, headers: Headers) -> None:
-    """Mask the credentials among ``headers`` (a request's, as sent) in the texts of ``exc``
-    and the exceptions chained to it, in place (see :meth:`Secrets.scrub`)."""
-    _scrub(exc, _longest_first(header_forms(headers)))
+    """Mask the credentials among ``headers`` (a request's, as sent), and the environment's
+    proxies', in the texts of ``exc`` and the exceptions chained to it, in place (see
+    :meth:`Secrets.scrub`)."""
+    _scrub(exc, _longest_first([*header_forms(headers), *proxy_forms()]))
 
 
 class Secrets:
@@ -301,14 +329,11 @@ class Secrets:
         return self.__copy__()
 
     def _forms(self) -> list[str]:
-        """Each secret as a server could echo it: the key; the password, as written and as
-        percent-encoded in a URL; and the Basic token sent for ``user:password`` (httpx's
-        ``BasicAuth``: UTF-8, base64)."""
+        """Each secret as a server could echo it: the key, and the ``base_url`` password's
+        forms (:func:`_credential_forms`)."""
         forms = [self.api_key or ""]
         if self.credentials is not None:
-            user, password = self.credentials.username, self.credentials.password
-            basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-            forms += [password, quote(password, safe=""), basic]
+            forms += _credential_forms(self.credentials)
         return forms
 
     def scrub(self, exc: BaseException, headers: Headers = ()) -> None:
@@ -319,7 +344,7 @@ class Secrets:
         stream's error event or a broken answer, which the exception quotes in turn
         (``ai21.errors`` keep it as ``details``).
         """
-        _scrub(exc, _longest_first([*self._forms(), *header_forms(headers)]))
+        _scrub(exc, _longest_first([*self._forms(), *header_forms(headers), *proxy_forms()]))
 
 
 # Weak values: an entry goes with the instance that holds it.
