@@ -406,6 +406,7 @@ class ChatStreamState:
         self._on_no_logprobs = on_no_logprobs
 
     def _keep(self, characters: int) -> None:
+        """Count ``characters`` more of the answer; past :data:`MAX_ANSWER_CHARS`, refuse it."""
         self._kept += characters
         if self._kept > MAX_ANSWER_CHARS:
             raise self._too_long()
@@ -512,9 +513,7 @@ class ChatStreamState:
         if content is not None and content.__class__ is not str:
             raise _bad(f"delta.content should be a string, got {type(content).__name__}")
         if content:  # counted as it comes: markup may hold it back
-            self._kept += len(content)
-            if self._kept > MAX_ANSWER_CHARS:
-                raise self._too_long()
+            self._keep(len(content))
         if self.wants_logprobs and choice.get("logprobs") is not None:  # this event's tokens'
             self._logprobs += token_logprobs(choice["logprobs"], "choices[0].logprobs") or []
             self._on_no_logprobs = None
