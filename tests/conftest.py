@@ -109,6 +109,8 @@ SLOW_BEYOND_FIRST = {
     "test_a_header_that_frames_the_body_is_refused_before_any_request",
     # a three-turn agent loop per kind of server (about 0.15 s each)
     "test_a_streamed_function_agent_loop_keeps_reasoning_calls_errors_and_counts",
+    # two agent runs (four requests) per kind of server
+    "test_a_conversation_over_two_runs_keeps_its_turns_and_only_this_loops_reasoning",
     # every method, every way of stopping early (gc.collect() and wait_for's 0.2 s among them)
     "test_a_sync_stream_left_mid_answer_closes_its_connection",
     "test_an_async_stream_left_mid_answer_closes_its_connection_quietly",
