@@ -1,8 +1,9 @@
 """LlamaIndex agent flows end to end on each kind of server the package reads differently: a
 streamed FunctionAgent loop (reasoning, parallel calls, a tool that raises, a second turn, token
-counts), an AgentWorkflow handoff, and a ReActAgent on a reasoning model whose server leaves the
-reasoning in ``content``. Over real HTTP against the emulator's AI21 and vLLM flavours (vLLM
-with its parsers, and a server without them that leaves tool calls in the text)."""
+counts), an AgentWorkflow handoff, a ReActAgent on a reasoning model whose server leaves the
+reasoning in ``content``, a conversation over two runs, and a run paused for a person and
+resumed from its saved Context. Over real HTTP against the emulator's AI21 and vLLM flavours
+(vLLM with its parsers, and a server without them that leaves tool calls in the text)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,15 @@ from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 from llama_index.core.llms import ChatMessage
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.tools import FunctionTool
-from llama_index.core.workflow import Context
+from llama_index.core.workflow import Context, HumanResponseEvent, InputRequiredEvent
 from packaging.version import Version
+from workflows.context.serializers import PickleSerializer
+from workflows.errors import WorkflowCancelledByUser
 
 from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
 from tests.calculator import TOOLS
+from tests.confirmation import delete_file
 
 REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"
 JAMBA_17 = "ai21labs/AI21-Jamba-Mini-1.7"
@@ -326,3 +330,51 @@ async def test_an_agent_run_again_with_the_context_of_its_first_run_remembers_it
         "What is 3 times 4?",
         "And 5 plus 6?",
     ]
+
+
+@pytest.mark.parametrize("server", ["ai21", "vllm-reasoning-3b"], indirect=True)
+async def test_an_agent_paused_for_a_person_resumes_from_its_saved_context_with_its_tool_call_turn(
+    server: tuple[Emulator, str, bool, str | None],
+) -> None:
+    # Human in the loop across processes: the run waits inside a tool, its Context is saved
+    # (PickleSerializer: LlamaIndex's JsonSerializer drops the memory under pydantic 2.14) and a
+    # new run resumes from it. The request after the answer carries the question, the tool-call
+    # turn (it was only in the saved context) with its reasoning in the server's field, and the
+    # result; the saved context holds no key.
+    emulator, model, _, field = server
+    agent = FunctionAgent(tools=[delete_file], llm=make_llm(emulator, model), system_prompt="S.")
+    emulator.reply_next(
+        reasoning="Ask first.",
+        tool_calls=[{"name": "delete_file", "arguments": '{"path": "notes.txt"}'}],
+    )
+    emulator.reply_next("Deleted.", reasoning="Done.")
+    handler = agent.run("Delete notes.txt")
+    async for event in handler.stream_events():
+        if isinstance(event, InputRequiredEvent):
+            saved = json.dumps(handler.ctx.to_dict(serializer=PickleSerializer()))
+            await handler.cancel_run()
+            break
+    with pytest.raises(WorkflowCancelledByUser):
+        await handler
+    assert "emulator-key" not in saved
+
+    context = Context.from_dict(agent, json.loads(saved), serializer=PickleSerializer())
+    resumed = agent.run(ctx=context)
+    resumed.ctx.send_event(HumanResponseEvent(response="yes"))
+    assert str(await resumed) == "Deleted."
+    *_, last = chats(emulator)
+    system, question, call, result = last["messages"]
+    assert (system, question) == (
+        {"role": "system", "content": "S."},
+        {"role": "user", "content": "Delete notes.txt"},
+    )
+    assert call["tool_calls"][0]["function"] == {
+        "name": "delete_file",
+        "arguments": '{"path": "notes.txt"}',
+    }
+    assert call[field] == "Ask first."
+    assert result == {
+        "role": "tool",
+        "content": "deleted notes.txt",
+        "tool_call_id": call["tool_calls"][0]["id"],
+    }
