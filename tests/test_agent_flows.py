@@ -7,6 +7,7 @@ resumed from its saved Context. Over real HTTP against the emulator's AI21 and v
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -378,3 +379,38 @@ async def test_an_agent_paused_for_a_person_resumes_from_its_saved_context_with_
         "content": "deleted notes.txt",
         "tool_call_id": call["tool_calls"][0]["id"],
     }
+
+
+async def test_agent_runs_at_once_on_one_instance_keep_their_own_calls_and_reasoning(
+    ai21_emulator_vllm: Emulator,
+) -> None:
+    # Eight streamed runs interleaved on one instance (one connection pool, one stream state
+    # per call): each answer, and the tool-call turn and reasoning each run sends back, is its
+    # own run's.
+    emulator = ai21_emulator_vllm
+    emulator.reset()
+    agent = FunctionAgent(tools=TOOLS, llm=make_llm(emulator, REASONING_3B))
+
+    async def run(n: int) -> tuple[str, str]:
+        handler = agent.run(f"What is {n} times {n + 2}?")
+        thinking = [
+            event.thinking_delta or ""
+            async for event in handler.stream_events()
+            if isinstance(event, AgentStream)
+        ]
+        return str(await handler), "".join(thinking)
+
+    results = await asyncio.gather(*(run(n) for n in range(8)))
+    assert [answer for answer, _ in results] == [
+        f"The result of multiply is {n * (n + 2)}." for n in range(8)
+    ]
+    finals = {r["messages"][0]["content"]: r["messages"] for r in chats(emulator)}
+    for n, (_, thinking) in enumerate(results):
+        _, call, result = finals[f"What is {n} times {n + 2}?"][-3:]
+        assert json.loads(call["tool_calls"][0]["function"]["arguments"]) == {"a": n, "b": n + 2}
+        assert (result["tool_call_id"], result["content"]) == (
+            call["tool_calls"][0]["id"],
+            str(n * (n + 2)),
+        )
+        assert f"{n} times {n + 2}" in call["reasoning"]  # the emulator quotes the question
+        assert thinking.startswith(call["reasoning"])
