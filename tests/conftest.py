@@ -113,6 +113,7 @@ SLOW_BEYOND_FIRST = {
     # two agent runs (four requests) per kind of server
     "test_a_conversation_over_two_runs_keeps_its_turns_and_only_this_loops_reasoning",
     "test_an_agent_paused_for_a_person_resumes_from_its_saved_context_with_its_tool_call_turn",
+    "test_an_agents_output_cls_is_asked_for_the_way_each_server_takes_it",
     # every method, every way of stopping early (gc.collect() and wait_for's 0.2 s among them)
     "test_a_sync_stream_left_mid_answer_closes_its_connection",
     "test_an_async_stream_left_mid_answer_closes_its_connection_quietly",

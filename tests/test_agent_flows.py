@@ -1,9 +1,10 @@
 """LlamaIndex agent flows end to end on each kind of server the package reads differently: a
 streamed FunctionAgent loop (reasoning, parallel calls, a tool that raises, a second turn, token
 counts), an AgentWorkflow handoff, a ReActAgent on a reasoning model whose server leaves the
-reasoning in ``content``, a conversation over two runs, and a run paused for a person and
-resumed from its saved Context. Over real HTTP against the emulator's AI21 and vLLM flavours
-(vLLM with its parsers, and a server without them that leaves tool calls in the text)."""
+reasoning in ``content``, an agent's ``output_cls``, runs at once on one instance, a
+conversation over two runs, and a run paused for a person and resumed from its saved Context.
+Over real HTTP against the emulator's AI21 and vLLM flavours (vLLM with its parsers, and a
+server without them that leaves tool calls in the text)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.tools import FunctionTool
 from llama_index.core.workflow import Context, HumanResponseEvent, InputRequiredEvent
 from packaging.version import Version
+from pydantic import BaseModel
 from workflows.context.serializers import PickleSerializer
 from workflows.errors import WorkflowCancelledByUser
 
@@ -414,3 +416,41 @@ async def test_agent_runs_at_once_on_one_instance_keep_their_own_calls_and_reaso
         )
         assert f"{n} times {n + 2}" in call["reasoning"]  # the emulator quotes the question
         assert thinking.startswith(call["reasoning"])
+
+
+class Product(BaseModel):
+    """The product of two numbers."""
+
+    value: int
+
+
+@pytest.mark.parametrize(
+    "server", ["ai21", "vllm-reasoning-3b", "unparsed-reasoning-3b"], indirect=True
+)
+async def test_an_agents_output_cls_is_asked_for_the_way_each_server_takes_it(
+    server: tuple[Emulator, str, bool, str | None],
+) -> None:
+    # After the loop, LlamaIndex asks for the agent's structured output with the conversation
+    # in one message: AI21's API gets the class as the one tool offered (it has no
+    # response_format schema), vLLM a json_schema response_format its guided decoding follows
+    # (after the reasoning, which stays out of the object).
+    emulator, model, _, _ = server
+    agent = FunctionAgent(tools=TOOLS, llm=make_llm(emulator, model), output_cls=Product)
+    emulator.reply_next(
+        reasoning="Multiply.", tool_calls=[{"name": "multiply", "arguments": '{"a": 3, "b": 4}'}]
+    )
+    emulator.reply_next("It is 12.", reasoning="Done.")
+    if emulator.flavour == "ai21":
+        emulator.reply_next(tool_calls=[{"name": "Product", "arguments": '{"value": 12}'}])
+    else:
+        emulator.reply_next('{"value": 12}', reasoning="Fill it in.")
+    result = await agent.run("What is 3 times 4?")
+    assert (str(result), result.structured_response) == ("It is 12.", {"value": 12})
+    *_, last = chats(emulator)
+    assert "It is 12." in last["messages"][-1]["content"]
+    if emulator.flavour == "ai21":
+        assert [t["function"]["name"] for t in last["tools"]] == ["Product"]
+        assert "response_format" not in last
+    else:
+        assert last["response_format"]["json_schema"]["schema"] == Product.model_json_schema()
+        assert "tools" not in last
