@@ -454,3 +454,15 @@ async def test_an_agents_output_cls_is_asked_for_the_way_each_server_takes_it(
     else:
         assert last["response_format"]["json_schema"]["schema"] == Product.model_json_schema()
         assert "tools" not in last
+
+
+async def test_an_agents_memory_is_sized_from_the_window_the_server_reports() -> None:
+    # An agent's default memory keeps three quarters of llm.metadata.context_window: on a
+    # server of your own, the --max-model-len it reports (not the model card's 256K), asked
+    # when the first run needs it.
+    with Emulator(flavour="vllm", max_model_len=4096) as emulator:
+        agent = FunctionAgent(tools=TOOLS, llm=make_llm(emulator, REASONING_3B))
+        context = Context(agent)
+        await agent.run("What is 3 times 4?", ctx=context)
+        memory = await context.store.get("memory")
+    assert memory.token_limit == 3072
