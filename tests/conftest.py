@@ -77,6 +77,8 @@ SLOW_TESTS = {
     # many callers leaving or cancelled at once; an agent's whole workflow
     "test_threads_sharing_one_instance_while_some_leave_their_streams",
     "test_an_agent_run_cancelled_mid_stream_closes_the_stream",
+    "test_agent_runs_at_once_on_one_instance_keep_their_own_calls_and_reasoning",  # 0.26 s
+    "test_an_agents_memory_is_sized_from_the_window_the_server_reports",  # its own server
 }
 
 
@@ -109,6 +111,10 @@ SLOW_BEYOND_FIRST = {
     "test_a_header_that_frames_the_body_is_refused_before_any_request",
     # a three-turn agent loop per kind of server (about 0.15 s each)
     "test_a_streamed_function_agent_loop_keeps_reasoning_calls_errors_and_counts",
+    # two agent runs (four requests) per kind of server
+    "test_a_conversation_over_two_runs_keeps_its_turns_and_only_this_loops_reasoning",
+    "test_an_agent_paused_for_a_person_resumes_from_its_saved_context_with_its_tool_call_turn",
+    "test_an_agents_output_cls_is_asked_for_the_way_each_server_takes_it",
     # every method, every way of stopping early (gc.collect() and wait_for's 0.2 s among them)
     "test_a_sync_stream_left_mid_answer_closes_its_connection",
     "test_an_async_stream_left_mid_answer_closes_its_connection_quietly",

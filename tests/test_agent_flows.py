@@ -1,16 +1,22 @@
 """LlamaIndex agent flows end to end on each kind of server the package reads differently: a
 streamed FunctionAgent loop (reasoning, parallel calls, a tool that raises, a second turn, token
-counts), an AgentWorkflow handoff, and a ReActAgent on a reasoning model whose server leaves the
-reasoning in ``content``. Over real HTTP against the emulator's AI21 and vLLM flavours (vLLM
-with its parsers, and a server without them that leaves tool calls in the text)."""
+counts), an AgentWorkflow handoff, a ReActAgent on a reasoning model whose server leaves the
+reasoning in ``content``, an agent's ``output_cls``, runs at once on one instance, a
+conversation over two runs, and a run paused for a person and resumed from its saved Context.
+Over real HTTP against the emulator's AI21 and vLLM flavours (vLLM with its parsers, and a
+server without them that leaves tool calls in the text)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
+import pydantic
 import pytest
+from llama_index.core import __version__ as core_version
 from llama_index.core.agent.workflow import (
     AgentOutput,
     AgentStream,
@@ -20,11 +26,19 @@ from llama_index.core.agent.workflow import (
     ToolCallResult,
 )
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
+from llama_index.core.llms import ChatMessage
+from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.tools import FunctionTool
+from llama_index.core.workflow import Context, HumanResponseEvent, InputRequiredEvent
+from packaging.version import Version
+from pydantic import BaseModel
+from workflows.context.serializers import PickleSerializer
+from workflows.errors import WorkflowCancelledByUser
 
 from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
 from tests.calculator import TOOLS
+from tests.confirmation import delete_file
 
 REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"
 JAMBA_17 = "ai21labs/AI21-Jamba-Mini-1.7"
@@ -236,3 +250,219 @@ async def test_a_tool_call_whose_arguments_are_not_json_stops_the_agent_with_its
     with pytest.raises(ValueError, match=re.escape(expected)):
         await agent.run("What is 3 times 4?")
     assert len(chats(emulator)) == 1
+
+
+@pytest.mark.parametrize(
+    "server", ["ai21", "vllm-reasoning-3b", "unparsed-reasoning-3b"], indirect=True
+)
+async def test_a_conversation_over_two_runs_keeps_its_turns_and_only_this_loops_reasoning(
+    server: tuple[Emulator, str, bool, str | None],
+) -> None:
+    # One memory kept for the conversation (saved as JSON between the runs, as a web app keeps
+    # a session), passed to each run: the second run's requests carry the first run's question,
+    # tool-call turn, result and answer, and only the second loop's reasoning (the turns after
+    # the last user message), in the field the server reads.
+    emulator, model, _, field = server
+    llm = make_llm(emulator, model)
+    agent = FunctionAgent(tools=TOOLS, llm=llm, system_prompt="Be exact.")
+    memory = ChatMemoryBuffer.from_defaults(llm=llm)
+    emulator.reply_next(
+        reasoning="Multiply.", tool_calls=[{"name": "multiply", "arguments": '{"a": 3, "b": 4}'}]
+    )
+    emulator.reply_next("It is 12.", reasoning="Done.")
+    assert str(await agent.run("What is 3 times 4?", memory=memory)) == "It is 12."
+
+    saved = json.dumps([message.model_dump(mode="json") for message in memory.get_all()])
+    history = [ChatMessage.model_validate(message) for message in json.loads(saved)]
+    memory = ChatMemoryBuffer.from_defaults(llm=llm, chat_history=history)
+    emulator.reply_next(
+        reasoning="Add one.", tool_calls=[{"name": "add", "arguments": '{"a": 12, "b": 1}'}]
+    )
+    emulator.reply_next("It is 13.", reasoning="Done again.")
+    assert str(await agent.run("Plus 1?", memory=memory)) == "It is 13."
+
+    *_, last = chats(emulator)
+    system, question, call, result, answer, follow_up, second_call, second_result = last["messages"]
+    assert (system, question, answer, follow_up) == (
+        {"role": "system", "content": "Be exact."},
+        {"role": "user", "content": "What is 3 times 4?"},
+        {"role": "assistant", "content": "It is 12."},
+        {"role": "user", "content": "Plus 1?"},
+    )
+    assert [c["function"] for c in call["tool_calls"] + second_call["tool_calls"]] == [
+        {"name": "multiply", "arguments": '{"a": 3, "b": 4}'},
+        {"name": "add", "arguments": '{"a": 12, "b": 1}'},
+    ]
+    assert [(result["tool_call_id"], result["content"]) for result in (result, second_result)] == [
+        (call["tool_calls"][0]["id"], "12"),
+        (second_call["tool_calls"][0]["id"], "13"),
+    ]
+    reasoning_keys = {"reasoning", "reasoning_content"}
+    assert (call.keys() & reasoning_keys, second_call.keys() & reasoning_keys) == (set(), {field})
+    assert second_call[field] == "Add one."
+
+
+# llama-index-core 0.14.25's chat store (SimpleChatStore) calls pydantic's serializer handler
+# with an argument pydantic-core 2.50 (pydantic 2.14) refuses, so an agent's ChatMemoryBuffer
+# no longer serializes: LlamaIndex's workflows then drop the memory (with a warning) whenever
+# a Context is serialized, which they do when a run starts with the Context of a finished one.
+# docs/tools-and-agents.md gives the way round it; this fails once either side is fixed, so
+# that the page is brought up to date.
+_CHAT_STORE_DROPPED = Version(pydantic.VERSION) >= Version("2.14") and Version(
+    core_version
+) <= Version("0.14.25")
+
+
+@pytest.mark.xfail(
+    _CHAT_STORE_DROPPED,
+    strict=True,
+    reason="llama-index-core's chat store does not serialize under pydantic 2.14",
+)
+@pytest.mark.filterwarnings("ignore::workflows.context.state_store.UnserializableKeyWarning")
+async def test_an_agent_run_again_with_the_context_of_its_first_run_remembers_it(
+    ai21_emulator_vllm: Emulator,
+) -> None:
+    emulator = ai21_emulator_vllm
+    emulator.reset()
+    agent = FunctionAgent(tools=TOOLS, llm=make_llm(emulator, REASONING_3B))
+    context = Context(agent)
+    await agent.run("What is 3 times 4?", ctx=context)
+    await agent.run("And 5 plus 6?", ctx=context)
+    *_, last = chats(emulator)
+    assert [m["content"] for m in last["messages"] if m["role"] == "user"] == [
+        "What is 3 times 4?",
+        "And 5 plus 6?",
+    ]
+
+
+@pytest.mark.parametrize("server", ["ai21", "vllm-reasoning-3b"], indirect=True)
+async def test_an_agent_paused_for_a_person_resumes_from_its_saved_context_with_its_tool_call_turn(
+    server: tuple[Emulator, str, bool, str | None],
+) -> None:
+    # Human in the loop across processes: the run waits inside a tool, its Context is saved
+    # (PickleSerializer: LlamaIndex's JsonSerializer drops the memory under pydantic 2.14) and a
+    # new run resumes from it. The request after the answer carries the question, the tool-call
+    # turn (it was only in the saved context) with its reasoning in the server's field, and the
+    # result; the saved context holds no key.
+    emulator, model, _, field = server
+    agent = FunctionAgent(tools=[delete_file], llm=make_llm(emulator, model), system_prompt="S.")
+    emulator.reply_next(
+        reasoning="Ask first.",
+        tool_calls=[{"name": "delete_file", "arguments": '{"path": "notes.txt"}'}],
+    )
+    emulator.reply_next("Deleted.", reasoning="Done.")
+    handler = agent.run("Delete notes.txt")
+    async for event in handler.stream_events():
+        if isinstance(event, InputRequiredEvent):
+            saved = json.dumps(handler.ctx.to_dict(serializer=PickleSerializer()))
+            await handler.cancel_run()
+            break
+    with pytest.raises(WorkflowCancelledByUser):
+        await handler
+    assert "emulator-key" not in saved
+
+    context = Context.from_dict(agent, json.loads(saved), serializer=PickleSerializer())
+    resumed = agent.run(ctx=context)
+    resumed.ctx.send_event(HumanResponseEvent(response="yes"))
+    assert str(await resumed) == "Deleted."
+    *_, last = chats(emulator)
+    system, question, call, result = last["messages"]
+    assert (system, question) == (
+        {"role": "system", "content": "S."},
+        {"role": "user", "content": "Delete notes.txt"},
+    )
+    assert call["tool_calls"][0]["function"] == {
+        "name": "delete_file",
+        "arguments": '{"path": "notes.txt"}',
+    }
+    assert call[field] == "Ask first."
+    assert result == {
+        "role": "tool",
+        "content": "deleted notes.txt",
+        "tool_call_id": call["tool_calls"][0]["id"],
+    }
+
+
+async def test_agent_runs_at_once_on_one_instance_keep_their_own_calls_and_reasoning(
+    ai21_emulator_vllm: Emulator,
+) -> None:
+    # Eight streamed runs interleaved on one instance (one connection pool, one stream state
+    # per call): each answer, and the tool-call turn and reasoning each run sends back, is its
+    # own run's.
+    emulator = ai21_emulator_vllm
+    emulator.reset()
+    agent = FunctionAgent(tools=TOOLS, llm=make_llm(emulator, REASONING_3B))
+
+    async def run(n: int) -> tuple[str, str]:
+        handler = agent.run(f"What is {n} times {n + 2}?")
+        thinking = [
+            event.thinking_delta or ""
+            async for event in handler.stream_events()
+            if isinstance(event, AgentStream)
+        ]
+        return str(await handler), "".join(thinking)
+
+    results = await asyncio.gather(*(run(n) for n in range(8)))
+    assert [answer for answer, _ in results] == [
+        f"The result of multiply is {n * (n + 2)}." for n in range(8)
+    ]
+    finals = {r["messages"][0]["content"]: r["messages"] for r in chats(emulator)}
+    for n, (_, thinking) in enumerate(results):
+        _, call, result = finals[f"What is {n} times {n + 2}?"][-3:]
+        assert json.loads(call["tool_calls"][0]["function"]["arguments"]) == {"a": n, "b": n + 2}
+        assert (result["tool_call_id"], result["content"]) == (
+            call["tool_calls"][0]["id"],
+            str(n * (n + 2)),
+        )
+        assert f"{n} times {n + 2}" in call["reasoning"]  # the emulator quotes the question
+        assert thinking.startswith(call["reasoning"])
+
+
+class Product(BaseModel):
+    """The product of two numbers."""
+
+    value: int
+
+
+@pytest.mark.parametrize(
+    "server", ["ai21", "vllm-reasoning-3b", "unparsed-reasoning-3b"], indirect=True
+)
+async def test_an_agents_output_cls_is_asked_for_the_way_each_server_takes_it(
+    server: tuple[Emulator, str, bool, str | None],
+) -> None:
+    # After the loop, LlamaIndex asks for the agent's structured output with the conversation
+    # in one message: AI21's API gets the class as the one tool offered (it has no
+    # response_format schema), vLLM a json_schema response_format its guided decoding follows
+    # (after the reasoning, which stays out of the object).
+    emulator, model, _, _ = server
+    agent = FunctionAgent(tools=TOOLS, llm=make_llm(emulator, model), output_cls=Product)
+    emulator.reply_next(
+        reasoning="Multiply.", tool_calls=[{"name": "multiply", "arguments": '{"a": 3, "b": 4}'}]
+    )
+    emulator.reply_next("It is 12.", reasoning="Done.")
+    if emulator.flavour == "ai21":
+        emulator.reply_next(tool_calls=[{"name": "Product", "arguments": '{"value": 12}'}])
+    else:
+        emulator.reply_next('{"value": 12}', reasoning="Fill it in.")
+    result = await agent.run("What is 3 times 4?")
+    assert (str(result), result.structured_response) == ("It is 12.", {"value": 12})
+    *_, last = chats(emulator)
+    assert "It is 12." in last["messages"][-1]["content"]
+    if emulator.flavour == "ai21":
+        assert [t["function"]["name"] for t in last["tools"]] == ["Product"]
+        assert "response_format" not in last
+    else:
+        assert last["response_format"]["json_schema"]["schema"] == Product.model_json_schema()
+        assert "tools" not in last
+
+
+async def test_an_agents_memory_is_sized_from_the_window_the_server_reports() -> None:
+    # An agent's default memory keeps three quarters of llm.metadata.context_window: on a
+    # server of your own, the --max-model-len it reports (not the model card's 256K), asked
+    # when the first run needs it.
+    with Emulator(flavour="vllm", max_model_len=4096) as emulator:
+        agent = FunctionAgent(tools=TOOLS, llm=make_llm(emulator, REASONING_3B))
+        context = Context(agent)
+        await agent.run("What is 3 times 4?", ctx=context)
+        memory = await context.store.get("memory")
+    assert memory.token_limit == 3072
