@@ -76,8 +76,9 @@ Answers
   stemmer), and the two best-matching sentences of the best paragraph are returned in their
   original order (one if only one matches). The query is the prompt's ``Query:`` /
   "The original query is as follows:" line, else the last user message. Refine prompts rank the
-  existing answer together with the new context. "Summarize ..." queries with no matching
-  sentence get the first two sentences; other unmatched queries get
+  existing answer together with the new context (an existing answer that is the emulator's own
+  "I don't know" is left out, so a later chunk that answers is found). "Summarize ..." queries
+  with no matching sentence get the first two sentences; other unmatched queries get
   ``I don't know. The provided context does not answer "<query>".``
 - **Echo** (no context): ``This is the AI21 emulator (<model>), not a real model. You said: <last
   user message, whitespace-collapsed, max 200 chars>``. With a system message it is prefixed by

@@ -120,7 +120,10 @@ def grounded_answer(context: Context, variant: int = 0) -> str:
     matching paragraph instead, so choices differ slightly.
     """
     paragraphs: list[list[str]] = []
-    if context.existing_answer:
+    if context.existing_answer and not _DONT_KNOW_RE.match(context.existing_answer):
+        # A refine step's existing answer competes with the new context, unless it is this
+        # emulator's own "I don't know": that quotes the query, so it would always rank first
+        # and hide an answer the next chunk of context holds.
         paragraphs.append(_text.split_sentences(context.existing_answer))
     for passage in context.passages:
         for block in _PARAGRAPH_SPLIT_RE.split(passage):
@@ -143,6 +146,9 @@ def grounded_answer(context: Context, variant: int = 0) -> str:
         return " ".join(sentences[:2])
     best.sort(key=lambda r: r.position)
     return " ".join(r.text for r in best)
+
+
+_DONT_KNOW_RE = re.compile(r"(?:I don't know\. )?The provided context does not answer \"")
 
 
 def _dont_know(query: str) -> str:

@@ -16,7 +16,7 @@ from llama_index.core.prompts.default_prompts import DEFAULT_REFINE_PROMPT, DEFA
 from pydantic import BaseModel, Field
 from schema_check import problems
 
-from ai21_emulator import _flavour_ai21, _scenario, _text
+from ai21_emulator import _answer, _flavour_ai21, _scenario, _text
 from ai21_emulator._flavour import ChatContext
 from ai21_emulator._schema import find_schema
 
@@ -191,6 +191,30 @@ EVEREST = "Mount Everest is the highest mountain on Earth. It is 8849 metres tal
 def test_llamaindex_context_prompts_are_grounded(messages: list[dict[str, Any]]) -> None:
     documents = DOCS if len(messages) == 1 and messages[0]["content"] == QUESTION else []
     assert content(chat(messages=messages, documents=documents)) == EVEREST
+
+
+@pytest.mark.parametrize("template", [DEFAULT_REFINE_PROMPT, CHAT_REFINE_PROMPT])
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        (CONTEXT, EVEREST),
+        ("The Amazon is the largest rainforest.", _answer._dont_know(QUESTION)),
+    ],
+    ids=["answered", "still-unknown"],
+)
+def test_a_refine_step_after_i_dont_know_answers_from_the_new_context(
+    template: Any, context: str, expected: str
+) -> None:
+    # Refine (and compact refine) asks once per chunk; when the first chunk did not answer,
+    # the emulator's "I don't know" (which quotes the query) is the existing answer: ranked
+    # with the new context it always won, so the chunk that answers was never used.
+    messages = [
+        {"role": m.role.value, "content": m.content}
+        for m in template.format_messages(
+            query_str=QUESTION, existing_answer=_answer._dont_know(QUESTION), context_msg=context
+        )
+    ]
+    assert content(chat(messages=messages)) == expected
 
 
 def test_summary_query_gets_the_leading_sentences() -> None:
