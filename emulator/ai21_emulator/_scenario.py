@@ -336,15 +336,23 @@ def plan_chat(
             tool_choice=request.tool_choice,
             named_tool=request.named_tool,
         )
+        # A reasoning model writes its reasoning first, and max_tokens bounds everything it
+        # writes (vLLM's reasoning parser only splits the output): the answer gets what the
+        # reasoning left, and a reasoning that reaches max_tokens ends there, with no answer.
+        thought = tuple(_text.tokenize(_answer.reasoning_text(request.messages)))
+        budget = max_tokens - len(thought) if reasoning else max_tokens
+        if reasoning and budget <= 0:
+            choice = Choice((), "length", max_tokens, reasoning=thought[:max_tokens])
+            choices.append(choice)
+            continue
         if isinstance(answer, str):
-            choice = finish_text(answer, max_tokens, request.stop)
+            choice = finish_text(answer, budget, request.stop)
         else:
             # OpenAI's finish reason, as vLLM gives it: "tool_calls" for "auto" and "required"
             # calls, "stop" for a named one (vLLM's serving_chat.py).
             finish = "stop" if request.tool_choice == "named" else "tool_calls"
             choice = Choice((), finish, _tool_tokens(answer) + 1, tool_calls=answer)
         if reasoning:
-            thought = tuple(_text.tokenize(_answer.reasoning_text(request.messages)))
             choice = replace(
                 choice,
                 completion_tokens=choice.completion_tokens + len(thought),
