@@ -237,9 +237,9 @@ def test_j2_rejects_tools_and_documents(make_llm: Callable[..., AI21], emulator:
         ("jamba-large", 256_000, 4096, True, True),
         ("jamba-large-1.7-2025-07", 256_000, 4096, True, True),
         ("jamba-mini-2-2026-01", 256_000, 4096, True, True),
-        ("j2-light", 8192, 2048, False, False),
-        ("j2-mid", 8192, 2048, False, False),
-        ("j2-ultra", 8192, 2048, False, False),
+        ("j2-light", 8192, 1024, False, False),
+        ("j2-mid", 8192, 1024, False, False),
+        ("j2-ultra", 8192, 1024, False, False),
     ],
 )
 def test_model_table(
@@ -267,7 +267,7 @@ def _model_warnings(caplog: pytest.LogCaptureFixture, model: str) -> list[str]:
     ("model", "guess", "context_window", "num_output", "is_tools"),
     [
         ("jamba-3-ultra-2027", "Jamba figures (context window 256000)", 256_000, 4096, True),
-        ("j2-colossal", "Jurassic-2 figures (context window 8192)", 8192, 2048, False),
+        ("j2-colossal", "Jurassic-2 figures (context window 8192)", 8192, 1024, False),
         ("mystery-model", "conservative default figures (context window 8192)", 8192, 1024, False),
     ],
 )

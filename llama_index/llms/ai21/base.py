@@ -126,8 +126,14 @@ dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]
 DEFAULT_BASE_URL = "https://api.ai21.com/studio/v1"
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_MAX_RETRIES = 3
-OUTPUT_SHARE = 4
-"""The default ``num_output`` is at most this share of the context window (a quarter)."""
+OUTPUT_SHARE = 8
+"""The default ``num_output`` is at most this share of the context window (an eighth).
+
+Room for the answer that leaves LlamaIndex's chat engines room too: their default memory keeps
+up to all but 256 tokens of the window (70 % of it for the conversation), and their response
+synthesizer pads 500 tokens besides ``num_output``; with a quarter, a context or
+condense-plus-context chat engine on a 4096- or 8192-token server failed ("Chunk size -N is
+not positive") once its memory filled, after about 20 turns (docs/rag.md, "A chat engine")."""
 
 
 def _unreachable_advice(failures: Sequence[str]) -> str:
@@ -299,7 +305,7 @@ class AI21(FunctionCallingLLM):
         gt=0,
         description=(
             "Override the output budget LlamaIndex reserves (default: max_tokens, else a "
-            "quarter of the context window, at most the model's output limit, e.g. 4096)."
+            "eighth of the context window, at most the model's output limit, e.g. 4096)."
         ),
     )
     is_function_calling_model: bool | None = Field(
