@@ -12,6 +12,7 @@ import ai21.errors
 import pytest
 from llama_index.core.base.llms.types import CacheControl, CachePoint, ChatMessage, TextBlock
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload, LlamaDebugHandler
+from llama_index.core.prompts import PromptTemplate
 
 from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21
@@ -302,6 +303,28 @@ def test_known_models_do_not_warn(
     caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
     for model in ("jamba-mini", "j2-ultra", "ai21labs/AI21-Jamba-Mini-1.7"):
         make_llm(model=model)
+    assert caplog.records == []
+
+
+def test_a_query_wrapper_prompt_that_llamaindex_will_not_apply_is_warned_about(
+    make_llm: Callable[..., AI21], emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # LlamaIndex wraps predict()'s prompt in query_wrapper_prompt only for non-chat models.
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    wrapper = PromptTemplate("[INST] {query_str} [/INST]")
+    llm = make_llm(model="jamba-mini", query_wrapper_prompt=wrapper)
+    (record,) = caplog.records
+    assert record.getMessage().startswith(
+        "query_wrapper_prompt= is applied by LlamaIndex only to completion models"
+    )
+    assert "'jamba-mini' is a chat model, so it changes no request" in record.getMessage()
+    llm.predict(PromptTemplate("Tell me about {topic}."), topic="Jamba")
+    assert emulator.last_request.json["messages"] == [
+        {"role": "user", "content": "Tell me about Jamba."}
+    ]
+    caplog.clear()
+    make_llm(model="j2-ultra", query_wrapper_prompt=wrapper)  # a completion model: applied
+    make_llm(model="jamba-mini")
     assert caplog.records == []
 
 

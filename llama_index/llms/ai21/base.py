@@ -430,6 +430,15 @@ class AI21(FunctionCallingLLM):
         # first need (_know_server): a name the server reports is not "unknown".
         if not kind.lists_models and not is_known(self.model):
             _warn_unknown_model(self.model)
+        if self.query_wrapper_prompt is not None and self._facts.info.is_chat_model:
+            # LlamaIndex's LLM.predict/stream wrap the prompt in it only for models that are
+            # not chat models (LLM._extend_prompt); every Jamba model is one.
+            logger.warning(
+                "query_wrapper_prompt= is applied by LlamaIndex only to completion models "
+                "(the retired J2 family); %s is a chat model, so it changes no request: put "
+                "the wrapping in your prompt templates, or use system_prompt=.",
+                repr(self.model) if self.model else "the served model",
+            )
         self._http = HTTPClients(self._client_config())
         self._built_from = self._settings()
 
