@@ -2,13 +2,16 @@
 
 The adapter tests (tests/test_rag.py, test_tools.py, test_agents.py, test_structured.py,
 test_documents.py) script their answers; these keep the heuristics those tests used to lean on
-covered end to end: grounded answers from retrieved context, the router's selection, tool calls
+covered end to end: grounded answers from retrieved context, the router's selection, the
+sub-questions of a SubQuestionQueryEngine, tool calls
 guessed from the user's words (one per clause), reported tool results, JSON filled from the
 schema in the prompt, and answers grounded on ``documents``. They go through this package's
 ``AI21``, so they live here rather than with the emulator's own tests (emulator/tests).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from llama_index.core import Document, VectorStoreIndex
@@ -17,7 +20,8 @@ from llama_index.core.bridge.pydantic import BaseModel, Field
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.prompts import PromptTemplate
-from llama_index.core.query_engine import RouterQueryEngine
+from llama_index.core.query_engine import RouterQueryEngine, SubQuestionQueryEngine
+from llama_index.core.question_gen import LLMQuestionGenerator
 from llama_index.core.tools import QueryEngineTool
 from llama_index.core.types import PydanticProgramMode
 
@@ -83,6 +87,40 @@ def test_the_router_selection_follows_the_descriptions(
     response = RouterQueryEngine.from_defaults(tools, llm=llm).query(question)
     assert response.metadata["selector_result"].ind == choice
     assert str(response) == answer
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["query", "aquery"])
+def test_a_sub_question_engine_asks_each_engine_its_part_of_the_question(
+    llm: AI21, emulator: Emulator, use_async: bool
+) -> None:
+    tools = [
+        QueryEngineTool.from_defaults(
+            make_index(JAMBA).as_query_engine(llm=llm, similarity_top_k=2),
+            name="jamba_models",
+            description="Facts about the Jamba language models",
+        ),
+        QueryEngineTool.from_defaults(
+            make_index(COMPANY).as_query_engine(llm=llm, similarity_top_k=2),
+            name="company",
+            description="Facts about the company AI21 Labs: founders, history, offices",
+        ),
+    ]
+    engine = SubQuestionQueryEngine.from_defaults(
+        tools,
+        llm=llm,
+        question_gen=LLMQuestionGenerator.from_defaults(llm=llm),
+        use_async=use_async,
+        verbose=False,
+    )
+    question = "How long is Jamba's context window and where is AI21 Labs headquartered?"
+    response = asyncio.run(engine.aquery(question)) if use_async else engine.query(question)
+    texts = [node.get_content() for node in response.source_nodes]
+    assert sorted(text for text in texts if text.startswith("Sub question:")) == [
+        f"Sub question: How long is Jamba's context window?\nResponse: {JAMBA[1]}",
+        f"Sub question: Where is AI21 Labs headquartered?\nResponse: {COMPANY[1]}",
+    ]
+    assert JAMBA[1] in str(response)
+    assert len(emulator.requests) == 4  # the sub-questions, one answer each, the final answer
 
 
 @pytest.mark.parametrize(

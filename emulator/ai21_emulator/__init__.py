@@ -80,6 +80,10 @@ Answers
   "I don't know" is left out, so a later chunk that answers is found). "Summarize ..." queries
   with no matching sentence get the first two sentences; other unmatched queries get
   ``I don't know. The provided context does not answer "<query>".``
+- **Sub-questions**: LlamaIndex's sub-question prompt (the last "<Tools>" JSON block, then
+  "<User Question>" and "<Output>") gets JSON markdown ``{"items": [{"sub_question", "tool_name"},
+  ...]}``: one item per clause that a tool fits (chosen as tool calls are), else one item with
+  the whole question for the best tool.
 - **Echo** (no context): ``This is the AI21 emulator (<model>), not a real model. You said: <last
   user message, whitespace-collapsed, max 200 chars>``. With a system message it is prefixed by
   ``[system: <first 60 chars>] `` so you can see the system prompt arrived (only in echo answers,

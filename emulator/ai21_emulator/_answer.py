@@ -269,6 +269,39 @@ def choose_tools(
     return [(tools[best], text)]
 
 
+# LlamaIndex's sub-question prompt (core/question_gen/prompts.py, the LLMQuestionGenerator of
+# SubQuestionQueryEngine): worked examples, then the tools as a JSON object of name ->
+# description in the last "<Tools>" block, the question after "<User Question>", and "<Output>"
+# last, for the sub-questions as JSON markdown.
+_SUB_QUESTIONS_RE = re.compile(
+    r"<Tools>\s*```json\s*(\{.*\})\s*```\s*<User Question>\s*(.*?)\s*<Output>\s*\Z", re.DOTALL
+)
+
+
+def sub_questions_answer(text: str) -> str | None:
+    """For LlamaIndex's sub-question prompt, the sub-questions: one per clause of the question
+    that a tool fits (as tool calls are chosen), else the whole question for the best tool.
+    ``None`` for any other text."""
+    start = text.rfind("<Tools>")
+    found = _SUB_QUESTIONS_RE.match(text, start) if start >= 0 else None
+    if found is None:
+        return None
+    try:
+        tools = json.loads(found.group(1))
+    except ValueError:
+        return None
+    if not isinstance(tools, dict) or not tools:
+        return None
+    specs = [ToolSpec(str(name), str(description), {}) for name, description in tools.items()]
+    question = found.group(2).strip()
+    items = []
+    for tool, clause in choose_tools(question, specs, required=True):
+        clause = clause.strip().rstrip("?.!,;: ") or question
+        sub_question = clause[:1].upper() + clause[1:] + "?"
+        items.append({"sub_question": sub_question, "tool_name": tool.name})
+    return "```json\n" + json.dumps({"items": items}, indent=4, ensure_ascii=False) + "\n```"
+
+
 # LlamaIndex's selector prompts (core/selectors/prompts.py, used by RouterQueryEngine) list the
 # choices as "(1) <summary>" lines and end "... most relevant to the question: '<query>'".
 _CHOICE_RE = re.compile(r"^\((\d+)\) (.+)$", re.MULTILINE)

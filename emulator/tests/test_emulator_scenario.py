@@ -11,8 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from llama_index.core.chat_engine.condense_plus_context import DEFAULT_CONTEXT_PROMPT_TEMPLATE
 from llama_index.core.chat_engine.context import DEFAULT_CONTEXT_TEMPLATE
+from llama_index.core.prompts import PromptTemplate
 from llama_index.core.prompts.chat_prompts import CHAT_REFINE_PROMPT, CHAT_TEXT_QA_PROMPT
 from llama_index.core.prompts.default_prompts import DEFAULT_REFINE_PROMPT, DEFAULT_TEXT_QA_PROMPT
+from llama_index.core.question_gen.output_parser import SubQuestionOutputParser
+from llama_index.core.question_gen.prompts import DEFAULT_SUB_QUESTION_PROMPT_TMPL
+from llama_index.core.question_gen.types import SubQuestion
 from pydantic import BaseModel, Field
 from schema_check import problems
 
@@ -215,6 +219,55 @@ def test_a_refine_step_after_i_dont_know_answers_from_the_new_context(
         )
     ]
     assert content(chat(messages=messages)) == expected
+
+
+SUB_QUESTION_TOOLS = {
+    "everest": "Facts about Mount Everest",
+    "eiffel": "Facts about the Eiffel Tower in Paris",
+}
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        (
+            "How tall is Mount Everest and when was the Eiffel Tower completed?",
+            [
+                {"sub_question": "How tall is Mount Everest?", "tool_name": "everest"},
+                {"sub_question": "When was the Eiffel Tower completed?", "tool_name": "eiffel"},
+            ],
+        ),
+        (
+            "How tall is Mount Everest, and when was the Eiffel Tower completed?",
+            [
+                {"sub_question": "How tall is Mount Everest?", "tool_name": "everest"},
+                {"sub_question": "When was the Eiffel Tower completed?", "tool_name": "eiffel"},
+            ],
+        ),
+        (
+            "how tall is Mount Everest",
+            [{"sub_question": "How tall is Mount Everest?", "tool_name": "everest"}],
+        ),
+        (  # no tool fits: the whole question, for the first tool (a generator must name one)
+            "What is the capital of Peru?",
+            [{"sub_question": "What is the capital of Peru?", "tool_name": "everest"}],
+        ),
+    ],
+)
+def test_llamaindexs_sub_question_prompt_gets_one_sub_question_per_clause(
+    question: str, expected: list[dict[str, str]]
+) -> None:
+    # SubQuestionQueryEngine's LLMQuestionGenerator: its prompt carries worked examples with
+    # their own tools and output; only the last <Tools> block and question are answered.
+    prompt = PromptTemplate(DEFAULT_SUB_QUESTION_PROMPT_TMPL).format(
+        tools_str=json.dumps(SUB_QUESTION_TOOLS, indent=4), query_str=question
+    )
+    chunks = stream(messages=user(prompt))
+    streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    for answer in (content(chat(messages=user(prompt))), streamed):
+        assert SubQuestionOutputParser().parse(answer).parsed_output == [
+            SubQuestion(**item) for item in expected
+        ]
 
 
 def test_summary_query_gets_the_leading_sentences() -> None:
