@@ -3,7 +3,7 @@
 The adapter tests (tests/test_rag.py, test_tools.py, test_agents.py, test_structured.py,
 test_documents.py) script their answers; these keep the heuristics those tests used to lean on
 covered end to end: grounded answers from retrieved context, the router's selection, the
-sub-questions of a SubQuestionQueryEngine, tool calls
+sub-questions of a SubQuestionQueryEngine, an LLM reranker's choice, tool calls
 guessed from the user's words (one per clause), reported tool results, JSON filled from the
 schema in the prompt, and answers grounded on ``documents``. They go through this package's
 ``AI21``, so they live here rather than with the emulator's own tests (emulator/tests).
@@ -19,8 +19,13 @@ from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.bridge.pydantic import BaseModel, Field
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.memory import ChatMemoryBuffer
+from llama_index.core.postprocessor import LLMRerank
 from llama_index.core.prompts import PromptTemplate
-from llama_index.core.query_engine import RouterQueryEngine, SubQuestionQueryEngine
+from llama_index.core.query_engine import (
+    RetrieverQueryEngine,
+    RouterQueryEngine,
+    SubQuestionQueryEngine,
+)
 from llama_index.core.question_gen import LLMQuestionGenerator
 from llama_index.core.tools import QueryEngineTool
 from llama_index.core.types import PydanticProgramMode
@@ -87,6 +92,25 @@ def test_the_router_selection_follows_the_descriptions(
     response = RouterQueryEngine.from_defaults(tools, llm=llm).query(question)
     assert response.metadata["selector_result"].ind == choice
     assert str(response) == answer
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["query", "aquery"])
+def test_an_llm_reranker_keeps_the_nodes_that_match_the_question(
+    llm: AI21, emulator: Emulator, use_async: bool
+) -> None:
+    engine = RetrieverQueryEngine.from_args(
+        make_index(JAMBA + COMPANY).as_retriever(similarity_top_k=4),
+        llm=llm,
+        node_postprocessors=[LLMRerank(llm=llm, top_n=1)],
+    )
+    response = (
+        asyncio.run(engine.aquery(CONTEXT_WINDOW)) if use_async else engine.query(CONTEXT_WINDOW)
+    )
+    assert [node.get_content() for node in response.source_nodes] == [JAMBA[1]]
+    assert str(response) == JAMBA[1]
+    rerank, answer = emulator.requests
+    assert "Question: " + CONTEXT_WINDOW in rerank.json["messages"][-1]["content"]
+    assert JAMBA[0] not in answer.json["messages"][-1]["content"]
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["query", "aquery"])

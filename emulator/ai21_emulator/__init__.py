@@ -84,6 +84,9 @@ Answers
   "<User Question>" and "<Output>") gets JSON markdown ``{"items": [{"sub_question", "tool_name"},
   ...]}``: one item per clause that a tool fits (chosen as tool calls are), else one item with
   the whole question for the best tool.
+- **Reranking**: LlamaIndex's choice-select prompt (``LLMRerank``: "Let's try this now:", then
+  "Document N:" blocks, "Question:" and "Answer:") gets ``Doc: N, Relevance: R`` lines for the
+  documents that match the question (BM25), best first, the best at 10; none when none matches.
 - **Echo** (no context): ``This is the AI21 emulator (<model>), not a real model. You said: <last
   user message, whitespace-collapsed, max 200 chars>``. With a system message it is prefixed by
   ``[system: <first 60 chars>] `` so you can see the system prompt arrived (only in echo answers,

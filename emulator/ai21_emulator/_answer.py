@@ -302,6 +302,46 @@ def sub_questions_answer(text: str) -> str | None:
     return "```json\n" + json.dumps({"items": items}, indent=4, ensure_ascii=False) + "\n```"
 
 
+# LlamaIndex's choice-select prompt (core/prompts/default_prompts.py, used by the LLMRerank node
+# postprocessor): a worked example, then "Let's try this now:", the nodes as "Document N:"
+# blocks, "Question: <query>" and "Answer:" last, for "Doc: N, Relevance: R" lines.
+_CHOICE_SELECT_RE = re.compile(
+    r"Let's try this now:[ \t]*\n(.*)\nQuestion: (.*?)[ \t]*\nAnswer:\s*\Z", re.DOTALL
+)
+_DOCUMENT_BLOCK_RE = re.compile(r"^Document (\d+):[ \t]*\n", re.MULTILINE)
+
+
+def choice_select_answer(text: str) -> str | None:
+    """For LlamaIndex's choice-select prompt, the documents that match the question (BM25),
+    best first, each with a relevance from 1 to 10 (the best 10); none when none matches.
+    ``None`` for any other text."""
+    found = _CHOICE_SELECT_RE.search(text)
+    if found is None:
+        return None
+    parts = _DOCUMENT_BLOCK_RE.split(found.group(1))
+    documents = [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts) - 1, 2)]
+    if not documents:
+        return None
+    ranked = [r for r in _text.rank_texts(found.group(2), [d for _, d in documents]) if r.score > 0]
+    if not ranked:
+        return "No document is relevant to the question."
+    top = ranked[0].score
+    return "\n".join(
+        f"Doc: {documents[r.position][0]}, Relevance: {max(1, round(10 * r.score / top))}"
+        for r in ranked
+    )
+
+
+def llamaindex_format_answer(text: str) -> str | None:
+    """The answer to a LlamaIndex prompt that asks for a format of its own (sub-questions,
+    choice select), or ``None``."""
+    if "<Tools>" in text:
+        return sub_questions_answer(text)
+    if "Let's try this now:" in text:
+        return choice_select_answer(text)
+    return None
+
+
 # LlamaIndex's selector prompts (core/selectors/prompts.py, used by RouterQueryEngine) list the
 # choices as "(1) <summary>" lines and end "... most relevant to the question: '<query>'".
 _CHOICE_RE = re.compile(r"^\((\d+)\) (.+)$", re.MULTILINE)

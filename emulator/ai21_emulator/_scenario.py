@@ -202,15 +202,15 @@ def _generate(
                 )
                 for k, (tool, words) in enumerate(picks)
             )
-    sub_questions = (
-        _answer.sub_questions_answer(messages[-1].content)
+    formatted = (
+        _answer.llamaindex_format_answer(messages[-1].content)
         if after_tools is None and messages[-1].role == "user"
         else None
     )
     if after_tools is not None:
         text = after_tools
-    elif sub_questions is not None:
-        text = sub_questions
+    elif formatted is not None:
+        text = formatted
     elif context is not None:
         text = _answer.grounded_answer(context, variant)
     else:

@@ -11,9 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from llama_index.core.chat_engine.condense_plus_context import DEFAULT_CONTEXT_PROMPT_TEMPLATE
 from llama_index.core.chat_engine.context import DEFAULT_CONTEXT_TEMPLATE
+from llama_index.core.indices.utils import default_parse_choice_select_answer_fn
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.prompts.chat_prompts import CHAT_REFINE_PROMPT, CHAT_TEXT_QA_PROMPT
-from llama_index.core.prompts.default_prompts import DEFAULT_REFINE_PROMPT, DEFAULT_TEXT_QA_PROMPT
+from llama_index.core.prompts.default_prompts import (
+    DEFAULT_CHOICE_SELECT_PROMPT,
+    DEFAULT_REFINE_PROMPT,
+    DEFAULT_TEXT_QA_PROMPT,
+)
 from llama_index.core.question_gen.output_parser import SubQuestionOutputParser
 from llama_index.core.question_gen.prompts import DEFAULT_SUB_QUESTION_PROMPT_TMPL
 from llama_index.core.question_gen.types import SubQuestion
@@ -268,6 +273,25 @@ def test_llamaindexs_sub_question_prompt_gets_one_sub_question_per_clause(
         assert SubQuestionOutputParser().parse(answer).parsed_output == [
             SubQuestion(**item) for item in expected
         ]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("How tall is Mount Everest?", ([2], [10.0])),
+        ("Is Mount Everest taller than the Eiffel Tower in Paris?", ([1, 2], [10.0, 6.0])),
+        ("What is the capital of Peru?", ([], [])),  # nothing relevant: nothing chosen
+    ],
+)
+def test_llamaindexs_choice_select_prompt_gets_the_matching_documents(
+    question: str, expected: tuple[list[int], list[float]]
+) -> None:
+    # LLMRerank's prompt: a worked example (its own "Document N" and "Doc: 9, Relevance: 7"
+    # lines), then the nodes of the batch; LlamaIndex's own parser reads the answer.
+    batch = "\n\n".join(f"Document {n}:\n{d['content']}" for n, d in enumerate(DOCS, start=1))
+    prompt = DEFAULT_CHOICE_SELECT_PROMPT.format(context_str=batch, query_str=question)
+    answer = content(chat(messages=user(prompt)))
+    assert default_parse_choice_select_answer_fn(answer, len(DOCS)) == expected
 
 
 def test_summary_query_gets_the_leading_sentences() -> None:
