@@ -19,7 +19,9 @@ from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.bridge.pydantic import BaseModel, Field
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.memory import ChatMemoryBuffer
+from llama_index.core.output_parsers import PydanticOutputParser
 from llama_index.core.postprocessor import LLMRerank
+from llama_index.core.program import LLMTextCompletionProgram
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.query_engine import (
     RetrieverQueryEngine,
@@ -206,6 +208,23 @@ def test_structured_output_is_filled_from_the_prompt(emulator: Emulator, mode: s
     assert llm.structured_predict(Album, prompt, text=text) == Album(
         title="Abbey Road", artist="The Beatles", year=1969
     )
+
+
+@pytest.mark.parametrize("program", ["text_completion", "output_parser"])
+def test_a_prompt_asking_for_json_gets_it_without_json_mode(llm: AI21, program: str) -> None:
+    text = 'The album is called "Abbey Road", the artist is The Beatles, and the year is 1969.'
+    if program == "text_completion":  # LlamaIndex's classic program, built directly
+        album = LLMTextCompletionProgram.from_defaults(
+            output_cls=Album,
+            prompt_template_str="Extract the album from this text: {text}",
+            llm=llm,
+        )(text=text)
+    else:
+        prompt = PromptTemplate(
+            "Extract the album from this text: {text}", output_parser=PydanticOutputParser(Album)
+        )
+        album = Album.model_validate_json(llm.predict(prompt, text=text))
+    assert album == Album(title="Abbey Road", artist="The Beatles", year=1969)
 
 
 def test_documents_ground_the_answer(llm: AI21) -> None:

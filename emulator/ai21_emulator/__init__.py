@@ -100,6 +100,8 @@ Answers
   follow:"; brace-doubled ``{{ }}`` templates too), the content is an object that validates
   against it, filled from the user's words (see Tools). Otherwise ``{"answer": "<text answer>"}``.
   JSON content is then subject to ``stop``/``max_tokens`` like any text (so it can be cut).
+  Without ``response_format``, a last user message with a schema and PydanticOutputParser's
+  "Output a valid JSON object but do not repeat the schema." is answered the same way.
 
 Tokens and usage
 ----------------

@@ -378,6 +378,18 @@ def tool_arguments(tool: ToolSpec, text: str) -> dict[str, Any]:
 
 # -- JSON mode ---------------------------------------------------------------------------------
 
+# LlamaIndex's PydanticOutputParser (core/output_parsers/pydantic.py) appends a JSON schema and
+# this instruction to a prompt (LLMTextCompletionProgram, a query engine's output_parser); a
+# model follows it without JSON mode being asked for.
+_JSON_INSTRUCTION = "Output a valid JSON object but do not repeat the schema."
+
+
+def asks_for_json(messages: Sequence[Message]) -> bool:
+    """Whether the last user message asks for a JSON object that follows a schema it embeds,
+    as LlamaIndex's output parser writes it."""
+    user = last_user_text(messages)
+    return user is not None and _JSON_INSTRUCTION in user and _schema.find_schema(user) is not None
+
 
 def split_schema(messages: Sequence[Message]) -> tuple[dict[str, Any] | None, list[Message]]:
     """Find a JSON schema embedded in a user message (last first), else a system message.

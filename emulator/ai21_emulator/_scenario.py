@@ -176,6 +176,8 @@ def _generate(
     None or ``"auto"``: the tools that fit, if any.
     """
     schema: dict[str, Any] | None = None
+    if not json_mode and not tools and _answer.asks_for_json(messages):
+        json_mode = True  # the prompt asks for it, as a model would follow
     if json_mode:
         schema, trimmed = _answer.split_schema(messages)
         messages = trimmed

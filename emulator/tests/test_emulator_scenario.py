@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from llama_index.core.chat_engine.condense_plus_context import DEFAULT_CONTEXT_PROMPT_TEMPLATE
 from llama_index.core.chat_engine.context import DEFAULT_CONTEXT_TEMPLATE
 from llama_index.core.indices.utils import default_parse_choice_select_answer_fn
+from llama_index.core.output_parsers import PydanticOutputParser
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.prompts.chat_prompts import CHAT_REFINE_PROMPT, CHAT_TEXT_QA_PROMPT
 from llama_index.core.prompts.default_prompts import (
@@ -409,6 +410,26 @@ def test_json_mode_fills_an_embedded_llamaindex_schema() -> None:
     assert person.name == "Alice"
     assert person.age == 30
     assert person.home.city == "Paris"
+
+
+@pytest.mark.parametrize("brace_doubled", [False, True])
+def test_a_prompt_asking_for_json_of_its_schema_gets_it_without_json_mode(
+    brace_doubled: bool,
+) -> None:
+    # LlamaIndex's PydanticOutputParser: LLMTextCompletionProgram and a query engine's
+    # output_parser ask in the prompt, with no response_format (and leave the braces doubled
+    # where the template is formatted twice).
+    prompt = PromptTemplate("Create a person named Alice who is 30 years old, from Paris.")
+    if brace_doubled:
+        prompt.output_parser = PydanticOutputParser(Person)
+        text = prompt.output_parser.format(prompt.template)
+    else:
+        text = prompt.format(llm=None) + PydanticOutputParser(Person).get_format_string(False)
+    assert ("{{" in text) is brace_doubled
+    person = Person.model_validate_json(content(chat(messages=user(text))))
+    assert (person.name, person.age, person.home.city) == ("Alice", 30, "Paris")
+    hint = "Create a person named Alice. Here is no schema: output a valid JSON object."
+    assert content(chat(messages=user(hint))).startswith("This is the AI21 emulator")
 
 
 def test_json_mode_with_brace_doubled_schema() -> None:
