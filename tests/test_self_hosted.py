@@ -272,9 +272,12 @@ def test_an_error_event_raises_the_sdk_class_with_the_servers_message(
             path_contains="/chat/",
         )
     )
-    with pytest.raises(cls, match="boom!"):
+    with pytest.raises(cls, match="boom!") as raised:
         list(make_local(max_retries=2).stream_chat(USER))
     assert len(chat_requests(vllm)) == 1, "part of the answer had arrived: never retried"
+    # Not raised while handling the failed lookup of choices[0]: a traceback that shows a
+    # KeyError('choices') first ("During handling of the above exception") misleads.
+    assert raised.value.__context__ is None
 
 
 # -------------------------------------------------------------------------------- metadata
