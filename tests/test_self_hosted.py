@@ -366,7 +366,9 @@ def test_an_unreachable_server_does_not_break_metadata(caplog: pytest.LogCapture
     assert (
         "The server at http://127.0.0.1:9 is not ready (GET "
         "http://127.0.0.1:9/v1/models: ConnectError): the model table's figures apply until "
-        "it answers (it is asked again at the next need)."
+        "it answers (it is asked again at the next need); a query or chat engine built "
+        "meanwhile keeps them (LlamaIndex reads the context window once): build it once the "
+        "server answers, or pass context_window=..."
     ) in caplog.text
 
 

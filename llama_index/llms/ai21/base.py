@@ -827,7 +827,9 @@ class AI21(FunctionCallingLLM):
         if ask.not_ready:  # asked again at the next need: nothing is known about it yet
             logger.warning(
                 "The server at %s is not ready (%s): the model table's figures apply until "
-                "it answers (it is asked again at the next need).",
+                "it answers (it is asked again at the next need); a query or chat engine "
+                "built meanwhile keeps them (LlamaIndex reads the context window once): build "
+                "it once the server answers, or pass context_window=...",
                 where,
                 "; ".join(reasons),
             )
