@@ -3,15 +3,16 @@
 The adapter tests (tests/test_rag.py, test_tools.py, test_agents.py, test_structured.py,
 test_documents.py) script their answers; these keep the heuristics those tests used to lean on
 covered end to end: grounded answers from retrieved context, the router's selection, the
-sub-questions of a SubQuestionQueryEngine, an LLM reranker's choice, tool calls
-guessed from the user's words (one per clause), reported tool results, JSON filled from the
-schema in the prompt, and answers grounded on ``documents``. They go through this package's
+sub-questions of a SubQuestionQueryEngine, an LLM reranker's choice, condensed follow-ups, tool
+calls guessed from the user's words (one per clause), reported tool results, JSON filled from
+the schema in the prompt, and answers grounded on ``documents``. They go through this package's
 ``AI21``, so they live here rather than with the emulator's own tests (emulator/tests).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from llama_index.core import Document, VectorStoreIndex
@@ -60,6 +61,30 @@ def make_index(texts: list[str]) -> VectorStoreIndex:
 def test_a_query_engine_gets_the_best_matching_sentence_of_the_context(llm: AI21) -> None:
     engine = make_index(JAMBA + COMPANY).as_query_engine(llm=llm, similarity_top_k=4)
     assert str(engine.query(CONTEXT_WINDOW)) == JAMBA[1]
+
+
+@pytest.mark.parametrize("chat_mode", ["condense_question", "condense_plus_context"])
+def test_a_condensing_chat_engine_retrieves_with_the_follow_up_standing_alone(
+    llm: AI21, emulator: Emulator, chat_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="llama_index.core.chat_engine")
+    engine = make_index(JAMBA).as_chat_engine(
+        chat_mode=chat_mode, llm=llm, similarity_top_k=2, memory=ChatMemoryBuffer.from_defaults()
+    )
+    engine.chat("What is Jamba?")
+    emulator.reset()
+    answer = str(engine.chat("How long is its context window?"))
+    condense, *_, final = emulator.requests
+    assert (
+        condense.json["messages"][-1]["content"]
+        .rstrip()
+        .endswith(("Standalone question:", "<Standalone question>"))
+    )
+    assert answer == JAMBA[1]
+    if chat_mode == "condense_question":  # the query engine is asked the rewritten question
+        assert "Query: How long is Jamba's context window?" in final.json["messages"][-1]["content"]
+    else:  # what it retrieves with
+        assert "Condensed question: How long is Jamba's context window?" in caplog.messages
 
 
 def test_a_context_chat_engine_answers_each_question_from_the_context(llm: AI21) -> None:

@@ -84,6 +84,9 @@ Answers
   "<User Question>" and "<Output>") gets JSON markdown ``{"items": [{"sub_question", "tool_name"},
   ...]}``: one item per clause that a tool fits (chosen as tool calls are), else one item with
   the whole question for the best tool.
+- **Condensed questions**: LlamaIndex's condense prompts ("... standalone question", the chat
+  history as "user: ..." lines, the follow-up) get the follow-up with ``it``/``its``/``they``/
+  ``them``/``their`` replaced by the capitalised name the latest earlier user turn asked about.
 - **Reranking**: LlamaIndex's choice-select prompt (``LLMRerank``: "Let's try this now:", then
   "Document N:" blocks, "Question:" and "Answer:") gets ``Doc: N, Relevance: R`` lines for the
   documents that match the question (BM25), best first, the best at 10; none when none matches.

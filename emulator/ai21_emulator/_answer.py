@@ -332,13 +332,60 @@ def choice_select_answer(text: str) -> str | None:
     )
 
 
+# LlamaIndex's condense prompts (core/chat_engine/condense_plus_context.py and
+# condense_question.py): the conversation as "user: ..." / "assistant: ..." lines, then the
+# follow-up, for it rewritten as a question that stands alone.
+_CONDENSE_RES = (
+    re.compile(
+        r"rephrase the follow up question to be a standalone question\.\s*Chat History:[ \t]*\n"
+        r"(.*)\n[ \t]*Follow Up Input: (.*?)\s*Standalone question:\s*\Z",
+        re.DOTALL,
+    ),
+    re.compile(
+        r"rewrite the message to be a standalone question.*?<Chat History>[ \t]*\n(.*)\n\s*"
+        r"<Follow Up Message>[ \t]*\n(.*?)\s*<Standalone question>\s*\Z",
+        re.DOTALL,
+    ),
+)
+_USER_LINE_RE = re.compile(r"^\s*user: (.*)$", re.MULTILINE)
+# A name: capitalised words (or words with digits, "AI21") after a sentence's first word.
+_NAME_RE = re.compile(r"(?<=\s)(?!I\b)([A-Z][\w-]*(?:\s+(?:[A-Z]|\w*\d)[\w-]*)*)")
+_PRONOUNS = (
+    (re.compile(r"\b(?:its|their)\b", re.IGNORECASE), "{}'s"),
+    (re.compile(r"\b(?:it|they|them)\b", re.IGNORECASE), "{}"),
+)
+
+
+def condense_answer(text: str) -> str | None:
+    """For LlamaIndex's condense prompts, the follow-up with its pronouns (it, its, they,
+    them, their) replaced by the name the latest earlier user turn asked about ("How long is
+    its context window?" after "What is Jamba?": "How long is Jamba's context window?"); the
+    follow-up as it is when it has none or no turn names anything. ``None`` for other text."""
+    for pattern in _CONDENSE_RES:
+        found = pattern.search(text)
+        if found is not None:
+            break
+    else:
+        return None
+    question = found.group(2).strip()
+    for asked in reversed(_USER_LINE_RE.findall(found.group(1))):
+        name = _NAME_RE.search(asked)
+        if name is not None:
+            for pronoun, replacement in _PRONOUNS:
+                question = pronoun.sub(replacement.format(name.group(1).rstrip("?.!,")), question)
+            break
+    return question
+
+
 def llamaindex_format_answer(text: str) -> str | None:
     """The answer to a LlamaIndex prompt that asks for a format of its own (sub-questions,
-    choice select), or ``None``."""
+    choice select, a condensed question), or ``None``."""
     if "<Tools>" in text:
         return sub_questions_answer(text)
     if "Let's try this now:" in text:
         return choice_select_answer(text)
+    if "standalone question" in text:
+        return condense_answer(text)
     return None
 
 

@@ -9,7 +9,15 @@ import pytest
 from ai21.models.chat import ChatCompletionChunk, ChatCompletionResponse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from llama_index.core.chat_engine.condense_plus_context import DEFAULT_CONTEXT_PROMPT_TEMPLATE
+from llama_index.core.base.llms.generic_utils import messages_to_history_str
+from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.chat_engine.condense_plus_context import (
+    DEFAULT_CONDENSE_PROMPT_TEMPLATE,
+    DEFAULT_CONTEXT_PROMPT_TEMPLATE,
+)
+from llama_index.core.chat_engine.condense_question import (
+    DEFAULT_TEMPLATE as CONDENSE_QUESTION_TEMPLATE,
+)
 from llama_index.core.chat_engine.context import DEFAULT_CONTEXT_TEMPLATE
 from llama_index.core.indices.utils import default_parse_choice_select_answer_fn
 from llama_index.core.output_parsers import PydanticOutputParser
@@ -293,6 +301,36 @@ def test_llamaindexs_choice_select_prompt_gets_the_matching_documents(
     prompt = DEFAULT_CHOICE_SELECT_PROMPT.format(context_str=batch, query_str=question)
     answer = content(chat(messages=user(prompt)))
     assert default_parse_choice_select_answer_fn(answer, len(DOCS)) == expected
+
+
+@pytest.mark.parametrize("template", [DEFAULT_CONDENSE_PROMPT_TEMPLATE, CONDENSE_QUESTION_TEMPLATE])
+@pytest.mark.parametrize(
+    ("earlier", "follow_up", "standalone"),
+    [
+        (
+            "What is Jamba?",
+            "How long is its context window?",
+            "How long is Jamba's context window?",
+        ),
+        ("Who founded AI21 Labs?", "Where is it based?", "Where is AI21 Labs based?"),
+        ("Can I run Jamba locally?", "Is it fast?", "Is Jamba fast?"),
+        ("What is Jamba?", "What about Mamba layers?", "What about Mamba layers?"),
+        ("what is jamba?", "Is it fast?", "Is it fast?"),  # no name to put in
+    ],
+)
+def test_llamaindexs_condense_prompts_get_the_follow_up_standing_alone(
+    template: str, earlier: str, follow_up: str, standalone: str
+) -> None:
+    # The condense-question and condense-plus-context chat engines rewrite each follow-up
+    # before retrieving with it; an echo of the prompt would be what they retrieve with.
+    history = messages_to_history_str(
+        [
+            ChatMessage(role="user", content=earlier),
+            ChatMessage(role="assistant", content="Jamba is a family of models by AI21 Labs."),
+        ]
+    )
+    prompt = PromptTemplate(template).format(chat_history=history, question=follow_up)
+    assert content(chat(messages=user(prompt))) == standalone
 
 
 def test_summary_query_gets_the_leading_sentences() -> None:
