@@ -102,7 +102,7 @@ def test_a_context_chat_engine_answers_each_question_from_the_context(llm: AI21)
     [(CONTEXT_WINDOW, 0, JAMBA[1]), ("Who founded AI21 Labs?", 1, COMPANY[0])],
 )
 def test_the_router_selection_follows_the_descriptions(
-    llm: AI21, question: str, choice: int, answer: str
+    llm: AI21, emulator: Emulator, question: str, choice: int, answer: str
 ) -> None:
     tools = [
         QueryEngineTool.from_defaults(
@@ -117,6 +117,16 @@ def test_the_router_selection_follows_the_descriptions(
         ),
     ]
     response = RouterQueryEngine.from_defaults(tools, llm=llm).query(question)
+    assert response.metadata["selector_result"].ind == choice
+    assert str(response) == answer
+    # A model without function calling: LlamaIndex's text selector, the choice read as JSON.
+    text_llm = AI21(
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        is_function_calling_model=False,
+        max_retries=0,
+    )
+    response = RouterQueryEngine.from_defaults(tools, llm=text_llm).query(question)
     assert response.metadata["selector_result"].ind == choice
     assert str(response) == answer
 

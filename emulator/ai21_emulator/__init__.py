@@ -87,6 +87,10 @@ Answers
 - **Condensed questions**: LlamaIndex's condense prompts ("... standalone question", the chat
   history as "user: ..." lines, the follow-up) get the follow-up with ``it``/``its``/``they``/
   ``them``/``their`` replaced by the capitalised name the latest earlier user turn asked about.
+- **Text selection**: the same selector prompt with SelectionOutputParser's format ("ONLY
+  JSON", LLMSingleSelector/LLMMultiSelector: RouterQueryEngine on a model without function
+  calling) gets ``[{"choice": N, "reason": ...}]`` for the best-matching choice (BM25; the first
+  when none matches), or up to its "no more than N" matching ones.
 - **Reranking**: LlamaIndex's choice-select prompt (``LLMRerank``: "Let's try this now:", then
   "Document N:" blocks, "Question:" and "Answer:") gets ``Doc: N, Relevance: R`` lines for the
   documents that match the question (BM25), best first, the best at 10; none when none matches.

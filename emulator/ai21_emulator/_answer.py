@@ -377,9 +377,47 @@ def condense_answer(text: str) -> str | None:
     return question
 
 
+# LlamaIndex's selector prompts (core/selectors/prompts.py, used by RouterQueryEngine) list the
+# choices as "(1) <summary>" lines and end "... most relevant to the question: '<query>'".
+_CHOICE_RE = re.compile(r"^\((\d+)\) (.+)$", re.MULTILINE)
+_SELECTOR_QUESTION_RE = re.compile(r"most relevant to the question: '(.*)'", re.DOTALL)
+
+
+# LlamaIndex's text selectors (LLMSingleSelector, LLMMultiSelector: RouterQueryEngine's choice
+# for a model without function calling) append SelectionOutputParser's format: "ONLY JSON",
+# a list of {choice, reason} objects.
+_SELECTION_FORMAT = "The output should be ONLY JSON formatted as a JSON instance."
+_MAX_OUTPUTS_RE = re.compile(r"no more than (\d+)")
+
+
+def selection_answer(text: str) -> str | None:
+    """For LlamaIndex's text selector prompt, the choices whose summaries match the question
+    (BM25), best first: one, or up to its "no more than N"; the first choice when none
+    matches. ``None`` for any other text."""
+    question = _SELECTOR_QUESTION_RE.search(text)
+    choices = _CHOICE_RE.findall(text)
+    if question is None or not choices:
+        return None
+    query = question.group(1)
+    ranked = _text.rank_texts(query, [summary for _, summary in choices])
+    picked = [r for r in ranked if r.score > 0] or ranked[:1]
+    most = _MAX_OUTPUTS_RE.search(text)
+    picked = picked[: int(most.group(1)) if most else 1]
+    items = [
+        {
+            "choice": int(choices[r.position][0]),
+            "reason": f'"{choices[r.position][1].strip()}" fits the question "{query}".',
+        }
+        for r in picked
+    ]
+    return json.dumps(items, indent=4, ensure_ascii=False)
+
+
 def llamaindex_format_answer(text: str) -> str | None:
     """The answer to a LlamaIndex prompt that asks for a format of its own (sub-questions,
-    choice select, a condensed question), or ``None``."""
+    choice select, a condensed question, a text selection), or ``None``."""
+    if _SELECTION_FORMAT in text:
+        return selection_answer(text)
     if "<Tools>" in text:
         return sub_questions_answer(text)
     if "Let's try this now:" in text:
@@ -387,12 +425,6 @@ def llamaindex_format_answer(text: str) -> str | None:
     if "standalone question" in text:
         return condense_answer(text)
     return None
-
-
-# LlamaIndex's selector prompts (core/selectors/prompts.py, used by RouterQueryEngine) list the
-# choices as "(1) <summary>" lines and end "... most relevant to the question: '<query>'".
-_CHOICE_RE = re.compile(r"^\((\d+)\) (.+)$", re.MULTILINE)
-_SELECTOR_QUESTION_RE = re.compile(r"most relevant to the question: '(.*)'", re.DOTALL)
 
 
 def _with_selected_choice(text: str) -> str:

@@ -20,7 +20,7 @@ from llama_index.core.chat_engine.condense_question import (
 )
 from llama_index.core.chat_engine.context import DEFAULT_CONTEXT_TEMPLATE
 from llama_index.core.indices.utils import default_parse_choice_select_answer_fn
-from llama_index.core.output_parsers import PydanticOutputParser
+from llama_index.core.output_parsers import PydanticOutputParser, SelectionOutputParser
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.prompts.chat_prompts import CHAT_REFINE_PROMPT, CHAT_TEXT_QA_PROMPT
 from llama_index.core.prompts.default_prompts import (
@@ -31,6 +31,10 @@ from llama_index.core.prompts.default_prompts import (
 from llama_index.core.question_gen.output_parser import SubQuestionOutputParser
 from llama_index.core.question_gen.prompts import DEFAULT_SUB_QUESTION_PROMPT_TMPL
 from llama_index.core.question_gen.types import SubQuestion
+from llama_index.core.selectors.prompts import (
+    DEFAULT_MULTIPLE_SELECT_PROMPT,
+    DEFAULT_SINGLE_SELECT_PROMPT,
+)
 from pydantic import BaseModel, Field
 from schema_check import problems
 
@@ -331,6 +335,34 @@ def test_llamaindexs_condense_prompts_get_the_follow_up_standing_alone(
     )
     prompt = PromptTemplate(template).format(chat_history=history, question=follow_up)
     assert content(chat(messages=user(prompt))) == standalone
+
+
+CHOICES = ["Facts about Mount Everest", "Facts about the Eiffel Tower in Paris", "Rainforests"]
+
+
+@pytest.mark.parametrize(
+    ("multi", "question", "expected"),
+    [
+        (False, "How tall is Mount Everest?", [1]),
+        (False, "When was the Eiffel Tower completed?", [2]),
+        (False, "What is the capital of Peru?", [1]),  # none fits: a selector must pick one
+        (True, "Is Mount Everest taller than the Eiffel Tower?", [1, 2]),
+        (True, "When was the Eiffel Tower completed?", [2]),
+    ],
+)
+def test_llamaindexs_text_selector_prompts_get_the_matching_choices(
+    multi: bool, question: str, expected: list[int]
+) -> None:
+    # RouterQueryEngine on a model without function calling: LLMSingleSelector and
+    # LLMMultiSelector, their prompts with SelectionOutputParser's format, read by it.
+    choices = "\n\n".join(f"({n}) {c}" for n, c in enumerate(CHOICES, start=1))
+    parser = SelectionOutputParser()
+    template = DEFAULT_MULTIPLE_SELECT_PROMPT if multi else DEFAULT_SINGLE_SELECT_PROMPT
+    prompt = PromptTemplate(parser.format(template.template)).format(
+        num_choices=len(CHOICES), context_list=choices, query_str=question, max_outputs=2
+    )
+    selected = parser.parse(content(chat(messages=user(prompt)))).parsed_output
+    assert [answer.choice for answer in selected] == expected
 
 
 def test_summary_query_gets_the_leading_sentences() -> None:
