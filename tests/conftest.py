@@ -74,6 +74,8 @@ SLOW_TESTS = {
     "test_extra_body_reaches_the_server_as_openai_like_sends_it",
     "test_strict_tools_are_the_ones_openai_like_sends",
     "test_llamaindexs_document_context_extractor_runs_with_its_extra_headers",  # 0.3 s
+    # two dozen chat turns, until a small window's memory is full (0.3-0.6 s a case)
+    "test_a_chat_engine_on_a_small_context_holds_a_long_conversation",
     # many callers leaving or cancelled at once; an agent's whole workflow
     "test_threads_sharing_one_instance_while_some_leave_their_streams",
     "test_an_agent_run_cancelled_mid_stream_closes_the_stream",

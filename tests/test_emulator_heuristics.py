@@ -2,13 +2,17 @@
 
 The adapter tests (tests/test_rag.py, test_tools.py, test_agents.py, test_structured.py,
 test_documents.py) script their answers; these keep the heuristics those tests used to lean on
-covered end to end: grounded answers from retrieved context, the router's selection, tool calls
-guessed from the user's words (one per clause), reported tool results, JSON filled from the
-schema in the prompt, and answers grounded on ``documents``. They go through this package's
+covered end to end: grounded answers from retrieved context, the router's selection, the
+sub-questions of a SubQuestionQueryEngine, an LLM reranker's choice, condensed follow-ups, tool
+calls guessed from the user's words (one per clause), reported tool results, JSON filled from
+the schema in the prompt, and answers grounded on ``documents``. They go through this package's
 ``AI21``, so they live here rather than with the emulator's own tests (emulator/tests).
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 import pytest
 from llama_index.core import Document, VectorStoreIndex
@@ -16,8 +20,16 @@ from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.bridge.pydantic import BaseModel, Field
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.memory import ChatMemoryBuffer
+from llama_index.core.output_parsers import PydanticOutputParser
+from llama_index.core.postprocessor import LLMRerank
+from llama_index.core.program import LLMTextCompletionProgram
 from llama_index.core.prompts import PromptTemplate
-from llama_index.core.query_engine import RouterQueryEngine
+from llama_index.core.query_engine import (
+    RetrieverQueryEngine,
+    RouterQueryEngine,
+    SubQuestionQueryEngine,
+)
+from llama_index.core.question_gen import LLMQuestionGenerator
 from llama_index.core.tools import QueryEngineTool
 from llama_index.core.types import PydanticProgramMode
 
@@ -51,6 +63,30 @@ def test_a_query_engine_gets_the_best_matching_sentence_of_the_context(llm: AI21
     assert str(engine.query(CONTEXT_WINDOW)) == JAMBA[1]
 
 
+@pytest.mark.parametrize("chat_mode", ["condense_question", "condense_plus_context"])
+def test_a_condensing_chat_engine_retrieves_with_the_follow_up_standing_alone(
+    llm: AI21, emulator: Emulator, chat_mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="llama_index.core.chat_engine")
+    engine = make_index(JAMBA).as_chat_engine(
+        chat_mode=chat_mode, llm=llm, similarity_top_k=2, memory=ChatMemoryBuffer.from_defaults()
+    )
+    engine.chat("What is Jamba?")
+    emulator.reset()
+    answer = str(engine.chat("How long is its context window?"))
+    condense, *_, final = emulator.requests
+    assert (
+        condense.json["messages"][-1]["content"]
+        .rstrip()
+        .endswith(("Standalone question:", "<Standalone question>"))
+    )
+    assert answer == JAMBA[1]
+    if chat_mode == "condense_question":  # the query engine is asked the rewritten question
+        assert "Query: How long is Jamba's context window?" in final.json["messages"][-1]["content"]
+    else:  # what it retrieves with
+        assert "Condensed question: How long is Jamba's context window?" in caplog.messages
+
+
 def test_a_context_chat_engine_answers_each_question_from_the_context(llm: AI21) -> None:
     engine = make_index(JAMBA).as_chat_engine(
         chat_mode="context", llm=llm, similarity_top_k=2, memory=ChatMemoryBuffer.from_defaults()
@@ -66,7 +102,7 @@ def test_a_context_chat_engine_answers_each_question_from_the_context(llm: AI21)
     [(CONTEXT_WINDOW, 0, JAMBA[1]), ("Who founded AI21 Labs?", 1, COMPANY[0])],
 )
 def test_the_router_selection_follows_the_descriptions(
-    llm: AI21, question: str, choice: int, answer: str
+    llm: AI21, emulator: Emulator, question: str, choice: int, answer: str
 ) -> None:
     tools = [
         QueryEngineTool.from_defaults(
@@ -83,6 +119,69 @@ def test_the_router_selection_follows_the_descriptions(
     response = RouterQueryEngine.from_defaults(tools, llm=llm).query(question)
     assert response.metadata["selector_result"].ind == choice
     assert str(response) == answer
+    # A model without function calling: LlamaIndex's text selector, the choice read as JSON.
+    text_llm = AI21(
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        is_function_calling_model=False,
+        max_retries=0,
+    )
+    response = RouterQueryEngine.from_defaults(tools, llm=text_llm).query(question)
+    assert response.metadata["selector_result"].ind == choice
+    assert str(response) == answer
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["query", "aquery"])
+def test_an_llm_reranker_keeps_the_nodes_that_match_the_question(
+    llm: AI21, emulator: Emulator, use_async: bool
+) -> None:
+    engine = RetrieverQueryEngine.from_args(
+        make_index(JAMBA + COMPANY).as_retriever(similarity_top_k=4),
+        llm=llm,
+        node_postprocessors=[LLMRerank(llm=llm, top_n=1)],
+    )
+    response = (
+        asyncio.run(engine.aquery(CONTEXT_WINDOW)) if use_async else engine.query(CONTEXT_WINDOW)
+    )
+    assert [node.get_content() for node in response.source_nodes] == [JAMBA[1]]
+    assert str(response) == JAMBA[1]
+    rerank, answer = emulator.requests
+    assert "Question: " + CONTEXT_WINDOW in rerank.json["messages"][-1]["content"]
+    assert JAMBA[0] not in answer.json["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["query", "aquery"])
+def test_a_sub_question_engine_asks_each_engine_its_part_of_the_question(
+    llm: AI21, emulator: Emulator, use_async: bool
+) -> None:
+    tools = [
+        QueryEngineTool.from_defaults(
+            make_index(JAMBA).as_query_engine(llm=llm, similarity_top_k=2),
+            name="jamba_models",
+            description="Facts about the Jamba language models",
+        ),
+        QueryEngineTool.from_defaults(
+            make_index(COMPANY).as_query_engine(llm=llm, similarity_top_k=2),
+            name="company",
+            description="Facts about the company AI21 Labs: founders, history, offices",
+        ),
+    ]
+    engine = SubQuestionQueryEngine.from_defaults(
+        tools,
+        llm=llm,
+        question_gen=LLMQuestionGenerator.from_defaults(llm=llm),
+        use_async=use_async,
+        verbose=False,
+    )
+    question = "How long is Jamba's context window and where is AI21 Labs headquartered?"
+    response = asyncio.run(engine.aquery(question)) if use_async else engine.query(question)
+    texts = [node.get_content() for node in response.source_nodes]
+    assert sorted(text for text in texts if text.startswith("Sub question:")) == [
+        f"Sub question: How long is Jamba's context window?\nResponse: {JAMBA[1]}",
+        f"Sub question: Where is AI21 Labs headquartered?\nResponse: {COMPANY[1]}",
+    ]
+    assert JAMBA[1] in str(response)
+    assert len(emulator.requests) == 4  # the sub-questions, one answer each, the final answer
 
 
 @pytest.mark.parametrize(
@@ -144,6 +243,23 @@ def test_structured_output_is_filled_from_the_prompt(emulator: Emulator, mode: s
     assert llm.structured_predict(Album, prompt, text=text) == Album(
         title="Abbey Road", artist="The Beatles", year=1969
     )
+
+
+@pytest.mark.parametrize("program", ["text_completion", "output_parser"])
+def test_a_prompt_asking_for_json_gets_it_without_json_mode(llm: AI21, program: str) -> None:
+    text = 'The album is called "Abbey Road", the artist is The Beatles, and the year is 1969.'
+    if program == "text_completion":  # LlamaIndex's classic program, built directly
+        album = LLMTextCompletionProgram.from_defaults(
+            output_cls=Album,
+            prompt_template_str="Extract the album from this text: {text}",
+            llm=llm,
+        )(text=text)
+    else:
+        prompt = PromptTemplate(
+            "Extract the album from this text: {text}", output_parser=PydanticOutputParser(Album)
+        )
+        album = Album.model_validate_json(llm.predict(prompt, text=text))
+    assert album == Album(title="Abbey Road", artist="The Beatles", year=1969)
 
 
 def test_documents_ground_the_answer(llm: AI21) -> None:

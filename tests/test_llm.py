@@ -12,6 +12,7 @@ import ai21.errors
 import pytest
 from llama_index.core.base.llms.types import CacheControl, CachePoint, ChatMessage, TextBlock
 from llama_index.core.callbacks import CallbackManager, CBEventType, EventPayload, LlamaDebugHandler
+from llama_index.core.prompts import PromptTemplate
 
 from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21
@@ -237,9 +238,9 @@ def test_j2_rejects_tools_and_documents(make_llm: Callable[..., AI21], emulator:
         ("jamba-large", 256_000, 4096, True, True),
         ("jamba-large-1.7-2025-07", 256_000, 4096, True, True),
         ("jamba-mini-2-2026-01", 256_000, 4096, True, True),
-        ("j2-light", 8192, 2048, False, False),
-        ("j2-mid", 8192, 2048, False, False),
-        ("j2-ultra", 8192, 2048, False, False),
+        ("j2-light", 8192, 1024, False, False),
+        ("j2-mid", 8192, 1024, False, False),
+        ("j2-ultra", 8192, 1024, False, False),
     ],
 )
 def test_model_table(
@@ -267,7 +268,7 @@ def _model_warnings(caplog: pytest.LogCaptureFixture, model: str) -> list[str]:
     ("model", "guess", "context_window", "num_output", "is_tools"),
     [
         ("jamba-3-ultra-2027", "Jamba figures (context window 256000)", 256_000, 4096, True),
-        ("j2-colossal", "Jurassic-2 figures (context window 8192)", 8192, 2048, False),
+        ("j2-colossal", "Jurassic-2 figures (context window 8192)", 8192, 1024, False),
         ("mystery-model", "conservative default figures (context window 8192)", 8192, 1024, False),
     ],
 )
@@ -302,6 +303,28 @@ def test_known_models_do_not_warn(
     caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
     for model in ("jamba-mini", "j2-ultra", "ai21labs/AI21-Jamba-Mini-1.7"):
         make_llm(model=model)
+    assert caplog.records == []
+
+
+def test_a_query_wrapper_prompt_that_llamaindex_will_not_apply_is_warned_about(
+    make_llm: Callable[..., AI21], emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # LlamaIndex wraps predict()'s prompt in query_wrapper_prompt only for non-chat models.
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    wrapper = PromptTemplate("[INST] {query_str} [/INST]")
+    llm = make_llm(model="jamba-mini", query_wrapper_prompt=wrapper)
+    (record,) = caplog.records
+    assert record.getMessage().startswith(
+        "query_wrapper_prompt= is applied by LlamaIndex only to completion models"
+    )
+    assert "'jamba-mini' is a chat model, so it changes no request" in record.getMessage()
+    llm.predict(PromptTemplate("Tell me about {topic}."), topic="Jamba")
+    assert emulator.last_request.json["messages"] == [
+        {"role": "user", "content": "Tell me about Jamba."}
+    ]
+    caplog.clear()
+    make_llm(model="j2-ultra", query_wrapper_prompt=wrapper)  # a completion model: applied
+    make_llm(model="jamba-mini")
     assert caplog.records == []
 
 

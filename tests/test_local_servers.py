@@ -81,7 +81,7 @@ def test_a_server_is_recognised_and_its_context_and_model_read_once(
         metadata = [llm.metadata for _ in range(3)]
         assert (llm.deployment, llm.model) == (kind, model)
         assert {(m.context_window, m.num_output, m.model_name) for m in metadata} == {
-            (window, min(4096, window // 4), model)
+            (window, min(4096, window // 8), model)
         }
         assert llm.complete("hi").text == "Hello from a laptop."
         assert server.chats()[0].json["model"] == model
@@ -154,7 +154,7 @@ def test_an_explicit_kind_is_not_probed_but_asked_once_what_it_serves() -> None:
 def test_the_context_in_effect_not_the_trained_length() -> None:
     with ls.serving(ls.llamacpp(n_ctx=2048, n_ctx_train=262_144)) as server:
         metadata = AI21(base_url=server.base_url).metadata
-        assert (metadata.context_window, metadata.num_output) == (2048, 512)
+        assert (metadata.context_window, metadata.num_output) == (2048, 256)
 
 
 def test_llamacpp_falls_back_to_the_models_meta_when_props_is_refused() -> None:
@@ -166,7 +166,7 @@ def test_llamacpp_falls_back_to_the_models_meta_when_props_is_refused() -> None:
 @pytest.mark.parametrize("context_window", [4096, 2048])
 def test_num_output_leaves_a_query_engine_room(context_window: int) -> None:
     llm = AI21(model="jamba-mini", api_key="k", context_window=context_window)
-    assert llm.metadata.num_output == context_window // 4
+    assert llm.metadata.num_output == context_window // 8
     helper = PromptHelper.from_llm_metadata(llm.metadata)
     prompt = PromptTemplate("Context: {context_str}\nQuestion: {query_str}\nAnswer: ")
     chunks = helper.repack(prompt, ["Jamba is a hybrid model. " * 400], llm=llm)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.async_utils import asyncio_run
 from llama_index.core.base.response.schema import RESPONSE_TYPE
 from llama_index.core.embeddings import MockEmbedding
-from llama_index.core.memory import ChatMemoryBuffer
+from llama_index.core.memory import ChatMemoryBuffer, Memory
 from llama_index.core.query_engine import RouterQueryEngine
 from llama_index.core.tools import QueryEngineTool
 
@@ -146,3 +148,50 @@ def test_router_selects_an_engine_through_structured_output(
     prompt = answer.json["messages"][-1]["content"]
     assert all(paragraph in prompt for paragraph in chosen)
     assert not any(paragraph in prompt for paragraph in (JAMBA, COMPANY)[1 - choice])
+
+
+@pytest.fixture(scope="module")
+def laptop_server() -> Iterator[Emulator]:
+    """A vLLM server with a laptop-sized context (`vllm serve --max-model-len 4096`; the
+    default `-c` of llama-server and LM Studio's default context are 4096 too)."""
+    with Emulator(flavour="vllm", max_model_len=4096) as server:
+        yield server
+
+
+CITIES = [f"City number {n} has a population of {n * 1000} people. " * 4 for n in range(12)]
+TURNS = [
+    f"What do you know about city number {n}: its population, its rivers, its history? " * 6
+    for n in range(24)
+]
+
+
+@pytest.mark.parametrize("memory", ["llamaindex-default", "documented-buffer"])
+@pytest.mark.parametrize("chat_mode", ["context", "condense_plus_context"])
+def test_a_chat_engine_on_a_small_context_holds_a_long_conversation(
+    laptop_server: Emulator, chat_mode: str, memory: str
+) -> None:
+    # The context engines pack the history, 500 tokens of padding and num_output into the
+    # window; LlamaIndex's default memory keeps up to all but 256 tokens of it (70 % for the
+    # conversation). With num_output a quarter of the window, the engine failed once the memory
+    # filled ("Chunk size -N is not positive"); an eighth leaves room. A
+    # ChatMemoryBuffer's default, three quarters, fits with no num_output: docs/rag.md gives
+    # it half the window.
+    laptop_server.reset()
+    llm = AI21(base_url=laptop_server.base_url, model="ai21labs/AI21-Jamba2-3B", max_retries=0)
+    window = llm.metadata.context_window  # discovered: the server's max_model_len
+    assert window == 4096
+    if memory == "llamaindex-default":  # what as_chat_engine builds when given no memory
+        history: Any = Memory.from_defaults(token_limit=window - 256)
+    else:
+        history = ChatMemoryBuffer.from_defaults(llm=llm, token_limit=window // 2)
+    engine = make_index(CITIES).as_chat_engine(
+        chat_mode=chat_mode, llm=llm, similarity_top_k=3, memory=history
+    )
+    try:
+        answers = [str(engine.chat(question)) for question in TURNS]
+    finally:
+        if memory == "llamaindex-default":  # its aiosqlite connection, never closed by it
+            asyncio_run(history.sql_store._async_engine.dispose())
+    assert all(answer.strip() for answer in answers)
+    chats = [r for r in laptop_server.requests if r.path.endswith("/chat/completions")]
+    assert len(chats) >= len(TURNS)  # each answered: a prompt over the window is a 400

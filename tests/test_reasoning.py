@@ -202,6 +202,26 @@ def test_reasoning_that_used_all_of_max_tokens_is_said(
     assert "spent all of max_tokens on reasoning" in said[0]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream_complete"])
+def test_reasoning_cut_by_the_end_of_the_window_says_so_without_max_tokens(
+    caplog: pytest.LogCaptureFixture, stream: bool
+) -> None:
+    # No max_tokens sent: vLLM's limit is what the window leaves after the prompt (the emulator
+    # cuts the reasoning there, as vLLM does), so "raise max_tokens" alone would not help.
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    with Emulator(flavour="vllm", max_model_len=64) as small:
+        llm = AI21(model=REASONING_3B, base_url=small.base_url, max_retries=0)
+        prompt = "word " * 55 + "Hi?"
+        if stream:
+            text = "".join(chunk.delta for chunk in llm.stream_complete(prompt))
+        else:
+            text = llm.complete(prompt).text
+        assert "max_tokens" not in small.requests[-1].json
+    assert text == ""
+    (said,) = [r.getMessage() for r in caplog.records if "reasoning" in r.getMessage()]
+    assert "where none was set, leave the answer more of the context window" in said
+
+
 def test_a_length_cut_answer_is_not_reported_as_reasoning(
     make: Callable[..., AI21], vllm: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -272,9 +272,12 @@ def test_an_error_event_raises_the_sdk_class_with_the_servers_message(
             path_contains="/chat/",
         )
     )
-    with pytest.raises(cls, match="boom!"):
+    with pytest.raises(cls, match="boom!") as raised:
         list(make_local(max_retries=2).stream_chat(USER))
     assert len(chat_requests(vllm)) == 1, "part of the answer had arrived: never retried"
+    # Not raised while handling the failed lookup of choices[0]: a traceback that shows a
+    # KeyError('choices') first ("During handling of the above exception") misleads.
+    assert raised.value.__context__ is None
 
 
 # -------------------------------------------------------------------------------- metadata
@@ -363,7 +366,9 @@ def test_an_unreachable_server_does_not_break_metadata(caplog: pytest.LogCapture
     assert (
         "The server at http://127.0.0.1:9 is not ready (GET "
         "http://127.0.0.1:9/v1/models: ConnectError): the model table's figures apply until "
-        "it answers (it is asked again at the next need)."
+        "it answers (it is asked again at the next need); a query or chat engine built "
+        "meanwhile keeps them (LlamaIndex reads the context window once): build it once the "
+        "server answers, or pass context_window=..."
     ) in caplog.text
 
 

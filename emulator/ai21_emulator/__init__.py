@@ -76,9 +76,24 @@ Answers
   stemmer), and the two best-matching sentences of the best paragraph are returned in their
   original order (one if only one matches). The query is the prompt's ``Query:`` /
   "The original query is as follows:" line, else the last user message. Refine prompts rank the
-  existing answer together with the new context. "Summarize ..." queries with no matching
-  sentence get the first two sentences; other unmatched queries get
+  existing answer together with the new context (an existing answer that is the emulator's own
+  "I don't know" is left out, so a later chunk that answers is found). "Summarize ..." queries
+  with no matching sentence get the first two sentences; other unmatched queries get
   ``I don't know. The provided context does not answer "<query>".``
+- **Sub-questions**: LlamaIndex's sub-question prompt (the last "<Tools>" JSON block, then
+  "<User Question>" and "<Output>") gets JSON markdown ``{"items": [{"sub_question", "tool_name"},
+  ...]}``: one item per clause that a tool fits (chosen as tool calls are), else one item with
+  the whole question for the best tool.
+- **Condensed questions**: LlamaIndex's condense prompts ("... standalone question", the chat
+  history as "user: ..." lines, the follow-up) get the follow-up with ``it``/``its``/``they``/
+  ``them``/``their`` replaced by the capitalised name the latest earlier user turn asked about.
+- **Text selection**: the same selector prompt with SelectionOutputParser's format ("ONLY
+  JSON", LLMSingleSelector/LLMMultiSelector: RouterQueryEngine on a model without function
+  calling) gets ``[{"choice": N, "reason": ...}]`` for the best-matching choice (BM25; the first
+  when none matches), or up to its "no more than N" matching ones.
+- **Reranking**: LlamaIndex's choice-select prompt (``LLMRerank``: "Let's try this now:", then
+  "Document N:" blocks, "Question:" and "Answer:") gets ``Doc: N, Relevance: R`` lines for the
+  documents that match the question (BM25), best first, the best at 10; none when none matches.
 - **Echo** (no context): ``This is the AI21 emulator (<model>), not a real model. You said: <last
   user message, whitespace-collapsed, max 200 chars>``. With a system message it is prefixed by
   ``[system: <first 60 chars>] `` so you can see the system prompt arrived (only in echo answers,
@@ -92,6 +107,8 @@ Answers
   follow:"; brace-doubled ``{{ }}`` templates too), the content is an object that validates
   against it, filled from the user's words (see Tools). Otherwise ``{"answer": "<text answer>"}``.
   JSON content is then subject to ``stop``/``max_tokens`` like any text (so it can be cut).
+  Without ``response_format``, a last user message with a schema and PydanticOutputParser's
+  "Output a valid JSON object but do not repeat the schema." is answered the same way.
 
 Tokens and usage
 ----------------

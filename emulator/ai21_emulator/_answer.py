@@ -120,7 +120,10 @@ def grounded_answer(context: Context, variant: int = 0) -> str:
     matching paragraph instead, so choices differ slightly.
     """
     paragraphs: list[list[str]] = []
-    if context.existing_answer:
+    if context.existing_answer and not _DONT_KNOW_RE.match(context.existing_answer):
+        # A refine step's existing answer competes with the new context, unless it is this
+        # emulator's own "I don't know": that quotes the query, so it would always rank first
+        # and hide an answer the next chunk of context holds.
         paragraphs.append(_text.split_sentences(context.existing_answer))
     for passage in context.passages:
         for block in _PARAGRAPH_SPLIT_RE.split(passage):
@@ -143,6 +146,9 @@ def grounded_answer(context: Context, variant: int = 0) -> str:
         return " ".join(sentences[:2])
     best.sort(key=lambda r: r.position)
     return " ".join(r.text for r in best)
+
+
+_DONT_KNOW_RE = re.compile(r"(?:I don't know\. )?The provided context does not answer \"")
 
 
 def _dont_know(query: str) -> str:
@@ -263,10 +269,162 @@ def choose_tools(
     return [(tools[best], text)]
 
 
+# LlamaIndex's sub-question prompt (core/question_gen/prompts.py, the LLMQuestionGenerator of
+# SubQuestionQueryEngine): worked examples, then the tools as a JSON object of name ->
+# description in the last "<Tools>" block, the question after "<User Question>", and "<Output>"
+# last, for the sub-questions as JSON markdown.
+_SUB_QUESTIONS_RE = re.compile(
+    r"<Tools>\s*```json\s*(\{.*\})\s*```\s*<User Question>\s*(.*?)\s*<Output>\s*\Z", re.DOTALL
+)
+
+
+def sub_questions_answer(text: str) -> str | None:
+    """For LlamaIndex's sub-question prompt, the sub-questions: one per clause of the question
+    that a tool fits (as tool calls are chosen), else the whole question for the best tool.
+    ``None`` for any other text."""
+    start = text.rfind("<Tools>")
+    found = _SUB_QUESTIONS_RE.match(text, start) if start >= 0 else None
+    if found is None:
+        return None
+    try:
+        tools = json.loads(found.group(1))
+    except ValueError:
+        return None
+    if not isinstance(tools, dict) or not tools:
+        return None
+    specs = [ToolSpec(str(name), str(description), {}) for name, description in tools.items()]
+    question = found.group(2).strip()
+    items = []
+    for tool, clause in choose_tools(question, specs, required=True):
+        clause = clause.strip().rstrip("?.!,;: ") or question
+        sub_question = clause[:1].upper() + clause[1:] + "?"
+        items.append({"sub_question": sub_question, "tool_name": tool.name})
+    return "```json\n" + json.dumps({"items": items}, indent=4, ensure_ascii=False) + "\n```"
+
+
+# LlamaIndex's choice-select prompt (core/prompts/default_prompts.py, used by the LLMRerank node
+# postprocessor): a worked example, then "Let's try this now:", the nodes as "Document N:"
+# blocks, "Question: <query>" and "Answer:" last, for "Doc: N, Relevance: R" lines.
+_CHOICE_SELECT_RE = re.compile(
+    r"Let's try this now:[ \t]*\n(.*)\nQuestion: (.*?)[ \t]*\nAnswer:\s*\Z", re.DOTALL
+)
+_DOCUMENT_BLOCK_RE = re.compile(r"^Document (\d+):[ \t]*\n", re.MULTILINE)
+
+
+def choice_select_answer(text: str) -> str | None:
+    """For LlamaIndex's choice-select prompt, the documents that match the question (BM25),
+    best first, each with a relevance from 1 to 10 (the best 10); none when none matches.
+    ``None`` for any other text."""
+    found = _CHOICE_SELECT_RE.search(text)
+    if found is None:
+        return None
+    parts = _DOCUMENT_BLOCK_RE.split(found.group(1))
+    documents = [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts) - 1, 2)]
+    if not documents:
+        return None
+    ranked = [r for r in _text.rank_texts(found.group(2), [d for _, d in documents]) if r.score > 0]
+    if not ranked:
+        return "No document is relevant to the question."
+    top = ranked[0].score
+    return "\n".join(
+        f"Doc: {documents[r.position][0]}, Relevance: {max(1, round(10 * r.score / top))}"
+        for r in ranked
+    )
+
+
+# LlamaIndex's condense prompts (core/chat_engine/condense_plus_context.py and
+# condense_question.py): the conversation as "user: ..." / "assistant: ..." lines, then the
+# follow-up, for it rewritten as a question that stands alone.
+_CONDENSE_RES = (
+    re.compile(
+        r"rephrase the follow up question to be a standalone question\.\s*Chat History:[ \t]*\n"
+        r"(.*)\n[ \t]*Follow Up Input: (.*?)\s*Standalone question:\s*\Z",
+        re.DOTALL,
+    ),
+    re.compile(
+        r"rewrite the message to be a standalone question.*?<Chat History>[ \t]*\n(.*)\n\s*"
+        r"<Follow Up Message>[ \t]*\n(.*?)\s*<Standalone question>\s*\Z",
+        re.DOTALL,
+    ),
+)
+_USER_LINE_RE = re.compile(r"^\s*user: (.*)$", re.MULTILINE)
+# A name: capitalised words (or words with digits, "AI21") after a sentence's first word.
+_NAME_RE = re.compile(r"(?<=\s)(?!I\b)([A-Z][\w-]*(?:\s+(?:[A-Z]|\w*\d)[\w-]*)*)")
+_PRONOUNS = (
+    (re.compile(r"\b(?:its|their)\b", re.IGNORECASE), "{}'s"),
+    (re.compile(r"\b(?:it|they|them)\b", re.IGNORECASE), "{}"),
+)
+
+
+def condense_answer(text: str) -> str | None:
+    """For LlamaIndex's condense prompts, the follow-up with its pronouns (it, its, they,
+    them, their) replaced by the name the latest earlier user turn asked about ("How long is
+    its context window?" after "What is Jamba?": "How long is Jamba's context window?"); the
+    follow-up as it is when it has none or no turn names anything. ``None`` for other text."""
+    for pattern in _CONDENSE_RES:
+        found = pattern.search(text)
+        if found is not None:
+            break
+    else:
+        return None
+    question = found.group(2).strip()
+    for asked in reversed(_USER_LINE_RE.findall(found.group(1))):
+        name = _NAME_RE.search(asked)
+        if name is not None:
+            for pronoun, replacement in _PRONOUNS:
+                question = pronoun.sub(replacement.format(name.group(1).rstrip("?.!,")), question)
+            break
+    return question
+
+
 # LlamaIndex's selector prompts (core/selectors/prompts.py, used by RouterQueryEngine) list the
 # choices as "(1) <summary>" lines and end "... most relevant to the question: '<query>'".
 _CHOICE_RE = re.compile(r"^\((\d+)\) (.+)$", re.MULTILINE)
 _SELECTOR_QUESTION_RE = re.compile(r"most relevant to the question: '(.*)'", re.DOTALL)
+
+
+# LlamaIndex's text selectors (LLMSingleSelector, LLMMultiSelector: RouterQueryEngine's choice
+# for a model without function calling) append SelectionOutputParser's format: "ONLY JSON",
+# a list of {choice, reason} objects.
+_SELECTION_FORMAT = "The output should be ONLY JSON formatted as a JSON instance."
+_MAX_OUTPUTS_RE = re.compile(r"no more than (\d+)")
+
+
+def selection_answer(text: str) -> str | None:
+    """For LlamaIndex's text selector prompt, the choices whose summaries match the question
+    (BM25), best first: one, or up to its "no more than N"; the first choice when none
+    matches. ``None`` for any other text."""
+    question = _SELECTOR_QUESTION_RE.search(text)
+    choices = _CHOICE_RE.findall(text)
+    if question is None or not choices:
+        return None
+    query = question.group(1)
+    ranked = _text.rank_texts(query, [summary for _, summary in choices])
+    picked = [r for r in ranked if r.score > 0] or ranked[:1]
+    most = _MAX_OUTPUTS_RE.search(text)
+    picked = picked[: int(most.group(1)) if most else 1]
+    items = [
+        {
+            "choice": int(choices[r.position][0]),
+            "reason": f'"{choices[r.position][1].strip()}" fits the question "{query}".',
+        }
+        for r in picked
+    ]
+    return json.dumps(items, indent=4, ensure_ascii=False)
+
+
+def llamaindex_format_answer(text: str) -> str | None:
+    """The answer to a LlamaIndex prompt that asks for a format of its own (sub-questions,
+    choice select, a condensed question, a text selection), or ``None``."""
+    if _SELECTION_FORMAT in text:
+        return selection_answer(text)
+    if "<Tools>" in text:
+        return sub_questions_answer(text)
+    if "Let's try this now:" in text:
+        return choice_select_answer(text)
+    if "standalone question" in text:
+        return condense_answer(text)
+    return None
 
 
 def _with_selected_choice(text: str) -> str:
@@ -298,6 +456,18 @@ def tool_arguments(tool: ToolSpec, text: str) -> dict[str, Any]:
 
 
 # -- JSON mode ---------------------------------------------------------------------------------
+
+# LlamaIndex's PydanticOutputParser (core/output_parsers/pydantic.py) appends a JSON schema and
+# this instruction to a prompt (LLMTextCompletionProgram, a query engine's output_parser); a
+# model follows it without JSON mode being asked for.
+_JSON_INSTRUCTION = "Output a valid JSON object but do not repeat the schema."
+
+
+def asks_for_json(messages: Sequence[Message]) -> bool:
+    """Whether the last user message asks for a JSON object that follows a schema it embeds,
+    as LlamaIndex's output parser writes it."""
+    user = last_user_text(messages)
+    return user is not None and _JSON_INSTRUCTION in user and _schema.find_schema(user) is not None
 
 
 def split_schema(messages: Sequence[Message]) -> tuple[dict[str, Any] | None, list[Message]]:

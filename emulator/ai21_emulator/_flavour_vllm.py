@@ -24,6 +24,8 @@ lists them field by field:
   pieces, content pieces, the finish chunk; usage only on request (``stream_options``).
 - ``logprobs: true`` (``top_logprobs`` 0-20, which needs it): OpenAI's ``logprobs.content``,
   one entry per reasoning and answer token, each stream chunk with its token's; else null.
+- Reasoning (Reasoning 3B, or ``reasoning=True``) comes first, and ``max_tokens`` bounds it and
+  the answer together, as in vLLM: cut inside the reasoning, the answer is empty (``"length"``).
 - Usage details: ``completion_tokens_details.reasoning_tokens`` behind a reasoning parser,
   ``prompt_tokens_details.cached_tokens`` for the ``X-Emulator-Cached-Tokens`` header (a server
   with ``--enable-prompt-tokens-details``); null otherwise, left out of the stream's usage.
@@ -131,7 +133,9 @@ def _unparsed_choice(choice: Choice, model: str, keep_calls: bool) -> Choice:
     ``keep_calls`` (guided decoding wrote them, for a ``"required"`` or named ``tool_choice``)."""
     text = ""
     if choice.reasoning is not None:
-        text = "".join(choice.reasoning) + "\n</think>\n\n"
+        text = "".join(choice.reasoning)
+        if choice.tokens or choice.tool_calls or choice.finish_reason != "length":
+            text += "\n</think>\n\n"  # else max_tokens cut the reasoning: it never ended
     text += choice.text
     if keep_calls and choice.tool_calls:
         return dataclasses.replace(choice, tokens=tuple(tokenize(text)), reasoning=None)
@@ -510,13 +514,16 @@ class VllmFlavour(Flavour):
             events.append(self.event({**head, "choices": [], "usage": usage_so_far()}))
         for index, choice in enumerate(plan.choices):
             emit(index, {"role": "assistant", "content": ""})
-            for token in choice.reasoning or ():
+            # A length cut ends on the last content chunk (the last reasoning chunk when the
+            # reasoning reached max_tokens); a natural end (the end-of-sequence token, no
+            # text) gets its own finish chunk with an empty delta.
+            cut = choice.finish_reason == "length" and not choice.tool_calls
+            thought_cut = cut and not choice.tokens and bool(choice.reasoning)
+            for k, token in enumerate(choice.reasoning or ()):
                 sent += 1
                 thought += 1
-                emit(index, {self.reasoning_field: token}, token=token)
-            # A length cut ends on the last content chunk; a natural end (the end-of-sequence
-            # token, no text) gets its own finish chunk with an empty delta.
-            cut = choice.finish_reason == "length" and not choice.tool_calls
+                last = thought_cut and k == len(choice.reasoning or ()) - 1
+                emit(index, {self.reasoning_field: token}, choice if last else None, token=token)
             for k, token in enumerate(choice.tokens):
                 sent += 1
                 last = cut and k == len(choice.tokens) - 1
@@ -529,7 +536,7 @@ class VllmFlavour(Flavour):
                     sent += 1
                     last = number == len(choice.tool_calls) - 1 and k == len(pieces) - 1
                     emit(index, call.fragment_delta(number, fragment), choice if last else None)
-            if not choice.tool_calls and not (cut and choice.tokens):
+            if not choice.tool_calls and not (cut and (choice.tokens or thought_cut)):
                 sent += 1
                 emit(index, {}, choice)
         if include_usage:

@@ -176,6 +176,8 @@ def _generate(
     None or ``"auto"``: the tools that fit, if any.
     """
     schema: dict[str, Any] | None = None
+    if not json_mode and not tools and _answer.asks_for_json(messages):
+        json_mode = True  # the prompt asks for it, as a model would follow
     if json_mode:
         schema, trimmed = _answer.split_schema(messages)
         messages = trimmed
@@ -202,8 +204,15 @@ def _generate(
                 )
                 for k, (tool, words) in enumerate(picks)
             )
+    formatted = (
+        _answer.llamaindex_format_answer(messages[-1].content)
+        if after_tools is None and messages[-1].role == "user"
+        else None
+    )
     if after_tools is not None:
         text = after_tools
+    elif formatted is not None:
+        text = formatted
     elif context is not None:
         text = _answer.grounded_answer(context, variant)
     else:
@@ -336,15 +345,23 @@ def plan_chat(
             tool_choice=request.tool_choice,
             named_tool=request.named_tool,
         )
+        # A reasoning model writes its reasoning first, and max_tokens bounds everything it
+        # writes (vLLM's reasoning parser only splits the output): the answer gets what the
+        # reasoning left, and a reasoning that reaches max_tokens ends there, with no answer.
+        thought = tuple(_text.tokenize(_answer.reasoning_text(request.messages)))
+        budget = max_tokens - len(thought) if reasoning else max_tokens
+        if reasoning and budget <= 0:
+            choice = Choice((), "length", max_tokens, reasoning=thought[:max_tokens])
+            choices.append(choice)
+            continue
         if isinstance(answer, str):
-            choice = finish_text(answer, max_tokens, request.stop)
+            choice = finish_text(answer, budget, request.stop)
         else:
             # OpenAI's finish reason, as vLLM gives it: "tool_calls" for "auto" and "required"
             # calls, "stop" for a named one (vLLM's serving_chat.py).
             finish = "stop" if request.tool_choice == "named" else "tool_calls"
             choice = Choice((), finish, _tool_tokens(answer) + 1, tool_calls=answer)
         if reasoning:
-            thought = tuple(_text.tokenize(_answer.reasoning_text(request.messages)))
             choice = replace(
                 choice,
                 completion_tokens=choice.completion_tokens + len(thought),

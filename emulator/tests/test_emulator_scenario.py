@@ -9,14 +9,36 @@ import pytest
 from ai21.models.chat import ChatCompletionChunk, ChatCompletionResponse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from llama_index.core.chat_engine.condense_plus_context import DEFAULT_CONTEXT_PROMPT_TEMPLATE
+from llama_index.core.base.llms.generic_utils import messages_to_history_str
+from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.chat_engine.condense_plus_context import (
+    DEFAULT_CONDENSE_PROMPT_TEMPLATE,
+    DEFAULT_CONTEXT_PROMPT_TEMPLATE,
+)
+from llama_index.core.chat_engine.condense_question import (
+    DEFAULT_TEMPLATE as CONDENSE_QUESTION_TEMPLATE,
+)
 from llama_index.core.chat_engine.context import DEFAULT_CONTEXT_TEMPLATE
+from llama_index.core.indices.utils import default_parse_choice_select_answer_fn
+from llama_index.core.output_parsers import PydanticOutputParser, SelectionOutputParser
+from llama_index.core.prompts import PromptTemplate
 from llama_index.core.prompts.chat_prompts import CHAT_REFINE_PROMPT, CHAT_TEXT_QA_PROMPT
-from llama_index.core.prompts.default_prompts import DEFAULT_REFINE_PROMPT, DEFAULT_TEXT_QA_PROMPT
+from llama_index.core.prompts.default_prompts import (
+    DEFAULT_CHOICE_SELECT_PROMPT,
+    DEFAULT_REFINE_PROMPT,
+    DEFAULT_TEXT_QA_PROMPT,
+)
+from llama_index.core.question_gen.output_parser import SubQuestionOutputParser
+from llama_index.core.question_gen.prompts import DEFAULT_SUB_QUESTION_PROMPT_TMPL
+from llama_index.core.question_gen.types import SubQuestion
+from llama_index.core.selectors.prompts import (
+    DEFAULT_MULTIPLE_SELECT_PROMPT,
+    DEFAULT_SINGLE_SELECT_PROMPT,
+)
 from pydantic import BaseModel, Field
 from schema_check import problems
 
-from ai21_emulator import _flavour_ai21, _scenario, _text
+from ai21_emulator import _answer, _flavour_ai21, _scenario, _text
 from ai21_emulator._flavour import ChatContext
 from ai21_emulator._schema import find_schema
 
@@ -193,6 +215,156 @@ def test_llamaindex_context_prompts_are_grounded(messages: list[dict[str, Any]])
     assert content(chat(messages=messages, documents=documents)) == EVEREST
 
 
+@pytest.mark.parametrize("template", [DEFAULT_REFINE_PROMPT, CHAT_REFINE_PROMPT])
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        (CONTEXT, EVEREST),
+        ("The Amazon is the largest rainforest.", _answer._dont_know(QUESTION)),
+    ],
+    ids=["answered", "still-unknown"],
+)
+def test_a_refine_step_after_i_dont_know_answers_from_the_new_context(
+    template: Any, context: str, expected: str
+) -> None:
+    # Refine (and compact refine) asks once per chunk; when the first chunk did not answer,
+    # the emulator's "I don't know" (which quotes the query) is the existing answer: ranked
+    # with the new context it always won, so the chunk that answers was never used.
+    messages = [
+        {"role": m.role.value, "content": m.content}
+        for m in template.format_messages(
+            query_str=QUESTION, existing_answer=_answer._dont_know(QUESTION), context_msg=context
+        )
+    ]
+    assert content(chat(messages=messages)) == expected
+
+
+SUB_QUESTION_TOOLS = {
+    "everest": "Facts about Mount Everest",
+    "eiffel": "Facts about the Eiffel Tower in Paris",
+}
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        (
+            "How tall is Mount Everest and when was the Eiffel Tower completed?",
+            [
+                {"sub_question": "How tall is Mount Everest?", "tool_name": "everest"},
+                {"sub_question": "When was the Eiffel Tower completed?", "tool_name": "eiffel"},
+            ],
+        ),
+        (
+            "How tall is Mount Everest, and when was the Eiffel Tower completed?",
+            [
+                {"sub_question": "How tall is Mount Everest?", "tool_name": "everest"},
+                {"sub_question": "When was the Eiffel Tower completed?", "tool_name": "eiffel"},
+            ],
+        ),
+        (
+            "how tall is Mount Everest",
+            [{"sub_question": "How tall is Mount Everest?", "tool_name": "everest"}],
+        ),
+        (  # no tool fits: the whole question, for the first tool (a generator must name one)
+            "What is the capital of Peru?",
+            [{"sub_question": "What is the capital of Peru?", "tool_name": "everest"}],
+        ),
+    ],
+)
+def test_llamaindexs_sub_question_prompt_gets_one_sub_question_per_clause(
+    question: str, expected: list[dict[str, str]]
+) -> None:
+    # SubQuestionQueryEngine's LLMQuestionGenerator: its prompt carries worked examples with
+    # their own tools and output; only the last <Tools> block and question are answered.
+    prompt = PromptTemplate(DEFAULT_SUB_QUESTION_PROMPT_TMPL).format(
+        tools_str=json.dumps(SUB_QUESTION_TOOLS, indent=4), query_str=question
+    )
+    chunks = stream(messages=user(prompt))
+    streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    for answer in (content(chat(messages=user(prompt))), streamed):
+        assert SubQuestionOutputParser().parse(answer).parsed_output == [
+            SubQuestion(**item) for item in expected
+        ]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [
+        ("How tall is Mount Everest?", ([2], [10.0])),
+        ("Is Mount Everest taller than the Eiffel Tower in Paris?", ([1, 2], [10.0, 6.0])),
+        ("What is the capital of Peru?", ([], [])),  # nothing relevant: nothing chosen
+    ],
+)
+def test_llamaindexs_choice_select_prompt_gets_the_matching_documents(
+    question: str, expected: tuple[list[int], list[float]]
+) -> None:
+    # LLMRerank's prompt: a worked example (its own "Document N" and "Doc: 9, Relevance: 7"
+    # lines), then the nodes of the batch; LlamaIndex's own parser reads the answer.
+    batch = "\n\n".join(f"Document {n}:\n{d['content']}" for n, d in enumerate(DOCS, start=1))
+    prompt = DEFAULT_CHOICE_SELECT_PROMPT.format(context_str=batch, query_str=question)
+    answer = content(chat(messages=user(prompt)))
+    assert default_parse_choice_select_answer_fn(answer, len(DOCS)) == expected
+
+
+@pytest.mark.parametrize("template", [DEFAULT_CONDENSE_PROMPT_TEMPLATE, CONDENSE_QUESTION_TEMPLATE])
+@pytest.mark.parametrize(
+    ("earlier", "follow_up", "standalone"),
+    [
+        (
+            "What is Jamba?",
+            "How long is its context window?",
+            "How long is Jamba's context window?",
+        ),
+        ("Who founded AI21 Labs?", "Where is it based?", "Where is AI21 Labs based?"),
+        ("Can I run Jamba locally?", "Is it fast?", "Is Jamba fast?"),
+        ("What is Jamba?", "What about Mamba layers?", "What about Mamba layers?"),
+        ("what is jamba?", "Is it fast?", "Is it fast?"),  # no name to put in
+    ],
+)
+def test_llamaindexs_condense_prompts_get_the_follow_up_standing_alone(
+    template: str, earlier: str, follow_up: str, standalone: str
+) -> None:
+    # The condense-question and condense-plus-context chat engines rewrite each follow-up
+    # before retrieving with it; an echo of the prompt would be what they retrieve with.
+    history = messages_to_history_str(
+        [
+            ChatMessage(role="user", content=earlier),
+            ChatMessage(role="assistant", content="Jamba is a family of models by AI21 Labs."),
+        ]
+    )
+    prompt = PromptTemplate(template).format(chat_history=history, question=follow_up)
+    assert content(chat(messages=user(prompt))) == standalone
+
+
+CHOICES = ["Facts about Mount Everest", "Facts about the Eiffel Tower in Paris", "Rainforests"]
+
+
+@pytest.mark.parametrize(
+    ("multi", "question", "expected"),
+    [
+        (False, "How tall is Mount Everest?", [1]),
+        (False, "When was the Eiffel Tower completed?", [2]),
+        (False, "What is the capital of Peru?", [1]),  # none fits: a selector must pick one
+        (True, "Is Mount Everest taller than the Eiffel Tower?", [1, 2]),
+        (True, "When was the Eiffel Tower completed?", [2]),
+    ],
+)
+def test_llamaindexs_text_selector_prompts_get_the_matching_choices(
+    multi: bool, question: str, expected: list[int]
+) -> None:
+    # RouterQueryEngine on a model without function calling: LLMSingleSelector and
+    # LLMMultiSelector, their prompts with SelectionOutputParser's format, read by it.
+    choices = "\n\n".join(f"({n}) {c}" for n, c in enumerate(CHOICES, start=1))
+    parser = SelectionOutputParser()
+    template = DEFAULT_MULTIPLE_SELECT_PROMPT if multi else DEFAULT_SINGLE_SELECT_PROMPT
+    prompt = PromptTemplate(parser.format(template.template)).format(
+        num_choices=len(CHOICES), context_list=choices, query_str=question, max_outputs=2
+    )
+    selected = parser.parse(content(chat(messages=user(prompt)))).parsed_output
+    assert [answer.choice for answer in selected] == expected
+
+
 def test_summary_query_gets_the_leading_sentences() -> None:
     data = chat(messages=user("Summarize the text."), documents=DOCS)
     assert content(data) == "The Eiffel Tower is in Paris. It was completed in 1889."
@@ -308,6 +480,26 @@ def test_json_mode_fills_an_embedded_llamaindex_schema() -> None:
     assert person.name == "Alice"
     assert person.age == 30
     assert person.home.city == "Paris"
+
+
+@pytest.mark.parametrize("brace_doubled", [False, True])
+def test_a_prompt_asking_for_json_of_its_schema_gets_it_without_json_mode(
+    brace_doubled: bool,
+) -> None:
+    # LlamaIndex's PydanticOutputParser: LLMTextCompletionProgram and a query engine's
+    # output_parser ask in the prompt, with no response_format (and leave the braces doubled
+    # where the template is formatted twice).
+    prompt = PromptTemplate("Create a person named Alice who is 30 years old, from Paris.")
+    if brace_doubled:
+        prompt.output_parser = PydanticOutputParser(Person)
+        text = prompt.output_parser.format(prompt.template)
+    else:
+        text = prompt.format(llm=None) + PydanticOutputParser(Person).get_format_string(False)
+    assert ("{{" in text) is brace_doubled
+    person = Person.model_validate_json(content(chat(messages=user(text))))
+    assert (person.name, person.age, person.home.city) == ("Alice", 30, "Paris")
+    hint = "Create a person named Alice. Here is no schema: output a valid JSON object."
+    assert content(chat(messages=user(hint))).startswith("This is the AI21 emulator")
 
 
 def test_json_mode_with_brace_doubled_schema() -> None:

@@ -766,6 +766,56 @@ def test_the_reasoning_model_sends_reasoning_before_the_answer(http: httpx.Clien
     assert "".join(d.get("content", "") for d in deltas) == message["content"]
 
 
+REASONING = "The user asked: Hi. I answer from what the conversation gives me."  # 12 tokens
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "reasoning", "content", "finish"),
+    [
+        (5, "The user asked: Hi. I", "", "length"),  # the reasoning reached max_tokens
+        (12, REASONING, "", "length"),
+        (15, REASONING, "This is the", "length"),  # the answer gets what is left
+        (40, REASONING, "This is the AI21 emulator", "stop"),
+    ],
+)
+def test_max_tokens_bounds_the_reasoning_and_the_answer_together(
+    http: httpx.Client, max_tokens: int, reasoning: str, content: str, finish: str
+) -> None:
+    # vLLM's max_tokens bounds every token the model writes; a reasoning parser only splits
+    # them. A reasoning model given too few ends inside its reasoning, with no answer.
+    payload = {**body(max_tokens=max_tokens), "model": REASONER}
+    choice = http.post("/chat/completions", json=payload).json()["choices"][0]
+    assert choice["message"]["reasoning"] == reasoning
+    assert choice["message"]["content"].startswith(content)
+    assert choice["finish_reason"] == finish
+    chunks = post_stream(http, {**payload, "stream_options": {"include_usage": True}})
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    assert "".join(d.get("reasoning", "") for d in deltas) == reasoning
+    assert "".join(d.get("content", "") for d in deltas) == choice["message"]["content"]
+    finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
+    assert finishes[-1] == finish
+    assert finishes.count(None) == len(finishes) - 1
+    assert (deltas[-1] == {}) is (finish == "stop")  # a cut ends on its last token's chunk
+    usage = chunks[-1]["usage"]
+    assert usage["completion_tokens"] <= max_tokens
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == min(12, max_tokens)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_reasoning_cut_by_max_tokens_never_ends_without_a_parser(
+    bare: httpx.Client, stream: bool
+) -> None:
+    payload = {**body(max_tokens=5), "model": REASONER}
+    if stream:
+        deltas = [c["choices"][0]["delta"] for c in post_stream(bare, payload)]
+        text = "".join(d.get("content", "") for d in deltas)
+    else:
+        text = bare.post("/chat/completions", json=payload).json()["choices"][0]["message"][
+            "content"
+        ]
+    assert text == "The user asked: Hi. I"  # no "</think>": the model was still reasoning
+
+
 def test_reasoning_options() -> None:
     with (
         Emulator(flavour="vllm", reasoning=True, reasoning_field="reasoning_content") as emu,

@@ -258,7 +258,9 @@ def reasoning_exhausted(finish_reason: str | None, answer: str, reasoning: str |
 
 EXHAUSTED = (
     "the model spent all of max_tokens on reasoning and wrote no answer (finish_reason "
-    "'length'): raise max_tokens (per call or on the instance)"
+    "'length'): raise max_tokens (per call or on the instance), or, where none was set, leave "
+    "the answer more of the context window (a shorter prompt, or a server with a longer "
+    "context: the server's own limit is what the window leaves after the prompt)"
 )
 
 

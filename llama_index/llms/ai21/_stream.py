@@ -507,7 +507,12 @@ class ChatStreamState:
             delta = choice["delta"]
             content = delta.get("content")
             finish_reason = choice.get("finish_reason")
+            well_formed = True
         except (KeyError, IndexError, TypeError, AttributeError):
+            well_formed = False
+        if not well_formed:
+            # Outside the except block: the error event's exception (or the diagnosis) is not
+            # chained to this lookup's KeyError ("During handling of the above exception").
             self._feed_other(event)
             return None
         if content is not None and content.__class__ is not str:

@@ -126,8 +126,14 @@ dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]
 DEFAULT_BASE_URL = "https://api.ai21.com/studio/v1"
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_MAX_RETRIES = 3
-OUTPUT_SHARE = 4
-"""The default ``num_output`` is at most this share of the context window (a quarter)."""
+OUTPUT_SHARE = 8
+"""The default ``num_output`` is at most this share of the context window (an eighth).
+
+Room for the answer that leaves LlamaIndex's chat engines room too: their default memory keeps
+up to all but 256 tokens of the window (70 % of it for the conversation), and their response
+synthesizer pads 500 tokens besides ``num_output``; with a quarter, a context or
+condense-plus-context chat engine on a 4096- or 8192-token server failed ("Chunk size -N is
+not positive") once its memory filled, after about 20 turns (docs/rag.md, "A chat engine")."""
 
 
 def _unreachable_advice(failures: Sequence[str]) -> str:
@@ -299,7 +305,7 @@ class AI21(FunctionCallingLLM):
         gt=0,
         description=(
             "Override the output budget LlamaIndex reserves (default: max_tokens, else a "
-            "quarter of the context window, at most the model's output limit, e.g. 4096)."
+            "eighth of the context window, at most the model's output limit, e.g. 4096)."
         ),
     )
     is_function_calling_model: bool | None = Field(
@@ -424,6 +430,15 @@ class AI21(FunctionCallingLLM):
         # first need (_know_server): a name the server reports is not "unknown".
         if not kind.lists_models and not is_known(self.model):
             _warn_unknown_model(self.model)
+        if self.query_wrapper_prompt is not None and self._facts.info.is_chat_model:
+            # LlamaIndex's LLM.predict/stream wrap the prompt in it only for models that are
+            # not chat models (LLM._extend_prompt); every Jamba model is one.
+            logger.warning(
+                "query_wrapper_prompt= is applied by LlamaIndex only to completion models "
+                "(the retired J2 family); %s is a chat model, so it changes no request: put "
+                "the wrapping in your prompt templates, or use system_prompt=.",
+                repr(self.model) if self.model else "the served model",
+            )
         self._http = HTTPClients(self._client_config())
         self._built_from = self._settings()
 
@@ -812,7 +827,9 @@ class AI21(FunctionCallingLLM):
         if ask.not_ready:  # asked again at the next need: nothing is known about it yet
             logger.warning(
                 "The server at %s is not ready (%s): the model table's figures apply until "
-                "it answers (it is asked again at the next need).",
+                "it answers (it is asked again at the next need); a query or chat engine "
+                "built meanwhile keeps them (LlamaIndex reads the context window once): build "
+                "it once the server answers, or pass context_window=...",
                 where,
                 "; ".join(reasons),
             )
