@@ -251,7 +251,13 @@ def _lms_unknown() -> Answer:
     return 200, {"error": "Unexpected endpoint or method. (GET /props)"}
 
 
-def lmstudio(*, context_length: int = 8192, loaded: bool = True, tools: bool = True) -> Script:
+def lmstudio(
+    *,
+    context_length: int = 8192,
+    loaded: bool = True,
+    tools: bool = True,
+    api_key: str | None = None,  # "Require authentication" on, with this token
+) -> Script:
     instances = [{"id": LMS_KEY, "config": {"context_length": context_length}}] if loaded else []
     native = {
         "models": [
@@ -288,6 +294,7 @@ def lmstudio(*, context_length: int = 8192, loaded: bool = True, tools: bool = T
     return Script(
         routes={("GET", "/v1/models"): (200, listing), ("GET", "/api/v1/models"): (200, native)},
         unknown=_lms_unknown(),
+        api_key=api_key,
     )
 
 

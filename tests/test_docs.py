@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import doctest
+import functools
 import gc
 import html
 import importlib
@@ -210,8 +211,9 @@ def docs_vllm_emulator() -> Iterator[Emulator]:
 # Samples for llama.cpp, LM Studio and Ollama at their default addresses talk to scripted
 # servers that answer what those servers answer (tests/local_servers.py).
 LAPTOP_SERVERS = {
-    "http://localhost:8080/v1": local_servers.llamacpp,
-    "http://localhost:1234/v1": local_servers.lmstudio,
+    # the context the page's commands start them with (-c 16384, --context-length 16384)
+    "http://localhost:8080/v1": functools.partial(local_servers.llamacpp, n_ctx=16384),
+    "http://localhost:1234/v1": functools.partial(local_servers.lmstudio, context_length=16384),
     "http://localhost:11434/v1": local_servers.ollama,
 }
 

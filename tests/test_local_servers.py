@@ -11,10 +11,12 @@ import copy
 import logging
 import pickle
 import socket
+import sys
 from typing import Any
 
 import httpx
 import pytest
+from ai21.errors import AI21APIError
 from llama_index.core.base.llms.types import ChatMessage, ThinkingBlock
 from llama_index.core.indices.prompt_helper import PromptHelper
 from llama_index.core.prompts import PromptTemplate
@@ -485,6 +487,29 @@ def test_a_refused_key_falls_back_and_the_log_has_no_secret(
     assert "HTTP 401" in warnings.text
     assert "url-secret" not in warnings.text
     assert "wrong-key" not in warnings.text
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
+@pytest.mark.parametrize(
+    ("script", "deployment", "origin"),
+    [
+        (ls.llamacpp, "llamacpp", "(it was started with --api-key)"),
+        (ls.lmstudio, "lmstudio", '("Require authentication" is on in its server settings'),
+        # a server whose kind the 401 hid: the note names both ways a key is asked for
+        (ls.lmstudio, None, '(it was started with --api-key, or it is LM Studio with "Req'),
+    ],
+)
+def test_a_missing_key_is_explained_in_the_servers_own_terms(
+    script: Any, deployment: str | None, origin: str
+) -> None:
+    """LM Studio asks for a token by a server setting, not by a flag: the 401's note says which."""
+    with ls.serving(script(api_key="k")) as server:
+        llm = AI21(model="m", base_url=server.base_url, deployment=deployment, max_retries=0)
+        with pytest.raises(AI21APIError) as raised:
+            llm.complete("hi")
+    assert raised.value.status_code == 401
+    notes = "\n".join(getattr(raised.value, "__notes__", []))
+    assert f"answered 401: the server wants a key {origin}" in notes
 
 
 # ------------------------------------------------------------------------ modules

@@ -58,6 +58,11 @@ class Deployment:
     api_key_env: ClassVar[str | None] = None
     """Environment variable read when no ``api_key`` is passed (``None``: none is read)."""
     api_key_required: ClassVar[bool] = False
+    key_origin: ClassVar[str] = (
+        'it was started with --api-key, or it is LM Studio with "Require authentication" on'
+    )
+    """Why a server of one's own wants a key, for the note on its 401 (vLLM's, SGLang's and
+    llama-server's flag; LM Studio's server setting)."""
     model_required: ClassVar[bool] = False
     """Whether ``model`` must be given."""
     limits: ClassVar[Limits]

@@ -7,9 +7,11 @@
 - ``GET /v1/models`` entries say ``owned_by: "llamacpp"``; their ``id`` is the GGUF path or the
   Hugging Face repository (the request's ``model`` is ignored), ``meta.n_ctx_train`` the
   trained context. The context the server accepts is ``GET /props``
-  ``default_generation_settings.n_ctx`` (per slot: ``-c`` divided by ``--parallel``);
+  ``default_generation_settings.n_ctx`` (per slot: ``-c`` divided by an explicit
+  ``--parallel``; slots the server picks itself share one cache, each up to ``-c``);
   ``chat_template_caps.supports_tool_calls`` says whether the template can call tools.
-- Reasoning comes back in ``reasoning_content`` (``--reasoning-format deepseek``, the default)
+- Reasoning comes back in ``reasoning_content`` (``--reasoning-format deepseek``, the default,
+  or ``auto``, the default of some builds, which does the same)
   or stays in ``content`` up to ``</think>`` (``--reasoning-format none``: split client-side
   for models that always reason); earlier reasoning is read back from ``reasoning_content``.
 - ``tool_choice`` takes ``"auto"``, ``"none"`` and ``"required"``; a named function silently
@@ -31,6 +33,7 @@ from llama_index.llms.ai21._discovery import Ask, Served, as_list, context_lengt
 class LlamaCpp(OpenAICompatible):
     kind = "llamacpp"
     aliases = ("llama.cpp", "llama-server")
+    key_origin = "it was started with --api-key"
     owned_by = frozenset({"llamacpp"})
     adopts_recognised_server = False
     reasoning_fields = ("reasoning_content",)

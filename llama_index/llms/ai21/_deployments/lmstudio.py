@@ -37,6 +37,7 @@ from llama_index.llms.ai21._discovery import (
 class LMStudio(OpenAICompatible):
     kind = "lmstudio"
     aliases = ("lm-studio",)
+    key_origin = '"Require authentication" is on in its server settings, where the token is made'
     owned_by = frozenset({"organization_owner"})
     adopts_recognised_server = False
     reasoning_fields = ("reasoning_content",)

@@ -57,6 +57,7 @@ def _version(text: Any) -> tuple[int, ...]:
 
 class Ollama(OpenAICompatible):
     kind = "ollama"
+    key_origin = "Ollama takes none itself: whatever is in front of it wants one"
     owned_by = frozenset({"library"})
     adopts_recognised_server = False
     reasoning_fields = ("reasoning",)
