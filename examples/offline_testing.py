@@ -8,7 +8,7 @@ This file is a pytest module; run it with one command::
 
 The fixtures come from the emulator's pytest plugin, which is opt-in: in your own project, enable
 it with ``pytest_plugins = ["ai21_emulator.pytest_plugin"]`` in ``conftest.py`` (or ``-p`` as
-above). ``pip install "llama-index-llms-ai21[emulator]"`` installs the emulator.
+above). ``pip install "llama-index-llms-ai21[emulator]>=0.9"`` installs the emulator.
 
 ``answer`` and ``stream_answer`` stand for your application code. The tests drive them over real
 HTTP against the emulator and check both the answers and what was sent to "AI21". Nothing needs a

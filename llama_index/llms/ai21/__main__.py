@@ -77,6 +77,7 @@ def _llm(model: str | None) -> Iterator[tuple[AI21, Emulator | None]]:
 EMULATOR_MISSING = """\
 Neither AI21_API_HOST nor AI21_API_KEY is set, so the demo would use the AI21 emulator, which is
 not installed. Install it with:  pip install "llama-index-llms-ai21[emulator]"
+(from a checkout of the repository: pip install ./emulator)
 or set AI21_API_HOST to the /v1 URL of a server of your own (vLLM, llama.cpp)."""
 
 
