@@ -45,6 +45,8 @@ SLOW_FIXTURES = {"site", "emulator_env", "docs_vllm_emulator"}
 # cores: load tests (thousands of calls), tests that read tens of MiB or wait out real
 # deadlines, and wide matrices of hostile answers. ./dev test and CI run them all.
 SLOW_TESTS = {
+    # vLLM's --help=all and registries, in its own venv (vLLM imports for seconds)
+    "test_every_vllm_command_uses_flags_and_values_vllm_has",
     "test_two_thousand_asyncio_runs_keep_no_loop_and_stay_within_40_mib",
     "test_hundreds_of_concurrent_tasks_with_injected_faults",
     # property-based: hypothesis writes a hundred discovery answers per server kind

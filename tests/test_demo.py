@@ -90,5 +90,6 @@ def test_without_the_emulator_the_demo_says_how_to_install_it() -> None:
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert 'pip install "llama-index-llms-ai21[emulator]"' in result.stderr
+    assert "from a checkout of the repository: pip install ./emulator" in result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""

@@ -118,14 +118,10 @@ def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the emulator until SIGINT/SIGTERM. Returns the exit status."""
+def configure(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, Emulator]:
+    """The command line's options and the emulator they make, not started yet; an invalid
+    command line exits with status 2 and the usage, as argparse does."""
     args = _parser().parse_args(argv)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
     if args.flavour != "vllm" and (
         args.models
         or args.force_include_usage
@@ -161,6 +157,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as exc:  # e.g. --api-key "" or --max-model-len 0
         _parser().error(str(exc))
+    return args, emulator
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until SIGINT/SIGTERM. Returns the exit status."""
+    args, emulator = configure(argv)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
     if args.log:
         emulator._state.log = _log
     name = "AI21" if args.flavour == "ai21" else "vLLM (Jamba)"
