@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from ai21_emulator.__main__ import _parser as emulator_parser
 from ai21_emulator.__main__ import configure
 from benchmarks.cli import _parser as bench_parser
 from llama_index.llms.ai21._markup import HERMES, JAMBA
@@ -109,6 +110,19 @@ def test_the_emulator_command_lines_are_found() -> None:
     assert "--port 8021 --log" in lines
     with pytest.raises(SystemExit):  # and the check refuses what the emulator refuses
         configure(["--served-model-name", "x"])  # needs --flavour vllm
+
+
+def test_the_emulator_page_lists_every_option_of_its_command_line() -> None:
+    text = (ROOT / "docs/emulator.md").read_text(encoding="utf-8")
+    paragraph = text[text.index("Options: `--host`") :].split("\n\n")[0]
+    listed = set(re.findall(r"`(--[a-z][\w-]*)", paragraph))
+    options = {
+        option
+        for action in emulator_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    assert listed == options
 
 
 # ----------------------------------------------------------------- ./dev, benchmarks, extras
