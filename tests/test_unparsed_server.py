@@ -1,7 +1,7 @@
 """Servers started without AI21's parser flags. vLLM (the emulator's ``parsers=False``): the
 model's reasoning arrives as text in ``content`` and the package still hands back a clean
-answer and its reasoning; tools with ``tool_choice`` ``"auto"`` get the server's 400 naming the
-flags, while ``"required"`` and a named tool still come back as calls. A server that takes
+answer and its reasoning; tools get the server's 400 naming the flags (``"auto"``) or the
+parser (``"required"`` and a named tool). A server that takes
 tools without a parser (``unparsed_tool_calls=True``, as SGLang does): Hermes tool calls arrive
 as text in ``content``, and the package reads them into tool calls, streamed or not."""
 
@@ -119,19 +119,23 @@ def test_tools_on_vllm_without_a_tool_parser_get_the_servers_error_naming_the_fl
 
 @pytest.mark.parametrize("method", TOOL_METHODS)
 @pytest.mark.parametrize(
-    ("kwargs", "finish"),
-    [({"tool_required": True}, "tool_calls"), ({"tool_choice": "multiply"}, "stop")],
+    ("kwargs", "message"),
+    [
+        ({"tool_required": True}, 'tool_choice="required" requires'),
+        ({"tool_choice": "multiply"}, 'tool_choice=function "multiply" requires'),
+    ],
 )
-def test_required_and_named_tools_still_come_back_as_calls(
-    bare: Emulator, method: str, kwargs: dict[str, Any], finish: str
+def test_required_and_named_tools_get_the_servers_error_naming_the_parser(
+    bare: Emulator, method: str, kwargs: dict[str, Any], message: str
 ) -> None:
-    # vLLM fills "required" and named calls by guided decoding, which needs no tool parser.
+    # vLLM since pull request 30613 (tests/vllm/test_reasoning_3b_tools.py checks the real one):
+    # "required" and a named function need the tool parser too.
     llm = AI21(model=REASONING_3B, base_url=bare.base_url, max_retries=0)
-    response = chat_with_tools(llm, method, **kwargs)
-    (selection,) = llm.get_tool_calls_from_response(response)
-    assert (selection.tool_name, selection.tool_kwargs) == ("multiply", {"a": 3, "b": 4})
-    assert selection.tool_id.startswith("chatcmpl-tool-")  # the server's id: not read from text
-    assert response.additional_kwargs["finish_reason"] == finish
+    with pytest.raises(ai21.errors.BadRequest) as raised:
+        chat_with_tools(llm, method, **kwargs)
+    # the SDK's message quotes the server's JSON body
+    assert f"{message} --tool-call-parser to be set" in str(raised.value).replace('\\"', '"')
+    assert [r.path for r in bare.requests if r.method == "POST"] == ["/v1/chat/completions"]
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -120,25 +120,30 @@ def _validation_message(errors: Errors) -> str:
     return f"{len(errors)} validation {noun}: " + "; ".join(parts)
 
 
-# vLLM's answer to tool_choice "auto" on a server started without the tool flags
-# (vllm/entrypoints/openai/serving_chat.py, create_chat_completion).
+# vLLM's answers to tools on a server started without the tool flags
+# (vllm/renderers/online_renderer.py, render_chat; vllm/entrypoints/openai/serving_chat.py
+# before): "auto" needs both flags; "required" and a named function need the parser too, since
+# vLLM pull request 30613 (December 2025; before it, guided decoding filled them without one).
 AUTO_TOOLS_REFUSED = (
     '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
 )
 
 
-def _unparsed_choice(choice: Choice, model: str, keep_calls: bool) -> Choice:
+def forced_tools_refused(tool_choice: str, named_tool: str | None) -> str:
+    """vLLM's 400 for ``tool_choice`` ``"required"`` or a named function without a parser."""
+    described = f'function "{named_tool}"' if tool_choice == "named" else f'"{tool_choice}"'
+    return f"tool_choice={described} requires --tool-call-parser to be set"
+
+
+def _unparsed_choice(choice: Choice, model: str) -> Choice:
     """``choice`` as a server without reasoning and tool-call parsers returns it: everything
-    the model wrote, in ``content`` (see ``VllmFlavour``'s ``parsers``); tool calls too unless
-    ``keep_calls`` (guided decoding wrote them, for a ``"required"`` or named ``tool_choice``)."""
+    the model wrote, tool calls included, in ``content`` (see ``VllmFlavour``'s ``parsers``)."""
     text = ""
     if choice.reasoning is not None:
         text = "".join(choice.reasoning)
         if choice.tokens or choice.tool_calls or choice.finish_reason != "length":
             text += "\n</think>\n\n"  # else max_tokens cut the reasoning: it never ended
     text += choice.text
-    if keep_calls and choice.tool_calls:
-        return dataclasses.replace(choice, tokens=tuple(tokenize(text)), reasoning=None)
     if choice.tool_calls:
         calls = [
             {"name": c.name, "arguments": json.loads(c.arguments or "{}")}
@@ -154,9 +159,9 @@ def _unparsed_choice(choice: Choice, model: str, keep_calls: bool) -> Choice:
     )
 
 
-def _unparsed(plan: ChatPlan, model: str, keep_calls: bool) -> ChatPlan:
+def _unparsed(plan: ChatPlan, model: str) -> ChatPlan:
     return dataclasses.replace(
-        plan, choices=tuple(_unparsed_choice(c, model, keep_calls) for c in plan.choices)
+        plan, choices=tuple(_unparsed_choice(c, model) for c in plan.choices)
     )
 
 
@@ -180,10 +185,9 @@ class VllmFlavour(Flavour):
             ``--reasoning-parser``, ``--enable-auto-tool-choice`` and ``--tool-call-parser``:
             reasoning stays in ``content``, ending in ``</think>`` (the prompt opened
             ``<think>``); ``tool_choice`` ``"auto"`` (the default with tools) is refused with
-            vLLM's 400 naming the flags; ``"required"`` and a named function still return
-            calls in ``tool_calls`` (vLLM fills them by guided decoding, no parser needed);
-            calls the model writes otherwise (``tool_choice`` ``"none"``, a scripted reply)
-            arrive as its text.
+            vLLM's 400 naming the flags, and so are ``"required"`` and a named function
+            (vLLM's 400 naming ``--tool-call-parser``); calls the model writes otherwise
+            (``tool_choice`` ``"none"``, a scripted reply) arrive as its text.
         unparsed_tool_calls: With ``parsers=False``: accept tools as a server of another kind
             started without a tool parser does (SGLang's ``serving_chat.py`` returns the text
             when ``--tool-call-parser`` is unset) and leave every call in ``content`` as the
@@ -346,6 +350,11 @@ class VllmFlavour(Flavour):
             )
         if request.tool_choice == "auto" and not (self.parsers or self.unparsed_tool_calls):
             return self._bad_request(AUTO_TOOLS_REFUSED, "BadRequestError", request.model)
+        if request.tool_choice in ("required", "named") and not (
+            self.parsers or self.unparsed_tool_calls
+        ):
+            message = forced_tools_refused(request.tool_choice, request.named_tool)
+            return self._bad_request(message, "BadRequestError", request.model)
         if request.documents and not vllm_template(request.model).reads_documents:
             # vLLM hands ``documents`` to the chat template; Jamba2's and Reasoning 3B's have no
             # such variable, so the prompt (and the answer) is as without them (_catalog.py).
@@ -381,9 +390,7 @@ class VllmFlavour(Flavour):
             cached_tokens=context.cached_tokens,
         )
         if not self.parsers:
-            guided = request.tool_choice in ("required", "named")
-            keep_calls = guided and not self.unparsed_tool_calls
-            plan = _unparsed(plan, request.model, keep_calls)
+            plan = _unparsed(plan, request.model)
         # A server with a reasoning parser counts reasoning tokens in every answer
         # (``completion_tokens_details``); one without reports none.
         counts_reasoning = reasoning and self.parsers

@@ -288,20 +288,29 @@ def test_without_the_parser_flags_auto_tool_choice_is_refused_as_vllm_does(
     }
 
 
+@pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize(
-    ("tool_choice", "finish"),
-    [("required", "tool_calls"), ({"type": "function", "function": {"name": "multiply"}}, "stop")],
+    ("tool_choice", "message"),
+    [
+        ("required", 'tool_choice="required" requires --tool-call-parser to be set'),
+        (
+            {"type": "function", "function": {"name": "multiply"}},
+            'tool_choice=function "multiply" requires --tool-call-parser to be set',
+        ),
+    ],
 )
-def test_without_the_parser_flags_required_and_named_calls_are_still_fields(
-    bare: httpx.Client, tool_choice: Any, finish: str
+def test_without_the_parser_flags_required_and_named_calls_are_refused_as_vllm_does(
+    bare: httpx.Client, stream: bool, tool_choice: Any, message: str
 ) -> None:
-    payload = body("What is 3 times 4?", tools=TOOLS, tool_choice=tool_choice, model=REASONER)
-    [choice] = bare.post("/chat/completions", json=payload).json()["choices"]
-    assert [c["function"]["name"] for c in choice["message"]["tool_calls"]] == ["multiply"]
-    assert TOOL_ID.fullmatch(choice["message"]["tool_calls"][0]["id"])
-    assert choice["finish_reason"] == finish
-    assert choice["message"]["content"].endswith("\n</think>\n\n")  # no reasoning parser
-    assert choice["message"]["reasoning"] is None
+    # vLLM 0.32's render_chat (vllm/renderers/online_renderer.py), since pull request 30613
+    payload = body(
+        "What is 3 times 4?", tools=TOOLS, tool_choice=tool_choice, model=REASONER, stream=stream
+    )
+    reply = bare.post("/chat/completions", json=payload)
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "error": {"message": message, "type": "BadRequestError", "param": None, "code": 400}
+    }
 
 
 def test_without_the_parser_flags_no_tools_or_tool_choice_none_are_answered(

@@ -149,6 +149,22 @@ def test_tools_on_a_server_without_a_tool_parser_get_the_servers_error_naming_th
     assert "--enable-auto-tool-choice and --tool-call-parser" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "choice"),
+    [({"tool_required": True}, '"required"'), ({"tool_choice": "multiply"}, 'function "multiply"')],
+)
+def test_required_and_named_tools_on_a_server_without_a_tool_parser_get_its_error(
+    r3b: Reasoning3B, kwargs: dict[str, Any], choice: str
+) -> None:
+    # Since vLLM pull request 30613 "required" and a named function need the parser as well
+    # (docs/self-hosted.md; the emulator's parsers=False answers the same).
+    llm = AI21(model=REASONING_MODEL, base_url=r3b.plain_url, max_tokens=32)
+    with pytest.raises(ai21.errors.BadRequest) as raised:
+        llm.chat_with_tools(TOOLS, QUESTION, **kwargs)
+    message = str(raised.value).replace('\\"', '"')
+    assert f"tool_choice={choice} requires --tool-call-parser to be set" in message
+
+
 def test_the_tool_result_turn_is_what_the_model_saw(
     make_r3b: Callable[..., AI21], r3b: Reasoning3B
 ) -> None:
