@@ -1,9 +1,9 @@
 """Run ``notebooks/ai21.ipynb`` top to bottom against the AI21 emulator and save its outputs.
 
-Usage::
+Usage (in the virtualenv ``./dev test`` makes, which has nbclient and ipykernel)::
 
-    python scripts/refresh_notebook.py           # execute, then write the outputs back
-    python scripts/refresh_notebook.py --check   # execute only; exit 1 if a cell fails
+    .venv/bin/python scripts/refresh_notebook.py           # execute, then write the outputs back
+    .venv/bin/python scripts/refresh_notebook.py --check   # execute only; exit 1 if a cell fails
 
 The run is the one CI makes (``tests/test_notebook.py`` imports :func:`execute`): a fresh
 kernel on this interpreter, no ``AI21_*`` variables (so the notebook starts the emulator), no

@@ -28,7 +28,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "ai21.ipynb"
-REFRESH = "python scripts/refresh_notebook.py"
+REFRESH = ".venv/bin/python scripts/refresh_notebook.py"
 # Cell tag for outputs that legitimately differ between runs: the tokenizer cell (depends on
 # cached files) and the agent (its parallel tool calls finish in either order).
 VARIES = "output-varies"
