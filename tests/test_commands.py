@@ -19,11 +19,11 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from ai21_emulator.__main__ import _parser as emulator_parser
 from ai21_emulator.__main__ import configure
@@ -31,6 +31,11 @@ from benchmarks.cli import _parser as bench_parser
 from llama_index.llms.ai21._markup import HERMES, JAMBA
 from llama_index.llms.ai21._models import OPEN_MODELS
 from tests.test_docs import extract_blocks
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    tomllib = pytest.importorskip("tomli")
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "emulator/README.md"]
