@@ -279,7 +279,8 @@ BAD_CALLS: list[tuple[str, Callable[[AI21], Any], str]] = [
     (
         "response_format on Jurassic-2",
         lambda llm: _j2(llm).complete("hi", response_format={"type": "json_object"}),
-        "response_format is not accepted here, got {'type': 'json_object'}",
+        "j2-mid (Jurassic-2) has no response_format (it answers text only), got "
+        "{'type': 'json_object'}",
     ),
     (
         "a tool call without a name",

@@ -109,7 +109,9 @@ def test_a_bad_tool_choice_fails_before_any_request(
 def test_a_required_call_without_tools_fails_before_any_request(
     ai21_emulator_vllm: Emulator,
 ) -> None:
-    with pytest.raises(ValueError, match="no tools"):
+    with pytest.raises(
+        ValueError, match=r"^tool_choice='required' asks for a tool call, but no tools are offered$"
+    ):
         local(ai21_emulator_vllm).chat(
             [ChatMessage(role="user", content=QUESTION)], tool_choice="required"
         )

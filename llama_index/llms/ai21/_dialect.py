@@ -349,7 +349,9 @@ class JambaChat:
             )
         if not offered:
             if choice == "required":
-                raise ValueError("tool_choice='required' (tool_required=True) but no tools")
+                raise ValueError(
+                    "tool_choice='required' asks for a tool call, but no tools are offered"
+                )
             return  # "auto" or "none" with nothing to choose from
         support = self.deployment.tool_choice_support
         if name is not None and support != "native":

@@ -357,6 +357,8 @@ class AI21(FunctionCallingLLM):
     _built_from: tuple[Any, ...] = PrivateAttr(default=())
     _model_facts: _ModelFacts | None = PrivateAttr(default=None)
     _discovery_failures: tuple[str, ...] = PrivateAttr(default=())  # the last asking's
+    _reported: tuple[Any, ...] = PrivateAttr(default=())  # the last discovery warning logged
+    _warned_keywords: set[str] = PrivateAttr(default_factory=set)  # near misses said once
 
     def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
         """Create the LLM.
@@ -835,8 +837,15 @@ class AI21(FunctionCallingLLM):
             )
             return
         unknown_window = served is None or served.context_window is None
+        if served is not None and not self.model and len(served.models) > 1:
+            # No model chosen among several: the server's windows are each model's; requests
+            # fail with a ValueError naming them until model= is given (_ready_for_request).
+            reasons.append(
+                f"model= was not given and it serves {len(served.models)} models, each with "
+                "its own window: pass model=... naming one"
+            )
         if unknown_window and self.context_window is None:
-            logger.warning(
+            self._warn_once(
                 "Could not read the context window from the server at %s (%s: %s); using "
                 "the model table's. Pass context_window=... to set it.",
                 where,
@@ -844,10 +853,17 @@ class AI21(FunctionCallingLLM):
                 "; ".join(reasons) or "it did not say",
             )
         elif reasons:  # a context_window given needs no word about the server's
-            logger.warning("The server at %s (%s): %s", where, kind, "; ".join(reasons))
+            self._warn_once("The server at %s (%s): %s", where, kind, "; ".join(reasons))
         reported = served.models if served is not None else ()
         if self.model and self.model not in reported and not self._deployment.knows(self.model):
             _warn_unknown_model(self.model)
+
+    def _warn_once(self, message: str, *args: Any) -> None:
+        """Log a discovery WARNING unless it is the one logged last: a server asked again at
+        each call (no model chosen yet) says the same thing each time."""
+        if (message, *args) != self._reported:
+            self._reported = (message, *args)
+            logger.warning(message, *args)
 
     def _server_to_ask(self) -> bool:
         """Whether :meth:`_ready_for_request` would ask the server now."""
@@ -938,7 +954,7 @@ class AI21(FunctionCallingLLM):
                 merged = {**self.chat_template_kwargs, **per_call}
                 call_kwargs = {**call_kwargs, "chat_template_kwargs": merged}
         params.update(call_kwargs)
-        _warn_near_misses(call_kwargs)
+        _warn_near_misses(call_kwargs, self._warned_keywords)
         return params
 
     def _chat_build(
@@ -1803,14 +1819,16 @@ def _pickles(value: Any) -> bool:
     return True
 
 
-def _warn_near_misses(call_kwargs: dict[str, Any]) -> None:
+def _warn_near_misses(call_kwargs: dict[str, Any], warned: set[str]) -> None:
     """Warn about a per-call keyword that is almost one this package knows (``max_token``,
-    ``temprature``, ``document``, ``top-p``): it is still sent, as documented."""
+    ``temprature``, ``document``, ``top-p``): it is still sent, as documented. Once per
+    instance and name (``warned``): a loop of calls with the same typo says it once."""
     for name in call_kwargs:
-        if name in KNOWN_CALL_KEYWORDS:
+        if name in KNOWN_CALL_KEYWORDS or name in warned:
             continue
         close = _near_miss(name)
         if close is not None:
+            warned.add(name)
             logger.warning(
                 "%s= is not a keyword this package knows: it is sent to the server as a "
                 "request field as it is, which the server may ignore. Did you mean %s=?",
