@@ -1542,11 +1542,8 @@ class AI21(FunctionCallingLLM):
         if not message.additional_kwargs.get("tool_calls") and not any(
             isinstance(b, ToolCallBlock) for b in message.blocks
         ):
-            text = message.content or ""
             _raise_if_exhausted(call.output_cls, response, None)
-            raise ValueError(
-                f"no {name}: the model answered without calling the {name} tool: {text[:200]!r}"
-            )
+            raise _NoToolCall(message.content or "").naming(name)
         selection = self.get_tool_calls_from_response(response)[0]
         try:
             return call.output_cls.model_validate(selection.tool_kwargs)
@@ -1666,11 +1663,7 @@ class AI21(FunctionCallingLLM):
             ]
         if not calls:
             if error_on_no_tool_call:
-                text = response.message.content or ""
-                raise ValueError(
-                    "Expected at least one tool call, but the response has none; the model "
-                    f"answered: {text[:200]!r}"
-                )
+                raise _NoToolCall(response.message.content or "")
             return []
         finish_reason = response.additional_kwargs.get("finish_reason")
         # A stream's chunk before its last (a whole answer has no delta): a call named whose
@@ -1878,14 +1871,35 @@ def json_schema_format(output_cls: type[Any]) -> dict[str, Any]:
 @contextlib.contextmanager
 def _naming_exhaustion(output_cls: type[Any]) -> Iterator[None]:
     """Around LlamaIndex's own structured programs: if one fails (its error is about the empty
-    answer) after an answer spent all of ``max_tokens`` on reasoning, say that instead."""
+    answer) after an answer spent all of ``max_tokens`` on reasoning, say that instead; an
+    answer without the class's tool call is worded as a stream's (:meth:`_final_object`)."""
     with watching_exhaustion() as exhausted:
         try:
             yield
         except ValueError as exc:
             if exhausted:
                 raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
+            if isinstance(exc, _NoToolCall):
+                raise exc.naming(output_cls.__name__) from exc
             raise
+
+
+class _NoToolCall(ValueError):
+    """An answer without the tool call asked for (``get_tool_calls_from_response``); ``text``:
+    what the model answered instead."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(
+            f"Expected at least one tool call, but the response has none; the model answered: "
+            f"{text[:200]!r}"
+        )
+        self.text = text
+
+    def naming(self, name: str) -> ValueError:
+        """The error of a structured prediction of ``name`` (its tool is named for it)."""
+        return ValueError(
+            f"no {name}: the model answered without calling the {name} tool: {self.text[:200]!r}"
+        )
 
 
 def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
