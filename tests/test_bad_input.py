@@ -288,6 +288,32 @@ BAD_CALLS: list[tuple[str, Callable[[AI21], Any], str]] = [
         "messages[0] has a tool call ('c1') without a tool name",
     ),
     (
+        "a tool call without an id, with long arguments: quoted, cut at 200 characters",
+        lambda llm: llm.chat(
+            [
+                ChatMessage(
+                    role="assistant",
+                    content="",
+                    additional_kwargs={
+                        "tool_calls": [{"function": {"name": "f", "arguments": "x" * 5000}}]
+                    },
+                )
+            ]
+        ),
+        "messages[0] has a tool call without a string 'id' and 'function.name': "
+        + repr({"function": {"name": "f", "arguments": "x" * 5000}})[:200]
+        + "...",
+    ),
+    (
+        "a tool without a name: quoted, cut at 200 characters",
+        lambda llm: llm.chat(
+            HI, tools=[{"type": "function", "function": {"x": "y" * 5000}}], tool_choice="auto"
+        ),
+        "tools[0] must be a function definition with a string function.name, got "
+        + repr({"type": "function", "function": {"x": "y" * 5000}})[:200]
+        + "...",
+    ),
+    (
         "an unknown role",
         lambda llm: llm.chat([*HI, _role("wizard")]),
         "messages[1] has role 'wizard', which the AI21 API does not support",
