@@ -34,7 +34,7 @@ from llama_index.llms.ai21._convert import (
     to_flat_documents,
     tool_names,
 )
-from llama_index.llms.ai21._markup import TOOL_MARKUP, Markup, warn_if_reasoning_exhausted
+from llama_index.llms.ai21._markup import Markup, tool_markup, warn_if_reasoning_exhausted
 from llama_index.llms.ai21._models import ModelInfo
 from llama_index.llms.ai21._stream import ChatStreamState
 
@@ -296,6 +296,9 @@ class Server(Protocol):
     @property
     def reads_documents(self) -> bool: ...
 
+    @property
+    def tool_call_advice(self) -> str | None: ...
+
     def stream_fields(self) -> dict[str, Any]: ...
 
     def documents(self, documents: Sequence[Any]) -> list[dict[str, Any]]: ...
@@ -431,7 +434,11 @@ class JambaChat:
             body["documents"] = self.deployment.documents(documents)
         # Tool calls a server left in the text are read in the model's format (names not in
         # the table: Hermes, the format of AI21's current open models).
-        tools = TOOL_MARKUP[info.tool_format or "hermes"] if body.get("tools") else None
+        tools = (
+            tool_markup(info.tool_format or "hermes", self.deployment.tool_call_advice)
+            if body.get("tools")
+            else None
+        )
         markup = Markup(info.always_reasons, tools) if info.always_reasons or tools else None
         return Call(CHAT_PATH, body, single_tool_call, markup)
 

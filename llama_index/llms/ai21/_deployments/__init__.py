@@ -85,6 +85,10 @@ class Deployment:
     """Whether the server hands a ``documents`` request field to the chat template (documents
     go as the field only where this **and** the model's template read them, else into the
     prompt)."""
+    tool_call_advice: ClassVar[str | None] = None
+    """What a tool call left as text the package cannot read says to do, for this kind of
+    server (``{flags}``: vLLM's for the model's format, ``{models}``: whose recipe they are);
+    ``None``: start the server with vLLM's flags (docs/self-hosted.md)."""
     missing_key_message: ClassVar[str] = "No API key: pass api_key=..."
     """The ``ValueError`` message when ``api_key_required`` and no key was found."""
     checks_calls: ClassVar[bool] = False

@@ -36,6 +36,12 @@ class LlamaCpp(OpenAICompatible):
     reasoning_fields = ("reasoning_content",)
     tool_choice_support = "required_only"
     reads_documents = False
+    # llama-server reads tool calls (Hermes' <tool_call> among its formats) only with its
+    # Jinja templates on (its tools/server/README.md, "Tool calling").
+    tool_call_advice = (
+        "start llama-server with --jinja (the model's own chat template) so that it returns "
+        "tool calls itself"
+    )
     limits = Limits(
         max_tokens=None,
         response_formats=frozenset({"text", "json_object", "json_schema"}),

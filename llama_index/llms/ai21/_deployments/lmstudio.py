@@ -42,6 +42,11 @@ class LMStudio(OpenAICompatible):
     reasoning_fields = ("reasoning_content",)
     tool_choice_support = "required_only"
     reads_documents = False
+    # No server flag of its own reads a format its template does not declare.
+    tool_call_advice = (
+        "this server returns such calls as text; vLLM started with {flags} (AI21's recipe "
+        "for {models}) returns them as tool calls"
+    )
     limits = Limits(max_tokens=None, response_formats=frozenset({"text", "json_schema"}), n_max=1)
 
     def learn(self, ask: Ask, model: str | None, listed: list[dict[str, Any]]) -> Served:

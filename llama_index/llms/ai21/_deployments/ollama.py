@@ -62,6 +62,11 @@ class Ollama(OpenAICompatible):
     reasoning_fields = ("reasoning",)
     tool_choice_support = "ignored"
     reads_documents = False
+    # No server flag of its own reads a format its template does not declare.
+    tool_call_advice = (
+        "this server returns such calls as text; vLLM started with {flags} (AI21's recipe "
+        "for {models}) returns them as tool calls"
+    )
     limits = Limits(
         max_tokens=None,
         response_formats=frozenset({"text", "json_object", "json_schema"}),

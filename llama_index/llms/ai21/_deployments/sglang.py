@@ -19,6 +19,13 @@ class SGLang(OpenAICompatible):
     reasoning_fields = ("reasoning", "reasoning_content")
     tool_choice_support = "native"
     reads_documents = False
+    # SGLang's parsers (its "Tool Parser" docs) are named per model family, with no
+    # --enable-auto-tool-choice; vLLM's flags are AI21's recipe.
+    tool_call_advice = (
+        "start SGLang with a --tool-call-parser that reads this format, or serve the model "
+        "with vLLM and {flags} (AI21's recipe for {models}), so that the server returns "
+        "tool calls itself"
+    )
 
 
 DEPLOYMENT = SGLang
