@@ -18,7 +18,12 @@ from typing import Any
 import ai21.errors
 import httpx
 import pytest
-from llama_index.core.base.llms.types import ChatMessage, TextBlock, ToolCallBlock
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    DocumentBlock,
+    TextBlock,
+    ToolCallBlock,
+)
 from llama_index.core.tools import FunctionTool
 
 from ai21_emulator import Emulator
@@ -312,6 +317,18 @@ BAD_CALLS: list[tuple[str, Callable[[AI21], Any], str]] = [
         "tools[0] must be a function definition with a string function.name, got "
         + repr({"type": "function", "function": {"x": "y" * 5000}})[:200]
         + "...",
+    ),
+    (
+        "a text document that is not UTF-8",
+        lambda llm: llm.chat(
+            [
+                ChatMessage(
+                    role="user",
+                    blocks=[DocumentBlock(data=b"caf\xe9", document_mimetype="text/plain")],
+                )
+            ]
+        ),
+        "messages[0] has a DocumentBlock of type 'text/plain' that is not UTF-8 text",
     ),
     (
         "an unknown role",
