@@ -1052,9 +1052,9 @@ class AI21(FunctionCallingLLM):
             status = exc.status_code
             if status in (401, 403) and self._secrets.api_key is None:
                 note = (
-                    f"{request} answered {status}: the server wants a key (it was started with "
-                    "--api-key): pass api_key=... (AI21_API_KEY is never sent to a server of "
-                    "your own)."
+                    f"{request} answered {status}: the server wants a key "
+                    f"({self._deployment.key_setting}): pass api_key=... (AI21_API_KEY is never "
+                    "sent to a server of your own)."
                 )
             elif status in (401, 403):
                 note = f"{request} answered {status}: the server refused the api_key given."

@@ -85,6 +85,9 @@ class Deployment:
     """Whether the server hands a ``documents`` request field to the chat template (documents
     go as the field only where this **and** the model's template read them, else into the
     prompt)."""
+    key_setting: ClassVar[str] = "it was started with --api-key"
+    """Why a server of this kind wants a key, for the note on its 401 or 403 without one
+    (vLLM's, SGLang's and llama-server's flag)."""
     tool_call_advice: ClassVar[str | None] = None
     """What a tool call left as text the package cannot read says to do, for this kind of
     server (``{flags}``: vLLM's for the model's format, ``{models}``: whose recipe they are);

@@ -30,6 +30,7 @@ from llama_index.llms.ai21._discovery import Ask, Served, as_list, context_lengt
 
 class LlamaCpp(OpenAICompatible):
     kind = "llamacpp"
+    key_setting = "it was started with --api-key"
     aliases = ("llama.cpp", "llama-server")
     owned_by = frozenset({"llamacpp"})
     adopts_recognised_server = False

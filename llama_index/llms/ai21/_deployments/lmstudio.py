@@ -42,6 +42,7 @@ class LMStudio(OpenAICompatible):
     reasoning_fields = ("reasoning_content",)
     tool_choice_support = "required_only"
     reads_documents = False
+    key_setting = 'its "Require authentication" setting is on'
     # No server flag of its own reads a format its template does not declare.
     tool_call_advice = (
         "this server returns such calls as text; vLLM started with {flags} (AI21's recipe "

@@ -62,6 +62,7 @@ class Ollama(OpenAICompatible):
     reasoning_fields = ("reasoning",)
     tool_choice_support = "ignored"
     reads_documents = False
+    key_setting = "Ollama itself takes no key: a proxy in front of it asks for one"
     # No server flag of its own reads a format its template does not declare.
     tool_call_advice = (
         "this server returns such calls as text; vLLM started with {flags} (AI21's recipe "

@@ -14,6 +14,7 @@ from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatibl
 
 class SGLang(OpenAICompatible):
     kind = "sglang"
+    key_setting = "it was started with --api-key"
     owned_by = frozenset({"sglang"})
     adopts_recognised_server = False
     reasoning_fields = ("reasoning", "reasoning_content")
