@@ -320,7 +320,12 @@ def test_malformed_stream_event_is_a_clear_error(
 @pytest.mark.parametrize("method", ["chat", "achat"])
 def test_truncated_json_body_is_a_clear_error(llm: AI21, emulator: Emulator, method: str) -> None:
     emulator.inject(Fault(malformed_after=0))
-    with pytest.raises(MalformedResponseError, match="not valid JSON"):
+    # Where it broke, as a stream's broken event says it, and the body's start, quoted.
+    with pytest.raises(
+        MalformedResponseError,
+        match=r"^malformed AI21 response: body is not valid JSON \(unexpected end of data: "
+        r"line 1 column \d+ \(char \d+\)\): '\{\"id\":",
+    ):
         call(llm, method, arg_for(method))
 
 

@@ -347,9 +347,8 @@ def decode_json(body: bytes) -> Any:
             return json.loads(body)
         return orjson.loads(body)
     except (orjson.JSONDecodeError, ValueError, RecursionError) as exc:  # json: nesting
-        reason = (
-            f"{type(exc).__name__}: {exc.msg if isinstance(exc, json.JSONDecodeError) else exc}"
-        )
+        # Worded as a stream's broken event is (_stream._json_error): where the JSON broke.
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         if isinstance(exc, json.JSONDecodeError):
             exc.doc = ""  # the whole body, as text: not kept with the error
         raise MalformedResponseError(
