@@ -299,6 +299,8 @@ class Server(Protocol):
     @property
     def tool_call_advice(self) -> str | None: ...
 
+    def first_warning(self, topic: str) -> bool: ...
+
     def stream_fields(self) -> dict[str, Any]: ...
 
     def documents(self, documents: Sequence[Any]) -> list[dict[str, Any]]: ...
@@ -319,8 +321,6 @@ class JambaChat:
 
     def __init__(self, deployment: Server) -> None:
         self.deployment = deployment
-        self._warned_unenforceable = False
-        self._warned_no_logprobs = False
         # The deployment's facts, read once: base.py keeps a dialect per model and makes a new
         # one when the deployment learns about its server, so they cannot go stale here, and
         # every later call stays inside this module and _convert (docs/architecture.md).
@@ -365,8 +365,7 @@ class JambaChat:
             params["tool_choice"] = "required" if name is not None else choice
         elif choice == "none":
             params.pop("tools")
-        elif choice != "auto" and not self._warned_unenforceable:
-            self._warned_unenforceable = True
+        elif choice != "auto" and self.deployment.first_warning("unenforceable tool_choice"):
             logger.warning(
                 "tool_required/tool_choice=%r cannot be enforced on this server (deployment %r "
                 "has no tool_choice it honours)%s; the model may answer without calling a tool",
@@ -484,8 +483,7 @@ class JambaChat:
     def no_logprobs(self) -> None:
         """``logprobs=True`` went unanswered (a server without them, e.g. an older release):
         said once (WARNING), never dropped silently."""
-        if not self._warned_no_logprobs:
-            self._warned_no_logprobs = True
+        if self.deployment.first_warning("no logprobs"):
             logger.warning(
                 "logprobs=True was sent, but the server (deployment %r) answered without token "
                 "log-probabilities: the responses' logprobs are None",
