@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import socket
 import sys
 import threading
@@ -220,6 +222,9 @@ def test_a_refused_connection_says_which_request_and_what_to_check(
     llm = AI21(model="ai21labs/AI21-Jamba2-3B", base_url=f"http://u:pw@127.0.0.1:{port}/v1")
     with pytest.raises(httpx.ConnectError) as caught:
         call(llm, method, arg_for(method))
+    # The socket's words on every path (async: not aiohttp's "Cannot connect to host ...
+    # ssl:default [Connect call failed ...]").
+    assert str(caught.value) == f"[Errno {errno.ECONNREFUSED}] {os.strerror(errno.ECONNREFUSED)}"
     assert caught.value.__notes__ == [
         f"AI21: POST http://127.0.0.1:{port}/v1/chat/completions was refused (4 attempts): is "
         "the server running (and done loading its model), at that host and port? A "

@@ -414,6 +414,7 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
         # Refused, unreachable, a name that does not resolve, a certificate that fails
         # verification: httpcore raises ConnectError for each.
         mapped = httpx.ConnectError
+        message = _socket_words(exc)
     elif isinstance(exc, aiohttp.ConnectionTimeoutError):
         # aiohttp's ``connect`` timeout (httpx-aiohttp gives it httpx's pool timeout) covers
         # waiting for a free connection; ``sock_connect`` (httpx's connect timeout) the rest.
@@ -454,6 +455,21 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
     error = mapped(_short(message or str(exc) or type(exc).__name__), request=request)
     error.__cause__ = cause
     return error
+
+
+def _socket_words(exc: aiohttp.ClientError) -> str | None:
+    """httpcore's words for a connection the socket refused or could not make, the OS's
+    (``[Errno 111] Connection refused``), not aiohttp's (``Cannot connect to host
+    127.0.0.1:9 ssl:default [Connect call failed ('127.0.0.1', 9)]``, "ssl" on a plain http
+    URL); None (aiohttp's words) for a TLS failure."""
+    os_error = getattr(exc, "os_error", None)
+    if isinstance(exc, aiohttp.ClientSSLError) or not isinstance(os_error, OSError):
+        return None
+    if isinstance(os_error, socket.gaierror):  # a name that does not resolve: as httpcore says
+        return str(os_error)
+    if os_error.errno is not None and os_error.errno > 0:
+        return f"[Errno {os_error.errno}] {os.strerror(os_error.errno)}"
+    return None
 
 
 def _short(message: str, limit: int = 2 * QUOTE_CHARS) -> str:
