@@ -124,8 +124,7 @@ class ToolMarkup:
         if cut:
             return MalformedResponseError(
                 "the answer was cut at max_tokens (finish_reason 'length') inside a tool call "
-                f"the model wrote as text ({clipped!r}): raise max_tokens (per call or on the "
-                "instance)"
+                f"the model wrote as text ({clipped!r}): {RAISE_MAX_TOKENS}"
             )
         return MalformedResponseError(
             "the model wrote a tool call as text the package cannot read "
@@ -271,11 +270,16 @@ def reasoning_exhausted(finish_reason: str | None, answer: str, reasoning: str |
     return finish_reason == "length" and bool(reasoning) and not answer.strip()
 
 
+RAISE_MAX_TOKENS = (
+    "raise max_tokens (per call or on the instance), or, where none was set, leave the answer "
+    "more of the context window (a shorter prompt, or a server with a longer context: the "
+    "server's own limit is what the window leaves after the prompt)"
+)
+"""What to do about an answer cut at ``max_tokens``: with none sent (a server of your own), the
+limit is the server's, which ``max_tokens`` does not raise."""
 EXHAUSTED = (
     "the model spent all of max_tokens on reasoning and wrote no answer (finish_reason "
-    "'length'): raise max_tokens (per call or on the instance), or, where none was set, leave "
-    "the answer more of the context window (a shorter prompt, or a server with a longer "
-    "context: the server's own limit is what the window leaves after the prompt)"
+    f"'length'): {RAISE_MAX_TOKENS}"
 )
 
 

@@ -93,7 +93,12 @@ from llama_index.llms.ai21._http import (
     check_headers,
     check_tls,
 )
-from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted, watching_exhaustion
+from llama_index.llms.ai21._markup import (
+    EXHAUSTED,
+    RAISE_MAX_TOKENS,
+    reasoning_exhausted,
+    watching_exhaustion,
+)
 from llama_index.llms.ai21._models import DEFAULT_MODEL, ModelInfo, describe_guess, is_known
 from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries, is_permanent
 from llama_index.llms.ai21._secrets import (
@@ -1682,8 +1687,8 @@ class AI21(FunctionCallingLLM):
                 if error_on_no_tool_call or finish_reason is not None:
                     shown = arguments[:200] if isinstance(arguments, str) else arguments
                     cut = (
-                        "; the answer was cut at max_tokens (finish_reason 'length'): raise "
-                        "max_tokens (per call or on the instance)"
+                        "; the answer was cut at max_tokens (finish_reason 'length'): "
+                        f"{RAISE_MAX_TOKENS}"
                         if finish_reason == "length"
                         else ""
                     )
