@@ -714,3 +714,6 @@ def test_one_server_many_models_and_no_model_is_warned_about_once_with_the_reaso
         "not given and it serves 5 models, each with its own window: pass model=... naming "
         "one); using the model table's. Pass context_window=... to set it."
     ]
+    caplog.clear()  # a window given: nothing to say about the server's (a model per call)
+    AI21(base_url=vllm.base_url, context_window=8192).chat(HI, model=REASONING_3B)
+    assert caplog.records == []

@@ -842,14 +842,14 @@ class AI21(FunctionCallingLLM):
             )
             return
         unknown_window = served is None or served.context_window is None
-        if served is not None and not self.model and len(served.models) > 1:
-            # No model chosen among several: the server's windows are each model's; requests
-            # fail with a ValueError naming them until model= is given (_ready_for_request).
-            reasons.append(
-                f"model= was not given and it serves {len(served.models)} models, each with "
-                "its own window: pass model=... naming one"
-            )
         if unknown_window and self.context_window is None:
+            if served is not None and not self.model and len(served.models) > 1:
+                # No model chosen among several: each has its own window (a request without
+                # a model= is a ValueError naming them: _ready_for_request).
+                reasons.append(
+                    f"model= was not given and it serves {len(served.models)} models, each "
+                    "with its own window: pass model=... naming one"
+                )
             self._warn_once(
                 "Could not read the context window from the server at %s (%s: %s); using "
                 "the model table's. Pass context_window=... to set it.",
