@@ -24,6 +24,8 @@ from tests.calls import arg_for, call
 from tests.statuses import BY_CODE, NOT_RETRIED, RETRIED
 
 CHAT_METHODS = ["chat", "stream_chat", "achat", "astream_chat"]
+JAMBA2 = "ai21labs/AI21-Jamba2-3B"
+HI = [ChatMessage(role="user", content="hi")]
 
 
 # ----------------------------------------------------------------------------- retries
@@ -231,6 +233,32 @@ def test_a_refused_connection_says_which_request_and_what_to_check(
         "self-hosted base_url is the server's /v1 URL."
     ]
     assert len(waits) == 3
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
+@pytest.mark.parametrize("method", CHAT_METHODS)
+def test_https_to_a_plain_http_server_says_so_and_is_not_retried(
+    waits: list[float], method: str
+) -> None:
+    """vLLM, llama-server, LM Studio and Ollama speak plain HTTP: an https:// base_url meets a
+    handshake answered in plain HTTP. The note said "was refused (4 attempts): is the server
+    running?" of a server that was running, after retrying what fails the same every time."""
+    with Emulator(flavour="vllm", models=[JAMBA2]) as server:
+        url = server.base_url.replace("http://", "https://")
+        with pytest.raises(httpx.ConnectError) as caught:
+            call(AI21(model=JAMBA2, base_url=url), method, arg_for(method))
+        with pytest.raises(ValueError, match="model= was not given") as no_model:
+            AI21(base_url=url).chat(HI)  # the server could not be asked what it serves
+    assert str(caught.value).startswith("[SSL: ")  # the ssl module's words, sync and async
+    advice = (
+        "the server answered the TLS handshake with something that is not TLS: a server of your "
+        "own (vLLM, llama-server, LM Studio, Ollama) speaks plain HTTP unless started with a "
+        "certificate, so give its URL as http://..."
+    )
+    assert caught.value.__notes__ == [f"AI21: POST {url}/chat/completions failed: {advice}"]
+    assert str(no_model.value).endswith(f"(an answer that is not TLS: plain HTTP?)): {advice}")
+    assert waits == []
+    assert server.requests == []
 
 
 @pytest.mark.parametrize("method", CHAT_METHODS)

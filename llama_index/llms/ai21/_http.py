@@ -461,11 +461,13 @@ def _socket_words(exc: aiohttp.ClientError) -> str | None:
     """httpcore's words for a connection the socket refused or could not make, the OS's
     (``[Errno 111] Connection refused``), not aiohttp's (``Cannot connect to host
     127.0.0.1:9 ssl:default [Connect call failed ('127.0.0.1', 9)]``, "ssl" on a plain http
-    URL); None (aiohttp's words) for a TLS failure."""
+    URL); a TLS failure's, the ssl module's, as httpcore says them."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):  # httpcore: the ssl module's
+        return str(exc.certificate_error)
     os_error = getattr(exc, "os_error", None)
-    if isinstance(exc, aiohttp.ClientSSLError) or not isinstance(os_error, OSError):
+    if not isinstance(os_error, OSError):
         return None
-    if isinstance(os_error, socket.gaierror):  # a name that does not resolve: as httpcore says
+    if isinstance(os_error, socket.gaierror | ssl.SSLError):  # as httpcore says them
         return str(os_error)
     if os_error.errno is not None and os_error.errno > 0:
         return f"[Errno {os_error.errno}] {os.strerror(os_error.errno)}"

@@ -100,7 +100,12 @@ from llama_index.llms.ai21._markup import (
     watching_exhaustion,
 )
 from llama_index.llms.ai21._models import DEFAULT_MODEL, ModelInfo, describe_guess, is_known
-from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries, is_permanent
+from llama_index.llms.ai21._retry import (
+    acall_with_retries,
+    call_with_retries,
+    is_not_tls,
+    is_permanent,
+)
 from llama_index.llms.ai21._secrets import (
     MASK,
     Secrets,
@@ -141,10 +146,19 @@ condense-plus-context chat engine on a 4096- or 8192-token server failed ("Chunk
 not positive") once its memory filled, after about 20 turns (docs/rag.md, "A chat engine")."""
 
 
+NOT_TLS_ADVICE = (
+    "the server answered the TLS handshake with something that is not TLS: a server of your "
+    "own (vLLM, llama-server, LM Studio, Ollama) speaks plain HTTP unless started with a "
+    "certificate, so give its URL as http://..."
+)
+
+
 def _unreachable_advice(failures: Sequence[str]) -> str:
     """What to do when discovery got no list of models, from why (:class:`Ask`'s failures,
     e.g. ``GET http://localhost:8000/v1/models: ConnectError``)."""
     reasons = " ".join(failures)
+    if "plain HTTP?" in reasons:  # _discovery.Ask: an https:// URL for a plain-HTTP server
+        return NOT_TLS_ADVICE
     if "ConnectError" in reasons:
         # Also a server still loading its weights: vLLM listens only once the model is loaded.
         return (
@@ -1044,7 +1058,9 @@ class AI21(FunctionCallingLLM):
             return
         request = f"AI21: POST {url}"
         note = None
-        if isinstance(exc, httpx.ConnectError) and not is_permanent(exc):
+        if isinstance(exc, httpx.ConnectError) and is_not_tls(exc):
+            note = f"{request} failed: {NOT_TLS_ADVICE}"
+        elif isinstance(exc, httpx.ConnectError) and not is_permanent(exc):
             attempts = self.max_retries + 1
             note = (
                 f"{request} was refused ({attempts} attempt{'' if attempts == 1 else 's'}): is "
