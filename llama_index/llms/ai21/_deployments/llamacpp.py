@@ -38,7 +38,7 @@ class LlamaCpp(OpenAICompatible):
     tool_choice_support = "required_only"
     reads_documents = False
     # llama-server reads tool calls (Hermes' <tool_call> among its formats) only with its
-    # Jinja templates on (llama.cpp's docs/function-calling.md: "requires --jinja").
+    # Jinja templates on (llama.cpp's docs/function-calling.md: "when started w/ --jinja").
     tool_call_advice = (
         "start llama-server with --jinja (the model's own chat template) so that it returns "
         "tool calls itself"
