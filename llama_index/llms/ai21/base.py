@@ -1701,7 +1701,8 @@ class AI21(FunctionCallingLLM):
             parsed = _parse_arguments(arguments)
             if parsed is None:
                 if error_on_no_tool_call or finish_reason is not None:
-                    shown = arguments[:200] if isinstance(arguments, str) else arguments
+                    text = arguments if isinstance(arguments, str) else repr(arguments)
+                    shown = repr(text[:200]) + ("..." if len(text) > 200 else "")
                     cut = (
                         "; the answer was cut at max_tokens (finish_reason 'length'): "
                         f"{RAISE_MAX_TOKENS}"
@@ -1710,7 +1711,7 @@ class AI21(FunctionCallingLLM):
                     )
                     raise ValueError(
                         f"Tool call {call_id or name!r} to {name!r} has arguments that are not "
-                        f"a JSON object: {shown!r}{cut}"
+                        f"a JSON object: {shown}{cut}"
                     )
                 continue  # a stream's call whose arguments are still arriving
             selections.append(ToolSelection(tool_id=call_id, tool_name=name, tool_kwargs=parsed))
