@@ -245,7 +245,14 @@ async def test_a_tool_call_whose_arguments_are_not_json_stops_the_agent_with_its
         finish_reason=finish_reason,
     )
     agent = FunctionAgent(tools=TOOLS, llm=make_llm(emulator, JAMBA_17), streaming=streaming)
-    cut = "; the answer was cut at max_tokens" if finish_reason == "length" else ""
+    cut = (
+        "; the answer was cut at max_tokens (finish_reason 'length'): raise max_tokens (per "
+        "call or on the instance), or, where none was set, leave the answer more of the context "
+        "window (a shorter prompt, or a server with a longer context: the server's own limit "
+        "is what the window leaves after the prompt)"
+        if finish_reason == "length"
+        else ""
+    )
     expected = f"""to 'multiply' has arguments that are not a JSON object: '{{"a": 3, "b": '{cut}"""
     with pytest.raises(ValueError, match=re.escape(expected)):
         await agent.run("What is 3 times 4?")

@@ -18,7 +18,12 @@ from typing import Any
 import ai21.errors
 import httpx
 import pytest
-from llama_index.core.base.llms.types import ChatMessage, TextBlock, ToolCallBlock
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    DocumentBlock,
+    TextBlock,
+    ToolCallBlock,
+)
 from llama_index.core.tools import FunctionTool
 
 from ai21_emulator import Emulator
@@ -279,12 +284,51 @@ BAD_CALLS: list[tuple[str, Callable[[AI21], Any], str]] = [
     (
         "response_format on Jurassic-2",
         lambda llm: _j2(llm).complete("hi", response_format={"type": "json_object"}),
-        "response_format is not accepted here, got {'type': 'json_object'}",
+        "j2-mid (Jurassic-2) has no response_format (it answers text only), got "
+        "{'type': 'json_object'}",
     ),
     (
         "a tool call without a name",
         lambda llm: llm.chat(_tool_call(tool_name="")),
         "messages[0] has a tool call ('c1') without a tool name",
+    ),
+    (
+        "a tool call without an id, with long arguments: quoted, cut at 200 characters",
+        lambda llm: llm.chat(
+            [
+                ChatMessage(
+                    role="assistant",
+                    content="",
+                    additional_kwargs={
+                        "tool_calls": [{"function": {"name": "f", "arguments": "x" * 5000}}]
+                    },
+                )
+            ]
+        ),
+        "messages[0] has a tool call without a string 'id' and 'function.name': "
+        + repr({"function": {"name": "f", "arguments": "x" * 5000}})[:200]
+        + "...",
+    ),
+    (
+        "a tool without a name: quoted, cut at 200 characters",
+        lambda llm: llm.chat(
+            HI, tools=[{"type": "function", "function": {"x": "y" * 5000}}], tool_choice="auto"
+        ),
+        "tools[0] must be a function definition with a string function.name, got "
+        + repr({"type": "function", "function": {"x": "y" * 5000}})[:200]
+        + "...",
+    ),
+    (
+        "a text document that is not UTF-8",
+        lambda llm: llm.chat(
+            [
+                ChatMessage(
+                    role="user",
+                    blocks=[DocumentBlock(data=b"caf\xe9", document_mimetype="text/plain")],
+                )
+            ]
+        ),
+        "messages[0] has a DocumentBlock of type 'text/plain' that is not UTF-8 text",
     ),
     (
         "an unknown role",

@@ -63,6 +63,20 @@ def test_an_explicit_deployment_wins_and_each_server_has_its_kind() -> None:
         ({"timeout": float("nan")}, "timeout"),
         ({"context_window": 0}, "context_window"),
         ({"additional_kwargs": {"x": float("nan")}}, "additional_kwargs['x'] must be a finite"),
+        (
+            {"base_url": "http://h:0/v1"},
+            "base_url 'http://h:0/v1' has port 0; a port is 1 to 65535",
+        ),
+        (
+            {"base_url": "http://u:[secure]@127.0.0.1:8000/v1"},  # copied from a repr or log
+            "base_url's password is '[secure]', the mask this package (like httpx) shows in "
+            "place of a password: pass the URL with the real password",
+        ),
+        (
+            {"rate_limiter": 3},
+            "rate_limiter must be a LlamaIndex rate limiter (acquire and async_acquire, e.g. "
+            "TokenBucketRateLimiter), got int",
+        ),
     ],
 )
 def test_bad_construction_is_a_value_error(kwargs: dict[str, Any], message: str) -> None:

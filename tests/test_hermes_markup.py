@@ -138,6 +138,48 @@ def test_unreadable_tool_call_text_names_the_server_flags(
         final(make(), method)
 
 
+@pytest.mark.parametrize(
+    ("deployment", "advice"),
+    [
+        (
+            "vllm",
+            "start the server with --enable-auto-tool-choice --tool-call-parser hermes (AI21's "
+            "recipe for Jamba2 and Jamba Reasoning 3B) so that it returns tool calls itself",
+        ),
+        (
+            "llamacpp",
+            "start llama-server with --jinja (the model's own chat template) so that it "
+            "returns tool calls itself",
+        ),
+        (
+            "sglang",
+            "start SGLang with a --tool-call-parser that reads this format, or serve the model "
+            "with vLLM and --enable-auto-tool-choice --tool-call-parser hermes (AI21's recipe "
+            "for Jamba2 and Jamba Reasoning 3B), so that the server returns tool calls itself",
+        ),
+        (
+            "lmstudio",
+            "this server returns such calls as text; vLLM started with --enable-auto-tool-choice "
+            "--tool-call-parser hermes (AI21's recipe for Jamba2 and Jamba Reasoning 3B) "
+            "returns them as tool calls",
+        ),
+    ],
+)
+def test_unreadable_tool_call_text_gives_advice_for_the_server_kind(
+    vllm: Emulator, deployment: str, advice: str
+) -> None:
+    """vLLM's flags are no flags of llama-server's, SGLang's or LM Studio's: each kind is told
+    what fits it (the message named vLLM's flags whatever the server)."""
+    llm = AI21(model=JAMBA2, base_url=vllm.base_url, max_retries=0, deployment=deployment)
+    vllm.reply_next("<tool_call>\nnot json\n</tool_call>")
+    with pytest.raises(MalformedResponseError) as caught:
+        llm.chat_with_tools(TOOLS, QUESTION)
+    assert str(caught.value) == (
+        "the model wrote a tool call as text the package cannot read "
+        f"('<tool_call>\\nnot json\\n</tool_call>'): {advice}"
+    )
+
+
 def test_without_tools_offered_the_text_is_left_alone(
     make: Callable[..., AI21], vllm: Emulator
 ) -> None:

@@ -536,6 +536,25 @@ def test_a_per_call_keyword_close_to_a_known_one_is_warned_about_and_still_sent(
         ]
 
 
+def test_a_near_miss_keyword_is_warned_about_once_per_instance(
+    make_llm: Callable[..., AI21], emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A loop of calls with the same typo logs it once, not once a call; still sent each time."""
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    llm = make_llm(model="jamba-mini")
+    for _ in range(3):
+        llm.complete("hi", temprature=0.5)
+    llm.complete("hi", max_token=3)
+    make_llm(model="jamba-mini").complete("hi", temprature=0.5)  # another instance says it too
+    assert emulator.last_request.json["temprature"] == 0.5
+    said = [r.getMessage().split(":")[0] for r in caplog.records]
+    assert said == [
+        "temprature= is not a keyword this package knows",
+        "max_token= is not a keyword this package knows",
+        "temprature= is not a keyword this package knows",
+    ]
+
+
 # --------------------------------------------------------------------------- prompt caching
 
 

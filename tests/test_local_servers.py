@@ -496,7 +496,12 @@ def test_a_refused_key_falls_back_and_the_log_has_no_secret(
         (ls.llamacpp, "llamacpp", "(it was started with --api-key)"),
         (ls.lmstudio, "lmstudio", '("Require authentication" is on in its server settings'),
         # a server whose kind the 401 hid: the note names both ways a key is asked for
-        (ls.lmstudio, None, '(it was started with --api-key, or it is LM Studio with "Req'),
+        (
+            ls.lmstudio,
+            None,
+            "(vLLM, SGLang and llama-server want one when started with --api-key, LM Studio "
+            'with "Require authentication" on)',
+        ),
     ],
 )
 def test_a_missing_key_is_explained_in_the_servers_own_terms(

@@ -194,6 +194,18 @@ def test_logprobs_a_server_does_not_send_are_said_missing_once(
     assert len([r for r in caplog.records if "logprobs" in r.getMessage()]) == 1  # not asked
 
 
+def test_logprobs_missing_are_said_once_also_with_a_model_per_call(
+    bare_server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once per instance, not per dialect: a per-call model= gets one of its own each call."""
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    llm = AI21(base_url=bare_server.url() + "/v1", model=JAMBA2, deployment="vllm")
+    for _ in range(3):
+        assert llm.complete("hi", logprobs=True, model="ai21labs/AI21-Jamba2-Mini").text
+    llm.close()
+    assert len([r for r in caplog.records if "logprobs" in r.getMessage()]) == 1
+
+
 def _answers_with_broken_logprobs(peer: Peer) -> None:
     """Logprobs whether asked or not, and not in OpenAI's shape."""
     while (head := peer.read_request()) is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import inspect
+import logging
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -694,3 +695,25 @@ def test_one_server_many_models_an_instance_without_a_model_takes_one_per_call(
     ):
         llm.chat(HI)
     assert chat_requests(vllm) == 1
+
+
+def test_one_server_many_models_and_no_model_is_warned_about_once_with_the_reason(
+    vllm: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server lists a window for each model: with none chosen, the warning says that (it
+    said "it did not say"), and the calls that fail for it, each asking the server again, do
+    not repeat it."""
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    llm = AI21(base_url=vllm.base_url, max_retries=0)
+    for _ in range(3):
+        with pytest.raises(ValueError, match="serves more than one model"):
+            llm.chat(HI)
+    assert llm.metadata.context_window > 0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Could not read the context window from the server at {vllm.url} (vllm: model= was "
+        "not given and it serves 5 models, each with its own window: pass model=... naming "
+        "one); using the model table's. Pass context_window=... to set it."
+    ]
+    caplog.clear()  # a window given: nothing to say about the server's (a model per call)
+    AI21(base_url=vllm.base_url, context_window=8192).chat(HI, model=REASONING_3B)
+    assert caplog.records == []

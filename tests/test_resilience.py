@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import socket
 import sys
 import threading
@@ -22,6 +24,8 @@ from tests.calls import arg_for, call
 from tests.statuses import BY_CODE, NOT_RETRIED, RETRIED
 
 CHAT_METHODS = ["chat", "stream_chat", "achat", "astream_chat"]
+JAMBA2 = "ai21labs/AI21-Jamba2-3B"
+HI = [ChatMessage(role="user", content="hi")]
 
 
 # ----------------------------------------------------------------------------- retries
@@ -220,12 +224,41 @@ def test_a_refused_connection_says_which_request_and_what_to_check(
     llm = AI21(model="ai21labs/AI21-Jamba2-3B", base_url=f"http://u:pw@127.0.0.1:{port}/v1")
     with pytest.raises(httpx.ConnectError) as caught:
         call(llm, method, arg_for(method))
+    # The socket's words on every path (async: not aiohttp's "Cannot connect to host ...
+    # ssl:default [Connect call failed ...]").
+    assert str(caught.value) == f"[Errno {errno.ECONNREFUSED}] {os.strerror(errno.ECONNREFUSED)}"
     assert caught.value.__notes__ == [
         f"AI21: POST http://127.0.0.1:{port}/v1/chat/completions was refused (4 attempts): is "
         "the server running (and done loading its model), at that host and port? A "
         "self-hosted base_url is the server's /v1 URL."
     ]
     assert len(waits) == 3
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
+@pytest.mark.parametrize("method", CHAT_METHODS)
+def test_https_to_a_plain_http_server_says_so_and_is_not_retried(
+    waits: list[float], method: str
+) -> None:
+    """vLLM, llama-server, LM Studio and Ollama speak plain HTTP: an https:// base_url meets a
+    handshake answered in plain HTTP. The note said "was refused (4 attempts): is the server
+    running?" of a server that was running, after retrying what fails the same every time."""
+    with Emulator(flavour="vllm", models=[JAMBA2]) as server:
+        url = server.base_url.replace("http://", "https://")
+        with pytest.raises(httpx.ConnectError) as caught:
+            call(AI21(model=JAMBA2, base_url=url), method, arg_for(method))
+        with pytest.raises(ValueError, match="model= was not given") as no_model:
+            AI21(base_url=url).chat(HI)  # the server could not be asked what it serves
+    assert str(caught.value).startswith("[SSL: ")  # the ssl module's words, sync and async
+    advice = (
+        "the server answered the TLS handshake with something that is not TLS: a server of your "
+        "own (vLLM, llama-server, LM Studio, Ollama) speaks plain HTTP unless started with a "
+        "certificate, so give its URL as http://..."
+    )
+    assert caught.value.__notes__ == [f"AI21: POST {url}/chat/completions failed: {advice}"]
+    assert str(no_model.value).endswith(f"(an answer that is not TLS: plain HTTP?)): {advice}")
+    assert waits == []
+    assert server.requests == []
 
 
 @pytest.mark.parametrize("method", CHAT_METHODS)
@@ -320,7 +353,12 @@ def test_malformed_stream_event_is_a_clear_error(
 @pytest.mark.parametrize("method", ["chat", "achat"])
 def test_truncated_json_body_is_a_clear_error(llm: AI21, emulator: Emulator, method: str) -> None:
     emulator.inject(Fault(malformed_after=0))
-    with pytest.raises(MalformedResponseError, match="not valid JSON"):
+    # Where it broke, as a stream's broken event says it, and the body's start, quoted.
+    with pytest.raises(
+        MalformedResponseError,
+        match=r"^malformed AI21 response: body is not valid JSON \(unexpected end of data: "
+        r"line 1 column \d+ \(char \d+\)\): '\{\"id\":",
+    ):
         call(llm, method, arg_for(method))
 
 

@@ -88,6 +88,7 @@ def test_the_no_key_error_names_the_three_ways_on() -> None:
     assert "retired on 2026-08-09" in message
     assert "base_url=" in message  # a server of your own
     assert "python -m ai21_emulator" in message  # the emulator
+    assert 'pip install "llama-index-llms-ai21[emulator]"' in message  # its own distribution
     assert "api_key=" in message  # a key
     assert "AI21_API_KEY" in message
 

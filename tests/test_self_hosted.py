@@ -484,6 +484,38 @@ def test_a_bare_401_or_404_from_your_server_gets_a_note_saying_what_to_check(
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
+@pytest.mark.parametrize(
+    ("deployment", "why"),
+    [
+        ("llamacpp", "it was started with --api-key"),
+        ("sglang", "it was started with --api-key"),
+        (
+            "lmstudio",
+            '"Require authentication" is on in its server settings, where the token is made',
+        ),
+        ("ollama", "Ollama itself takes no key: a proxy in front of it asks for one"),
+        (
+            "openai-compatible",
+            "vLLM, SGLang and llama-server want one when started with --api-key, LM Studio with "
+            '"Require authentication" on',
+        ),
+    ],
+)
+def test_a_401_without_a_key_says_why_for_the_server_kind(deployment: str, why: str) -> None:
+    """--api-key is a flag of vLLM's, SGLang's and llama-server's, not of LM Studio's or
+    Ollama's: the note said "it was started with --api-key" whatever the kind."""
+    with Emulator(["right"], flavour="vllm", models=[MODEL]) as server:
+        base_url = server.base_url
+        llm = AI21(model=MODEL, base_url=base_url, deployment=deployment, max_retries=0)
+        with pytest.raises(ai21.errors.AI21APIError) as caught:
+            llm.complete("hi")
+    assert caught.value.__notes__ == [
+        f"AI21: POST {base_url}/chat/completions answered 401: the server wants a key "
+        f"({why}): pass api_key=... (AI21_API_KEY is never sent to a server of your own)."
+    ]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
 def test_a_404_on_a_url_taken_for_ai21s_api_names_both_roots(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

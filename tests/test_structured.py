@@ -265,3 +265,19 @@ def test_a_streamed_json_mode_answer_is_read_as_structured_predict_reads_it(
     llm = make_llm(pydantic_program_mode=PydanticProgramMode.LLM)
     emulator.reply_next(f"```json\n{json.dumps(ABBEY_ROAD_ARGS)}\n```")
     assert stream_last(llm, use_async) == ABBEY_ROAD
+
+
+@pytest.mark.parametrize("method", METHODS[:4])
+def test_an_answer_without_the_tool_call_is_worded_alike_streamed_or_not(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    """Function calling (AI21's API has no json_schema): the same answer, the same error, by
+    the class's name; the non-streamed one said "Expected at least one tool call, but the
+    response has none", which named neither the class nor the tool."""
+    emulator.reply_next("Sorry, I cannot help with that.")
+    with pytest.raises(ValueError, match=r"^no Album: ") as caught:
+        predict(make_llm(), method)
+    assert str(caught.value) == (
+        "no Album: the model answered without calling the Album tool: "
+        "'Sorry, I cannot help with that.'"
+    )

@@ -109,11 +109,25 @@ def test_a_bad_tool_choice_fails_before_any_request(
 def test_a_required_call_without_tools_fails_before_any_request(
     ai21_emulator_vllm: Emulator,
 ) -> None:
-    with pytest.raises(ValueError, match="no tools"):
+    with pytest.raises(
+        ValueError, match=r"^tool_choice='required' asks for a tool call, but no tools are offered$"
+    ):
         local(ai21_emulator_vllm).chat(
             [ChatMessage(role="user", content=QUESTION)], tool_choice="required"
         )
     assert ai21_emulator_vllm.requests == []
+
+
+def test_a_model_per_call_does_not_repeat_that_required_cannot_be_enforced(
+    llm: AI21, emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once per instance: a per-call model= gets a dialect of its own at each call, which
+    warned again every time."""
+    caplog.set_level(logging.WARNING, logger="llama_index.llms.ai21")
+    for _ in range(3):
+        llm.chat_with_tools(TOOLS, QUESTION, tool_required=True, model="jamba-large")
+    assert emulator.last_request.json["model"] == "jamba-large"
+    assert len([r for r in caplog.records if "cannot be enforced" in r.getMessage()]) == 1
 
 
 @pytest.mark.parametrize(

@@ -273,6 +273,16 @@ def test_arguments_that_are_not_a_json_object_give_a_clear_error(
     assert llm.get_tool_calls_from_response(response, error_on_no_tool_call=False) == []
 
 
+def test_long_arguments_that_are_not_json_are_quoted_cut_and_marked_cut(llm: AI21) -> None:
+    response = _response("x" * 5000, as_blocks=False)
+    with pytest.raises(ValueError, match="not a JSON object") as caught:
+        llm.get_tool_calls_from_response(response)
+    assert str(caught.value) == (
+        f"Tool call 'call_1' to 'multiply' has arguments that are not a JSON object: "
+        f"{'x' * 200!r}..."
+    )
+
+
 @pytest.mark.parametrize("as_blocks", [True, False], ids=["blocks", "additional_kwargs"])
 @pytest.mark.parametrize(
     ("arguments", "parsed"), [('{"a": 3, "b": 4}', {"a": 3, "b": 4}), ("", {})]

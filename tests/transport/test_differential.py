@@ -608,10 +608,17 @@ def test_async_transport_behaves_like_httpx(setup: Setup) -> None:
     assert [should_retry(e) for e in raised] == [should_retry(e) for e in oracle]
 
 
-# A whole answer cut off mid-body, or no answer at all: the async path says what httpcore says
+# A whole answer cut off mid-body, no answer at all, or no connection: the async path says what
+# httpcore says
 # (not aiohttp's "Response payload is not completed: <ContentLengthError: 400, ...>", a status
 # nobody sent, nor "Server disconnected" or "TimeoutError").
 SAME_WORDS = {
+    # a connection not made: the socket's or the ssl module's words, not aiohttp's "Cannot
+    # connect to host 127.0.0.1:9 ssl:default [...]"
+    "refused",
+    "unknown host",
+    "untrusted certificate",
+    "mismatched certificate",
     "short body",
     "chunked body cut short",
     "reset mid-body",

@@ -34,7 +34,7 @@ from llama_index.llms.ai21._convert import (
     to_flat_documents,
     tool_names,
 )
-from llama_index.llms.ai21._markup import TOOL_MARKUP, Markup, warn_if_reasoning_exhausted
+from llama_index.llms.ai21._markup import Markup, tool_markup, warn_if_reasoning_exhausted
 from llama_index.llms.ai21._models import ModelInfo
 from llama_index.llms.ai21._stream import ChatStreamState
 
@@ -296,6 +296,11 @@ class Server(Protocol):
     @property
     def reads_documents(self) -> bool: ...
 
+    @property
+    def tool_call_advice(self) -> str | None: ...
+
+    def first_warning(self, topic: str) -> bool: ...
+
     def stream_fields(self) -> dict[str, Any]: ...
 
     def documents(self, documents: Sequence[Any]) -> list[dict[str, Any]]: ...
@@ -316,8 +321,6 @@ class JambaChat:
 
     def __init__(self, deployment: Server) -> None:
         self.deployment = deployment
-        self._warned_unenforceable = False
-        self._warned_no_logprobs = False
         # The deployment's facts, read once: base.py keeps a dialect per model and makes a new
         # one when the deployment learns about its server, so they cannot go stale here, and
         # every later call stays inside this module and _convert (docs/architecture.md).
@@ -349,7 +352,9 @@ class JambaChat:
             )
         if not offered:
             if choice == "required":
-                raise ValueError("tool_choice='required' (tool_required=True) but no tools")
+                raise ValueError(
+                    "tool_choice='required' asks for a tool call, but no tools are offered"
+                )
             return  # "auto" or "none" with nothing to choose from
         support = self.deployment.tool_choice_support
         if name is not None and support != "native":
@@ -360,8 +365,7 @@ class JambaChat:
             params["tool_choice"] = "required" if name is not None else choice
         elif choice == "none":
             params.pop("tools")
-        elif choice != "auto" and not self._warned_unenforceable:
-            self._warned_unenforceable = True
+        elif choice != "auto" and self.deployment.first_warning("unenforceable tool_choice"):
             logger.warning(
                 "tool_required/tool_choice=%r cannot be enforced on this server (deployment %r "
                 "has no tool_choice it honours)%s; the model may answer without calling a tool",
@@ -429,7 +433,11 @@ class JambaChat:
             body["documents"] = self.deployment.documents(documents)
         # Tool calls a server left in the text are read in the model's format (names not in
         # the table: Hermes, the format of AI21's current open models).
-        tools = TOOL_MARKUP[info.tool_format or "hermes"] if body.get("tools") else None
+        tools = (
+            tool_markup(info.tool_format or "hermes", self.deployment.tool_call_advice)
+            if body.get("tools")
+            else None
+        )
         markup = Markup(info.always_reasons, tools) if info.always_reasons or tools else None
         return Call(CHAT_PATH, body, single_tool_call, markup)
 
@@ -475,8 +483,7 @@ class JambaChat:
     def no_logprobs(self) -> None:
         """``logprobs=True`` went unanswered (a server without them, e.g. an older release):
         said once (WARNING), never dropped silently."""
-        if not self._warned_no_logprobs:
-            self._warned_no_logprobs = True
+        if self.deployment.first_warning("no logprobs"):
             logger.warning(
                 "logprobs=True was sent, but the server (deployment %r) answered without token "
                 "log-probabilities: the responses' logprobs are None",

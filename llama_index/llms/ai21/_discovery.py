@@ -28,7 +28,7 @@ import httpx
 import orjson
 
 from llama_index.llms.ai21._http import BodyNotRead, Deadline, read_body
-from llama_index.llms.ai21._retry import is_permanent
+from llama_index.llms.ai21._retry import is_not_tls, is_permanent
 from llama_index.llms.ai21._secrets import scrub_headers
 
 logger = logging.getLogger("llama_index.llms.ai21")
@@ -190,7 +190,8 @@ class Ask:
         except ProbeError as exc:
             self.failures.append(f"{method} {url}: {exc}")
         except httpx.HTTPError as exc:  # only its class: httpx's message may repeat the URL
-            self.failures.append(f"{method} {url}: {type(exc).__name__}")
+            said = " (an answer that is not TLS: plain HTTP?)" if is_not_tls(exc) else ""
+            self.failures.append(f"{method} {url}: {type(exc).__name__}{said}")
             if isinstance(exc, httpx.ConnectError) and not is_permanent(exc):
                 self.not_ready = True
         return None

@@ -347,9 +347,8 @@ def decode_json(body: bytes) -> Any:
             return json.loads(body)
         return orjson.loads(body)
     except (orjson.JSONDecodeError, ValueError, RecursionError) as exc:  # json: nesting
-        reason = (
-            f"{type(exc).__name__}: {exc.msg if isinstance(exc, json.JSONDecodeError) else exc}"
-        )
+        # Worded as a stream's broken event is (_stream._json_error): where the JSON broke.
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         if isinstance(exc, json.JSONDecodeError):
             exc.doc = ""  # the whole body, as text: not kept with the error
         raise MalformedResponseError(
@@ -415,6 +414,7 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
         # Refused, unreachable, a name that does not resolve, a certificate that fails
         # verification: httpcore raises ConnectError for each.
         mapped = httpx.ConnectError
+        message = _socket_words(exc)
     elif isinstance(exc, aiohttp.ConnectionTimeoutError):
         # aiohttp's ``connect`` timeout (httpx-aiohttp gives it httpx's pool timeout) covers
         # waiting for a free connection; ``sock_connect`` (httpx's connect timeout) the rest.
@@ -455,6 +455,23 @@ def httpx_error(exc: BaseException, request: httpx.Request) -> Exception | None:
     error = mapped(_short(message or str(exc) or type(exc).__name__), request=request)
     error.__cause__ = cause
     return error
+
+
+def _socket_words(exc: aiohttp.ClientError) -> str | None:
+    """httpcore's words for a connection the socket refused or could not make, the OS's
+    (``[Errno 111] Connection refused``), not aiohttp's (``Cannot connect to host
+    127.0.0.1:9 ssl:default [Connect call failed ('127.0.0.1', 9)]``, "ssl" on a plain http
+    URL); a TLS failure's, the ssl module's, as httpcore says them."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):  # httpcore: the ssl module's
+        return str(exc.certificate_error)
+    os_error = getattr(exc, "os_error", None)
+    if not isinstance(os_error, OSError):
+        return None
+    if isinstance(os_error, socket.gaierror | ssl.SSLError):  # as httpcore says them
+        return str(os_error)
+    if os_error.errno is not None and os_error.errno > 0:
+        return f"[Errno {os_error.errno}] {os.strerror(os_error.errno)}"
+    return None
 
 
 def _short(message: str, limit: int = 2 * QUOTE_CHARS) -> str:

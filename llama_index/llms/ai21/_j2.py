@@ -85,6 +85,11 @@ class J2:
         )
         if params.get("documents") is not None or params.get("tools") or asks_for_a_tool:
             raise ValueError(f"{model} (Jurassic-2) supports neither documents nor tools")
+        if params.get("response_format") is not None:  # its API answers text only
+            raise ValueError(
+                f"{model} (Jurassic-2) has no response_format (it answers text only), got "
+                f"{params['response_format']!r}"
+            )
         params = {k: v for k, v in params.items() if k not in CONTROL_KWARGS and k != "tools"}
         params.pop("stream", None)
         params.pop("stream_options", None)  # J2 never streams (as in JambaChat.chat)

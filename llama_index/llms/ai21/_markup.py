@@ -19,6 +19,8 @@ Two cases, both from a server started without one of AI21's recipe flags (docs/s
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 import re
@@ -52,6 +54,13 @@ class ToolMarkup:
     """A block holds a JSON array of calls (Jamba 1.x), not one call (Hermes)."""
     models: str
     """The models whose recipe names :attr:`parser`, for the error message."""
+    advice: str = (
+        "start the server with {flags} (AI21's recipe for {models}) so that it returns tool "
+        "calls itself"
+    )
+    """What to do about text it cannot read, for the server it came from
+    (``Deployment.tool_call_advice``; ``{flags}`` and ``{models}`` filled in): vLLM's flags
+    by default."""
 
     @property
     def flags(self) -> str:
@@ -115,13 +124,11 @@ class ToolMarkup:
         if cut:
             return MalformedResponseError(
                 "the answer was cut at max_tokens (finish_reason 'length') inside a tool call "
-                f"the model wrote as text ({clipped!r}): raise max_tokens (per call or on the "
-                "instance)"
+                f"the model wrote as text ({clipped!r}): {RAISE_MAX_TOKENS}"
             )
         return MalformedResponseError(
             "the model wrote a tool call as text the package cannot read "
-            f"({clipped!r}): start the server with {self.flags} (AI21's recipe for "
-            f"{self.models}) so that it returns tool calls itself"
+            f"({clipped!r}): {self.advice.format(flags=self.flags, models=self.models)}"
         )
 
 
@@ -157,6 +164,13 @@ JAMBA = ToolMarkup(
 )
 TOOL_MARKUP: dict[str, ToolMarkup] = {"hermes": HERMES, "jamba": JAMBA}
 """By the model table's ``tool_format`` (``_models``)."""
+
+
+@functools.lru_cache(maxsize=16)
+def tool_markup(tool_format: str, advice: str | None) -> ToolMarkup:
+    """The markup of ``tool_format`` with a deployment's ``advice`` (None: vLLM's flags)."""
+    markup = TOOL_MARKUP[tool_format]
+    return markup if advice is None else dataclasses.replace(markup, advice=advice)
 
 
 @dataclass(frozen=True)
@@ -256,11 +270,16 @@ def reasoning_exhausted(finish_reason: str | None, answer: str, reasoning: str |
     return finish_reason == "length" and bool(reasoning) and not answer.strip()
 
 
+RAISE_MAX_TOKENS = (
+    "raise max_tokens (per call or on the instance), or, where none was set, leave the answer "
+    "more of the context window (a shorter prompt, or a server with a longer context: the "
+    "server's own limit is what the window leaves after the prompt)"
+)
+"""What to do about an answer cut at ``max_tokens``: with none sent (a server of your own), the
+limit is the server's, which ``max_tokens`` does not raise."""
 EXHAUSTED = (
     "the model spent all of max_tokens on reasoning and wrote no answer (finish_reason "
-    "'length'): raise max_tokens (per call or on the instance), or, where none was set, leave "
-    "the answer more of the context window (a shorter prompt, or a server with a longer "
-    "context: the server's own limit is what the window leaves after the prompt)"
+    f"'length'): {RAISE_MAX_TOKENS}"
 )
 
 

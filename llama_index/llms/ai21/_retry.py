@@ -16,7 +16,7 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
@@ -62,9 +62,16 @@ def should_retry(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
 
 
-def is_permanent(exc: BaseException) -> bool:
-    """Whether a connection failure comes from a certificate check or a missing host name,
-    found in the exception's chain (httpx, httpcore, urllib3 and aiohttp all chain the cause)."""
+# OpenSSL's reasons for a TLS handshake answered by something that is not TLS, such as a
+# plain-HTTP server (an https:// base_url for a server of one's own, which speaks http://):
+# 1.1 and 3.0 say WRONG_VERSION_NUMBER, 3.2 and later RECORD_LAYER_FAILURE or
+# PACKET_LENGTH_TOO_LONG.
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception in its chain (httpx, httpcore, urllib3 and aiohttp all
+    chain the cause; aiohttp also holds the OS's error in its ``args``)."""
     seen: set[int] = set()
     pending: list[BaseException] = [exc]  # one walk over causes and exceptions held in args
     while pending:
@@ -72,15 +79,35 @@ def is_permanent(exc: BaseException) -> bool:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        if isinstance(current, socket.gaierror) and current.errno in _NO_SUCH_NAME:
-            return True
+        yield current
         pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
         cause = current.__cause__ or current.__context__
         if cause is not None:
             pending.append(cause)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether a connection failure comes from a certificate check, a missing host name or a
+    server that does not speak TLS (:func:`is_not_tls`), found in the exception's chain."""
+    for current in _chain(exc):
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        if isinstance(current, socket.gaierror) and current.errno in _NO_SUCH_NAME:
+            return True
+        if _answered_not_tls(current):
+            return True
     return False
+
+
+def is_not_tls(exc: BaseException) -> bool:
+    """Whether the TLS handshake was answered by something that is not TLS (a plain-HTTP
+    server at an ``https://`` URL): every attempt would meet it again."""
+    return any(_answered_not_tls(current) for current in _chain(exc))
+
+
+def _answered_not_tls(exc: BaseException) -> bool:
+    # aiohttp's ClientSSLError is an ssl.SSLError without OpenSSL's reason: its cause has it.
+    return isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None) in _NOT_TLS
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

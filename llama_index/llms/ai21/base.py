@@ -93,9 +93,19 @@ from llama_index.llms.ai21._http import (
     check_headers,
     check_tls,
 )
-from llama_index.llms.ai21._markup import EXHAUSTED, reasoning_exhausted, watching_exhaustion
+from llama_index.llms.ai21._markup import (
+    EXHAUSTED,
+    RAISE_MAX_TOKENS,
+    reasoning_exhausted,
+    watching_exhaustion,
+)
 from llama_index.llms.ai21._models import DEFAULT_MODEL, ModelInfo, describe_guess, is_known
-from llama_index.llms.ai21._retry import acall_with_retries, call_with_retries, is_permanent
+from llama_index.llms.ai21._retry import (
+    acall_with_retries,
+    call_with_retries,
+    is_not_tls,
+    is_permanent,
+)
 from llama_index.llms.ai21._secrets import (
     MASK,
     Secrets,
@@ -136,10 +146,19 @@ condense-plus-context chat engine on a 4096- or 8192-token server failed ("Chunk
 not positive") once its memory filled, after about 20 turns (docs/rag.md, "A chat engine")."""
 
 
+NOT_TLS_ADVICE = (
+    "the server answered the TLS handshake with something that is not TLS: a server of your "
+    "own (vLLM, llama-server, LM Studio, Ollama) speaks plain HTTP unless started with a "
+    "certificate, so give its URL as http://..."
+)
+
+
 def _unreachable_advice(failures: Sequence[str]) -> str:
     """What to do when discovery got no list of models, from why (:class:`Ask`'s failures,
     e.g. ``GET http://localhost:8000/v1/models: ConnectError``)."""
     reasons = " ".join(failures)
+    if "plain HTTP?" in reasons:  # _discovery.Ask: an https:// URL for a plain-HTTP server
+        return NOT_TLS_ADVICE
     if "ConnectError" in reasons:
         # Also a server still loading its weights: vLLM listens only once the model is loaded.
         return (
@@ -357,6 +376,8 @@ class AI21(FunctionCallingLLM):
     _built_from: tuple[Any, ...] = PrivateAttr(default=())
     _model_facts: _ModelFacts | None = PrivateAttr(default=None)
     _discovery_failures: tuple[str, ...] = PrivateAttr(default=())  # the last asking's
+    _reported: tuple[Any, ...] = PrivateAttr(default=())  # the last discovery warning logged
+    _warned_keywords: set[str] = PrivateAttr(default_factory=set)  # near misses said once
 
     def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
         """Create the LLM.
@@ -836,7 +857,14 @@ class AI21(FunctionCallingLLM):
             return
         unknown_window = served is None or served.context_window is None
         if unknown_window and self.context_window is None:
-            logger.warning(
+            if served is not None and not self.model and len(served.models) > 1:
+                # No model chosen among several: each has its own window (a request without
+                # a model= is a ValueError naming them: _ready_for_request).
+                reasons.append(
+                    f"model= was not given and it serves {len(served.models)} models, each "
+                    "with its own window: pass model=... naming one"
+                )
+            self._warn_once(
                 "Could not read the context window from the server at %s (%s: %s); using "
                 "the model table's. Pass context_window=... to set it.",
                 where,
@@ -844,10 +872,17 @@ class AI21(FunctionCallingLLM):
                 "; ".join(reasons) or "it did not say",
             )
         elif reasons:  # a context_window given needs no word about the server's
-            logger.warning("The server at %s (%s): %s", where, kind, "; ".join(reasons))
+            self._warn_once("The server at %s (%s): %s", where, kind, "; ".join(reasons))
         reported = served.models if served is not None else ()
         if self.model and self.model not in reported and not self._deployment.knows(self.model):
             _warn_unknown_model(self.model)
+
+    def _warn_once(self, message: str, *args: Any) -> None:
+        """Log a discovery WARNING unless it is the one logged last: a server asked again at
+        each call (no model chosen yet) says the same thing each time."""
+        if (message, *args) != self._reported:
+            self._reported = (message, *args)
+            logger.warning(message, *args)
 
     def _server_to_ask(self) -> bool:
         """Whether :meth:`_ready_for_request` would ask the server now."""
@@ -938,7 +973,7 @@ class AI21(FunctionCallingLLM):
                 merged = {**self.chat_template_kwargs, **per_call}
                 call_kwargs = {**call_kwargs, "chat_template_kwargs": merged}
         params.update(call_kwargs)
-        _warn_near_misses(call_kwargs)
+        _warn_near_misses(call_kwargs, self._warned_keywords)
         return params
 
     def _chat_build(
@@ -1023,7 +1058,9 @@ class AI21(FunctionCallingLLM):
             return
         request = f"AI21: POST {url}"
         note = None
-        if isinstance(exc, httpx.ConnectError) and not is_permanent(exc):
+        if isinstance(exc, httpx.ConnectError) and is_not_tls(exc):
+            note = f"{request} failed: {NOT_TLS_ADVICE}"
+        elif isinstance(exc, httpx.ConnectError) and not is_permanent(exc):
             attempts = self.max_retries + 1
             note = (
                 f"{request} was refused ({attempts} attempt{'' if attempts == 1 else 's'}): is "
@@ -1037,7 +1074,7 @@ class AI21(FunctionCallingLLM):
             if status in (401, 403) and self._secrets.api_key is None:
                 note = (
                     f"{request} answered {status}: the server wants a key "
-                    f"({self._deployment.key_origin}): pass api_key=... (AI21_API_KEY is never "
+                    f"({self._deployment.key_setting}): pass api_key=... (AI21_API_KEY is never "
                     "sent to a server of your own)."
                 )
             elif status in (401, 403):
@@ -1526,11 +1563,8 @@ class AI21(FunctionCallingLLM):
         if not message.additional_kwargs.get("tool_calls") and not any(
             isinstance(b, ToolCallBlock) for b in message.blocks
         ):
-            text = message.content or ""
             _raise_if_exhausted(call.output_cls, response, None)
-            raise ValueError(
-                f"no {name}: the model answered without calling the {name} tool: {text[:200]!r}"
-            )
+            raise _NoToolCall(message.content or "").naming(name)
         selection = self.get_tool_calls_from_response(response)[0]
         try:
             return call.output_cls.model_validate(selection.tool_kwargs)
@@ -1650,11 +1684,7 @@ class AI21(FunctionCallingLLM):
             ]
         if not calls:
             if error_on_no_tool_call:
-                text = response.message.content or ""
-                raise ValueError(
-                    "Expected at least one tool call, but the response has none; the model "
-                    f"answered: {text[:200]!r}"
-                )
+                raise _NoToolCall(response.message.content or "")
             return []
         finish_reason = response.additional_kwargs.get("finish_reason")
         # A stream's chunk before its last (a whole answer has no delta): a call named whose
@@ -1671,16 +1701,17 @@ class AI21(FunctionCallingLLM):
             parsed = _parse_arguments(arguments)
             if parsed is None:
                 if error_on_no_tool_call or finish_reason is not None:
-                    shown = arguments[:200] if isinstance(arguments, str) else arguments
+                    text = arguments if isinstance(arguments, str) else repr(arguments)
+                    shown = repr(text[:200]) + ("..." if len(text) > 200 else "")
                     cut = (
-                        "; the answer was cut at max_tokens (finish_reason 'length'): raise "
-                        "max_tokens (per call or on the instance)"
+                        "; the answer was cut at max_tokens (finish_reason 'length'): "
+                        f"{RAISE_MAX_TOKENS}"
                         if finish_reason == "length"
                         else ""
                     )
                     raise ValueError(
                         f"Tool call {call_id or name!r} to {name!r} has arguments that are not "
-                        f"a JSON object: {shown!r}{cut}"
+                        f"a JSON object: {shown}{cut}"
                     )
                 continue  # a stream's call whose arguments are still arriving
             selections.append(ToolSelection(tool_id=call_id, tool_name=name, tool_kwargs=parsed))
@@ -1803,14 +1834,16 @@ def _pickles(value: Any) -> bool:
     return True
 
 
-def _warn_near_misses(call_kwargs: dict[str, Any]) -> None:
+def _warn_near_misses(call_kwargs: dict[str, Any], warned: set[str]) -> None:
     """Warn about a per-call keyword that is almost one this package knows (``max_token``,
-    ``temprature``, ``document``, ``top-p``): it is still sent, as documented."""
+    ``temprature``, ``document``, ``top-p``): it is still sent, as documented. Once per
+    instance and name (``warned``): a loop of calls with the same typo says it once."""
     for name in call_kwargs:
-        if name in KNOWN_CALL_KEYWORDS:
+        if name in KNOWN_CALL_KEYWORDS or name in warned:
             continue
         close = _near_miss(name)
         if close is not None:
+            warned.add(name)
             logger.warning(
                 "%s= is not a keyword this package knows: it is sent to the server as a "
                 "request field as it is, which the server may ignore. Did you mean %s=?",
@@ -1860,14 +1893,35 @@ def json_schema_format(output_cls: type[Any]) -> dict[str, Any]:
 @contextlib.contextmanager
 def _naming_exhaustion(output_cls: type[Any]) -> Iterator[None]:
     """Around LlamaIndex's own structured programs: if one fails (its error is about the empty
-    answer) after an answer spent all of ``max_tokens`` on reasoning, say that instead."""
+    answer) after an answer spent all of ``max_tokens`` on reasoning, say that instead; an
+    answer without the class's tool call is worded as a stream's (:meth:`_final_object`)."""
     with watching_exhaustion() as exhausted:
         try:
             yield
         except ValueError as exc:
             if exhausted:
                 raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
+            if isinstance(exc, _NoToolCall):
+                raise exc.naming(output_cls.__name__) from exc
             raise
+
+
+class _NoToolCall(ValueError):
+    """An answer without the tool call asked for (``get_tool_calls_from_response``); ``text``:
+    what the model answered instead."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(
+            f"Expected at least one tool call, but the response has none; the model answered: "
+            f"{text[:200]!r}"
+        )
+        self.text = text
+
+    def naming(self, name: str) -> ValueError:
+        """The error of a structured prediction of ``name`` (its tool is named for it)."""
+        return ValueError(
+            f"no {name}: the model answered without calling the {name} tool: {self.text[:200]!r}"
+        )
 
 
 def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:

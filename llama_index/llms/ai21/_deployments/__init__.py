@@ -58,11 +58,6 @@ class Deployment:
     api_key_env: ClassVar[str | None] = None
     """Environment variable read when no ``api_key`` is passed (``None``: none is read)."""
     api_key_required: ClassVar[bool] = False
-    key_origin: ClassVar[str] = (
-        'it was started with --api-key, or it is LM Studio with "Require authentication" on'
-    )
-    """Why a server of one's own wants a key, for the note on its 401 (vLLM's, SGLang's and
-    llama-server's flag; LM Studio's server setting)."""
     model_required: ClassVar[bool] = False
     """Whether ``model`` must be given."""
     limits: ClassVar[Limits]
@@ -90,6 +85,13 @@ class Deployment:
     """Whether the server hands a ``documents`` request field to the chat template (documents
     go as the field only where this **and** the model's template read them, else into the
     prompt)."""
+    key_setting: ClassVar[str] = "it was started with --api-key"
+    """Why a server of this kind wants a key, for the note on its 401 or 403 without one
+    (vLLM's, SGLang's and llama-server's flag)."""
+    tool_call_advice: ClassVar[str | None] = None
+    """What a tool call left as text the package cannot read says to do, for this kind of
+    server (``{flags}``: vLLM's for the model's format, ``{models}``: whose recipe they are);
+    ``None``: start the server with vLLM's flags (docs/self-hosted.md)."""
     missing_key_message: ClassVar[str] = "No API key: pass api_key=..."
     """The ``ValueError`` message when ``api_key_required`` and no key was found."""
     checks_calls: ClassVar[bool] = False
@@ -150,6 +152,16 @@ class Deployment:
 
     served: Served | None = None
     """What the server said about itself (set on the instance once it was asked)."""
+
+    def first_warning(self, topic: str) -> bool:
+        """Whether a warning about ``topic`` is due: the first time for this instance, which
+        is the ``AI21`` instance's (its dialects are not: a per-call ``model=`` gets one of its
+        own at each call, and the model's is made anew once the server was asked)."""
+        said: set[str] = self.__dict__.setdefault("_warned", set())
+        if topic in said:
+            return False
+        said.add(topic)
+        return True
 
     @classmethod
     def identify(cls, ask: Ask) -> bool:

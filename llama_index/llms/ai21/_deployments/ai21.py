@@ -48,9 +48,10 @@ class AI21Studio(Deployment):
         "on: pass base_url=... of a server of your own serving Jamba's open weights (vLLM, "
         'llama.cpp; e.g. AI21(model="ai21labs/AI21-Jamba2-3B", '
         'base_url="http://localhost:8000/v1"), no key needed; run the offline emulator '
-        "(python -m ai21_emulator, or its ai21_emulator pytest fixture) and "
-        "pass its base_url and api_key; or, for an endpoint that still speaks AI21's API, pass "
-        f"api_key=... or set AI21_API_KEY. See {SELF_HOSTED_DOCS}"
+        '(pip install "llama-index-llms-ai21[emulator]", then python -m ai21_emulator, or its '
+        "ai21_emulator pytest fixture) and pass its base_url and api_key; or, for an endpoint "
+        "that still speaks AI21's API, pass api_key=... or set AI21_API_KEY. "
+        f"See {SELF_HOSTED_DOCS}"
     )
 
     @classmethod

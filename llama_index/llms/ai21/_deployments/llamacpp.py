@@ -32,13 +32,19 @@ from llama_index.llms.ai21._discovery import Ask, Served, as_list, context_lengt
 
 class LlamaCpp(OpenAICompatible):
     kind = "llamacpp"
+    key_setting = "it was started with --api-key"
     aliases = ("llama.cpp", "llama-server")
-    key_origin = "it was started with --api-key"
     owned_by = frozenset({"llamacpp"})
     adopts_recognised_server = False
     reasoning_fields = ("reasoning_content",)
     tool_choice_support = "required_only"
     reads_documents = False
+    # llama-server reads tool calls (Hermes' <tool_call> among its formats) only with its
+    # Jinja templates on (llama.cpp's docs/function-calling.md: "when started w/ --jinja").
+    tool_call_advice = (
+        "start llama-server with --jinja (the model's own chat template) so that it returns "
+        "tool calls itself"
+    )
     limits = Limits(
         max_tokens=None,
         response_formats=frozenset({"text", "json_object", "json_schema"}),

@@ -37,12 +37,17 @@ from llama_index.llms.ai21._discovery import (
 class LMStudio(OpenAICompatible):
     kind = "lmstudio"
     aliases = ("lm-studio",)
-    key_origin = '"Require authentication" is on in its server settings, where the token is made'
     owned_by = frozenset({"organization_owner"})
     adopts_recognised_server = False
     reasoning_fields = ("reasoning_content",)
     tool_choice_support = "required_only"
     reads_documents = False
+    key_setting = '"Require authentication" is on in its server settings, where the token is made'
+    # No server flag of its own reads a format its template does not declare.
+    tool_call_advice = (
+        "this server returns such calls as text; vLLM started with {flags} (AI21's recipe "
+        "for {models}) returns them as tool calls"
+    )
     limits = Limits(max_tokens=None, response_formats=frozenset({"text", "json_schema"}), n_max=1)
 
     def learn(self, ask: Ask, model: str | None, listed: list[dict[str, Any]]) -> Served:

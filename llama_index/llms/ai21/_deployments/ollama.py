@@ -57,12 +57,17 @@ def _version(text: Any) -> tuple[int, ...]:
 
 class Ollama(OpenAICompatible):
     kind = "ollama"
-    key_origin = "Ollama takes none itself: whatever is in front of it wants one"
     owned_by = frozenset({"library"})
     adopts_recognised_server = False
     reasoning_fields = ("reasoning",)
     tool_choice_support = "ignored"
     reads_documents = False
+    key_setting = "Ollama itself takes no key: a proxy in front of it asks for one"
+    # No server flag of its own reads a format its template does not declare.
+    tool_call_advice = (
+        "this server returns such calls as text; vLLM started with {flags} (AI21's recipe "
+        "for {models}) returns them as tool calls"
+    )
     limits = Limits(
         max_tokens=None,
         response_formats=frozenset({"text", "json_object", "json_schema"}),

@@ -39,6 +39,10 @@ from llama_index.llms.ai21._models import ModelInfo, is_j2, is_known, model_info
 
 class OpenAICompatible(Deployment):
     kind = "openai-compatible"
+    key_setting = (
+        "vLLM, SGLang and llama-server want one when started with --api-key, LM Studio with "
+        '"Require authentication" on'
+    )
     limits = Limits(
         max_tokens=None,
         response_formats=frozenset({"text", "json_object", "json_schema"}),

@@ -14,12 +14,19 @@ from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatibl
 
 class SGLang(OpenAICompatible):
     kind = "sglang"
-    key_origin = "it was started with --api-key"
+    key_setting = "it was started with --api-key"
     owned_by = frozenset({"sglang"})
     adopts_recognised_server = False
     reasoning_fields = ("reasoning", "reasoning_content")
     tool_choice_support = "native"
     reads_documents = False
+    # SGLang's parsers (its "Tool Parser" docs) are named per model family, with no
+    # --enable-auto-tool-choice; vLLM's flags are AI21's recipe.
+    tool_call_advice = (
+        "start SGLang with a --tool-call-parser that reads this format, or serve the model "
+        "with vLLM and {flags} (AI21's recipe for {models}), so that the server returns "
+        "tool calls itself"
+    )
 
 
 DEPLOYMENT = SGLang

@@ -14,7 +14,7 @@ from llama_index.llms.ai21._deployments.openai_compatible import OpenAICompatibl
 
 class VLLM(OpenAICompatible):
     kind = "vllm"
-    key_origin = "it was started with --api-key"
+    key_setting = "it was started with --api-key"
     owned_by = frozenset({"vllm"})
     adopts_recognised_server = False
     reasoning_fields = ("reasoning",)
