@@ -1,5 +1,5 @@
-"""Texts and a fixture shared by the RAG tests (tests/test_rag.py) and the emulator's own
-end-to-end heuristics tests (tests/test_emulator_heuristics.py)."""
+"""Texts, an index, engine tools and a fixture shared by the RAG tests (tests/test_rag.py) and
+the emulator's own end-to-end heuristics tests (tests/test_emulator_heuristics.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
+from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.llms import LLM
+from llama_index.core.tools import QueryEngineTool
 
 JAMBA = [
     "Jamba is AI21's family of large language models. Jamba combines Transformer layers "
@@ -19,6 +23,32 @@ COMPANY = [
     "AI21 Labs has its headquarters in Tel Aviv.",
 ]
 CONTEXT_WINDOW = "How long is Jamba's context window?"
+
+
+def make_index(texts: list[str]) -> VectorStoreIndex:
+    """An index of ``texts`` on MockEmbedding, which gives every text the same vector: engines
+    retrieve every chunk (up to their ``similarity_top_k``), so what is ranked is the emulator's
+    doing, or nobody's where the answers are scripted."""
+    return VectorStoreIndex.from_documents(
+        [Document(text=text) for text in texts], embed_model=MockEmbedding(embed_dim=8)
+    )
+
+
+def engine_tools(llm: LLM) -> list[QueryEngineTool]:
+    """A query engine over the Jamba texts and one over the company texts, as tools described
+    for a router or a sub-question engine to choose between."""
+    return [
+        QueryEngineTool.from_defaults(
+            make_index(JAMBA).as_query_engine(llm=llm, similarity_top_k=2),
+            name="jamba_models",
+            description="Facts about the Jamba language models",
+        ),
+        QueryEngineTool.from_defaults(
+            make_index(COMPANY).as_query_engine(llm=llm, similarity_top_k=2),
+            name="company",
+            description="Facts about the company AI21 Labs: founders, history, offices",
+        ),
+    ]
 
 
 @pytest.fixture(autouse=True)

@@ -15,10 +15,8 @@ import asyncio
 import logging
 
 import pytest
-from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.bridge.pydantic import BaseModel, Field
-from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.output_parsers import PydanticOutputParser
 from llama_index.core.postprocessor import LLMRerank
@@ -30,7 +28,6 @@ from llama_index.core.query_engine import (
     SubQuestionQueryEngine,
 )
 from llama_index.core.question_gen import LLMQuestionGenerator
-from llama_index.core.tools import QueryEngineTool
 from llama_index.core.types import PydanticProgramMode
 
 from ai21_emulator import Emulator
@@ -41,6 +38,8 @@ from tests.rag_corpus import (  # noqa: F401 - the fixture is autouse
     CONTEXT_WINDOW,
     JAMBA,
     _close_the_loop_llama_index_leaves_open,
+    engine_tools,
+    make_index,
 )
 
 TWO_CALLS = "What is 3 times 4 and then add 2 plus 5?"
@@ -49,13 +48,6 @@ TWO_CALLS = "What is 3 times 4 and then add 2 plus 5?"
 @pytest.fixture
 def llm(emulator: Emulator) -> AI21:
     return AI21(api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0)
-
-
-def make_index(texts: list[str]) -> VectorStoreIndex:
-    # MockEmbedding: every chunk is retrieved; the emulator ranks the sentences itself.
-    return VectorStoreIndex.from_documents(
-        [Document(text=text) for text in texts], embed_model=MockEmbedding(embed_dim=8)
-    )
 
 
 def test_a_query_engine_gets_the_best_matching_sentence_of_the_context(llm: AI21) -> None:
@@ -104,18 +96,7 @@ def test_a_context_chat_engine_answers_each_question_from_the_context(llm: AI21)
 def test_the_router_selection_follows_the_descriptions(
     llm: AI21, emulator: Emulator, question: str, choice: int, answer: str
 ) -> None:
-    tools = [
-        QueryEngineTool.from_defaults(
-            make_index(JAMBA).as_query_engine(llm=llm, similarity_top_k=2),
-            name="jamba_models",
-            description="Facts about the Jamba language models",
-        ),
-        QueryEngineTool.from_defaults(
-            make_index(COMPANY).as_query_engine(llm=llm, similarity_top_k=2),
-            name="company",
-            description="Facts about the company AI21 Labs: founders, history, offices",
-        ),
-    ]
+    tools = engine_tools(llm)
     response = RouterQueryEngine.from_defaults(tools, llm=llm).query(question)
     assert response.metadata["selector_result"].ind == choice
     assert str(response) == answer
@@ -154,18 +135,7 @@ def test_an_llm_reranker_keeps_the_nodes_that_match_the_question(
 def test_a_sub_question_engine_asks_each_engine_its_part_of_the_question(
     llm: AI21, emulator: Emulator, use_async: bool
 ) -> None:
-    tools = [
-        QueryEngineTool.from_defaults(
-            make_index(JAMBA).as_query_engine(llm=llm, similarity_top_k=2),
-            name="jamba_models",
-            description="Facts about the Jamba language models",
-        ),
-        QueryEngineTool.from_defaults(
-            make_index(COMPANY).as_query_engine(llm=llm, similarity_top_k=2),
-            name="company",
-            description="Facts about the company AI21 Labs: founders, history, offices",
-        ),
-    ]
+    tools = engine_tools(llm)
     engine = SubQuestionQueryEngine.from_defaults(
         tools,
         llm=llm,

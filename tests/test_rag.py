@@ -7,13 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.async_utils import asyncio_run
 from llama_index.core.base.response.schema import RESPONSE_TYPE
-from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.memory import ChatMemoryBuffer, Memory
 from llama_index.core.query_engine import RouterQueryEngine
-from llama_index.core.tools import QueryEngineTool
 
 from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
@@ -22,18 +19,11 @@ from tests.rag_corpus import (  # noqa: F401 - the fixture is autouse
     CONTEXT_WINDOW,
     JAMBA,
     _close_the_loop_llama_index_leaves_open,
+    engine_tools,
+    make_index,
 )
 
 ANSWER = "256K tokens, says the context."
-
-
-def make_index(texts: list[str]) -> VectorStoreIndex:
-    # MockEmbedding gives every text the same vector, so engines retrieve every chunk
-    # (similarity_top_k below); the answers are scripted, so these tests check what the
-    # adapter sends and returns, not how the emulator ranks sentences (emulator/tests does).
-    return VectorStoreIndex.from_documents(
-        [Document(text=text) for text in texts], embed_model=MockEmbedding(embed_dim=8)
-    )
 
 
 def query(engine: Any, mode: str, question: str) -> tuple[str, RESPONSE_TYPE]:
@@ -118,18 +108,7 @@ def test_chat_engine_keeps_the_history(llm: AI21, emulator: Emulator, mode: str)
 def test_router_selects_an_engine_through_structured_output(
     llm: AI21, emulator: Emulator, is_async: bool, question: str, choice: int
 ) -> None:
-    tools = [
-        QueryEngineTool.from_defaults(
-            make_index(JAMBA).as_query_engine(llm=llm, similarity_top_k=2),
-            name="jamba_models",
-            description="Facts about the Jamba language models",
-        ),
-        QueryEngineTool.from_defaults(
-            make_index(COMPANY).as_query_engine(llm=llm, similarity_top_k=2),
-            name="company",
-            description="Facts about the company AI21 Labs: founders, history, offices",
-        ),
-    ]
+    tools = engine_tools(llm)
     router = RouterQueryEngine.from_defaults(tools, llm=llm)
     # The selector's structured output (a tool call, 1-based index), then the chosen engine's.
     reason = "The question is about this engine's subject."
