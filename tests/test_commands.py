@@ -273,10 +273,13 @@ def vllm_uses() -> list[tuple[str, str, str | None]]:
     for markup in (HERMES, JAMBA):  # the flags the unread-tool-call error names
         for flag, value in _flags(shlex.split(markup.flags)):
             used.append((f"_markup.py {markup.parser}", flag, value))
-    # flags named in the vLLM pages' prose, in backticks (values only where they are literal)
+    # flags named in the vLLM pages' prose, in backticks (values only where they are literal),
+    # but llama-server's (test_every_llama_server_command_uses_flags_the_server_has checks them)
     for page in ("self-hosted.md", "scaling.md", "chat-and-completion.md", "tools-and-agents.md"):
         text = (ROOT / "docs" / page).read_text(encoding="utf-8")
-        for span in re.findall(r"`(--[a-z][^`]*)`", text):
+        for other_server, span in re.findall(r"(llama-server's )?`(--[a-z][^`]*)`", text):
+            if other_server:
+                continue
             for flag, value in _flags(shlex.split(span)):
                 literal = value if value and not value.isupper() else None
                 used.append((f"docs/{page}", flag, literal))
