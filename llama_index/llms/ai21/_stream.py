@@ -409,14 +409,11 @@ class ChatStreamState:
         """Count ``characters`` more of the answer; past :data:`MAX_ANSWER_CHARS`, refuse it."""
         self._kept += characters
         if self._kept > MAX_ANSWER_CHARS:
-            raise self._too_long()
-
-    def _too_long(self) -> MalformedResponseError:
-        return MalformedResponseError(
-            f"malformed AI21 stream: the answer passed {MAX_ANSWER_CHARS:,} characters "
-            f"({MAX_ANSWER_CHARS / 2**20:g} Mi; text, reasoning and tool calls together), more "
-            f"than any answer holds; read no further{self.arrived()}"
-        )
+            raise MalformedResponseError(
+                f"malformed AI21 stream: the answer passed {MAX_ANSWER_CHARS:,} characters "
+                f"({MAX_ANSWER_CHARS / 2**20:g} Mi; text, reasoning and tool calls together), "
+                f"more than any answer holds; read no further{self.arrived()}"
+            )
 
     def arrived(self) -> str:
         """What had arrived, for an error message."""

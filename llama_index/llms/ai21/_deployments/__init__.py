@@ -153,14 +153,16 @@ class Deployment:
     served: Served | None = None
     """What the server said about itself (set on the instance once it was asked)."""
 
+    def __init__(self) -> None:
+        self._warned: set[str] = set()  # the topics first_warning has said
+
     def first_warning(self, topic: str) -> bool:
         """Whether a warning about ``topic`` is due: the first time for this instance, which
         is the ``AI21`` instance's (its dialects are not: a per-call ``model=`` gets one of its
         own at each call, and the model's is made anew once the server was asked)."""
-        said: set[str] = self.__dict__.setdefault("_warned", set())
-        if topic in said:
+        if topic in self._warned:
             return False
-        said.add(topic)
+        self._warned.add(topic)
         return True
 
     @classmethod
