@@ -37,6 +37,11 @@ PROBE_TIMEOUT = 10.0
 """Seconds allowed for each discovery request as a whole, from connecting to the answer's last
 byte (the instance's ``timeout`` if smaller): a server that sends its answer a byte at a time
 gets no longer (docs/laptop.md: "Each answer is read with at most 10 seconds")."""
+
+NOT_TLS = "an answer that is not TLS: plain HTTP?"
+"""Said of a failure whose TLS handshake met something else (an ``https://`` URL for a
+plain-HTTP server); the advice for it is chosen on these words."""
+
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 """Largest discovery answer read (llama.cpp's ``/props`` carries the chat template, Ollama's
 ``/api/show`` the license: tens of kilobytes)."""
@@ -190,7 +195,7 @@ class Ask:
         except ProbeError as exc:
             self.failures.append(f"{method} {url}: {exc}")
         except httpx.HTTPError as exc:  # only its class: httpx's message may repeat the URL
-            said = " (an answer that is not TLS: plain HTTP?)" if is_not_tls(exc) else ""
+            said = f" ({NOT_TLS})" if is_not_tls(exc) else ""
             self.failures.append(f"{method} {url}: {type(exc).__name__}{said}")
             if isinstance(exc, httpx.ConnectError) and not is_permanent(exc):
                 self.not_ready = True

@@ -84,7 +84,14 @@ from llama_index.llms.ai21._dialect import (
     check_template_kwargs,
     open_extra_body,
 )
-from llama_index.llms.ai21._discovery import Ask, DiscoveryLock, Served, root_text, shown_names
+from llama_index.llms.ai21._discovery import (
+    NOT_TLS,
+    Ask,
+    DiscoveryLock,
+    Served,
+    root_text,
+    shown_names,
+)
 from llama_index.llms.ai21._http import (
     AsyncStream,
     HTTPClients,
@@ -157,7 +164,7 @@ def _unreachable_advice(failures: Sequence[str]) -> str:
     """What to do when discovery got no list of models, from why (:class:`Ask`'s failures,
     e.g. ``GET http://localhost:8000/v1/models: ConnectError``)."""
     reasons = " ".join(failures)
-    if "plain HTTP?" in reasons:  # _discovery.Ask: an https:// URL for a plain-HTTP server
+    if NOT_TLS in reasons:  # an https:// URL for a plain-HTTP server
         return NOT_TLS_ADVICE
     if "ConnectError" in reasons:
         # Also a server still loading its weights: vLLM listens only once the model is loaded.
