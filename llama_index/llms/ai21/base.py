@@ -292,7 +292,10 @@ class AI21(FunctionCallingLLM):
         # settimeout raises OverflowError on the first connect.
         le=threading.TIMEOUT_MAX,
         allow_inf_nan=False,
-        description="Seconds allowed for each attempt's connect, each read and each write.",
+        description=(
+            "Seconds allowed for each attempt's connect, each read and each write; default: "
+            "AI21_TIMEOUT_SEC, else 120. None (0.8's default) is the default."
+        ),
     )
     max_retries: int = Field(
         default=DEFAULT_MAX_RETRIES,
@@ -386,18 +389,30 @@ class AI21(FunctionCallingLLM):
     _reported: tuple[Any, ...] = PrivateAttr(default=())  # the last discovery warning logged
     _warned_keywords: set[str] = PrivateAttr(default_factory=set)  # near misses said once
 
-    def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, api_key: str | None = None, **kwargs: Any) -> None:
         """Create the LLM.
 
         Args:
+            *args: arguments by position, in the order 0.8's constructor took them
+                (``model``, ``api_key``, ``base_url``, ``max_tokens``, ``max_retries``,
+                ``default_headers``, ``timeout``, ``temperature``, ...), so that
+                ``AI21("jamba-mini", key)`` means what it meant; keywords are clearer.
             api_key: the key; for AI21's API it falls back to ``AI21_API_KEY``. A self-hosted
                 server needs one only if it was started with ``--api-key``.
-            **kwargs: the fields above.
+            **kwargs: the fields above. ``timeout=None`` (0.8's default) is the default:
+                ``AI21_TIMEOUT_SEC``, else 120 s.
 
         Raises:
             ValueError: a field is invalid or unknown, the deployment is unknown or does not
                 fit the model or URL, or AI21's API is used with no key.
         """
+        if args:
+            api_key = _by_position(args, api_key, kwargs)
+        if "timeout" in kwargs and kwargs["timeout"] is None:
+            del kwargs["timeout"]  # 0.8's default, in its dumps and in code passing it through
+        if "timeout" not in kwargs and os.environ.get(TIMEOUT_ENV):
+            # As 0.8 and the ai21 SDK (ai21_env_config.py) read it: an argument wins.
+            kwargs["timeout"] = _timeout_from_env(os.environ[TIMEOUT_ENV])
         for name in OPENAI_LIKE_NAMES.keys() & kwargs.keys():
             raise ValueError(
                 f"{name}= is a setting of LlamaIndex's OpenAI/OpenAILike, not of AI21: "
@@ -1795,6 +1810,61 @@ OPENAI_LIKE_NAMES = {
     "openai_client": "pass your own httpx clients instead: http_client=, async_http_client=",
     "async_openai_client": "pass your own httpx clients instead: http_client=, async_http_client=",
 }
+
+
+# The parameters of 0.8's constructor, in its order (llama-index-llms-ai21 0.8.0, base.py): it
+# took them by position as well as by name.
+POSITIONAL_0_8 = (
+    "model",
+    "api_key",
+    "base_url",
+    "max_tokens",
+    "max_retries",
+    "default_headers",
+    "timeout",
+    "temperature",
+    "additional_kwargs",
+    "callback_manager",
+    "system_prompt",
+    "messages_to_prompt",
+    "completion_to_prompt",
+    "pydantic_program_mode",
+    "output_parser",
+)
+TIMEOUT_ENV = "AI21_TIMEOUT_SEC"
+
+
+def _by_position(args: tuple[Any, ...], api_key: str | None, kwargs: dict[str, Any]) -> Any:
+    """Put arguments given by position into ``kwargs`` under 0.8's names for those positions
+    (a model name first, never a key); the ``api_key`` to use. A ``TypeError`` as Python's own
+    for too many, or for a name given both ways."""
+    if len(args) > len(POSITIONAL_0_8):
+        raise TypeError(
+            f"AI21() takes at most {len(POSITIONAL_0_8)} arguments by position "
+            f"({', '.join(POSITIONAL_0_8)}), {len(args)} were given"
+        )
+    for name, value in zip(POSITIONAL_0_8, args, strict=False):
+        if name in kwargs or (name == "api_key" and api_key is not None):
+            raise TypeError(f"AI21() got multiple values for argument {name!r}")
+        if name == "api_key":
+            api_key = value
+        else:
+            kwargs[name] = value
+    return api_key
+
+
+def _timeout_from_env(value: str) -> float:
+    """``AI21_TIMEOUT_SEC`` as the timeout, or a ``ValueError`` naming the variable."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= threading.TIMEOUT_MAX:  # NaN fails too
+        raise ValueError(
+            f"{TIMEOUT_ENV} must be a number of seconds greater than 0 (the timeout of each "
+            f"attempt), got {value!r}"
+        )
+    return seconds
 
 
 def _call_model(kwargs: dict[str, Any]) -> str | None:
