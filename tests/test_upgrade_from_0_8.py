@@ -9,6 +9,7 @@ named in docs/migration.md ("From llama-index-llms-ai21 0.8"), and asserted here
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,9 @@ from typing import Any
 import httpx
 import pytest
 from ai21.models.chat import ToolCall, ToolFunction
+from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
+from llama_index.core.tools import FunctionTool
 
 from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21
@@ -257,3 +260,55 @@ def test_completion_response_of_0_8s_shape_still_compares_by_text(
         "total_tokens": 11,
         "finish_reason": "stop",
     }
+
+
+# llama-index-workflows finds an agent's steps with inspect.getmembers, which touches every
+# deprecated pydantic attribute of the agent (warnings from their code, not ours).
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211")
+def test_the_0_8_readmes_examples_run(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0.8.0's README, as written (its key and model), with AI21_API_HOST at the emulator; its
+    # stream_complete example printed ``response.text`` of the generator, a slip: chunk.text.
+    monkeypatch.setenv("AI21_API_HOST", emulator.base_url)
+    api_key = emulator.api_key
+    llm = AI21(model="jamba-1.5-mini", api_key=api_key)
+    messages = [ChatMessage(role="user", content=_PROMPT)]
+    assert llm.chat(messages).message.content
+    assert [chunk.message.content for chunk in llm.stream_chat(messages)][-1]
+    assert llm.complete(prompt=_PROMPT).text
+    assert [chunk.text for chunk in llm.stream_complete(prompt=_PROMPT)][-1]
+    j2 = AI21(model="j2-ultra", api_key=api_key)
+    assert j2.chat(messages).message.content
+    assert j2.complete(prompt=_PROMPT).text
+
+    async def main() -> list[str | None]:
+        response = await llm.achat(messages)
+        chunks = [chunk.message.content async for chunk in await llm.astream_chat(messages)]
+        return [response.message.content, chunks[-1]]
+
+    assert all(asyncio.run(main()))
+
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers and returns the result integer"""
+        return a * b
+
+    def add(a: int, b: int) -> int:
+        """Add two integers and returns the result integer"""
+        return a + b
+
+    agent = FunctionAgent(
+        tools=[FunctionTool.from_defaults(fn=multiply), FunctionTool.from_defaults(fn=add)],
+        llm=llm,
+    )
+    emulator.reply_next(tool_calls=[{"name": "multiply", "arguments": {"a": 6, "b": 7}}])
+    emulator.reply_next("42")
+
+    async def run() -> Any:  # as 0.8's README: ``await agent.run(...)``
+        return await agent.run("What is 6 times 7?")
+
+    result = asyncio.run(run())
+    assert str(result) == "42"
+    assert [(c.tool_name, c.tool_output.raw_output) for c in result.tool_calls] == [
+        ("multiply", 42)
+    ]
+    assert all(r.path == "/studio/v1/chat/completions" for r in emulator.requests[-2:])
