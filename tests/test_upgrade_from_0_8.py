@@ -22,7 +22,7 @@ from llama_index.core.base.llms.types import ChatMessage, ChatResponse, Completi
 from llama_index.core.tools import FunctionTool
 
 from ai21_emulator import Emulator, Fault
-from llama_index.llms.ai21 import AI21
+from llama_index.llms.ai21 import AI21, HostedAPIRetiredError
 from tests.calls import METHOD_IDS, arg_for, call
 
 _PROMPT = "What is the meaning of life?"
@@ -312,3 +312,27 @@ def test_the_0_8_readmes_examples_run(emulator: Emulator, monkeypatch: pytest.Mo
         ("multiply", 42)
     ]
     assert all(r.path == "/studio/v1/chat/completions" for r in emulator.requests[-2:])
+
+
+@pytest.mark.parametrize("source", ["base_url", "AI21_API_HOST"])
+def test_an_ai21_host_alone_is_ai21s_api_root_as_in_0_8(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    # 0.8 handed base_url to the ai21 SDK 2.x as a host, which added /studio/v1 to an ai21.com
+    # host (AI21_API_HOST too). Sent here through an HTTP proxy, the emulator: it sees the path
+    # the request asked AI21's host for, and answers as the retired API does.
+    host = "http://api.ai21.com"
+    if source == "AI21_API_HOST":
+        monkeypatch.setenv("AI21_API_HOST", host)
+    with httpx.Client(proxy=emulator.url) as through_proxy:
+        llm = AI21(
+            api_key=emulator.api_key,
+            http_client=through_proxy,
+            max_retries=0,
+            **({"base_url": host} if source == "base_url" else {}),
+        )
+        assert llm.base_url == "http://api.ai21.com/studio/v1"
+        emulator.inject(Fault(status=410))
+        with pytest.raises(HostedAPIRetiredError):
+            llm.complete(_PROMPT)
+    assert emulator.last_request.path == "/studio/v1/chat/completions"

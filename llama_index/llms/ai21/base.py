@@ -431,6 +431,10 @@ class AI21(FunctionCallingLLM):
         deployment = kwargs.get("deployment")
         try:
             kind = choose(deployment, kwargs.get("base_url"))
+            if kwargs.get("base_url") is not None:
+                url = parse_base_url(kwargs["base_url"])
+                if kind.api_root(url) != url:  # else the URL as given
+                    kwargs["base_url"] = str(kind.api_root(url))
         except ValueError as exc:
             if url_source != "base_url" and str(exc).startswith("base_url"):  # say where from
                 raise ValueError(f"AI21_API_HOST, the base_url here: {exc}") from None
