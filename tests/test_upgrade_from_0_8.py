@@ -10,7 +10,9 @@ named in docs/migration.md ("From llama-index-llms-ai21 0.8"), and asserted here
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +44,23 @@ DUMP_0_8 = {
     "additional_kwargs": {},
     "class_name": "AI21_LLM",
 }
+
+# pickle.dumps(AI21(model="jamba-1.5-mini", api_key=..., system_prompt="Be brief")) made by
+# llama-index-llms-ai21 0.8.0 (with llama-index-core 0.14.25): no key, no base_url in it.
+PICKLE_0_8 = base64.b64decode(
+    "gASVAAMAAAAAAACMGmxsYW1hX2luZGV4LmxsbXMuYWkyMS5iYXNllIwEQUkyMZSTlCmBlH2UKIwIX19kaWN0X1+U"
+    "fZQojBBjYWxsYmFja19tYW5hZ2VylIwfbGxhbWFfaW5kZXguY29yZS5jYWxsYmFja3MuYmFzZZSMD0NhbGxiYWNr"
+    "TWFuYWdlcpSTlCmBlH2UKIwIaGFuZGxlcnOUXZSMCl90cmFjZV9tYXCUjAtjb2xsZWN0aW9uc5SMC2RlZmF1bHRk"
+    "aWN0lJOUjAhidWlsdGluc5SMBGxpc3SUk5SFlFKUdWKMDHJhdGVfbGltaXRlcpROjA1zeXN0ZW1fcHJvbXB0lIwI"
+    "QmUgYnJpZWaUjBJtZXNzYWdlc190b19wcm9tcHSUjChsbGFtYV9pbmRleC5jb3JlLmJhc2UubGxtcy5nZW5lcmlj"
+    "X3V0aWxzlGgbk5SMFGNvbXBsZXRpb25fdG9fcHJvbXB0lIwZbGxhbWFfaW5kZXguY29yZS5sbG1zLmxsbZSMHGRl"
+    "ZmF1bHRfY29tcGxldGlvbl90b19wcm9tcHSUk5SMDW91dHB1dF9wYXJzZXKUTowVcHlkYW50aWNfcHJvZ3JhbV9t"
+    "b2RllIwWbGxhbWFfaW5kZXguY29yZS50eXBlc5SME1B5ZGFudGljUHJvZ3JhbU1vZGWUk5SMB2RlZmF1bHSUhZRS"
+    "lIwUcXVlcnlfd3JhcHBlcl9wcm9tcHSUTowFbW9kZWyUjA5qYW1iYS0xLjUtbWluaZSMCm1heF90b2tlbnOUTQAC"
+    "jAt0ZW1wZXJhdHVyZZRHP9mZmZmZmZqMCGJhc2VfdXJslE6MB3RpbWVvdXSUTowLbWF4X3JldHJpZXOUSwqMEWFk"
+    "ZGl0aW9uYWxfa3dhcmdzlH2UdYwSX19weWRhbnRpY19leHRyYV9flE6MF19fcHlkYW50aWNfZmllbGRzX3NldF9f"
+    "lI+UKGgeaCNoLmgiaDJoG2gHaBloLWgrkIwUX19weWRhbnRpY19wcml2YXRlX1+UfZR1Yi4="
+)
 
 
 @pytest.mark.parametrize("method", METHOD_IDS)
@@ -336,3 +355,26 @@ def test_an_ai21_host_alone_is_ai21s_api_root_as_in_0_8(
         with pytest.raises(HostedAPIRetiredError):
             llm.complete(_PROMPT)
     assert emulator.last_request.path == "/studio/v1/chat/completions"
+
+
+def test_a_pickle_made_by_0_8_loads_with_the_key_from_the_environment(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ValueError, match="AI21_API_KEY"):  # 0.8 pickles never held the key
+        pickle.loads(PICKLE_0_8)
+    monkeypatch.setenv("AI21_API_KEY", emulator.api_key or "")
+    monkeypatch.setenv("AI21_API_HOST", emulator.base_url)
+    pickle.loads(PICKLE_0_8).complete(_PROMPT)
+    body = emulator.last_request.json
+    assert body["messages"] == [{"role": "system", "content": "Be brief"}, *USER]
+    assert (body["model"], body["max_tokens"], body["temperature"]) == ("jamba-1.5-mini", 512, 0.4)
+
+
+@pytest.mark.parametrize("api_key", [None, ""])
+def test_an_empty_api_key_falls_back_to_ai21_api_key_as_in_0_8(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, api_key: str | None
+) -> None:
+    # 0.8 gave the SDK api_key or AI21_API_KEY: AI21(api_key=os.getenv("MY_KEY", "")) worked.
+    monkeypatch.setenv("AI21_API_KEY", emulator.api_key or "")
+    AI21(api_key=api_key, base_url=emulator.base_url).complete(_PROMPT)
+    assert emulator.last_request.api_key == emulator.api_key

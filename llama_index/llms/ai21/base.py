@@ -468,7 +468,9 @@ class AI21(FunctionCallingLLM):
         if self.model:
             self._deployment.check(self.model)
         key, source = api_key, "api_key"
-        if key is None and kind.api_key_env is not None:
+        if (key is None or key == "") and kind.api_key_env is not None:
+            # "" too, as 0.8 (through the SDK's ``api_key or AI21_API_KEY``) read it: code
+            # passing os.getenv("MY_KEY", "") on with AI21_API_KEY set kept working.
             key, source = os.environ.get(kind.api_key_env), kind.api_key_env
         if not key and kind.api_key_required:
             raise ValueError(self._missing_key_message(url_source, chose_by_url=deployment is None))
