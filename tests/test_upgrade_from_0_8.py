@@ -21,6 +21,7 @@ import pytest
 from ai21.models.chat import ToolCall, ToolFunction
 from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, CompletionResponse
+from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
 
 from ai21_emulator import Emulator, Fault
@@ -378,3 +379,39 @@ def test_an_empty_api_key_falls_back_to_ai21_api_key_as_in_0_8(
     monkeypatch.setenv("AI21_API_KEY", emulator.api_key or "")
     AI21(api_key=api_key, base_url=emulator.base_url).complete(_PROMPT)
     assert emulator.last_request.api_key == emulator.api_key
+
+
+def test_jurassic_2_takes_llamaindexs_prompts_at_complete(
+    make_llm: Callable[..., AI21], emulator: Emulator
+) -> None:
+    # 0.8 called J2 a chat model, so predict() went to /chat; J2 is a completion model.
+    llm = make_llm(model="j2-ultra")
+    assert llm.metadata.is_chat_model is False
+    llm.predict(PromptTemplate("Say {x}"), x="hi")
+    assert emulator.last_request.path == "/studio/v1/j2-ultra/complete"
+    assert emulator.last_request.json["prompt"] == "Say hi"
+
+
+@pytest.mark.parametrize(("parallel", "kept"), [(False, ["add"]), (True, ["add", "multiply"])])
+def test_chat_with_tools_keeps_the_first_call_unless_parallel_calls_are_allowed(
+    make_llm: Callable[..., AI21], emulator: Emulator, parallel: bool, kept: list[str]
+) -> None:
+    # 0.8 returned every call whatever allow_parallel_tool_calls said (False by default).
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    def multiply(a: int, b: int) -> int:
+        """Multiply two integers."""
+        return a * b
+
+    llm = make_llm(model="jamba-1.5-mini")
+    emulator.reply_next(
+        tool_calls=[
+            {"name": "add", "arguments": {"a": 1, "b": 2}},
+            {"name": "multiply", "arguments": {"a": 3, "b": 4}},
+        ]
+    )
+    tools = [FunctionTool.from_defaults(fn=add), FunctionTool.from_defaults(fn=multiply)]
+    response = llm.chat_with_tools(tools, "add and multiply", allow_parallel_tool_calls=parallel)
+    assert [c.tool_name for c in llm.get_tool_calls_from_response(response)] == kept
