@@ -415,3 +415,15 @@ def test_chat_with_tools_keeps_the_first_call_unless_parallel_calls_are_allowed(
     tools = [FunctionTool.from_defaults(fn=add), FunctionTool.from_defaults(fn=multiply)]
     response = llm.chat_with_tools(tools, "add and multiply", allow_parallel_tool_calls=parallel)
     assert [c.tool_name for c in llm.get_tool_calls_from_response(response)] == kept
+
+
+def test_system_prompt_and_completion_to_prompt_now_shape_complete(
+    make_llm: Callable[..., AI21], emulator: Emulator
+) -> None:
+    # 0.8's complete() went through chat() with neither (docs/migration.md says both).
+    llm = make_llm(system_prompt="Be brief", completion_to_prompt=lambda prompt: f"Q: {prompt}")
+    llm.complete(_PROMPT)
+    assert emulator.last_request.json["messages"] == [
+        {"role": "system", "content": "Be brief"},
+        {"role": "user", "content": f"Q: {_PROMPT}"},
+    ]
