@@ -125,7 +125,9 @@ def test_a_jurassic_2_system_message_after_the_first_goes_into_the_system_field(
     assert emulator.last_request.json["system"] == "Be brief"
 
 
-@pytest.mark.parametrize("method", ["stream_chat", "astream_complete"])
+@pytest.mark.parametrize(
+    "method", ["stream_complete", "stream_chat", "astream_chat", "astream_complete"]
+)
 def test_jurassic_2_streams_the_whole_answer_as_one_chunk(
     make_llm: Callable[..., AI21], emulator: Emulator, method: str
 ) -> None:
@@ -427,3 +429,11 @@ def test_system_prompt_and_completion_to_prompt_now_shape_complete(
         {"role": "system", "content": "Be brief"},
         {"role": "user", "content": f"Q: {_PROMPT}"},
     ]
+
+
+def test_a_jurassic_2_tokenizer_is_a_value_error_that_says_why(
+    make_llm: Callable[..., AI21],
+) -> None:
+    # 0.8's test_tokenizer got ai21-tokenizer 0.x's JurassicTokenizer for j2-mid and j2-ultra.
+    with pytest.raises(ValueError, match="Jurassic-2 models were retired"):
+        make_llm(model="j2-mid").tokenizer  # noqa: B018
