@@ -437,3 +437,23 @@ def test_a_jurassic_2_tokenizer_is_a_value_error_that_says_why(
     # 0.8's test_tokenizer got ai21-tokenizer 0.x's JurassicTokenizer for j2-mid and j2-ultra.
     with pytest.raises(ValueError, match="Jurassic-2 models were retired"):
         make_llm(model="j2-mid").tokenizer  # noqa: B018
+
+
+def test_the_per_call_fields_0_8_passed_to_the_sdk_are_sent_as_they_were(
+    make_llm: Callable[..., AI21], emulator: Emulator
+) -> None:
+    # 0.8 handed a call's keywords to the SDK 2.x's create(), which sent these as given.
+    fields = {
+        "documents": [{"content": "Jamba is hybrid."}],
+        "top_p": 0.5,
+        "stop": ["##"],
+        "response_format": {"type": "text"},
+        "n": 2,
+    }
+    make_llm(model="jamba-1.5-mini").chat([ChatMessage(role="user", content=_PROMPT)], **fields)
+    assert emulator.last_request.json == {
+        "model": "jamba-1.5-mini",
+        "messages": USER,
+        "stream": False,
+        **fields,
+    }
