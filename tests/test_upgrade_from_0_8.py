@@ -46,8 +46,8 @@ DUMP_0_8 = {
     "class_name": "AI21_LLM",
 }
 
-# pickle.dumps(AI21(model="jamba-1.5-mini", api_key=..., system_prompt="Be brief")) made by
-# llama-index-llms-ai21 0.8.0 (with llama-index-core 0.14.25): no key, no base_url in it.
+# pickle.dumps(AI21(model="jamba-1.5-mini", api_key=..., base_url=..., system_prompt="Be brief"))
+# made by llama-index-llms-ai21 0.8.0 (llama-index-core 0.14.25): no key and no base_url in it.
 PICKLE_0_8 = base64.b64decode(
     "gASVAAMAAAAAAACMGmxsYW1hX2luZGV4LmxsbXMuYWkyMS5iYXNllIwEQUkyMZSTlCmBlH2UKIwIX19kaWN0X1+U"
     "fZQojBBjYWxsYmFja19tYW5hZ2VylIwfbGxhbWFfaW5kZXguY29yZS5jYWxsYmFja3MuYmFzZZSMD0NhbGxiYWNr"
