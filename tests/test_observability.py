@@ -1,4 +1,16 @@
-"""Usage and observability: callbacks and instrumentation events see AI21's own token counts."""
+"""Usage and observability: what LlamaIndex's callbacks, its instrumentation and the loggers
+show of each call, over real HTTP against the emulator.
+
+- Token counts: ``TokenCountingHandler`` (and ``LlamaDebugHandler``) through a per-instance
+  ``callback_manager=`` or ``Settings.callback_manager`` take the server's own counts, for every
+  method, on AI21's API, a self-hosted server and legacy J2's ``/complete``: the tokenizer it
+  would fall back to (tiktoken) is never run.
+- Instrumentation: events carry the messages and the answers (tool calls, reasoning), an error
+  ends its span (or, for a stream, arrives in an ``ExceptionEvent`` of the stream's span), a
+  stream left early or cancelled ends too, and no span stays open.
+- Logging: at DEBUG (httpx's and httpcore's lines included) no key or URL password; at INFO and
+  above not a word of the conversation or its documents.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +18,18 @@ import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
+import llama_index.core
 import pytest
+import tiktoken
+from llama_index.core import Settings
 from llama_index.core.base.llms.types import ChatMessage
-from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
+from llama_index.core.callbacks import (
+    CallbackManager,
+    EventPayload,
+    LlamaDebugHandler,
+    TokenCountingHandler,
+)
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
@@ -20,6 +41,8 @@ from llama_index.core.instrumentation.events.llm import (
     LLMCompletionInProgressEvent,
     LLMCompletionStartEvent,
 )
+from llama_index.core.instrumentation.span import SimpleSpan
+from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index.core.tools import FunctionTool
 
 from ai21_emulator import Emulator
@@ -46,11 +69,11 @@ METHODS = [
     "achat_with_tools",
     "astream_chat_with_tools",
 ]
+COMPLETIONS = [m for m in METHODS if "complete" in m]
 
 
-def run(llm: AI21, method: str) -> None:
+def run(llm: AI21, method: str, question: str = "What is 3 times 4?") -> None:
     """Call ``method`` with a fixed question and drain any stream."""
-    question = "What is 3 times 4?"
     args: tuple[Any, ...] = (question,)
     if method.endswith("_tools"):
         args = (TOOLS, question)
@@ -71,17 +94,21 @@ def run(llm: AI21, method: str) -> None:
 
 
 JAMBA2 = "ai21labs/AI21-Jamba2-3B"
+REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"
 USAGE = {"prompt_tokens": 17, "completion_tokens": 5, "total_tokens": 22}
 CALL = {"name": "multiply", "arguments": '{"a":3,"b":4}'}
 
 
-def script(emulator: Emulator, method: str) -> None:
+def script(emulator: Emulator, method: str, reasoning: str | None = None) -> None:
     """The answer, scripted with its usage: a tool call for the ``*_with_tools`` methods."""
     usage = {k: USAGE[k] for k in ("prompt_tokens", "completion_tokens")}
     if method.endswith("_tools"):
-        emulator.reply_next(tool_calls=[CALL], usage=usage)
+        emulator.reply_next(tool_calls=[CALL], reasoning=reasoning, usage=usage)
     else:
-        emulator.reply_next("12.", usage=usage)
+        emulator.reply_next("12.", reasoning=reasoning, usage=usage)
+
+
+# ----------------------------------------------------------------- handlers
 
 
 class Recorder(BaseEventHandler):
@@ -93,6 +120,35 @@ class Recorder(BaseEventHandler):
 
     def handle(self, event: BaseEvent, **kwargs: Any) -> None:
         self.events.append(event)
+
+
+class Spans(BaseSpanHandler[SimpleSpan]):
+    """Each span's id as it is entered, and how it ends: ``exited`` (its result) or ``dropped``
+    (its error)."""
+
+    entered: list[str] = []
+    exited: dict[str, Any] = {}
+    dropped: dict[str, BaseException | None] = {}
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "Spans"
+
+    def new_span(  # type: ignore[override]
+        self, id_: str, bound_args: Any, instance: Any = None, **kwargs: Any
+    ) -> SimpleSpan:
+        self.entered.append(id_)
+        return SimpleSpan(id_=id_, parent_id=kwargs.get("parent_span_id"))
+
+    def prepare_to_exit_span(  # type: ignore[override]
+        self, id_: str, bound_args: Any, instance: Any = None, result: Any = None, **kwargs: Any
+    ) -> None:
+        self.exited[id_] = result
+
+    def prepare_to_drop_span(  # type: ignore[override]
+        self, id_: str, bound_args: Any, instance: Any = None, err: Any = None, **kwargs: Any
+    ) -> None:
+        self.dropped[id_] = err
 
 
 @pytest.fixture
@@ -107,31 +163,117 @@ def recorder() -> Iterator[Recorder]:
         dispatcher.event_handlers.remove(handler)
 
 
-@pytest.mark.parametrize("server", ["ai21", "vllm"])
-@pytest.mark.parametrize("method", METHODS)
-def test_token_counting_handler_sees_ai21_usage(
+@pytest.fixture
+def spans() -> Iterator[Spans]:
+    """A span handler on the root dispatcher, removed afterwards."""
+    dispatcher = get_dispatcher()
+    handler = Spans(entered=[], exited={}, dropped={})
+    dispatcher.add_span_handler(handler)
+    try:
+        yield handler
+    finally:
+        dispatcher.span_handlers.remove(handler)
+
+
+def _refuse(text: Any) -> list[Any]:
+    raise AssertionError(f"a tokenizer was asked to count {text!r}: the server's counts were lost")
+
+
+@pytest.fixture
+def no_tokenizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LlamaIndex's global tokenizer (tiktoken's, what ``TokenCountingHandler()`` counts with
+    when an answer brings no usage it reads) refuses to run, and tiktoken cannot even be asked
+    for an encoding (it downloads them)."""
+    monkeypatch.setattr(llama_index.core, "global_tokenizer", _refuse)
+    monkeypatch.setattr(tiktoken, "get_encoding", _refuse)
+    monkeypatch.setattr(tiktoken, "encoding_for_model", _refuse)
+
+
+@pytest.fixture
+def settings_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LlamaIndex's global ``Settings`` (LLM and callback manager) as they were, afterwards."""
+    monkeypatch.setattr(Settings, "_llm", None)
+    monkeypatch.setattr(Settings, "_callback_manager", None)
+
+
+# ------------------------------------------------------------ token counts
+
+
+def _j2_counts(emulator: Emulator) -> tuple[int, int]:
+    """What the emulator's J2 ``/complete`` sends for the last request, asked again with plain
+    httpx (deterministic answers): the lengths of its token lists."""
+    last = emulator.last_request
+    answer = httpx.post(
+        f"{emulator.url}{last.path}",
+        json=last.json,
+        headers={"Authorization": f"Bearer {emulator.api_key}"},
+    ).json()
+    return len(answer["prompt"]["tokens"]), len(answer["completions"][0]["data"]["tokens"])
+
+
+SERVER_METHODS = [
+    *[("ai21", method) for method in METHODS],
+    *[("vllm", method) for method in METHODS],
+    *[("j2", method) for method in COMPLETIONS],  # J2 chat sends no counts at all
+]
+
+
+@pytest.mark.parametrize(("server", "method"), SERVER_METHODS)
+@pytest.mark.usefixtures("no_tokenizer")
+def test_token_counting_handler_takes_the_servers_counts(
     make_llm: Callable[..., AI21],
     emulator: Emulator,
     ai21_emulator_vllm: Emulator,
     method: str,
     server: str,
 ) -> None:
-    # A deliberately poor tokenizer, so a count that matches came from the server, not from it.
     # A self-hosted server streams the usage in an event of its own after the final one
-    # (stream_options.include_usage); LlamaIndex's handler reads it from the final raw event.
-    counter = TokenCountingHandler(tokenizer=lambda text: [text])
-    callbacks = CallbackManager([counter])
-    if server == "ai21":
-        llm = make_llm(callback_manager=callbacks)
-    else:
+    # (stream_options.include_usage); J2 sends token lists, not counts.
+    counter = TokenCountingHandler()  # LlamaIndex's default tokenizer: refuses here
+    debug = LlamaDebugHandler(print_trace_on_end=False)
+    callbacks = CallbackManager([counter, debug])
+    if server == "vllm":
         emulator = ai21_emulator_vllm
         llm = AI21(model=JAMBA2, base_url=emulator.base_url, callback_manager=callbacks)
-    script(emulator, method)
+    else:
+        llm = make_llm(
+            model="j2-mid" if server == "j2" else "jamba-mini", callback_manager=callbacks
+        )
+    if server != "j2":
+        script(emulator, method)
     run(llm, method)
     (event,) = counter.llm_token_counts
-    assert event.prompt_token_count == 17
-    assert event.completion_token_count == 5
-    assert counter.total_llm_token_count == 22
+    expected = (17, 5) if server != "j2" else _j2_counts(emulator)
+    assert (event.prompt_token_count, event.completion_token_count) == expected
+    assert counter.total_llm_token_count == sum(expected)
+    ((start, end),) = debug.get_llm_inputs_outputs()
+    assert start.payload is not None
+    assert end.payload is not None
+    asked = start.payload[EventPayload.MESSAGES if "chat" in method else EventPayload.PROMPT]
+    assert "3 times 4" in str(asked)
+    answer = end.payload[EventPayload.RESPONSE if "chat" in method else EventPayload.COMPLETION]
+    assert answer.raw["usage"]["prompt_tokens"] == expected[0]
+
+
+@pytest.mark.parametrize("method", ["chat", "stream_complete", "astream_chat", "acomplete"])
+@pytest.mark.usefixtures("no_tokenizer", "settings_restored")
+def test_settings_callback_manager_counts_the_servers_tokens(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    """``Settings.callback_manager`` reaches the LLM LlamaIndex takes from ``Settings.llm``."""
+    counter = TokenCountingHandler()
+    Settings.callback_manager = CallbackManager([counter])
+    Settings.llm = make_llm()
+    for _ in range(2):
+        script(emulator, method)
+        run(Settings.llm, method)  # type: ignore[arg-type]
+    assert [(e.prompt_token_count, e.completion_token_count) for e in counter.llm_token_counts] == [
+        (17, 5),
+        (17, 5),
+    ]
+
+
+# ---------------------------------------------------------------- instrumentation
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -160,3 +302,5 @@ def test_instrumentation_events_carry_ai21_usage(
         assert response.message.content == "12."
     else:
         assert response.text == "12."
+    for event in recorder.events:  # what exporters send on: every event is JSON
+        event.model_dump_json()
