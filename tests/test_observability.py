@@ -15,6 +15,8 @@ show of each call, over real HTTP against the emulator.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,7 +25,7 @@ import llama_index.core
 import pytest
 import tiktoken
 from llama_index.core import Settings
-from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.base.llms.types import ChatMessage, ThinkingBlock, ToolCallBlock
 from llama_index.core.callbacks import (
     CallbackManager,
     EventPayload,
@@ -33,6 +35,7 @@ from llama_index.core.callbacks import (
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
+from llama_index.core.instrumentation.events.exception import ExceptionEvent
 from llama_index.core.instrumentation.events.llm import (
     LLMChatEndEvent,
     LLMChatInProgressEvent,
@@ -40,13 +43,18 @@ from llama_index.core.instrumentation.events.llm import (
     LLMCompletionEndEvent,
     LLMCompletionInProgressEvent,
     LLMCompletionStartEvent,
+    LLMStructuredPredictEndEvent,
+    LLMStructuredPredictStartEvent,
 )
+from llama_index.core.instrumentation.events.span import SpanDropEvent
 from llama_index.core.instrumentation.span import SimpleSpan
 from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
+from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
+from pydantic import BaseModel
 
-from ai21_emulator import Emulator
-from llama_index.llms.ai21 import AI21
+from ai21_emulator import Emulator, Fault
+from llama_index.llms.ai21 import AI21, StreamInterruptedError
 
 
 def multiply(a: int, b: int) -> int:
@@ -130,6 +138,10 @@ class Spans(BaseSpanHandler[SimpleSpan]):
     exited: dict[str, Any] = {}
     dropped: dict[str, BaseException | None] = {}
 
+    def __init__(self) -> None:
+        super().__init__(open_spans={}, completed_spans=[], dropped_spans=[], current_span_ids={})
+        self.entered, self.exited, self.dropped = [], {}, {}
+
     @classmethod
     def class_name(cls) -> str:
         return "Spans"
@@ -142,13 +154,17 @@ class Spans(BaseSpanHandler[SimpleSpan]):
 
     def prepare_to_exit_span(  # type: ignore[override]
         self, id_: str, bound_args: Any, instance: Any = None, result: Any = None, **kwargs: Any
-    ) -> None:
-        self.exited[id_] = result
+    ) -> SimpleSpan:
+        # A stream is not kept: holding it would keep it from closing when its caller drops it.
+        streamed = inspect.isgenerator(result) or inspect.isasyncgen(result)
+        self.exited[id_] = "a stream" if streamed else result
+        return self.open_spans[id_]
 
     def prepare_to_drop_span(  # type: ignore[override]
         self, id_: str, bound_args: Any, instance: Any = None, err: Any = None, **kwargs: Any
-    ) -> None:
+    ) -> SimpleSpan:
         self.dropped[id_] = err
+        return self.open_spans[id_]
 
 
 @pytest.fixture
@@ -167,7 +183,7 @@ def recorder() -> Iterator[Recorder]:
 def spans() -> Iterator[Spans]:
     """A span handler on the root dispatcher, removed afterwards."""
     dispatcher = get_dispatcher()
-    handler = Spans(entered=[], exited={}, dropped={})
+    handler = Spans()
     dispatcher.add_span_handler(handler)
     try:
         yield handler
@@ -304,3 +320,230 @@ def test_instrumentation_events_carry_ai21_usage(
         assert response.text == "12."
     for event in recorder.events:  # what exporters send on: every event is JSON
         event.model_dump_json()
+
+
+def _span_of(recorder: Recorder) -> str:
+    """The span of the call's LLM events (the span its start event names)."""
+    (start,) = [
+        e for e in recorder.events if isinstance(e, (LLMChatStartEvent, LLMCompletionStartEvent))
+    ]
+    assert start.span_id is not None
+    return start.span_id
+
+
+def _ended_with(debug: LlamaDebugHandler) -> BaseException:
+    """The error the legacy callbacks' one LLM event ended with."""
+    ((_, end),) = debug.get_llm_inputs_outputs()
+    assert end.payload is not None
+    error = end.payload[EventPayload.EXCEPTION]
+    assert isinstance(error, BaseException)
+    return error
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_failed_call_ends_its_span_and_its_callback_event_with_the_error(
+    make_llm: Callable[..., AI21],
+    emulator: Emulator,
+    recorder: Recorder,
+    spans: Spans,
+    method: str,
+) -> None:
+    """A call that fails drops its span with the error; a stream, whose span ends when it is
+    handed out (LlamaIndex's design), gets the error in an ``ExceptionEvent`` of that span."""
+    debug = LlamaDebugHandler(print_trace_on_end=False)
+    llm = make_llm(max_retries=0, callback_manager=CallbackManager([debug]))
+    emulator.inject(Fault(status=500))
+    with pytest.raises(Exception) as caught:  # noqa: PT011 (the SDK's AI21ServerError)
+        run(llm, method)
+    error = caught.value
+    span = _span_of(recorder)
+    if "stream" in method:
+        (event,) = [e for e in recorder.events if isinstance(e, ExceptionEvent)]
+        assert (event.span_id, event.exception) == (span, error)
+        assert spans.exited[span] == "a stream"
+    else:
+        assert spans.dropped[span] is error
+        (dropped,) = [e for e in recorder.events if isinstance(e, SpanDropEvent)][:1]
+        assert dropped.span_id == span
+    assert _ended_with(debug) is error
+    assert spans.open_spans == {}
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if "stream" in m])
+def test_a_stream_broken_mid_answer_ends_with_the_error_after_its_chunks(
+    make_llm: Callable[..., AI21],
+    emulator: Emulator,
+    recorder: Recorder,
+    spans: Spans,
+    method: str,
+) -> None:
+    debug = LlamaDebugHandler(print_trace_on_end=False)
+    llm = make_llm(max_retries=0, callback_manager=CallbackManager([debug]))
+    emulator.inject(Fault(drop_after=3))
+    with pytest.raises(StreamInterruptedError) as caught:
+        run(llm, method)
+    span = _span_of(recorder)
+    chunks = [e for e in recorder.events if "InProgress" in type(e).__name__]
+    assert chunks
+    assert all(e.span_id == span for e in chunks)
+    assert isinstance(recorder.events[-1], ExceptionEvent)
+    assert (recorder.events[-1].span_id, recorder.events[-1].exception) == (span, caught.value)
+    assert _ended_with(debug) is caught.value
+    assert spans.open_spans == {}
+
+
+def _leave_sync(llm: AI21, how: str) -> None:
+    stream = llm.stream_chat([ChatMessage(role="user", content="Tell me a long story.")])
+    next(stream)
+    if how == "close":
+        stream.close()
+    elif how == "break":
+        for _ in stream:
+            break
+        del stream  # dropped: CPython closes it at once
+
+
+async def _leave_async(llm: AI21, how: str) -> None:
+    stream = await llm.astream_chat([ChatMessage(role="user", content="Tell me a long story.")])
+    if how == "cancel":  # the server is slow: cancelled while waiting for a chunk
+
+        async def drain() -> None:
+            _ = [chunk async for chunk in stream]
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(drain(), timeout=0.05)
+        return
+    await anext(stream)
+    if how == "close":
+        await stream.aclose()
+    # "break": left open, closed by the event loop's async-generator finalizer
+
+
+@pytest.mark.parametrize(
+    ("kind", "how"),
+    [
+        ("sync", "close"),
+        ("sync", "break"),
+        ("async", "close"),
+        ("async", "break"),
+        ("async", "cancel"),
+    ],
+)
+def test_a_stream_left_early_or_cancelled_ends_its_events(
+    make_llm: Callable[..., AI21],
+    emulator: Emulator,
+    recorder: Recorder,
+    spans: Spans,
+    kind: str,
+    how: str,
+) -> None:
+    """An event handler that keeps a stream's span open until its end event (as tracing
+    exporters do) sees it end: the stream's ``ExceptionEvent`` (GeneratorExit or
+    CancelledError) and the legacy callbacks' end; no span is left open."""
+    debug = LlamaDebugHandler(print_trace_on_end=False)
+    llm = make_llm(max_retries=0, callback_manager=CallbackManager([debug]))
+    if how == "cancel":
+        emulator.inject(Fault(stream_delay=0.5))
+    if kind == "sync":
+        _leave_sync(llm, how)
+    else:
+        asyncio.run(_leave_async(llm, how))
+    span = _span_of(recorder)
+    ends = [e for e in recorder.events if isinstance(e, (ExceptionEvent, LLMChatEndEvent))]
+    assert [(type(e), e.span_id) for e in ends] == [(ExceptionEvent, span)]
+    stopped = ends[0].exception  # type: ignore[union-attr]
+    assert isinstance(stopped, (GeneratorExit, asyncio.CancelledError))
+    assert _ended_with(debug) is stopped
+    assert spans.open_spans == {}
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if "chat" in m])
+def test_events_carry_the_messages_and_the_answers_reasoning_and_tool_calls(
+    vllm: Emulator, recorder: Recorder, method: str
+) -> None:
+    llm = AI21(model=REASONING_3B, base_url=vllm.base_url, max_retries=0)
+    script(vllm, method, reasoning="Three fours are twelve.")
+    run(llm, method)
+    (start,) = [e for e in recorder.events if isinstance(e, LLMChatStartEvent)]
+    assert [m.content for m in start.messages][-1] == "What is 3 times 4?"
+    chunks = [e.response for e in recorder.events if isinstance(e, LLMChatInProgressEvent)]
+    (end,) = [e for e in recorder.events if isinstance(e, LLMChatEndEvent)]
+    assert end.response is not None
+    message = end.response.message
+    (thinking,) = [b for b in message.blocks if isinstance(b, ThinkingBlock)]
+    assert thinking.content == "Three fours are twelve."
+    calls = [b for b in message.blocks if isinstance(b, ToolCallBlock)]
+    if method.endswith("_tools"):
+        assert [(c.tool_name, c.tool_kwargs) for c in calls] == [("multiply", CALL["arguments"])]
+    else:
+        assert (calls, message.content) == ([], "12.")
+    if "stream" in method:
+        assert chunks[-1] is end.response  # the end event's answer is the last chunk
+        assert "".join(c.delta or "" for c in chunks) == (message.content or "")
+        thought = "".join(c.additional_kwargs.get("thinking_delta") or "" for c in chunks)
+        assert thought == "Three fours are twelve."
+    else:
+        assert chunks == []
+    for event in recorder.events:
+        event.model_dump_json()
+
+
+class City(BaseModel):
+    name: str
+    country: str
+
+
+def _predict(llm: AI21, method: str) -> Any:
+    """``method``'s result: for a stream, its last object."""
+    call = getattr(llm, method)(City, PromptTemplate("Where is Paris?"))
+
+    async def last_of(stream: Any) -> Any:
+        return [item async for item in await stream][-1]
+
+    if method.startswith("astream"):
+        return asyncio.run(last_of(call))
+    if method.startswith("a"):
+        return asyncio.run(call)
+    return list(call)[-1] if method.startswith("stream") else call
+
+
+STRUCTURED = [
+    "structured_predict",
+    "astructured_predict",
+    "stream_structured_predict",
+    "astream_structured_predict",
+]
+
+
+@pytest.mark.parametrize("server", ["ai21", "vllm"])
+@pytest.mark.parametrize("method", STRUCTURED)
+def test_a_structured_prediction_is_one_span_with_its_start_and_end_events(
+    make_llm: Callable[..., AI21],
+    make_local: Callable[..., AI21],
+    emulator: Emulator,
+    vllm: Emulator,
+    recorder: Recorder,
+    spans: Spans,
+    server: str,
+    method: str,
+) -> None:
+    """AI21's API answers through a required tool, a self-hosted server with guided decoding
+    (``json_schema``); either way the call is one span of the method's name (this package's
+    override, not LlamaIndex's nested in it), with the structured-prediction events."""
+    city = '{"name": "Paris", "country": "France"}'
+    if server == "ai21":
+        llm = make_llm(max_retries=0)
+        emulator.reply_next(tool_calls=[{"name": "City", "arguments": city}])
+    else:
+        llm = make_local()
+        vllm.reply_next(city)
+    result = _predict(llm, method)
+    assert result == City(name="Paris", country="France")
+    (span,) = [s for s in spans.entered if s.startswith(f"AI21.{method}-")]
+    (start,) = [e for e in recorder.events if isinstance(e, LLMStructuredPredictStartEvent)]
+    (end,) = [e for e in recorder.events if isinstance(e, LLMStructuredPredictEndEvent)]
+    assert end.output == result
+    if "stream" not in method:  # (a stream's events come as it is read, after its span)
+        assert (start.span_id, end.span_id) == (span, span)
+        assert spans.exited[span] == result
+    assert spans.open_spans == {}

@@ -1370,7 +1370,8 @@ class AI21(FunctionCallingLLM):
         """
         if not self._uses_json_schema():
             with _naming_exhaustion(output_cls):
-                result = super().structured_predict(
+                result = _unspanned(FunctionCallingLLM.structured_predict)(
+                    self,
                     output_cls,
                     prompt,
                     llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
@@ -1391,7 +1392,8 @@ class AI21(FunctionCallingLLM):
         """Async version of `structured_predict`."""
         if not self._uses_json_schema():
             with _naming_exhaustion(output_cls):
-                result = await super().astructured_predict(
+                result = await _unspanned(FunctionCallingLLM.astructured_predict)(
+                    self,
                     output_cls,
                     prompt,
                     llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
@@ -1416,7 +1418,9 @@ class AI21(FunctionCallingLLM):
         model is required to call. An answer that ends without a valid object (text instead of
         the call, JSON that does not validate) is a ``ValueError`` at the end of the stream.
         """
-        return super().stream_structured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
+        return _unspanned(FunctionCallingLLM.stream_structured_predict)(
+            self, output_cls, prompt, llm_kwargs, **prompt_args
+        )
 
     async def astream_structured_predict(
         self,
@@ -1426,8 +1430,8 @@ class AI21(FunctionCallingLLM):
         **prompt_args: Any,
     ) -> AsyncGenerator[Model | FlexibleModel, None]:
         """Async version of `stream_structured_predict`."""
-        return await super().astream_structured_predict(
-            output_cls, prompt, llm_kwargs, **prompt_args
+        return await _unspanned(FunctionCallingLLM.astream_structured_predict)(
+            self, output_cls, prompt, llm_kwargs, **prompt_args
         )
 
     # LlamaIndex's own streamed programs ask for the tool without requiring it (core's
@@ -1895,6 +1899,14 @@ def json_schema_format(output_cls: type[Any]) -> dict[str, Any]:
         "type": "json_schema",
         "json_schema": {"name": output_cls.__name__, "schema": output_cls.model_json_schema()},
     }
+
+
+def _unspanned(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A LlamaIndex method without its ``dispatcher.span`` decorator (a ``wrapt`` wrapper, which
+    keeps the function as ``__wrapped__``, as ``functools.wraps`` does). An override here is a
+    span of its own (LlamaIndex's ``DispatcherSpanMixin`` makes it one): calling the parent's
+    wrapped method would nest a second span of the same name in every trace."""
+    return cast(Callable[..., _T], getattr(method, "__wrapped__", method))
 
 
 @contextlib.contextmanager
