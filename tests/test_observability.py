@@ -15,8 +15,10 @@ show of each call, over real HTTP against the emulator.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import inspect
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -547,3 +549,48 @@ def test_a_structured_prediction_is_one_span_with_its_start_and_end_events(
         assert (start.span_id, end.span_id) == (span, span)
         assert spans.exited[span] == result
     assert spans.open_spans == {}
+
+
+# ------------------------------------------------------------------------ logging
+
+KEY = "sk-observed-5e1d9c"
+PASSWORD = "pw-observed-7a3b"
+SAID = "Zanzibar-question"  # in the question
+DOCUMENT = "Quagga-document"  # in a document
+
+
+def test_logs_at_debug_hold_no_secret_and_above_it_not_a_word_of_the_conversation(
+    vllm: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What ``logging.basicConfig(level=logging.DEBUG)`` shows of a session (discovery, chat
+    with documents, a retried stream, async, tools, reasoning): httpx's and httpcore's lines and
+    this package's, on ``llama_index.llms.ai21``; no key or password at any level, and at INFO
+    and above neither the question, its documents nor the answer."""
+    caplog.set_level(logging.DEBUG)  # the root logger, as basicConfig sets it
+    host = vllm.base_url.split("//", 1)[1]
+    llm = AI21(
+        model=REASONING_3B, api_key=KEY, base_url=f"http://user:{PASSWORD}@{host}", max_retries=1
+    )
+    question = [ChatMessage(role="user", content=f"{SAID}: what is 3 times 4?")]
+    vllm.reply_next("The answer is Ocelot-answer.", reasoning="Ocelot-reasoning.")
+    llm.chat(question, documents=[f"{DOCUMENT}: three fours are twelve."])
+    vllm.inject(Fault(status=503, retry_after="0"))
+    list(llm.stream_chat(question))
+    asyncio.run(llm.achat(question))
+    script(vllm, "chat_with_tools", reasoning="Ocelot-reasoning.")
+    llm.predict_and_call(TOOLS, f"{SAID}: 3 times 4")
+    records = caplog.records
+    names = {r.name for r in records}
+    assert {"httpx", "httpcore.http11", "llama_index.llms.ai21"} <= names
+    assert not any(r.levelno >= logging.WARNING for r in records)  # nothing to warn about
+    retry = [r for r in records if r.name == "llama_index.llms.ai21"]
+    assert [(r.levelname, r.getMessage()) for r in retry] == [
+        ("INFO", "AI21 request failed (HTTP 503); retry 1 of 1 in 0.00 s")
+    ]
+    secrets = (KEY, PASSWORD, base64.b64encode(f"user:{PASSWORD}".encode()).decode())
+    for record in records:
+        text = f"{record.getMessage()} {record.args!r}"
+        assert not any(secret in text for secret in secrets), record
+        if record.levelno >= logging.INFO:
+            said = (SAID, DOCUMENT, "Ocelot", "twelve")
+            assert not any(word in text for word in said), record
