@@ -19,6 +19,7 @@ import base64
 import contextlib
 import inspect
 import logging
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,7 +27,9 @@ import httpx
 import llama_index.core
 import pytest
 import tiktoken
+from ai21.errors import AI21ServerError
 from llama_index.core import Settings
+from llama_index.core.agent.workflow import FunctionAgent
 from llama_index.core.base.llms.types import ChatMessage, ThinkingBlock, ToolCallBlock
 from llama_index.core.callbacks import (
     CallbackManager,
@@ -139,10 +142,11 @@ class Spans(BaseSpanHandler[SimpleSpan]):
     entered: list[str] = []
     exited: dict[str, Any] = {}
     dropped: dict[str, BaseException | None] = {}
+    seen: list[str] = []  # what it was handed, as text
 
     def __init__(self) -> None:
         super().__init__(open_spans={}, completed_spans=[], dropped_spans=[], current_span_ids={})
-        self.entered, self.exited, self.dropped = [], {}, {}
+        self.entered, self.exited, self.dropped, self.seen = [], {}, {}, []
 
     @classmethod
     def class_name(cls) -> str:
@@ -152,6 +156,7 @@ class Spans(BaseSpanHandler[SimpleSpan]):
         self, id_: str, bound_args: Any, instance: Any = None, **kwargs: Any
     ) -> SimpleSpan:
         self.entered.append(id_)
+        self.seen.append(f"{bound_args!r} {instance!r} {instance!s}")
         return SimpleSpan(id_=id_, parent_id=kwargs.get("parent_span_id"))
 
     def prepare_to_exit_span(  # type: ignore[override]
@@ -160,12 +165,14 @@ class Spans(BaseSpanHandler[SimpleSpan]):
         # A stream is not kept: holding it would keep it from closing when its caller drops it.
         streamed = inspect.isgenerator(result) or inspect.isasyncgen(result)
         self.exited[id_] = "a stream" if streamed else result
+        self.seen.append(repr(result))
         return self.open_spans[id_]
 
     def prepare_to_drop_span(  # type: ignore[override]
         self, id_: str, bound_args: Any, instance: Any = None, err: Any = None, **kwargs: Any
     ) -> SimpleSpan:
         self.dropped[id_] = err
+        self.seen.append(f"{err!r} {err!s}")
         return self.open_spans[id_]
 
 
@@ -549,6 +556,95 @@ def test_a_structured_prediction_is_one_span_with_its_start_and_end_events(
         assert (start.span_id, end.span_id) == (span, span)
         assert spans.exited[span] == result
     assert spans.open_spans == {}
+
+
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211")
+def test_a_function_agent_run_pairs_every_llm_event_and_counts_the_servers_tokens(
+    vllm: Emulator, recorder: Recorder, spans: Spans
+) -> None:
+    """A streamed FunctionAgent run on a reasoning model: each turn's start and end events share
+    its span and carry its reasoning and tool call; the counts are the server's; no span is left
+    open. (The agent's memory sizes the conversation with LlamaIndex's tokenizer: only the
+    counter's own refuses here.)"""
+    counter = TokenCountingHandler(tokenizer=_refuse)
+    llm = AI21(
+        model=REASONING_3B,
+        base_url=vllm.base_url,
+        max_retries=0,
+        callback_manager=CallbackManager([counter]),
+    )
+    vllm.reply_next(
+        tool_calls=[CALL],
+        reasoning="Multiply.",
+        usage={"prompt_tokens": 11, "completion_tokens": 7},
+    )
+    vllm.reply_next("12", reasoning="Done.", usage={"prompt_tokens": 13, "completion_tokens": 2})
+    agent = FunctionAgent(tools=TOOLS, llm=llm)
+
+    async def run_agent() -> str:
+        return str(await agent.run("What is 3 times 4?"))
+
+    assert asyncio.run(run_agent()) == "12"
+    starts = [e for e in recorder.events if isinstance(e, LLMChatStartEvent)]
+    ends = [e for e in recorder.events if isinstance(e, LLMChatEndEvent)]
+    assert [e.span_id for e in starts] == [e.span_id for e in ends]
+    assert len(set(e.span_id for e in starts)) == 2
+    turns = [e.response.message for e in ends if e.response is not None]
+    assert [
+        ([b.content for b in m.blocks if isinstance(b, ThinkingBlock)], m.content) for m in turns
+    ] == [(["Multiply."], ""), (["Done."], "12")]
+    assert [b.tool_name for b in turns[0].blocks if isinstance(b, ToolCallBlock)] == ["multiply"]
+    counts = [(e.prompt_token_count, e.completion_token_count) for e in counter.llm_token_counts]
+    assert counts == [(11, 7), (13, 2)]
+    assert spans.open_spans == {}
+    for event in recorder.events:
+        event.model_dump_json()
+
+
+GATEWAY = "gw-observed-2c8f4a"  # the header of the user's own clients
+
+
+def test_no_event_span_or_callback_payload_holds_a_secret(
+    vllm: Emulator, recorder: Recorder, spans: Spans
+) -> None:
+    """The key, a ``base_url`` password and a credential header of the user's own client, in
+    what handlers are given and exporters write: every event's ``model_dump_json()`` and
+    ``dict()``, every span's arguments, instance, result or error, every callback payload;
+    over answers, failures and a stream broken mid-answer."""
+    host = vllm.base_url.split("//", 1)[1]
+    debug = LlamaDebugHandler(print_trace_on_end=False)
+    headers = {"X-Gateway-Key": GATEWAY}
+    with httpx.Client(headers=headers) as client, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # pydantic 1's dict()
+        llm = AI21(
+            model=REASONING_3B,
+            api_key=KEY,
+            base_url=f"http://user:{PASSWORD}@{host}",
+            max_retries=0,
+            http_client=client,
+            callback_manager=CallbackManager([debug]),
+        )
+        for method in ("chat", "stream_chat", "achat", "astream_complete", "chat_with_tools"):
+            script(vllm, method, reasoning="Hm.")
+            run(llm, method)
+        vllm.reply_next('{"name": "Paris", "country": "France"}')
+        llm.structured_predict(City, PromptTemplate("Where is Paris?"))
+        for fault, method in (
+            (Fault(status=500), "chat"),
+            (Fault(status=500), "astream_chat"),
+            (Fault(drop_after=3), "stream_chat"),
+        ):
+            vllm.inject(fault)
+            with pytest.raises((AI21ServerError, StreamInterruptedError)):
+                run(llm, method)
+        assert any(r.headers.get("X-Gateway-Key") == GATEWAY for r in vllm.requests)
+        texts = [f"{e.model_dump_json(fallback=repr)} {e.dict()!r}" for e in recorder.events]
+    texts += [repr(e.payload) for e in debug.get_events()]
+    assert len(texts) > 40
+    secrets = (KEY, PASSWORD, GATEWAY, base64.b64encode(f"user:{PASSWORD}".encode()).decode())
+    for text in [*texts, *spans.seen]:
+        assert not any(secret in text for secret in secrets), text
 
 
 # ------------------------------------------------------------------------ logging
