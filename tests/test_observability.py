@@ -350,6 +350,7 @@ def _ended_with(debug: LlamaDebugHandler) -> BaseException:
 
 
 @pytest.mark.parametrize("method", METHODS)
+@pytest.mark.usefixtures("no_tokenizer")
 def test_a_failed_call_ends_its_span_and_its_callback_event_with_the_error(
     make_llm: Callable[..., AI21],
     emulator: Emulator,
@@ -358,9 +359,11 @@ def test_a_failed_call_ends_its_span_and_its_callback_event_with_the_error(
     method: str,
 ) -> None:
     """A call that fails drops its span with the error; a stream, whose span ends when it is
-    handed out (LlamaIndex's design), gets the error in an ``ExceptionEvent`` of that span."""
+    handed out (LlamaIndex's design), gets the error in an ``ExceptionEvent`` of that span. The
+    token counter counts nothing (and runs no tokenizer)."""
     debug = LlamaDebugHandler(print_trace_on_end=False)
-    llm = make_llm(max_retries=0, callback_manager=CallbackManager([debug]))
+    counter = TokenCountingHandler()
+    llm = make_llm(max_retries=0, callback_manager=CallbackManager([counter, debug]))
     emulator.inject(Fault(status=500))
     with pytest.raises(Exception) as caught:  # noqa: PT011 (the SDK's AI21ServerError)
         run(llm, method)
@@ -375,6 +378,9 @@ def test_a_failed_call_ends_its_span_and_its_callback_event_with_the_error(
         (dropped,) = [e for e in recorder.events if isinstance(e, SpanDropEvent)][:1]
         assert dropped.span_id == span
     assert _ended_with(debug) is error
+    assert [(e.prompt_token_count, e.completion_token_count) for e in counter.llm_token_counts] == [
+        (0, 0)
+    ]
     assert spans.open_spans == {}
 
 
