@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import inspect
 import logging
 import warnings
@@ -55,6 +56,7 @@ from llama_index.core.instrumentation.events.span import SpanDropEvent
 from llama_index.core.instrumentation.span import SimpleSpan
 from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index.core.prompts import PromptTemplate
+from llama_index.core.rate_limiter import TokenBucketRateLimiter
 from llama_index.core.tools import FunctionTool
 from pydantic import BaseModel
 
@@ -296,6 +298,24 @@ def test_settings_callback_manager_counts_the_servers_tokens(
         (17, 5),
         (17, 5),
     ]
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "model_copy"])
+@pytest.mark.usefixtures("no_tokenizer")
+def test_a_deep_copy_reports_to_your_handlers_and_shares_your_rate_limiter(
+    make_llm: Callable[..., AI21], emulator: Emulator, how: str
+) -> None:
+    """Callbacks and the rate limiter are yours, as your HTTP clients are: a deep copy's calls
+    are counted by your counter (not a copy of it), within your rate limiter's budget."""
+    counter = TokenCountingHandler()
+    limiter = TokenBucketRateLimiter(requests_per_minute=600)
+    llm = make_llm(callback_manager=CallbackManager([counter]), rate_limiter=limiter)
+    copied = copy.deepcopy(llm) if how == "deepcopy" else llm.model_copy(deep=True)
+    assert (copied.callback_manager, copied.rate_limiter) == (llm.callback_manager, limiter)
+    for instance in (llm, copied):
+        script(emulator, "chat")
+        run(instance, "chat")
+    assert counter.total_llm_token_count == 2 * USAGE["total_tokens"]
 
 
 # ---------------------------------------------------------------- instrumentation

@@ -715,11 +715,19 @@ class AI21(FunctionCallingLLM):
         """A deep copy (``copy.deepcopy``, ``model_copy(deep=True)``: LlamaIndex and users copy
         LLMs): its own fields, secrets and connection pools. Your own ``http_client`` and
         ``async_http_client`` are shared, not copied: they are yours, with their pools, TLS
-        settings and hooks (and httpx cannot copy a client: its ``TypeError``)."""
+        settings and hooks (and httpx cannot copy a client: its ``TypeError``). So are the
+        ``callback_manager`` (a copy's calls reach your handlers: its token counts are in your
+        ``TokenCountingHandler``, not in a copy of it) and the ``rate_limiter`` (one budget for
+        both; LlamaIndex's ``TokenBucketRateLimiter`` holds a lock, which cannot be copied)."""
         memo = {} if memo is None else memo
-        for client in (self.http_client, self.async_http_client):
-            if client is not None:
-                memo[id(client)] = client
+        for yours in (
+            self.http_client,
+            self.async_http_client,
+            self.callback_manager,
+            self.rate_limiter,
+        ):
+            if yours is not None:
+                memo[id(yours)] = yours
         return super().__deepcopy__(memo)
 
     # ------------------------------------------------------------------ lifecycle
