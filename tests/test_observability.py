@@ -87,13 +87,18 @@ METHODS = [
 COMPLETIONS = [m for m in METHODS if "complete" in m]
 
 
+def _args(method: str, question: str = "What is 3 times 4?") -> tuple[Any, ...]:
+    """The arguments ``method`` takes, asking ``question``."""
+    if method.endswith("_tools"):
+        return (TOOLS, question)
+    if "chat" in method:
+        return ([ChatMessage(role="user", content=question)],)
+    return (question,)
+
+
 def run(llm: AI21, method: str, question: str = "What is 3 times 4?") -> None:
     """Call ``method`` with a fixed question and drain any stream."""
-    args: tuple[Any, ...] = (question,)
-    if method.endswith("_tools"):
-        args = (TOOLS, question)
-    elif "chat" in method:
-        args = ([ChatMessage(role="user", content=question)],)
+    args = _args(method, question)
 
     async def run_async() -> None:
         result = await getattr(llm, method)(*args)
@@ -489,6 +494,29 @@ def test_a_stream_left_early_or_cancelled_ends_its_events(
     stopped = ends[0].exception  # type: ignore[union-attr]
     assert isinstance(stopped, (GeneratorExit, asyncio.CancelledError))
     assert _ended_with(debug) is stopped
+    assert spans.open_spans == {}
+
+
+@pytest.mark.parametrize("method", ["achat", "acomplete", "achat_with_tools"])
+def test_a_call_cancelled_while_waiting_drops_its_span_and_ends_its_callback_event(
+    make_llm: Callable[..., AI21],
+    emulator: Emulator,
+    recorder: Recorder,
+    spans: Spans,
+    method: str,
+) -> None:
+    debug = LlamaDebugHandler(print_trace_on_end=False)
+    llm = make_llm(max_retries=0, callback_manager=CallbackManager([debug]))
+    emulator.inject(Fault(delay=0.5))  # the answer's headers come late
+
+    async def cancelled() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(getattr(llm, method)(*_args(method)), timeout=0.05)
+
+    asyncio.run(cancelled())
+    span = _span_of(recorder)
+    assert isinstance(spans.dropped[span], asyncio.CancelledError)
+    assert isinstance(_ended_with(debug), asyncio.CancelledError)
     assert spans.open_spans == {}
 
 
