@@ -736,11 +736,19 @@ class AI21(FunctionCallingLLM):
         """A deep copy (``copy.deepcopy``, ``model_copy(deep=True)``: LlamaIndex and users copy
         LLMs): its own fields, secrets and connection pools. Your own ``http_client`` and
         ``async_http_client`` are shared, not copied: they are yours, with their pools, TLS
-        settings and hooks (and httpx cannot copy a client: its ``TypeError``)."""
+        settings and hooks (and httpx cannot copy a client: its ``TypeError``). So are the
+        ``callback_manager`` (a copy's calls reach your handlers: its token counts are in your
+        ``TokenCountingHandler``, not in a copy of it) and the ``rate_limiter`` (one budget for
+        both; LlamaIndex's ``TokenBucketRateLimiter`` holds a lock, which cannot be copied)."""
         memo = {} if memo is None else memo
-        for client in (self.http_client, self.async_http_client):
-            if client is not None:
-                memo[id(client)] = client
+        for yours in (
+            self.http_client,
+            self.async_http_client,
+            self.callback_manager,
+            self.rate_limiter,
+        ):
+            if yours is not None:
+                memo[id(yours)] = yours
         return super().__deepcopy__(memo)
 
     # ------------------------------------------------------------------ lifecycle
@@ -1391,7 +1399,8 @@ class AI21(FunctionCallingLLM):
         """
         if not self._uses_json_schema():
             with _naming_exhaustion(output_cls):
-                result = super().structured_predict(
+                result = _unspanned(FunctionCallingLLM.structured_predict)(
+                    self,
                     output_cls,
                     prompt,
                     llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
@@ -1412,7 +1421,8 @@ class AI21(FunctionCallingLLM):
         """Async version of `structured_predict`."""
         if not self._uses_json_schema():
             with _naming_exhaustion(output_cls):
-                result = await super().astructured_predict(
+                result = await _unspanned(FunctionCallingLLM.astructured_predict)(
+                    self,
                     output_cls,
                     prompt,
                     llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
@@ -1437,7 +1447,9 @@ class AI21(FunctionCallingLLM):
         model is required to call. An answer that ends without a valid object (text instead of
         the call, JSON that does not validate) is a ``ValueError`` at the end of the stream.
         """
-        return super().stream_structured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
+        return _unspanned(FunctionCallingLLM.stream_structured_predict)(
+            self, output_cls, prompt, llm_kwargs, **prompt_args
+        )
 
     async def astream_structured_predict(
         self,
@@ -1447,8 +1459,8 @@ class AI21(FunctionCallingLLM):
         **prompt_args: Any,
     ) -> AsyncGenerator[Model | FlexibleModel, None]:
         """Async version of `stream_structured_predict`."""
-        return await super().astream_structured_predict(
-            output_cls, prompt, llm_kwargs, **prompt_args
+        return await _unspanned(FunctionCallingLLM.astream_structured_predict)(
+            self, output_cls, prompt, llm_kwargs, **prompt_args
         )
 
     # LlamaIndex's own streamed programs ask for the tool without requiring it (core's
@@ -1971,6 +1983,14 @@ def json_schema_format(output_cls: type[Any]) -> dict[str, Any]:
         "type": "json_schema",
         "json_schema": {"name": output_cls.__name__, "schema": output_cls.model_json_schema()},
     }
+
+
+def _unspanned(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A LlamaIndex method without its ``dispatcher.span`` decorator (a ``wrapt`` wrapper, which
+    keeps the function as ``__wrapped__``, as ``functools.wraps`` does). An override here is a
+    span of its own (LlamaIndex's ``DispatcherSpanMixin`` makes it one): calling the parent's
+    wrapped method would nest a second span of the same name in every trace."""
+    return cast(Callable[..., _T], getattr(method, "__wrapped__", method))
 
 
 @contextlib.contextmanager
