@@ -527,9 +527,19 @@ class AI21(FunctionCallingLLM):
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
-        if name == "default_headers" and "_secrets" in (self.__pydantic_private__ or {}):
-            self._hold_header_secrets()  # a credential header's value leaves the field at once
-            self._built_from = ()  # a value held anew is sent: the clients are built again
+        if name not in ("default_headers", "base_url"):
+            return
+        if "_secrets" not in (self.__pydantic_private__ or {}):
+            return  # being built: __init__ takes the secrets out
+        # A secret leaves the field at the assignment, not at the next call: the instance is
+        # shown (repr, dumps, pickles) in between.
+        if name == "default_headers":
+            self._hold_header_secrets()
+        else:
+            # A URL that does not parse: the next call raises, as documented.
+            with contextlib.suppress(ValueError):
+                self._server_url()
+        self._built_from = ()  # a value held anew is sent: the clients are built again
 
     def _hold_header_secrets(self) -> None:
         """Take the values of ``default_headers``' credential headers out of the field into
