@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import ai21.errors
 import pytest
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.span import SimpleSpan
@@ -178,6 +179,28 @@ def test_copies_and_pickles_send_the_value_and_keep_their_own(
         (NEW, None, None),
         (GATEWAY, SHORT, "search"),
     ]
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_a_copy_updated_with_secrets_holds_them_at_once(
+    llm: AI21, emulator: Emulator, deep: bool
+) -> None:
+    """pydantic's ``model_copy(update=...)`` sets fields without an assignment."""
+    host = emulator.base_url.removeprefix("http://")
+    twin = llm.model_copy(
+        deep=deep,
+        update={
+            "default_headers": {"Ocp-Apim-Subscription-Key": NEW},
+            "base_url": f"http://user:pw-copied-2e8a@{host}",
+        },
+    )
+    for text in (repr(twin), twin.to_json(), pickle.dumps(twin).decode("latin-1")):
+        assert NEW not in text
+        assert "pw-copied-2e8a" not in text
+    assert twin.base_url == f"http://user:[secure]@{host}"
+    with pytest.raises(ai21.errors.Unauthorized):
+        twin.complete("hi")  # Basic auth replaces the key, as in httpx
+    assert _sent(emulator) == [(NEW, None, None)]
 
 
 def test_a_pickle_whose_header_values_are_gone_says_so() -> None:

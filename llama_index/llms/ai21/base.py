@@ -779,6 +779,20 @@ class AI21(FunctionCallingLLM):
         copied._secrets = copy.copy(self._secrets)
         return copied
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> AI21:
+        """pydantic's copy (``update`` unvalidated, as pydantic sets it); a secret given in
+        ``update`` (a ``base_url`` password, a credential header's value) leaves the copy's
+        field at once, as an assignment's does."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            if "default_headers" in update and isinstance(copied.default_headers, dict):
+                copied._hold_header_secrets()
+            if "base_url" in update and isinstance(copied.base_url, str):
+                with contextlib.suppress(ValueError):  # the next call raises it
+                    copied._server_url()
+            copied._built_from = ()  # built again, from what the copy holds
+        return copied
+
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> AI21:
         """A deep copy (``copy.deepcopy``, ``model_copy(deep=True)``: LlamaIndex and users copy
         LLMs): its own fields, secrets and connection pools. Your own ``http_client`` and
