@@ -110,7 +110,7 @@ def test_headers_assigned_later_leave_the_field_at_once_and_are_sent(
     llm.default_headers = {"ocp-apim-subscription-key": NEW}  # a new value, another case
     assert llm.default_headers == {"ocp-apim-subscription-key": "[secure]"}
     assert all(NEW not in text for text in _shown(llm))  # before any call
-    asyncio.run(llm.acomplete("hi"))
+    llm.complete("hi")
     llm.default_headers = {"Ocp-Apim-Subscription-Key": "[secure]"}  # the mask: the value held
     llm.complete("hi")
     llm.default_headers["X-Auth-Token"] = "gw-789"  # in place: taken out by a pickle, a call
