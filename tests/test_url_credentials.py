@@ -5,6 +5,7 @@ secrets."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import gc
 import json
 import logging
@@ -142,9 +143,16 @@ def test_a_password_set_on_the_field_later_is_taken_out_too(proxy: ThreadingHTTP
     llm.complete("hi")
     assert "authorization" not in proxy.seen[-1][1]  # type: ignore[attr-defined]
     llm.base_url = _url(proxy)
+    assert "[secure]" in llm.base_url  # at once: the instance may be shown before a call
+    for text in (repr(llm), llm.to_json()):
+        assert PASSWORD not in text
+        assert "pa%3Ass" not in text
     llm.complete("hi")
     assert proxy.seen[-1][1]["authorization"] == BASIC  # type: ignore[attr-defined]
-    assert "[secure]" in llm.base_url
+    llm.base_url = _url(proxy, password="other-pw-5d1c")  # the field shown is the same
+    llm.complete("hi")
+    other = "Basic " + base64.b64encode(f"{USER}:other-pw-5d1c".encode()).decode()
+    assert proxy.seen[-1][1]["authorization"] == other  # type: ignore[attr-defined]
 
 
 def test_a_masked_url_is_refused_by_name(proxy: ThreadingHTTPServer) -> None:

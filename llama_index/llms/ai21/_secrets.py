@@ -14,6 +14,10 @@ writes: fields, ``repr``, dumps, logs, exception texts and pickles.
   process forked from it while the original instance lives, the token finds the secrets
   again; anywhere else (a spawned worker) the key comes from the environment as for a new
   instance, and a key or password that cannot be found is a ``ValueError`` that says so.
+- A credential header in ``default_headers`` (:func:`is_credential_header`: ``X-Api-Key``, a
+  gateway's ``Authorization``, ...) is held as the key is: the field shows its value as the
+  mask (:func:`split_headers`), requests send the value held (:func:`sent_headers`), and a
+  pickle finds it again by the token as it finds the key.
 - A credential the user put in a header (their own client's, ``default_headers``, a call's
   ``extra_headers``, an ``auth=`` of their client) is masked in an exception's text as well,
   read from the request as it was sent, and only when there is an exception to mask
@@ -307,14 +311,64 @@ def scrub_headers(exc: BaseException, headers: Headers) -> None:
     _scrub(exc, _longest_first([*header_forms(headers), *proxy_forms()]))
 
 
+def split_headers(
+    headers: Mapping[str, str], held: Mapping[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """``headers`` as a field shows them, each credential header's value (by
+    :func:`is_credential_header`, the rule that masks them in errors) replaced by the mask, and
+    those values by name. A value that is the mask (the field's own, assigned back with a
+    header added) stands for the value ``held`` under that name, in any case; with none held it
+    stays the mask, which :func:`masked_header` finds before any request."""
+    shown: dict[str, str] = {}
+    values: dict[str, str] = {}
+    for name, value in headers.items():
+        if not value or not is_credential_header(name):
+            shown[name] = value  # an empty value hides nothing
+            continue
+        shown[name] = MASK
+        if value == MASK:
+            lowered = name.lower()
+            found = held.get(name)
+            if found is None:
+                found = next((v for n, v in held.items() if n.lower() == lowered), None)
+            if found is None:
+                continue
+            value = found
+        values[name] = value
+    return shown, values
+
+
+def sent_headers(shown: Mapping[str, str], held: Mapping[str, str]) -> dict[str, str]:
+    """The headers a field shows (:func:`split_headers`) as requests send them: each masked
+    value replaced by the value held under its name."""
+    return {
+        name: held[name] if value == MASK and name in held else value
+        for name, value in shown.items()
+    }
+
+
+def masked_header(header: tuple[str, str]) -> bool:
+    """Whether a header to send is a credential header whose value is the mask: none was held
+    for it (a dump loaded again, a masked value assigned to a new name)."""
+    return header[1] == MASK and is_credential_header(header[0])
+
+
 class Secrets:
-    """One instance's secrets, findable by a token while the instance lives (pickling)."""
+    """One instance's secrets, findable by a token while the instance lives (pickling): the
+    key, a ``base_url``'s credentials, and the values of ``default_headers``' credential
+    headers (by name)."""
 
-    __slots__ = ("__weakref__", "api_key", "credentials", "token")
+    __slots__ = ("__weakref__", "api_key", "credentials", "headers", "token")
 
-    def __init__(self, api_key: str | None, credentials: URLCredentials | None) -> None:
+    def __init__(
+        self,
+        api_key: str | None,
+        credentials: URLCredentials | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.api_key = api_key
         self.credentials = credentials
+        self.headers = dict(headers or {})
         self.token = secrets.token_hex(16)
         _LIVE[self.token] = self
 
@@ -323,7 +377,7 @@ class Secrets:
 
     def __copy__(self) -> Secrets:
         """The same secrets under a token of their own (an instance's copy holds its own)."""
-        return Secrets(self.api_key, self.credentials)
+        return Secrets(self.api_key, self.credentials, self.headers)
 
     def __deepcopy__(self, memo: dict[int, object]) -> Secrets:
         return self.__copy__()

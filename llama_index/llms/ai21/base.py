@@ -119,8 +119,11 @@ from llama_index.llms.ai21._secrets import (
     check_api_key,
     find,
     masked,
+    masked_header,
     scrub_headers,
+    sent_headers,
     split_credentials,
+    split_headers,
 )
 from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
 from llama_index.llms.ai21._tokenizer import load_tokenizer
@@ -305,8 +308,9 @@ class AI21(FunctionCallingLLM):
     default_headers: dict[str, str] = Field(
         default_factory=dict,
         description=(
-            "Extra HTTP headers sent with every request; shown in repr and dumps, so a secret "
-            "header belongs in your own http_client's headers."
+            "Extra HTTP headers sent with every request. A credential header's value (a name "
+            "with auth, key, token, secret, ... in it: X-Api-Key, Authorization) is held as the "
+            "key is and shown as [secure]."
         ),
     )
     additional_kwargs: dict[str, Any] = Field(
@@ -521,11 +525,43 @@ class AI21(FunctionCallingLLM):
             url = url.copy_with(username=None, password=None)
         return str(url).rstrip("/")
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name not in ("default_headers", "base_url"):
+            return
+        if "_secrets" not in (self.__pydantic_private__ or {}):
+            return  # being built: __init__ takes the secrets out
+        # A secret leaves the field at the assignment, not at the next call: the instance is
+        # shown (repr, dumps, pickles) in between.
+        if name == "default_headers":
+            self._hold_header_secrets()
+        else:
+            # A URL that does not parse: the next call raises, as documented.
+            with contextlib.suppress(ValueError):
+                self._server_url()
+        self._built_from = ()  # a value held anew is sent: the clients are built again
+
+    def _hold_header_secrets(self) -> None:
+        """Take the values of ``default_headers``' credential headers out of the field into
+        the secrets (the field shows the mask), a masked value keeping the one held."""
+        shown, held = split_headers(self.default_headers, self._secrets.headers)
+        if shown != self.default_headers:
+            self.__dict__["default_headers"] = shown  # validated already: as given, masked
+        self._secrets.headers = held
+
     def _client_config(self) -> HTTPConfig:
         # Checked here, at construction and whenever a setting changes (checks across
         # fields, and of files and clients, which no field validator runs): before any
         # request, by name.
-        check_headers(self.default_headers)
+        self._hold_header_secrets()  # a dict changed in place, or given at construction
+        headers = sent_headers(self.default_headers, self._secrets.headers)
+        check_headers(headers)  # as sent: a value held is checked too, never quoted
+        for header in filter(masked_header, headers.items()):
+            raise ValueError(
+                f"default_headers[{header[0]!r}] is {MASK!r}, the mask this package shows in "
+                "place of a credential header's value, and this instance holds no value for "
+                "it: pass the real value"
+            )
         check_tls(self.verify, self.cert)
         for name, client in (
             ("http_client", self.http_client),
@@ -542,7 +578,7 @@ class AI21(FunctionCallingLLM):
             # Sent as httpx sends a URL's credentials: Basic auth, on every path.
             auth=None if credentials is None else (credentials.username, credentials.password),
             timeout=self.timeout,
-            headers=self._deployment.headers(self._secrets.api_key, self.default_headers),
+            headers=self._deployment.headers(self._secrets.api_key, headers),
             verify=self.verify,
             cert=self.cert,
             http_client=self.http_client,
@@ -675,6 +711,7 @@ class AI21(FunctionCallingLLM):
         # pydantic hands it, which are the instance's own, so the instance pickled lost those
         # fields (an AttributeError on its next call), and it says so through the root logger.
         # The same is left out here, of a copy.
+        self._hold_header_secrets()  # a value put into the dict in place: not pickled either
         state = BaseModel.__getstate__(self)
         fields = {}
         for name, value in state["__dict__"].items():
@@ -693,6 +730,7 @@ class AI21(FunctionCallingLLM):
         state["ai21_secrets"] = self._secrets.token
         state["ai21_had_key"] = self._secrets.api_key is not None
         state["ai21_had_credentials"] = self._secrets.credentials is not None
+        state["ai21_held_headers"] = sorted(self._secrets.headers)  # their names
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -706,17 +744,26 @@ class AI21(FunctionCallingLLM):
             fields["base_url"] = str(url)
         elif state.get("ai21_had_credentials"):
             lost.append("base_url's password")
+        if found is not None and found.headers:
+            fields["default_headers"] = sent_headers(fields["default_headers"], found.headers)
+        elif found is None and state.get("ai21_held_headers"):
+            names = [repr(name) for name in state["ai21_held_headers"]]
+            values = "value" if len(names) == 1 else "values"
+            listed = " and ".join([", ".join(names[:-1]), names[-1]] if names[:-1] else names)
+            lost.append(f"default_headers' {values} of {listed}")
         kind = choose(fields.get("deployment"), fields.get("base_url"))
         env = kind.api_key_env
         if found is None and state.get("ai21_had_key") and not (env and os.environ.get(env)):
             lost.append("api_key")
         if lost:
+            given = "api_key=... and the full base_url"
+            if found is None and state.get("ai21_held_headers"):
+                given = "api_key=..., the full base_url and default_headers with their values"
             raise ValueError(
                 f"This AI21 instance was pickled with its {' and '.join(lost)}, which pickles "
                 "never carry, and this process cannot find them: "
                 + (f"set {env} in its environment, or " if env and lost == ["api_key"] else "")
-                + "build the instance here (e.g. in the worker's initializer) with api_key=... "
-                "and the full base_url"
+                + f"build the instance here (e.g. in the worker's initializer) with {given}"
             )
         api_key = found.api_key if found is not None else None
         self.__init__(api_key=api_key, **fields)  # type: ignore[misc]
@@ -730,6 +777,20 @@ class AI21(FunctionCallingLLM):
         rebuilt)."""
         copied = super().__copy__()
         copied._secrets = copy.copy(self._secrets)
+        return copied
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> AI21:
+        """pydantic's copy (``update`` unvalidated, as pydantic sets it); a secret given in
+        ``update`` (a ``base_url`` password, a credential header's value) leaves the copy's
+        field at once, as an assignment's does."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            if "default_headers" in update and isinstance(copied.default_headers, dict):
+                copied._hold_header_secrets()
+            if "base_url" in update and isinstance(copied.base_url, str):
+                with contextlib.suppress(ValueError):  # the next call raises it
+                    copied._server_url()
+            copied._built_from = ()  # built again, from what the copy holds
         return copied
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> AI21:
