@@ -1,6 +1,7 @@
 """A stream is bounded: a line that never ends is refused at 16 MiB, an answer that never ends
-at 64 Mi characters, each read no further, and a bad line's error does not keep the line alive,
-on scripted servers, sync and async."""
+at 64 Mi characters, log-probabilities with no text to go with them at 256 Ki, each read no
+further, and a bad line's error does not keep the line alive, on scripted servers, sync and
+async."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 
 from llama_index.llms.ai21 import AI21
-from llama_index.llms.ai21._stream import MAX_ANSWER_CHARS, MAX_LINE_BYTES
+from llama_index.llms.ai21._stream import MAX_ANSWER_CHARS, MAX_HELD_LOGPROBS, MAX_LINE_BYTES
 from llama_index.llms.ai21.errors import MalformedResponseError
 from tests.transport.servers import Peer, Server, response
 
@@ -72,6 +73,29 @@ class _EndlessAnswer:
             pass  # the client closed the connection: what the test expects
 
 
+class _EndlessLogprobs:
+    """Streams events of token log-probabilities and no text (4 Ki tokens each) until the
+    client stops reading, or four times the limit."""
+
+    TOKENS = 4096
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def __call__(self, peer: Peer) -> None:
+        peer.read_request()
+        position = {"token": "x", "logprob": -0.5, "bytes": [120], "top_logprobs": []}
+        choice = {"index": 0, "delta": {}, "logprobs": {"content": [position] * self.TOKENS}}
+        event = b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n"
+        peer.sock.sendall(SSE_HEAD)
+        try:
+            while self.sent < 4 * MAX_HELD_LOGPROBS and not peer.server.stopped.is_set():
+                peer.sock.sendall(event)
+                self.sent += self.TOKENS
+        except OSError:
+            pass  # the client closed the connection: what the test expects
+
+
 def _bad_line(size: int) -> Callable[[Peer], None]:
     """A line of ``size`` bytes that is not JSON (its string never closes), then ``[DONE]``."""
 
@@ -82,14 +106,14 @@ def _bad_line(size: int) -> Callable[[Peer], None]:
     return handler
 
 
-def _stream(llm: AI21, method: str) -> None:
+def _stream(llm: AI21, method: str, **kwargs: Any) -> None:
     if method == "stream_chat":
-        for _ in llm.stream_complete("hi"):
+        for _ in llm.stream_complete("hi", **kwargs):
             pass
         return
 
     async def run() -> None:
-        async for _ in await llm.astream_complete("hi"):
+        async for _ in await llm.astream_complete("hi", **kwargs):
             pass
 
     asyncio.run(run())
@@ -172,3 +196,25 @@ def test_an_answer_that_never_ends_is_refused_at_the_limit(method: str, field: s
     # twice the limit): what was sent beyond it sat in the sockets' buffers (up to 18 MiB
     # seen on loopback).
     assert MAX_ANSWER_CHARS < endless.sent < MAX_ANSWER_CHARS + 32 * MIB
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
+def test_log_probabilities_with_no_text_are_refused_at_the_limit(method: str) -> None:
+    endless = _EndlessLogprobs()
+    with Server(endless) as server:
+        llm = AI21(base_url=server.url() + "/v1", model="m", deployment="vllm", max_retries=0)
+        with pytest.raises(MalformedResponseError) as caught:
+            _stream(llm, method, logprobs=True)
+        llm.close()
+    error = str(caught.value)
+    held = MAX_HELD_LOGPROBS + _EndlessLogprobs.TOKENS
+    assert error == (
+        f"malformed AI21 stream: log-probabilities of {held:,} tokens and candidates arrived "
+        f"with no text to go with them (more than {MAX_HELD_LOGPROBS:,}); read no further "
+        "(0 characters of the answer had arrived)"
+    ), error
+    assert _largest_text(caught.value) < 1000
+    # The server stops at four times the limit; the sockets' buffers hold up to about as much
+    # again as the limit (18 MiB seen on loopback, some 70 bytes a token here).
+    assert endless.sent < 3 * MAX_HELD_LOGPROBS, "the client stopped reading at the limit"

@@ -83,6 +83,15 @@ is sending more than any answer can be, and the stream is refused (:class:`Malfo
 instead of kept in memory until the client runs out."""
 
 
+MAX_HELD_LOGPROBS: Final = 256 * 1024
+"""The most token log-probabilities (tokens and their candidates) a stream may send ahead of
+any text to hand them over with (256 Ki, about 140 MiB of LlamaIndex ``LogProb`` objects).
+An event whose text is held back (markup) or carries none passes its tokens' log-probabilities
+to the next response; a server that sends only log-probabilities would otherwise have them kept
+until the client runs out. A real answer holds back at most a tool call's markup: a
+2,000-token call with 20 candidates a token is 42 Ki."""
+
+
 class LineDecoder:
     """Bytes in, complete lines out, with no I/O: the one line splitter of both stream loops.
 
@@ -352,6 +361,7 @@ class ChatStreamState:
         "_calls",
         "_changed",
         "_dicts",
+        "_held_logprobs",
         "_kept",
         "_logprobs",
         "_on_no_logprobs",
@@ -403,6 +413,7 @@ class ChatStreamState:
         # none came.
         self.wants_logprobs = logprobs
         self._logprobs: list[list[LogProb]] = []
+        self._held_logprobs = 0  # tokens and candidates in ``_logprobs``: MAX_HELD_LOGPROBS
         self._on_no_logprobs = on_no_logprobs
 
     def _keep(self, characters: int) -> None:
@@ -517,8 +528,7 @@ class ChatStreamState:
         if content:  # counted as it comes: markup may hold it back
             self._keep(len(content))
         if self.wants_logprobs and choice.get("logprobs") is not None:  # this event's tokens'
-            self._logprobs += token_logprobs(choice["logprobs"], "choices[0].logprobs") or []
-            self._on_no_logprobs = None
+            self._hold_logprobs(token_logprobs(choice["logprobs"], "choices[0].logprobs") or [])
         # Reasoning comes in a field of its own, usually in deltas before the answer; a delta
         # may carry both (vLLM's deepseek_r1 parser, when ``</think>`` falls inside a delta of
         # several tokens).
@@ -583,7 +593,21 @@ class ChatStreamState:
             )
         if self._logprobs:
             response.logprobs, self._logprobs = self._logprobs, []
+            self._held_logprobs = 0
         return response
+
+    def _hold_logprobs(self, positions: list[list[LogProb]]) -> None:
+        """Keep an event's log-probabilities for the next response; past
+        :data:`MAX_HELD_LOGPROBS` without one, refuse the stream."""
+        self._on_no_logprobs = None
+        self._logprobs += positions
+        self._held_logprobs += sum(map(len, positions))
+        if self._held_logprobs > MAX_HELD_LOGPROBS:
+            raise MalformedResponseError(
+                f"malformed AI21 stream: log-probabilities of {self._held_logprobs:,} tokens "
+                f"and candidates arrived with no text to go with them (more than "
+                f"{MAX_HELD_LOGPROBS:,}); read no further{self.arrived()}"
+            )
 
     def final_kwargs(self) -> dict[str, Any]:
         """The final response's ``additional_kwargs``: token counts, ``finish_reason`` and,
