@@ -281,3 +281,42 @@ def test_an_answer_without_the_tool_call_is_worded_alike_streamed_or_not(
         "no Album: the model answered without calling the Album tool: "
         "'Sorry, I cannot help with that.'"
     )
+
+
+# ------------------------------------------------------------------- an answer cut at max_tokens
+
+CUT_ARGS = '{"title": "Abbey Road", "artist": "The Be'
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("server_llm", SERVERS, indirect=True)
+def test_an_answer_cut_at_max_tokens_names_max_tokens(
+    server_llm: tuple[AI21, Emulator], stream: bool
+) -> None:
+    # Before, guided decoding said "Invalid JSON: EOF while parsing" and the text program
+    # "Could not extract json string", neither naming the cut; the tool call's error said it.
+    llm, server = server_llm
+    mode = llm.pydantic_program_mode
+    if mode == PydanticProgramMode.LLM or (
+        mode == PydanticProgramMode.DEFAULT and server.flavour == "vllm"
+    ):
+        server.reply_next(CUT_ARGS, finish_reason="length")
+    else:
+        server.reply_next(
+            tool_calls=[{"name": "Album", "arguments": CUT_ARGS}], finish_reason="length"
+        )
+    method = "stream_structured_predict" if stream else "structured_predict"
+    with pytest.raises(ValueError, match=r"cut at max_tokens \(finish_reason 'length'\)") as caught:
+        predict(llm, method)
+    assert "raise max_tokens" in str(caught.value)
+    assert CUT_ARGS in str(caught.value)  # what arrived, as it arrived
+
+
+@pytest.mark.parametrize("method", METHODS[:4])
+def test_text_cut_at_max_tokens_before_the_tool_call_names_max_tokens(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    emulator.reply_next("Let me look at the album: it is", finish_reason="length")
+    with pytest.raises(ValueError, match=r"^no Album: the answer was cut at max_tokens") as caught:
+        predict(make_llm(max_retries=0), method)
+    assert "Let me look at the album: it is" in str(caught.value)

@@ -34,7 +34,7 @@ from llama_index.llms.ai21._convert import (
     to_flat_documents,
     tool_names,
 )
-from llama_index.llms.ai21._markup import Markup, tool_markup, warn_if_reasoning_exhausted
+from llama_index.llms.ai21._markup import Markup, note_length_cut, tool_markup
 from llama_index.llms.ai21._models import ModelInfo
 from llama_index.llms.ai21._stream import ChatStreamState
 
@@ -458,9 +458,7 @@ class JambaChat:
             self.no_logprobs()
         finish_reason = response.additional_kwargs.get("finish_reason")
         if finish_reason == "length":
-            warn_if_reasoning_exhausted(
-                finish_reason, response.message.content or "", _reasoning_of(response)
-            )
+            note_length_cut(finish_reason, response.message.content or "", _reasoning_of(response))
         return response
 
     def completion_response(self, raw: Any, call: Call | None = None) -> CompletionResponse:
@@ -470,7 +468,7 @@ class JambaChat:
             self.no_logprobs()
         finish_reason = response.additional_kwargs.get("finish_reason")
         if finish_reason == "length":
-            warn_if_reasoning_exhausted(
+            note_length_cut(
                 finish_reason, response.text, response.additional_kwargs.get("reasoning")
             )
         return response

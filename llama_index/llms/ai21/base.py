@@ -101,10 +101,11 @@ from llama_index.llms.ai21._http import (
     check_tls,
 )
 from llama_index.llms.ai21._markup import (
+    CUT,
     EXHAUSTED,
     RAISE_MAX_TOKENS,
     reasoning_exhausted,
-    watching_exhaustion,
+    watching_cuts,
 )
 from llama_index.llms.ai21._models import DEFAULT_MODEL, ModelInfo, describe_guess, is_known
 from llama_index.llms.ai21._retry import (
@@ -1564,13 +1565,13 @@ class AI21(FunctionCallingLLM):
             try:
                 return call.parser.parse(response.message.content or "")
             except ValueError as exc:
-                _raise_if_exhausted(call.output_cls, response, exc)
+                _raise_if_cut(call.output_cls, response, exc)
                 raise ValueError(f"no {name} in the answer: {exc}") from exc
         message = response.message
         if not message.additional_kwargs.get("tool_calls") and not any(
             isinstance(b, ToolCallBlock) for b in message.blocks
         ):
-            _raise_if_exhausted(call.output_cls, response, None)
+            _raise_if_cut(call.output_cls, response, None)
             raise _NoToolCall(message.content or "").naming(name)
         selection = self.get_tool_calls_from_response(response)[0]
         try:
@@ -1899,17 +1900,21 @@ def json_schema_format(output_cls: type[Any]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _naming_exhaustion(output_cls: type[Any]) -> Iterator[None]:
-    """Around LlamaIndex's own structured programs: if one fails (its error is about the empty
-    answer) after an answer spent all of ``max_tokens`` on reasoning, say that instead; an
-    answer without the class's tool call is worded as a stream's (:meth:`_final_object`)."""
-    with watching_exhaustion() as exhausted:
+    """Around LlamaIndex's own structured programs: if one fails (its error is about the text
+    or the tool call it got) after an answer was cut at ``max_tokens``, say that first (all of
+    it spent on reasoning, or the answer cut short); an answer without the class's tool call is
+    worded as a stream's (:meth:`_final_object`)."""
+    with watching_cuts() as cuts:
         try:
             yield
         except ValueError as exc:
-            if exhausted:
-                raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
+            name = output_cls.__name__
+            if "reasoning" in cuts:
+                raise ValueError(f"no {name}: {EXHAUSTED}") from exc
+            if cuts and "max_tokens" not in str(exc):  # the tool call's error may say it
+                raise ValueError(f"no {name}: {CUT} ({exc})") from exc
             if isinstance(exc, _NoToolCall):
-                raise exc.naming(output_cls.__name__) from exc
+                raise exc.naming(name) from exc
             raise
 
 
@@ -1937,9 +1942,7 @@ def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
     try:
         return output_cls.model_validate_json(text)
     except ValueError as exc:
-        finish_reason = response.additional_kwargs.get("finish_reason")
-        if reasoning_exhausted(finish_reason, text, _reasoning(response)):
-            raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
+        _raise_if_cut(output_cls, response, exc)
         raise ValueError(
             f"the answer is not a valid {output_cls.__name__} ({exc}): {text[:200]!r}"
         ) from exc
@@ -1956,14 +1959,16 @@ class _StructuredStream(NamedTuple):
     parser: PydanticOutputParser[Any] | None = None
 
 
-def _raise_if_exhausted(
-    output_cls: type[Any], response: ChatResponse, exc: Exception | None
-) -> None:
-    """A ``ValueError`` naming ``max_tokens`` if the answer spent it all on reasoning."""
+def _raise_if_cut(output_cls: type[Any], response: ChatResponse, exc: Exception | None) -> None:
+    """A ``ValueError`` naming ``max_tokens`` if the answer was cut there: all of it spent on
+    reasoning, or the answer (JSON, or text before a tool call) cut short."""
+    if response.additional_kwargs.get("finish_reason") != "length":
+        return
+    name = output_cls.__name__
     text = response.message.content or ""
-    finish_reason = response.additional_kwargs.get("finish_reason")
-    if reasoning_exhausted(finish_reason, text, _reasoning(response)):
-        raise ValueError(f"no {output_cls.__name__}: {EXHAUSTED}") from exc
+    if reasoning_exhausted("length", text, _reasoning(response)):
+        raise ValueError(f"no {name}: {EXHAUSTED}") from exc
+    raise ValueError(f"no {name}: {CUT}; the answer: {text[:200]!r}") from exc
 
 
 def _reasoning(response: ChatResponse) -> str:
