@@ -126,6 +126,8 @@ def test_structured_output_returns_a_validated_object(
         (message,) = sent["messages"]
         assert message["content"].startswith(QUESTION)
         assert "Here's a JSON schema to follow" in message["content"]
+        # the schema as JSON (LlamaIndex's own parser doubled its braces for a template)
+        assert json.dumps(Album.model_json_schema()) in message["content"]
 
 
 def test_function_calling_is_the_default(llm: AI21) -> None:
@@ -320,3 +322,93 @@ def test_text_cut_at_max_tokens_before_the_tool_call_names_max_tokens(
     with pytest.raises(ValueError, match=r"^no Album: the answer was cut at max_tokens") as caught:
         predict(make_llm(max_retries=0), method)
     assert "Let me look at the album: it is" in str(caught.value)
+
+
+# ------------------------------------------------------------------------ a recursive class
+
+
+class Node(BaseModel):
+    """A tree node."""
+
+    name: str
+    children: list[Node] = []
+
+
+TREE = {"name": "root", "children": [{"name": "leaf", "children": []}]}
+
+
+@pytest.mark.parametrize("method", ["structured_predict", "astream_structured_predict"])
+@pytest.mark.parametrize("server_llm", SERVERS, indirect=True)
+def test_a_recursive_class_is_sent_with_its_schema_and_read_back(
+    server_llm: tuple[AI21, Emulator], method: str
+) -> None:
+    # Its JSON schema's root is a $ref, which LlamaIndex's tool metadata drops: the tool went
+    # out as {"$defs": ...} with no properties (AI21's API answered 422), and LlamaIndex's
+    # function-calling program then failed on it with "Error: 'properties'".
+    llm, server = server_llm
+    schema = Node.model_json_schema()
+    mode = llm.pydantic_program_mode
+    by_text = mode == PydanticProgramMode.LLM or (
+        mode == PydanticProgramMode.DEFAULT and server.flavour == "vllm"
+    )
+    if by_text:
+        server.reply_next(json.dumps(TREE))
+    else:
+        server.reply_next(tool_calls=[{"name": "Node", "arguments": TREE}])
+    prompt = PromptTemplate("Build the tree of {text}")
+    if method == "structured_predict":
+        tree = llm.structured_predict(Node, prompt, text="root and leaf")
+    else:
+
+        async def last() -> Any:
+            stream = await llm.astream_structured_predict(Node, prompt, text="root and leaf")
+            return [item async for item in stream][-1]
+
+        tree = asyncio.run(last())
+    assert tree == Node.model_validate(TREE)
+    sent = server.last_request.json
+    if not by_text:
+        (tool,) = sent["tools"]
+        assert tool["function"]["parameters"] == {
+            **schema["$defs"]["Node"],
+            "$defs": schema["$defs"],
+        }
+    elif mode == PydanticProgramMode.DEFAULT:
+        assert sent["response_format"]["json_schema"]["schema"] == schema
+    else:
+        assert json.dumps(schema) in sent["messages"][-1]["content"]
+
+
+# --------------------------------------------------------------- the caller's objects are theirs
+
+
+@pytest.mark.parametrize("method", METHODS[:4])
+@pytest.mark.parametrize("mode", MODES)
+def test_the_callers_template_and_llm_kwargs_are_left_as_they_were(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str, mode: str
+) -> None:
+    # LlamaIndex's text program set its schema-appending parser on the caller's template (a
+    # later plain predict with it then asked for an Album's JSON), and its function-calling
+    # program popped keys from the caller's llm_kwargs.
+    llm = make_llm(pydantic_program_mode=MODES[mode])
+    prompt = PromptTemplate(TEMPLATE)
+    llm_kwargs = {"max_tokens": 300, "tool_required": True}
+    script(emulator, mode)
+    if method.startswith("a"):
+
+        async def run() -> Any:
+            if method == "astructured_predict":
+                return await llm.astructured_predict(Album, prompt, llm_kwargs, text=TEXT)
+            stream = await llm.astream_structured_predict(Album, prompt, llm_kwargs, text=TEXT)
+            return [item async for item in stream][-1]
+
+        result = asyncio.run(run())
+    elif method == "structured_predict":
+        result = llm.structured_predict(Album, prompt, llm_kwargs, text=TEXT)
+    else:
+        result = list(llm.stream_structured_predict(Album, prompt, llm_kwargs, text=TEXT))[-1]
+    assert result == ABBEY_ROAD
+    assert emulator.last_request.json["max_tokens"] == 300
+    assert prompt.output_parser is None
+    assert prompt.format(text=TEXT) == QUESTION
+    assert llm_kwargs == {"max_tokens": 300, "tool_required": True}

@@ -354,6 +354,23 @@ def chosen_tool(tool_choice: ToolChoice) -> str | None:
     return tool_choice["function"]["name"] if isinstance(tool_choice, dict) else None
 
 
+def tool_parameters(schema: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A tool's ``parameters`` from its pydantic class's JSON schema, where the schema is a
+    reference at its root: the one a recursive class has (``{"$defs": {...}, "$ref":
+    "#/$defs/Node"}``), whose ``$ref`` LlamaIndex's ``ToolMetadata.get_parameters_dict`` drops,
+    leaving no properties (AI21's API requires them; a model would read an empty schema).
+    The definition referred to is put at the root, its ``$defs`` kept for the references
+    inside. ``None`` for a schema without a root reference (LlamaIndex's reading is kept)."""
+    ref = schema.get("$ref")
+    defs = schema.get("$defs")
+    if not isinstance(ref, str) or not ref.startswith("#/$defs/") or not isinstance(defs, Mapping):
+        return None
+    target = defs.get(ref.removeprefix("#/$defs/"))
+    if not isinstance(target, Mapping):
+        return None
+    return {**target, "$defs": dict(defs)}
+
+
 def tool_names(tools: Any) -> list[str]:
     """The names of the tools in a request's ``tools`` field."""
     if tools is None:

@@ -73,7 +73,11 @@ from llama_index.core.program.utils import process_streaming_objects
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import Model, PydanticProgramMode
 
-from llama_index.llms.ai21._convert import _tool_call_to_ai21, normalize_tool_choice
+from llama_index.llms.ai21._convert import (
+    _tool_call_to_ai21,
+    normalize_tool_choice,
+    tool_parameters,
+)
 from llama_index.llms.ai21._deployments import Deployment, choose, discover, parse_base_url
 from llama_index.llms.ai21._dialect import (
     CONTROL_KWARGS,
@@ -1311,7 +1315,7 @@ class AI21(FunctionCallingLLM):
 
     # ------------------------------------------------------------ structured output
 
-    def _structured_llm_kwargs(self, llm_kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _structured_llm_kwargs(self, llm_kwargs: dict[str, Any] | None) -> dict[str, Any]:
         """JSON mode for the text-parsing program (``pydantic_program_mode="llm"``).
 
         By default structured output is guided decoding where the server has it (``json_schema``)
@@ -1322,7 +1326,7 @@ class AI21(FunctionCallingLLM):
         """
         formats = self._deployment.limits.response_formats
         if self.pydantic_program_mode != PydanticProgramMode.LLM or "json_object" not in formats:
-            return llm_kwargs
+            return dict(llm_kwargs or {})  # a copy: LlamaIndex's programs pop keys from it
         return {"response_format": {"type": "json_object"}, **(llm_kwargs or {})}
 
     def _uses_json_schema(self) -> bool:
@@ -1332,26 +1336,26 @@ class AI21(FunctionCallingLLM):
             and "json_schema" in self._deployment.limits.response_formats
         )
 
-    def _schema_call(
+    def _structured_call(
         self,
         output_cls: type[Model],
         prompt: PromptTemplate,
         llm_kwargs: dict[str, Any] | None,
         prompt_args: dict[str, Any],
-    ) -> tuple[list[ChatMessage], dict[str, Any]]:
-        """The messages and keywords of a guided-decoding call (announced as LlamaIndex's own
-        structured predictions are)."""
-        dispatcher.event(
-            LLMStructuredPredictStartEvent(
-                output_cls=output_cls, template=prompt, template_args=prompt_args
+    ) -> _StructuredStream | None:
+        """What a structured call sends (announced as LlamaIndex's own structured predictions
+        are), or ``None`` for a mode this package does not run itself."""
+        call = self._structured_stream(output_cls, prompt, llm_kwargs, prompt_args)
+        if call is not None:
+            dispatcher.event(
+                LLMStructuredPredictStartEvent(
+                    output_cls=output_cls, template=prompt, template_args=prompt_args
+                )
             )
-        )
-        messages = self._extend_messages(prompt.format_messages(llm=self, **prompt_args))
-        kwargs = {"response_format": json_schema_format(output_cls), **(llm_kwargs or {})}
-        return messages, kwargs
+        return call
 
-    def _schema_result(self, output_cls: type[Model], response: ChatResponse) -> Model:
-        output = parse_structured(output_cls, response)
+    def _structured_result(self, call: _StructuredStream, response: ChatResponse) -> Any:
+        output = self._final_object(call, response)
         dispatcher.event(LLMStructuredPredictEndEvent(output=output))
         return output
 
@@ -1368,18 +1372,24 @@ class AI21(FunctionCallingLLM):
         On a server with guided decoding (a self-hosted OpenAI-compatible one) the answer is
         constrained to the class's JSON schema (``response_format`` ``json_schema``);
         elsewhere structured output goes through function calling (JSON mode in "llm" mode).
+        The answer is read as a stream's whole answer is: the validated object, or a
+        ``ValueError`` naming the class and what was wrong.
         """
-        if not self._uses_json_schema():
+        call = self._structured_call(output_cls, prompt, llm_kwargs, prompt_args)
+        if call is None:
             with _naming_exhaustion(output_cls):
                 result = super().structured_predict(
                     output_cls,
-                    prompt,
+                    copy.copy(prompt),  # LlamaIndex's text program sets its parser on it
                     llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
                     **prompt_args,
                 )
             return cast(Model, result)
-        messages, kwargs = self._schema_call(output_cls, prompt, llm_kwargs, prompt_args)
-        return self._schema_result(output_cls, self.chat(messages, **kwargs))
+        if call.tool is None:
+            response = self.chat(call.messages, **call.kwargs)
+        else:
+            response = self.chat_with_tools([call.tool], chat_history=call.messages, **call.kwargs)
+        return cast(Model, self._structured_result(call, response))
 
     @dispatcher.span
     async def astructured_predict(
@@ -1390,17 +1400,23 @@ class AI21(FunctionCallingLLM):
         **prompt_args: Any,
     ) -> Model:
         """Async version of `structured_predict`."""
-        if not self._uses_json_schema():
+        call = self._structured_call(output_cls, prompt, llm_kwargs, prompt_args)
+        if call is None:
             with _naming_exhaustion(output_cls):
                 result = await super().astructured_predict(
                     output_cls,
-                    prompt,
+                    copy.copy(prompt),
                     llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
                     **prompt_args,
                 )
             return cast(Model, result)
-        messages, kwargs = self._schema_call(output_cls, prompt, llm_kwargs, prompt_args)
-        return self._schema_result(output_cls, await self.achat(messages, **kwargs))
+        if call.tool is None:
+            response = await self.achat(call.messages, **call.kwargs)
+        else:
+            response = await self.achat_with_tools(
+                [call.tool], chat_history=call.messages, **call.kwargs
+            )
+        return cast(Model, self._structured_result(call, response))
 
     def stream_structured_predict(
         self,
@@ -1447,7 +1463,9 @@ class AI21(FunctionCallingLLM):
         call = self._structured_stream(output_cls, prompt, llm_kwargs, prompt_args)
         if call is None:
             llm_kwargs = self._structured_llm_kwargs(llm_kwargs)
-            return super()._structured_stream_call(output_cls, prompt, llm_kwargs, **prompt_args)
+            return super()._structured_stream_call(
+                output_cls, copy.copy(prompt), llm_kwargs, **prompt_args
+            )
         if call.tool is None:
             stream = self.stream_chat(call.messages, **call.kwargs)
         else:
@@ -1467,7 +1485,7 @@ class AI21(FunctionCallingLLM):
         if call is None:
             llm_kwargs = self._structured_llm_kwargs(llm_kwargs)
             return await super()._structured_astream_call(
-                output_cls, prompt, llm_kwargs, **prompt_args
+                output_cls, copy.copy(prompt), llm_kwargs, **prompt_args
             )
         if call.tool is None:
             stream = await self.astream_chat(call.messages, **call.kwargs)
@@ -1509,13 +1527,13 @@ class AI21(FunctionCallingLLM):
         ):
             # As LlamaIndex's text program: the schema in the prompt (its parser sets itself
             # on the template), the answer's JSON read by that parser; JSON mode where there.
-            parser = PydanticOutputParser(output_cls=output_cls)
+            parser = _SchemaInPrompt(output_cls=output_cls)
             program: LLMTextCompletionProgram[Model] = LLMTextCompletionProgram.from_defaults(
-                output_parser=parser, prompt=prompt, llm=self
+                output_parser=parser, prompt=copy.copy(prompt), llm=self
             )
             messages = program.prompt.format_messages(llm=self, **prompt_args)
             messages = self._extend_messages(messages)
-            kwargs = self._structured_llm_kwargs(llm_kwargs) or {}
+            kwargs = self._structured_llm_kwargs(llm_kwargs)
             return _StructuredStream(output_cls, messages, kwargs, parser=parser)
         return None
 
@@ -1638,7 +1656,7 @@ class AI21(FunctionCallingLLM):
             strict = self.strict
         elif not isinstance(strict, bool):
             raise ValueError(f"strict must be True or False, got {strict!r}")
-        specs = [tool.metadata.to_openai_tool(skip_length_check=True) for tool in tools]
+        specs = [_tool_spec(tool) for tool in tools]
         if strict:
             for spec in specs:  # new dicts on every call: ours to change
                 spec["function"]["strict"] = True
@@ -1948,6 +1966,15 @@ def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
         ) from exc
 
 
+class _SchemaInPrompt(PydanticOutputParser[Any]):
+    """LlamaIndex's parser, appending the schema as JSON: its own ``format()`` doubles every
+    brace (``{{"properties": ...}}``) for a template, but runs on the prompt already formatted,
+    so the model was shown a schema that is not JSON (run-llama/llama_index PR 22380)."""
+
+    def format(self, query: str) -> str:
+        return query + "\n\n" + self.get_format_string(escape_json=False)
+
+
 class _StructuredStream(NamedTuple):
     """A streamed structured call: what goes out, and what reads its whole answer (the tool's
     arguments, the text as the schema's JSON, or the text through LlamaIndex's parser)."""
@@ -1997,6 +2024,18 @@ def _interrupted(
         state.text,
         state.reasoning,
     )
+
+
+def _tool_spec(tool: BaseTool) -> dict[str, Any]:
+    """The tool as a function definition (LlamaIndex's ``to_openai_tool``), with the parameters
+    of a recursive class at the root (:func:`tool_parameters`)."""
+    spec: dict[str, Any] = tool.metadata.to_openai_tool(skip_length_check=True)
+    fn_schema = tool.metadata.fn_schema
+    if fn_schema is not None and "properties" not in spec["function"]["parameters"]:
+        parameters = tool_parameters(fn_schema.model_json_schema())
+        if parameters is not None:
+            spec["function"]["parameters"] = parameters
+    return spec
 
 
 def _single_tool_call(response: ChatResponse) -> ChatResponse:
