@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -58,28 +59,31 @@ def script(emulator: Emulator, mode: str) -> None:
         emulator.reply_next(json.dumps(ABBEY_ROAD_ARGS))
 
 
-def predict(llm: AI21, method: str) -> Any:
+def predict(
+    llm: AI21,
+    method: str,
+    llm_kwargs: dict[str, Any] | None = None,
+    prompt: PromptTemplate | None = None,
+) -> Any:
     """Run one structured-output entry point and return its final object."""
-    # A fresh template each time: in JSON mode llama-index-core's LLMTextCompletionProgram
-    # sets the schema-appending output parser on the template it is given.
-    prompt = PromptTemplate(TEMPLATE)
+    prompt = PromptTemplate(TEMPLATE) if prompt is None else prompt
     messages = [ChatMessage(role="user", content=QUESTION)]
     structured = llm.as_structured_llm(Album)
 
     async def run_async() -> Any:
         if method == "astructured_predict":
-            return await llm.astructured_predict(Album, prompt, text=TEXT)
+            return await llm.astructured_predict(Album, prompt, llm_kwargs, text=TEXT)
         if method == "astream_structured_predict":
-            stream = await llm.astream_structured_predict(Album, prompt, text=TEXT)
+            stream = await llm.astream_structured_predict(Album, prompt, llm_kwargs, text=TEXT)
             return [item async for item in stream][-1]
         return (await structured.achat(messages)).raw
 
     if method.startswith(("a", "structured_llm.a")):
         return asyncio.run(run_async())
     if method == "structured_predict":
-        return llm.structured_predict(Album, prompt, text=TEXT)
+        return llm.structured_predict(Album, prompt, llm_kwargs, text=TEXT)
     if method == "stream_structured_predict":
-        return list(llm.stream_structured_predict(Album, prompt, text=TEXT))[-1]
+        return list(llm.stream_structured_predict(Album, prompt, llm_kwargs, text=TEXT))[-1]
     if method == "structured_llm.chat":
         return structured.chat(messages).raw
     if method == "structured_llm.stream_chat":
@@ -394,21 +398,67 @@ def test_the_callers_template_and_llm_kwargs_are_left_as_they_were(
     prompt = PromptTemplate(TEMPLATE)
     llm_kwargs = {"max_tokens": 300, "tool_required": True}
     script(emulator, mode)
-    if method.startswith("a"):
-
-        async def run() -> Any:
-            if method == "astructured_predict":
-                return await llm.astructured_predict(Album, prompt, llm_kwargs, text=TEXT)
-            stream = await llm.astream_structured_predict(Album, prompt, llm_kwargs, text=TEXT)
-            return [item async for item in stream][-1]
-
-        result = asyncio.run(run())
-    elif method == "structured_predict":
-        result = llm.structured_predict(Album, prompt, llm_kwargs, text=TEXT)
-    else:
-        result = list(llm.stream_structured_predict(Album, prompt, llm_kwargs, text=TEXT))[-1]
+    result = predict(llm, method, llm_kwargs, prompt)
     assert result == ABBEY_ROAD
     assert emulator.last_request.json["max_tokens"] == 300
     assert prompt.output_parser is None
     assert prompt.format(text=TEXT) == QUESTION
     assert llm_kwargs == {"max_tokens": 300, "tool_required": True}
+
+
+# ------------------------------------------------------- tool_choice and friends in llm_kwargs
+
+NAMED_ALBUM = {"type": "function", "function": {"name": "Album"}}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize(
+    ("llm_kwargs", "sent"),
+    [
+        ({}, "required"),
+        ({"tool_choice": "required"}, "required"),
+        ({"tool_choice": "auto"}, "auto"),
+        ({"tool_choice": "Album"}, NAMED_ALBUM),
+        ({"tool_choice": NAMED_ALBUM}, NAMED_ALBUM),
+        ({"tool_required": False}, None),
+    ],
+    ids=["default", "required", "auto", "name", "named", "not-required"],
+)
+def test_a_tool_choice_that_lets_the_model_call_the_tool_is_sent(
+    make_local: Callable[..., AI21],
+    vllm: Emulator,
+    llm_kwargs: dict[str, Any],
+    sent: Any,
+    stream: bool,
+) -> None:
+    # LlamaIndex's function-calling program dropped tool_choice from llm_kwargs, silently.
+    llm = make_local(pydantic_program_mode=PydanticProgramMode.FUNCTION)
+    vllm.reply_next(tool_calls=[{"name": "Album", "arguments": ABBEY_ROAD_ARGS}])
+    prompt = PromptTemplate(TEMPLATE)
+    if stream:
+        result = list(llm.stream_structured_predict(Album, prompt, llm_kwargs, text=TEXT))[-1]
+    else:
+        result = llm.structured_predict(Album, prompt, llm_kwargs, text=TEXT)
+    assert result == ABBEY_ROAD
+    assert vllm.last_request.json.get("tool_choice") == sent
+
+
+@pytest.mark.parametrize(
+    ("llm_kwargs", "said"),
+    [
+        ({"tool_choice": "none"}, "tool_choice='none' rules out the call of the Album tool"),
+        ({"tool_choice": "Track"}, "tool_choice='Track' rules out the call of the Album tool"),
+        ({"allow_parallel_tool_calls": True}, "returns one Album"),
+    ],
+)
+@pytest.mark.parametrize("method", METHODS[:4])
+def test_a_tool_choice_that_rules_the_call_out_is_refused_before_any_request(
+    make_llm: Callable[..., AI21],
+    emulator: Emulator,
+    llm_kwargs: dict[str, Any],
+    said: str,
+    method: str,
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(said)):
+        predict(make_llm(max_retries=0), method, llm_kwargs)
+    assert emulator.requests == []

@@ -75,6 +75,7 @@ from llama_index.core.types import Model, PydanticProgramMode
 
 from llama_index.llms.ai21._convert import (
     _tool_call_to_ai21,
+    chosen_tool,
     normalize_tool_choice,
     tool_parameters,
 )
@@ -1514,14 +1515,10 @@ class AI21(FunctionCallingLLM):
             mode == PydanticProgramMode.DEFAULT and self.metadata.is_function_calling_model
         ):
             # As LlamaIndex's program: the class as the one tool, required, one call.
-            kwargs = {
-                k: v
-                for k, v in (llm_kwargs or {}).items()
-                if k not in ("tool_required", "tool_choice", "allow_parallel_tool_calls")
-            }
-            kwargs.update(tool_required=True, allow_parallel_tool_calls=False)
+            tool = get_function_tool(output_cls)
+            kwargs = _structured_tool_kwargs(tool.metadata.name or output_cls.__name__, llm_kwargs)
             messages = self._extend_messages(prompt.format_messages(llm=self, **prompt_args))
-            return _StructuredStream(output_cls, messages, kwargs, get_function_tool(output_cls))
+            return _StructuredStream(output_cls, messages, kwargs, tool)
         if mode in (PydanticProgramMode.LLM, PydanticProgramMode.DEFAULT) and (
             self.metadata.is_chat_model
         ):
@@ -1964,6 +1961,35 @@ def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
         raise ValueError(
             f"the answer is not a valid {output_cls.__name__} ({exc}): {text[:200]!r}"
         ) from exc
+
+
+def _structured_tool_kwargs(tool: str, llm_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """The keywords of a structured call by function calling: the ``tool`` call required and
+    one call kept, unless ``llm_kwargs`` says otherwise in a way that still lets the model call
+    it (``tool_choice`` ``"required"``, ``"auto"`` or the tool's name; ``tool_required=False``).
+    LlamaIndex's program drops these three silently; one that rules the call out is a
+    ``ValueError`` here, before any request."""
+    kwargs = dict(llm_kwargs or {})
+    tool_choice = kwargs.pop("tool_choice", None)
+    tool_required = kwargs.pop("tool_required", None)
+    if kwargs.pop("allow_parallel_tool_calls", None):
+        raise ValueError(
+            f"allow_parallel_tool_calls=True: a structured prediction returns one {tool}; for "
+            f"several, ask for a class with a list of {tool} objects"
+        )
+    if tool_choice is not None:
+        choice = normalize_tool_choice(tool_choice)
+        if choice == "none" or (chosen_tool(choice) not in (None, tool)):
+            raise ValueError(
+                f"tool_choice={tool_choice!r} rules out the call of the {tool} tool that a "
+                f"structured prediction reads: leave tool_choice out (the call is required), "
+                "or set pydantic_program_mode=PydanticProgramMode.LLM for JSON in the answer"
+            )
+        kwargs["tool_choice"] = tool_choice
+    elif tool_required is not False:
+        kwargs["tool_required"] = True
+    kwargs["allow_parallel_tool_calls"] = False
+    return kwargs
 
 
 class _SchemaInPrompt(PydanticOutputParser[Any]):
