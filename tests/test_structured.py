@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections.abc import Callable
@@ -462,3 +463,76 @@ def test_a_tool_choice_that_rules_the_call_out_is_refused_before_any_request(
     with pytest.raises(ValueError, match=re.escape(said)):
         predict(make_llm(max_retries=0), method, llm_kwargs)
     assert emulator.requests == []
+
+
+# ------------------------------------------------------------------------- a reasoning model
+
+REASONING_3B = "ai21labs/AI21-Jamba-Reasoning-3B"
+THOUGHT = 'Is it {"title": "Wrong", "artist": "Nobody", "year": 1}? No.'
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize(
+    ("parsers", "mode"),
+    [
+        (True, PydanticProgramMode.DEFAULT),
+        (True, PydanticProgramMode.LLM),
+        (True, PydanticProgramMode.FUNCTION),
+        (False, PydanticProgramMode.DEFAULT),
+        (False, PydanticProgramMode.LLM),
+    ],
+    ids=[
+        "parser-json_schema",
+        "parser-llm",
+        "parser-function",
+        "no-parser-json_schema",
+        "no-parser-llm",
+    ],
+)
+def test_reasoning_never_reaches_the_object(
+    vllm: Emulator, parsers: bool, mode: PydanticProgramMode, stream: bool
+) -> None:
+    """The reasoning (with JSON of its own) comes in its field behind vLLM's reasoning parser,
+    or in the answer's text up to ``</think>`` without one: neither the partial objects nor the
+    last one read it, and ``</think>`` never reaches the parser."""
+    with contextlib.ExitStack() as stack:
+        server = vllm if parsers else stack.enter_context(Emulator(flavour="vllm", parsers=False))
+        llm = AI21(
+            model=REASONING_3B, base_url=server.base_url, max_retries=0, pydantic_program_mode=mode
+        )
+        if mode == PydanticProgramMode.FUNCTION:
+            server.reply_next(
+                tool_calls=[{"name": "Album", "arguments": ABBEY_ROAD_ARGS}], reasoning=THOUGHT
+            )
+        else:
+            server.reply_next(json.dumps(ABBEY_ROAD_ARGS), reasoning=THOUGHT)
+        prompt = PromptTemplate(TEMPLATE)
+        if stream:
+            partials = list(llm.stream_structured_predict(Album, prompt, text=TEXT))
+        else:
+            partials = [llm.structured_predict(Album, prompt, text=TEXT)]
+    assert partials[-1] == ABBEY_ROAD
+    assert all(p.title is None or "Abbey Road".startswith(p.title) for p in partials)
+
+
+@pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        (PydanticProgramMode.OPENAI, "the OpenAI LLM's own program"),
+        ("openai", "the OpenAI LLM's own program"),
+        (PydanticProgramMode.GUIDANCE, "a guidance model's program"),
+        (PydanticProgramMode.LM_FORMAT_ENFORCER, "a local HuggingFace or LlamaCPP model's"),
+    ],
+)
+def test_a_program_mode_of_another_llm_class_is_refused_when_set(
+    make_llm: Callable[..., AI21], mode: Any, said: str
+) -> None:
+    # Before, the first structured call failed: "No module named 'llama_index.program'",
+    # "Unsupported pydantic program mode", or an ImportError naming a package to install.
+    with pytest.raises(ValueError, match=re.escape(said)) as caught:
+        make_llm(pydantic_program_mode=mode)
+    assert "AI21 runs 'default'" in str(caught.value)
+    llm = make_llm()
+    with pytest.raises(ValueError, match=re.escape(said)):
+        llm.pydantic_program_mode = mode
+    assert llm.pydantic_program_mode == PydanticProgramMode.DEFAULT

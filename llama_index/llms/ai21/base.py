@@ -585,6 +585,20 @@ class AI21(FunctionCallingLLM):
             )
         return value
 
+    @field_validator("pydantic_program_mode")
+    @classmethod
+    def _a_mode_this_package_runs(cls, value: PydanticProgramMode) -> PydanticProgramMode:
+        # LlamaIndex's other modes run another LLM class's own program: they failed on the first
+        # structured call ("No module named 'llama_index.program'", "Unsupported pydantic
+        # program mode", an ImportError).
+        if value in _FOREIGN_PROGRAM_MODES:
+            raise ValueError(
+                f"pydantic_program_mode={value.value!r} {_FOREIGN_PROGRAM_MODES[value]}; AI21 "
+                "runs 'default' (guided decoding where the server has it, else function "
+                "calling), 'function' or 'llm' (the schema in the prompt, JSON mode)"
+            )
+        return value
+
     # LlamaIndex's own fields: BaseLLM types the rate limiter as Any and lets any object through
     # as the callback manager, so a wrong one failed (AttributeError) or was ignored on a call.
     # (The rate limiter is newer than the oldest llama-index-core this package supports: on
@@ -1742,6 +1756,16 @@ class AI21(FunctionCallingLLM):
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+_FOREIGN_PROGRAM_MODES = {
+    PydanticProgramMode.OPENAI: "runs the OpenAI LLM's own program (llama-index-program-openai)",
+    PydanticProgramMode.GUIDANCE: "runs a guidance model's program, not an LLM's",
+    PydanticProgramMode.LM_FORMAT_ENFORCER: (
+        "runs a local HuggingFace or LlamaCPP model's program "
+        "(llama-index-program-lmformatenforcer)"
+    ),
+}
 
 
 class _ModelFacts(NamedTuple):
