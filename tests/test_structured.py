@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from llama_index.core.bridge.pydantic import BaseModel, Field
+from llama_index.core.bridge.pydantic import BaseModel, ConfigDict, Field
 from llama_index.core.llms import ChatMessage
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import PydanticProgramMode
@@ -65,26 +66,28 @@ def predict(
     method: str,
     llm_kwargs: dict[str, Any] | None = None,
     prompt: PromptTemplate | None = None,
+    output_cls: Any = Album,
 ) -> Any:
     """Run one structured-output entry point and return its final object."""
     prompt = PromptTemplate(TEMPLATE) if prompt is None else prompt
     messages = [ChatMessage(role="user", content=QUESTION)]
-    structured = llm.as_structured_llm(Album)
 
     async def run_async() -> Any:
         if method == "astructured_predict":
-            return await llm.astructured_predict(Album, prompt, llm_kwargs, text=TEXT)
+            return await llm.astructured_predict(output_cls, prompt, llm_kwargs, text=TEXT)
         if method == "astream_structured_predict":
-            stream = await llm.astream_structured_predict(Album, prompt, llm_kwargs, text=TEXT)
+            stream = await llm.astream_structured_predict(output_cls, prompt, llm_kwargs, text=TEXT)
             return [item async for item in stream][-1]
-        return (await structured.achat(messages)).raw
+        return (await llm.as_structured_llm(output_cls).achat(messages)).raw
 
     if method.startswith(("a", "structured_llm.a")):
         return asyncio.run(run_async())
     if method == "structured_predict":
-        return llm.structured_predict(Album, prompt, llm_kwargs, text=TEXT)
+        return llm.structured_predict(output_cls, prompt, llm_kwargs, text=TEXT)
     if method == "stream_structured_predict":
-        return list(llm.stream_structured_predict(Album, prompt, llm_kwargs, text=TEXT))[-1]
+        stream = llm.stream_structured_predict(output_cls, prompt, llm_kwargs, text=TEXT)
+        return list(stream)[-1]
+    structured = llm.as_structured_llm(output_cls)
     if method == "structured_llm.chat":
         return structured.chat(messages).raw
     if method == "structured_llm.stream_chat":
@@ -536,3 +539,41 @@ def test_a_program_mode_of_another_llm_class_is_refused_when_set(
     with pytest.raises(ValueError, match=re.escape(said)):
         llm.pydantic_program_mode = mode
     assert llm.pydantic_program_mode == PydanticProgramMode.DEFAULT
+
+
+# ------------------------------------------------------------ an output class that cannot be sent
+
+
+class Tracked(BaseModel):
+    """A class pydantic writes no JSON schema for: one of its fields is a function."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    title: str
+    on_change: Callable[[str], None]
+
+
+@dataclasses.dataclass
+class AlbumRecord:
+    title: str
+
+
+@pytest.mark.parametrize(
+    ("output_cls", "said"),
+    [
+        (AlbumRecord, "output_cls must be a pydantic model class"),
+        (dict, "output_cls must be a pydantic model class"),
+        (ABBEY_ROAD, "output_cls must be a pydantic model class (a subclass of pydantic.Base"),
+        (list[Album], "output_cls must be a pydantic model class"),
+        (Tracked, "Tracked has no JSON schema to send (field 'on_change'): Cannot generate"),
+    ],
+    ids=["dataclass", "dict", "instance", "list", "callable-field"],
+)
+@pytest.mark.parametrize("method", METHODS[:4])
+def test_an_output_class_that_cannot_be_sent_is_refused_before_any_request(
+    make_llm: Callable[..., AI21], emulator: Emulator, output_cls: Any, said: str, method: str
+) -> None:
+    # Before: AttributeError ("no attribute 'model_json_schema'", "'Album' object has no
+    # attribute '__name__'", after a request in JSON mode), or pydantic's error naming no field.
+    with pytest.raises(ValueError, match=re.escape(said)):
+        predict(make_llm(max_retries=0), method, output_cls=output_cls)
+    assert emulator.requests == []

@@ -55,6 +55,7 @@ from llama_index.core.bridge.pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    TypeAdapter,
     ValidationInfo,
     field_validator,
 )
@@ -1390,6 +1391,7 @@ class AI21(FunctionCallingLLM):
         The answer is read as a stream's whole answer is: the validated object, or a
         ``ValueError`` naming the class and what was wrong.
         """
+        check_output_cls(output_cls)
         call = self._structured_call(output_cls, prompt, llm_kwargs, prompt_args)
         if call is None:
             with _naming_exhaustion(output_cls):
@@ -1415,6 +1417,7 @@ class AI21(FunctionCallingLLM):
         **prompt_args: Any,
     ) -> Model:
         """Async version of `structured_predict`."""
+        check_output_cls(output_cls)
         call = self._structured_call(output_cls, prompt, llm_kwargs, prompt_args)
         if call is None:
             with _naming_exhaustion(output_cls):
@@ -1448,6 +1451,7 @@ class AI21(FunctionCallingLLM):
         model is required to call. An answer that ends without a valid object (text instead of
         the call, JSON that does not validate) is a ``ValueError`` at the end of the stream.
         """
+        check_output_cls(output_cls)
         return super().stream_structured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
 
     async def astream_structured_predict(
@@ -1458,6 +1462,7 @@ class AI21(FunctionCallingLLM):
         **prompt_args: Any,
     ) -> AsyncGenerator[Model | FlexibleModel, None]:
         """Async version of `stream_structured_predict`."""
+        check_output_cls(output_cls)
         return await super().astream_structured_predict(
             output_cls, prompt, llm_kwargs, **prompt_args
         )
@@ -1927,6 +1932,52 @@ def _warn_unknown_model(model: str) -> None:
         model,
         describe_guess(model),
     )
+
+
+def check_output_cls(output_cls: Any) -> None:
+    """A ``ValueError`` before any request unless ``output_cls`` is a pydantic class whose JSON
+    schema can be written (it is what the request carries, as a tool, a ``response_format`` or
+    in the prompt): else an ``AttributeError`` came from deep inside, or pydantic's error
+    named no field."""
+    if not (isinstance(output_cls, type) and issubclass(output_cls, BaseModel)):
+        raise ValueError(
+            "output_cls must be a pydantic model class (a subclass of pydantic.BaseModel), "
+            f"got {_clipped_repr(output_cls)}"
+        )
+    _check_schema(output_cls)
+
+
+@functools.lru_cache(maxsize=256)  # a class's schema is checked once (0.1-1 ms a class)
+def _check_schema(output_cls: type[BaseModel]) -> None:
+    try:
+        output_cls.model_json_schema()
+    except Exception as exc:  # pydantic's PydanticInvalidForJsonSchema, and any other failure
+        fields = [name for name, f in output_cls.model_fields.items() if _no_schema(f.annotation)]
+        where = f" (field {', '.join(map(repr, fields))})" if fields else ""
+        raise ValueError(
+            f"{output_cls.__name__} has no JSON schema to send{where}: {str(exc).splitlines()[0]}"
+        ) from exc
+
+
+def _no_schema(annotation: Any) -> bool:
+    """Whether pydantic can write no JSON schema for one field's type."""
+    try:
+        adapter = TypeAdapter(annotation)
+    except Exception:  # a type pydantic takes only with arbitrary_types_allowed
+        try:
+            adapter = TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
+        except Exception:
+            return False
+    try:
+        adapter.json_schema()
+    except Exception:
+        return True
+    return False
+
+
+def _clipped_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 100 else text[:100] + "..."
 
 
 def json_schema_format(output_cls: type[Any]) -> dict[str, Any]:
