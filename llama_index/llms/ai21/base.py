@@ -56,6 +56,7 @@ from llama_index.core.bridge.pydantic import (
     Field,
     PrivateAttr,
     TypeAdapter,
+    ValidationError,
     ValidationInfo,
     field_validator,
 )
@@ -70,7 +71,7 @@ from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.output_parsers.pydantic import PydanticOutputParser
 from llama_index.core.program.function_program import get_function_tool
 from llama_index.core.program.llm_program import LLMTextCompletionProgram
-from llama_index.core.program.utils import process_streaming_objects
+from llama_index.core.program.utils import create_flexible_model, process_streaming_objects
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import Model, PydanticProgramMode
 
@@ -1556,10 +1557,11 @@ class AI21(FunctionCallingLLM):
     def _partial_objects(
         self, call: _StructuredStream, stream: Iterable[ChatResponse]
     ) -> Generator[Any, None, None]:
+        reader = _PartialReader(call.output_cls, self)
         partial: Any = None
         last: ChatResponse | None = None
         for last in stream:
-            partial = self._partial(call.output_cls, last, partial)
+            partial = reader.feed(last)
             yield partial
         final = self._final_object(call, last)
         if final != partial:
@@ -1568,25 +1570,15 @@ class AI21(FunctionCallingLLM):
     async def _apartial_objects(
         self, call: _StructuredStream, stream: AsyncIterator[ChatResponse]
     ) -> AsyncGenerator[Any, None]:
+        reader = _PartialReader(call.output_cls, self)
         partial: Any = None
         last: ChatResponse | None = None
         async for last in stream:
-            partial = self._partial(call.output_cls, last, partial)
+            partial = reader.feed(last)
             yield partial
         final = self._final_object(call, last)
         if final != partial:
             yield final
-
-    def _partial(self, output_cls: type[Model], response: ChatResponse, partial: Any) -> Any:
-        """The object so far (LlamaIndex's reading of partial JSON and of growing tool calls)."""
-        return process_streaming_objects(
-            response,
-            output_cls,
-            cur_objects=None if partial is None else [partial],
-            allow_parallel_tool_calls=False,
-            flexible_mode=True,
-            llm=self,
-        )
 
     def _final_object(self, call: _StructuredStream, response: ChatResponse | None) -> Any:
         """The whole answer as the class, or a ``ValueError`` saying why it is not one."""
@@ -2065,6 +2057,40 @@ def _structured_tool_kwargs(tool: str, llm_kwargs: dict[str, Any] | None) -> dic
         kwargs["tool_required"] = True
     kwargs["allow_parallel_tool_calls"] = False
     return kwargs
+
+
+class _PartialReader:
+    """The object so far, chunk by chunk: LlamaIndex's reading of partial JSON and of growing
+    tool calls (``process_streaming_objects``), given the class's flexible twin (every field
+    optional) made once per class. Its own ``flexible_mode`` makes that twin, a new pydantic
+    class, for every chunk: 0.75 ms a chunk, three fifths of the time a 4000-chunk answer took
+    (a list of 400 objects: 3.0 of 5.0 s, cProfile)."""
+
+    def __init__(self, output_cls: type[BaseModel], llm: AI21) -> None:
+        self.output_cls = output_cls
+        self.flexible = _flexible_model(output_cls)
+        self.llm = llm
+        self.current: Any = None  # the flexible object read so far
+
+    def feed(self, response: ChatResponse) -> Any:
+        """The object so far: the class once what has arrived validates, else its twin."""
+        self.current = process_streaming_objects(
+            response,
+            self.flexible,
+            cur_objects=None if self.current is None else [self.current],
+            allow_parallel_tool_calls=False,
+            flexible_mode=False,  # self.flexible is the twin
+            llm=self.llm,
+        )
+        try:
+            return self.output_cls.model_validate(self.current.model_dump(exclude_unset=True))
+        except ValidationError:
+            return self.current
+
+
+@functools.lru_cache(maxsize=64)
+def _flexible_model(output_cls: type[BaseModel]) -> type[FlexibleModel]:
+    return create_flexible_model(output_cls)
 
 
 class _SchemaInPrompt(PydanticOutputParser[Any]):
