@@ -17,8 +17,8 @@ from llama_index.core.program import utils as program_utils
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.types import PydanticProgramMode
 
-from ai21_emulator import Emulator
-from llama_index.llms.ai21 import AI21
+from ai21_emulator import Emulator, Fault
+from llama_index.llms.ai21 import AI21, StreamInterruptedError
 
 
 class Album(BaseModel):
@@ -611,3 +611,52 @@ def test_a_stream_makes_the_partial_class_once_not_once_a_chunk(
     assert len(partials) > 40
     assert partials[-1] == Shelf.model_validate(shelf)
     assert made == ["FlexibleShelf"]
+
+
+# ---------------------------------------------------------------- a stream that breaks mid-answer
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("server_llm", SERVERS, indirect=True)
+def test_a_structured_stream_broken_mid_answer_raises_stream_interrupted(
+    server_llm: tuple[AI21, Emulator], use_async: bool
+) -> None:
+    # The partial objects so far arrive, then the package's error: never a last partial object
+    # passed off as the answer.
+    llm, server = server_llm
+    llm.metadata  # noqa: B018 (a vLLM server is asked what it serves first: not the stream)
+    scripted_answer(server, llm, ABBEY_ROAD_ARGS)
+    server.inject(Fault(drop_after=8, path_contains="/chat/"))
+    prompt = PromptTemplate(TEMPLATE)
+    received: list[Any] = []
+
+    async def run_async() -> None:
+        async for item in await llm.astream_structured_predict(Album, prompt, text=TEXT):
+            received.append(item)
+
+    def run() -> None:
+        if use_async:
+            asyncio.run(run_async())
+        else:
+            received.extend(llm.stream_structured_predict(Album, prompt, text=TEXT))
+
+    with pytest.raises(StreamInterruptedError, match="stream broke"):
+        run()
+    assert received  # partial objects came first
+    assert not any(isinstance(item, Album) and item == ABBEY_ROAD for item in received)
+
+
+@pytest.mark.parametrize("server_llm", ["vllm-default"], indirect=True)
+def test_partial_objects_grow_with_the_answer_and_the_last_is_complete(
+    server_llm: tuple[AI21, Emulator],
+) -> None:
+    llm, server = server_llm
+    scripted_answer(server, llm, ABBEY_ROAD_ARGS)
+    partials = list(llm.stream_structured_predict(Album, PromptTemplate(TEMPLATE), text=TEXT))
+    titles = [p.title for p in partials if p.title is not None]
+    assert titles[0] != "Abbey Road"  # a title part-way through its string
+    assert all("Abbey Road".startswith(t) for t in titles)
+    assert titles == sorted(titles, key=len)
+    assert type(partials[0]) is not Album  # not valid yet: the class's twin, fields optional
+    assert type(partials[-1]) is Album
+    assert partials[-1] == ABBEY_ROAD
