@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime
+import enum
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pytest
 from llama_index.core.bridge.pydantic import BaseModel, ConfigDict, Field
@@ -660,3 +662,78 @@ def test_partial_objects_grow_with_the_answer_and_the_last_is_complete(
     assert type(partials[0]) is not Album  # not valid yet: the class's twin, fields optional
     assert type(partials[-1]) is Album
     assert partials[-1] == ABBEY_ROAD
+
+
+# ----------------------------------------------------------------- the schemas users write
+
+
+class Format(str, enum.Enum):
+    VINYL = "vinyl"
+    CD = "cd"
+
+
+class Track(BaseModel):
+    name: str
+    seconds: int
+
+
+class Release(BaseModel):
+    """A release of an album."""
+
+    title: Annotated[str, Field(description="The album's title")]
+    kind: Literal["LP", "EP"]
+    format: Format
+    released: datetime.date
+    recorded_at: datetime.datetime | None = None
+    label: str | None = None
+    tracks: list[Track]
+
+
+RELEASE = {
+    "title": "Abbey Road",
+    "kind": "LP",
+    "format": "vinyl",
+    "released": "1969-09-26",
+    "recorded_at": "1969-08-20T14:30:00Z",
+    "label": None,
+    "tracks": [{"name": "Come Together", "seconds": 259}, {"name": "Something", "seconds": 182}],
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("server_llm", SERVERS, indirect=True)
+def test_a_class_of_every_kind_of_field_is_sent_whole_and_read_back(
+    server_llm: tuple[AI21, Emulator], stream: bool
+) -> None:
+    llm, server = server_llm
+    schema = Release.model_json_schema()
+    mode = llm.pydantic_program_mode
+    by_text = mode == PydanticProgramMode.LLM or (
+        mode == PydanticProgramMode.DEFAULT and server.flavour == "vllm"
+    )
+    if by_text:
+        server.reply_next(json.dumps(RELEASE))
+    else:
+        server.reply_next(tool_calls=[{"name": "Release", "arguments": RELEASE}])
+    prompt = PromptTemplate("Extract the release: {text}")
+    if stream:
+        release = list(llm.stream_structured_predict(Release, prompt, text="Abbey Road"))[-1]
+    else:
+        release = llm.structured_predict(Release, prompt, text="Abbey Road")
+    assert release == Release.model_validate(RELEASE)
+    utc = datetime.timezone.utc
+    assert release.recorded_at == datetime.datetime(1969, 8, 20, 14, 30, tzinfo=utc)
+    sent = server.last_request.json
+    if not by_text:
+        (tool,) = sent["tools"]
+        assert tool["function"]["description"] == "A release of an album."
+        assert tool["function"]["parameters"] == {
+            key: schema[key] for key in ("$defs", "properties", "required", "type")
+        }
+    elif mode == PydanticProgramMode.DEFAULT:
+        assert sent["response_format"] == {
+            "type": "json_schema",
+            "json_schema": {"name": "Release", "schema": schema},
+        }
+    else:
+        assert json.dumps(schema) in sent["messages"][-1]["content"]
