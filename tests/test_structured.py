@@ -737,3 +737,22 @@ def test_a_class_of_every_kind_of_field_is_sent_whole_and_read_back(
         }
     else:
         assert json.dumps(schema) in sent["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_json_mode_on_a_jurassic_2_model_asks_for_no_response_format(
+    make_llm: Callable[..., AI21], emulator: Emulator, stream: bool
+) -> None:
+    # JSON mode came from the deployment's limits, not the model's: Jurassic-2, which has no
+    # response_format, refused the json_object the package had added itself.
+    llm = make_llm(model="j2-ultra", pydantic_program_mode=PydanticProgramMode.LLM)
+    prompt = PromptTemplate("Extract the album: {text}")
+    if stream:
+        album = list(llm.stream_structured_predict(Album, prompt, text=TEXT))[-1]
+    else:
+        album = llm.structured_predict(Album, prompt, text=TEXT)
+    assert isinstance(album, Album)
+    sent = emulator.last_request
+    assert sent.path.endswith("/j2-ultra/complete")  # not a chat model: the text program
+    assert "responseFormat" not in sent.json
+    assert "response_format" not in sent.json

@@ -254,6 +254,11 @@ class Dialect(Protocol):
     streams: bool
     """Whether the server can stream answers (else a stream is the whole answer, once)."""
 
+    @property
+    def limits(self) -> Limits:
+        """What a call may ask of this model there (its ``response_format`` kinds, ...)."""
+        ...
+
     def chat(
         self,
         model: str,
@@ -326,6 +331,10 @@ class JambaChat:
         # every later call stays inside this module and _convert (docs/architecture.md).
         self._info: tuple[str, ModelInfo] | None = None
         self._stream_fields: dict[str, Any] | None = None
+
+    @property
+    def limits(self) -> Limits:
+        return self.deployment.limits
 
     def _model_info(self, model: str) -> ModelInfo:
         if self._info is None or self._info[0] != model:

@@ -1341,7 +1341,7 @@ class AI21(FunctionCallingLLM):
         schema and parses the text; asking for ``response_format={"type": "json_object"}``
         then guarantees the text is JSON.
         """
-        formats = self._deployment.limits.response_formats
+        formats = self._dialect.limits.response_formats  # the model's: J2 has none
         if self.pydantic_program_mode != PydanticProgramMode.LLM or "json_object" not in formats:
             return dict(llm_kwargs or {})  # a copy: LlamaIndex's programs pop keys from it
         return {"response_format": {"type": "json_object"}, **(llm_kwargs or {})}
@@ -1350,7 +1350,7 @@ class AI21(FunctionCallingLLM):
         """Guided decoding: the server constrains the answer to the output class's schema."""
         return (
             self.pydantic_program_mode == PydanticProgramMode.DEFAULT
-            and "json_schema" in self._deployment.limits.response_formats
+            and "json_schema" in self._dialect.limits.response_formats
         )
 
     def _structured_call(
