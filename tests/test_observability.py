@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.bridge.pydantic import BaseModel
 from llama_index.core.callbacks import CallbackManager, TokenCountingHandler
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
@@ -19,8 +20,11 @@ from llama_index.core.instrumentation.events.llm import (
     LLMCompletionEndEvent,
     LLMCompletionInProgressEvent,
     LLMCompletionStartEvent,
+    LLMStructuredPredictEndEvent,
 )
+from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
+from llama_index.core.types import PydanticProgramMode
 
 from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
@@ -160,3 +164,45 @@ def test_instrumentation_events_carry_ai21_usage(
         assert response.message.content == "12."
     else:
         assert response.text == "12."
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [PydanticProgramMode.DEFAULT, PydanticProgramMode.FUNCTION, PydanticProgramMode.LLM],
+    ids=["default", "function", "llm"],
+)
+@pytest.mark.parametrize("server", ["ai21", "vllm"])
+def test_a_structured_prediction_is_announced_around_its_one_chat(
+    make_llm: Callable[..., AI21],
+    ai21_emulator_vllm: Emulator,
+    recorder: Recorder,
+    server: str,
+    mode: PydanticProgramMode,
+) -> None:
+    # The package runs structured_predict itself (guided decoding, the tool call, the text
+    # program): its events are LlamaIndex's own, once each, around the one chat.
+    class Album(BaseModel):
+        title: str
+
+    if server == "ai21":
+        llm = make_llm(pydantic_program_mode=mode)
+    else:
+        llm = AI21(
+            model="ai21labs/AI21-Jamba2-3B",
+            base_url=ai21_emulator_vllm.base_url,
+            pydantic_program_mode=mode,
+        )
+    album = llm.structured_predict(Album, PromptTemplate("The album: {t}"), t='"Abbey Road"')
+    names = [
+        type(e).__name__
+        for e in recorder.events
+        if "Structured" in type(e).__name__ or type(e).__name__.startswith("LLMChat")
+    ]
+    assert names == [
+        "LLMStructuredPredictStartEvent",
+        "LLMChatStartEvent",
+        "LLMChatEndEvent",
+        "LLMStructuredPredictEndEvent",
+    ]
+    (end,) = [e for e in recorder.events if isinstance(e, LLMStructuredPredictEndEvent)]
+    assert end.output == album
