@@ -380,8 +380,12 @@ def test_a_recursive_class_is_sent_with_its_schema_and_read_back(
     sent = server.last_request.json
     if not by_text:
         (tool,) = sent["tools"]
+        node = schema["$defs"]["Node"]
+        assert tool["function"]["description"] == "A tree node."
         assert tool["function"]["parameters"] == {
-            **schema["$defs"]["Node"],
+            "type": "object",
+            "properties": node["properties"],
+            "required": ["name"],
             "$defs": schema["$defs"],
         }
     elif mode == PydanticProgramMode.DEFAULT:
@@ -756,3 +760,50 @@ def test_json_mode_on_a_jurassic_2_model_asks_for_no_response_format(
     assert sent.path.endswith("/j2-ultra/complete")  # not a chat model: the text program
     assert "responseFormat" not in sent.json
     assert "response_format" not in sent.json
+
+
+class StrictAlbum(BaseModel):
+    """An album, and nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: str
+
+
+@pytest.mark.parametrize("server_llm", ["ai21-default", "vllm-function"], indirect=True)
+def test_a_class_that_forbids_extra_fields_says_so_in_its_tool(
+    server_llm: tuple[AI21, Emulator],
+) -> None:
+    # LlamaIndex's tool parameters drop additionalProperties, which the json_schema and the
+    # prompt of the other modes carry.
+    llm, server = server_llm
+    server.reply_next(tool_calls=[{"name": "StrictAlbum", "arguments": {"title": "Abbey Road"}}])
+    assert llm.structured_predict(StrictAlbum, PromptTemplate(TEMPLATE), text=TEXT) == (
+        StrictAlbum(title="Abbey Road")
+    )
+    (tool,) = server.last_request.json["tools"]
+    assert tool["function"]["parameters"] == {
+        "type": "object",
+        "properties": {"title": {"title": "Title", "type": "string"}},
+        "required": ["title"],
+        "additionalProperties": False,
+    }
+
+
+class Undocumented(BaseModel):
+    title: str
+
+
+@pytest.mark.parametrize("method", ["structured_predict", "stream_structured_predict"])
+def test_a_class_without_a_docstring_is_described_as_the_answer(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    # Before, the model read what FunctionTool writes of a function's signature:
+    # "Undocumented(*args: Any, **kwargs: Any) -> ~Model\nModel function."
+    emulator.reply_next(tool_calls=[{"name": "Undocumented", "arguments": {"title": "x"}}])
+    prompt = PromptTemplate(TEMPLATE)
+    if method == "structured_predict":
+        assert make_llm().structured_predict(Undocumented, prompt, text=TEXT).title == "x"
+    else:
+        assert list(make_llm().stream_structured_predict(Undocumented, prompt, text=TEXT))[-1]
+    (tool,) = emulator.last_request.json["tools"]
+    assert tool["function"]["description"] == "The answer, as Undocumented."

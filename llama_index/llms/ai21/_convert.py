@@ -354,21 +354,32 @@ def chosen_tool(tool_choice: ToolChoice) -> str | None:
     return tool_choice["function"]["name"] if isinstance(tool_choice, dict) else None
 
 
-def tool_parameters(schema: Mapping[str, Any]) -> dict[str, Any] | None:
-    """A tool's ``parameters`` from its pydantic class's JSON schema, where the schema is a
-    reference at its root: the one a recursive class has (``{"$defs": {...}, "$ref":
-    "#/$defs/Node"}``), whose ``$ref`` LlamaIndex's ``ToolMetadata.get_parameters_dict`` drops,
-    leaving no properties (AI21's API requires them; a model would read an empty schema).
-    The definition referred to is put at the root, its ``$defs`` kept for the references
-    inside. ``None`` for a schema without a root reference (LlamaIndex's reading is kept)."""
+# What LlamaIndex's ``ToolMetadata.get_parameters_dict`` keeps of a class's schema (the title
+# and description go elsewhere: the tool's name and description), and ``additionalProperties``,
+# which it drops: a class with ``extra="forbid"`` says so to the model as its JSON schema does.
+_PARAMETER_KEYS = ("type", "properties", "required", "definitions", "$defs", "additionalProperties")
+
+
+def tool_parameters(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool's ``parameters`` from its pydantic class's JSON schema, as LlamaIndex's
+    ``ToolMetadata.get_parameters_dict`` reads it, and also where that falls short: a schema
+    whose root is a reference, as a recursive class's is (``{"$defs": {...}, "$ref":
+    "#/$defs/Node"}``), has the definition referred to at its root, its ``$defs`` kept for the
+    references inside (LlamaIndex drops the ``$ref``, leaving no properties: AI21's API requires
+    them, and a model would read an empty schema); ``additionalProperties`` is kept."""
+    return {key: value for key, value in schema_root(schema).items() if key in _PARAMETER_KEYS}
+
+
+def schema_root(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A JSON schema with a root reference (a recursive class's) as the definition it refers
+    to, with the schema's ``$defs``; any other schema as it is."""
     ref = schema.get("$ref")
     defs = schema.get("$defs")
-    if not isinstance(ref, str) or not ref.startswith("#/$defs/") or not isinstance(defs, Mapping):
-        return None
-    target = defs.get(ref.removeprefix("#/$defs/"))
-    if not isinstance(target, Mapping):
-        return None
-    return {**target, "$defs": dict(defs)}
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(defs, Mapping):
+        target = defs.get(ref.removeprefix("#/$defs/"))
+        if isinstance(target, Mapping):
+            return {**target, "$defs": defs}
+    return schema
 
 
 def tool_names(tools: Any) -> list[str]:

@@ -79,6 +79,7 @@ from llama_index.llms.ai21._convert import (
     _tool_call_to_ai21,
     chosen_tool,
     normalize_tool_choice,
+    schema_root,
     tool_parameters,
 )
 from llama_index.llms.ai21._deployments import Deployment, choose, discover, parse_base_url
@@ -1535,7 +1536,7 @@ class AI21(FunctionCallingLLM):
             mode == PydanticProgramMode.DEFAULT and self.metadata.is_function_calling_model
         ):
             # As LlamaIndex's program: the class as the one tool, required, one call.
-            tool = get_function_tool(output_cls)
+            tool = _class_tool(output_cls)
             kwargs = _structured_tool_kwargs(tool.metadata.name or output_cls.__name__, llm_kwargs)
             messages = self._extend_messages(prompt.format_messages(llm=self, **prompt_args))
             return _StructuredStream(output_cls, messages, kwargs, tool)
@@ -2030,6 +2031,18 @@ def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
         ) from exc
 
 
+def _class_tool(output_cls: type[BaseModel]) -> BaseTool:
+    """The class as the one tool of a structured call (LlamaIndex's ``get_function_tool``),
+    described by the class's docstring. LlamaIndex reads that at the schema's root, where a
+    recursive class has none; with no description the model was shown the one FunctionTool
+    writes of a function's signature ("Node(*args: Any, **kwargs: Any) -> ~Model\nModel
+    function.")."""
+    tool = get_function_tool(output_cls)
+    description = schema_root(output_cls.model_json_schema()).get("description")
+    tool.metadata.description = description or f"The answer, as {tool.metadata.name}."
+    return tool
+
+
 def _structured_tool_kwargs(tool: str, llm_kwargs: dict[str, Any] | None) -> dict[str, Any]:
     """The keywords of a structured call by function calling: the ``tool`` call required and
     one call kept, unless ``llm_kwargs`` says otherwise in a way that still lets the model call
@@ -2154,14 +2167,16 @@ def _interrupted(
 
 
 def _tool_spec(tool: BaseTool) -> dict[str, Any]:
-    """The tool as a function definition (LlamaIndex's ``to_openai_tool``), with the parameters
-    of a recursive class at the root (:func:`tool_parameters`)."""
+    """The tool as a function definition (LlamaIndex's ``to_openai_tool``), with what its
+    parameters leave out of the class's schema put back (:func:`tool_parameters`): a recursive
+    class's properties, ``additionalProperties``."""
     spec: dict[str, Any] = tool.metadata.to_openai_tool(skip_length_check=True)
     fn_schema = tool.metadata.fn_schema
-    if fn_schema is not None and "properties" not in spec["function"]["parameters"]:
-        parameters = tool_parameters(fn_schema.model_json_schema())
-        if parameters is not None:
-            spec["function"]["parameters"] = parameters
+    if fn_schema is not None:
+        theirs = spec["function"]["parameters"]
+        ours = tool_parameters(fn_schema.model_json_schema())
+        if "properties" not in theirs or ours.keys() - theirs.keys() == {"additionalProperties"}:
+            spec["function"]["parameters"] = ours
     return spec
 
 
