@@ -83,6 +83,8 @@ SLOW_TESTS = {
     "test_an_agent_run_cancelled_mid_stream_closes_the_stream",
     "test_agent_runs_at_once_on_one_instance_keep_their_own_calls_and_reasoning",  # 0.26 s
     "test_an_agents_memory_is_sized_from_the_window_the_server_reports",  # its own server
+    "test_the_0_8_readmes_examples_run",  # every example, an agent's workflow among them (0.5 s)
+    "test_a_function_agent_run_pairs_every_llm_event_and_counts_the_servers_tokens",  # 0.16 s
 }
 
 

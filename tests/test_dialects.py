@@ -313,13 +313,12 @@ def test_j2_completions_count_tokens_by_their_lists() -> None:
     raw = j2_complete_raw(tokens=[{}, {}])
     response = J2().completion_response(raw)
     assert response.text == "A"
-    assert response.raw is raw
-    assert response.additional_kwargs == {
-        "prompt_tokens": 3,
-        "completion_tokens": 2,
-        "total_tokens": 5,
-        "finish_reason": "length",
-    }
+    counts = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    assert response.additional_kwargs == {**counts, "finish_reason": "length"}
+    # raw: the answer, with the counts where LlamaIndex's TokenCountingHandler reads them
+    assert response.raw == {**raw, "usage": counts}
+    assert "usage" not in raw  # (the answer itself is left as it came)
+    assert J2().completion_response(j2_complete_raw()).raw == j2_complete_raw()  # no counts
     assert completion_from_j2(j2_complete_raw()) == ("A", {"finish_reason": "length"})
     no_prompt = {**j2_complete_raw(tokens=[{}]), "prompt": "Q"}
     assert completion_from_j2(no_prompt) == ("A", {"finish_reason": "length"})

@@ -23,6 +23,7 @@ from llama_index.llms.ai21._convert import (
     _ASSISTANT_ROLES,
     _SYSTEM_ROLES,
     _USER_ROLES,
+    USAGE_KEYS,
     _expect,
     _message_text,
     _position,
@@ -128,8 +129,15 @@ class J2:
 
     def completion_response(self, raw: Any, call: Call | None = None) -> CompletionResponse:
         text, extra = completion_from_j2(raw)
+        usage = {key: extra[key] for key in USAGE_KEYS if key in extra}
         return CompletionResponse(
-            text=text, raw=raw, additional_kwargs=extra, logprobs=logprobs_from_j2(raw)
+            text=text,
+            # LlamaIndex's TokenCountingHandler reads the counts from raw["usage"] only (else it
+            # counts the text with its own tokenizer): J2 sends tokens, not a usage object, so
+            # the counts go there in the shape of Jamba's answers.
+            raw={**raw, "usage": usage} if usage else raw,
+            additional_kwargs=extra,
+            logprobs=logprobs_from_j2(raw),
         )
 
     def stream_state(  # pragma: no cover - J2 never streams

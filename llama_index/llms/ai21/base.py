@@ -301,7 +301,10 @@ class AI21(FunctionCallingLLM):
         # settimeout raises OverflowError on the first connect.
         le=threading.TIMEOUT_MAX,
         allow_inf_nan=False,
-        description="Seconds allowed for each attempt's connect, each read and each write.",
+        description=(
+            "Seconds allowed for each attempt's connect, each read and each write; default: "
+            "AI21_TIMEOUT_SEC, else 120. None (0.8's default) is the default."
+        ),
     )
     max_retries: int = Field(
         default=DEFAULT_MAX_RETRIES,
@@ -395,18 +398,30 @@ class AI21(FunctionCallingLLM):
     _reported: tuple[Any, ...] = PrivateAttr(default=())  # the last discovery warning logged
     _warned_keywords: set[str] = PrivateAttr(default_factory=set)  # near misses said once
 
-    def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, api_key: str | None = None, **kwargs: Any) -> None:
         """Create the LLM.
 
         Args:
+            *args: arguments by position, in the order 0.8's constructor took them
+                (``model``, ``api_key``, ``base_url``, ``max_tokens``, ``max_retries``,
+                ``default_headers``, ``timeout``, ``temperature``, ...), so that
+                ``AI21("jamba-mini", key)`` means what it meant; keywords are clearer.
             api_key: the key; for AI21's API it falls back to ``AI21_API_KEY``. A self-hosted
                 server needs one only if it was started with ``--api-key``.
-            **kwargs: the fields above.
+            **kwargs: the fields above. ``timeout=None`` (0.8's default) is the default:
+                ``AI21_TIMEOUT_SEC``, else 120 s.
 
         Raises:
             ValueError: a field is invalid or unknown, the deployment is unknown or does not
                 fit the model or URL, or AI21's API is used with no key.
         """
+        if args:
+            api_key = _by_position(args, api_key, kwargs)
+        if "timeout" in kwargs and kwargs["timeout"] is None:
+            del kwargs["timeout"]  # 0.8's default, in its dumps and in code passing it through
+        if "timeout" not in kwargs and os.environ.get(TIMEOUT_ENV):
+            # As 0.8 and the ai21 SDK (ai21_env_config.py) read it: an argument wins.
+            kwargs["timeout"] = _timeout_from_env(os.environ[TIMEOUT_ENV])
         for name in OPENAI_LIKE_NAMES.keys() & kwargs.keys():
             raise ValueError(
                 f"{name}= is a setting of LlamaIndex's OpenAI/OpenAILike, not of AI21: "
@@ -425,6 +440,10 @@ class AI21(FunctionCallingLLM):
         deployment = kwargs.get("deployment")
         try:
             kind = choose(deployment, kwargs.get("base_url"))
+            if kwargs.get("base_url") is not None:
+                url = parse_base_url(kwargs["base_url"])
+                if kind.api_root(url) != url:  # else the URL as given
+                    kwargs["base_url"] = str(kind.api_root(url))
         except ValueError as exc:
             if url_source != "base_url" and str(exc).startswith("base_url"):  # say where from
                 raise ValueError(f"AI21_API_HOST, the base_url here: {exc}") from None
@@ -458,7 +477,9 @@ class AI21(FunctionCallingLLM):
         if self.model:
             self._deployment.check(self.model)
         key, source = api_key, "api_key"
-        if key is None and kind.api_key_env is not None:
+        if (key is None or key == "") and kind.api_key_env is not None:
+            # "" too, as 0.8 (through the SDK's ``api_key or AI21_API_KEY``) read it: code
+            # passing os.getenv("MY_KEY", "") on with AI21_API_KEY set kept working.
             key, source = os.environ.get(kind.api_key_env), kind.api_key_env
         if not key and kind.api_key_required:
             raise ValueError(self._missing_key_message(url_source, chose_by_url=deployment is None))
@@ -738,11 +759,19 @@ class AI21(FunctionCallingLLM):
         """A deep copy (``copy.deepcopy``, ``model_copy(deep=True)``: LlamaIndex and users copy
         LLMs): its own fields, secrets and connection pools. Your own ``http_client`` and
         ``async_http_client`` are shared, not copied: they are yours, with their pools, TLS
-        settings and hooks (and httpx cannot copy a client: its ``TypeError``)."""
+        settings and hooks (and httpx cannot copy a client: its ``TypeError``). So are the
+        ``callback_manager`` (a copy's calls reach your handlers: its token counts are in your
+        ``TokenCountingHandler``, not in a copy of it) and the ``rate_limiter`` (one budget for
+        both; LlamaIndex's ``TokenBucketRateLimiter`` holds a lock, which cannot be copied)."""
         memo = {} if memo is None else memo
-        for client in (self.http_client, self.async_http_client):
-            if client is not None:
-                memo[id(client)] = client
+        for yours in (
+            self.http_client,
+            self.async_http_client,
+            self.callback_manager,
+            self.rate_limiter,
+        ):
+            if yours is not None:
+                memo[id(yours)] = yours
         return super().__deepcopy__(memo)
 
     # ------------------------------------------------------------------ lifecycle
@@ -1397,7 +1426,8 @@ class AI21(FunctionCallingLLM):
         call = self._structured_call(output_cls, prompt, llm_kwargs, prompt_args)
         if call is None:
             with _naming_exhaustion(output_cls):
-                result = super().structured_predict(
+                result = _unspanned(FunctionCallingLLM.structured_predict)(
+                    self,
                     output_cls,
                     copy.copy(prompt),  # LlamaIndex's text program sets its parser on it
                     llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
@@ -1423,7 +1453,8 @@ class AI21(FunctionCallingLLM):
         call = self._structured_call(output_cls, prompt, llm_kwargs, prompt_args)
         if call is None:
             with _naming_exhaustion(output_cls):
-                result = await super().astructured_predict(
+                result = await _unspanned(FunctionCallingLLM.astructured_predict)(
+                    self,
                     output_cls,
                     copy.copy(prompt),
                     llm_kwargs=self._structured_llm_kwargs(llm_kwargs),
@@ -1454,7 +1485,9 @@ class AI21(FunctionCallingLLM):
         the call, JSON that does not validate) is a ``ValueError`` at the end of the stream.
         """
         check_output_cls(output_cls)
-        return super().stream_structured_predict(output_cls, prompt, llm_kwargs, **prompt_args)
+        return _unspanned(FunctionCallingLLM.stream_structured_predict)(
+            self, output_cls, prompt, llm_kwargs, **prompt_args
+        )
 
     async def astream_structured_predict(
         self,
@@ -1465,8 +1498,8 @@ class AI21(FunctionCallingLLM):
     ) -> AsyncGenerator[Model | FlexibleModel, None]:
         """Async version of `stream_structured_predict`."""
         check_output_cls(output_cls)
-        return await super().astream_structured_predict(
-            output_cls, prompt, llm_kwargs, **prompt_args
+        return await _unspanned(FunctionCallingLLM.astream_structured_predict)(
+            self, output_cls, prompt, llm_kwargs, **prompt_args
         )
 
     # LlamaIndex's own streamed programs ask for the tool without requiring it (core's
@@ -1835,6 +1868,61 @@ OPENAI_LIKE_NAMES = {
 }
 
 
+# The parameters of 0.8's constructor, in its order (llama-index-llms-ai21 0.8.0, base.py): it
+# took them by position as well as by name.
+POSITIONAL_0_8 = (
+    "model",
+    "api_key",
+    "base_url",
+    "max_tokens",
+    "max_retries",
+    "default_headers",
+    "timeout",
+    "temperature",
+    "additional_kwargs",
+    "callback_manager",
+    "system_prompt",
+    "messages_to_prompt",
+    "completion_to_prompt",
+    "pydantic_program_mode",
+    "output_parser",
+)
+TIMEOUT_ENV = "AI21_TIMEOUT_SEC"
+
+
+def _by_position(args: tuple[Any, ...], api_key: str | None, kwargs: dict[str, Any]) -> Any:
+    """Put arguments given by position into ``kwargs`` under 0.8's names for those positions
+    (a model name first, never a key); the ``api_key`` to use. A ``TypeError`` as Python's own
+    for too many, or for a name given both ways."""
+    if len(args) > len(POSITIONAL_0_8):
+        raise TypeError(
+            f"AI21() takes at most {len(POSITIONAL_0_8)} arguments by position "
+            f"({', '.join(POSITIONAL_0_8)}), {len(args)} were given"
+        )
+    for name, value in zip(POSITIONAL_0_8, args, strict=False):
+        if name in kwargs or (name == "api_key" and api_key is not None):
+            raise TypeError(f"AI21() got multiple values for argument {name!r}")
+        if name == "api_key":
+            api_key = value
+        else:
+            kwargs[name] = value
+    return api_key
+
+
+def _timeout_from_env(value: str) -> float:
+    """``AI21_TIMEOUT_SEC`` as the timeout, or a ``ValueError`` naming the variable."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds <= threading.TIMEOUT_MAX:  # NaN fails too
+        raise ValueError(
+            f"{TIMEOUT_ENV} must be a number of seconds greater than 0 (the timeout of each "
+            f"attempt), got {value!r}"
+        )
+    return seconds
+
+
 def _call_model(kwargs: dict[str, Any]) -> str | None:
     """A call's own ``model=`` (llama-index-llms-openai takes one per call too), checked; ``None``:
     the instance's. The call's request is written and its answer read by that model's recipe
@@ -1979,6 +2067,14 @@ def json_schema_format(output_cls: type[Any]) -> dict[str, Any]:
         "type": "json_schema",
         "json_schema": {"name": output_cls.__name__, "schema": output_cls.model_json_schema()},
     }
+
+
+def _unspanned(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A LlamaIndex method without its ``dispatcher.span`` decorator (a ``wrapt`` wrapper, which
+    keeps the function as ``__wrapped__``, as ``functools.wraps`` does). An override here is a
+    span of its own (LlamaIndex's ``DispatcherSpanMixin`` makes it one): calling the parent's
+    wrapped method would nest a second span of the same name in every trace."""
+    return cast(Callable[..., _T], getattr(method, "__wrapped__", method))
 
 
 @contextlib.contextmanager

@@ -109,6 +109,11 @@ class Deployment:
         """Whether ``url`` is unmistakably this kind's (used when ``deployment`` is not given)."""
         return False
 
+    @classmethod
+    def api_root(cls, url: httpx.URL) -> httpx.URL:
+        """The API's root for a ``base_url`` (checked), to which requests' paths are added."""
+        return url
+
     def check(self, model: str) -> None:
         """Raise ``ValueError`` for a model this deployment cannot serve."""
 

@@ -59,6 +59,17 @@ class AI21Studio(Deployment):
         host = url.host.lower()
         return host == "ai21.com" or host.endswith(".ai21.com") or "/studio/" in url.path + "/"
 
+    @classmethod
+    def api_root(cls, url: httpx.URL) -> httpx.URL:
+        # An ai21.com host alone is AI21's API at /studio/v1: the ai21 SDK before 4.0 took the
+        # host (its STUDIO_HOST, and AI21_API_HOST, were "https://api.ai21.com") and added
+        # /studio/v1 to it (ai21-python 2.x, ai21/clients/studio/client_url_parser.py), and
+        # this package's 0.8 passed base_url to it as that host.
+        host = url.host.lower()
+        if (host == "ai21.com" or host.endswith(".ai21.com")) and url.path in ("", "/"):
+            return url.copy_with(path="/studio/v1")
+        return url
+
     def check(self, model: str) -> None:
         if is_j2(model):
             check_model_name(model)
