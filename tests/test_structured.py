@@ -807,3 +807,18 @@ def test_a_class_without_a_docstring_is_described_as_the_answer(
         assert list(make_llm().stream_structured_predict(Undocumented, prompt, text=TEXT))[-1]
     (tool,) = emulator.last_request.json["tools"]
     assert tool["function"]["description"] == "The answer, as Undocumented."
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_guided_decodings_answer_in_a_fence_or_prose_is_read(
+    make_local: Callable[..., AI21], vllm: Emulator, stream: bool
+) -> None:
+    # A server that does not honour response_format json_schema (a proxy, a server that drops
+    # the field) lets the model write its JSON as it likes: the text program's parser read it,
+    # guided decoding's reading said "Invalid JSON".
+    llm = make_local()
+    vllm.reply_next(f"Here it is:\n```json\n{json.dumps(ABBEY_ROAD_ARGS)}\n```")
+    assert predict(llm, "stream_structured_predict" if stream else "structured_predict") == (
+        ABBEY_ROAD
+    )
+    assert vllm.last_request.json["response_format"]["type"] == "json_schema"

@@ -69,6 +69,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 from llama_index.core.output_parsers.pydantic import PydanticOutputParser
+from llama_index.core.output_parsers.utils import extract_json_str
 from llama_index.core.program.function_program import get_function_tool
 from llama_index.core.program.llm_program import LLMTextCompletionProgram
 from llama_index.core.program.utils import create_flexible_model, process_streaming_objects
@@ -2121,6 +2122,8 @@ def parse_structured(output_cls: type[Model], response: ChatResponse) -> Model:
     try:
         return output_cls.model_validate_json(text)
     except ValueError as exc:
+        with contextlib.suppress(ValueError):  # a server that wrote it in a fence, or in prose
+            return output_cls.model_validate_json(extract_json_str(text))
         _raise_if_cut(output_cls, response, exc)
         raise ValueError(
             f"the answer is not a valid {output_cls.__name__} ({exc}): {text[:200]!r}"
