@@ -126,6 +126,13 @@ SLOW_BEYOND_FIRST = {
     "test_an_async_stream_left_mid_answer_closes_its_connection_quietly",
     "test_a_cancelled_call_raises_the_callers_exception_and_nothing_is_retried",
     "test_ctrl_c_in_a_sync_call_propagates_and_nothing_is_retried",
+    # structured output: every server and mode, streamed or not (tests/test_structured.py)
+    "test_a_tool_choice_that_lets_the_model_call_the_tool_is_sent",
+    "test_a_tool_choice_that_rules_the_call_out_is_refused_before_any_request",
+    "test_an_output_class_that_cannot_be_sent_is_refused_before_any_request",
+    "test_a_class_of_every_kind_of_field_is_sent_whole_and_read_back",
+    "test_the_callers_template_and_llm_kwargs_are_left_as_they_were",
+    "test_a_structured_stream_broken_mid_answer_raises_stream_interrupted",
 }
 
 

@@ -58,6 +58,7 @@ from llama_index.core.instrumentation.span_handlers import BaseSpanHandler
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.rate_limiter import TokenBucketRateLimiter
 from llama_index.core.tools import FunctionTool
+from llama_index.core.types import PydanticProgramMode
 from pydantic import BaseModel
 
 from ai21_emulator import Emulator, Fault
@@ -354,6 +355,48 @@ def test_instrumentation_events_carry_ai21_usage(
         assert response.text == "12."
     for event in recorder.events:  # what exporters send on: every event is JSON
         event.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [PydanticProgramMode.DEFAULT, PydanticProgramMode.FUNCTION, PydanticProgramMode.LLM],
+    ids=["default", "function", "llm"],
+)
+@pytest.mark.parametrize("server", ["ai21", "vllm"])
+def test_a_structured_prediction_is_announced_around_its_one_chat(
+    make_llm: Callable[..., AI21],
+    ai21_emulator_vllm: Emulator,
+    recorder: Recorder,
+    server: str,
+    mode: PydanticProgramMode,
+) -> None:
+    # The package runs structured_predict itself (guided decoding, the tool call, the text
+    # program): its events are LlamaIndex's own, once each, around the one chat.
+    class Album(BaseModel):
+        title: str
+
+    if server == "ai21":
+        llm = make_llm(pydantic_program_mode=mode)
+    else:
+        llm = AI21(
+            model="ai21labs/AI21-Jamba2-3B",
+            base_url=ai21_emulator_vllm.base_url,
+            pydantic_program_mode=mode,
+        )
+    album = llm.structured_predict(Album, PromptTemplate("The album: {t}"), t='"Abbey Road"')
+    names = [
+        type(e).__name__
+        for e in recorder.events
+        if "Structured" in type(e).__name__ or type(e).__name__.startswith("LLMChat")
+    ]
+    assert names == [
+        "LLMStructuredPredictStartEvent",
+        "LLMChatStartEvent",
+        "LLMChatEndEvent",
+        "LLMStructuredPredictEndEvent",
+    ]
+    (end,) = [e for e in recorder.events if isinstance(e, LLMStructuredPredictEndEvent)]
+    assert end.output == album
 
 
 def _span_of(recorder: Recorder) -> str:

@@ -146,17 +146,26 @@ def _unparsed_choice(choice: Choice, model: str) -> Choice:
     text += choice.text
     if choice.tool_calls:
         calls = [
-            {"name": c.name, "arguments": json.loads(c.arguments or "{}")}
+            f'{{"name": {json.dumps(c.name)}, "arguments": {_as_written(c.arguments)}}}'
             for c in choice.tool_calls
         ]
         if vllm_template(model).tool_markup == "jamba":  # Jamba 1.5-1.7: one <tool_calls> list
-            text += "<tool_calls>" + json.dumps(calls) + "</tool_calls>"
+            text += "<tool_calls>[" + ", ".join(calls) + "]</tool_calls>"
         else:  # Jamba2 and Reasoning 3B: Hermes blocks
-            text += "\n".join(f"<tool_call>\n{json.dumps(c)}\n</tool_call>" for c in calls)
+            text += "\n".join(f"<tool_call>\n{c}\n</tool_call>" for c in calls)
     finish = "stop" if choice.finish_reason == "tool_calls" else choice.finish_reason
     return dataclasses.replace(
         choice, tokens=tuple(tokenize(text)), tool_calls=(), reasoning=None, finish_reason=finish
     )
+
+
+def _as_written(arguments: str) -> str:
+    """A call's arguments as the model writes them in its text: JSON with ``json.dumps``'s
+    spacing, or, for a scripted call's that are not JSON (cut at ``max_tokens``), as they are."""
+    try:
+        return json.dumps(json.loads(arguments or "{}"))
+    except ValueError:
+        return arguments
 
 
 def _unparsed(plan: ChatPlan, model: str) -> ChatPlan:

@@ -90,7 +90,9 @@ class ToolCallOut:
         return {"tool_calls": [{"index": index, "function": {"arguments": piece}}]}
 
 
-_ARG_PIECE_RE = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]|[^{}\[\],:"]+')
+# A string (its closing quote optional: scripted arguments may be cut), a punctuation mark, or
+# anything else up to the next: the pieces always join to the whole argument string.
+_ARG_PIECE_RE = re.compile(r'"(?:[^"\\]|\\.)*"?|[{}\[\],:]|[^{}\[\],:"]+')
 
 
 @dataclass(frozen=True)

@@ -90,8 +90,11 @@ def _scan_for_schema(text: str) -> tuple[dict[str, Any], int, int] | None:
 
 
 def _looks_like_schema(obj: Mapping[str, Any]) -> bool:
-    return isinstance(obj.get("properties"), dict) or (
-        obj.get("type") == "object" and ("$defs" in obj or "definitions" in obj)
+    defs = "$defs" in obj or "definitions" in obj
+    return (
+        isinstance(obj.get("properties"), dict)
+        or (obj.get("type") == "object" and defs)
+        or (isinstance(obj.get("$ref"), str) and defs)  # a recursive class's: its root a $ref
     )
 
 

@@ -508,6 +508,21 @@ def test_json_mode_with_brace_doubled_schema() -> None:
     assert Person.model_validate_json(content(data)).age == 41
 
 
+class Tree(BaseModel):
+    name: str
+    children: list[Tree] = []
+
+
+def test_json_mode_fills_a_recursive_schema_whose_root_is_a_reference() -> None:
+    # pydantic writes a recursive class's schema as {"$defs": {...}, "$ref": "#/$defs/Tree"}
+    schema = Tree.model_json_schema()
+    assert "$ref" in schema
+    assert "properties" not in schema
+    prompt = f'The tree named "oak".\n{json.dumps(schema)}'
+    data = chat(messages=user(prompt), response_format={"type": "json_object"})
+    assert Tree.model_validate_json(content(data)).name == "oak"
+
+
 def test_json_mode_without_schema_wraps_the_answer() -> None:
     data = chat(messages=user("Hi"), response_format={"type": "json_object"})
     assert json.loads(content(data)) == {

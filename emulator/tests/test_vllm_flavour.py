@@ -997,3 +997,41 @@ def test_logprobs_cover_every_generated_token_with_its_candidates(
         assert (logprobs is None) == (not piece)
         if piece:
             assert [e["token"] for e in logprobs["content"]] == [piece]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_scripted_call_cut_at_max_tokens_is_left_in_content_as_cut(stream: bool) -> None:
+    # Before, the server failed with a 500 (its json.loads of the cut arguments).
+    cut = '{"a": 3, "b": "fo'
+    with (
+        Emulator(flavour="vllm", parsers=False, unparsed_tool_calls=True) as server,
+        httpx.Client(base_url=server.base_url) as client,
+    ):
+        server.reply_next(
+            tool_calls=[{"name": "multiply", "arguments": cut}], finish_reason="length"
+        )
+        payload = body("What is 3 times 4?", tools=TOOLS, model=MINI)
+        if stream:
+            chunks = post_stream(client, payload)
+            text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+        else:
+            text = client.post("/chat/completions", json=payload).json()["choices"][0]["message"][
+                "content"
+            ]
+    assert text == f'<tool_call>\n{{"name": "multiply", "arguments": {cut}}}\n</tool_call>'
+
+
+@pytest.mark.parametrize(
+    "arguments", ['{"title": "Abbey Road", "artist": "The Be', '{"a": "x\\', '{"a": "\\"q', "{}"]
+)
+def test_streamed_argument_fragments_join_to_the_arguments_even_when_cut(
+    http: httpx.Client, vllm: Emulator, arguments: str
+) -> None:
+    vllm.reply_next(tool_calls=[{"name": "multiply", "arguments": arguments}])
+    chunks = post_stream(http, body("What is 3 times 4?", tools=TOOLS))
+    pieces = [
+        call["function"].get("arguments", "")
+        for c in chunks
+        for call in c["choices"][0]["delta"].get("tool_calls") or []
+    ]
+    assert "".join(pieces) == arguments

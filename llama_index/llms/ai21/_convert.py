@@ -354,6 +354,34 @@ def chosen_tool(tool_choice: ToolChoice) -> str | None:
     return tool_choice["function"]["name"] if isinstance(tool_choice, dict) else None
 
 
+# What LlamaIndex's ``ToolMetadata.get_parameters_dict`` keeps of a class's schema (the title
+# and description go elsewhere: the tool's name and description), and ``additionalProperties``,
+# which it drops: a class with ``extra="forbid"`` says so to the model as its JSON schema does.
+_PARAMETER_KEYS = ("type", "properties", "required", "definitions", "$defs", "additionalProperties")
+
+
+def tool_parameters(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool's ``parameters`` from its pydantic class's JSON schema, as LlamaIndex's
+    ``ToolMetadata.get_parameters_dict`` reads it, and also where that falls short: a schema
+    whose root is a reference, as a recursive class's is (``{"$defs": {...}, "$ref":
+    "#/$defs/Node"}``), has the definition referred to at its root, its ``$defs`` kept for the
+    references inside (LlamaIndex drops the ``$ref``, leaving no properties: AI21's API requires
+    them, and a model would read an empty schema); ``additionalProperties`` is kept."""
+    return {key: value for key, value in schema_root(schema).items() if key in _PARAMETER_KEYS}
+
+
+def schema_root(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A JSON schema with a root reference (a recursive class's) as the definition it refers
+    to, with the schema's ``$defs``; any other schema as it is."""
+    ref = schema.get("$ref")
+    defs = schema.get("$defs")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(defs, Mapping):
+        target = defs.get(ref.removeprefix("#/$defs/"))
+        if isinstance(target, Mapping):
+            return {**target, "$defs": defs}
+    return schema
+
+
 def tool_names(tools: Any) -> list[str]:
     """The names of the tools in a request's ``tools`` field."""
     if tools is None:

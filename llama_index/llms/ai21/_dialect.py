@@ -34,7 +34,7 @@ from llama_index.llms.ai21._convert import (
     to_flat_documents,
     tool_names,
 )
-from llama_index.llms.ai21._markup import Markup, tool_markup, warn_if_reasoning_exhausted
+from llama_index.llms.ai21._markup import Markup, note_length_cut, tool_markup
 from llama_index.llms.ai21._models import ModelInfo
 from llama_index.llms.ai21._stream import ChatStreamState
 
@@ -254,6 +254,11 @@ class Dialect(Protocol):
     streams: bool
     """Whether the server can stream answers (else a stream is the whole answer, once)."""
 
+    @property
+    def limits(self) -> Limits:
+        """What a call may ask of this model there (its ``response_format`` kinds, ...)."""
+        ...
+
     def chat(
         self,
         model: str,
@@ -326,6 +331,10 @@ class JambaChat:
         # every later call stays inside this module and _convert (docs/architecture.md).
         self._info: tuple[str, ModelInfo] | None = None
         self._stream_fields: dict[str, Any] | None = None
+
+    @property
+    def limits(self) -> Limits:
+        return self.deployment.limits
 
     def _model_info(self, model: str) -> ModelInfo:
         if self._info is None or self._info[0] != model:
@@ -458,9 +467,7 @@ class JambaChat:
             self.no_logprobs()
         finish_reason = response.additional_kwargs.get("finish_reason")
         if finish_reason == "length":
-            warn_if_reasoning_exhausted(
-                finish_reason, response.message.content or "", _reasoning_of(response)
-            )
+            note_length_cut(finish_reason, response.message.content or "", _reasoning_of(response))
         return response
 
     def completion_response(self, raw: Any, call: Call | None = None) -> CompletionResponse:
@@ -470,7 +477,7 @@ class JambaChat:
             self.no_logprobs()
         finish_reason = response.additional_kwargs.get("finish_reason")
         if finish_reason == "length":
-            warn_if_reasoning_exhausted(
+            note_length_cut(
                 finish_reason, response.text, response.additional_kwargs.get("reasoning")
             )
         return response

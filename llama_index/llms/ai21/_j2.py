@@ -76,6 +76,7 @@ class J2:
     """The Jurassic-2 dialect: ``/complete`` for completions, ``/chat`` for chat."""
 
     streams = False
+    limits = LIMITS
 
     def _params(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
         check_model_name(model)  # here too: the model may be changed after construction

@@ -283,30 +283,38 @@ EXHAUSTED = (
 )
 
 
-# Set by :func:`watching_exhaustion` around a structured prediction: whether an answer in it
-# spent all of ``max_tokens`` on reasoning. A context variable, so it sees the calls LlamaIndex's
-# programs make on this thread or task, and no one else's.
-_exhausted_seen: ContextVar[list[bool] | None] = ContextVar("ai21_exhausted_seen", default=None)
+CUT = (
+    "the answer was cut at max_tokens (finish_reason 'length') before it was complete: "
+    f"{RAISE_MAX_TOKENS}"
+)
 
 
-def warn_if_reasoning_exhausted(
-    finish_reason: str | None, answer: str, reasoning: str | None
-) -> None:
-    """Log (WARNING) when :func:`reasoning_exhausted`: an empty answer is otherwise a puzzle."""
-    if reasoning_exhausted(finish_reason, answer, reasoning):
+# Set by :func:`watching_cuts` around a structured prediction: how each answer in it that was
+# cut at ``max_tokens`` ended. A context variable, so it sees the calls LlamaIndex's programs make
+# on this thread or task, and no one else's.
+_cuts_seen: ContextVar[list[str] | None] = ContextVar("ai21_cuts_seen", default=None)
+
+
+def note_length_cut(finish_reason: str | None, answer: str, reasoning: str | None) -> None:
+    """An answer that ended with ``finish_reason`` ``"length"``: logged (WARNING) when
+    :func:`reasoning_exhausted` (an empty answer is otherwise a puzzle), and noted for a
+    structured prediction being watched (:func:`watching_cuts`)."""
+    exhausted = reasoning_exhausted(finish_reason, answer, reasoning)
+    if exhausted:
         logger.warning("%s; %d characters of reasoning arrived", EXHAUSTED, len(reasoning or ""))
-        seen = _exhausted_seen.get()
-        if seen is not None:
-            seen.append(True)
+    seen = _cuts_seen.get()
+    if seen is not None and finish_reason == "length":
+        seen.append("reasoning" if exhausted else "answer")
 
 
 @contextmanager
-def watching_exhaustion() -> Iterator[list[bool]]:
-    """A list that gets an entry for each answer, inside the block, that spent all of
-    ``max_tokens`` on reasoning (a failed structured prediction then names ``max_tokens``)."""
-    seen: list[bool] = []
-    token = _exhausted_seen.set(seen)
+def watching_cuts() -> Iterator[list[str]]:
+    """A list that gets an entry for each answer, inside the block, cut at ``max_tokens``:
+    ``"reasoning"`` if it spent all of it on reasoning, else ``"answer"`` (a failed structured
+    prediction then names ``max_tokens``)."""
+    seen: list[str] = []
+    token = _cuts_seen.set(seen)
     try:
         yield seen
     finally:
-        _exhausted_seen.reset(token)
+        _cuts_seen.reset(token)

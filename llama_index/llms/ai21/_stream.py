@@ -43,7 +43,7 @@ from llama_index.llms.ai21._markup import (
     Markup,
     ThinkSplitter,
     _partial_suffix,
-    warn_if_reasoning_exhausted,
+    note_length_cut,
 )
 from llama_index.llms.ai21.errors import MalformedResponseError, StreamInterruptedError
 
@@ -584,7 +584,7 @@ class ChatStreamState:
             if self._on_no_logprobs is not None:
                 self._on_no_logprobs()
             if self.finish_reason == "length":  # only a cut answer can have spent it reasoning
-                warn_if_reasoning_exhausted(self.finish_reason, self.text, self.reasoning)
+                note_length_cut(self.finish_reason, self.text, self.reasoning)
             extra = self.final_kwargs()
             if thinking:
                 extra["thinking_delta"] = thinking
