@@ -141,7 +141,7 @@ def _inline_document(document: dict[str, Any]) -> str:
     return f"Document ({fields})\n{content}"
 
 
-def _clipped(value: Any, limit: int = 200) -> str:
+def clipped(value: Any, limit: int = 200) -> str:
     """``repr(value)`` for an error message, cut at ``limit`` characters: a tool call or a
     tool holds arguments or a schema of any length."""
     shown = repr(value)
@@ -163,7 +163,7 @@ def _tool_call_to_ai21(call: Any, index: int) -> dict[str, Any]:
     if not isinstance(call_id, str) or not isinstance(name, str) or not name:
         raise ValueError(
             f"messages[{index}] has a tool call without a string 'id' and 'function.name': "
-            f"{_clipped(call)}"
+            f"{clipped(call)}"
         )
     if not isinstance(arguments, str):
         arguments = _arguments_json(arguments if arguments is not None else {}, index, name)
@@ -387,7 +387,7 @@ def tool_names(tools: Any) -> list[str]:
     if tools is None:
         return []
     if not isinstance(tools, list | tuple):
-        raise ValueError(f"tools must be a list of function definitions, got {_clipped(tools)}")
+        raise ValueError(f"tools must be a list of function definitions, got {clipped(tools)}")
     names = []
     for i, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, Mapping) else None
@@ -395,7 +395,7 @@ def tool_names(tools: Any) -> list[str]:
         if not isinstance(name, str):
             raise ValueError(
                 f"tools[{i}] must be a function definition with a string function.name, "
-                f"got {_clipped(tool)}"
+                f"got {clipped(tool)}"
             )
         names.append(name)
     return names

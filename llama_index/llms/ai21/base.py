@@ -79,6 +79,7 @@ from llama_index.core.types import Model, PydanticProgramMode
 from llama_index.llms.ai21._convert import (
     _tool_call_to_ai21,
     chosen_tool,
+    clipped,
     normalize_tool_choice,
     schema_root,
     tool_parameters,
@@ -2085,7 +2086,7 @@ def check_output_cls(output_cls: Any) -> None:
     if not (isinstance(output_cls, type) and issubclass(output_cls, BaseModel)):
         raise ValueError(
             "output_cls must be a pydantic model class (a subclass of pydantic.BaseModel), "
-            f"got {_clipped_repr(output_cls)}"
+            f"got {clipped(output_cls, 100)}"
         )
     _check_schema(output_cls)
 
@@ -2116,11 +2117,6 @@ def _no_schema(annotation: Any) -> bool:
     except Exception:
         return True
     return False
-
-
-def _clipped_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 100 else text[:100] + "..."
 
 
 def json_schema_format(output_cls: type[Any]) -> dict[str, Any]:
