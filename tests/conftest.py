@@ -83,6 +83,8 @@ SLOW_TESTS = {
     "test_an_agent_run_cancelled_mid_stream_closes_the_stream",
     "test_agent_runs_at_once_on_one_instance_keep_their_own_calls_and_reasoning",  # 0.26 s
     "test_an_agents_memory_is_sized_from_the_window_the_server_reports",  # its own server
+    # IngestionPipeline.run(num_workers=2): spawned workers (fresh interpreters), 1-2 s a case
+    "test_an_ingestion_pipeline_in_worker_processes",
 }
 
 

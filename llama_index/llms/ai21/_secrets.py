@@ -13,7 +13,8 @@ writes: fields, ``repr``, dumps, logs, exception texts and pickles.
 - A pickle carries neither secret, only a token. Unpickled in the same process, or in a
   process forked from it while the original instance lives, the token finds the secrets
   again; anywhere else (a spawned worker) the key comes from the environment as for a new
-  instance, and a key or password that cannot be found is a ``ValueError`` that says so.
+  instance, and a key or password that cannot be found is a ``ValueError`` that says so, raised
+  by the copy's first call (unpickling succeeds: see ``AI21.__setstate__``).
 - A credential the user put in a header (their own client's, ``default_headers``, a call's
   ``extra_headers``, an ``auth=`` of their client) is masked in an exception's text as well,
   read from the request as it was sent, and only when there is an exception to mask

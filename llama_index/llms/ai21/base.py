@@ -138,6 +138,8 @@ _T = TypeVar("_T")
 _PromptFunction = Callable[[str], str]  # made once: subscripting it costs 0.5 µs a call
 
 logger = logging.getLogger("llama_index.llms.ai21")
+# The keyword by which __setstate__ builds a copy whose secrets stayed behind (its message).
+_LOST_SECRETS = "_lost_secrets"
 dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]
 
 DEFAULT_BASE_URL = "https://api.ai21.com/studio/v1"
@@ -385,6 +387,7 @@ class AI21(FunctionCallingLLM):
     _discovery_failures: tuple[str, ...] = PrivateAttr(default=())  # the last asking's
     _reported: tuple[Any, ...] = PrivateAttr(default=())  # the last discovery warning logged
     _warned_keywords: set[str] = PrivateAttr(default_factory=set)  # near misses said once
+    _lost_secrets: str | None = PrivateAttr(default=None)  # a pickle's: see __setstate__
 
     def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
         """Create the LLM.
@@ -398,6 +401,7 @@ class AI21(FunctionCallingLLM):
             ValueError: a field is invalid or unknown, the deployment is unknown or does not
                 fit the model or URL, or AI21's API is used with no key.
         """
+        lost_secrets = kwargs.pop(_LOST_SECRETS, None)  # only __setstate__ passes it
         for name in OPENAI_LIKE_NAMES.keys() & kwargs.keys():
             raise ValueError(
                 f"{name}= is a setting of LlamaIndex's OpenAI/OpenAILike, not of AI21: "
@@ -451,7 +455,7 @@ class AI21(FunctionCallingLLM):
         key, source = api_key, "api_key"
         if key is None and kind.api_key_env is not None:
             key, source = os.environ.get(kind.api_key_env), kind.api_key_env
-        if not key and kind.api_key_required:
+        if not key and kind.api_key_required and lost_secrets is None:
             raise ValueError(self._missing_key_message(url_source, chose_by_url=deployment is None))
         self._secrets = Secrets(check_api_key(key, source) if key else None, credentials)
         # On a server that can be asked, the name is checked against what it reports, on
@@ -467,6 +471,7 @@ class AI21(FunctionCallingLLM):
                 "the wrapping in your prompt templates, or use system_prompt=.",
                 repr(self.model) if self.model else "the served model",
             )
+        self._lost_secrets = lost_secrets
         self._http = HTTPClients(self._client_config())
         self._built_from = self._settings()
 
@@ -542,7 +547,11 @@ class AI21(FunctionCallingLLM):
 
     def _clients(self) -> HTTPClients:
         """The clients for the current settings (rebuilt if ``base_url``, ``timeout``,
-        ``default_headers`` or the TLS settings were changed on the instance after creation)."""
+        ``default_headers`` or the TLS settings were changed on the instance after creation).
+        Every request, discovery's included, gets its clients here: an instance unpickled
+        without its secrets raises here, before any request."""
+        if self._lost_secrets is not None:
+            raise ValueError(self._lost_secrets)
         if self._settings() != self._built_from:
             self._http = HTTPClients(self._client_config())
             self._built_from = self._settings()  # after: the config masks a new password
@@ -690,7 +699,14 @@ class AI21(FunctionCallingLLM):
         if found is None and state.get("ai21_had_key") and not (env and os.environ.get(env)):
             lost.append("api_key")
         if lost:
-            raise ValueError(
+            # Raised by the copy's first request, not here: multiprocessing.Pool's worker dies
+            # on an exception raised while it unpickles its task, and the pool then waits
+            # forever for that task (IngestionPipeline.run(num_workers=2) hung). Raised on
+            # the first call, the error travels back to the caller as the task's own.
+            fields["base_url"] = str(
+                parse_base_url(fields["base_url"]).copy_with(username=None, password=None)
+            )
+            fields[_LOST_SECRETS] = (
                 f"This AI21 instance was pickled with its {' and '.join(lost)}, which pickles "
                 "never carry, and this process cannot find them: "
                 + (f"set {env} in its environment, or " if env and lost == ["api_key"] else "")
