@@ -85,6 +85,7 @@ SLOW_TESTS = {
     "test_an_agents_memory_is_sized_from_the_window_the_server_reports",  # its own server
     # IngestionPipeline.run(num_workers=2): spawned workers (fresh interpreters), 1-2 s a case
     "test_an_ingestion_pipeline_in_worker_processes",
+    "test_a_batch_eval_runner_sends_its_evaluations_at_once",  # answers held 0.5 s
 }
 
 
