@@ -288,6 +288,9 @@ def test_a_multi_selector_routes_to_every_engine_it_chose(
     assert [t["function"]["name"] for t in selection.get("tools", [])] == (
         ["MultiSelection"] if function_calling else []
     )
+    # The selection must be a tool call: vLLM is told so; AI21's API has no such field.
+    required = function_calling and emulator.flavour == "vllm"
+    assert selection.get("tool_choice") == ("required" if required else None)
     assert f"question: '{BOTH}'" in _prompt(selection)
     assert COMPANY[0] in _prompt(first)
     assert JAMBA[0] not in _prompt(first)
