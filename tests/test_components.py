@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import pickle
 import threading
 import time
 from typing import Any, Literal
@@ -193,6 +194,21 @@ def test_extractors_fill_each_nodes_metadata_from_its_own_answers(
     (tool,) = jamba_facts["tools"]
     assert tool["function"]["name"] == "NodeFacts"
     assert set(tool["function"]["parameters"]["properties"]) == {"topic", "names"}
+
+
+def test_what_worker_processes_are_sent_carries_no_secret() -> None:
+    """What ``run(num_workers=...)`` pickles for its workers (the transformations, and the
+    LLM of each) holds neither the key nor ``base_url``'s password."""
+    key, password = "sk-worker-key-9f3e", "pw-worker-4b1d"
+    llm = AI21(
+        api_key=key,
+        base_url=f"http://user:{password}@127.0.0.1:9/v1",
+        model="ai21labs/AI21-Jamba2-3B",
+    )
+    data = pickle.dumps(extraction_pipeline(llm).transformations)
+    assert key.encode() not in data
+    assert password.encode() not in data
+    assert b"ai21labs/AI21-Jamba2-3B" in data  # the settings travel
 
 
 def _run_in_workers(pipeline: IngestionPipeline, method: str) -> list[BaseNode]:
