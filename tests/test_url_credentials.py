@@ -179,6 +179,8 @@ def test_a_pickle_whose_secrets_are_gone_says_so_at_its_first_call(
         assert "sk-local" not in str(caught.value)
     with pytest.raises(ValueError, match="base_url's password and api_key"):
         asyncio.run(copy.acomplete("hi"))
+    with pytest.raises(ValueError, match="base_url's password and api_key"):
+        pickle.loads(pickle.dumps(copy)).complete("hi")  # a copy of the copy: lost too
     assert len(proxy.seen) == seen  # type: ignore[attr-defined]
 
 
@@ -196,6 +198,9 @@ def test_a_pickle_for_ai21s_api_whose_key_is_nowhere_says_so(
     with pytest.raises(ValueError, match=r"pickled with its api_key.*set AI21_API_KEY") as caught:
         pickle.loads(data).complete("hi")
     assert "sk-local" not in str(caught.value)
+    lost = pickle.loads(data)
+    with pytest.raises(ValueError, match=r"pickled with its api_key.*set AI21_API_KEY"):
+        pickle.loads(pickle.dumps(lost)).complete("hi")  # not the missing-key error, on loading
     monkeypatch.setenv("AI21_API_KEY", "sk-from-the-environment")
     assert pickle.loads(data).base_url == "http://127.0.0.1:9/studio/v1"
 

@@ -681,6 +681,8 @@ class AI21(FunctionCallingLLM):
         state["ai21_secrets"] = self._secrets.token
         state["ai21_had_key"] = self._secrets.api_key is not None
         state["ai21_had_credentials"] = self._secrets.credentials is not None
+        if self._lost_secrets is not None:  # a copy that lost them: so does its copy
+            state["ai21_lost_secrets"] = self._lost_secrets
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -698,7 +700,9 @@ class AI21(FunctionCallingLLM):
         env = kind.api_key_env
         if found is None and state.get("ai21_had_key") and not (env and os.environ.get(env)):
             lost.append("api_key")
-        if lost:
+        if state.get("ai21_lost_secrets"):
+            fields[_LOST_SECRETS] = state["ai21_lost_secrets"]
+        elif lost:
             # Raised by the copy's first request, not here: multiprocessing.Pool's worker dies
             # on an exception raised while it unpickles its task, and the pool then waits
             # forever for that task (IngestionPipeline.run(num_workers=2) hung). Raised on
