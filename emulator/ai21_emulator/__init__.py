@@ -95,7 +95,8 @@ Answers
   "Document N:" blocks, "Question:" and "Answer:") gets ``Doc: N, Relevance: R`` lines for the
   documents that match the question (BM25), best first, the best at 10; none when none matches.
 - **Judges, ReAct, transforms, extractors**: LlamaIndex's faithfulness and relevancy prompts
-  get ``YES`` when two thirds of the claim's content words are in the context, else ``NO``; the
+  get ``YES`` when two thirds of the claim's content words, and all its names and figures, are
+  in the context, else ``NO``; the
   correctness prompt ``<1 + 4 * share of the answer's words in the reference>\\n<reason>``; a
   ReAct system prompt ("> Tool Name:" blocks) one ``Action:`` step per tool call the question
   asks for, then ``Answer:`` reporting the observations; the step-decompose prompt the

@@ -444,14 +444,24 @@ def _share_in(claim: str, reference: str) -> float:
     return len(words & set(_text.content_words(reference))) / len(words)
 
 
+def _supported(claim: str, context: str) -> bool:
+    """Whether ``context`` holds at least two thirds of ``claim``'s content words, and every
+    name and figure of it ("in Rome" is not supported by a context about Paris)."""
+    lowered = context.lower()
+    named = [str(m.value) for m in _text.names(claim)] + _FIGURE_RE.findall(claim)
+    return _share_in(claim, context) >= SUPPORTED_SHARE and all(
+        _bare(name).lower() in lowered for name in named
+    )
+
+
 def judge_answer(text: str) -> str | None:
-    """For LlamaIndex's faithfulness and relevancy prompts, ``YES`` when at least two thirds
-    of the claim's content words are in the context, else ``NO``. ``None`` for other text."""
+    """For LlamaIndex's faithfulness and relevancy prompts, ``YES`` when the context supports
+    the claim (:func:`_supported`), else ``NO``. ``None`` for other text."""
     start = text.rfind("Information: ")
     found = _FAITHFULNESS_RE.match(text, start) if start >= 0 else _RELEVANCY_RE.search(text)
     if found is None:
         return None
-    return "YES" if _share_in(found.group(1), found.group(2)) >= SUPPORTED_SHARE else "NO"
+    return "YES" if _supported(found.group(1), found.group(2)) else "NO"
 
 
 # CorrectnessEvaluator's user prompt (core/evaluation/correctness.py): the query, the reference
@@ -511,7 +521,7 @@ def _keywords(text: str, limit: int) -> list[str]:
     first (ties: first seen), each as first written, one per stem."""
     counts: dict[str, int] = {}
     first: dict[str, str] = {}
-    for raw in re.findall(r"[A-Za-z][\w'-]*\w|\d+[A-Za-z]\w*", text):  # 256K, not 2
+    for raw in re.findall(r"[A-Za-z][\w'-]*\w|\d+[A-Za-z]\w*|\d{3,}", text):  # 256K, 1889; not 2
         if raw.lower() in _text.STOPWORDS:
             continue
         key = _text.stem(raw.lower().removesuffix("'s"))
