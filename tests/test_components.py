@@ -353,16 +353,22 @@ class RecordingRetriever(BaseRetriever):
         return [NodeWithScore(node=TextNode(text=text), score=1.0) for text in JAMBA + COMPANY]
 
 
-@pytest.mark.parametrize("use_async", [False, True])
+@pytest.mark.parametrize(
+    ("method", "use_async"), [("retrieve", False), ("retrieve", True), ("aretrieve", True)]
+)
 def test_query_fusion_searches_with_each_generated_query(
-    emulator: Emulator, use_async: bool
+    emulator: Emulator, method: str, use_async: bool
 ) -> None:
     retriever = RecordingRetriever()
     fusion = QueryFusionRetriever(
         [retriever], llm=_llm(emulator), num_queries=3, use_async=use_async, similarity_top_k=2
     )
     emulator.reply_next("Jamba context length\nJamba maximum tokens\nan extra query")
-    nodes = fusion.retrieve(CONTEXT_WINDOW)
+    nodes = (  # aretrieve generates the queries with acomplete
+        asyncio.run(fusion.aretrieve(CONTEXT_WINDOW))
+        if method == "aretrieve"
+        else fusion.retrieve(CONTEXT_WINDOW)
+    )
     assert len(nodes) == 2
     assert sorted(q.query_str for q in retriever.asked) == sorted(
         [CONTEXT_WINDOW, "Jamba context length", "Jamba maximum tokens"]
