@@ -5,6 +5,7 @@ secrets."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import gc
 import json
 import logging
@@ -199,10 +200,13 @@ def test_a_pickle_for_ai21s_api_whose_key_is_nowhere_says_so(
         pickle.loads(data).complete("hi")
     assert "sk-local" not in str(caught.value)
     lost = pickle.loads(data)
-    with pytest.raises(ValueError, match=r"pickled with its api_key.*set AI21_API_KEY"):
-        pickle.loads(pickle.dumps(lost)).complete("hi")  # not the missing-key error, on loading
+    for again in (pickle.dumps(lost), pickle.dumps(copy.deepcopy(lost))):
+        with pytest.raises(ValueError, match=r"pickled with its api_key.*set AI21_API_KEY"):
+            pickle.loads(again).complete("hi")  # not the missing-key error, on loading
     monkeypatch.setenv("AI21_API_KEY", "sk-from-the-environment")
     assert pickle.loads(data).base_url == "http://127.0.0.1:9/studio/v1"
+    # A copy of the copy made without the key looks for it again where it lands.
+    assert pickle.loads(pickle.dumps(lost))._secrets.api_key == "sk-from-the-environment"
 
 
 @pytest.mark.parametrize(

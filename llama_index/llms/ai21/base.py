@@ -138,7 +138,7 @@ _T = TypeVar("_T")
 _PromptFunction = Callable[[str], str]  # made once: subscripting it costs 0.5 µs a call
 
 logger = logging.getLogger("llama_index.llms.ai21")
-# The keyword by which __setstate__ builds a copy whose secrets stayed behind (its message).
+# The keyword by which __setstate__ builds a copy whose secrets stayed behind (which ones).
 _LOST_SECRETS = "_lost_secrets"
 dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]
 
@@ -387,7 +387,7 @@ class AI21(FunctionCallingLLM):
     _discovery_failures: tuple[str, ...] = PrivateAttr(default=())  # the last asking's
     _reported: tuple[Any, ...] = PrivateAttr(default=())  # the last discovery warning logged
     _warned_keywords: set[str] = PrivateAttr(default_factory=set)  # near misses said once
-    _lost_secrets: str | None = PrivateAttr(default=None)  # a pickle's: see __setstate__
+    _lost_secrets: tuple[str, ...] = PrivateAttr(default=())  # a pickle's: see __setstate__
 
     def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
         """Create the LLM.
@@ -401,7 +401,7 @@ class AI21(FunctionCallingLLM):
             ValueError: a field is invalid or unknown, the deployment is unknown or does not
                 fit the model or URL, or AI21's API is used with no key.
         """
-        lost_secrets = kwargs.pop(_LOST_SECRETS, None)  # only __setstate__ passes it
+        lost_secrets: tuple[str, ...] = kwargs.pop(_LOST_SECRETS, ())  # __setstate__'s only
         for name in OPENAI_LIKE_NAMES.keys() & kwargs.keys():
             raise ValueError(
                 f"{name}= is a setting of LlamaIndex's OpenAI/OpenAILike, not of AI21: "
@@ -455,7 +455,7 @@ class AI21(FunctionCallingLLM):
         key, source = api_key, "api_key"
         if key is None and kind.api_key_env is not None:
             key, source = os.environ.get(kind.api_key_env), kind.api_key_env
-        if not key and kind.api_key_required and lost_secrets is None:
+        if not key and kind.api_key_required and not lost_secrets:
             raise ValueError(self._missing_key_message(url_source, chose_by_url=deployment is None))
         self._secrets = Secrets(check_api_key(key, source) if key else None, credentials)
         # On a server that can be asked, the name is checked against what it reports, on
@@ -550,8 +550,19 @@ class AI21(FunctionCallingLLM):
         ``default_headers`` or the TLS settings were changed on the instance after creation).
         Every request, discovery's included, gets its clients here: an instance unpickled
         without its secrets raises here, before any request."""
-        if self._lost_secrets is not None:
-            raise ValueError(self._lost_secrets)
+        if self._lost_secrets:
+            env = self._chosen_kind.api_key_env
+            raise ValueError(
+                f"This AI21 instance was pickled with its {' and '.join(self._lost_secrets)}, "
+                "which pickles never carry, and this process cannot find them: "
+                + (
+                    f"set {env} in its environment, or "
+                    if env and self._lost_secrets == ("api_key",)
+                    else ""
+                )
+                + "build the instance here (e.g. in the worker's initializer) with api_key=... "
+                "and the full base_url"
+            )
         if self._settings() != self._built_from:
             self._http = HTTPClients(self._client_config())
             self._built_from = self._settings()  # after: the config masks a new password
@@ -679,10 +690,13 @@ class AI21(FunctionCallingLLM):
         state["__dict__"] = fields
         state["__pydantic_private__"] = None  # rebuilt by __init__ (holds the secrets)
         state["ai21_secrets"] = self._secrets.token
-        state["ai21_had_key"] = self._secrets.api_key is not None
-        state["ai21_had_credentials"] = self._secrets.credentials is not None
-        if self._lost_secrets is not None:  # a copy that lost them: so does its copy
-            state["ai21_lost_secrets"] = self._lost_secrets
+        # A copy that lost its secrets pickles as the instance it copied: where its own copy
+        # lands, they are looked for again.
+        lost = self._lost_secrets
+        state["ai21_had_key"] = self._secrets.api_key is not None or "api_key" in lost
+        state["ai21_had_credentials"] = (
+            self._secrets.credentials is not None or "base_url's password" in lost
+        )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -698,11 +712,10 @@ class AI21(FunctionCallingLLM):
             lost.append("base_url's password")
         kind = choose(fields.get("deployment"), fields.get("base_url"))
         env = kind.api_key_env
-        if found is None and state.get("ai21_had_key") and not (env and os.environ.get(env)):
+        key_found = found is not None and found.api_key is not None
+        if state.get("ai21_had_key") and not key_found and not (env and os.environ.get(env)):
             lost.append("api_key")
-        if state.get("ai21_lost_secrets"):
-            fields[_LOST_SECRETS] = state["ai21_lost_secrets"]
-        elif lost:
+        if lost:
             # Raised by the copy's first request, not here: multiprocessing.Pool's worker dies
             # on an exception raised while it unpickles its task, and the pool then waits
             # forever for that task (IngestionPipeline.run(num_workers=2) hung). Raised on
@@ -710,13 +723,7 @@ class AI21(FunctionCallingLLM):
             fields["base_url"] = str(
                 parse_base_url(fields["base_url"]).copy_with(username=None, password=None)
             )
-            fields[_LOST_SECRETS] = (
-                f"This AI21 instance was pickled with its {' and '.join(lost)}, which pickles "
-                "never carry, and this process cannot find them: "
-                + (f"set {env} in its environment, or " if env and lost == ["api_key"] else "")
-                + "build the instance here (e.g. in the worker's initializer) with api_key=... "
-                "and the full base_url"
-            )
+            fields[_LOST_SECRETS] = tuple(lost)
         api_key = found.api_key if found is not None else None
         self.__init__(api_key=api_key, **fields)  # type: ignore[misc]
 
