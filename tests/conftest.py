@@ -116,6 +116,8 @@ SLOW_BEYOND_FIRST = {
     # hostile answers and caller's headers (about 0.13 s each: bodies past 1 MiB)
     "test_a_logprob_no_float_holds_is_malformed",
     "test_a_header_that_frames_the_body_is_refused_before_any_request",
+    # a ReAct agent's loop through the emulator's answers (about 0.1 s each)
+    "test_a_react_agent_takes_one_action_a_step_then_answers",
     # a three-turn agent loop per kind of server (about 0.15 s each)
     "test_a_streamed_function_agent_loop_keeps_reasoning_calls_errors_and_counts",
     # two agent runs (four requests) per kind of server

@@ -25,7 +25,7 @@ from llama_index.core.evaluation import (
     RelevancyEvaluator,
 )
 from llama_index.core.extractors import KeywordExtractor, QuestionsAnsweredExtractor, TitleExtractor
-from llama_index.core.indices.property_graph import SimpleLLMPathExtractor
+from llama_index.core.indices.property_graph import LLMSynonymRetriever, SimpleLLMPathExtractor
 from llama_index.core.indices.query.query_transform import StepDecomposeQueryTransform
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.memory import ChatMemoryBuffer
@@ -377,3 +377,17 @@ def test_a_document_summary_is_the_documents_lead(llm: AI21) -> None:
         show_progress=False,
     )
     assert index.get_document_summary("company") == " ".join(COMPANY)
+
+
+def test_a_graphs_synonym_retriever_finds_the_entities_the_question_names(llm: AI21) -> None:
+    index = PropertyGraphIndex(
+        nodes=[TextNode(text=" ".join(COMPANY)), TextNode(text=" ".join(JAMBA))],
+        llm=llm,
+        kg_extractors=[SimpleLLMPathExtractor(llm=llm, num_workers=1)],
+        embed_model=MockEmbedding(embed_dim=8),
+        embed_kg_nodes=False,
+    )
+    retriever = LLMSynonymRetriever(index.property_graph_store, llm=llm, include_text=False)
+    found = [node.get_content() for node in retriever.retrieve("Where is AI21 Labs located?")]
+    assert "Ai21 labs -> Has its headquarters in -> Tel aviv" in found
+    assert "Jamba -> Models handle a context window of -> 256K" not in found

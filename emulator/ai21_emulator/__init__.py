@@ -102,7 +102,8 @@ Answers
   asks for, then ``Answer:`` reporting the observations; the step-decompose prompt the
   question, then ``None``; the query-fusion prompt N keyword queries; the keyword, title and
   questions extractors the node's most frequent words, three of them, and a question per
-  sentence; the triplet prompt ``(subject, predicate, object)`` per sentence naming two things.
+  sentence; the triplet prompt ``(subject, predicate, object)`` per sentence naming two things;
+  the graph synonym prompt the question's names and keywords joined by ``^``.
   A context's question sentences ("Question: ...?") are passed over for the sentence that
   answers, without its "Answer:"/"Response:" label.
 - **Echo** (no context): ``This is the AI21 emulator (<model>), not a real model. You said: <last

@@ -651,10 +651,34 @@ def _bare(name: str) -> str:
     return name.removesuffix("'s").rstrip(".,")
 
 
+# LLMSynonymRetriever's prompt (core/indices/property_graph/sub_retrievers/llm_synonym.py, a
+# PropertyGraphIndex's query engine): "synonyms or related keywords up to N", the query after
+# "QUERY:", for keywords joined by "^". The names the query holds come first (whole, as a graph
+# names its entities), then its keywords.
+_SYNONYMS_RE = re.compile(
+    r"generate synonyms or related keywords up to (\d+) in total.*QUERY: (.*?)\s*\n-+\s*\n"
+    r"KEYWORDS:\s*\Z",
+    re.DOTALL,
+)
+
+
+def synonyms_answer(text: str) -> str | None:
+    """For LlamaIndex's synonym prompt, up to N keywords joined by ``^``: the query's names,
+    then its keywords. ``None`` for other text."""
+    found = _SYNONYMS_RE.search(text)
+    if found is None:
+        return None
+    query = found.group(2)
+    words = [_bare(str(m.value)) for m in _text.names(query)] + _keywords(query, 10)
+    unique = list(dict.fromkeys(word for word in words if word))
+    return "^".join(unique[: int(found.group(1))])
+
+
 def llamaindex_format_answer(text: str) -> str | None:
     """The answer to a LlamaIndex prompt that asks for a format of its own (sub-questions,
     choice select, a condensed question, a text selection, a judge's verdict or score, a
-    multi-step question, search queries, keywords, titles, questions, triplets), or ``None``."""
+    multi-step question, search queries, keywords, titles, questions, triplets, synonyms), or
+    ``None``."""
     if _SELECTION_FORMAT in text:
         return selection_answer(text)
     if "<Tools>" in text:
@@ -670,6 +694,7 @@ def llamaindex_format_answer(text: str) -> str | None:
         fusion_answer,
         extractor_answer,
         triplets_answer,
+        synonyms_answer,
     ):
         found = answer(text)
         if found is not None:
