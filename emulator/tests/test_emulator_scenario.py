@@ -28,6 +28,9 @@ from llama_index.core.extractors.metadata_extractors import (
     DEFAULT_QUESTION_GEN_TMPL,
     DEFAULT_TITLE_NODE_TEMPLATE,
 )
+from llama_index.core.indices.property_graph.sub_retrievers.llm_synonym import (
+    DEFAULT_SYNONYM_EXPAND_TEMPLATE,
+)
 from llama_index.core.indices.query.query_transform.prompts import (
     DEFAULT_STEP_DECOMPOSE_QUERY_TRANSFORM_PROMPT as STEP_DECOMPOSE_PROMPT,
 )
@@ -1141,3 +1144,10 @@ def test_llamaindexs_react_prompt_gets_an_action_a_step_then_the_answer() -> Non
     last = content(chat(messages=_react(question, (first, "12"), (second, "7"))))
     assert last.splitlines()[1] == "Answer: The result of multiply is 12. The result of add is 7."
     assert content(chat(messages=_react("Tell me about lighthouses."))).startswith("[system:")
+
+
+def test_llamaindexs_synonym_prompt_gets_the_questions_names_then_keywords() -> None:
+    prompt = PromptTemplate(DEFAULT_SYNONYM_EXPAND_TEMPLATE).format(
+        max_keywords=3, query_str="When was the Eiffel Tower completed?"
+    )
+    assert content(chat(messages=user(prompt))) == "Eiffel Tower^Eiffel^Tower"
