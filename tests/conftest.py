@@ -85,6 +85,9 @@ SLOW_TESTS = {
     "test_an_agents_memory_is_sized_from_the_window_the_server_reports",  # its own server
     "test_the_0_8_readmes_examples_run",  # every example, an agent's workflow among them (0.5 s)
     "test_a_function_agent_run_pairs_every_llm_event_and_counts_the_servers_tokens",  # 0.16 s
+    # IngestionPipeline.run(num_workers=2): spawned workers (fresh interpreters), 1-2 s a case
+    "test_an_ingestion_pipeline_in_worker_processes",
+    "test_a_batch_eval_runner_sends_its_evaluations_at_once",  # answers held 0.5 s
 }
 
 
@@ -115,6 +118,8 @@ SLOW_BEYOND_FIRST = {
     # hostile answers and caller's headers (about 0.13 s each: bodies past 1 MiB)
     "test_a_logprob_no_float_holds_is_malformed",
     "test_a_header_that_frames_the_body_is_refused_before_any_request",
+    # a ReAct agent's loop through the emulator's answers (about 0.1 s each)
+    "test_a_react_agent_takes_one_action_a_step_then_answers",
     # a three-turn agent loop per kind of server (about 0.15 s each)
     "test_a_streamed_function_agent_loop_keeps_reasoning_calls_errors_and_counts",
     # two agent runs (four requests) per kind of server

@@ -15,19 +15,34 @@ import asyncio
 import logging
 
 import pytest
-from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core import Document, DocumentSummaryIndex, PropertyGraphIndex
+from llama_index.core.agent.workflow import FunctionAgent, ReActAgent
 from llama_index.core.bridge.pydantic import BaseModel, Field
+from llama_index.core.embeddings import MockEmbedding
+from llama_index.core.evaluation import (
+    CorrectnessEvaluator,
+    FaithfulnessEvaluator,
+    RelevancyEvaluator,
+)
+from llama_index.core.extractors import KeywordExtractor, QuestionsAnsweredExtractor, TitleExtractor
+from llama_index.core.indices.property_graph import LLMSynonymRetriever, SimpleLLMPathExtractor
+from llama_index.core.indices.query.query_transform import StepDecomposeQueryTransform
+from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.output_parsers import PydanticOutputParser
 from llama_index.core.postprocessor import LLMRerank
 from llama_index.core.program import LLMTextCompletionProgram
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.query_engine import (
+    MultiStepQueryEngine,
     RetrieverQueryEngine,
     RouterQueryEngine,
     SubQuestionQueryEngine,
 )
 from llama_index.core.question_gen import LLMQuestionGenerator
+from llama_index.core.response_synthesizers import get_response_synthesizer
+from llama_index.core.retrievers import QueryFusionRetriever
+from llama_index.core.schema import QueryBundle, TextNode
 from llama_index.core.types import PydanticProgramMode
 
 from ai21_emulator import Emulator
@@ -240,3 +255,139 @@ def test_documents_ground_the_answer(llm: AI21) -> None:
     ]
     response = llm.complete("How long is the context window of Jamba?", documents=documents)
     assert response.text == "Jamba handles a context window of 256K tokens."
+
+
+@pytest.mark.parametrize(
+    ("response", "verdict"),
+    [("Jamba handles a context window of 256K tokens.", True), ("Jamba was made in Paris.", False)],
+)
+def test_a_judge_says_yes_to_what_the_context_supports_and_no_to_the_rest(
+    llm: AI21, response: str, verdict: bool
+) -> None:
+    faithful = FaithfulnessEvaluator(llm=llm).evaluate(response=response, contexts=JAMBA)
+    relevant = RelevancyEvaluator(llm=llm).evaluate(
+        query=CONTEXT_WINDOW, response=response, contexts=JAMBA
+    )
+    assert (faithful.passing, faithful.feedback) == (verdict, "YES" if verdict else "NO")
+    assert (relevant.passing, relevant.feedback) == (verdict, "YES" if verdict else "NO")
+
+
+@pytest.mark.parametrize(
+    ("response", "score"), [("A context window of 256K tokens.", 5.0), ("Ten pages.", 1.0)]
+)
+def test_a_correctness_judge_scores_the_answer_by_the_reference(
+    llm: AI21, response: str, score: float
+) -> None:
+    result = CorrectnessEvaluator(llm=llm).evaluate(
+        query=CONTEXT_WINDOW, response=response, reference=JAMBA[1]
+    )
+    assert result.score == score
+    assert result.passing is (score >= 4.0)
+
+
+@pytest.mark.parametrize(
+    ("question", "answer", "steps"),
+    [
+        ("What is 3 times 4?", "The result of multiply is 12.", 2),
+        (TWO_CALLS, "The result of multiply is 12. The result of add is 7.", 3),
+    ],
+)
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211")
+@pytest.mark.filterwarnings("ignore:is_running called from within a step:DeprecationWarning")
+async def test_a_react_agent_takes_one_action_a_step_then_answers(
+    emulator: Emulator, question: str, answer: str, steps: int
+) -> None:
+    text_llm = AI21(
+        api_key=emulator.api_key,
+        base_url=emulator.base_url,
+        is_function_calling_model=False,
+        max_retries=0,
+    )
+    assert str(await ReActAgent(tools=TOOLS, llm=text_llm).run(question)) == answer
+    assert len(emulator.requests) == steps
+
+
+def test_extractors_get_keywords_a_title_and_questions_from_the_nodes_text(llm: AI21) -> None:
+    pipeline = IngestionPipeline(
+        transformations=[
+            TitleExtractor(llm=llm, nodes=1),
+            KeywordExtractor(llm=llm, keywords=3),
+            QuestionsAnsweredExtractor(llm=llm, questions=2),
+        ]
+    )
+    (node,) = pipeline.run(nodes=[TextNode(text=" ".join(COMPANY))])
+    assert node.metadata == {
+        "document_title": "AI21, Labs and Israeli",
+        "excerpt_keywords": "AI21, Labs, Israeli",
+        "questions_this_excerpt_can_answer": (
+            "1. What does the text say about AI21 and Labs?\n"
+            "2. What does the text say about headquarters and Tel?"
+        ),
+    }
+
+
+def test_a_path_extractor_gets_a_triplet_from_each_sentence_naming_two_things(
+    llm: AI21,
+) -> None:
+    index = PropertyGraphIndex(
+        nodes=[TextNode(text=" ".join(COMPANY))],
+        llm=llm,
+        kg_extractors=[SimpleLLMPathExtractor(llm=llm, num_workers=1)],
+        embed_model=MockEmbedding(embed_dim=8),
+        embed_kg_nodes=False,
+    )
+    triplets = index.property_graph_store.graph.get_triplets()  # type: ignore[attr-defined]
+    assert {(s.name, r.label, o.name) for s, r, o in triplets} == {  # as LlamaIndex writes them
+        ("Ai21 labs", "Is an", "Israeli"),
+        ("Ai21 labs", "Has its headquarters in", "Tel aviv"),
+    }
+
+
+def test_a_multi_step_engine_asks_the_question_then_stops(llm: AI21) -> None:
+    engine = MultiStepQueryEngine(
+        make_index(JAMBA + COMPANY).as_query_engine(llm=llm, similarity_top_k=4),
+        StepDecomposeQueryTransform(llm=llm),
+        index_summary="Facts about Jamba and AI21 Labs",
+        response_synthesizer=get_response_synthesizer(llm=llm),
+    )
+    response = engine.query("Where is AI21 Labs headquartered?")
+    assert [q for q, _ in response.metadata["sub_qa"]] == ["Where is AI21 Labs headquartered?"]
+    assert str(response) == COMPANY[1]
+
+
+def test_query_fusion_searches_with_the_questions_keywords(llm: AI21) -> None:
+    fusion = QueryFusionRetriever(
+        [make_index(JAMBA).as_retriever(similarity_top_k=2)],
+        llm=llm,
+        num_queries=3,
+        use_async=False,
+    )
+    assert fusion._get_queries(CONTEXT_WINDOW) == [  # what it searches with beside the question
+        QueryBundle("long Jamba context window"),
+        QueryBundle("facts about long Jamba context window"),
+    ]
+
+
+def test_a_document_summary_is_the_documents_lead(llm: AI21) -> None:
+    index = DocumentSummaryIndex.from_documents(
+        [Document(text=" ".join(COMPANY), doc_id="company")],
+        llm=llm,
+        embed_model=MockEmbedding(embed_dim=8),
+        show_progress=False,
+    )
+    assert index.get_document_summary("company") == " ".join(COMPANY)
+
+
+def test_a_graphs_synonym_retriever_finds_the_entities_the_question_names(llm: AI21) -> None:
+    index = PropertyGraphIndex(
+        nodes=[TextNode(text=" ".join(COMPANY)), TextNode(text=" ".join(JAMBA))],
+        llm=llm,
+        kg_extractors=[SimpleLLMPathExtractor(llm=llm, num_workers=1)],
+        embed_model=MockEmbedding(embed_dim=8),
+        embed_kg_nodes=False,
+    )
+    retriever = LLMSynonymRetriever(index.property_graph_store, llm=llm, include_text=False)
+    found = [node.get_content() for node in retriever.retrieve("Where is AI21 Labs located?")]
+    assert "Ai21 labs -> Has its headquarters in -> Tel aviv" in found
+    assert "Jamba -> Models handle a context window of -> 256K" not in found

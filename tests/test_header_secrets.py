@@ -209,15 +209,19 @@ def test_a_pickle_whose_header_values_are_gone_says_so() -> None:
     data = pickle.dumps(llm)
     del llm
     gc.collect()  # as in a worker that never had the original
-    with pytest.raises(
-        ValueError,
-        match=re.escape(
-            "pickled with its default_headers' values of 'Ocp-Apim-Subscription-Key' and "
-            "'X-Auth-Token', which pickles never carry"
-        ),
-    ) as caught:
-        pickle.loads(data)
+    lost = pickle.loads(data)  # loads (a worker pool's task would hang otherwise); its call says
+    message = (
+        "pickled with its default_headers' values of 'Ocp-Apim-Subscription-Key' and "
+        "'X-Auth-Token', which pickles never carry, and this process cannot find them: build "
+        "the instance here (e.g. in the worker's initializer) with api_key=..., the full "
+        "base_url and default_headers with their values"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)) as caught:
+        lost.complete("hi")
     assert all(secret not in str(caught.value) for secret in SECRETS)
+    for again in (pickle.dumps(lost), pickle.dumps(copy.deepcopy(lost))):
+        with pytest.raises(ValueError, match=re.escape(message)):  # still named where it lands
+            pickle.loads(again).complete("hi")
 
 
 def test_a_dump_loads_again_with_the_values_given_again(llm: AI21, emulator: Emulator) -> None:

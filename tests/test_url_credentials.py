@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import gc
 import json
 import logging
@@ -168,14 +169,28 @@ def test_pickles_find_their_secrets_while_the_original_lives(proxy: ThreadingHTT
     assert proxy.seen[-1][1]["authorization"] == BASIC  # type: ignore[attr-defined]
 
 
-def test_a_pickle_whose_secrets_are_gone_says_so(proxy: ThreadingHTTPServer) -> None:
+def test_a_pickle_whose_secrets_are_gone_says_so_at_its_first_call(
+    proxy: ThreadingHTTPServer,
+) -> None:
+    """Unpickling succeeds (a multiprocessing.Pool worker that fails to unpickle its task dies
+    and the pool waits forever); the copy's first call, discovery's included, is the
+    ValueError, before any request."""
     llm = _llm(proxy, api_key="sk-local")
     data = pickle.dumps(llm)
     del llm
     gc.collect()  # as in a process that never had the original
-    with pytest.raises(ValueError, match="base_url's password and api_key") as caught:
-        pickle.loads(data)
-    assert "sk-local" not in str(caught.value)
+    seen = len(proxy.seen)  # type: ignore[attr-defined]
+    copy = pickle.loads(data)
+    assert copy.base_url == f"http://127.0.0.1:{proxy.server_port}/v1"  # no mask left in it
+    for use in (copy.complete, copy.stream_complete, lambda _: copy.metadata):
+        with pytest.raises(ValueError, match="base_url's password and api_key") as caught:
+            list(use("hi"))  # type: ignore[call-overload]
+        assert "sk-local" not in str(caught.value)
+    with pytest.raises(ValueError, match="base_url's password and api_key"):
+        asyncio.run(copy.acomplete("hi"))
+    with pytest.raises(ValueError, match="base_url's password and api_key"):
+        pickle.loads(pickle.dumps(copy)).complete("hi")  # a copy of the copy: lost too
+    assert len(proxy.seen) == seen  # type: ignore[attr-defined]
 
 
 def test_a_pickle_for_ai21s_api_whose_key_is_nowhere_says_so(
@@ -190,10 +205,16 @@ def test_a_pickle_for_ai21s_api_whose_key_is_nowhere_says_so(
     del llm
     gc.collect()  # as in a process that never had the original
     with pytest.raises(ValueError, match=r"pickled with its api_key.*set AI21_API_KEY") as caught:
-        pickle.loads(data)
+        pickle.loads(data).complete("hi")
     assert "sk-local" not in str(caught.value)
+    lost = pickle.loads(data)
+    for again in (pickle.dumps(lost), pickle.dumps(copy.deepcopy(lost))):
+        with pytest.raises(ValueError, match=r"pickled with its api_key.*set AI21_API_KEY"):
+            pickle.loads(again).complete("hi")  # not the missing-key error, on loading
     monkeypatch.setenv("AI21_API_KEY", "sk-from-the-environment")
     assert pickle.loads(data).base_url == "http://127.0.0.1:9/studio/v1"
+    # A copy of the copy made without the key looks for it again where it lands.
+    assert pickle.loads(pickle.dumps(lost))._secrets.api_key == "sk-from-the-environment"
 
 
 @pytest.mark.parametrize(

@@ -94,6 +94,18 @@ Answers
 - **Reranking**: LlamaIndex's choice-select prompt (``LLMRerank``: "Let's try this now:", then
   "Document N:" blocks, "Question:" and "Answer:") gets ``Doc: N, Relevance: R`` lines for the
   documents that match the question (BM25), best first, the best at 10; none when none matches.
+- **Judges, ReAct, transforms, extractors**: LlamaIndex's faithfulness and relevancy prompts
+  get ``YES`` when two thirds of the claim's content words, and all its names and figures, are
+  in the context, else ``NO``; the
+  correctness prompt ``<1 + 4 * share of the answer's words in the reference>\\n<reason>``; a
+  ReAct system prompt ("> Tool Name:" blocks) one ``Action:`` step per tool call the question
+  asks for, then ``Answer:`` reporting the observations; the step-decompose prompt the
+  question, then ``None``; the query-fusion prompt N keyword queries; the keyword, title and
+  questions extractors the node's most frequent words, three of them, and a question per
+  sentence; the triplet prompt ``(subject, predicate, object)`` per sentence naming two things;
+  the graph synonym prompt the question's names and keywords joined by ``^``.
+  A context's question sentences ("Question: ...?") are passed over for the sentence that
+  answers, without its "Answer:"/"Response:" label.
 - **Echo** (no context): ``This is the AI21 emulator (<model>), not a real model. You said: <last
   user message, whitespace-collapsed, max 200 chars>``. With a system message it is prefixed by
   ``[system: <first 60 chars>] `` so you can see the system prompt arrived (only in echo answers,

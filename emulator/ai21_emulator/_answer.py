@@ -47,7 +47,9 @@ _EXISTING_ANSWER_RES = (
     re.compile(r"Existing Answer:\s*\n(.*?)\n\s*Instruction:", re.DOTALL),
 )
 _SUMMARY_RE = re.compile(
-    r"\b(summar\w*|overview|gist|tl;?dr|main points?|key points?|what is (?:it|this) about)\b",
+    r"\b(summar\w*|overview|gist|tl;?dr|main points?|key points?|what is (?:it|this) about"
+    # DocumentSummaryIndex's summary query (core/indices/document_summary/base.py)
+    r"|describe what (?:the |this )?(?:provided )?text is about)\b",
     re.IGNORECASE,
 )
 
@@ -141,11 +143,19 @@ def grounded_answer(context: Context, variant: int = 0) -> str:
             return " ".join(lead[:2])
         return _dont_know(context.query)
     sentences = paragraphs[positive[variant % len(positive)].position]
-    best = [r for r in _text.rank_texts(context.query, sentences) if r.score > 0][:2]
+    matching = [r for r in _text.rank_texts(context.query, sentences) if r.score > 0]
+    # A question in the context (a sub-question engine's or a multi-step engine's "Question:
+    # ..." beside its answer) matches the query best and answers nothing: its answer does.
+    best = [r for r in matching if not r.text.endswith("?")][:2] or matching[:2]
     if not best:  # the paragraph matched only across sentence boundaries
         return " ".join(sentences[:2])
     best.sort(key=lambda r: r.position)
-    return " ".join(r.text for r in best)
+    return " ".join(_ANSWER_LABEL_RE.sub("", r.text) for r in best)
+
+
+# How LlamaIndex labels an answer it puts in a context: a multi-step engine's "Answer: ...",
+# a sub-question engine's "Response: ...".
+_ANSWER_LABEL_RE = re.compile(r"^(?:Answer|Response): ")
 
 
 _DONT_KNOW_RE = re.compile(r"(?:I don't know\. )?The provided context does not answer \"")
@@ -413,9 +423,262 @@ def selection_answer(text: str) -> str | None:
     return json.dumps(items, indent=4, ensure_ascii=False)
 
 
+# -- LlamaIndex's judges, transforms and extractors ------------------------------------------
+
+# The evaluators' prompts (core/evaluation/faithfulness.py, relevancy.py): worked examples,
+# then the claim ("Information: ...", or "Question: ...\nResponse: ...") and "Context: ...",
+# for YES or NO. The claim is supported when most of its content words are the context's.
+_FAITHFULNESS_RE = re.compile(r"Information: (.*?)\nContext: (.*?)\nAnswer:\s*\Z", re.DOTALL)
+_RELEVANCY_RE = re.compile(
+    r"Query and Response:\s*\n\s*Question: .*?\nResponse: (.*?)\nContext:\s*\n(.*?)\nAnswer:\s*\Z",
+    re.DOTALL,
+)
+SUPPORTED_SHARE = 2 / 3
+
+
+def _share_in(claim: str, reference: str) -> float:
+    """The share of ``claim``'s distinct content words that ``reference`` holds (0 for none)."""
+    words = set(_text.content_words(claim))
+    if not words:
+        return 0.0
+    return len(words & set(_text.content_words(reference))) / len(words)
+
+
+def _supported(claim: str, context: str) -> bool:
+    """Whether ``context`` holds at least two thirds of ``claim``'s content words, and every
+    name and figure of it ("in Rome" is not supported by a context about Paris)."""
+    lowered = context.lower()
+    named = [str(m.value) for m in _text.names(claim)] + _FIGURE_RE.findall(claim)
+    return _share_in(claim, context) >= SUPPORTED_SHARE and all(
+        _bare(name).lower() in lowered for name in named
+    )
+
+
+def judge_answer(text: str) -> str | None:
+    """For LlamaIndex's faithfulness and relevancy prompts, ``YES`` when the context supports
+    the claim (:func:`_supported`), else ``NO``. ``None`` for other text."""
+    start = text.rfind("Information: ")
+    found = _FAITHFULNESS_RE.match(text, start) if start >= 0 else _RELEVANCY_RE.search(text)
+    if found is None:
+        return None
+    return "YES" if _supported(found.group(1), found.group(2)) else "NO"
+
+
+# CorrectnessEvaluator's user prompt (core/evaluation/correctness.py): the query, the reference
+# and the generated answer under "## ..." headings, for a score (1-5) on the first line and the
+# reasoning after it.
+_CORRECTNESS_RE = re.compile(
+    r"## Reference Answer\s*\n(.*?)\n\s*## Generated Answer\s*\n(.*?)\s*\Z", re.DOTALL
+)
+
+
+def correctness_answer(text: str) -> str | None:
+    """For LlamaIndex's correctness prompt, ``<score>\\n<reason>``: 1 plus 4 times the share of
+    the generated answer's content words the reference holds (5.0: all of them). ``None``
+    for other text."""
+    found = _CORRECTNESS_RE.search(text)
+    if found is None:
+        return None
+    share = _share_in(found.group(2), found.group(1))
+    return (
+        f"{1 + 4 * share:.1f}\n"
+        f"The reference answer holds {round(100 * share)}% of the generated answer's words."
+    )
+
+
+# StepDecomposeQueryTransform's prompt (core/indices/query/query_transform/prompts.py, the
+# MultiStepQueryEngine's): worked examples, then "Question:", "Knowledge source context:",
+# "Previous reasoning:" and "New question:" last. The first step asks the question itself; once
+# there is reasoning, "None" ends the steps.
+_STEP_RE = re.compile(
+    r"Question: (.*?)\nKnowledge source context: .*?\nPrevious reasoning: ?(.*?)\n"
+    r"New question:\s*\Z",
+    re.DOTALL,
+)
+
+
+def step_answer(text: str) -> str | None:
+    """For LlamaIndex's step-decompose prompt, the question (no reasoning yet) or ``None``."""
+    start = text.rfind("\nQuestion: ")
+    found = _STEP_RE.match(text, start + 1) if start >= 0 else None
+    if found is None:
+        return None
+    reasoning = found.group(2).strip()
+    return found.group(1).strip() if reasoning in ("", "None", "None.") else "None"
+
+
+# QueryFusionRetriever's prompt (core/retrievers/fusion_retriever.py): "Generate N search
+# queries, one on each line, related to the following input query:", "Query: ...", "Queries:".
+_FUSION_RE = re.compile(
+    r"Generate (\d+) search queries, one on each line, related to the following input "
+    r"query:\s*\nQuery: (.*?)\s*\nQueries:\s*\Z",
+    re.DOTALL,
+)
+
+
+def _keywords(text: str, limit: int) -> list[str]:
+    """Up to ``limit`` keywords of ``text``: its words that are not stopwords, most frequent
+    first (ties: first seen), each as first written, one per stem."""
+    counts: dict[str, int] = {}
+    first: dict[str, str] = {}
+    for raw in re.findall(r"[A-Za-z][\w'-]*\w|\d+[A-Za-z]\w*|\d{3,}", text):  # 256K, 1889; not 2
+        if raw.lower() in _text.STOPWORDS:
+            continue
+        key = _text.stem(raw.lower().removesuffix("'s"))
+        counts[key] = counts.get(key, 0) + 1
+        first.setdefault(key, raw.removesuffix("'s"))
+    ranked = sorted(counts, key=lambda key: -counts[key])  # sorted is stable: first seen first
+    return [first[key] for key in ranked[:limit]]
+
+
+def fusion_answer(text: str) -> str | None:
+    """For LlamaIndex's query-generation prompt, N queries, one a line: the query's keywords,
+    then those with "facts about" and "explained" (more: numbered). ``None`` for other text."""
+    found = _FUSION_RE.search(text)
+    if found is None:
+        return None
+    keywords = " ".join(_keywords(found.group(2), 8)) or found.group(2).strip()
+    shapes = ("{}", "facts about {}", "{} explained")
+    queries = [
+        shapes[i].format(keywords) if i < len(shapes) else f"{keywords} ({i + 1})"
+        for i in range(int(found.group(1)))
+    ]
+    return "\n".join(queries)
+
+
+# The metadata extractors' prompts (core/extractors/metadata_extractors.py): the node's text
+# (between the dashed lines of its "[Excerpt from document]" block), then what to give.
+_KEYWORDS_RE = re.compile(r"Give (\d+) unique keywords for this document\.")
+_TITLE_CUES = (
+    "Give a title that summarizes all of the unique entities",
+    "what is the comprehensive title for this document?",
+)
+_QUESTIONS_RE = re.compile(r"generate (\d+) questions this context can provide specific answers")
+
+
+_CONTEXT_LABEL_RE = re.compile(r"^\s*(?:Here is the context|Context):[ \t]*\n?", re.IGNORECASE)
+
+
+def _excerpt(text: str) -> str:
+    """The node's text in an extractor's prompt: its dashed block(s), else the prompt without
+    its "Context:" label; without the metadata lines LlamaIndex puts before a node's text (what
+    earlier extractors found)."""
+    blocks = [m.group(1) for m in _DASHED_RE.finditer(text)]
+    text = "\n".join(blocks) if blocks else _CONTEXT_LABEL_RE.sub("", text)
+    text = text.strip().removeprefix("[Excerpt from document]").strip()
+    if "\nExcerpt:\n" in text:  # the extractors' node template: metadata, then "Excerpt:"
+        text = text.split("\nExcerpt:\n", 1)[1]
+    elif _text.METADATA_LINE_RE.match(text.split("\n", 1)[0]) and "\n\n" in text:
+        text = text.split("\n\n", 1)[1]  # the metadata (values may span lines), then the text
+    return "\n".join(
+        line
+        for line in text.splitlines()
+        if not _text.METADATA_LINE_RE.match(line.strip())
+        and line.strip() not in _EXCERPT_LABELS
+        and not set(line.strip().rstrip(".")) <= {"-"}
+    )
+
+
+# The labels of a node's text in LlamaIndex's metadata template (core/schema.py, the
+# extractors' node_template): "[Excerpt from document]", metadata lines, "Excerpt:", dashes.
+_EXCERPT_LABELS = frozenset({"[Excerpt from document]", "Excerpt:"})
+
+
+def _joined(words: Sequence[str]) -> str:
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+def extractor_answer(text: str) -> str | None:
+    """For LlamaIndex's keyword, title and questions extractors: N comma-separated keywords;
+    a title of the three keywords; N numbered questions, one about each sentence's keyword.
+    ``None`` for other text."""
+    keywords = _KEYWORDS_RE.search(text)
+    if keywords is not None:
+        return ", ".join(_keywords(_excerpt(text[: keywords.start()]), int(keywords.group(1))))
+    for cue in _TITLE_CUES:
+        if cue in text:
+            return _joined(_keywords(_excerpt(text[: text.index(cue)]), 3)) or "Untitled"
+    questions = _QUESTIONS_RE.search(text)
+    if questions is None:
+        return None
+    sentences = _text.split_sentences(_excerpt(text[: questions.start()]))
+    lines: list[str] = []
+    asked: set[str] = set()  # each question about keywords the others did not ask about
+    for sentence in sentences:
+        about = [word for word in _keywords(sentence, 8) if word not in asked][:2]
+        if about and len(lines) < int(questions.group(1)):
+            asked.update(about)
+            lines.append(f"{len(lines) + 1}. What does the text say about {_joined(about)}?")
+    return "\n".join(lines) or None
+
+
+# SimpleLLMPathExtractor's prompt (core/indices/property_graph/transformations/
+# simple_llm.py): an example, then "Text: ..." and "Triplets:" last, for "(subject, predicate,
+# object)" lines. Each sentence that names two things gives one: the first two names (or
+# numbers), and the words between them.
+_TRIPLETS_RE = re.compile(
+    r"extract up to (\d+) knowledge triplets.*\nText: (.*?)\s*\nTriplets:\s*\Z", re.DOTALL
+)
+
+
+def triplets_answer(text: str) -> str | None:
+    """For LlamaIndex's triplet prompt, up to N ``(subject, predicate, object)`` lines.
+    ``None`` for other text."""
+    found = _TRIPLETS_RE.search(text)
+    if found is None:
+        return None
+    lines = []
+    for sentence in _text.split_sentences(found.group(2)):
+        mentions = sorted(
+            [
+                *((m.start, m.end, str(m.value)) for m in _text.names(sentence)),
+                *((m.start(), m.end(), m.group(0)) for m in _FIGURE_RE.finditer(sentence)),
+            ]
+        )
+        if len(mentions) < 2:
+            continue
+        (_, subject_end, subject), (target_start, _, target) = mentions[0], mentions[1]
+        between = sentence[subject_end:target_start].strip(" ,;:")
+        if between:
+            lines.append(f"({_bare(subject)}, {between}, {_bare(target)})")
+    return "\n".join(lines[: int(found.group(1))])
+
+
+_FIGURE_RE = re.compile(r"(?<![\w.])\d[\d,.]*\w*")  # 2017, 256K, 1.5
+
+
+def _bare(name: str) -> str:
+    return name.removesuffix("'s").rstrip(".,")
+
+
+# LLMSynonymRetriever's prompt (core/indices/property_graph/sub_retrievers/llm_synonym.py, a
+# PropertyGraphIndex's query engine): "synonyms or related keywords up to N", the query after
+# "QUERY:", for keywords joined by "^". The names the query holds come first (whole, as a graph
+# names its entities), then its keywords.
+_SYNONYMS_RE = re.compile(
+    r"generate synonyms or related keywords up to (\d+) in total.*QUERY: (.*?)\s*\n-+\s*\n"
+    r"KEYWORDS:\s*\Z",
+    re.DOTALL,
+)
+
+
+def synonyms_answer(text: str) -> str | None:
+    """For LlamaIndex's synonym prompt, up to N keywords joined by ``^``: the query's names,
+    then its keywords. ``None`` for other text."""
+    found = _SYNONYMS_RE.search(text)
+    if found is None:
+        return None
+    query = found.group(2)
+    words = [_bare(str(m.value)) for m in _text.names(query)] + _keywords(query, 10)
+    unique = list(dict.fromkeys(word for word in words if word))
+    return "^".join(unique[: int(found.group(1))])
+
+
 def llamaindex_format_answer(text: str) -> str | None:
     """The answer to a LlamaIndex prompt that asks for a format of its own (sub-questions,
-    choice select, a condensed question, a text selection), or ``None``."""
+    choice select, a condensed question, a text selection, a judge's verdict or score, a
+    multi-step question, search queries, keywords, titles, questions, triplets, synonyms), or
+    ``None``."""
     if _SELECTION_FORMAT in text:
         return selection_answer(text)
     if "<Tools>" in text:
@@ -424,6 +687,18 @@ def llamaindex_format_answer(text: str) -> str | None:
         return choice_select_answer(text)
     if "standalone question" in text:
         return condense_answer(text)
+    for answer in (
+        judge_answer,
+        correctness_answer,
+        step_answer,
+        fusion_answer,
+        extractor_answer,
+        triplets_answer,
+        synonyms_answer,
+    ):
+        found = answer(text)
+        if found is not None:
+            return found
     return None
 
 
@@ -453,6 +728,71 @@ def tool_arguments(tool: ToolSpec, text: str) -> dict[str, Any]:
     fallback = _text.squash(text, 300)
     value = _schema.Filler(_with_selected_choice(text), fallback).fill(tool.parameters)
     return value if isinstance(value, dict) else {}
+
+
+# LlamaIndex's ReAct agent (core/agent/react/formatter.py and templates/
+# system_header_template.md, for a model without function calling): the tools in the system
+# prompt as "> Tool Name:", "Tool Description:" and "Tool Args: <JSON schema>" lines, the format
+# ("Thought:", "Action:", "Action Input: {...}", or "Answer:"), and each tool's result back as a
+# user turn "Observation: ...".
+_REACT_TOOL_RE = re.compile(
+    r"^> Tool Name: (.+)\nTool Description: (.*?)\nTool Args: (\{.*\})[ \t]*$", re.MULTILINE
+)
+_ACTION_RE = re.compile(r"^Action: (.+)$", re.MULTILINE)
+_OBSERVATION = "Observation:"
+REACT_ACTION = "Thought: I need to use a tool to help me answer the question."
+REACT_ANSWERED = (
+    "Thought: I can answer without using any more tools. I'll use the user's language to answer"
+)
+
+
+def _react_tools(system: str) -> list[ToolSpec]:
+    tools = []
+    for name, description, args in _REACT_TOOL_RE.findall(system):
+        try:
+            parameters = json.loads(args)
+        except ValueError:
+            parameters = {}
+        if not isinstance(parameters, dict):
+            parameters = {}
+        tools.append(ToolSpec(name.strip(), description.strip(), parameters))
+    return tools
+
+
+def react_answer(messages: Sequence[Message]) -> str | None:
+    """For LlamaIndex's ReAct prompt, the next step: an action for each tool call the question
+    asks for (chosen as tool calls are, one per clause), one step at a time; once each has its
+    observation, an answer that reports them. ``None`` where no tool fits the question (the
+    plain answer, which ReAct reads as an answer too) or for any other conversation."""
+    system = next((m.content for m in messages if m.role == "system"), "")
+    tools = _react_tools(system) if "Action Input:" in system else []
+    asked = [
+        i
+        for i, m in enumerate(messages)
+        if m.role == "user" and not m.content.lstrip().startswith(_OBSERVATION)
+    ]
+    if not tools or not asked:
+        return None
+    done: list[tuple[str, str]] = []  # (tool, observation), since the question
+    action = "the tool"
+    for message in messages[asked[-1] + 1 :]:
+        if message.role == "assistant":
+            found = _ACTION_RE.search(message.content)
+            action = found.group(1).strip() if found else "the tool"
+        elif message.role == "user":
+            done.append((action, message.content.lstrip()[len(_OBSERVATION) :].strip()))
+    picks = choose_tools(messages[asked[-1]].content, tools)
+    if len(done) < len(picks):
+        tool, words = picks[len(done)]
+        arguments = json.dumps(tool_arguments(tool, words), ensure_ascii=False)
+        return f"{REACT_ACTION}\nAction: {tool.name}\nAction Input: {arguments}"
+    if not done:
+        return None
+    results = " ".join(
+        f"The result of {name} is {_text.squash(value, TOOL_RESULT_LIMIT).rstrip('.') or 'empty'}."
+        for name, value in done
+    )
+    return f"{REACT_ANSWERED}\nAnswer: {results}"
 
 
 # -- JSON mode ---------------------------------------------------------------------------------

@@ -211,8 +211,15 @@ def _generate(
         if after_tools is None and messages[-1].role == "user"
         else None
     )
+    react = (
+        _answer.react_answer(messages)
+        if after_tools is None and not tools and not json_mode and messages[-1].role == "user"
+        else None
+    )
     if after_tools is not None:
         text = after_tools
+    elif react is not None:
+        text = react
     elif formatted is not None:
         text = formatted
     elif context is not None:

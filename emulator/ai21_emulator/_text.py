@@ -154,7 +154,7 @@ def content_words(text: str, *, synonyms: bool = False) -> list[str]:
 # --- sentences and ranking ------------------------------------------------------------------
 
 # Lines such as "file_path: /data/a.txt" that LlamaIndex puts in front of node text.
-_METADATA_LINE_RE = re.compile(r"^[a-z_][a-z0-9_]*: \S.{0,200}$")
+METADATA_LINE_RE = re.compile(r"^[a-z_][a-z0-9_]*: \S.{0,200}$")
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])")
 _LIST_MARK_RE = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)])\s+")
 
@@ -164,7 +164,7 @@ def split_sentences(passage: str) -> list[str]:
     sentences: list[str] = []
     for line in passage.splitlines():
         line = line.strip()
-        if not line or _METADATA_LINE_RE.match(line) or set(line) <= set("-=_*#"):
+        if not line or METADATA_LINE_RE.match(line) or set(line) <= set("-=_*#"):
             continue
         line = _LIST_MARK_RE.sub("", line)
         for sentence in _SENTENCE_SPLIT_RE.split(line):

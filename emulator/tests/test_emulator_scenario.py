@@ -9,6 +9,7 @@ import pytest
 from ai21.models.chat import ChatCompletionChunk, ChatCompletionResponse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from llama_index.core.agent.react.formatter import ReActChatFormatter
 from llama_index.core.base.llms.generic_utils import messages_to_history_str
 from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.chat_engine.condense_plus_context import (
@@ -19,6 +20,20 @@ from llama_index.core.chat_engine.condense_question import (
     DEFAULT_TEMPLATE as CONDENSE_QUESTION_TEMPLATE,
 )
 from llama_index.core.chat_engine.context import DEFAULT_CONTEXT_TEMPLATE
+from llama_index.core.evaluation.correctness import DEFAULT_EVAL_TEMPLATE as CORRECTNESS_PROMPT
+from llama_index.core.evaluation.faithfulness import DEFAULT_EVAL_TEMPLATE as FAITHFULNESS_PROMPT
+from llama_index.core.evaluation.relevancy import DEFAULT_EVAL_TEMPLATE as RELEVANCY_PROMPT
+from llama_index.core.extractors.metadata_extractors import (
+    DEFAULT_KEYWORD_EXTRACT_TEMPLATE,
+    DEFAULT_QUESTION_GEN_TMPL,
+    DEFAULT_TITLE_NODE_TEMPLATE,
+)
+from llama_index.core.indices.property_graph.sub_retrievers.llm_synonym import (
+    DEFAULT_SYNONYM_EXPAND_TEMPLATE,
+)
+from llama_index.core.indices.query.query_transform.prompts import (
+    DEFAULT_STEP_DECOMPOSE_QUERY_TRANSFORM_PROMPT as STEP_DECOMPOSE_PROMPT,
+)
 from llama_index.core.indices.utils import default_parse_choice_select_answer_fn
 from llama_index.core.output_parsers import PydanticOutputParser, SelectionOutputParser
 from llama_index.core.prompts import PromptTemplate
@@ -28,13 +43,18 @@ from llama_index.core.prompts.default_prompts import (
     DEFAULT_REFINE_PROMPT,
     DEFAULT_TEXT_QA_PROMPT,
 )
+from llama_index.core.prompts.default_prompts import (
+    DEFAULT_KG_TRIPLET_EXTRACT_PROMPT as TRIPLET_PROMPT,
+)
 from llama_index.core.question_gen.output_parser import SubQuestionOutputParser
 from llama_index.core.question_gen.prompts import DEFAULT_SUB_QUESTION_PROMPT_TMPL
 from llama_index.core.question_gen.types import SubQuestion
+from llama_index.core.retrievers.fusion_retriever import QUERY_GEN_PROMPT as QUERY_GEN_TMPL
 from llama_index.core.selectors.prompts import (
     DEFAULT_MULTIPLE_SELECT_PROMPT,
     DEFAULT_SINGLE_SELECT_PROMPT,
 )
+from llama_index.core.tools import FunctionTool
 from pydantic import BaseModel, Field
 from schema_check import problems
 
@@ -1015,3 +1035,134 @@ def test_tool_arguments_always_validate(properties: dict[str, Any], text: str) -
     [(name, args)] = calls(chat(messages=user(text or "x"), tools=[the_tool]))
     assert name == "f"
     assert problems(args, schema) == []
+
+
+QUERY_GEN_PROMPT = PromptTemplate(QUERY_GEN_TMPL)
+KEYWORDS_PROMPT = PromptTemplate(DEFAULT_KEYWORD_EXTRACT_TEMPLATE)
+TITLE_PROMPT = PromptTemplate(DEFAULT_TITLE_NODE_TEMPLATE)
+QUESTIONS_PROMPT = PromptTemplate(DEFAULT_QUESTION_GEN_TMPL)
+
+
+def _multiply(a: int, b: int) -> int:
+    """Multiply two integers and return the product."""
+    return a * b
+
+
+def _add(a: int, b: int) -> int:
+    """Add two integers and return the sum."""
+    return a + b
+
+
+REACT_TOOLS = [
+    FunctionTool.from_defaults(_multiply, name="multiply", description="Multiply two integers."),
+    FunctionTool.from_defaults(_add, name="add", description="Add two integers."),
+]
+
+
+# -- LlamaIndex's judges, transforms, extractors and ReAct agent --------------------------------
+
+EIFFEL = "The Eiffel Tower is in Paris. It was completed in 1889."
+
+
+@pytest.mark.parametrize(
+    ("claim", "verdict"),
+    [("The Eiffel Tower was completed in 1889.", "YES"), ("The Eiffel Tower is in Rome.", "NO")],
+)
+def test_llamaindexs_judges_say_yes_to_what_the_context_supports(claim: str, verdict: str) -> None:
+    faithfulness = FAITHFULNESS_PROMPT.format(query_str=claim, context_str=EIFFEL)
+    relevancy = RELEVANCY_PROMPT.format(
+        query_str=f"Question: When was it built?\nResponse: {claim}", context_str=EIFFEL
+    )
+    assert content(chat(messages=user(faithfulness))) == verdict
+    assert content(chat(messages=user(relevancy))) == verdict
+
+
+@pytest.mark.parametrize(
+    ("answer", "score"), [("It was completed in 1889.", "5.0"), ("In 1920, in Rome.", "1.0")]
+)
+def test_llamaindexs_correctness_prompt_gets_a_score_line_then_a_reason(
+    answer: str, score: str
+) -> None:
+    messages = CORRECTNESS_PROMPT.format_messages(
+        query="When was the Eiffel Tower completed?",
+        reference_answer=EIFFEL,
+        generated_answer=answer,
+    )
+    body = [{"role": m.role.value, "content": m.content} for m in messages]
+    first, reason = content(chat(messages=body)).split("\n", 1)
+    assert first == score
+    assert reason
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "expected"),
+    [("None", "When was the Eiffel Tower completed?"), ("\n- Q?\n- It was 1889.\n", "None")],
+)
+def test_llamaindexs_step_decompose_prompt_asks_once_then_stops(
+    reasoning: str, expected: str
+) -> None:
+    prompt = STEP_DECOMPOSE_PROMPT.format(
+        query_str="When was the Eiffel Tower completed?",
+        context_str="Facts about towers",
+        prev_reasoning=reasoning,
+    )
+    assert content(chat(messages=user(prompt))) == expected
+
+
+def test_llamaindexs_query_generation_prompt_gets_that_many_queries() -> None:
+    prompt = QUERY_GEN_PROMPT.format(num_queries=3, query="When was the Eiffel Tower completed?")
+    assert content(chat(messages=user(prompt))).splitlines() == [
+        "Eiffel Tower completed",
+        "facts about Eiffel Tower completed",
+        "Eiffel Tower completed explained",
+    ]
+
+
+def test_llamaindexs_extractor_prompts_get_keywords_a_title_and_questions() -> None:
+    text = "The Eiffel Tower is in Paris. The Eiffel Tower was completed in 1889."
+    keywords = KEYWORDS_PROMPT.format(context_str=text, keywords=2)
+    title = TITLE_PROMPT.format(context_str=text)
+    questions = QUESTIONS_PROMPT.format(context_str=text, num_questions=2)
+    assert content(chat(messages=user(keywords))) == "Eiffel, Tower"
+    assert content(chat(messages=user(title))) == "Eiffel, Tower and Paris"
+    assert content(chat(messages=user(questions))) == (
+        "1. What does the text say about Eiffel and Tower?\n"
+        "2. What does the text say about completed and 1889?"
+    )
+
+
+def test_llamaindexs_triplet_prompt_gets_one_triplet_per_sentence_naming_two_things() -> None:
+    prompt = TRIPLET_PROMPT.format(
+        text="The Eiffel Tower is in Paris. It was completed in 1889. Gustave Eiffel built it.",
+        max_knowledge_triplets=5,
+    )
+    assert content(chat(messages=user(prompt))) == "(Eiffel Tower, is in, Paris)"
+
+
+def _react(question: str, *steps: tuple[str, str]) -> list[dict[str, Any]]:
+    """A ReAct agent's request: its system header with the tools, the question, then each
+    earlier step (the action written, its observation)."""
+    header = ReActChatFormatter().format(REACT_TOOLS, [ChatMessage(role="user", content=question)])
+    messages = [{"role": m.role.value, "content": m.content} for m in header]
+    for action, observation in steps:
+        messages.append({"role": "assistant", "content": action})
+        messages.append({"role": "user", "content": f"Observation: {observation}"})
+    return messages
+
+
+def test_llamaindexs_react_prompt_gets_an_action_a_step_then_the_answer() -> None:
+    question = "What is 3 times 4 and then add 2 plus 5?"
+    first = content(chat(messages=_react(question)))
+    assert first.splitlines()[1:] == ["Action: multiply", 'Action Input: {"a": 3, "b": 4}']
+    second = content(chat(messages=_react(question, (first, "12"))))
+    assert second.splitlines()[1:] == ["Action: add", 'Action Input: {"a": 2, "b": 5}']
+    last = content(chat(messages=_react(question, (first, "12"), (second, "7"))))
+    assert last.splitlines()[1] == "Answer: The result of multiply is 12. The result of add is 7."
+    assert content(chat(messages=_react("Tell me about lighthouses."))).startswith("[system:")
+
+
+def test_llamaindexs_synonym_prompt_gets_the_questions_names_then_keywords() -> None:
+    prompt = PromptTemplate(DEFAULT_SYNONYM_EXPAND_TEMPLATE).format(
+        max_keywords=3, query_str="When was the Eiffel Tower completed?"
+    )
+    assert content(chat(messages=user(prompt))) == "Eiffel Tower^Eiffel^Tower"

@@ -13,7 +13,8 @@ writes: fields, ``repr``, dumps, logs, exception texts and pickles.
 - A pickle carries neither secret, only a token. Unpickled in the same process, or in a
   process forked from it while the original instance lives, the token finds the secrets
   again; anywhere else (a spawned worker) the key comes from the environment as for a new
-  instance, and a key or password that cannot be found is a ``ValueError`` that says so.
+  instance, and a key or password that cannot be found is a ``ValueError`` that says so, raised
+  by the copy's first call (unpickling succeeds: see ``AI21.__setstate__``).
 - A credential header in ``default_headers`` (:func:`is_credential_header`: ``X-Api-Key``, a
   gateway's ``Authorization``, ...) is held as the key is: the field shows its value as the
   mask (:func:`split_headers`), requests send the value held (:func:`sent_headers`), and a

@@ -152,6 +152,9 @@ _T = TypeVar("_T")
 _PromptFunction = Callable[[str], str]  # made once: subscripting it costs 0.5 µs a call
 
 logger = logging.getLogger("llama_index.llms.ai21")
+# The keyword by which __setstate__ builds a copy whose secrets stayed behind (which ones).
+_LOST_SECRETS = "_lost_secrets"
+_LOST_HEADERS = "_lost_headers"
 dispatcher = instrument.get_dispatcher(__name__)  # type: ignore[attr-defined]
 
 DEFAULT_BASE_URL = "https://api.ai21.com/studio/v1"
@@ -403,6 +406,8 @@ class AI21(FunctionCallingLLM):
     _discovery_failures: tuple[str, ...] = PrivateAttr(default=())  # the last asking's
     _reported: tuple[Any, ...] = PrivateAttr(default=())  # the last discovery warning logged
     _warned_keywords: set[str] = PrivateAttr(default_factory=set)  # near misses said once
+    _lost_secrets: tuple[str, ...] = PrivateAttr(default=())  # a pickle's: see __setstate__
+    _lost_headers: tuple[str, ...] = PrivateAttr(default=())  # their names, of those
 
     def __init__(self, *args: Any, api_key: str | None = None, **kwargs: Any) -> None:
         """Create the LLM.
@@ -428,6 +433,8 @@ class AI21(FunctionCallingLLM):
         if "timeout" not in kwargs and os.environ.get(TIMEOUT_ENV):
             # As 0.8 and the ai21 SDK (ai21_env_config.py) read it: an argument wins.
             kwargs["timeout"] = _timeout_from_env(os.environ[TIMEOUT_ENV])
+        lost_secrets: tuple[str, ...] = kwargs.pop(_LOST_SECRETS, ())  # __setstate__'s only
+        lost_headers: tuple[str, ...] = kwargs.pop(_LOST_HEADERS, ())  # the same
         for name in OPENAI_LIKE_NAMES.keys() & kwargs.keys():
             raise ValueError(
                 f"{name}= is a setting of LlamaIndex's OpenAI/OpenAILike, not of AI21: "
@@ -487,7 +494,7 @@ class AI21(FunctionCallingLLM):
             # "" too, as 0.8 (through the SDK's ``api_key or AI21_API_KEY``) read it: code
             # passing os.getenv("MY_KEY", "") on with AI21_API_KEY set kept working.
             key, source = os.environ.get(kind.api_key_env), kind.api_key_env
-        if not key and kind.api_key_required:
+        if not key and kind.api_key_required and not lost_secrets:
             raise ValueError(self._missing_key_message(url_source, chose_by_url=deployment is None))
         self._secrets = Secrets(check_api_key(key, source) if key else None, credentials)
         # On a server that can be asked, the name is checked against what it reports, on
@@ -503,6 +510,8 @@ class AI21(FunctionCallingLLM):
                 "the wrapping in your prompt templates, or use system_prompt=.",
                 repr(self.model) if self.model else "the served model",
             )
+        self._lost_secrets = lost_secrets
+        self._lost_headers = lost_headers
         self._http = HTTPClients(self._client_config())
         self._built_from = self._settings()
 
@@ -610,7 +619,26 @@ class AI21(FunctionCallingLLM):
 
     def _clients(self) -> HTTPClients:
         """The clients for the current settings (rebuilt if ``base_url``, ``timeout``,
-        ``default_headers`` or the TLS settings were changed on the instance after creation)."""
+        ``default_headers`` or the TLS settings were changed on the instance after creation).
+        Every request, discovery's included, gets its clients here: an instance unpickled
+        without its secrets raises here, before any request."""
+        if self._lost_secrets:
+            env = self._chosen_kind.api_key_env
+            raise ValueError(
+                f"This AI21 instance was pickled with its {' and '.join(self._lost_secrets)}, "
+                "which pickles never carry, and this process cannot find them: "
+                + (
+                    f"set {env} in its environment, or "
+                    if env and self._lost_secrets == ("api_key",)
+                    else ""
+                )
+                + "build the instance here (e.g. in the worker's initializer) with "
+                + (
+                    "api_key=..., the full base_url and default_headers with their values"
+                    if self._lost_headers
+                    else "api_key=... and the full base_url"
+                )
+            )
         if self._settings() != self._built_from:
             self._http = HTTPClients(self._client_config())
             self._built_from = self._settings()  # after: the config masks a new password
@@ -753,9 +781,15 @@ class AI21(FunctionCallingLLM):
         state["__dict__"] = fields
         state["__pydantic_private__"] = None  # rebuilt by __init__ (holds the secrets)
         state["ai21_secrets"] = self._secrets.token
-        state["ai21_had_key"] = self._secrets.api_key is not None
-        state["ai21_had_credentials"] = self._secrets.credentials is not None
-        state["ai21_held_headers"] = sorted(self._secrets.headers)  # their names
+        # A copy that lost its secrets pickles as the instance it copied: where its own copy
+        # lands, they are looked for again.
+        lost = self._lost_secrets
+        state["ai21_had_key"] = self._secrets.api_key is not None or "api_key" in lost
+        state["ai21_had_credentials"] = (
+            self._secrets.credentials is not None or "base_url's password" in lost
+        )
+        # their names
+        state["ai21_held_headers"] = sorted([*self._secrets.headers, *self._lost_headers])
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -769,27 +803,33 @@ class AI21(FunctionCallingLLM):
             fields["base_url"] = str(url)
         elif state.get("ai21_had_credentials"):
             lost.append("base_url's password")
-        if found is not None and found.headers:
-            fields["default_headers"] = sent_headers(fields["default_headers"], found.headers)
-        elif found is None and state.get("ai21_held_headers"):
-            names = [repr(name) for name in state["ai21_held_headers"]]
+        held = found.headers if found is not None else {}
+        if held:
+            fields["default_headers"] = sent_headers(fields["default_headers"], held)
+        missing = [name for name in state.get("ai21_held_headers", ()) if name not in held]
+        if missing:
+            names = [repr(name) for name in missing]
             values = "value" if len(names) == 1 else "values"
             listed = " and ".join([", ".join(names[:-1]), names[-1]] if names[:-1] else names)
             lost.append(f"default_headers' {values} of {listed}")
+            # Left out until given again: their masks would be refused at construction.
+            shown = fields["default_headers"] or {}
+            fields["default_headers"] = {k: v for k, v in shown.items() if k not in missing}
+            fields[_LOST_HEADERS] = tuple(missing)
         kind = choose(fields.get("deployment"), fields.get("base_url"))
         env = kind.api_key_env
-        if found is None and state.get("ai21_had_key") and not (env and os.environ.get(env)):
+        key_found = found is not None and found.api_key is not None
+        if state.get("ai21_had_key") and not key_found and not (env and os.environ.get(env)):
             lost.append("api_key")
         if lost:
-            given = "api_key=... and the full base_url"
-            if found is None and state.get("ai21_held_headers"):
-                given = "api_key=..., the full base_url and default_headers with their values"
-            raise ValueError(
-                f"This AI21 instance was pickled with its {' and '.join(lost)}, which pickles "
-                "never carry, and this process cannot find them: "
-                + (f"set {env} in its environment, or " if env and lost == ["api_key"] else "")
-                + f"build the instance here (e.g. in the worker's initializer) with {given}"
+            # Raised by the copy's first request, not here: multiprocessing.Pool's worker dies
+            # on an exception raised while it unpickles its task, and the pool then waits
+            # forever for that task (IngestionPipeline.run(num_workers=2) hung). Raised on
+            # the first call, the error travels back to the caller as the task's own.
+            fields["base_url"] = str(
+                parse_base_url(fields["base_url"]).copy_with(username=None, password=None)
             )
+            fields[_LOST_SECRETS] = tuple(lost)
         api_key = found.api_key if found is not None else None
         self.__init__(api_key=api_key, **fields)  # type: ignore[misc]
 
