@@ -247,15 +247,21 @@ def test_page_samples_run(
                 block = dataclasses.replace(block, code=code)
                 run_sample(block, namespace)
                 run_sample_tests(block, namespace, emulator_env)
+                _collect_quietly()  # what the block let go of (a chat engine it replaced)
     finally:
         Settings._llm = saved_llm
         namespace.clear()
-        # llama-index-core's chat memory leaves an aiosqlite connection for the garbage
-        # collector, which warns about it; collect now so the warning cannot land in a later
-        # test.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            gc.collect()
+        _collect_quietly()
+
+
+def _collect_quietly() -> None:
+    """Collect garbage with ResourceWarning ignored. llama-index-core's chat memory leaves an
+    aiosqlite connection for the garbage collector, which warns about it: collected at a random
+    point of a later sample or test, the warning is an error there (an unraisable exception in
+    ``Connection.__del__``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def test_every_fence_names_its_language() -> None:
