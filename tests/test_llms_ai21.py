@@ -64,6 +64,23 @@ def test_development_tools_are_a_dependency_group_not_an_extra() -> None:
     assert not any("llama-index" in dep for dep in emulator["project"]["dependencies"])
 
 
+def test_the_pythons_named_are_the_pythons_tested() -> None:
+    """Both distributions list, as classifiers, every minor Python from requires-python's floor
+    (what ./dev test-lowest runs on) to the one ./dev test-newest runs on; no more, no fewer."""
+    newest = re.search(r"^NEWEST=3\.(\d+)$", (ROOT / "scripts/test_newest.sh").read_text(), re.M)
+    assert newest is not None
+    for path in (ROOT / "pyproject.toml", ROOT / "emulator" / "pyproject.toml"):
+        project = tomllib.loads(path.read_text(encoding="utf-8"))["project"]
+        floor = re.fullmatch(r">=3\.(\d+)", project["requires-python"])
+        assert floor is not None, path
+        minors = [
+            int(c.rsplit(".", 1)[1])
+            for c in project["classifiers"]
+            if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+        ]
+        assert minors == list(range(int(floor[1]), int(newest[1]) + 1)), path
+
+
 def test_project_urls_and_colab_badge_name_one_repository() -> None:
     urls = PYPROJECT["project"]["urls"]
     assert urls["Homepage"] == REPOSITORY
