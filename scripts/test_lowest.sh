@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The TLS, transport (HTTP layer) and lifecycle tests on the lowest versions pyproject.toml allows for the direct
-# dependencies (each ">=X" floor pinned to "==X"), in a venv of their own that is kept between
-# runs (rebuilt when pyproject.toml or this script changes). Usage: scripts/test_lowest.sh [pytest args]
+# The TLS, transport (HTTP layer) and lifecycle tests on the lowest versions pyproject.toml allows:
+# the lowest Python (requires-python), where this machine has it, and the direct dependencies'
+# floors (each ">=X" pinned to "==X"), in a venv of their own that is kept between runs (rebuilt
+# when pyproject.toml, this script or the Python changes). Usage: scripts/test_lowest.sh [pytest args]
+#
+# The Python: the first of $LOWEST_PYTHON, python3.X on PATH and pyenv's newest 3.X.* that runs
+# and is 3.X, the lowest requires-python names; without one, the default python3 (it says so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/llama-index-llms-ai21"
@@ -9,17 +13,47 @@ VENV="$CACHE/venv-lowest"
 PY="$VENV/bin/python"
 STAMP="$VENV/.installed"
 mkdir -p "$CACHE"
-if [ ! -x "$PY" ]; then
+
+LOWEST=$(sed -n 's/^requires-python = ">=\([0-9]*\.[0-9]*\)".*/\1/p' pyproject.toml)
+is_lowest() { # runs, and is Python $LOWEST
+    [ -n "$1" ] && [ -x "$1" ] \
+        && [ "$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$LOWEST" ]
+}
+BASE=""
+for candidate in "${LOWEST_PYTHON:-}" "$(command -v "python$LOWEST" || true)" \
+    $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}/versions/$LOWEST".*/bin/python 2>/dev/null | sort -V -r); do
+    if is_lowest "$candidate"; then
+        BASE="$candidate"
+        break
+    fi
+done
+if [ -n "$BASE" ]; then
+    echo "==> Python $("$BASE" -c 'import platform; print(platform.python_version())') ($BASE)," \
+        "the lowest requires-python allows" >&2
+else
+    BASE=python3
+    echo "==> no Python $LOWEST here (\$LOWEST_PYTHON, python$LOWEST on PATH, pyenv's versions/$LOWEST.*):" \
+        "falling back to the default python3, Python $(python3 -c 'import platform; print(platform.python_version())');" \
+        "the lowest Python is NOT tested, only the dependencies' floors" >&2
+fi
+BASE_ID="$("$BASE" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+if [ ! -x "$PY" ] || [ "$(cat "$VENV/.python" 2>/dev/null)" != "$BASE_ID" ]; then
     echo "==> creating $VENV" >&2
-    python3 -m venv "$VENV"
+    "$BASE" -m venv --clear "$VENV"
+    echo "$BASE_ID" >"$VENV/.python"
 fi
 # The stamp holds the checkout the editable installs point at: another checkout reinstalls.
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$PWD" ] || [ pyproject.toml -nt "$STAMP" ] \
     || [ scripts/test_lowest.sh -nt "$STAMP" ]; then
     CONSTRAINTS="$VENV/constraints.txt"
+    "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip "tomli>=2; python_version < '3.11'"
     # Every direct runtime dependency at its floor.
-    python3 - "$CONSTRAINTS" <<'PY'
-import re, sys, tomllib
+    "$PY" - "$CONSTRAINTS" <<'PY'
+import re, sys
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
 pins = []
 for dep in deps:
@@ -30,7 +64,6 @@ open(sys.argv[1], "w").write("\n".join(pins) + "\n")
 print("==> floors: " + ", ".join(pins), file=sys.stderr)
 PY
     echo "==> installing the package at its dependencies' floors into $VENV" >&2
-    "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip
     "$PY" -m pip install --quiet --disable-pip-version-check -c "$CONSTRAINTS" -e . -e ./emulator \
         "pytest>=8" "pytest-asyncio>=0.24" "hypothesis>=6.100" "trustme>=1.1" "brotli>=1.1" \
         "psutil>=5.9"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,3 +60,12 @@ def call(llm: AI21, method: str, arg: Any, **kwargs: Any) -> Outcome:
 def arg_for(method: str, text: str = "Paul Graham is ") -> Any:
     is_chat = next(m[1] for m in METHODS if m[0] == method)
     return [ChatMessage(role="user", content=text)] if is_chat else text
+
+
+def assert_notes(exc: BaseException, expected: list[str]) -> None:
+    """The notes (PEP 678) the package added to ``exc``: ``expected`` on Python 3.11+; none on
+    3.10, which has no ``add_note`` (the exception, class and message, is the same on both)."""
+    if sys.version_info >= (3, 11):
+        assert getattr(exc, "__notes__", None) == expected
+    else:
+        assert not hasattr(exc, "__notes__")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from llama_index.core.tools import FunctionTool
 
 from ai21_emulator import Emulator
 from llama_index.llms.ai21 import AI21
-from tests.calls import METHOD_IDS, arg_for, call
+from tests.calls import METHOD_IDS, arg_for, assert_notes, call
 
 PASSWORD = "hunter2-5f1c"
 KEY = "sk-test-é-7d2e9b4a"
@@ -426,7 +425,6 @@ def test_a_key_that_is_not_ascii_is_refused_without_echoing_it() -> None:
 # ------------------------------------------------------------------ a path the server lacks
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
 @pytest.mark.parametrize("method", ["complete", "acomplete"])
 def test_a_404_names_the_url_in_a_note_and_keeps_the_sdks_error(
     ai21_emulator_vllm: Emulator, method: str
@@ -439,7 +437,10 @@ def test_a_404_names_the_url_in_a_note_and_keeps_the_sdks_error(
         ai21.errors.AI21APIError, match=r"^Failed with http status code: 404"
     ) as caught:
         call(llm, method, arg_for(method))
-    assert caught.value.__notes__ == [
-        f"AI21: POST {root}/chat/completions answered 404: is base_url the server's /v1 URL, "
-        "and model= a name it serves (GET <base_url>/models lists them)?"
-    ]
+    assert_notes(
+        caught.value,
+        [
+            f"AI21: POST {root}/chat/completions answered 404: is base_url the server's /v1 URL, "
+            "and model= a name it serves (GET <base_url>/models lists them)?"
+        ],
+    )

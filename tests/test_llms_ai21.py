@@ -25,8 +25,8 @@ from llama_index.llms.ai21 import AI21
 
 if sys.version_info >= (3, 11):
     import tomllib
-else:  # pragma: no cover - Python 3.10
-    tomllib = pytest.importorskip("tomli")
+else:  # Python 3.10: the dev group's tomli backport
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
@@ -62,6 +62,23 @@ def test_development_tools_are_a_dependency_group_not_an_extra() -> None:
     emulator = tomllib.loads((ROOT / "emulator" / "pyproject.toml").read_text(encoding="utf-8"))
     assert emulator["project"]["name"] == "ai21-emulator"
     assert not any("llama-index" in dep for dep in emulator["project"]["dependencies"])
+
+
+def test_the_pythons_named_are_the_pythons_tested() -> None:
+    """Both distributions list, as classifiers, every minor Python from requires-python's floor
+    (what ./dev test-lowest runs on) to the one ./dev test-newest runs on; no more, no fewer."""
+    newest = re.search(r"^NEWEST=3\.(\d+)$", (ROOT / "scripts/test_newest.sh").read_text(), re.M)
+    assert newest is not None
+    for path in (ROOT / "pyproject.toml", ROOT / "emulator" / "pyproject.toml"):
+        project = tomllib.loads(path.read_text(encoding="utf-8"))["project"]
+        floor = re.fullmatch(r">=3\.(\d+)", project["requires-python"])
+        assert floor is not None, path
+        minors = [
+            int(c.rsplit(".", 1)[1])
+            for c in project["classifiers"]
+            if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+        ]
+        assert minors == list(range(int(floor[1]), int(newest[1]) + 1)), path
 
 
 def test_project_urls_and_colab_badge_name_one_repository() -> None:

@@ -493,7 +493,8 @@ async def _leave_async(llm: AI21, how: str) -> None:
         async def drain() -> None:
             _ = [chunk async for chunk in stream]
 
-        with contextlib.suppress(TimeoutError):
+        # asyncio.TimeoutError: what wait_for raises; the builtin TimeoutError on 3.11+ only
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(drain(), timeout=0.05)
         return
     await anext(stream)
@@ -553,7 +554,7 @@ def test_a_call_cancelled_while_waiting_drops_its_span_and_ends_its_callback_eve
     emulator.inject(Fault(delay=0.5))  # the answer's headers come late
 
     async def cancelled() -> None:
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):  # not the builtin one on 3.10
             await asyncio.wait_for(getattr(llm, method)(*_args(method)), timeout=0.05)
 
     asyncio.run(cancelled())

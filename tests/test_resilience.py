@@ -7,7 +7,6 @@ import errno
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from llama_index.core.base.llms.types import ChatMessage
 
 from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21, MalformedResponseError, StreamInterruptedError
-from tests.calls import arg_for, call
+from tests.calls import arg_for, assert_notes, call
 from tests.statuses import BY_CODE, NOT_RETRIED, RETRIED
 
 CHAT_METHODS = ["chat", "stream_chat", "achat", "astream_chat"]
@@ -211,7 +210,6 @@ def test_connection_refused_is_retried_then_raised(
     ] * 2
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
 @pytest.mark.parametrize("method", CHAT_METHODS)
 def test_a_refused_connection_says_which_request_and_what_to_check(
     waits: list[float], method: str
@@ -227,15 +225,17 @@ def test_a_refused_connection_says_which_request_and_what_to_check(
     # The socket's words on every path (async: not aiohttp's "Cannot connect to host ...
     # ssl:default [Connect call failed ...]").
     assert str(caught.value) == f"[Errno {errno.ECONNREFUSED}] {os.strerror(errno.ECONNREFUSED)}"
-    assert caught.value.__notes__ == [
-        f"AI21: POST http://127.0.0.1:{port}/v1/chat/completions was refused (4 attempts): is "
-        "the server running (and done loading its model), at that host and port? A "
-        "self-hosted base_url is the server's /v1 URL."
-    ]
+    assert_notes(
+        caught.value,
+        [
+            f"AI21: POST http://127.0.0.1:{port}/v1/chat/completions was refused (4 attempts): is "
+            "the server running (and done loading its model), at that host and port? A "
+            "self-hosted base_url is the server's /v1 URL."
+        ],
+    )
     assert len(waits) == 3
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
 @pytest.mark.parametrize("method", CHAT_METHODS)
 def test_https_to_a_plain_http_server_says_so_and_is_not_retried(
     waits: list[float], method: str
@@ -255,7 +255,7 @@ def test_https_to_a_plain_http_server_says_so_and_is_not_retried(
         "own (vLLM, llama-server, LM Studio, Ollama) speaks plain HTTP unless started with a "
         "certificate, so give its URL as http://..."
     )
-    assert caught.value.__notes__ == [f"AI21: POST {url}/chat/completions failed: {advice}"]
+    assert_notes(caught.value, [f"AI21: POST {url}/chat/completions failed: {advice}"])
     assert str(no_model.value).endswith(f"(an answer that is not TLS: plain HTTP?)): {advice}")
     assert waits == []
     assert server.requests == []

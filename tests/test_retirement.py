@@ -3,6 +3,7 @@ replays the live 410 body with ``Fault(status=410)``), and the no-key error name
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -136,7 +137,10 @@ def test_a_url_meant_for_ai21s_api_gets_the_three_ways_on(kwargs: dict[str, Any]
 def test_error_messages_point_at_the_docs_by_the_address_the_metadata_gives() -> None:
     from pathlib import Path
 
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10: the dev group's tomli backport
+        import tomli as tomllib
 
     root = Path(__file__).resolve().parents[1]
     metadata = tomllib.loads((root / "pyproject.toml").read_text())["project"]

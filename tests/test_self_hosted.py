@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ from pydantic import BaseModel
 
 from ai21_emulator import Emulator, Fault
 from llama_index.llms.ai21 import AI21
-from tests.calls import METHOD_IDS, arg_for, call
+from tests.calls import METHOD_IDS, arg_for, assert_notes, call
 
 MODEL = "ai21labs/AI21-Jamba-Mini-1.7"
 USER = [ChatMessage(role="user", content="What is Jamba?")]
@@ -429,7 +428,6 @@ def test_a_function_agent_calls_the_tool_and_answers(
     }
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
 @pytest.mark.parametrize("method", ["complete", "astream_chat"])
 @pytest.mark.parametrize(
     ("key", "model", "root", "status", "advice"),
@@ -480,10 +478,9 @@ def test_a_bare_401_or_404_from_your_server_gets_a_note_saying_what_to_check(
             call(llm, method, arg_for(method))
     assert caught.value.status_code == status
     assert str(caught.value).startswith(f"Failed with http status code: {status} ")
-    assert caught.value.__notes__ == [f"AI21: POST {base_url}/chat/completions {advice}"]
+    assert_notes(caught.value, [f"AI21: POST {base_url}/chat/completions {advice}"])
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
 @pytest.mark.parametrize(
     ("deployment", "why"),
     [
@@ -509,13 +506,15 @@ def test_a_401_without_a_key_says_why_for_the_server_kind(deployment: str, why: 
         llm = AI21(model=MODEL, base_url=base_url, deployment=deployment, max_retries=0)
         with pytest.raises(ai21.errors.AI21APIError) as caught:
             llm.complete("hi")
-    assert caught.value.__notes__ == [
-        f"AI21: POST {base_url}/chat/completions answered 401: the server wants a key "
-        f"({why}): pass api_key=... (AI21_API_KEY is never sent to a server of your own)."
-    ]
+    assert_notes(
+        caught.value,
+        [
+            f"AI21: POST {base_url}/chat/completions answered 401: the server wants a key "
+            f"({why}): pass api_key=... (AI21_API_KEY is never sent to a server of your own)."
+        ],
+    )
 
 
-@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11+")
 def test_a_404_on_a_url_taken_for_ai21s_api_names_both_roots(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -528,7 +527,10 @@ def test_a_404_on_a_url_taken_for_ai21s_api_names_both_roots(
         with pytest.raises(ai21.errors.AI21APIError) as caught:
             llm.complete("hi")
     assert caught.value.status_code == 404
-    assert caught.value.__notes__ == [
-        f"AI21: POST {root}/chat/completions answered 404: is base_url the API's root (AI21's "
-        "API: .../studio/v1; a server of your own: its /v1 URL), and model= a name it serves?"
-    ]
+    assert_notes(
+        caught.value,
+        [
+            f"AI21: POST {root}/chat/completions answered 404: is base_url the API's root (AI21's "
+            "API: .../studio/v1; a server of your own: its /v1 URL), and model= a name it serves?"
+        ],
+    )

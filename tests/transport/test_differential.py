@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import gzip
 import hashlib
 import json
@@ -21,7 +22,9 @@ import logging
 import re
 import socket
 import ssl
+import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -664,6 +667,26 @@ def test_the_catalogue_covers_the_expected_outcomes() -> None:
     }
 
 
+@contextlib.contextmanager
+def _python_310s_stale_tls_transport_flag() -> Iterator[None]:
+    """Python 3.10's asyncio marks a TLS connection's transport closed when the connection is
+    lost during the handshake only (asyncio/sslproto.py, ``SSLProtocol.connection_lost``; 3.11's
+    rewritten sslproto marks it always): a TLS 1.3 server that refuses the client's certificate
+    after the handshake closes the socket, and the transport object, closed below it, still
+    says "unclosed transport" when it is collected. Only that warning, only on 3.10."""
+    if sys.version_info >= (3, 11):
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            r"unclosed transport <asyncio\.sslproto\._SSLProtocolTransport",
+            ResourceWarning,
+        )
+        yield
+        gc.collect()  # here, where the filter holds
+
+
 @pytest.mark.parametrize(
     "setup",
     [s for s in SCENARIOS if s.sync_only],
@@ -675,7 +698,8 @@ def test_async_transport_outcome_where_httpx_async_is_inconsistent(setup: Setup)
     ours always raises what httpx's sync path raises."""
     expected = _oracle_sync(setup)
     raised: list[BaseException] = []
-    assert asyncio.run(_ours_async(setup, raised)) == expected
+    with _python_310s_stale_tls_transport_flag():
+        assert asyncio.run(_ours_async(setup, raised)) == expected
     assert expected.error is httpx.ReadError
     for exc in raised:
         assert_clean(exc)
