@@ -93,6 +93,9 @@ SLOW_TESTS = {
 
 # Wide matrices of which the inner loop runs the first case only (one status, one method).
 SLOW_BEYOND_FIRST = {
+    "test_the_credentials_of_a_proxy_from_the_environment_are_masked_when_it_quotes_them",  # 12
+    "test_token_counting_handler_takes_the_servers_counts",  # 28 cases
+    "test_a_failed_call_ends_its_span_and_its_callback_event_with_the_error",  # 12 cases
     "test_a_per_call_keyword_close_to_a_known_one_is_warned_about_and_still_sent",
     "test_a_bare_401_or_404_from_your_server_gets_a_note_saying_what_to_check",
     "test_sdk_errors_reach_the_caller_unchanged",
