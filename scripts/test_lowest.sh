@@ -15,18 +15,8 @@ STAMP="$VENV/.installed"
 mkdir -p "$CACHE"
 
 LOWEST=$(sed -n 's/^requires-python = ">=\([0-9]*\.[0-9]*\)".*/\1/p' pyproject.toml)
-is_lowest() { # runs, and is Python $LOWEST
-    [ -n "$1" ] && [ -x "$1" ] \
-        && [ "$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$LOWEST" ]
-}
-BASE=""
-for candidate in "${LOWEST_PYTHON:-}" "$(command -v "python$LOWEST" || true)" \
-    $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}/versions/$LOWEST".*/bin/python 2>/dev/null | sort -V -r); do
-    if is_lowest "$candidate"; then
-        BASE="$candidate"
-        break
-    fi
-done
+. scripts/python_version.sh
+BASE=$(python_of "$LOWEST" "${LOWEST_PYTHON:-}")
 if [ -n "$BASE" ]; then
     echo "==> Python $("$BASE" -c 'import platform; print(platform.python_version())') ($BASE)," \
         "the lowest requires-python allows" >&2

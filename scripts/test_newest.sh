@@ -15,18 +15,8 @@ PY="$VENV/bin/python"
 STAMP="$VENV/.installed"
 mkdir -p "$CACHE"
 
-is_newest() { # runs, and is Python $NEWEST
-    [ -n "$1" ] && [ -x "$1" ] \
-        && [ "$("$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" = "$NEWEST" ]
-}
-BASE=""
-for candidate in "${NEWEST_PYTHON:-}" "$(command -v "python$NEWEST" || true)" \
-    $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}/versions/$NEWEST".*/bin/python 2>/dev/null | sort -V -r); do
-    if is_newest "$candidate"; then
-        BASE="$candidate"
-        break
-    fi
-done
+. scripts/python_version.sh
+BASE=$(python_of "$NEWEST" "${NEWEST_PYTHON:-}")
 if [ -z "$BASE" ]; then
     echo "==> no Python $NEWEST here (\$NEWEST_PYTHON, python$NEWEST on PATH, pyenv's versions/$NEWEST.*):" \
         "skipped, nothing tested" >&2
