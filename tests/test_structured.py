@@ -348,6 +348,21 @@ class Node(BaseModel):
 TREE = {"name": "root", "children": [{"name": "leaf", "children": []}]}
 
 
+def _answer_next(llm: AI21, server: Emulator, name: str, data: dict[str, Any]) -> bool:
+    """Script the next answer as ``data``, written as the call's mode asks for it: JSON text
+    (``llm`` mode, and guided decoding on the vLLM flavour: True) or a call of the class's
+    tool (False)."""
+    mode = llm.pydantic_program_mode
+    by_text = mode == PydanticProgramMode.LLM or (
+        mode == PydanticProgramMode.DEFAULT and server.flavour == "vllm"
+    )
+    if by_text:
+        server.reply_next(json.dumps(data))
+    else:
+        server.reply_next(tool_calls=[{"name": name, "arguments": data}])
+    return by_text
+
+
 @pytest.mark.parametrize("method", ["structured_predict", "astream_structured_predict"])
 @pytest.mark.parametrize("server_llm", SERVERS, indirect=True)
 def test_a_recursive_class_is_sent_with_its_schema_and_read_back(
@@ -359,13 +374,7 @@ def test_a_recursive_class_is_sent_with_its_schema_and_read_back(
     llm, server = server_llm
     schema = Node.model_json_schema()
     mode = llm.pydantic_program_mode
-    by_text = mode == PydanticProgramMode.LLM or (
-        mode == PydanticProgramMode.DEFAULT and server.flavour == "vllm"
-    )
-    if by_text:
-        server.reply_next(json.dumps(TREE))
-    else:
-        server.reply_next(tool_calls=[{"name": "Node", "arguments": TREE}])
+    by_text = _answer_next(llm, server, "Node", TREE)
     prompt = PromptTemplate("Build the tree of {text}")
     if method == "structured_predict":
         tree = llm.structured_predict(Node, prompt, text="root and leaf")
@@ -712,13 +721,7 @@ def test_a_class_of_every_kind_of_field_is_sent_whole_and_read_back(
     llm, server = server_llm
     schema = Release.model_json_schema()
     mode = llm.pydantic_program_mode
-    by_text = mode == PydanticProgramMode.LLM or (
-        mode == PydanticProgramMode.DEFAULT and server.flavour == "vllm"
-    )
-    if by_text:
-        server.reply_next(json.dumps(RELEASE))
-    else:
-        server.reply_next(tool_calls=[{"name": "Release", "arguments": RELEASE}])
+    by_text = _answer_next(llm, server, "Release", RELEASE)
     prompt = PromptTemplate("Extract the release: {text}")
     if stream:
         release = list(llm.stream_structured_predict(Release, prompt, text="Abbey Road"))[-1]
