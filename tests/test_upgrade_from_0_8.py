@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import json
 import pickle
 from collections.abc import Callable
@@ -457,3 +458,15 @@ def test_the_per_call_fields_0_8_passed_to_the_sdk_are_sent_as_they_were(
         "stream": False,
         **fields,
     }
+
+
+@pytest.mark.parametrize(
+    "model", ["jamba-instruct", "jamba-1.5-mini", "jamba-1.5-large", "jamba-1.5", "j2-mid"]
+)
+def test_every_name_in_0_8s_table_is_known(
+    make_llm: Callable[..., AI21], caplog: pytest.LogCaptureFixture, model: str
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="llama_index.llms.ai21"):
+        llm = make_llm(model=model)
+    assert not caplog.records, "no 'not in the model table' warning for a name 0.8 knew"
+    assert llm.metadata.context_window == (8192 if model.startswith("j2") else 256_000)

@@ -77,6 +77,7 @@ _JAMBA_NAMES = (
     "jamba-large-1.6-2025-03",
     "jamba-1.5-mini",
     "jamba-1.5-large",
+    "jamba-1.5",  # in llama-index-llms-ai21 0.8.0's table
     "jamba-instruct",
 )
 _J2_NAMES = (
