@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import logging
 import json
+import logging
 import pickle
 from collections.abc import Callable
 from typing import Any
