@@ -175,7 +175,9 @@ non-string ``content`` (required for system/user/tool; assistant ``content`` and
 may be null); tool message without ``tool_call_id``; ``n`` outside 1-16, ``max_tokens`` outside
 0-4096, ``temperature`` outside 0-2, ``top_p`` <= 0 or > 1; wrong types (integral floats pass as
 ints, like pydantic's lax mode; strings do not); malformed ``tools`` (type must be "function",
-``function.name`` required, ``parameters`` an object with ``properties``), ``documents``
+``function.name`` required, ``parameters`` an object with ``properties``; the vLLM flavour
+takes ``type`` as "function" when absent and any object or null as ``parameters``, as vLLM
+does), ``documents``
 (``content`` required; ``id`` string; ``metadata`` string values), ``response_format`` (type
 "text" or "json_object"), ``stop``. Only once the fields are valid: ``stream: true`` with
 ``n > 1`` -> 422 ``loc ["body"]``, ``msg "Value error, n must be 1 when stream = True"`` (the

@@ -722,9 +722,8 @@ def _with_selected_choice(text: str) -> str:
 
 def tool_arguments(tool: ToolSpec, text: str) -> dict[str, Any]:
     """Arguments for ``tool`` that validate against its parameters schema, from ``text``."""
-    props = tool.parameters.get("properties")
-    if not isinstance(props, dict) or not props:
-        return {}
+    # Any object schema: one with ``properties``, a ``$ref`` root into ``$defs`` (a recursive
+    # pydantic model's), or none at all (``{"type": "object"}``, no ``parameters``: no arguments).
     fallback = _text.squash(text, 300)
     value = _schema.Filler(_with_selected_choice(text), fallback).fill(tool.parameters)
     return value if isinstance(value, dict) else {}

@@ -251,6 +251,7 @@ class VllmFlavour(Flavour):
             content_parts=True,
             tool_choice=True,
             logprobs=True,
+            open_tools=True,
         )
         self._models_body = json_bytes(
             {

@@ -76,6 +76,10 @@ class ChatLimits:
         tool_choice: Whether ``tool_choice`` is read (vLLM); AI21's host has no such field.
         logprobs: Whether ``logprobs`` and ``top_logprobs`` are read (vLLM, up to its default
             ``--max-logprobs`` of 20); AI21's host has no such fields.
+        open_tools: Whether a tool is read as vLLM's ``ChatCompletionToolsParam`` reads it:
+            ``type`` defaults to ``"function"`` and ``parameters`` is any JSON object or null
+            (no ``properties`` needed); AI21's host documents ``parameters`` as an object with
+            ``properties``.
     """
 
     models: tuple[str, ...] | None
@@ -89,6 +93,7 @@ class ChatLimits:
     content_parts: bool = False
     tool_choice: bool = False
     logprobs: bool = False
+    open_tools: bool = False
 
 
 @dataclass(frozen=True)
@@ -326,7 +331,7 @@ def validate_chat(
         c.errors.append(error(("body", "model"), _literal_msg(limits.models), "enum"))
 
     messages = _messages(c, body, content_parts=limits.content_parts)
-    tools = _tools(c, body.get("tools"))
+    tools = _tools(c, body.get("tools"), open_tools=limits.open_tools)
     if limits.documents == "vllm":
         documents = _string_documents(c, body.get("documents"))
     else:
@@ -426,6 +431,10 @@ def _tool_choice(
         return "none", None, None
     if body.get("tools") is None:
         return None, None, "When using `tool_choice`, `tools` must be set."
+    if value == "required" and body.get("tools") == []:
+        # vLLM reads "required" with an empty list of tools as "none", as OpenAI does
+        # (ChatCompletionRequest.check_tool_usage).
+        return "none", None, None
     if value in ("auto", "required"):
         return value, None, None
     if not isinstance(value, Mapping):
@@ -565,7 +574,7 @@ def _tool_calls_in(c: _Checker, value: Any, loc: Loc) -> tuple[ToolCallIn, ...]:
     return tuple(calls)
 
 
-def _tools(c: _Checker, value: Any) -> tuple[ToolSpec, ...]:
+def _tools(c: _Checker, value: Any, *, open_tools: bool = False) -> tuple[ToolSpec, ...]:
     if value is None:
         return ()
     loc: Loc = ("body", "tools")
@@ -578,7 +587,8 @@ def _tools(c: _Checker, value: Any) -> tuple[ToolSpec, ...]:
         if tool is None:
             continue
         if "type" not in tool:
-            c.errors.append(missing((*loc, i, "type")))
+            if not open_tools:  # vLLM: ``type: Literal["function"] = "function"``
+                c.errors.append(missing((*loc, i, "type")))
         elif tool["type"] != "function":
             c.errors.append(error((*loc, i, "type"), _literal_msg(["function"]), "literal_error"))
         if "function" not in tool:
@@ -594,7 +604,12 @@ def _tools(c: _Checker, value: Any) -> tuple[ToolSpec, ...]:
         if func.get("parameters") is not None:
             ploc: Loc = (*floc, "parameters")
             checked = c.obj(func["parameters"], ploc)
-            if checked is not None:
+            if checked is not None and open_tools:
+                # vLLM's FunctionDefinition: ``parameters: dict[str, Any] | None`` (vllm/
+                # entrypoints/openai/engine/protocol.py): any object passes, as the schema
+                # is handed to the chat template and the tool parser unchecked.
+                params = checked
+            elif checked is not None:
                 if "properties" not in checked:
                     c.errors.append(missing((*ploc, "properties")))
                 elif not isinstance(checked["properties"], Mapping):

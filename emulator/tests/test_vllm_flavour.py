@@ -248,6 +248,102 @@ def test_tool_choice_is_honoured(
     assert streamed[-1]["choices"][0]["finish_reason"] == finish
 
 
+# vLLM's ChatCompletionToolsParam: ``type`` defaults to "function"; FunctionDefinition's
+# ``parameters`` is any object or null (vllm/entrypoints/openai/engine/protocol.py).
+_WHERE = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments"),
+    [
+        ({"type": "function", "function": {"name": "ping", "parameters": {"type": "object"}}}, {}),
+        ({"type": "function", "function": {"name": "ping"}}, {}),
+        ({"type": "function", "function": {"name": "ping", "parameters": None}}, {}),
+        ({"function": {"name": "ping", "parameters": {}}}, {}),
+        (
+            {
+                "type": "function",
+                "function": {
+                    "name": "weather",
+                    "parameters": {"$defs": {"Where": _WHERE}, "$ref": "#/$defs/Where"},
+                },
+            },
+            {"city": "Paris"},
+        ),
+    ],
+)
+def test_tools_are_accepted_as_vllm_accepts_them(
+    vllm: Emulator, tool: dict[str, Any], arguments: dict[str, Any]
+) -> None:
+    openai = pytest.importorskip("openai")
+    with openai.OpenAI(base_url=vllm.base_url, api_key="unused", max_retries=0) as client:
+        reply = client.chat.completions.create(
+            model=MINI,
+            messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+            tools=[tool],
+        )
+    [call] = reply.choices[0].message.tool_calls or []
+    assert call.function.name == tool["function"]["name"]
+    assert json.loads(call.function.arguments) == arguments
+
+
+@pytest.mark.parametrize(
+    ("tool", "where", "problem"),
+    [
+        (
+            {"type": "function", "function": {"name": "f", "parameters": "x"}},
+            "body.tools.0.function.parameters",
+            "Input should be a valid dictionary",
+        ),
+        ({"type": "tool", "function": {"name": "f"}}, "body.tools.0.type", "Input should be"),
+        ({"type": "function", "function": {}}, "body.tools.0.function.name", "Field required"),
+        ({"type": "function"}, "body.tools.0.function", "Field required"),
+    ],
+)
+def test_tools_vllm_refuses_get_its_400(
+    vllm: Emulator, tool: dict[str, Any], where: str, problem: str
+) -> None:
+    openai = pytest.importorskip("openai")
+    client = openai.OpenAI(base_url=vllm.base_url, api_key="unused", max_retries=0)
+    with client, pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model=MINI, messages=[{"role": "user", "content": "Hi"}], tools=[tool]
+        )
+    assert refused.value.status_code == 400
+    error = refused.value.body
+    assert isinstance(error, dict)
+    assert error["type"] == "Bad Request"
+    assert error["code"] == 400
+    assert error["message"].startswith(f"1 validation error: {where}: {problem}")
+
+
+def test_required_with_an_empty_list_of_tools_is_none_as_vllm_reads_it(
+    http: httpx.Client,
+) -> None:
+    payload = body("What is 3 times 4?", tools=[], tool_choice="required")
+    reply = http.post("/chat/completions", json=payload)
+    assert reply.status_code == 200
+    [choice] = reply.json()["choices"]
+    assert "tool_calls" not in choice["message"]
+    assert choice["message"]["content"].endswith("You said: What is 3 times 4?")
+
+
+def test_the_hosted_flavour_still_requires_properties() -> None:
+    # AI21's API reference documents ``parameters`` as an object with required ``properties``.
+    with Emulator() as hosted:
+        reply = httpx.post(
+            f"{hosted.base_url}/chat/completions",
+            headers={"Authorization": f"Bearer {hosted.api_key}"},
+            json={
+                "model": "jamba-mini",
+                "messages": [{"role": "user", "content": "Hi"}],
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+            },
+        )
+    assert reply.status_code == 422
+    assert "properties" in reply.text
+
+
 # -- a server started without the parser flags ------------------------------------------------
 
 
