@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 import pytest
 from llama_index.core import Document, DocumentSummaryIndex, PropertyGraphIndex
@@ -22,10 +23,15 @@ from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.evaluation import (
     CorrectnessEvaluator,
     FaithfulnessEvaluator,
+    GuidelineEvaluator,
     RelevancyEvaluator,
 )
 from llama_index.core.extractors import KeywordExtractor, QuestionsAnsweredExtractor, TitleExtractor
-from llama_index.core.indices.property_graph import LLMSynonymRetriever, SimpleLLMPathExtractor
+from llama_index.core.indices.property_graph import (
+    LLMSynonymRetriever,
+    SchemaLLMPathExtractor,
+    SimpleLLMPathExtractor,
+)
 from llama_index.core.indices.query.query_transform import StepDecomposeQueryTransform
 from llama_index.core.ingestion import IngestionPipeline
 from llama_index.core.memory import ChatMemoryBuffer
@@ -342,6 +348,61 @@ def test_a_path_extractor_gets_a_triplet_from_each_sentence_naming_two_things(
         ("Ai21 labs", "Is an", "Israeli"),
         ("Ai21 labs", "Has its headquarters in", "Tel aviv"),
     }
+
+
+@pytest.mark.parametrize("ai21_emulator", ["ai21", "vllm"], indirect=True)
+def test_a_schema_path_extractor_gets_the_types_the_text_names_in_its_order(
+    emulator: Emulator,
+) -> None:
+    # AI21's API gets the schema as a tool, vLLM as a json_schema response format: either way
+    # each Literal field takes the next type the text names, so the triplet is one the
+    # extractor's own validation schema keeps (the first type of each Literal would not be).
+    kwargs = {"model": "ai21labs/AI21-Jamba2-3B"} if emulator.flavour == "vllm" else {}
+    llm = AI21(api_key=emulator.api_key, base_url=emulator.base_url, max_retries=0, **kwargs)
+    extractor = SchemaLLMPathExtractor(
+        llm=llm,
+        possible_entities=Literal["PERSON", "COMPANY", "PLACE"],
+        possible_relations=Literal["FOUNDED_BY", "LOCATED_IN"],
+        kg_validation_schema=[("COMPANY", "LOCATED_IN", "PLACE")],
+        strict=True,
+        num_workers=1,
+    )
+    index = PropertyGraphIndex(
+        nodes=[TextNode(text="AI21 Labs is a company located in Tel Aviv, a place in Israel.")],
+        llm=llm,
+        kg_extractors=[extractor],
+        embed_model=MockEmbedding(embed_dim=8),
+        embed_kg_nodes=False,
+    )
+    triplets = index.property_graph_store.graph.get_triplets()  # type: ignore[attr-defined]
+    assert {(s.name, s.label, r.label, o.name, o.label) for s, r, o in triplets} == {
+        ("AI21 Labs", "COMPANY", "LOCATED_IN", "Tel Aviv", "PLACE")
+    }
+
+
+@pytest.mark.parametrize(
+    ("response", "passing", "feedback"),
+    [
+        (
+            "Jamba has a context window of 256K tokens.",
+            True,
+            "The response answers the query directly.",
+        ),
+        (
+            "Jamba was made in Paris.",
+            False,
+            "The response does not address the query's context and window.",
+        ),
+    ],
+)
+def test_a_guideline_judge_passes_a_response_that_answers_the_query(
+    llm: AI21, response: str, passing: bool, feedback: str
+) -> None:
+    result = GuidelineEvaluator(llm=llm).evaluate(
+        query="What is the context window of Jamba?", response=response
+    )
+    assert (result.passing, result.feedback) == (passing, feedback)
+    assert result.score == (1.0 if passing else 0.0)
 
 
 def test_a_multi_step_engine_asks_the_question_then_stops(llm: AI21) -> None:

@@ -103,7 +103,11 @@ Answers
   question, then ``None``; the query-fusion prompt N keyword queries; the keyword, title and
   questions extractors the node's most frequent words, three of them, and a question per
   sentence; the triplet prompt ``(subject, predicate, object)`` per sentence naming two things;
-  the graph synonym prompt the question's names and keywords joined by ``^``.
+  the graph synonym prompt the question's names and keywords joined by ``^``; the guideline
+  prompt (asking for ``passing`` and ``feedback``) passes a response that holds half of the
+  query's content words and is no "I don't know", its feedback naming the query's words the
+  response leaves out; the schema path extractor's prompt fills its schema from the text
+  between its dashed lines only.
   A context's question sentences ("Question: ...?") are passed over for the sentence that
   answers, without its "Answer:"/"Response:" label.
 - **Echo** (no context): ``This is the AI21 emulator (<model>), not a real model. You said: <last
@@ -146,11 +150,14 @@ Tools
   (ties: first listed); all zero -> a normal text answer. If the message joins clauses ("and",
   "then", ";") and two or more clauses each select a tool, one call per clause (parallel calls).
 - Arguments are compact JSON that validates against the tool's ``parameters``: numbers in order
-  of mention (``three`` counts) for numeric fields (``<field> is 5`` first), enum members that are
-  mentioned (else default/first), ``<field> is/: X``, "named X", "in/at/for <Place>" for place-like
-  names, quoted phrases, capitalised names, and the user's text for free-text fields (query,
-  text, ...); booleans, arrays, nested objects, ``$ref``/``$defs``, ``anyOf`` (first non-null),
-  ``allOf``, min/max bounds and date/email/uri formats are handled; all properties are present.
+  of mention (``three`` counts) for numeric fields (``<field> is 5`` first), enum members in the
+  order the text mentions them (each field takes the next mention not yet taken; an option's
+  words in any case, joined by spaces, ``_`` or ``-``, plural too: ``WORKS_AT`` is "works at";
+  none mentioned: the default, else the first), ``<field> is/: X``, "named X", "in/at/for
+  <Place>" for place-like names, quoted phrases, capitalised names, and the user's text for
+  free-text fields (query, text, ...); booleans, arrays, nested objects, ``$ref``/``$defs``,
+  ``anyOf`` (first non-null), ``allOf``, min/max bounds and date/email/uri formats are handled;
+  all properties are present.
   A LlamaIndex selector prompt ("(1) <summary>" choices, "most relevant to the question: '...'",
   as RouterQueryEngine sends) selects the choice whose summary best matches the question (BM25).
 - Tool-call ids are ``call_`` + 24 hex, deterministic (hash of the request's messages and tools,

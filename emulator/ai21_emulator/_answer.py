@@ -464,6 +464,47 @@ def judge_answer(text: str) -> str | None:
     return "YES" if _supported(found.group(1), found.group(2)) else "NO"
 
 
+# GuidelineEvaluator's prompt (core/evaluation/guideline.py, DEFAULT_EVAL_TEMPLATE): the query,
+# the response and the guidelines, for an EvaluationData object (``passing``, ``feedback``).
+_GUIDELINE_RE = re.compile(
+    r"Query: (.*?)\nCritique the following response based on the guidelines below:\n"
+    r"Response: (.*?)\nGuidelines: ",
+    re.DOTALL,
+)
+ANSWERED_SHARE = 1 / 2
+
+
+def guideline_verdict(text: str) -> dict[str, Any] | None:
+    """For GuidelineEvaluator's prompt, ``{"passing", "feedback"}``: passing when the response
+    holds at least half of the query's content words and is not an "I don't know"; the feedback
+    names the query's words the response leaves out. ``None`` for other text."""
+    found = _GUIDELINE_RE.search(text)
+    if found is None:
+        return None
+    query, response = found.group(1), found.group(2)
+    held = set(_text.content_words(response))
+    missing = list(
+        dict.fromkeys(
+            word
+            for word in re.findall(r"[^\W_]+", query)
+            if word.lower() not in _text.STOPWORDS
+            and _text.stem(word.lower()) not in held
+            and _text.content_words(word)
+        )
+    )
+    unknown = _DONT_KNOW_RE.search(response) is not None or not response.strip()
+    passing = not unknown and _share_in(query, response) >= ANSWERED_SHARE
+    if unknown:
+        feedback = "The response does not answer the query."
+    elif passing and not missing:
+        feedback = "The response answers the query directly."
+    elif passing:
+        feedback = f"The response answers the query but does not mention {_joined(missing)}."
+    else:
+        feedback = f"The response does not address the query's {_joined(missing)}."
+    return {"passing": passing, "feedback": feedback}
+
+
 # CorrectnessEvaluator's user prompt (core/evaluation/correctness.py): the query, the reference
 # and the generated answer under "## ..." headings, for a score (1-5) on the first line and the
 # reasoning after it.
@@ -720,8 +761,26 @@ def _with_selected_choice(text: str) -> str:
     return f'Choice {number}: "{summary.strip()}" fits the question best.\n{text}'
 
 
+# SchemaLLMPathExtractor's prompt (core/indices/property_graph/transformations/schema_llm.py,
+# DEFAULT_SCHEMA_PATH_EXTRACT_PROMPT): an instruction, then the text between dashed lines. Its
+# schema (entity and relation types as enums) is filled from the text alone, so the names and
+# types come from what the text says, not from the instruction's words.
+_SCHEMA_EXTRACT_RE = re.compile(
+    r"\A\s*Give the following text, extract the knowledge graph according to the provided "
+    r"schema\..*?\n-{3,}[ \t]*\n(.*?)\n[ \t]*-{3,}[ \t]*$",
+    re.DOTALL | re.MULTILINE,
+)
+
+
+def _extraction_text(text: str) -> str:
+    """The text a LlamaIndex extraction prompt asks about, else ``text`` as it is."""
+    found = _SCHEMA_EXTRACT_RE.match(text)
+    return found.group(1) if found else text
+
+
 def tool_arguments(tool: ToolSpec, text: str) -> dict[str, Any]:
     """Arguments for ``tool`` that validate against its parameters schema, from ``text``."""
+    text = _extraction_text(text)
     # Any object schema: one with ``properties``, a ``$ref`` root into ``$defs`` (a recursive
     # pydantic model's), or none at all (``{"type": "object"}``, no ``parameters``: no arguments).
     fallback = _text.squash(text, 300)
@@ -840,7 +899,15 @@ def json_answer(
     """
     if schema is None:
         return json.dumps({"answer": text_answer}, ensure_ascii=False)
-    if context is not None:
+    user = last_user_text(messages) or ""
+    verdict = guideline_verdict(user)
+    properties = schema.get("properties")
+    if verdict is not None and isinstance(properties, dict) and set(properties) == set(verdict):
+        return json.dumps(verdict, ensure_ascii=False)
+    extracted = _extraction_text(user)
+    if extracted is not user:
+        words, fallback = extracted, _text.squash(extracted, 300)
+    elif context is not None:
         words = f"{context.query}\n{text_answer}"
         fallback = text_answer
     else:

@@ -257,14 +257,31 @@ class Filler:
     # -- scalars -------------------------------------------------------------------------------
 
     def _enum(self, options: list[Any], default: Any) -> Any:
-        lowered = self._text.lower()
-        for option in options:
-            if (
-                isinstance(option, str)
-                and option
-                and re.search(r"(?<!\w)" + re.escape(option.lower()) + r"(?!\w)", lowered)
-            ):
-                return option
+        """The option whose words the text mentions first, not yet taken by another field.
+
+        Mentions are consumed in the order they occur, so an object with two fields of the
+        same enum (a triplet's subject and object types) takes the first and second types the
+        text names; an option's words match in any case and with spaces, ``_`` or ``-``
+        between them, and a plural ending (``WORKS_AT``: "works at"; ``PERSON``: "persons").
+        With every mention taken, the first mentioned again; with none, the default, else the
+        first option.
+        """
+        mentions: list[tuple[int, int, int]] = []
+        for index, option in enumerate(options):
+            if isinstance(option, str) and option.strip():
+                pattern = _option_pattern(option)
+                mentions += [
+                    (m.start(), -m.end(), index)
+                    for m in re.finditer(pattern, self._text, re.IGNORECASE)
+                ]
+        mentions.sort()
+        for start, negated_end, index in mentions:
+            span = (start, -negated_end)
+            if span not in self._used:
+                self._used.add(span)
+                return options[index]
+        if mentions:
+            return options[mentions[0][2]]
         if default in options:
             return default
         return options[0]
@@ -403,6 +420,16 @@ def _name_pattern(name: str) -> str:
     if not words:
         return r"(?!x)x"  # matches nothing
     return r"\b" + r"[\s_-]?".join(re.escape(w) for w in words) + r"\b"
+
+
+def _option_pattern(option: str) -> str:
+    words = _text.split_identifier(option)
+    if not words:
+        return r"(?<!\w)" + re.escape(option) + r"(?!\w)"
+    *head, last = (re.escape(w) for w in words)
+    # the last word singular or plural: "place(s)", "branch(es)", "compan(y|ies)"
+    plural = last[:-1] + "(?:y|ies)" if last.endswith("y") else last + "(?:e?s)?"
+    return r"(?<!\w)" + r"[\s_-]*".join([*head, plural]) + r"(?!\w)"
 
 
 def _singular(name: str) -> str:

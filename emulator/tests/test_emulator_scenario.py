@@ -60,7 +60,7 @@ from schema_check import problems
 
 from ai21_emulator import _answer, _flavour_ai21, _scenario, _text
 from ai21_emulator._flavour import ChatContext
-from ai21_emulator._schema import find_schema
+from ai21_emulator._schema import Filler, find_schema
 
 CHAT_ID = "chatcmpl-" + "00000000-0000-4000-8000-000000000000"
 HOSTED = _flavour_ai21.AI21Flavour()
@@ -531,6 +531,46 @@ def test_json_mode_with_brace_doubled_schema() -> None:
 class Tree(BaseModel):
     name: str
     children: list[Tree] = []
+
+
+_ENTITY = {"type": "string", "enum": ["PERSON", "COMPANY", "PLACE"]}
+_RELATION = {
+    "type": "string",
+    "enum": ["FOUNDED_BY", "WORKS_AT", "LOCATED_IN"],
+    "default": "FOUNDED_BY",
+}
+_TRIPLE = {
+    "type": "object",
+    "properties": {"subject": _ENTITY, "relation": _RELATION, "object": _ENTITY},
+}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # each field takes the next mention, in the order the text has them
+        (
+            "Dana, a person, works at Acme, a company.",
+            {"subject": "PERSON", "relation": "WORKS_AT", "object": "COMPANY"},
+        ),
+        (
+            "Acme is a company located in Haifa, a place.",
+            {"subject": "COMPANY", "relation": "LOCATED_IN", "object": "PLACE"},
+        ),
+        # plural, any case, "-" between words; every mention taken: the first mentioned again
+        (
+            "Companies Located-In places",
+            {"subject": "COMPANY", "relation": "LOCATED_IN", "object": "PLACE"},
+        ),
+        ("A place.", {"subject": "PLACE", "relation": "FOUNDED_BY", "object": "PLACE"}),
+        # nothing mentioned: the default, else the first member
+        ("Hello.", {"subject": "PERSON", "relation": "FOUNDED_BY", "object": "PERSON"}),
+    ],
+)
+def test_enums_take_the_members_the_text_mentions_in_its_order(
+    text: str, expected: dict[str, str]
+) -> None:
+    assert Filler(text, text).fill(_TRIPLE) == expected
 
 
 def test_json_mode_fills_a_recursive_schema_whose_root_is_a_reference() -> None:
