@@ -146,6 +146,25 @@ def test_extra_sampling_fields_pass_through(
     assert sent["repetition_penalty"] == 1.1
 
 
+@pytest.mark.parametrize(
+    "function",
+    [
+        {"name": "ping", "parameters": {"type": "object"}},
+        {"name": "ping"},
+    ],
+    ids=["object-only", "no-parameters"],
+)
+def test_a_tool_vllm_takes_without_properties_is_sent_and_called(
+    local: AI21, vllm: Emulator, function: dict[str, Any]
+) -> None:
+    # vLLM's FunctionDefinition takes any ``parameters`` object, or none; so does the emulator.
+    tool = {"type": "function", "function": function}
+    reply = local.chat([ChatMessage(role="user", content="Ping the server.")], tools=[tool])
+    assert vllm.last_request.json["tools"] == [tool]
+    [call] = local.get_tool_calls_from_response(reply)
+    assert (call.tool_name, call.tool_kwargs) == ("ping", {})
+
+
 # ------------------------------------------------------------------------------- documents
 
 
