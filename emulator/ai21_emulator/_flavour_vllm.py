@@ -36,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from . import _scenario
@@ -61,6 +61,9 @@ GUARDED_PREFIXES = ("/v1", "/v2", "/inference", "/cohere")
 # What ``GET /version`` reports: the vLLM release whose server this flavour follows (the one
 # the project's tests/vllm suite runs against).
 VLLM_VERSION = "0.32.0"
+# vLLM bounds ``n`` only from below (SamplingParams: "n must be at least 1"); the emulator builds
+# every answer in memory, so it refuses more than this many, an emulator limit (docs/emulator.md).
+MAX_VLLM_N = 1024
 _ROUTES = {
     API_ROOT + "/chat/completions": ("POST", CHAT),
     API_ROOT + "/models": ("GET", MODELS),
@@ -133,6 +136,18 @@ def forced_tools_refused(tool_choice: str, named_tool: str | None) -> str:
     """vLLM's 400 for ``tool_choice`` ``"required"`` or a named function without a parser."""
     described = f'function "{named_tool}"' if tool_choice == "named" else f'"{tool_choice}"'
     return f"tool_choice={described} requires --tool-call-parser to be set"
+
+
+def _sampling_problem(body: Mapping[str, Any]) -> str | None:
+    """vLLM's 400 for a penalty its ``SamplingParams._verify_args`` refuses (vllm/
+    sampling_params.py): ``presence_penalty`` and ``frequency_penalty`` lie in [-2, 2]."""
+    for name in ("presence_penalty", "frequency_penalty"):
+        value = body.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not -2.0 <= value <= 2.0:
+            return f"{name} must be in [-2, 2], got {float(value)}."
+    return None
 
 
 def _unparsed_choice(choice: Choice, model: str) -> Choice:
@@ -252,6 +267,7 @@ class VllmFlavour(Flavour):
             tool_choice=True,
             logprobs=True,
             open_tools=True,
+            max_n=MAX_VLLM_N,
         )
         self._models_body = json_bytes(
             {
@@ -350,6 +366,9 @@ class VllmFlavour(Flavour):
         request, errors = _validate(body, self.limits)
         if request is None:
             return self._bad_request(_validation_message(errors))
+        problem = _sampling_problem(body)
+        if problem is not None:
+            return self._bad_request(problem, "BadRequestError", request.model)
         if request.model not in self.models:
             message = (
                 f"The model `{request.model}` does not exist. "

@@ -76,6 +76,7 @@ class ChatLimits:
         tool_choice: Whether ``tool_choice`` is read (vLLM); AI21's host has no such field.
         logprobs: Whether ``logprobs`` and ``top_logprobs`` are read (vLLM, up to its default
             ``--max-logprobs`` of 20); AI21's host has no such fields.
+        max_n: Upper bound of ``n``.
         open_tools: Whether a tool is read as vLLM's ``ChatCompletionToolsParam`` reads it:
             ``type`` defaults to ``"function"`` and ``parameters`` is any JSON object or null
             (no ``properties`` needed); AI21's host documents ``parameters`` as an object with
@@ -94,6 +95,7 @@ class ChatLimits:
     tool_choice: bool = False
     logprobs: bool = False
     open_tools: bool = False
+    max_n: int = MAX_N
 
 
 @dataclass(frozen=True)
@@ -349,7 +351,7 @@ def validate_chat(
     c.number(body, "temperature", root, low=0, high=limits.temperature_max)
     c.number(body, "top_p", root, above=0, high=1)
     stop = c.stop(body, "stop", root)
-    n = c.integer(body, "n", root, 1, 1, MAX_N)
+    n = c.integer(body, "n", root, 1, 1, limits.max_n)
     stream = c.boolean(body, "stream", root)
     stream_options = (
         _stream_options(c, body.get("stream_options")) if limits.stream_options else None

@@ -344,6 +344,35 @@ def test_the_hosted_flavour_still_requires_properties() -> None:
     assert "properties" in reply.text
 
 
+def test_n_has_no_upper_bound_of_16_as_vllm_has_none(http: httpx.Client) -> None:
+    # vLLM's SamplingParams checks only "n must be at least 1"; AI21's host stops at 16.
+    reply = http.post("/chat/completions", json=body(n=20))
+    assert reply.status_code == 200
+    assert [c["index"] for c in reply.json()["choices"]] == list(range(20))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("presence_penalty", 3, "presence_penalty must be in [-2, 2], got 3.0."),
+        ("frequency_penalty", -2.5, "frequency_penalty must be in [-2, 2], got -2.5."),
+    ],
+)
+def test_a_penalty_beyond_two_is_vllms_400(
+    http: httpx.Client, field: str, value: float, message: str
+) -> None:
+    # vLLM's SamplingParams._verify_args; the ends of the range pass.
+    reply = http.post("/chat/completions", json=body(**{field: value}))
+    assert reply.status_code == 400
+    assert reply.json()["error"] == {
+        "message": message,
+        "type": "BadRequestError",
+        "param": None,
+        "code": 400,
+    }
+    assert http.post("/chat/completions", json=body(**{field: 2})).status_code == 200
+
+
 # -- a server started without the parser flags ------------------------------------------------
 
 
