@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -221,13 +221,25 @@ def _tool_vocabulary(tool: ToolSpec) -> dict[str, float]:
 
     add(_text.content_words(tool.name, synonyms=True), 3.0)
     add(_text.content_words(tool.description, synonyms=True), 1.0)
-    props = tool.parameters.get("properties")
+    props = _root_properties(tool.parameters)
     if isinstance(props, dict):
         for name, spec in props.items():
             add(_text.content_words(str(name), synonyms=True), 1.0)
             if isinstance(spec, dict) and isinstance(spec.get("description"), str):
                 add(_text.content_words(spec["description"], synonyms=True), 0.5)
     return vocab
+
+
+def _root_properties(schema: Mapping[str, Any]) -> Any:
+    """A schema's top-level ``properties``, through a root ``$ref`` into ``$defs`` (a recursive
+    pydantic class's schema, which vLLM takes as a tool's ``parameters``)."""
+    ref = schema.get("$ref")
+    defs = schema.get("$defs")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(defs, Mapping):
+        target = defs.get(ref.removeprefix("#/$defs/"))
+        if isinstance(target, Mapping):
+            return target.get("properties")
+    return schema.get("properties")
 
 
 def _score(text: str, vocab: dict[str, float]) -> float:

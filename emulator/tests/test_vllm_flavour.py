@@ -317,6 +317,22 @@ def test_tools_vllm_refuses_get_its_400(
     assert error["message"].startswith(f"1 validation error: {where}: {problem}")
 
 
+def test_a_tool_whose_root_is_a_reference_is_chosen_by_its_fields(http: httpx.Client) -> None:
+    # Two tools: the one whose (referenced) fields the question names is called.
+    where = {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "parameters": {"$defs": {"Where": _WHERE}, "$ref": "#/$defs/Where"},
+        },
+    }
+    payload = body("Which city is Paris in?", tools=[TOOLS[0], where])
+    [choice] = http.post("/chat/completions", json=payload).json()["choices"]
+    [call] = choice["message"]["tool_calls"]
+    assert call["function"]["name"] == "lookup"
+    assert json.loads(call["function"]["arguments"]) == {"city": "Paris"}
+
+
 def test_required_with_an_empty_list_of_tools_is_none_as_vllm_reads_it(
     http: httpx.Client,
 ) -> None:
