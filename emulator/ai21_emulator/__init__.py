@@ -117,7 +117,8 @@ Answers
   grounded choices *i > 0* use the *i*-th best matching paragraph (identical if only one matches).
 - **After tool results** (the conversation ends with ``tool`` messages): text such as
   ``The result of multiply is 12.`` per result, naming the tool through ``tool_call_id`` and the
-  preceding assistant ``tool_calls``; no further tool call, so agent loops terminate.
+  preceding assistant ``tool_calls``, in the order the calls were made; no further tool call,
+  so agent loops terminate.
 - **JSON mode** (``response_format={"type":"json_object"}``): if a user (else system) message
   embeds a JSON schema (an object with ``properties``, e.g. LlamaIndex's "Here's a JSON schema to
   follow:"; brace-doubled ``{{ }}`` templates too), the content is an object that validates

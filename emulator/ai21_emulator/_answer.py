@@ -182,7 +182,10 @@ def echo_answer(model: str, messages: Sequence[Message], variant: int = 0, n: in
 
 
 def tool_result_answer(messages: Sequence[Message]) -> str | None:
-    """If the conversation ends with tool results, a text answer that reports them."""
+    """If the conversation ends with tool results, a text answer that reports them, in the
+    order the calls were made: an agent may run the calls at once and send their results in
+    the order they finished (LlamaIndex's ``FunctionAgent`` does), which would make the answer
+    depend on scheduling. A result whose call is not found comes last, as it came."""
     results: list[Message] = []
     for message in reversed(messages):
         if message.role != "tool":
@@ -190,14 +193,18 @@ def tool_result_answer(messages: Sequence[Message]) -> str | None:
         results.append(message)
     if not results:
         return None
-    names = {
-        call.id: call.name
+    calls = [
+        (call.id, call.name)
         for message in messages
         if message.role == "assistant"
         for call in message.tool_calls
-    }
+    ]
+    names = dict(calls)
+    made = {call_id: position for position, (call_id, _) in enumerate(calls)}
+    results.reverse()
+    results.sort(key=lambda message: made.get(message.tool_call_id or "", len(made)))
     sentences = []
-    for message in reversed(results):
+    for message in results:
         value = _text.squash(message.content, TOOL_RESULT_LIMIT).rstrip(".") or "empty"
         name = names.get(message.tool_call_id or "")
         if name is None:

@@ -710,7 +710,16 @@ def test_tool_call_ids_are_deterministic() -> None:
     assert ids[0] == ids[1] != ids[2]
 
 
-def test_tool_results_are_reported_in_text() -> None:
+@pytest.mark.parametrize("finished", ["in order", "reversed"])
+def test_tool_results_are_reported_in_text(finished: str) -> None:
+    """In the order the calls were made, whatever order their results came in (an agent
+    running both at once sends them as they finish)."""
+    results = [
+        {"role": "tool", "tool_call_id": "call_1", "content": "12"},
+        {"role": "tool", "tool_call_id": "call_2", "content": "11"},
+    ]
+    if finished == "reversed":
+        results.reverse()
     messages = [
         *user("What is 3 times 4 and 5 plus 6?"),
         {
@@ -729,8 +738,7 @@ def test_tool_results_are_reported_in_text() -> None:
                 },
             ],
         },
-        {"role": "tool", "tool_call_id": "call_1", "content": "12"},
-        {"role": "tool", "tool_call_id": "call_2", "content": "11"},
+        *results,
     ]
     data = chat(messages=messages, tools=TOOLS)
     assert content(data) == "The result of multiply is 12. The result of add is 11."
