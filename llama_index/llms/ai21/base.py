@@ -393,6 +393,17 @@ class AI21(FunctionCallingLLM):
         exclude=True,
         description="Your own httpx.AsyncClient for async calls; likewise.",
     )
+    # LlamaIndex's field, which has no description; its other modes are refused below.
+    pydantic_program_mode: PydanticProgramMode = Field(
+        default=PydanticProgramMode.DEFAULT,
+        description=(
+            "How structured_predict and its twins produce the object: DEFAULT (guided "
+            "decoding, response_format json_schema, where the server has it; else function "
+            "calling), FUNCTION (the class as the one tool) or LLM (the schema in the prompt, "
+            "JSON mode where the server has it). OPENAI, GUIDANCE and LM_FORMAT_ENFORCER run "
+            "other LLM classes' programs: a ValueError."
+        ),
+    )
 
     _secrets: Secrets = PrivateAttr()
     _deployment: Deployment = PrivateAttr()
