@@ -795,6 +795,17 @@ def test_json_mode_on_a_jurassic_2_model_asks_for_no_response_format(
     assert "response_format" not in sent.json
 
 
+@pytest.mark.parametrize("method", ["structured_predict", "stream_structured_predict"])
+def test_function_mode_on_a_jurassic_2_model_is_refused_before_any_request(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    # docs/structured-output.md: J2 has no tools, so "function" is a ValueError.
+    llm = make_llm(model="j2-ultra", pydantic_program_mode=PydanticProgramMode.FUNCTION)
+    with pytest.raises(ValueError, match="neither documents nor tools"):
+        predict(llm, method)
+    assert emulator.requests == []
+
+
 class StrictAlbum(BaseModel):
     """An album, and nothing else."""
 
