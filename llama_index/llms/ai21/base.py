@@ -767,10 +767,12 @@ class AI21(FunctionCallingLLM):
         in (a copy in another process cannot share their sockets: it builds its own, with
         the same ``verify``/``cert`` settings).
 
-        The key and the URL's password stay out of the pickle: it holds a token that finds
-        them again in this process, or in one forked from it while this instance lives;
-        elsewhere the key comes from the environment as for a new instance (see
-        ``_secrets``).
+        The key, the URL's password and the values of ``default_headers``' credential
+        headers stay out of the pickle: it holds a token that finds them again in this
+        process, or in one forked from it while this instance lives; elsewhere the key comes
+        from the environment as for a new instance (see ``_secrets``), and a copy that cannot
+        find one of them loads all the same, its first call a ``ValueError`` naming what is
+        missing.
         """
         # pydantic's state, not LlamaIndex's BaseComponent's: that one deletes what does not
         # pickle (your own clients, a lambda given as completion_to_prompt) from the dicts
