@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import doctest
+import enum
 import functools
 import gc
 import html
@@ -396,6 +397,8 @@ def _table_rows(page: str, first_header: str) -> dict[str, list[str]]:
 def _shown_default(field: Any) -> str:
     if field.default_factory is not None:
         return f"`{json.dumps(field.default_factory())}`"
+    if isinstance(field.default, enum.Enum):  # PydanticProgramMode: the string a user passes
+        return f'`"{field.default.value}"`'
     if isinstance(field.default, str):
         return f'`"{field.default}"`'
     return f"`{field.default!r}`"

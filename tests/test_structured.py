@@ -145,6 +145,36 @@ def test_function_calling_is_the_default(llm: AI21) -> None:
     assert llm.pydantic_program_mode == PydanticProgramMode.DEFAULT
 
 
+def test_the_hosted_api_offers_the_class_alone_and_says_once_the_call_is_not_enforced(
+    llm: AI21, emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # docs/structured-output.md: AI21's API has no tool_choice field; the class's tool goes
+    # alone, and the log says so once per instance, not once per prediction.
+    for _ in range(2):
+        script(emulator, "function")
+        assert predict(llm, "structured_predict") == ABBEY_ROAD
+        sent = emulator.last_request.json
+        assert sent["tools"] == [ALBUM_TOOL]
+        assert "tool_choice" not in sent
+    said = [r for r in caplog.records if "cannot be enforced" in r.getMessage()]
+    assert [r.levelname for r in said] == ["WARNING"]
+
+
+@pytest.mark.parametrize("method", ["structured_predict", "stream_structured_predict"])
+def test_a_model_without_function_calling_reads_the_schema_from_the_prompt(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    # docs/structured-output.md: "default" on AI21's API with is_function_calling_model=False
+    # is the text program, as "llm" mode, without JSON mode.
+    llm = make_llm(is_function_calling_model=False)
+    script(emulator, "json")
+    assert predict(llm, method) == ABBEY_ROAD
+    sent = emulator.last_request.json
+    assert not sent.keys() & {"tools", "tool_choice", "response_format"}
+    (message,) = sent["messages"]
+    assert json.dumps(Album.model_json_schema()) in message["content"]
+
+
 def test_json_mode_leaves_an_explicit_response_format_alone(
     make_llm: Callable[..., AI21], emulator: Emulator
 ) -> None:
@@ -763,6 +793,17 @@ def test_json_mode_on_a_jurassic_2_model_asks_for_no_response_format(
     assert sent.path.endswith("/j2-ultra/complete")  # not a chat model: the text program
     assert "responseFormat" not in sent.json
     assert "response_format" not in sent.json
+
+
+@pytest.mark.parametrize("method", ["structured_predict", "stream_structured_predict"])
+def test_function_mode_on_a_jurassic_2_model_is_refused_before_any_request(
+    make_llm: Callable[..., AI21], emulator: Emulator, method: str
+) -> None:
+    # docs/structured-output.md: J2 has no tools, so "function" is a ValueError.
+    llm = make_llm(model="j2-ultra", pydantic_program_mode=PydanticProgramMode.FUNCTION)
+    with pytest.raises(ValueError, match="neither documents nor tools"):
+        predict(llm, method)
+    assert emulator.requests == []
 
 
 class StrictAlbum(BaseModel):

@@ -278,8 +278,9 @@ class AI21(FunctionCallingLLM):
     base_url: str = Field(
         default=DEFAULT_BASE_URL,
         description=(
-            "API base URL; default: AI21_API_HOST, else AI21's host. A self-hosted server's "
-            "is its /v1 URL, e.g. http://localhost:8000/v1."
+            "API base URL; default: AI21_API_HOST, else AI21's https://api.ai21.com/studio/v1 "
+            "(an ai21.com host alone gets /studio/v1). A self-hosted server's is its /v1 URL, "
+            "e.g. http://localhost:8000/v1."
         ),
     )
     max_tokens: int | None = Field(
@@ -351,7 +352,7 @@ class AI21(FunctionCallingLLM):
         default=None,
         gt=0,
         description=(
-            "Override the output budget LlamaIndex reserves (default: max_tokens, else a "
+            "Override the output budget LlamaIndex reserves (default: max_tokens, else an "
             "eighth of the context window, at most the model's output limit, e.g. 4096)."
         ),
     )
@@ -370,7 +371,7 @@ class AI21(FunctionCallingLLM):
     verify: bool | str = Field(
         default=True,
         description=(
-            "TLS verification: True (system CAs via certifi), False (never for production), or "
+            "TLS verification: True (certifi's CAs), False (never for production), or "
             "the path of a CA bundle. Ignored when http_client/async_http_client are given."
         ),
     )
@@ -391,6 +392,17 @@ class AI21(FunctionCallingLLM):
         default=None,
         exclude=True,
         description="Your own httpx.AsyncClient for async calls; likewise.",
+    )
+    # LlamaIndex's field, which has no description; its other modes are refused below.
+    pydantic_program_mode: PydanticProgramMode = Field(
+        default=PydanticProgramMode.DEFAULT,
+        description=(
+            "How structured_predict and its twins produce the object: DEFAULT (guided "
+            "decoding, response_format json_schema, where the server has it; else function "
+            "calling), FUNCTION (the class as the one tool) or LLM (the schema in the prompt, "
+            "JSON mode where the server has it). OPENAI, GUIDANCE and LM_FORMAT_ENFORCER run "
+            "other LLM classes' programs: a ValueError."
+        ),
     )
 
     _secrets: Secrets = PrivateAttr()
@@ -417,8 +429,9 @@ class AI21(FunctionCallingLLM):
                 (``model``, ``api_key``, ``base_url``, ``max_tokens``, ``max_retries``,
                 ``default_headers``, ``timeout``, ``temperature``, ...), so that
                 ``AI21("jamba-mini", key)`` means what it meant; keywords are clearer.
-            api_key: the key; for AI21's API it falls back to ``AI21_API_KEY``. A self-hosted
-                server needs one only if it was started with ``--api-key``.
+            api_key: the key; for AI21's API it falls back to ``AI21_API_KEY`` (also when
+                empty, as in 0.8). A self-hosted server needs one only if it was started
+                with ``--api-key``.
             **kwargs: the fields above. ``timeout=None`` (0.8's default) is the default:
                 ``AI21_TIMEOUT_SEC``, else 120 s.
 
@@ -754,10 +767,12 @@ class AI21(FunctionCallingLLM):
         in (a copy in another process cannot share their sockets: it builds its own, with
         the same ``verify``/``cert`` settings).
 
-        The key and the URL's password stay out of the pickle: it holds a token that finds
-        them again in this process, or in one forked from it while this instance lives;
-        elsewhere the key comes from the environment as for a new instance (see
-        ``_secrets``).
+        The key, the URL's password and the values of ``default_headers``' credential
+        headers stay out of the pickle: it holds a token that finds them again in this
+        process, or in one forked from it while this instance lives; elsewhere the key comes
+        from the environment as for a new instance (see ``_secrets``), and a copy that cannot
+        find one of them loads all the same, its first call a ``ValueError`` naming what is
+        missing.
         """
         # pydantic's state, not LlamaIndex's BaseComponent's: that one deletes what does not
         # pickle (your own clients, a lambda given as completion_to_prompt) from the dicts
@@ -1519,11 +1534,14 @@ class AI21(FunctionCallingLLM):
     ) -> Model:
         """Predict a validated ``output_cls``.
 
-        On a server with guided decoding (a self-hosted OpenAI-compatible one) the answer is
-        constrained to the class's JSON schema (``response_format`` ``json_schema``);
-        elsewhere structured output goes through function calling (JSON mode in "llm" mode).
-        The answer is read as a stream's whole answer is: the validated object, or a
-        ``ValueError`` naming the class and what was wrong.
+        By ``pydantic_program_mode``: "default" constrains the answer to the class's JSON
+        schema where the server has guided decoding (``response_format`` ``json_schema``: a
+        server of your own) and uses function calling elsewhere (AI21's API); "function"
+        always uses function calling; "llm" puts the schema in the prompt and asks for JSON
+        mode where the server has it. ``llm_kwargs`` go with the request; a ``tool_choice``
+        there that rules out the class's tool is a ``ValueError``. The answer is read as a
+        stream's whole answer is: the validated object, or a ``ValueError`` naming the class
+        and what was wrong (``max_tokens``, for an answer cut there).
         """
         check_output_cls(output_cls)
         call = self._structured_call(output_cls, prompt, llm_kwargs, prompt_args)
@@ -1582,10 +1600,10 @@ class AI21(FunctionCallingLLM):
         """Stream partial ``output_cls`` objects as the answer arrives, ending with the
         validated object.
 
-        The request is the one `structured_predict` sends: the class's JSON schema as
-        ``response_format`` where the server has guided decoding, else the class as a tool the
-        model is required to call. An answer that ends without a valid object (text instead of
-        the call, JSON that does not validate) is a ``ValueError`` at the end of the stream.
+        The request is the one `structured_predict` sends in the same
+        ``pydantic_program_mode``. An answer that ends without a valid object (text instead of
+        the call, JSON that does not validate, an answer cut at ``max_tokens``) is a
+        ``ValueError`` at the end of the stream.
         """
         check_output_cls(output_cls)
         return _unspanned(FunctionCallingLLM.stream_structured_predict)(

@@ -29,7 +29,10 @@ class AI21ResponseError(RuntimeError):
 
 
 class MalformedResponseError(AI21ResponseError):
-    """The server answered 200 but the body does not follow the AI21 protocol.
+    """The server answered 200 but the body does not follow the AI21 protocol, or passes a
+    bound this package keeps on what it reads (an answer over 64 MiB, a stream line over
+    16 MiB, a streamed answer over 64 Mi characters, more than 256 Ki log-probabilities with
+    no text to go with them).
 
     The message names what was wrong (for example ``'choices' is empty``).
     """
