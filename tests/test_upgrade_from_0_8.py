@@ -14,6 +14,7 @@ import base64
 import json
 import logging
 import pickle
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -225,6 +226,21 @@ def test_an_argument_given_twice_is_a_type_error(
 def test_timeout_none_is_the_default(make_llm: Callable[..., AI21]) -> None:
     # 0.8's default (the SDK's timeout), so in every 0.8 dump and in code passing it on.
     assert make_llm(timeout=None).timeout == 120.0
+
+
+@pytest.mark.parametrize("zero", [0, 0.0])
+def test_timeout_zero_is_refused_naming_0_8s_reading_of_it(
+    make_llm: Callable[..., AI21], zero: float
+) -> None:
+    """0.8's SDK read 0 as its default; here it would end every attempt at once."""
+    message = "timeout must be greater than 0 (the seconds each attempt's connect, read and "
+    with pytest.raises(ValueError, match=re.escape(message)) as caught:
+        make_llm(timeout=zero)
+    assert "0.8 read 0 as its default: leave timeout out, or pass None" in str(caught.value)
+    llm = make_llm()
+    with pytest.raises(ValueError, match=re.escape(message)):
+        llm.timeout = zero
+    assert llm.timeout == 120
 
 
 def test_ai21_timeout_sec_bounds_each_attempt_as_in_0_8(

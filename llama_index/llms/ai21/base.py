@@ -669,6 +669,19 @@ class AI21(FunctionCallingLLM):
             raise ValueError(f"{info.field_name} must be a number, got {value!r}")
         return value
 
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _not_zero(cls, value: Any) -> Any:
+        # 0.8 handed its timeout to the ai21 SDK, which read 0 as "the default" (timeout_sec or
+        # its 300 s); here 0 would end every attempt at once.
+        if not isinstance(value, bool) and value == 0:
+            raise ValueError(
+                "timeout must be greater than 0 (the seconds each attempt's connect, read and "
+                "write may take); 0.8 read 0 as its default: leave timeout out, or pass None, "
+                f"for the default ({TIMEOUT_ENV}, else {DEFAULT_TIMEOUT:g} s)"
+            )
+        return value
+
     @field_validator("strict", "is_function_calling_model", mode="before")
     @classmethod
     def _a_bool(cls, value: Any, info: ValidationInfo) -> Any:
