@@ -74,6 +74,7 @@ from llama_index.core.program.function_program import get_function_tool
 from llama_index.core.program.llm_program import LLMTextCompletionProgram
 from llama_index.core.program.utils import create_flexible_model, process_streaming_objects
 from llama_index.core.prompts import PromptTemplate
+from llama_index.core.tools.types import ToolMetadata
 from llama_index.core.types import Model, PydanticProgramMode
 
 from llama_index.llms.ai21._convert import (
@@ -2399,12 +2400,20 @@ def _tool_spec(tool: BaseTool) -> dict[str, Any]:
     class's properties, ``additionalProperties``."""
     spec: dict[str, Any] = tool.metadata.to_openai_tool(skip_length_check=True)
     fn_schema = tool.metadata.fn_schema
-    if fn_schema is not None:
-        theirs = spec["function"]["parameters"]
-        ours = tool_parameters(fn_schema.model_json_schema())
-        if "properties" not in theirs or ours.keys() - theirs.keys() == {"additionalProperties"}:
-            spec["function"]["parameters"] = ours
+    if fn_schema is not None and _leaves_out(fn_schema):
+        spec["function"]["parameters"] = tool_parameters(fn_schema.model_json_schema())
     return spec
+
+
+# Decided once per class: writing a class's schema again on every call cost about 100 µs a tool
+# (as much as to_openai_tool itself), and most classes lose nothing.
+@functools.lru_cache(maxsize=256)
+def _leaves_out(fn_schema: type[BaseModel]) -> bool:
+    """Whether LlamaIndex's parameters of ``fn_schema`` leave out what :func:`tool_parameters`
+    keeps."""
+    theirs = ToolMetadata(description="", fn_schema=fn_schema).get_parameters_dict()
+    ours = tool_parameters(fn_schema.model_json_schema())
+    return "properties" not in theirs or ours.keys() - theirs.keys() == {"additionalProperties"}
 
 
 def _single_tool_call(response: ChatResponse) -> ChatResponse:
