@@ -749,8 +749,9 @@ class Stream:
     """A streamed 200 answer: its bytes as they come, and a close that keeps the connection
     when only the body's end was left unread."""
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response, read_timeout: float | None) -> None:
         self.response = response
+        self.read_timeout = read_timeout
         self._chunks: Iterator[bytes] | None = None
 
     def iter_bytes(self) -> Iterator[bytes]:
@@ -925,11 +926,11 @@ class AsyncStream:
 
     def __init__(self, response: httpx.Response, read_timeout: float | None) -> None:
         self.response = response
-        self._read_timeout = read_timeout
+        self.read_timeout = read_timeout
         self._chunks: AsyncIterator[bytes] | None = None
 
     def aiter_bytes(self) -> AsyncIterator[bytes]:
-        chunks = self._chunks = _astreamed(self.response, self._read_timeout)
+        chunks = self._chunks = _astreamed(self.response, self.read_timeout)
         return chunks
 
     def abandon(self) -> None:
@@ -1638,7 +1639,7 @@ class HTTPClients:
         response = self.send(self.request(self.sync_client(), path, body, headers))
         if response.status_code != 200:
             self._read(response)  # raises the SDK's exception
-        return Stream(response)
+        return Stream(response, self._timeout.read)
 
     async def aopen_stream(
         self, path: str, body: dict[str, Any], headers: Mapping[str, str] | None = None

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import bisect
 import json
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Final
 
+import httpx
 import orjson
 from ai21.http_client.base_http_client import handle_non_success_response
 from llama_index.core.base.llms.types import (
@@ -163,18 +165,67 @@ _QUOTED_BYTES = 801  # of a line too long, for its error: one more than _clip de
 # marks the line as cut
 
 
-def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+class IdleWatch:
+    """Ends a stream that goes on without any of the answer for more than ``seconds``.
+
+    httpx's read timeout bounds each read, so a server that sends keep-alive comments, empty
+    events or a line a byte at a time (a proxy keeping the connection of a stalled model
+    open) holds a stream for as long as it keeps doing so. The answer's progress is what
+    :class:`ChatStreamState` has kept (text, reasoning and tool calls, in characters);
+    :meth:`check` runs after the lines of each piece of the body are read, and once a piece
+    brings nothing of the answer, the next ones must bring some within ``seconds``, else it
+    raises ``httpx.ReadTimeout``, as a silent server's read would. So a stream waits for its
+    answer at most about twice ``seconds`` (a read's wait, then the idle pieces'). The
+    caller's own time between chunks never counts: the clock starts at a piece without progress,
+    and nothing reaches the caller between two such pieces.
+    """
+
+    __slots__ = ("_kept", "_since", "_state", "request", "seconds")
+
+    def __init__(self, state: ChatStreamState, seconds: float, request: httpx.Request) -> None:
+        self._state = state
+        self.seconds = seconds
+        self.request = request
+        self._kept = -1  # what the state had kept at the last piece
+        self._since: float | None = None  # when the pieces without progress began
+
+    def check(self) -> None:
+        """After a piece of the body has been read: raise if the answer has stood still too
+        long."""
+        kept = self._state._kept
+        if kept != self._kept:  # every piece of a burst stream: one comparison
+            self._kept, self._since = kept, None
+            return
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        elif now - self._since > self.seconds:
+            raise httpx.ReadTimeout(
+                f"no part of the answer arrived for {self.seconds:g} s: the server sent only "
+                "keep-alives, empty events or part of a line (timeout= bounds this wait as well "
+                "as each read)",
+                request=self.request,
+            )
+
+
+def _lines(chunks: Iterator[bytes], watch: IdleWatch | None = None) -> Iterator[bytes]:
     decoder = LineDecoder()
     for chunk in chunks:
         yield from decoder.feed(chunk)
+        if watch is not None:
+            watch.check()
     yield from decoder.flush()
 
 
-async def _alines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _alines(
+    chunks: AsyncIterator[bytes], watch: IdleWatch | None = None
+) -> AsyncIterator[bytes]:
     decoder = LineDecoder()
     async for chunk in chunks:
         for line in decoder.feed(chunk):
             yield line
+        if watch is not None:
+            watch.check()
     for line in decoder.flush():
         yield line
 
@@ -219,16 +270,18 @@ class _Folder:
         return (self.state.with_usage(self.held),)
 
 
-def responses(chunks: Iterable[bytes], state: ChatStreamState) -> Iterator[ChatResponse]:
+def responses(
+    chunks: Iterable[bytes], state: ChatStreamState, watch: IdleWatch | None = None
+) -> Iterator[ChatResponse]:
     """The responses for a chat completion's byte stream, up to ``[DONE]``.
 
     Reading stops at ``[DONE]``: whatever follows is the transport's to discard when the
     response is closed, so a finished answer never waits on, or fails because of, the
     connection. Raises :class:`StreamInterruptedError` if the stream ends before its final
-    event.
+    event, and ``watch``'s ``httpx.ReadTimeout`` if the answer stands still too long.
     """
     folder = _Folder(state)
-    for line in _lines(iter(chunks)):
+    for line in _lines(iter(chunks), watch):
         out = folder.step(line)
         if out is DONE:
             break
@@ -237,11 +290,11 @@ def responses(chunks: Iterable[bytes], state: ChatStreamState) -> Iterator[ChatR
 
 
 async def aresponses(
-    chunks: AsyncIterable[bytes], state: ChatStreamState
+    chunks: AsyncIterable[bytes], state: ChatStreamState, watch: IdleWatch | None = None
 ) -> AsyncIterator[ChatResponse]:
     """The async twin of :func:`responses`."""
     folder = _Folder(state)
-    async for line in _alines(aiter(chunks)):
+    async for line in _alines(aiter(chunks), watch):
         out = folder.step(line)
         if out is DONE:
             break

@@ -137,7 +137,13 @@ from llama_index.llms.ai21._secrets import (
     split_credentials,
     split_headers,
 )
-from llama_index.llms.ai21._stream import ChatStreamState, aresponses, ended_early, responses
+from llama_index.llms.ai21._stream import (
+    ChatStreamState,
+    IdleWatch,
+    aresponses,
+    ended_early,
+    responses,
+)
 from llama_index.llms.ai21._tokenizer import load_tokenizer
 from llama_index.llms.ai21.errors import (
     MIGRATION_DOCS,
@@ -312,8 +318,9 @@ class AI21(FunctionCallingLLM):
         le=threading.TIMEOUT_MAX,
         allow_inf_nan=False,
         description=(
-            "Seconds allowed for each attempt's connect, each read and each write; default: "
-            "AI21_TIMEOUT_SEC, else 120. None (0.8's default) is the default."
+            "Seconds allowed for each attempt's connect, each read and each write, and for a "
+            "stream to bring more of its answer; default: AI21_TIMEOUT_SEC, else 120. None "
+            "(0.8's default) is the default."
         ),
     )
     max_retries: int = Field(
@@ -1304,7 +1311,7 @@ class AI21(FunctionCallingLLM):
         def open_stream() -> tuple[Stream, ChatStreamState, Iterator[ChatResponse], Any]:
             response = clients.open_stream(call.path, call.body, call.headers)
             state = dialect.stream_state(call)
-            chunks = responses(response.iter_bytes(), state)
+            chunks = responses(response.iter_bytes(), state, _idle_watch(response, state))
             if call.single_tool_call:
                 chunks = map(_single_tool_call, chunks)
             try:
@@ -1341,7 +1348,7 @@ class AI21(FunctionCallingLLM):
         ]:
             response = await clients.aopen_stream(call.path, call.body, call.headers)
             state = dialect.stream_state(call)
-            chunks = aresponses(response.aiter_bytes(), state)
+            chunks = aresponses(response.aiter_bytes(), state, _idle_watch(response, state))
             if call.single_tool_call:
                 chunks = _amap(_single_tool_call, chunks)
             try:
@@ -2375,6 +2382,13 @@ async def _amap(
 ) -> AsyncIterator[ChatResponse]:
     async for item in items:
         yield function(item)
+
+
+def _idle_watch(response: Stream | AsyncStream, state: ChatStreamState) -> IdleWatch | None:
+    """The watch that ends a stream whose answer stands still for the read timeout."""
+    if response.read_timeout is None:
+        return None
+    return IdleWatch(state, response.read_timeout, response.response.request)
 
 
 def _interrupted(
