@@ -9,6 +9,9 @@
 - ``package``: this package, ``llama_index.llms.ai21.AI21`` with ``max_retries=0``.
 - ``floor``: a do-nothing LlamaIndex LLM under the same callback decorators that returns a
   canned answer without I/O: the framework's own floor.
+- ``bare``: the least a LlamaIndex LLM can do per chunk of a sync stream on httpx's transport
+  (``benchmarks/bare.py``; ``stream_chat`` only): what the sync stream targets can ask of any
+  code on it.
 
 On the emulator's vLLM flavour (a self-hosted OpenAI-compatible server, ``VLLM_FACTORIES``):
 
@@ -16,6 +19,7 @@ On the emulator's vLLM flavour (a self-hosted OpenAI-compatible server, ``VLLM_F
   SDK), which self-hosting users pick today: the baseline there.
 - ``package``: this package with ``deployment="openai-compatible"``.
 - ``httpx``: plain httpx again, the transport's floor on that server.
+- ``bare``: the bare sync stream again.
 
 The published 0.8.0 contender lives in ``published_worker.py`` (another virtualenv).
 """
@@ -34,6 +38,7 @@ from httpx_aiohttp import HttpxAiohttpClient
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.llms.openai_like import OpenAILike  # type: ignore[import-untyped]
 
+from benchmarks.bare import BareLLM
 from benchmarks.floor import FloorLLM
 from benchmarks.prompts import MODEL, VLLM_MODEL
 from llama_index.llms.ai21 import AI21
@@ -173,11 +178,13 @@ def _user(prompt: str) -> list[ChatMessage]:
 
 class LlamaIndexLLM:
     """Any LlamaIndex LLM, through ``complete`` / ``achat`` / ``stream_chat`` /
-    ``astream_chat``: this package, or the framework floor."""
+    ``astream_chat``: this package, the framework floor, or the bare stream
+    (``sync_streams_only``: it implements ``stream_chat`` alone)."""
 
-    def __init__(self, name: str, llm: Any) -> None:
+    def __init__(self, name: str, llm: Any, sync_streams_only: bool = False) -> None:
         self.name = name
         self.llm = llm
+        self.sync_streams_only = sync_streams_only
 
     def call(self, prompt: str) -> str:
         return str(self.llm.complete(prompt).text)
@@ -200,6 +207,8 @@ class LlamaIndexLLM:
         """Release the async connection pool, where the LLM has one to release."""
         if isinstance(self.llm, AI21):
             await self.llm.aclose()
+        elif isinstance(self.llm, BareLLM):
+            self.llm.close()
         elif isinstance(self.llm, OpenAILike) and self.llm._aclient is not None:
             # OpenAILike has no close of its own; its reused ``AsyncOpenAI`` client does.
             await self.llm._aclient.close()
@@ -213,6 +222,15 @@ def package(base_url: str, api_key: str) -> LlamaIndexLLM:
 
 def floor(base_url: str, api_key: str) -> LlamaIndexLLM:
     return LlamaIndexLLM("floor", FloorLLM())
+
+
+def bare(base_url: str, api_key: str, model: str = MODEL) -> LlamaIndexLLM:
+    llm = BareLLM(model=model, base_url=base_url, api_key=api_key, timeout=TIMEOUT)
+    return LlamaIndexLLM("bare", llm, sync_streams_only=True)
+
+
+def bare_vllm(base_url: str, api_key: str) -> LlamaIndexLLM:
+    return bare(base_url, api_key, model=VLLM_MODEL)
 
 
 def package_vllm(base_url: str, api_key: str) -> LlamaIndexLLM:
@@ -251,6 +269,7 @@ FACTORIES: dict[str, Factory] = {
     "httpx": RawHttpx,
     "package": package,
     "floor": floor,
+    "bare": bare,
 }
 """Contenders on the AI21-flavoured emulator (``.../studio/v1``)."""
 
@@ -258,12 +277,17 @@ VLLM_FACTORIES: dict[str, Factory] = {
     "httpx": httpx_vllm,
     "package": package_vllm,
     "openai-like": openai_like,
+    "bare": bare_vllm,
 }
 """Contenders on the vLLM-flavoured emulator (``.../v1``)."""
 
 
 def is_async_only(contender: object) -> bool:
     return bool(getattr(contender, "async_only", False))
+
+
+def is_sync_streams_only(contender: object) -> bool:
+    return bool(getattr(contender, "sync_streams_only", False))
 
 
 async def aclose_all(contenders: list[Any]) -> None:

@@ -15,6 +15,7 @@ COLOURS = {
     "package": "#dd8452",
     "published": "#c44e52",
     "floor": "#937860",
+    "bare": "#8c8c8c",
     "openai-like": "#64b5cd",
 }
 BAR, GAP, LABEL_W, CHART_W, MAX_RATIO = 9, 10, 230, 520, 4.0

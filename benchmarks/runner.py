@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from benchmarks import measure
-from benchmarks.contenders import is_async_only
+from benchmarks.contenders import is_async_only, is_sync_streams_only
 from benchmarks.measure import Sample, Spec
 from benchmarks.workloads import Workload
 
@@ -40,6 +40,8 @@ class LocalRunner:
         self.loop = loop
 
     def supports(self, workload: Workload) -> bool:
+        if is_sync_streams_only(self.contender):
+            return workload.spec.kind == "stream"
         return workload.is_async or not is_async_only(self.contender)
 
     def run(self, spec: Spec) -> Sample:

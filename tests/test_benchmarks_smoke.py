@@ -1,5 +1,6 @@
 """``python -m benchmarks --smoke`` runs end to end and writes its results: every contender
-on the AI21-flavoured emulator, and ``package`` next to ``OpenAILike`` on the vLLM-flavoured one.
+on the AI21-flavoured emulator, and ``package`` next to ``OpenAILike`` on the vLLM-flavoured one;
+the bare sync stream (the least possible) in the sync stream workloads only.
 
 No timing asserts: on a shared machine the numbers of a smoke run mean nothing.
 """
@@ -21,14 +22,14 @@ WORKLOADS = {
     "complete": SYNC_CONTENDERS,
     "achat_x1": ASYNC_CONTENDERS,
     "achat_x8": ASYNC_CONTENDERS,
-    "stream_chat_30": SYNC_CONTENDERS,
+    "stream_chat_30": SYNC_CONTENDERS | {"bare"},
     "astream_chat_30": ASYNC_CONTENDERS,
     "memory_stream_200": SYNC_CONTENDERS,
     "memory_achat_x20": ASYNC_CONTENDERS,
 }
 VLLM_CONTENDERS = {"httpx", "package", "openai-like"}
 VLLM_WORKLOADS = {
-    f"vllm_{key}": VLLM_CONTENDERS
+    f"vllm_{key}": VLLM_CONTENDERS | ({"bare"} if key == "stream_chat_30" else set())
     for key in ("complete", "achat_x1", "achat_x8", "stream_chat_30", "astream_chat_30")
 }
 BASELINES = {"ai21": "sdk", "vllm": "openai-like"}
@@ -78,10 +79,18 @@ def test_smoke_run_writes_json_and_markdown(tmp_path: Path) -> None:
     assert {t["workload"] for t in vllm_targets} == VLLM_TARGETS
     assert all(t["field"] == "ratio_openai-like" for t in vllm_targets)
     assert {t["status"] for t in vllm_targets} <= {"PASS", "MISS"}  # measured, never n/a
+    # The bare sync stream bounds the sync stream targets, and only those.
+    bounded = {(t["workload"], t["field"]) for t in result["targets"] if t["bound"] is not None}
+    assert bounded == {
+        ("stream_chat_30", "ratio_sdk"),
+        ("stream_chat_30", "own_share_sdk"),
+        ("vllm_stream_chat_30", "ratio_openai-like"),
+    }
 
     markdown = (tmp_path / "latest.md").read_text()
     assert markdown.startswith("# Benchmark results")
     assert "## Targets" in markdown
+    assert "| target | measured | bare (the least possible) | result |" in markdown
     assert "## Self-hosted (vLLM-flavoured emulator)" in markdown
     assert done.stdout.strip() == markdown.strip()
     assert (tmp_path / "latest.svg").read_text().startswith("<svg")
