@@ -109,6 +109,8 @@ SLOW_BEYOND_FIRST = {
     "test_a_stream_with_no_answer_ends_with_a_read_timeout",  # 6 cases (tests/transport)
     "test_an_answer_that_stops_mid_way_is_an_interrupted_stream",
     "test_before_the_first_chunk_it_is_retried_as_a_silent_read_is",
+    "test_a_whole_answer_sent_a_byte_at_a_time_ends_with_a_read_timeout",
+    "test_a_whole_answer_that_comes_in_time_is_read",
     "test_the_first_async_call_asks_the_server_off_the_event_loop",
     "test_a_lone_surrogate_is_refused_before_any_request",
     "test_a_404_names_the_url_in_a_note_and_keeps_the_sdks_error",

@@ -40,7 +40,9 @@ holds both paths to plain httpx on the same misbehaving servers):
 - A corrupt gzip or deflate stream is ``httpx.RemoteProtocolError`` (httpx raises
   ``DecodingError``, which is not a ``TransportError``), so a stream that breaks that way after
   its first event ends as any other broken stream does.
-- :class:`Deadline` bounds a whole sync request (discovery's), where httpx bounds each read.
+- :class:`Deadline` bounds a whole sync request (discovery's), where httpx bounds each read;
+  :class:`_BodyDeadline` bounds a whole answer's body after its headers by the read timeout
+  (a stream's answer is watched in ``_stream.IdleWatch``).
 
 Requests are sent here, not through the SDK's ``execute_http_request``, and the SDK still
 decides the errors: a status other than 200 goes to the SDK's own
@@ -75,6 +77,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 import urllib.request
 import weakref
 import zlib
@@ -1156,12 +1159,38 @@ def _size(limit: int) -> str:
     return f"{limit} bytes"
 
 
-def read_body(response: httpx.Response, limit: int) -> bytes:
+class _BodyDeadline:
+    """A whole body within ``seconds`` of its headers (the read timeout), where httpx bounds
+    each read: a server that sends its answer a few bytes at a time held a call for as long as
+    it kept sending. A real server sends a whole answer at once, once it is generated (what may
+    take long comes before the headers); a piece that arrives after the deadline is
+    ``httpx.ReadTimeout``, so a body takes at most about twice ``seconds``."""
+
+    __slots__ = ("_end", "_request", "_seconds")
+
+    def __init__(self, response: httpx.Response, seconds: float | None) -> None:
+        self._seconds = seconds
+        self._end = None if seconds is None else time.monotonic() + seconds
+        self._request = response.request
+
+    def check(self) -> None:
+        if self._end is not None and time.monotonic() > self._end:
+            raise httpx.ReadTimeout(
+                f"the answer's body did not arrive within {self._seconds:g} s of its headers: "
+                "the server sent it a piece at a time (timeout= bounds this as well as each read)",
+                request=self._request,
+            )
+
+
+def read_body(response: httpx.Response, limit: int, seconds: float | None = None) -> bytes:
     """The whole decoded body, if it is at most ``limit`` bytes; else :class:`BodyNotRead`
-    (as for a coding not accepted). A body that does not inflate: ``httpx.DecodingError``."""
+    (as for a coding not accepted). A body that does not inflate: ``httpx.DecodingError``.
+    ``seconds``: the :class:`_BodyDeadline`, if any."""
     body = _Collected(response, limit)
+    deadline = _BodyDeadline(response, seconds)
     try:
         for raw in response.iter_raw():
+            deadline.check()
             if body.add(raw):
                 raise body.too_large()
     except zlib.error as exc:
@@ -1172,8 +1201,10 @@ def read_body(response: httpx.Response, limit: int) -> bytes:
 
 async def aread_body(response: httpx.Response, read_timeout: float | None, limit: int) -> bytes:
     body = _Collected(response, limit)
+    deadline = _BodyDeadline(response, read_timeout)
     try:
         async for raw in _bounded(response, read_timeout):
+            deadline.check()
             if body.add(raw):
                 raise body.too_large()
     except zlib.error as exc:
@@ -1182,15 +1213,17 @@ async def aread_body(response: httpx.Response, read_timeout: float | None, limit
     return b"".join(body.pieces)
 
 
-def _read_some(response: httpx.Response, limit: int) -> bytes:
+def _read_some(response: httpx.Response, limit: int, seconds: float | None) -> bytes:
     """The first ``limit`` bytes of the decoded (error) body, inflated only that far; a
     body in a coding not accepted says so instead, quoting nothing of it."""
     try:
         body = _Collected(response, limit)
     except BodyNotRead as exc:
         return f"({exc})".encode()
+    deadline = _BodyDeadline(response, seconds)
     with contextlib.suppress(zlib.error):  # a broken body: what was read so far
         for raw in response.iter_raw():
+            deadline.check()
             if body.add(raw):
                 break
     return b"".join(body.pieces)
@@ -1201,8 +1234,10 @@ async def _aread_some(response: httpx.Response, read_timeout: float | None, limi
         body = _Collected(response, limit)
     except BodyNotRead as exc:
         return f"({exc})".encode()
+    deadline = _BodyDeadline(response, read_timeout)
     with contextlib.suppress(zlib.error):
         async for raw in _bounded(response, read_timeout):
+            deadline.check()
             if body.add(raw):
                 break
     return b"".join(body.pieces)
@@ -1586,9 +1621,11 @@ class HTTPClients:
     def _read(self, response: httpx.Response) -> Any:
         try:
             if response.status_code != 200:
-                _raise_for_status(response, _read_some(response, ERROR_BODY_LIMIT))
+                _raise_for_status(
+                    response, _read_some(response, ERROR_BODY_LIMIT, self._timeout.read)
+                )
             try:
-                return decode_json(read_body(response, ANSWER_LIMIT))
+                return decode_json(read_body(response, ANSWER_LIMIT, self._timeout.read))
             except BodyNotRead as exc:
                 raise MalformedResponseError(f"malformed AI21 response: {exc}") from None
         except Exception as exc:

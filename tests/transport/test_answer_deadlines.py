@@ -1,8 +1,10 @@
-"""A stream whose answer stands still ends, though bytes keep coming: a server (or a proxy in
-front of a stalled model) that sends only keep-alive comments, empty events or a line a byte
-at a time meets httpx's read timeout on no read, and held a stream for as long as it liked.
-``timeout`` now bounds the wait for the answer too (``_stream.IdleWatch``); a slow answer, and
-the caller's own time between chunks, are never cut. Scripted servers, sync and async."""
+"""An answer that stands still ends, though bytes keep coming. httpx's read timeout bounds each
+read, so a server (or a proxy in front of a stalled model) that sends only keep-alive comments,
+empty events, a line a byte at a time, or a whole answer a few bytes at a time, held a call for
+as long as it liked. ``timeout`` now bounds the wait for a stream's answer
+(``_stream.IdleWatch``) and for a whole body after its headers (``_http._BodyDeadline``) too; a
+slow stream, and the caller's own time between chunks, are never cut. Scripted servers, sync
+and async."""
 
 from __future__ import annotations
 
@@ -200,3 +202,77 @@ def test_before_the_first_chunk_it_is_retried_as_a_silent_read_is(method: str) -
     assert "".join(seen) == "Hi"
     assert len(chats) == 2
     assert took < 3.0, f"retried after {took:.1f} s, not after about the timeout"
+
+
+def trickling(status: int, body: bytes, every: float = 0.02) -> Callable[[Peer], None]:
+    """Answers the chat request with its headers at once, then ``body`` a byte at a time."""
+
+    def handler(peer: Peer) -> None:
+        if not chat_request(peer):
+            return
+        head = response(status, body)[: -len(body)]
+        started = time.monotonic()
+        with contextlib.suppress(OSError):  # until the client leaves
+            peer.sock.sendall(head)
+            for byte in body:
+                if time.monotonic() - started > SERVER_GIVES_UP or peer.server.stopped.wait(every):
+                    return
+                peer.sock.sendall(bytes([byte]))
+
+    return handler
+
+
+ANSWER = json.dumps(
+    {
+        "id": "c",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}
+        ],
+    }
+).encode()
+ERROR = json.dumps({"object": "error", "message": "x" * 200, "code": 400}).encode()
+
+
+@pytest.mark.parametrize("method", ["chat", "achat"])
+@pytest.mark.parametrize(("status", "body"), [(200, ANSWER), (400, ERROR)], ids=["200", "400"])
+def test_a_whole_answer_sent_a_byte_at_a_time_ends_with_a_read_timeout(
+    method: str, status: int, body: bytes
+) -> None:
+    messages = [ChatMessage(role="user", content="hi")]
+    with Server(trickling(status, body)) as server:
+        llm = llm_for(server)
+        started = time.monotonic()
+        call = llm.chat if method == "chat" else lambda m: asyncio.run(llm.achat(m))
+        with pytest.raises(httpx.ReadTimeout) as caught:
+            call(messages)
+        took = time.monotonic() - started
+        llm.close()
+    assert str(caught.value) == (
+        f"the answer's body did not arrive within {TIMEOUT:g} s of its headers: the server "
+        "sent it a piece at a time (timeout= bounds this as well as each read)"
+    )
+    assert caught.value.request.url == server.url() + "/v1/chat/completions"
+    assert took < 4 * TIMEOUT + 1.0, f"held {took:.1f} s"  # a byte each 20 ms: 5 s and more
+
+
+@pytest.mark.parametrize("method", ["chat", "achat"])
+def test_a_whole_answer_that_comes_in_time_is_read(method: str) -> None:
+    # The body in four pieces over half the timeout.
+    pieces = [
+        ANSWER[i : i + len(ANSWER) // 4 + 1] for i in range(0, len(ANSWER), len(ANSWER) // 4 + 1)
+    ]
+
+    def handler(peer: Peer) -> None:
+        if not chat_request(peer):
+            return
+        peer.send(response(200, ANSWER)[: -len(ANSWER)])
+        for piece in pieces:
+            time.sleep(TIMEOUT / 8)
+            peer.send(piece)
+
+    messages = [ChatMessage(role="user", content="hi")]
+    with Server(handler) as server:
+        llm = llm_for(server)
+        answer = llm.chat(messages) if method == "chat" else asyncio.run(llm.achat(messages))
+        llm.close()
+    assert answer.message.content == "Hi"
