@@ -226,10 +226,12 @@ request the connection closes after half the body), ``malformed_after`` (after N
 truncated line ``data: {"id": "chatcmpl-…", "choi`` then a normal end -> ``StreamingDecodeError``;
 non-streaming: a truncated JSON body), ``stream_error_after`` / ``stream_error_code`` /
 ``stream_error_message`` (after the role event and N more, ``data: {"error": {"message",
-"type", "code"}}`` then ``[DONE]``, on HTTP 200), ``path_contains``. Events are counted from the
-role event; ``[DONE]`` is an event too. Faults are consumed in FIFO order by every API request that
-matches, **before** routing and auth (like a gateway in front of the service), including 404s
-and 401s.
+"type", "code"}}`` then ``[DONE]``, on HTTP 200), ``stall_after`` / ``stall_seconds`` /
+``stall_keep_alive`` (after N events go silent for a while, or send ``: keep-alive``
+comments meanwhile, as a proxy in front of a stalled model does), ``path_contains``. Events are
+counted from the role event; ``[DONE]`` is an event too. Faults are consumed in FIFO order by
+every API request that matches, **before** routing and auth (like a gateway in front of the
+service), including 404s and 401s.
 
 Three ways in: ``Emulator.inject(...)`` in-process; a request header ``X-Emulator-Fault: <Fault
 as a JSON object>`` (that request only; ``count`` ignored; a bad header -> 400); or the control

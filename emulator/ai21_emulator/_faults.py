@@ -34,6 +34,9 @@ class Fault:
         stall_after: For streams: after this many events go silent, connection held open,
             for ``stall_seconds`` (then carry on) -- a server that hangs mid-answer.
         stall_seconds: How long a ``stall_after`` stall lasts.
+        stall_keep_alive: During a ``stall_after`` stall, send an SSE comment
+            (``: keep-alive``) every this many seconds: a proxy keeping the connection of a
+            stalled model open, so that no read ever times out. ``None`` (default): silence.
         stream_error_after: For streams: after the first event and this many more (0: right
             after the role event), send an error event ``data: {"error": {"message": ...,
             "type": ..., "code": ...}}`` and then ``data: [DONE]``, on HTTP 200: how vLLM reports
@@ -60,6 +63,7 @@ class Fault:
     malformed_after: int | None = None
     stall_after: int | None = None
     stall_seconds: float = 10.0
+    stall_keep_alive: float | None = None
     stream_error_after: int | None = None
     stream_error_code: int = 500
     stream_error_message: str = "The engine failed while generating (injected fault)."
@@ -78,6 +82,13 @@ class Fault:
             value = getattr(self, name)
             if not (_is_number(value) and value >= 0 and math.isfinite(value)):
                 raise ValueError(f"Fault.{name} must be a finite number >= 0, not {value!r}")
+        keep_alive = self.stall_keep_alive
+        if keep_alive is not None and not (
+            _is_number(keep_alive) and keep_alive > 0 and math.isfinite(keep_alive)
+        ):
+            raise ValueError(
+                f"Fault.stall_keep_alive must be a finite number > 0 or None, not {keep_alive!r}"
+            )
         if not (_is_int(self.stream_error_code) and 400 <= self.stream_error_code <= 599):
             raise ValueError(
                 "Fault.stream_error_code must be an HTTP error status 400-599, "

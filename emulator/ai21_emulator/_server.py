@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import sys
@@ -164,8 +165,9 @@ async def _stream(request: web.Request, reply: Response, fault: Fault | None) ->
     drop_after = fault.drop_after if fault is not None else None
     stall_after = fault.stall_after if fault is not None else None
     for index, event in enumerate(reply.events):
-        if stall_after is not None and index == stall_after and fault is not None:
-            await asyncio.sleep(fault.stall_seconds)
+        stalled = stall_after is not None and index == stall_after and fault is not None
+        if stalled and not await _stall(response, fault):  # type: ignore[arg-type]
+            return response
         if drop_after is not None and index >= drop_after:
             _abort(request)
             return response
@@ -178,6 +180,27 @@ async def _stream(request: web.Request, reply: Response, fault: Fault | None) ->
     with contextlib.suppress(ConnectionResetError):  # the last event's write found it gone
         await response.write_eof()
     return response
+
+
+KEEP_ALIVE = b": keep-alive\n\n"  # an SSE comment: clients skip it
+
+
+async def _stall(response: web.StreamResponse, fault: Fault) -> bool:
+    """A ``stall_after`` stall: silence, or keep-alive comments every ``stall_keep_alive``
+    seconds; False if the client left meanwhile."""
+    every = fault.stall_keep_alive
+    if every is None:
+        await asyncio.sleep(fault.stall_seconds)
+        return True
+    beats = max(math.ceil(fault.stall_seconds / every) - 1, 0)  # comments inside the stall
+    for _ in range(beats):
+        await asyncio.sleep(every)
+        try:
+            await response.write(KEEP_ALIVE)
+        except ConnectionResetError:
+            return False
+    await asyncio.sleep(max(fault.stall_seconds - beats * every, 0.0))
+    return True
 
 
 # -- control endpoints (no auth; loopback only) ---------------------------------------------

@@ -130,6 +130,20 @@ def test_stream_delay_spaces_the_events(emu: Emulator, client: AI21Client) -> No
     assert elapsed >= 0.02 * len(chunks)
 
 
+def test_stall_keep_alive_sends_comments_while_the_answer_stands_still(
+    emu: Emulator, http: httpx.Client
+) -> None:
+    emu.inject(Fault(stall_after=2, stall_seconds=0.3, stall_keep_alive=0.05))
+    lines = []
+    with http.stream("POST", CHAT, json={**BODY, "stream": True}, headers=auth(emu)) as reply:
+        lines = [line for line in reply.iter_lines() if line]
+    comments = [n for n, line in enumerate(lines) if line.startswith(":")]
+    # Between the second event and the third, five of them (not at the stall's very end).
+    assert [lines[n] for n in comments] == [": keep-alive"] * 5
+    assert comments == list(range(2, 7))
+    assert lines[-1] == "data: [DONE]"
+
+
 def drain(stream: Iterable[Any], into: list[Any]) -> None:
     for chunk in stream:
         into.append(chunk)
@@ -257,6 +271,9 @@ def test_control_endpoints(emu: Emulator, http: httpx.Client) -> None:
         {"malformed_after": 1.5},
         {"retry_after": 5},
         {"retry_after": "1\r\nX-Evil: 1"},
+        {"stall_keep_alive": 0},
+        {"stall_keep_alive": float("nan")},
+        {"stall_keep_alive": True},
     ],
 )
 def test_invalid_faults_are_rejected(kwargs: dict[str, Any]) -> None:
