@@ -106,7 +106,6 @@ SLOW_BEYOND_FIRST = {
     "test_the_basic_auth_of_the_users_own_client_is_masked",
     "test_timeout_bounds_each_attempt",
     "test_stream_stalled_mid_answer_raises_within_the_timeout",
-    "test_stream_kept_alive_with_no_more_answer_raises_within_about_the_timeout",
     "test_a_stream_with_no_answer_ends_with_a_read_timeout",  # 6 cases (tests/transport)
     "test_an_answer_that_stops_mid_way_is_an_interrupted_stream",
     "test_before_the_first_chunk_it_is_retried_as_a_silent_read_is",

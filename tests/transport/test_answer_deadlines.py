@@ -117,22 +117,29 @@ def deltas(llm: AI21, method: str, pause: float = 0.0) -> list[str]:
     return asyncio.run(run())
 
 
-@pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
-@pytest.mark.parametrize("filler", FILLERS)
-def test_a_stream_with_no_answer_ends_with_a_read_timeout(method: str, filler: str) -> None:
-    with Server(stalling(ROLE, *FILLERS[filler])) as server:
+def read_timeout_of(handler: Callable[[Peer], None], call: Callable[[AI21], object]) -> str:
+    """The message of the ``httpx.ReadTimeout`` that ``call`` raises on ``handler``'s server,
+    checked to name the request and to come within a few timeouts (the servers go on 8 s)."""
+    with Server(handler) as server:
         llm = llm_for(server)
         started = time.monotonic()
         with pytest.raises(httpx.ReadTimeout) as caught:
-            deltas(llm, method)
+            call(llm)
         took = time.monotonic() - started
         llm.close()
-    assert str(caught.value) == (
+    assert caught.value.request.url == server.url() + "/v1/chat/completions"
+    assert took < 4 * TIMEOUT + 1.0, f"held {took:.1f} s"
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
+@pytest.mark.parametrize("filler", FILLERS)
+def test_a_stream_with_no_answer_ends_with_a_read_timeout(method: str, filler: str) -> None:
+    message = read_timeout_of(stalling(ROLE, *FILLERS[filler]), lambda llm: deltas(llm, method))
+    assert message == (
         f"no part of the answer arrived for {TIMEOUT:g} s: the server sent only keep-alives, "
         "empty events or part of a line (timeout= bounds this wait as well as each read)"
     )
-    assert caught.value.request.url == server.url() + "/v1/chat/completions"
-    assert took < 4 * TIMEOUT + 1.0, f"held {took:.1f} s"  # about TIMEOUT; the server goes on 8 s
 
 
 @pytest.mark.parametrize("method", ["stream_chat", "astream_chat"])
@@ -233,26 +240,23 @@ ANSWER = json.dumps(
 ERROR = json.dumps({"object": "error", "message": "x" * 200, "code": 400}).encode()
 
 
+def answer(llm: AI21, method: str) -> str | None:
+    messages = [ChatMessage(role="user", content="hi")]
+    if method == "chat":
+        return llm.chat(messages).message.content
+    return asyncio.run(llm.achat(messages)).message.content
+
+
 @pytest.mark.parametrize("method", ["chat", "achat"])
 @pytest.mark.parametrize(("status", "body"), [(200, ANSWER), (400, ERROR)], ids=["200", "400"])
 def test_a_whole_answer_sent_a_byte_at_a_time_ends_with_a_read_timeout(
     method: str, status: int, body: bytes
 ) -> None:
-    messages = [ChatMessage(role="user", content="hi")]
-    with Server(trickling(status, body)) as server:
-        llm = llm_for(server)
-        started = time.monotonic()
-        call = llm.chat if method == "chat" else lambda m: asyncio.run(llm.achat(m))
-        with pytest.raises(httpx.ReadTimeout) as caught:
-            call(messages)
-        took = time.monotonic() - started
-        llm.close()
-    assert str(caught.value) == (
+    message = read_timeout_of(trickling(status, body), lambda llm: answer(llm, method))
+    assert message == (
         f"the answer's body did not arrive within {TIMEOUT:g} s of its headers: the server "
         "sent it a piece at a time (timeout= bounds this as well as each read)"
     )
-    assert caught.value.request.url == server.url() + "/v1/chat/completions"
-    assert took < 4 * TIMEOUT + 1.0, f"held {took:.1f} s"  # a byte each 20 ms: 5 s and more
 
 
 @pytest.mark.parametrize("method", ["chat", "achat"])
@@ -270,9 +274,7 @@ def test_a_whole_answer_that_comes_in_time_is_read(method: str) -> None:
             time.sleep(TIMEOUT / 8)
             peer.send(piece)
 
-    messages = [ChatMessage(role="user", content="hi")]
     with Server(handler) as server:
         llm = llm_for(server)
-        answer = llm.chat(messages) if method == "chat" else asyncio.run(llm.achat(messages))
+        assert answer(llm, method) == "Hi"
         llm.close()
-    assert answer.message.content == "Hi"
