@@ -180,12 +180,12 @@ class IdleWatch:
     and nothing reaches the caller between two such pieces.
     """
 
-    __slots__ = ("_kept", "_since", "_state", "request", "seconds")
+    __slots__ = ("_kept", "_request", "_seconds", "_since", "_state")
 
     def __init__(self, state: ChatStreamState, seconds: float, request: httpx.Request) -> None:
         self._state = state
-        self.seconds = seconds
-        self.request = request
+        self._seconds = seconds
+        self._request = request
         self._kept = -1  # what the state had kept at the last piece
         self._since: float | None = None  # when the pieces without progress began
 
@@ -199,12 +199,12 @@ class IdleWatch:
         now = time.monotonic()
         if self._since is None:
             self._since = now
-        elif now - self._since > self.seconds:
+        elif now - self._since > self._seconds:
             raise httpx.ReadTimeout(
-                f"no part of the answer arrived for {self.seconds:g} s: the server sent only "
+                f"no part of the answer arrived for {self._seconds:g} s: the server sent only "
                 "keep-alives, empty events or part of a line (timeout= bounds this wait as well "
                 "as each read)",
-                request=self.request,
+                request=self._request,
             )
 
 
